@@ -1,0 +1,56 @@
+// The records a client sees: an intent with its current state, and the events of its history.
+//
+// Payloads, checkpoints and results are JSON values (nlohmann::json); on the wire they travel as
+// msgpack. Times are Unix milliseconds (UTC). Thread safety: plain values.
+
+#ifndef HANDOFF_INTENT_H_
+#define HANDOFF_INTENT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "handoff/intent_status.h"
+
+namespace handoff {
+
+using Json = nlohmann::json;
+
+struct Intent {
+  std::string intent_id;    // UUIDv7, text form
+  std::string intent_type;  // intent.<name>.v<N>
+  std::string from_agent;   // agent://org/env/name
+  std::string to_agent;
+  Json payload;  // an object
+  std::string correlation_id;
+  std::string parent_id;
+  int64_t lease_ms = 0;
+
+  IntentStatus status = IntentStatus::kCreated;
+  std::string waiting_reason;     // HUMAN, AGENT, TOOL, TIME; empty unless WAITING
+  uint32_t delivery_attempt = 0;  // 0 until first delivered
+  Json checkpoint;                // null until the agent saves one
+  Json result;                    // null until COMPLETED
+  std::optional<ErrorInfo> error;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  uint32_t seq = 0;  // seq of the latest event
+  std::string origin_node;
+};
+
+struct Event {
+  std::string intent_id;
+  uint32_t seq = 0;         // per intent, strictly increasing from 1
+  std::string event_type;   // intent.created, intent.submitted, intent.delivered, ...
+  IntentStatus status = IntentStatus::kCreated;  // status after the event
+  int64_t at_ms = 0;
+  std::string node;   // node where it happened
+  std::string actor;  // agent address, "system", or the operator
+  Json details;       // event-specific object; may be null
+};
+
+}  // namespace handoff
+
+#endif  // HANDOFF_INTENT_H_

@@ -1,0 +1,223 @@
+#include "base/msgpack_io.h"
+
+#include <cstring>
+
+namespace handoff {
+
+void MsgWriter::CountItem() {
+  if (!frames_.empty() && !frames_.back().is_map) ++frames_.back().count;
+}
+
+void MsgWriter::BeginMap() {
+  CountItem();
+  frames_.push_back({buffer_.size(), 0, true});
+  const char header[5] = {static_cast<char>(0xdf), 0, 0, 0, 0};  // map32, patched in EndMap
+  buffer_.write(header, sizeof(header));
+}
+
+void MsgWriter::BeginArray() {
+  CountItem();
+  frames_.push_back({buffer_.size(), 0, false});
+  const char header[5] = {static_cast<char>(0xdd), 0, 0, 0, 0};  // array32
+  buffer_.write(header, sizeof(header));
+}
+
+void MsgWriter::Patch(const Frame& frame) {
+  char* p = buffer_.data() + frame.header_offset + 1;
+  p[0] = static_cast<char>(frame.count >> 24);
+  p[1] = static_cast<char>(frame.count >> 16);
+  p[2] = static_cast<char>(frame.count >> 8);
+  p[3] = static_cast<char>(frame.count);
+}
+
+void MsgWriter::EndMap() {
+  Patch(frames_.back());
+  frames_.pop_back();
+}
+
+void MsgWriter::EndArray() {
+  Patch(frames_.back());
+  frames_.pop_back();
+}
+
+void MsgWriter::Key(std::string_view key) {
+  ++frames_.back().count;
+  packer_.pack_str(static_cast<uint32_t>(key.size()));
+  packer_.pack_str_body(key.data(), static_cast<uint32_t>(key.size()));
+}
+
+void MsgWriter::String(std::string_view v) {
+  CountItem();
+  packer_.pack_str(static_cast<uint32_t>(v.size()));
+  packer_.pack_str_body(v.data(), static_cast<uint32_t>(v.size()));
+}
+
+void MsgWriter::Int(int64_t v) {
+  CountItem();
+  packer_.pack_int64(v);
+}
+
+void MsgWriter::Uint(uint64_t v) {
+  CountItem();
+  packer_.pack_uint64(v);
+}
+
+void MsgWriter::Bool(bool v) {
+  CountItem();
+  if (v) {
+    packer_.pack_true();
+  } else {
+    packer_.pack_false();
+  }
+}
+
+void MsgWriter::Nil() {
+  CountItem();
+  packer_.pack_nil();
+}
+
+void MsgWriter::Raw(std::string_view encoded) {
+  if (encoded.empty()) {
+    Nil();
+    return;
+  }
+  CountItem();
+  buffer_.write(encoded.data(), encoded.size());
+}
+
+Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
+  if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
+  msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
+                              limits.max_string, limits.max_string, limits.max_depth);
+  size_t offset = 0;
+  try {
+    msgpack::object_handle handle =
+        msgpack::unpack(data.data(), data.size(), offset, nullptr, nullptr, limit);
+    if (offset != data.size()) {
+      return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
+                                     " trailing bytes after the first value");
+    }
+    return handle;
+  } catch (const msgpack::insufficient_bytes&) {
+    return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
+  } catch (const msgpack::depth_size_overflow&) {
+    return Status::InvalidArgument("msgpack value is nested too deeply");
+  } catch (const msgpack::size_overflow& e) {
+    return Status::InvalidArgument(std::string("msgpack value exceeds a size limit: ") + e.what());
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
+  }
+}
+
+std::string Pack(const msgpack::object& object) {
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, object);
+  return std::string(buffer.data(), buffer.size());
+}
+
+std::string_view MsgTypeName(const msgpack::object& object) {
+  switch (object.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "a float";
+    case msgpack::type::STR: return "a string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "an array";
+    case msgpack::type::MAP: return "a map";
+    case msgpack::type::EXT: return "an extension value";
+  }
+  return "an unknown type";
+}
+
+Status WrongType(std::string_view key, std::string_view expected, const msgpack::object& got) {
+  return Status::InvalidArgument("field '" + std::string(key) + "' must be " +
+                                 std::string(expected) + ", not " + std::string(MsgTypeName(got)));
+}
+
+Result<MapReader> MapReader::From(const msgpack::object& object, std::string_view what) {
+  if (object.type != msgpack::type::MAP) {
+    return Status::InvalidArgument(std::string(what) + " must be a msgpack map, not " +
+                                   std::string(MsgTypeName(object)));
+  }
+  return MapReader(&object.via.map);
+}
+
+const msgpack::object* MapReader::Find(std::string_view key) const {
+  for (uint32_t i = 0; i < map_->size; ++i) {
+    const msgpack::object_kv& kv = map_->ptr[i];
+    if (kv.key.type == msgpack::type::STR && kv.key.via.str.size == key.size() &&
+        std::memcmp(kv.key.via.str.ptr, key.data(), key.size()) == 0) {
+      return kv.val.type == msgpack::type::NIL ? nullptr : &kv.val;
+    }
+  }
+  return nullptr;
+}
+
+Status MapReader::String(std::string_view key, std::string* out) const {
+  if (!Has(key)) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
+  return OptString(key, out);
+}
+
+Status MapReader::Uint(std::string_view key, uint64_t* out) const {
+  if (!Has(key)) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
+  return OptUint(key, out);
+}
+
+Status MapReader::Object(std::string_view key, const msgpack::object** out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
+  *out = o;
+  return Status::OK();
+}
+
+Status MapReader::OptString(std::string_view key, std::string* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type != msgpack::type::STR) return WrongType(key, "a string", *o);
+  out->assign(o->via.str.ptr, o->via.str.size);
+  return Status::OK();
+}
+
+Status MapReader::OptUint(std::string_view key, uint64_t* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type != msgpack::type::POSITIVE_INTEGER) {
+    return WrongType(key, "a non-negative integer", *o);
+  }
+  *out = o->via.u64;
+  return Status::OK();
+}
+
+Status MapReader::OptInt(std::string_view key, int64_t* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type == msgpack::type::NEGATIVE_INTEGER) {
+    *out = o->via.i64;
+  } else if (o->type == msgpack::type::POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+    *out = static_cast<int64_t>(o->via.u64);
+  } else {
+    return WrongType(key, "an integer", *o);
+  }
+  return Status::OK();
+}
+
+Status MapReader::OptBool(std::string_view key, bool* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type != msgpack::type::BOOLEAN) return WrongType(key, "a boolean", *o);
+  *out = o->via.boolean;
+  return Status::OK();
+}
+
+Status MapReader::OptMap(std::string_view key, std::optional<MapReader>* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type != msgpack::type::MAP) return WrongType(key, "a map", *o);
+  *out = MapReader(&o->via.map);
+  return Status::OK();
+}
+
+}  // namespace handoff

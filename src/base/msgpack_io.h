@@ -1,0 +1,128 @@
+// Small helpers over msgpack-c shared by the storage records and both wire protocols.
+//
+// MsgWriter builds nested maps and arrays without counting their entries in advance: it writes
+// a 32-bit map or array header and patches the count when the container ends (msgpack readers
+// must accept a wider header than the minimum). MapReader reads a decoded map field by field and
+// turns every type mismatch into an InvalidArgument naming the field. Unpack never throws: it
+// maps msgpack-c's exceptions to Status at this boundary.
+//
+// Thread safety: values; one thread at a time per object.
+
+#ifndef HANDOFF_BASE_MSGPACK_IO_H_
+#define HANDOFF_BASE_MSGPACK_IO_H_
+
+#define MSGPACK_NO_BOOST 1
+#include <msgpack.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "handoff/status.h"
+
+namespace handoff {
+
+class MsgWriter {
+ public:
+  MsgWriter() : packer_(buffer_) {}
+  MsgWriter(const MsgWriter&) = delete;
+  MsgWriter& operator=(const MsgWriter&) = delete;
+
+  void BeginMap();
+  void EndMap();
+  void BeginArray();
+  void EndArray();
+
+  // Inside a map: the key of the next entry.
+  void Key(std::string_view key);
+
+  // Values (inside an array, or after Key).
+  void String(std::string_view v);
+  void Int(int64_t v);
+  void Uint(uint64_t v);
+  void Bool(bool v);
+  void Nil();
+  // A value that is already msgpack-encoded (a payload, say); nil if empty.
+  void Raw(std::string_view encoded);
+
+  // Key-and-value shorthands.
+  void Field(std::string_view k, std::string_view v) { Key(k); String(v); }
+  void Field(std::string_view k, const char* v) { Key(k); String(v); }
+  void Field(std::string_view k, const std::string& v) { Key(k); String(v); }
+  void Field(std::string_view k, int64_t v) { Key(k); Int(v); }
+  void Field(std::string_view k, uint64_t v) { Key(k); Uint(v); }
+  void Field(std::string_view k, uint32_t v) { Key(k); Uint(v); }
+  void Field(std::string_view k, int v) { Key(k); Int(v); }
+  void Field(std::string_view k, bool v) { Key(k); Bool(v); }
+  void FieldRaw(std::string_view k, std::string_view encoded) { Key(k); Raw(encoded); }
+
+  std::string_view view() const { return {buffer_.data(), buffer_.size()}; }
+  size_t size() const { return buffer_.size(); }
+  std::string str() const { return std::string(view()); }
+
+ private:
+  struct Frame {
+    size_t header_offset;
+    uint32_t count;
+    bool is_map;
+  };
+  void CountItem();  // a value begins: arrays count it here, maps count keys
+  void Patch(const Frame& frame);
+
+  msgpack::sbuffer buffer_;
+  msgpack::packer<msgpack::sbuffer> packer_;
+  std::vector<Frame> frames_;
+};
+
+// Limits applied to every decode, so a hostile frame cannot make us allocate without bound.
+struct UnpackLimits {
+  size_t max_depth = 64;
+  size_t max_container = 1 << 20;     // entries of one map or array
+  size_t max_string = 64 << 20;       // bytes of one str/bin/ext
+};
+
+// Decodes exactly one msgpack value occupying all of `data`. The returned handle owns a zone
+// whose strings may point into `data`, so `data` must outlive it.
+Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
+
+// Encodes one decoded value again (to store a sub-object, such as a payload, as bytes).
+std::string Pack(const msgpack::object& object);
+
+std::string_view MsgTypeName(const msgpack::object& object);
+
+class MapReader {
+ public:
+  // InvalidArgument unless `object` is a map; `what` names it in messages ("request").
+  static Result<MapReader> From(const msgpack::object& object, std::string_view what);
+
+  // nullptr if absent. A nil value counts as absent.
+  const msgpack::object* Find(std::string_view key) const;
+  bool Has(std::string_view key) const { return Find(key) != nullptr; }
+
+  // Required fields: InvalidArgument if missing or of the wrong type.
+  Status String(std::string_view key, std::string* out) const;
+  Status Uint(std::string_view key, uint64_t* out) const;
+  Status Object(std::string_view key, const msgpack::object** out) const;
+
+  // Optional fields: leave *out unchanged when absent; InvalidArgument on the wrong type.
+  Status OptString(std::string_view key, std::string* out) const;
+  Status OptUint(std::string_view key, uint64_t* out) const;
+  Status OptInt(std::string_view key, int64_t* out) const;
+  Status OptBool(std::string_view key, bool* out) const;
+  Status OptMap(std::string_view key, std::optional<MapReader>* out) const;
+
+  const msgpack::object_map& map() const { return *map_; }
+
+ private:
+  explicit MapReader(const msgpack::object_map* map) : map_(map) {}
+  const msgpack::object_map* map_;
+};
+
+// "field 'x' must be a string, not an integer".
+Status WrongType(std::string_view key, std::string_view expected, const msgpack::object& got);
+
+}  // namespace handoff
+
+#endif  // HANDOFF_BASE_MSGPACK_IO_H_

@@ -1,0 +1,144 @@
+#include "base/records.h"
+
+namespace handoff {
+namespace {
+
+Status ReadStatus(const MapReader& m, std::string_view key, IntentStatus* out) {
+  std::string name;
+  HANDOFF_RETURN_IF_ERROR(m.OptString(key, &name));
+  if (name.empty()) return Status::OK();
+  auto parsed = ParseIntentStatus(name);
+  if (!parsed) return Status::InvalidArgument("unknown status '" + name + "'");
+  *out = *parsed;
+  return Status::OK();
+}
+
+Status ReadId(const MapReader& m, IntentId* out) {
+  std::string text;
+  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &text));
+  HANDOFF_ASSIGN_OR_RETURN(*out, IntentId::Parse(text));
+  return Status::OK();
+}
+
+template <typename T>
+Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
+  uint64_t v = *out;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint(key, &v));
+  if (v > UINT32_MAX) return Status::InvalidArgument("field '" + std::string(key) + "' too large");
+  *out = static_cast<T>(v);
+  return Status::OK();
+}
+
+}  // namespace
+
+void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
+  w.Field("intent_id", r.id.ToString());
+  w.Field("intent_type", r.intent_type);
+  w.Field("from_agent", r.from_agent);
+  w.Field("to_agent", r.to_agent);
+  if (!r.correlation_id.empty()) w.Field("correlation_id", r.correlation_id);
+  if (!r.parent_id.empty()) w.Field("parent_id", r.parent_id);
+  w.Field("origin_node", r.origin_node);
+  w.Field("lease_ms", r.lease_ms);
+  w.Field("status", IntentStatusName(r.status));
+  if (!r.waiting_reason.empty()) w.Field("waiting_reason", r.waiting_reason);
+  w.Field("delivery_attempt", r.delivery_attempt);
+  if (r.has_checkpoint) w.Field("has_checkpoint", true);
+  if (r.error) {
+    w.Key("error");
+    w.BeginMap();
+    w.Field("code", r.error->code);
+    w.Field("message", r.error->message);
+    w.Field("retryable", r.error->retryable);
+    w.EndMap();
+  }
+  w.Field("created_at", r.created_at_ms);
+  w.Field("updated_at", r.updated_at_ms);
+  w.Field("seq", r.seq);
+}
+
+void WriteEventFields(MsgWriter& w, const EventRecord& e) {
+  w.Field("intent_id", e.id.ToString());
+  w.Field("seq", e.seq);
+  w.Field("event_type", e.event_type);
+  w.Field("status", IntentStatusName(e.status));
+  w.Field("at", e.at_ms);
+  w.Field("node", e.node);
+  w.Field("actor", e.actor);
+  if (!e.details.empty()) w.FieldRaw("details", e.details);
+}
+
+std::string EncodeIntent(const IntentRecord& r) {
+  MsgWriter w;
+  w.BeginMap();
+  WriteIntentFields(w, r);
+  w.EndMap();
+  return w.str();
+}
+
+std::string EncodeEvent(const EventRecord& e) {
+  MsgWriter w;
+  w.BeginMap();
+  WriteEventFields(w, e);
+  w.EndMap();
+  return w.str();
+}
+
+Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
+  HANDOFF_RETURN_IF_ERROR(ReadId(m, &r->id));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("intent_type", &r->intent_type));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("from_agent", &r->from_agent));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("to_agent", &r->to_agent));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("correlation_id", &r->correlation_id));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("parent_id", &r->parent_id));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("origin_node", &r->origin_node));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &r->lease_ms));
+  HANDOFF_RETURN_IF_ERROR(ReadStatus(m, "status", &r->status));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("waiting_reason", &r->waiting_reason));
+  HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "delivery_attempt", &r->delivery_attempt));
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &r->has_checkpoint));
+  std::optional<MapReader> error;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
+  if (error) {
+    ErrorInfo info;
+    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
+    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
+    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
+    r->error = std::move(info);
+  }
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("created_at", &r->created_at_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("updated_at", &r->updated_at_ms));
+  return ReadUint32(m, "seq", &r->seq);
+}
+
+Status ReadEventFields(const MapReader& m, EventRecord* e) {
+  HANDOFF_RETURN_IF_ERROR(ReadId(m, &e->id));
+  HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "seq", &e->seq));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("event_type", &e->event_type));
+  HANDOFF_RETURN_IF_ERROR(ReadStatus(m, "status", &e->status));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("at", &e->at_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("node", &e->node));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &e->actor));
+  if (const msgpack::object* details = m.Find("details")) e->details = Pack(*details);
+  return Status::OK();
+}
+
+Result<IntentRecord> DecodeIntent(std::string_view bytes) {
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(bytes));
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "intent record"));
+  IntentRecord r;
+  Status s = ReadIntentFields(m, &r);
+  if (!s.ok()) return Status::Corruption("intent record: " + s.message());
+  return r;
+}
+
+Result<EventRecord> DecodeEvent(std::string_view bytes) {
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(bytes));
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "event record"));
+  EventRecord e;
+  Status s = ReadEventFields(m, &e);
+  if (!s.ok()) return Status::Corruption("event record: " + s.message());
+  return e;
+}
+
+}  // namespace handoff

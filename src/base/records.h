@@ -1,0 +1,74 @@
+// The intent and event records every layer shares, and their msgpack encoding: storage keeps
+// them in its tables, the daemon sends them to clients, clients decode them.
+//
+// Records are msgpack maps with the same field names as the agent protocol (docs/protocol.md),
+// so a stored record reads like a wire record. Decoding ignores unknown fields and defaults
+// missing ones, so a newer writer's records remain readable. Payload, checkpoint and result are
+// not part of IntentRecord: they live in the blobs table and are written only when they change.
+//
+// Thread safety: plain values and pure functions.
+
+#ifndef HANDOFF_BASE_RECORDS_H_
+#define HANDOFF_BASE_RECORDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/intent_id.h"
+#include "base/msgpack_io.h"
+#include "handoff/intent_status.h"
+#include "handoff/status.h"
+
+namespace handoff {
+
+struct IntentRecord {
+  IntentId id;
+  std::string intent_type;
+  std::string from_agent;
+  std::string to_agent;
+  std::string correlation_id;
+  std::string parent_id;
+  std::string origin_node;
+  int64_t lease_ms = 0;
+
+  IntentStatus status = IntentStatus::kCreated;
+  std::string waiting_reason;
+  uint32_t delivery_attempt = 0;
+  bool has_checkpoint = false;
+  std::optional<ErrorInfo> error;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  uint32_t seq = 0;  // seq of the latest event
+};
+
+struct EventRecord {
+  IntentId id;
+  uint32_t seq = 0;
+  std::string event_type;
+  IntentStatus status = IntentStatus::kCreated;
+  int64_t at_ms = 0;
+  std::string node;
+  std::string actor;
+  std::string details;  // one encoded msgpack map, or empty
+};
+
+// Writes the record's fields into an open map (the caller owns BeginMap/EndMap), so the same
+// fields can be embedded in a wire message next to the blobs.
+void WriteIntentFields(MsgWriter& w, const IntentRecord& r);
+void WriteEventFields(MsgWriter& w, const EventRecord& e);
+
+std::string EncodeIntent(const IntentRecord& r);
+std::string EncodeEvent(const EventRecord& e);
+
+// Decodes from a map reader; used for stored bytes and for wire messages alike.
+Status ReadIntentFields(const MapReader& m, IntentRecord* r);
+Status ReadEventFields(const MapReader& m, EventRecord* e);
+
+Result<IntentRecord> DecodeIntent(std::string_view bytes);
+Result<EventRecord> DecodeEvent(std::string_view bytes);
+
+}  // namespace handoff
+
+#endif  // HANDOFF_BASE_RECORDS_H_

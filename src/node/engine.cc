@@ -1,0 +1,376 @@
+#include "node/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include "base/names.h"
+#include "base/units.h"
+#include "node/lifecycle.h"
+
+namespace handoff::node {
+namespace {
+
+constexpr size_t kMaxIdFieldLength = 255;
+
+std::string AttemptDetails(uint32_t attempt) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("attempt", attempt);
+  w.EndMap();
+  return w.str();
+}
+
+Status CheckSize(std::string_view what, size_t size, uint64_t limit) {
+  if (size <= limit) return Status::OK();
+  return Status::InvalidArgument(std::string(what) + " is " + std::to_string(size) +
+                                 " bytes encoded; the limit is " + std::to_string(limit) +
+                                 " (max_payload_bytes)");
+}
+
+}  // namespace
+
+Engine::Engine(storage::Store& store, const Clock& clock, EngineOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+Status Engine::Recover() {
+  HANDOFF_ASSIGN_OR_RETURN(Txn txn, store_.BeginRead());
+  counts_.fill(0);
+  const int64_t now = clock_.NowMs();
+  return store_.ScanIntents(txn, [&](const IntentRecord& r) {
+    ++counts_[static_cast<size_t>(r.status)];
+    if (IsLeased(r.status)) leases_.Arm(r.id, r.delivery_attempt, now + r.lease_ms);
+    if (r.status == IntentStatus::kSubmitted) ready_.insert(r.to_agent);
+    return true;
+  });
+}
+
+void Engine::Commit(const Batch& batch) {
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
+  ready_.insert(batch.ready.begin(), batch.ready.end());
+}
+
+bool Engine::LeaseExpiryDue() const {
+  auto next = leases_.NextExpiry();
+  return next && *next <= clock_.NowMs();
+}
+
+Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
+  return store_.GetIntent(txn, id, out);
+}
+
+Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
+                      std::string_view actor, std::string details) {
+  const int64_t now = clock_.NowMs();
+  r.updated_at_ms = now;
+  ++r.seq;
+  EventRecord e;
+  e.id = r.id;
+  e.seq = r.seq;
+  e.event_type = std::string(event_type);
+  e.status = r.status;
+  e.at_ms = now;
+  e.node = options_.node_name;
+  e.actor = std::string(actor);
+  e.details = std::move(details);
+  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  return store_.PutIntent(txn, r);
+}
+
+Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
+                          std::string_view event_type, std::string_view actor,
+                          std::string details) {
+  HANDOFF_RETURN_IF_ERROR(CheckTransition(r.status, to));
+  const IntentStatus from = r.status;
+  r.status = to;
+  if (to != IntentStatus::kWaiting) r.waiting_reason.clear();
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, event_type, actor, std::move(details)));
+  --batch.status_delta[static_cast<size_t>(from)];
+  ++batch.status_delta[static_cast<size_t>(to)];
+  if (IsLeased(from) && !IsLeased(to)) {
+    leases_.Disarm(r.id);
+    batch.released.push_back(r.id);
+  }
+  if (IsTerminal(to)) batch.settled.push_back(r.id);
+  return Status::OK();
+}
+
+Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {
+  if (*attempt == 0) *attempt = r.delivery_attempt;
+  if (r.status == IntentStatus::kCanceled) {
+    return Status::Cancelled("intent " + r.id.ToString() + " was canceled; stop working on it");
+  }
+  if (IsTerminal(r.status)) {
+    return Status::Conflict("intent " + r.id.ToString() + " has already ended as " +
+                            std::string(IntentStatusName(r.status)));
+  }
+  if (*attempt != r.delivery_attempt) {
+    return Status::Conflict("lease lost: intent " + r.id.ToString() + " was delivered again (now attempt " +
+                            std::to_string(r.delivery_attempt) + "); attempt " +
+                            std::to_string(*attempt) + " no longer holds it");
+  }
+  if (!IsLeased(r.status)) {
+    return Status::Conflict("lease lost: intent " + r.id.ToString() + " is " +
+                            std::string(IntentStatusName(r.status)) +
+                            ", not leased to an agent (its lease may have expired)");
+  }
+  return Status::OK();
+}
+
+void Engine::ArmLease(const IntentRecord& r) {
+  leases_.Arm(r.id, r.delivery_attempt, clock_.NowMs() + r.lease_ms);
+}
+
+Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
+  HANDOFF_RETURN_IF_ERROR(ValidateIntentType(p.intent_type));
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(p.to_agent));
+  std::string from = p.from_agent.empty() ? "agent://" + options_.node_name + "/local/anonymous"
+                                          : p.from_agent;
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(from));
+  HANDOFF_RETURN_IF_ERROR(CheckSize("payload", p.payload.size(), options_.max_payload_bytes));
+  if (p.correlation_id.size() > kMaxIdFieldLength) {
+    return Status::InvalidArgument("correlation_id is longer than 255 bytes");
+  }
+  if (!p.parent_id.empty()) HANDOFF_RETURN_IF_ERROR(IntentId::Parse(p.parent_id).status());
+  int64_t lease_ms = p.lease_ms == 0 ? options_.default_lease_ms : p.lease_ms;
+  if (lease_ms < kMinLeaseMs || lease_ms > kMaxLeaseMs) {
+    return Status::InvalidArgument("lease " + FormatDurationMs(lease_ms) +
+                                   " is out of range: use 100ms to 24h");
+  }
+
+  const int64_t now = clock_.NowMs();
+  IntentRecord r;
+  r.id = p.intent_id ? *p.intent_id : NewIntentId(now);
+  if (r.id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
+
+  IntentRecord existing;
+  Status found = Load(txn, r.id, &existing);
+  if (found.ok()) {
+    std::string payload;
+    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &payload));
+    if (existing.intent_type != p.intent_type || existing.to_agent != p.to_agent ||
+        existing.from_agent != from || payload != p.payload) {
+      return Status::AlreadyExists("intent " + r.id.ToString() +
+                                   " already exists with different content");
+    }
+    return SendResult{std::move(existing), false};
+  }
+  if (!found.IsNotFound()) return found;
+
+  r.intent_type = p.intent_type;
+  r.from_agent = std::move(from);
+  r.to_agent = p.to_agent;
+  r.correlation_id = p.correlation_id;
+  r.parent_id = p.parent_id;
+  r.origin_node = options_.node_name;
+  r.lease_ms = lease_ms;
+  r.status = IntentStatus::kCreated;
+  r.created_at_ms = now;
+  ++batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
+
+  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, p.payload));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.created", r.from_agent, {}));
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted",
+                                     r.from_agent, {}));
+  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  batch.ready.insert(r.to_agent);
+  return SendResult{std::move(r), true};
+}
+
+Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
+                                    std::string_view actor, std::string_view reason) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  if (IsTerminal(r.status)) {
+    return Status::Conflict("intent " + id.ToString() + " has already ended as " +
+                            std::string(IntentStatusName(r.status)) + "; it cannot be canceled");
+  }
+  if (r.status == IntentStatus::kSubmitted) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  MsgWriter details;
+  details.BeginMap();
+  if (!reason.empty()) details.Field("reason", reason);
+  details.Field("previous_status", IntentStatusName(r.status));
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCanceled, "intent.canceled",
+                                     actor.empty() ? "operator" : actor, details.str()));
+  return r;
+}
+
+Result<IntentRecord> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                 bool start) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  if (r.status == IntentStatus::kDelivered) {
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kAcknowledged,
+                                       "intent.acknowledged", r.to_agent, AttemptDetails(attempt)));
+  }
+  if (start && r.status == IntentStatus::kAcknowledged) {
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
+                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
+  }
+  ArmLease(r);
+  return r;
+}
+
+Result<HeartbeatResult> Engine::Heartbeat(Txn& txn, Batch& batch, const IntentId& id,
+                                          uint32_t attempt) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  if (r.status != IntentStatus::kInProgress) {
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
+                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
+  }
+  ArmLease(r);
+  return HeartbeatResult{r, clock_.NowMs() + r.lease_ms};
+}
+
+Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& id,
+                                        uint32_t attempt, std::string_view state) {
+  HANDOFF_RETURN_IF_ERROR(CheckSize("checkpoint", state.size(), options_.max_payload_bytes));
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  if (r.status != IntentStatus::kInProgress) {
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
+                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
+  }
+  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kCheckpoint, state));
+  r.has_checkpoint = true;
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("attempt", attempt);
+  details.Field("bytes", static_cast<uint64_t>(state.size()));
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.checkpointed", r.to_agent, details.str()));
+  ArmLease(r);
+  return r;
+}
+
+Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id,
+                                      uint32_t attempt, std::string_view result) {
+  HANDOFF_RETURN_IF_ERROR(CheckSize("result", result.size(), options_.max_payload_bytes));
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
+  if (r.status == IntentStatus::kCompleted && asked == r.delivery_attempt) return r;  // a retry
+  // A result that arrives after the lease expired, before the intent went out again, still
+  // counts: the work is done, and redelivering it would only repeat it.
+  const bool late = r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 &&
+                    asked == r.delivery_attempt;
+  if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  if (!result.empty()) HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kResult, result));
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCompleted, "intent.completed",
+                                     r.to_agent, AttemptDetails(asked)));
+  return r;
+}
+
+Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                  const ErrorInfo& error) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
+  if (r.status == IntentStatus::kFailed && asked == r.delivery_attempt) return r;  // a retry
+  const bool late = r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 &&
+                    asked == r.delivery_attempt;
+  if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  r.error = error;
+  if (r.error->code.empty()) r.error->code = "agent_error";
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("attempt", asked);
+  details.Field("code", r.error->code);
+  details.Field("message", r.error->message);
+  details.Field("retryable", r.error->retryable);
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed",
+                                     r.to_agent, details.str()));
+  return r;
+}
+
+Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
+                                                      const std::string& address) {
+  while (true) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentId> next, store_.FirstQueued(txn, address));
+    if (!next) {
+      ready_.erase(address);
+      return std::optional<IntentView>();
+    }
+    HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, address, *next));
+    IntentView view;
+    Status s = Load(txn, *next, &view.record);
+    if (s.IsNotFound() || (s.ok() && view.record.status != IntentStatus::kSubmitted)) {
+      // A queue entry without a SUBMITTED intent behind it cannot be delivered; dropping it is
+      // the repair. Not expected: every transition out of SUBMITTED dequeues.
+      spdlog::warn("dropped stale queue entry for intent {} at {}", next->ToString(), address);
+      continue;
+    }
+    HANDOFF_RETURN_IF_ERROR(s);
+    IntentRecord& r = view.record;
+    ++r.delivery_attempt;
+    MsgWriter details;
+    details.BeginMap();
+    details.Field("attempt", r.delivery_attempt);
+    details.Field("lease_ms", r.lease_ms);
+    details.EndMap();
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kDelivered, "intent.delivered",
+                                       "system", details.str()));
+    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &view.payload));
+    if (r.has_checkpoint) {
+      HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &view.checkpoint));
+    }
+    ArmLease(r);
+    return std::optional<IntentView>(std::move(view));
+  }
+}
+
+Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
+  size_t expired = 0;
+  for (const LeaseTable::Expired& lease : leases_.TakeExpired(clock_.NowMs(), max)) {
+    IntentRecord r;
+    Status s = Load(txn, lease.id, &r);
+    if (s.IsNotFound()) continue;
+    HANDOFF_RETURN_IF_ERROR(s);
+    if (!IsLeased(r.status) || r.delivery_attempt != lease.attempt) continue;  // stale entry
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
+                                       "intent.lease_expired", "system",
+                                       AttemptDetails(lease.attempt)));
+    HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+    batch.ready.insert(r.to_agent);
+    spdlog::info("lease of intent {} (attempt {}) expired; it will be delivered again to {}",
+                 r.id.ToString(), lease.attempt, r.to_agent);
+    ++expired;
+  }
+  return expired;
+}
+
+Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &out->record));
+  HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, id, BlobKind::kPayload, &out->payload));
+  Status s = store_.GetBlob(txn, id, BlobKind::kCheckpoint, &out->checkpoint);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  s = store_.GetBlob(txn, id, BlobKind::kResult, &out->result);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  return Status::OK();
+}
+
+Status Engine::Events(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
+                      std::vector<EventRecord>* out) const {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  return store_.ListEvents(txn, id, since, limit, out);
+}
+
+Status Engine::List(const Txn& txn, const ListFilter& filter,
+                    std::vector<IntentRecord>* out) const {
+  return store_.ScanIntents(txn, [&](const IntentRecord& r) {
+    if (filter.status && r.status != *filter.status) return true;
+    if (!filter.to_agent.empty() && r.to_agent != filter.to_agent) return true;
+    if (!filter.from_agent.empty() && r.from_agent != filter.from_agent) return true;
+    out->push_back(r);
+    return out->size() < filter.limit;
+  });
+}
+
+}  // namespace handoff::node

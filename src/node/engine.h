@@ -1,0 +1,176 @@
+// Engine: the intent lifecycle over the store; the logic of a node without its sockets.
+//
+// Every mutating call runs inside a write transaction the caller owns and records what must
+// happen once that transaction is durable in a Batch (intents that ended, leases released,
+// status counts). The caller commits many calls at once (group commit), then hands the Batch to
+// Commit(); if the commit fails it drops the Batch instead, and the in-memory state stays as it
+// was. Time comes from the injected Clock, so tests drive leases with a ManualClock.
+//
+// Agents name the delivery they work on by `attempt` (the intent's delivery_attempt when it was
+// pushed to them). A call for an older attempt is refused as "lease lost": the intent has been
+// delivered again since. attempt 0 means "the current one", for tools that do not track it.
+//
+// Thread safety: none. One loop thread owns the Engine and the write transaction.
+
+#ifndef HANDOFF_NODE_ENGINE_H_
+#define HANDOFF_NODE_ENGINE_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/intent_id.h"
+#include "base/records.h"
+#include "handoff/status.h"
+#include "node/lease_table.h"
+#include "storage/store.h"
+
+namespace handoff::node {
+
+using storage::Txn;
+using storage::BlobKind;
+
+struct EngineOptions {
+  // This node's name, recorded in every event. Required.
+  std::string node_name;
+  // Lease of an intent whose sender set none. Default: 30 s.
+  int64_t default_lease_ms = 30'000;
+  // Largest accepted payload, checkpoint or result, in encoded bytes. Default: 1 MiB.
+  uint64_t max_payload_bytes = 1 << 20;
+};
+
+// Shortest and longest lease an intent may ask for.
+inline constexpr int64_t kMinLeaseMs = 100;
+inline constexpr int64_t kMaxLeaseMs = 24LL * 3600 * 1000;
+
+// A send request after the wire layer decoded it; the Engine validates the rest.
+struct SendParams {
+  std::optional<IntentId> intent_id;  // chosen by the client, making retries idempotent
+  std::string intent_type;
+  std::string from_agent;  // empty: agent://<node>/local/anonymous
+  std::string to_agent;
+  std::string payload;  // one encoded msgpack map
+  std::string correlation_id;
+  std::string parent_id;
+  int64_t lease_ms = 0;  // 0: the node default
+};
+
+struct SendResult {
+  IntentRecord record;
+  bool created = false;  // false: an earlier send with the same intent id already stored it
+};
+
+// An intent with its blobs (each empty when absent).
+struct IntentView {
+  IntentRecord record;
+  std::string payload;
+  std::string checkpoint;
+  std::string result;
+};
+
+struct ListFilter {
+  std::optional<IntentStatus> status;
+  std::string to_agent;
+  std::string from_agent;
+  size_t limit = 100;
+};
+
+struct HeartbeatResult {
+  IntentRecord record;
+  int64_t lease_expires_at_ms = 0;
+};
+
+// Effects of a batch that may only take hold once it is committed.
+struct Batch {
+  std::array<int64_t, kIntentStatusCount> status_delta{};
+  std::vector<IntentId> settled;   // reached a terminal status
+  std::vector<IntentId> released;  // no longer leased to the agent that held it
+  std::set<std::string> ready;     // addresses whose queue gained an intent
+};
+
+class Engine {
+ public:
+  // `store` and `clock` must outlive the Engine.
+  Engine(storage::Store& store, const Clock& clock, EngineOptions options);
+
+  // Rebuilds the in-memory state from the store: status counts, leases (re-armed for a full
+  // lease from now), addresses with queued work. Call once before anything else.
+  Status Recover();
+
+  // Applies a committed batch's effects to the in-memory state.
+  void Commit(const Batch& batch);
+
+  // --- Writes: each inside `txn`, effects into `batch`. ---
+
+  Result<SendResult> Send(Txn& txn, Batch& batch, const SendParams& params);
+  Result<IntentRecord> Cancel(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor,
+                              std::string_view reason);
+  // DELIVERED -> ACKNOWLEDGED, and on to IN_PROGRESS if `start`.
+  Result<IntentRecord> Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                           bool start);
+  // Extends the lease; the first heartbeat moves the intent to IN_PROGRESS. Cancelled if the
+  // intent was cancelled, Conflict if the lease was lost.
+  Result<HeartbeatResult> Heartbeat(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt);
+  // Stores `state` (encoded msgpack) as the latest checkpoint and extends the lease.
+  Result<IntentRecord> Checkpoint(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                  std::string_view state);
+  // Stores the result (encoded msgpack, may be empty for none) and completes the intent.
+  // Repeating a successful complete for the same attempt is a no-op.
+  Result<IntentRecord> Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                std::string_view result);
+  Result<IntentRecord> Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                            const ErrorInfo& error);
+
+  // Takes the oldest intent queued for `address` and marks it DELIVERED under a new lease.
+  // nullopt when the queue is empty.
+  Result<std::optional<IntentView>> DeliverNext(Txn& txn, Batch& batch,
+                                                const std::string& address);
+  // Returns every lease that expired by now (at most `max`) to the queue.
+  Result<size_t> ExpireLeases(Txn& txn, Batch& batch, size_t max);
+
+  // --- Reads ---
+
+  Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
+  Status Events(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
+                std::vector<EventRecord>* out) const;
+  Status List(const Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) const;
+
+  // --- In-memory state ---
+
+  std::optional<int64_t> NextLeaseExpiry() const { return leases_.NextExpiry(); }
+  bool LeaseExpiryDue() const;
+  // Addresses that may have queued intents (a hint: DeliverNext clears a false one).
+  const std::set<std::string>& ready_addresses() const { return ready_; }
+  const std::array<int64_t, kIntentStatusCount>& status_counts() const { return counts_; }
+  size_t lease_count() const { return leases_.size(); }
+  const EngineOptions& options() const { return options_; }
+  const Clock& clock() const { return clock_; }
+
+ private:
+  // Loads an intent; NotFound with the id in the message.
+  Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
+  // Appends an event for the record's current status and stores the record.
+  Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
+                std::string details);
+  // Moves the record to `to`, records the event, and notes the effects.
+  Status Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
+                    std::string_view event_type, std::string_view actor, std::string details);
+  // Checks that `attempt` names the live delivery of a leased intent.
+  Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
+  void ArmLease(const IntentRecord& r);
+
+  storage::Store& store_;
+  const Clock& clock_;
+  EngineOptions options_;
+  LeaseTable leases_;
+  std::set<std::string> ready_;
+  std::array<int64_t, kIntentStatusCount> counts_{};
+};
+
+}  // namespace handoff::node
+
+#endif  // HANDOFF_NODE_ENGINE_H_

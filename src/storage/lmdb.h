@@ -1,0 +1,140 @@
+// A thin RAII wrapper over LMDB: an environment, transactions and cursors.
+//
+// This is the only file that speaks MDB_* codes; everything above it sees Status. A Txn aborts
+// in its destructor unless committed, so an early return can never leave a transaction open.
+// Keys and values are byte strings; a value returned by Get or a Cursor points into the memory
+// map and is valid only until the transaction ends or the next write through it.
+//
+// Thread safety: an Env may be shared; each Txn and Cursor belongs to one thread. handoffd uses
+// all of them from its single loop thread, which also makes it LMDB's only writer.
+
+#ifndef HANDOFF_STORAGE_LMDB_H_
+#define HANDOFF_STORAGE_LMDB_H_
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "handoff/status.h"
+
+namespace handoff::storage {
+
+struct EnvOptions {
+  // Largest size the data file may grow to; writes beyond it fail with ResourceExhausted.
+  // Default: 1 GiB.
+  uint64_t map_size = uint64_t{1} << 30;
+  // fsync (fdatasync) on every commit. Off, a crash of the machine (not of the process) may
+  // lose the last commits. Default: true.
+  bool sync = true;
+  // Named tables the environment may hold. Default: 16.
+  unsigned max_tables = 16;
+};
+
+// Maps an LMDB return code to a Status; `what` names the operation for the message.
+Status MdbStatus(int rc, std::string_view what);
+
+class Env {
+ public:
+  // Opens (creating if needed) the environment in directory `dir`.
+  static Result<std::unique_ptr<Env>> Open(const std::string& dir, const EnvOptions& options);
+  ~Env();
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  MDB_env* raw() const { return env_; }
+  const EnvOptions& options() const { return options_; }
+  const std::string& dir() const { return dir_; }
+
+  // Bytes of the map in use (last page number times page size).
+  Result<uint64_t> UsedBytes() const;
+
+ private:
+  Env(MDB_env* env, std::string dir, EnvOptions options)
+      : env_(env), dir_(std::move(dir)), options_(options) {}
+  MDB_env* env_;
+  std::string dir_;
+  EnvOptions options_;
+};
+
+using Table = MDB_dbi;
+
+class Txn {
+ public:
+  static Result<Txn> BeginWrite(Env& env);
+  static Result<Txn> BeginRead(Env& env);
+
+  Txn(Txn&& other) noexcept : txn_(other.txn_), write_(other.write_) { other.txn_ = nullptr; }
+  Txn& operator=(Txn&& other) noexcept;
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  ~Txn() { Abort(); }
+
+  // Makes the writes durable (fsync unless the environment has sync off). The Txn is finished
+  // afterwards whatever the outcome.
+  Status Commit();
+  // Discards the writes. Safe to call twice.
+  void Abort();
+
+  bool is_write() const { return write_; }
+  MDB_txn* raw() const { return txn_; }
+
+  // Opens a named table, creating it in a write transaction.
+  Result<Table> OpenTable(const char* name);
+
+  // NotFound if the key is absent.
+  Status Get(Table table, std::string_view key, std::string_view* value) const;
+  Status Put(Table table, std::string_view key, std::string_view value);
+  // Removes the key; OK whether or not it was present.
+  Status Delete(Table table, std::string_view key);
+  // Number of entries in the table.
+  Result<uint64_t> Count(Table table) const;
+
+ private:
+  Txn(MDB_txn* txn, bool write) : txn_(txn), write_(write) {}
+  MDB_txn* txn_;
+  bool write_;
+};
+
+// Iterates one table inside one transaction. Positioning calls return false at the end of the
+// table or on error; status() tells which.
+class Cursor {
+ public:
+  static Result<Cursor> Open(const Txn& txn, Table table);
+  Cursor(Cursor&& other) noexcept : cursor_(other.cursor_), key_(other.key_), value_(other.value_) {
+    other.cursor_ = nullptr;
+  }
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+  ~Cursor();
+
+  bool First() { return Move(MDB_FIRST); }
+  bool Last() { return Move(MDB_LAST); }
+  bool Next() { return Move(MDB_NEXT); }
+  bool Prev() { return Move(MDB_PREV); }
+  // Positions at the first key >= `key`.
+  bool Seek(std::string_view key);
+  // Positions at the last key <= `key`.
+  bool SeekLastAtOrBefore(std::string_view key);
+
+  std::string_view key() const { return key_; }
+  std::string_view value() const { return value_; }
+  const Status& status() const { return status_; }
+
+  // Deletes the entry under the cursor. Position the cursor again (Seek, First) before reading.
+  Status DeleteCurrent();
+
+ private:
+  explicit Cursor(MDB_cursor* cursor) : cursor_(cursor) {}
+  bool Move(MDB_cursor_op op, std::string_view seek = {});
+  MDB_cursor* cursor_;
+  std::string_view key_;
+  std::string_view value_;
+  Status status_;
+};
+
+}  // namespace handoff::storage
+
+#endif  // HANDOFF_STORAGE_LMDB_H_

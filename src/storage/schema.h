@@ -1,0 +1,45 @@
+// The on-disk layout of a handoffd data directory: every LMDB table, its key and its value.
+// This header is the one place the layout is written down (docs/storage.md repeats it for
+// operators). Bump kSchemaVersion on any incompatible change.
+//
+//   table    key                                   value
+//   -------  ------------------------------------  --------------------------------------------
+//   meta     ascii name                            ascii/bytes: "schema_version", "node_name"
+//   intents  intent id (16 bytes, UUIDv7)          IntentRecord, msgpack map (records.h)
+//   blobs    intent id (16) + kind (1 byte)        one msgpack value: 'p' payload,
+//                                                  'c' latest checkpoint, 'r' result
+//   events   intent id (16) + seq (u32 big-endian) EventRecord, msgpack map (records.h)
+//   queue    to_agent address + 0x00 + intent id  empty: SUBMITTED intents awaiting delivery,
+//                                                  in creation order per address
+//
+// Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
+// contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
+// DELIVERED/ACKNOWLEDGED/IN_PROGRESS, and its lease is re-armed in memory on start-up.
+
+#ifndef HANDOFF_STORAGE_SCHEMA_H_
+#define HANDOFF_STORAGE_SCHEMA_H_
+
+#include <cstdint>
+
+namespace handoff::storage {
+
+inline constexpr uint32_t kSchemaVersion = 1;
+
+inline constexpr const char* kMetaTable = "meta";
+inline constexpr const char* kIntentsTable = "intents";
+inline constexpr const char* kBlobsTable = "blobs";
+inline constexpr const char* kEventsTable = "events";
+inline constexpr const char* kQueueTable = "queue";
+
+inline constexpr const char* kMetaSchemaVersion = "schema_version";
+inline constexpr const char* kMetaNodeName = "node_name";
+
+enum class BlobKind : char {
+  kPayload = 'p',
+  kCheckpoint = 'c',
+  kResult = 'r',
+};
+
+}  // namespace handoff::storage
+
+#endif  // HANDOFF_STORAGE_SCHEMA_H_

@@ -1,0 +1,73 @@
+// Store: the typed tables of one node's data directory (layout in schema.h).
+//
+// Every method works inside a transaction the caller owns; the Store never commits, so a caller
+// can put any number of operations into one durable batch (group commit). Reads return copies,
+// so results stay valid after the transaction ends.
+//
+// Thread safety: the Store is immutable after Open; transactions follow lmdb.h's rules.
+
+#ifndef HANDOFF_STORAGE_STORE_H_
+#define HANDOFF_STORAGE_STORE_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/intent_id.h"
+#include "base/records.h"
+#include "handoff/status.h"
+#include "storage/lmdb.h"
+#include "storage/schema.h"
+
+namespace handoff::storage {
+
+class Store {
+ public:
+  // Opens the environment in `dir`, creates missing tables and checks the schema version.
+  // `node_name` is recorded on first open; opening with another name is refused, because peers
+  // know this data by the name it was created under.
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir, const EnvOptions& options,
+                                             std::string_view node_name);
+
+  Env& env() { return *env_; }
+  Result<Txn> BeginWrite() { return Txn::BeginWrite(*env_); }
+  Result<Txn> BeginRead() { return Txn::BeginRead(*env_); }
+
+  // Intents. GetIntent is NotFound for an unknown id.
+  Status GetIntent(const Txn& txn, const IntentId& id, IntentRecord* out) const;
+  Status PutIntent(Txn& txn, const IntentRecord& record);
+  // Calls `fn` for each intent, newest first, until it returns false.
+  Status ScanIntents(const Txn& txn, const std::function<bool(const IntentRecord&)>& fn) const;
+
+  // Blobs: NotFound when the intent has none of that kind.
+  Status GetBlob(const Txn& txn, const IntentId& id, BlobKind kind, std::string* out) const;
+  Status PutBlob(Txn& txn, const IntentId& id, BlobKind kind, std::string_view value);
+
+  // Events of one intent with seq > `since`, at most `limit`, in seq order.
+  Status PutEvent(Txn& txn, const EventRecord& event);
+  Status ListEvents(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
+                    std::vector<EventRecord>* out) const;
+
+  // The delivery queue of each agent address.
+  Status Enqueue(Txn& txn, std::string_view address, const IntentId& id);
+  Status Dequeue(Txn& txn, std::string_view address, const IntentId& id);
+  // The oldest queued intent for `address`, or nullopt.
+  Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
+
+ private:
+  explicit Store(std::unique_ptr<Env> env) : env_(std::move(env)) {}
+  Status OpenTables(std::string_view node_name);
+
+  std::unique_ptr<Env> env_;
+  Table meta_ = 0;
+  Table intents_ = 0;
+  Table blobs_ = 0;
+  Table events_ = 0;
+  Table queue_ = 0;
+};
+
+}  // namespace handoff::storage
+
+#endif  // HANDOFF_STORAGE_STORE_H_

@@ -1,0 +1,434 @@
+// The lifecycle state machine over a real LMDB store, driven by a manual clock.
+
+#include "node/engine.h"
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+
+#include "node/lifecycle.h"
+#include "support/temp_dir.h"
+
+namespace handoff::node {
+namespace {
+
+using storage::Store;
+
+std::string Map(std::string_view key, int64_t value) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field(key, value);
+  w.EndMap();
+  return w.str();
+}
+
+class EngineFixture {
+ public:
+  EngineFixture() { Reopen(); }
+
+  void Reopen() {
+    engine_.reset();
+    store_.reset();
+    auto store = Store::Open(dir_.path(), {}, "node-a");
+    REQUIRE(store.ok());
+    store_ = std::move(store.value());
+    EngineOptions options;
+    options.node_name = "node-a";
+    options.default_lease_ms = 30'000;
+    options.max_payload_bytes = 1024;
+    engine_ = std::make_unique<Engine>(*store_, clock_, options);
+    REQUIRE(engine_->Recover().ok());
+  }
+
+  // Runs `fn` in one write transaction; commits if it returns OK.
+  Status Write(const std::function<Status(Txn&, Batch&)>& fn) {
+    auto txn = store_->BeginWrite();
+    REQUIRE(txn.ok());
+    Batch batch;
+    Status s = fn(*txn, batch);
+    if (!s.ok()) return s;
+    HANDOFF_RETURN_IF_ERROR(txn->Commit());
+    engine_->Commit(batch);
+    last_batch_ = batch;
+    return Status::OK();
+  }
+
+  IntentId Send(std::string to = "agent://acme/prod/worker", int64_t lease_ms = 0) {
+    IntentId id;
+    Status s = Write([&](Txn& txn, Batch& batch) {
+      SendParams p;
+      p.intent_type = "intent.test.v1";
+      p.from_agent = "agent://acme/prod/sender";
+      p.to_agent = to;
+      p.payload = Map("n", 1);
+      p.lease_ms = lease_ms;
+      auto r = engine_->Send(txn, batch, p);
+      if (!r.ok()) return r.status();
+      id = r->record.id;
+      return Status::OK();
+    });
+    REQUIRE(s.ok());
+    return id;
+  }
+
+  std::optional<IntentView> Deliver(const std::string& to = "agent://acme/prod/worker") {
+    std::optional<IntentView> view;
+    REQUIRE(Write([&](Txn& txn, Batch& batch) {
+              auto r = engine_->DeliverNext(txn, batch, to);
+              if (!r.ok()) return r.status();
+              view = std::move(r.value());
+              return Status::OK();
+            }).ok());
+    return view;
+  }
+
+  IntentView Get(const IntentId& id) {
+    auto txn = store_->BeginRead();
+    REQUIRE(txn.ok());
+    IntentView view;
+    REQUIRE(engine_->Get(*txn, id, &view).ok());
+    return view;
+  }
+
+  std::vector<EventRecord> Events(const IntentId& id) {
+    auto txn = store_->BeginRead();
+    REQUIRE(txn.ok());
+    std::vector<EventRecord> events;
+    REQUIRE(engine_->Events(*txn, id, 0, 1000, &events).ok());
+    return events;
+  }
+
+  Engine& engine() { return *engine_; }
+  ManualClock& clock() { return clock_; }
+  const Batch& last_batch() const { return last_batch_; }
+
+ private:
+  testing::TempDir dir_;
+  ManualClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Engine> engine_;
+  Batch last_batch_;
+};
+
+TEST_CASE("SendStoresSubmittedIntentWithCreatedAndSubmittedEvents") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kSubmitted);
+  CHECK(v.record.delivery_attempt == 0);
+  CHECK(v.record.origin_node == "node-a");
+  CHECK(v.payload == Map("n", 1));
+  auto events = f.Events(id);
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].event_type == "intent.created");
+  CHECK(events[0].seq == 1);
+  CHECK(events[1].event_type == "intent.submitted");
+  CHECK(events[1].seq == 2);
+  CHECK(events[1].node == "node-a");
+  CHECK(events[1].actor == "agent://acme/prod/sender");
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 1);
+}
+
+TEST_CASE("SendRejectsBadInputAndStoresNothing") {
+  EngineFixture f;
+  auto attempt = [&](const std::function<void(SendParams&)>& mutate) {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      SendParams p;
+      p.intent_type = "intent.test.v1";
+      p.to_agent = "agent://acme/prod/worker";
+      p.payload = Map("n", 1);
+      mutate(p);
+      return f.engine().Send(txn, batch, p).status();
+    });
+  };
+  CHECK(attempt([](SendParams& p) { p.to_agent = "agent://Acme/prod/worker"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.to_agent = "agent://acme/prod"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.to_agent = "http://acme/prod/x"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.from_agent = "agent://a//b"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.intent_type = "test"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.intent_type = "intent.test.v0"; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.lease_ms = 5; }).IsInvalidArgument());
+  CHECK(attempt([](SendParams& p) { p.parent_id = "not-a-uuid"; }).IsInvalidArgument());
+  Status big = attempt([](SendParams& p) { p.payload = Map(std::string(2000, 'x'), 1); });
+  CHECK(big.IsInvalidArgument());
+  CHECK(big.message().find("max_payload_bytes") != std::string::npos);
+
+  CHECK(f.engine().ready_addresses().empty());
+  for (int64_t n : f.engine().status_counts()) CHECK(n == 0);
+  f.Reopen();
+  for (int64_t n : f.engine().status_counts()) CHECK(n == 0);
+}
+
+TEST_CASE("SendWithTheSameIntentIdIsIdempotent") {
+  EngineFixture f;
+  IntentId id = NewIntentId(f.clock().NowMs());
+  auto send = [&](int64_t n, bool* created) {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      SendParams p;
+      p.intent_id = id;
+      p.intent_type = "intent.test.v1";
+      p.from_agent = "agent://acme/prod/sender";
+      p.to_agent = "agent://acme/prod/worker";
+      p.payload = Map("n", n);
+      auto r = f.engine().Send(txn, batch, p);
+      if (r.ok()) *created = r->created;
+      return r.status();
+    });
+  };
+  bool created = false;
+  REQUIRE(send(1, &created).ok());
+  CHECK(created);
+  REQUIRE(send(1, &created).ok());
+  CHECK_FALSE(created);
+  CHECK(f.Events(id).size() == 2);
+  CHECK(send(2, &created).IsAlreadyExists());
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 1);
+}
+
+TEST_CASE("DeliverNextLeasesTheOldestIntentFirst") {
+  EngineFixture f;
+  IntentId first = f.Send();
+  f.clock().Advance(1);
+  IntentId second = f.Send();
+  auto d1 = f.Deliver();
+  REQUIRE(d1.has_value());
+  CHECK(d1->record.id == first);
+  CHECK(d1->record.status == IntentStatus::kDelivered);
+  CHECK(d1->record.delivery_attempt == 1);
+  CHECK(d1->payload == Map("n", 1));
+  auto d2 = f.Deliver();
+  REQUIRE(d2.has_value());
+  CHECK(d2->record.id == second);
+  CHECK_FALSE(f.Deliver().has_value());
+  CHECK(f.engine().ready_addresses().empty());
+  CHECK(f.engine().lease_count() == 2);
+  CHECK_FALSE(f.Deliver("agent://acme/prod/other").has_value());
+}
+
+TEST_CASE("RedeliversAfterLeaseExpiryWithTheLatestCheckpoint") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 1000);
+  auto d = f.Deliver();
+  REQUIRE(d.has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Checkpoint(txn, batch, id, 1, Map("step", 3)).status();
+            }).ok());
+  CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
+
+  f.clock().Advance(999);
+  CHECK_FALSE(f.engine().LeaseExpiryDue());
+  f.clock().Advance(1);
+  CHECK(f.engine().LeaseExpiryDue());
+  size_t expired = 0;
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              auto r = f.engine().ExpireLeases(txn, batch, 100);
+              if (r.ok()) expired = *r;
+              return r.status();
+            }).ok());
+  CHECK(expired == 1);
+  CHECK(f.last_batch().released.size() == 1);
+  CHECK(f.Get(id).record.status == IntentStatus::kSubmitted);
+
+  auto again = f.Deliver();
+  REQUIRE(again.has_value());
+  CHECK(again->record.id == id);
+  CHECK(again->record.delivery_attempt == 2);
+  CHECK(again->checkpoint == Map("step", 3));
+
+  std::vector<std::string> types;
+  for (const auto& e : f.Events(id)) types.push_back(e.event_type);
+  CHECK(types == std::vector<std::string>{"intent.created", "intent.submitted", "intent.delivered",
+                                          "intent.in_progress", "intent.checkpointed",
+                                          "intent.lease_expired", "intent.delivered"});
+  uint32_t seq = 0;
+  for (const auto& e : f.Events(id)) {
+    CHECK(e.seq == seq + 1);
+    seq = e.seq;
+  }
+}
+
+TEST_CASE("HeartbeatExtendsTheLease") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 1000);
+  REQUIRE(f.Deliver().has_value());
+  for (int i = 0; i < 5; ++i) {
+    f.clock().Advance(800);
+    REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+                return f.engine().Heartbeat(txn, batch, id, 1).status();
+              }).ok());
+    CHECK_FALSE(f.engine().LeaseExpiryDue());
+  }
+  CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
+  f.clock().Advance(1000);
+  CHECK(f.engine().LeaseExpiryDue());
+}
+
+TEST_CASE("AStaleAttemptCannotCompleteOrCheckpoint") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 1000);
+  REQUIRE(f.Deliver().has_value());
+  f.clock().Advance(1000);
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().ExpireLeases(txn, batch, 10).status();
+            }).ok());
+  REQUIRE(f.Deliver().has_value());  // attempt 2
+  Status s = f.Write([&](Txn& txn, Batch& batch) {
+    return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+  });
+  CHECK(s.IsConflict());
+  CHECK(s.message().find("lease lost") != std::string::npos);
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Checkpoint(txn, batch, id, 1, Map("s", 1)).status();
+         }).IsConflict());
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Complete(txn, batch, id, 2, Map("r", 2)).status();
+         }).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kCompleted);
+  CHECK(v.result == Map("r", 2));
+}
+
+TEST_CASE("ALateResultBeforeRedeliveryIsAccepted") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 1000);
+  REQUIRE(f.Deliver().has_value());
+  f.clock().Advance(1000);
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().ExpireLeases(txn, batch, 10).status();
+            }).ok());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+            }).ok());
+  CHECK(f.Get(id).record.status == IntentStatus::kCompleted);
+  CHECK_FALSE(f.Deliver().has_value());  // dequeued: never delivered a second time
+}
+
+TEST_CASE("CompleteIsIdempotentAndASecondTerminalTransitionIsRefused") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  auto complete = [&] {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+    });
+  };
+  REQUIRE(complete().ok());
+  CHECK(complete().ok());  // a retried request
+  CHECK(f.Events(id).size() == 4);
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Fail(txn, batch, id, 1, {"x", "y", false}).status();
+         }).IsConflict());
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Cancel(txn, batch, id, "operator", "").status();
+         }).IsConflict());
+  CHECK(f.Get(id).record.status == IntentStatus::kCompleted);
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kCompleted)] == 1);
+}
+
+TEST_CASE("CancelOfAQueuedIntentKeepsItFromBeingDelivered") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Cancel(txn, batch, id, "agent://acme/prod/sender", "no longer needed")
+                  .status();
+            }).ok());
+  CHECK(f.last_batch().settled == std::vector<IntentId>{id});
+  CHECK_FALSE(f.Deliver().has_value());
+  auto events = f.Events(id);
+  CHECK(events.back().event_type == "intent.canceled");
+  CHECK(events.back().actor == "agent://acme/prod/sender");
+}
+
+TEST_CASE("ACanceledIntentTellsItsAgentAtTheNextHeartbeatAndRefusesItsResult") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Cancel(txn, batch, id, "operator", "").status();
+            }).ok());
+  CHECK(f.last_batch().released == std::vector<IntentId>{id});
+  CHECK(f.engine().lease_count() == 0);
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Heartbeat(txn, batch, id, 1).status();
+         }).IsCancelled());
+  Status late = f.Write([&](Txn& txn, Batch& batch) {
+    return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+  });
+  CHECK(late.IsCancelled());
+  CHECK(f.Get(id).record.status == IntentStatus::kCanceled);
+  CHECK(f.Get(id).result.empty());
+}
+
+TEST_CASE("AckAndFailRecordTheirEvents") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Ack(txn, batch, id, 1, /*start=*/true).status();
+            }).ok());
+  CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().Fail(txn, batch, id, 1, {"bad_input", "no rows", false}).status();
+            }).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kFailed);
+  REQUIRE(v.record.error.has_value());
+  CHECK(v.record.error->code == "bad_input");
+  std::vector<std::string> types;
+  for (const auto& e : f.Events(id)) types.push_back(e.event_type);
+  CHECK(types == std::vector<std::string>{"intent.created", "intent.submitted", "intent.delivered",
+                                          "intent.acknowledged", "intent.in_progress",
+                                          "intent.failed"});
+}
+
+TEST_CASE("AnAbortedBatchChangesNothing") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  Status s = f.Write([&](Txn& txn, Batch& batch) {
+    HANDOFF_RETURN_IF_ERROR(f.engine().Cancel(txn, batch, id, "operator", "").status());
+    return Status::IOError("simulated failure before commit");
+  });
+  CHECK(s.IsIOError());
+  CHECK(f.Get(id).record.status == IntentStatus::kSubmitted);
+  CHECK(f.Events(id).size() == 2);
+}
+
+TEST_CASE("RecoverRebuildsCountsLeasesAndQueues") {
+  EngineFixture f;
+  IntentId leased = f.Send("agent://acme/prod/worker", 5000);
+  REQUIRE(f.Deliver().has_value());
+  IntentId queued = f.Send("agent://acme/prod/other");
+  f.clock().Advance(60'000);  // the daemon was down for a minute
+  f.Reopen();
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kDelivered)] == 1);
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 1);
+  CHECK(f.engine().lease_count() == 1);
+  CHECK_FALSE(f.engine().LeaseExpiryDue());  // re-armed for a full lease from now
+  f.clock().Advance(5000);
+  CHECK(f.engine().LeaseExpiryDue());
+  CHECK(f.engine().ready_addresses().count("agent://acme/prod/other") == 1);
+  auto d = f.Deliver("agent://acme/prod/other");
+  REQUIRE(d.has_value());
+  CHECK(d->record.id == queued);
+  CHECK(f.Get(leased).record.status == IntentStatus::kDelivered);
+}
+
+TEST_CASE("LifecycleRefusesIllegalTransitions") {
+  using S = IntentStatus;
+  CHECK(CanTransition(S::kCreated, S::kSubmitted));
+  CHECK(CanTransition(S::kSubmitted, S::kDelivered));
+  CHECK(CanTransition(S::kInProgress, S::kSubmitted));
+  CHECK_FALSE(CanTransition(S::kCreated, S::kCompleted));
+  CHECK_FALSE(CanTransition(S::kSubmitted, S::kInProgress));
+  CHECK_FALSE(CanTransition(S::kDelivered, S::kDelivered));
+  for (S terminal : {S::kCompleted, S::kFailed, S::kCanceled, S::kTimedOut}) {
+    for (int to = 0; to < kIntentStatusCount; ++to) {
+      CHECK_FALSE(CanTransition(terminal, static_cast<S>(to)));
+    }
+  }
+  CHECK(CheckTransition(S::kCompleted, S::kCanceled).IsConflict());
+}
+
+}  // namespace
+}  // namespace handoff::node

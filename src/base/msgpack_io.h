@@ -83,8 +83,8 @@ struct UnpackLimits {
   size_t max_string = 64 << 20;       // bytes of one str/bin/ext
 };
 
-// Decodes exactly one msgpack value occupying all of `data`. The returned handle owns a zone
-// whose strings may point into `data`, so `data` must outlive it.
+// Decodes exactly one msgpack value occupying all of `data`. Strings are copied into the
+// handle's zone, so the handle does not depend on `data` afterwards.
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
 
 // Encodes one decoded value again (to store a sub-object, such as a payload, as bytes).

@@ -34,6 +34,8 @@ Engine::Engine(storage::Store& store, const Clock& clock, EngineOptions options)
 Status Engine::Recover() {
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, store_.BeginRead());
   counts_.fill(0);
+  leases_ = LeaseTable();
+  ready_.clear();
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];
@@ -45,8 +47,11 @@ Status Engine::Recover() {
 
 void Engine::Commit(const Batch& batch) {
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
-  ready_.insert(batch.ready.begin(), batch.ready.end());
 }
+
+Status Engine::Rollback() { return Recover(); }
+
+void Engine::ExpireLeaseNow(const IntentId& id) { leases_.ExpireNow(id); }
 
 bool Engine::LeaseExpiryDue() const {
   auto next = leases_.NextExpiry();
@@ -171,7 +176,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted",
                                      r.from_agent, {}));
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
-  batch.ready.insert(r.to_agent);
+  ready_.insert(r.to_agent);
   return SendResult{std::move(r), true};
 }
 
@@ -337,7 +342,7 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
                                        "intent.lease_expired", "system",
                                        AttemptDetails(lease.attempt)));
     HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
-    batch.ready.insert(r.to_agent);
+    ready_.insert(r.to_agent);
     spdlog::info("lease of intent {} (attempt {}) expired; it will be delivered again to {}",
                  r.id.ToString(), lease.attempt, r.to_agent);
     ++expired;

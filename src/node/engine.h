@@ -3,8 +3,10 @@
 // Every mutating call runs inside a write transaction the caller owns and records what must
 // happen once that transaction is durable in a Batch (intents that ended, leases released,
 // status counts). The caller commits many calls at once (group commit), then hands the Batch to
-// Commit(); if the commit fails it drops the Batch instead, and the in-memory state stays as it
-// was. Time comes from the injected Clock, so tests drive leases with a ManualClock.
+// Commit(); if the commit fails it calls Rollback() instead. Lease expiries and the set of
+// addresses with queued work are hints kept in memory and checked against the store before use,
+// so calls may update them at once. Time comes from the injected Clock, so tests drive leases
+// with a ManualClock.
 //
 // Agents name the delivery they work on by `attempt` (the intent's delivery_attempt when it was
 // pushed to them). A call for an older attempt is refused as "lease lost": the intent has been
@@ -89,7 +91,6 @@ struct Batch {
   std::array<int64_t, kIntentStatusCount> status_delta{};
   std::vector<IntentId> settled;   // reached a terminal status
   std::vector<IntentId> released;  // no longer leased to the agent that held it
-  std::set<std::string> ready;     // addresses whose queue gained an intent
 };
 
 class Engine {
@@ -103,6 +104,11 @@ class Engine {
 
   // Applies a committed batch's effects to the in-memory state.
   void Commit(const Batch& batch);
+  // After a batch failed to commit: rebuilds the in-memory state from the store, dropping
+  // whatever the batch's calls changed in memory.
+  Status Rollback();
+  // Makes the lease of `id` expire at the next ExpireLeases (its connection is gone).
+  void ExpireLeaseNow(const IntentId& id);
 
   // --- Writes: each inside `txn`, effects into `batch`. ---
 

@@ -18,6 +18,11 @@ void LeaseTable::Disarm(const IntentId& id) {
   by_id_.erase(it);
 }
 
+void LeaseTable::ExpireNow(const IntentId& id) {
+  auto it = by_id_.find(id);
+  if (it != by_id_.end()) Arm(id, it->second.attempt, INT64_MIN);
+}
+
 std::vector<LeaseTable::Expired> LeaseTable::TakeExpired(int64_t now_ms, size_t max) {
   std::vector<Expired> out;
   while (!by_expiry_.empty() && out.size() < max && by_expiry_.begin()->first <= now_ms) {

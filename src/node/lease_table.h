@@ -32,6 +32,8 @@ class LeaseTable {
   // Sets (or moves) the expiry of `id`'s lease for delivery `attempt`.
   void Arm(const IntentId& id, uint32_t attempt, int64_t expires_at_ms);
   void Disarm(const IntentId& id);
+  // Moves the expiry of `id`'s lease, if any, to the earliest possible instant.
+  void ExpireNow(const IntentId& id);
   // Removes and returns up to `max` leases that expired at or before `now_ms`, earliest first.
   std::vector<Expired> TakeExpired(int64_t now_ms, size_t max);
   std::optional<int64_t> NextExpiry() const;

@@ -27,7 +27,7 @@ Status MdbStatus(int rc, std::string_view what) {
     case MDB_MAP_FULL:
       return Status::ResourceExhausted(
           std::string(what) +
-          ": the data file reached its map_size limit; raise [storage] map_size or lower retention");
+          ": the data file reached its map_size limit; raise [node] map_size or lower retention");
     case MDB_READERS_FULL:
     case MDB_TXN_FULL:
     case MDB_DBS_FULL:

@@ -1,0 +1,74 @@
+// handoffd: one per host. Keeps intents durable and delivers them to local agents.
+//
+// Reads like a script: defaults, config, validate, open, serve, shut down. Signal handlers only
+// ask the node to stop; the loop finishes its turn and returns.
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/logging.h"
+#include "config/config.h"
+#include "node/node.h"
+
+namespace {
+
+handoff::node::Node* g_node = nullptr;
+
+extern "C" void OnStopSignal(int) {
+  if (g_node != nullptr) g_node->Stop();
+}
+
+int Fail(const handoff::Status& status) {
+  std::fprintf(stderr, "handoffd: %s\n", status.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"handoffd: durable agent-to-agent handoff, one daemon per host"};
+  std::string config_path;
+  std::string log_level;
+  bool check_config = false;
+  app.add_option("-c,--config", config_path, "TOML config file (see config/handoffd.toml)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_flag("--check-config", check_config, "validate the config, print it and exit");
+  app.set_version_flag("--version", std::string("handoffd ") + HANDOFF_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  handoff::config::DaemonConfig config;
+  if (!config_path.empty()) {
+    auto loaded = handoff::config::LoadFile(config_path);
+    if (!loaded.ok()) return Fail(loaded.status());
+    config = std::move(loaded).value();
+  }
+  if (!log_level.empty()) config.log_level = log_level;
+  if (handoff::Status s = handoff::InitLogging(config.log_level); !s.ok()) return Fail(s);
+
+  if (check_config) {
+    const auto& o = config.node;
+    std::printf("name = %s\ndata_dir = %s\nagent_endpoint = %s\nfsync = %s\n", o.name.c_str(),
+                o.data_dir.c_str(), o.agent_endpoint.c_str(), o.fsync ? "true" : "false");
+    return 0;
+  }
+
+  auto node = handoff::node::Node::Open(config.node);
+  if (!node.ok()) return Fail(node.status());
+
+  g_node = node->get();
+  struct sigaction stop {};
+  stop.sa_handler = OnStopSignal;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGINT, &stop, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  handoff::Status s = (*node)->Run();
+  g_node = nullptr;
+  node->reset();
+  if (!s.ok()) return Fail(s);
+  return 0;
+}

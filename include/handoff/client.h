@@ -1,0 +1,120 @@
+// handoff::Client: what an agent or tool links to hand off work and follow it.
+//
+// A Client talks to the local handoffd over its agent endpoint (ipc:// by default) and never
+// touches storage. Every call returns within a bounded time: if the daemon is not running,
+// Connect fails at once; if it stops answering, a call retries for `request_timeout` and then
+// fails with Unavailable. Calls are safe to retry: Send carries an intent id chosen here, so a
+// resent request never stores a second intent.
+//
+//   auto client = handoff::Client::Connect({});
+//   handoff::SendRequest req;
+//   req.to_agent = "agent://acme/prod/processor";
+//   req.intent_type = "intent.handoff.process.v1";
+//   req.payload = {{"records", 120}};
+//   auto receipt = (*client)->Send(req);          // returns once the intent is on disk
+//   auto done = (*client)->Wait(receipt->intent_id, std::chrono::minutes(5));
+//
+// Thread safety: a Client is used by one thread at a time. Create one per thread.
+
+#ifndef HANDOFF_CLIENT_H_
+#define HANDOFF_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "handoff/intent.h"
+#include "handoff/status.h"
+
+namespace handoff {
+
+struct ClientOptions {
+  // The daemon's agent endpoint. Default (empty): $HANDOFF_SOCKET, else
+  // ipc:///tmp/handoff-<uid>/handoffd.sock, the daemon's own default.
+  std::string endpoint;
+  // How long one call may take, retries included, before it fails with Unavailable.
+  // Default: 10 s.
+  std::chrono::milliseconds request_timeout{10'000};
+  // Silence after which a request is sent again (the daemon may have restarted and lost it).
+  // Default: 2 s.
+  std::chrono::milliseconds resend_interval{2'000};
+};
+
+struct SendRequest {
+  std::string to_agent;     // required: agent://<org>/<env>/<name>
+  std::string intent_type;  // required: intent.<name>.v<N>
+  Json payload = Json::object();
+  std::string from_agent;  // default: agent://<node>/local/anonymous
+  std::string correlation_id;
+  std::string parent_id;
+  // How long the receiving agent may hold the intent between heartbeats. 0: the node default.
+  std::chrono::milliseconds lease{0};
+  // The intent id to use (a UUID). Default: a fresh UUIDv7 made by the client.
+  std::string intent_id;
+};
+
+struct SendReceipt {
+  std::string intent_id;
+  IntentStatus status = IntentStatus::kSubmitted;
+  bool created = true;  // false if an earlier send with this intent id had stored it
+};
+
+struct ListOptions {
+  std::optional<IntentStatus> status;
+  std::string to_agent;
+  std::string from_agent;
+  size_t limit = 100;  // newest first
+};
+
+class Connection;
+
+class Client {
+ public:
+  // Fails with Unavailable at once if nothing listens on an ipc endpoint.
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Stores the intent durably (fsync'd) on the local node and returns its id.
+  Result<SendReceipt> Send(const SendRequest& request);
+  // The intent with its payload, latest checkpoint and result. NotFound for an unknown id.
+  Result<Intent> Get(std::string_view intent_id);
+  // Events with seq > `since`, oldest first.
+  Result<std::vector<Event>> Events(std::string_view intent_id, uint32_t since = 0);
+  // Blocks until the intent reaches a terminal status and returns it; TimedOut if `timeout`
+  // passes first. Survives restarts of the daemon.
+  Result<Intent> Wait(std::string_view intent_id, std::chrono::milliseconds timeout);
+  // Intents, newest first, without payloads, checkpoints or results.
+  Result<std::vector<Intent>> List(const ListOptions& options = {});
+  // Cancels a live intent; Conflict if it has already ended.
+  Result<IntentStatus> Cancel(std::string_view intent_id, std::string_view reason = {},
+                              std::string_view actor = {});
+  // The daemon's own report: node, version, counts by status, receivers, ...
+  Result<Json> NodeStatus();
+
+  // --- For agents and tools working on a delivered intent. `attempt` is the delivery attempt
+  // the work belongs to (0: the current one). ---
+
+  // Saves `state` as the intent's checkpoint; returns once it is on disk. Extends the lease.
+  Status Checkpoint(std::string_view intent_id, uint32_t attempt, const Json& state);
+  // Extends the lease. Cancelled if the intent was canceled; Conflict if the lease was lost.
+  Status Heartbeat(std::string_view intent_id, uint32_t attempt);
+  Status Ack(std::string_view intent_id, uint32_t attempt, bool start);
+  Status Complete(std::string_view intent_id, uint32_t attempt, const Json& result);
+  Status Fail(std::string_view intent_id, uint32_t attempt, const ErrorInfo& error);
+
+  const std::string& endpoint() const;
+
+ private:
+  explicit Client(std::unique_ptr<Connection> connection);
+  std::unique_ptr<Connection> connection_;
+};
+
+}  // namespace handoff
+
+#endif  // HANDOFF_CLIENT_H_

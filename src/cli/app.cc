@@ -1,0 +1,125 @@
+#include "cli/app.h"
+
+#include <cstdio>
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+#include "base/logging.h"
+#include "cli/commands.h"
+
+namespace handoff::cli {
+
+int Main(int argc, char** argv) {
+  CLI::App app{"handoffctl: hand work to agents durably, and follow it"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the command
+  Global g;
+  app.add_option("--socket", g.socket, "the daemon's agent endpoint (default: $HANDOFF_SOCKET)")
+      ->envname("HANDOFF_SOCKET");
+  app.add_flag("--json", g.json, "print JSON");
+  app.add_option("--request-timeout", g.request_timeout,
+                 "give up on a silent daemon after this long (default 10s)");
+  app.set_version_flag("--version", std::string("handoffctl ") + HANDOFF_VERSION);
+
+  std::function<int()> run;
+
+  SendFlags send;
+  auto* c = app.add_subcommand("send", "hand an intent to an agent; prints its id");
+  c->add_option("--to", send.to, "recipient agent://org/env/name")->required();
+  c->add_option("--type", send.type, "intent type, intent.<name>.v<N>")->required();
+  c->add_option("--payload", send.payload, "JSON object, @file or - for stdin (default {})");
+  c->add_option("--from", send.from, "sender agent address");
+  c->add_option("--lease", send.lease, "how long the agent may go between heartbeats (30s)");
+  c->add_option("--correlation-id", send.correlation_id, "ties related intents together");
+  c->add_option("--parent-id", send.parent_id, "the intent this one was made for");
+  c->add_option("--id", send.id, "use this intent id (a UUID); a resend with it is a no-op");
+  c->add_flag("--wait", send.wait, "wait for the outcome (exit codes as for wait)");
+  c->add_option("--timeout", send.timeout, "with --wait: how long to wait (default: no limit)");
+  c->callback([&] { run = [&] { return Send(g, send); }; });
+
+  std::string get_id;
+  c = app.add_subcommand("get", "show an intent");
+  c->add_option("id", get_id, "intent id")->required();
+  c->callback([&] { run = [&] { return Get(g, get_id); }; });
+
+  EventsFlags events;
+  c = app.add_subcommand("events", "show an intent's event history");
+  c->add_option("id", events.id, "intent id")->required();
+  c->add_option("--since", events.since, "only events with seq above this");
+  c->callback([&] { run = [&] { return Events(g, events); }; });
+
+  ListFlags list;
+  c = app.add_subcommand("list", "list intents, newest first");
+  c->add_option("--status", list.status, "only this status (SUBMITTED, COMPLETED, FAILED, ...)");
+  c->add_option("--to", list.to, "only intents to this agent");
+  c->add_option("--from", list.from, "only intents from this agent");
+  c->add_option("--limit", list.limit, "at most this many (default 100)")
+      ->check(CLI::Range(1, 10000));
+  c->callback([&] { run = [&] { return List(g, list); }; });
+
+  WaitFlags wait;
+  c = app.add_subcommand("wait", "wait until an intent ends; exit 0 only if COMPLETED");
+  c->add_option("id", wait.id, "intent id")->required();
+  c->add_option("--timeout", wait.timeout, "give up after this long (default: no limit)");
+  c->callback([&] { run = [&] { return Wait(g, wait); }; });
+
+  CancelFlags cancel;
+  c = app.add_subcommand("cancel", "cancel a live intent");
+  c->add_option("id", cancel.id, "intent id")->required();
+  c->add_option("--reason", cancel.reason, "recorded in the event history");
+  c->callback([&] { run = [&] { return Cancel(g, cancel); }; });
+
+  c = app.add_subcommand("status", "show the daemon's state");
+  c->callback([&] { run = [&] { return NodeStatus(g); }; });
+
+  ServeFlags serve;
+  c = app.add_subcommand("serve", "run a command for every intent sent to an address");
+  c->add_option("--as", serve.as, "the agent address to serve")->required();
+  c->add_option("--exec", serve.exec, "shell command; payload on stdin, result on stdout")
+      ->required();
+  c->add_option("--credit", serve.credit, "intents held at once (default 1)")
+      ->check(CLI::Range(1, 1000));
+  c->add_option("--heartbeat", serve.heartbeat, "heartbeat interval (default: lease / 3)");
+  c->callback([&] { run = [&] { return Serve(g, serve); }; });
+
+  AgentOpFlags op;
+  auto agent_op = [&](const char* name, const char* help) {
+    auto* sub = app.add_subcommand(name, help);
+    sub->add_option("id", op.id, "intent id")->required();
+    sub->add_option("--attempt", op.attempt,
+                    "the delivery attempt (default: $HANDOFF_ATTEMPT under serve, else current)");
+    return sub;
+  };
+  c = agent_op("checkpoint", "save an intent's resume state (from inside an agent)");
+  c->add_option("--state", op.state, "JSON, @file or -")->required();
+  c->callback([&] { run = [&] { return Checkpoint(g, op); }; });
+  c = agent_op("complete", "complete an intent with a result (from inside an agent)");
+  c->add_option("--result", op.result, "JSON, @file or -");
+  c->callback([&] { run = [&] { return Complete(g, op); }; });
+  c = agent_op("fail", "fail an intent (from inside an agent)");
+  c->add_option("--code", op.code, "machine-readable reason (default agent_error)");
+  c->add_option("--message", op.message, "what went wrong");
+  c->add_flag("--retryable", op.retryable, "the failure is transient");
+  c->callback([&] { run = [&] { return Fail(g, op); }; });
+  c = agent_op("heartbeat", "extend an intent's lease (from inside an agent)");
+  c->callback([&] { run = [&] { return Heartbeat(g, op); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "handoffctl: %s\n", e.what());
+    std::fprintf(stderr, "Run 'handoffctl --help' for usage.\n");
+    return kExitUsage;
+  }
+  if (!InitLogging("info").ok()) return kExitError;
+  return run ? run() : kExitUsage;
+}
+
+}  // namespace handoff::cli

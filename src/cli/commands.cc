@@ -1,0 +1,277 @@
+#include "cli/commands.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "base/units.h"
+#include "cli/render.h"
+
+namespace handoff::cli {
+namespace {
+
+using std::chrono::milliseconds;
+
+// "No limit" for waits, kept far from overflowing steady_clock arithmetic.
+constexpr milliseconds kForever{int64_t{10} * 365 * 24 * 3600 * 1000};
+
+void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+template <typename J>
+void PrintJson(const J& j) {
+  Print(j.dump(2, ' ', false, J::error_handler_t::replace) + "\n");
+}
+
+Result<milliseconds> ParseTimeout(const std::string& text) {
+  if (text.empty()) return kForever;
+  HANDOFF_ASSIGN_OR_RETURN(int64_t ms, ParseDurationMs(text));
+  return milliseconds(ms);
+}
+
+// The attempt an agent command acts for: the flag, else $HANDOFF_ATTEMPT when the command runs
+// under `serve` for the same intent, else 0 (the current attempt).
+uint32_t AttemptFor(const AgentOpFlags& f) {
+  if (f.attempt) return *f.attempt;
+  const char* id = std::getenv("HANDOFF_INTENT_ID");
+  const char* attempt = std::getenv("HANDOFF_ATTEMPT");
+  if (id && attempt && f.id == id) return static_cast<uint32_t>(std::strtoul(attempt, nullptr, 10));
+  return 0;
+}
+
+// Shows a finished wait and picks the exit code.
+int ReportWait(const Global& g, const Result<Intent>& done) {
+  if (!done.ok()) {
+    if (done.status().IsTimedOut()) {
+      std::fprintf(stderr, "handoffctl: %s\n", done.status().ToString().c_str());
+      return kExitWaitTimeout;
+    }
+    return Error(done.status());
+  }
+  if (g.json) {
+    PrintJson(IntentJson(*done));
+  } else if (done->status == IntentStatus::kCompleted) {
+    Print(done->result.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
+  } else {
+    std::string line = std::string(IntentStatusName(done->status));
+    if (done->error) line += ": " + done->error->code + ": " + done->error->message;
+    std::fprintf(stderr, "handoffctl: intent %s ended %s\n", done->intent_id.c_str(), line.c_str());
+  }
+  return ExitFor(done->status);
+}
+
+}  // namespace
+
+int Error(const Status& status) {
+  std::fprintf(stderr, "handoffctl: %s\n", status.ToString().c_str());
+  return kExitError;
+}
+
+int ExitFor(IntentStatus status) {
+  switch (status) {
+    case IntentStatus::kCompleted: return kExitOk;
+    case IntentStatus::kFailed: return kExitFailed;
+    case IntentStatus::kCanceled: return kExitCanceled;
+    case IntentStatus::kTimedOut: return kExitTimedOut;
+    default: return kExitWaitTimeout;
+  }
+}
+
+Result<ClientOptions> MakeClientOptions(const Global& g) {
+  ClientOptions options;
+  options.endpoint = g.socket;
+  HANDOFF_ASSIGN_OR_RETURN(int64_t ms, ParseDurationMs(g.request_timeout));
+  options.request_timeout = milliseconds(ms);
+  return options;
+}
+
+Result<std::unique_ptr<Client>> Connect(const Global& g) {
+  HANDOFF_ASSIGN_OR_RETURN(ClientOptions options, MakeClientOptions(g));
+  return Client::Connect(options);
+}
+
+Result<Json> ParseJsonArg(const std::string& text, const std::string& what) {
+  std::string source = text;
+  if (text == "-") {
+    source.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else if (!text.empty() && text[0] == '@') {
+    std::ifstream in(text.substr(1));
+    if (!in) return Status::InvalidArgument("cannot read " + what + " file " + text.substr(1));
+    std::stringstream buf;
+    buf << in.rdbuf();
+    source = buf.str();
+  }
+  try {
+    return Json::parse(source);
+  } catch (const Json::parse_error& e) {
+    return Status::InvalidArgument(what + " is not valid JSON: " + e.what());
+  }
+}
+
+int Send(const Global& g, const SendFlags& f) {
+  SendRequest req;
+  req.to_agent = f.to;
+  req.intent_type = f.type;
+  req.from_agent = f.from;
+  req.correlation_id = f.correlation_id;
+  req.parent_id = f.parent_id;
+  req.intent_id = f.id;
+  auto payload = ParseJsonArg(f.payload, "--payload");
+  if (!payload.ok()) return Error(payload.status());
+  req.payload = std::move(payload).value();
+  if (!f.lease.empty()) {
+    auto lease = ParseDurationMs(f.lease);
+    if (!lease.ok()) return Error(lease.status());
+    req.lease = milliseconds(*lease);
+  }
+  auto timeout = ParseTimeout(f.timeout);
+  if (!timeout.ok()) return Error(timeout.status());
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto receipt = (*client)->Send(req);
+  if (!receipt.ok()) return Error(receipt.status());
+  if (!f.wait) {
+    if (g.json) {
+      PrintJson(OrderedJson{{"intent_id", receipt->intent_id},
+                            {"status", std::string(IntentStatusName(receipt->status))},
+                            {"created", receipt->created}});
+    } else {
+      Print(receipt->intent_id + "\n");
+    }
+    return kExitOk;
+  }
+  if (!g.json) {
+    Print(receipt->intent_id + "\n");
+    std::fflush(stdout);
+  }
+  return ReportWait(g, (*client)->Wait(receipt->intent_id, *timeout));
+}
+
+int Get(const Global& g, const std::string& id) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto intent = (*client)->Get(id);
+  if (!intent.ok()) return Error(intent.status());
+  if (g.json) {
+    PrintJson(IntentJson(*intent));
+  } else {
+    Print(IntentText(*intent));
+  }
+  return kExitOk;
+}
+
+int Events(const Global& g, const EventsFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto events = (*client)->Events(f.id, f.since);
+  if (!events.ok()) return Error(events.status());
+  if (g.json) {
+    OrderedJson all = OrderedJson::array();
+    for (const Event& e : *events) all.push_back(EventJson(e));
+    PrintJson(all);
+  } else {
+    Print(EventsText(*events));
+  }
+  return kExitOk;
+}
+
+int List(const Global& g, const ListFlags& f) {
+  ListOptions options;
+  if (!f.status.empty()) {
+    options.status = ParseIntentStatus(f.status);
+    if (!options.status) {
+      return Error(Status::InvalidArgument("unknown status '" + f.status +
+                                           "'; use SUBMITTED, DELIVERED, ACKNOWLEDGED, "
+                                           "IN_PROGRESS, WAITING, COMPLETED, FAILED, CANCELED "
+                                           "or TIMED_OUT"));
+    }
+  }
+  options.to_agent = f.to;
+  options.from_agent = f.from;
+  options.limit = f.limit;
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto intents = (*client)->List(options);
+  if (!intents.ok()) return Error(intents.status());
+  if (g.json) {
+    OrderedJson all = OrderedJson::array();
+    for (const Intent& in : *intents) all.push_back(IntentJson(in, /*with_blobs=*/false));
+    PrintJson(all);
+  } else {
+    Print(ListText(*intents));
+  }
+  return kExitOk;
+}
+
+int Wait(const Global& g, const WaitFlags& f) {
+  auto timeout = ParseTimeout(f.timeout);
+  if (!timeout.ok()) return Error(timeout.status());
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  return ReportWait(g, (*client)->Wait(f.id, *timeout));
+}
+
+int Cancel(const Global& g, const CancelFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto status = (*client)->Cancel(f.id, f.reason, "operator");
+  if (!status.ok()) return Error(status.status());
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
+  } else {
+    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
+  }
+  return kExitOk;
+}
+
+int NodeStatus(const Global& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto status = (*client)->NodeStatus();
+  if (!status.ok()) return Error(status.status());
+  if (g.json) {
+    PrintJson(*status);
+  } else {
+    Print(StatusText(*status));
+  }
+  return kExitOk;
+}
+
+int Checkpoint(const Global& g, const AgentOpFlags& f) {
+  auto state = ParseJsonArg(f.state, "--state");
+  if (!state.ok()) return Error(state.status());
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  Status s = (*client)->Checkpoint(f.id, AttemptFor(f), *state);
+  return s.ok() ? kExitOk : Error(s);
+}
+
+int Complete(const Global& g, const AgentOpFlags& f) {
+  Json result;
+  if (!f.result.empty()) {
+    auto parsed = ParseJsonArg(f.result, "--result");
+    if (!parsed.ok()) return Error(parsed.status());
+    result = std::move(parsed).value();
+  }
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  Status s = (*client)->Complete(f.id, AttemptFor(f), result);
+  return s.ok() ? kExitOk : Error(s);
+}
+
+int Fail(const Global& g, const AgentOpFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  Status s = (*client)->Fail(f.id, AttemptFor(f), {f.code, f.message, f.retryable});
+  return s.ok() ? kExitOk : Error(s);
+}
+
+int Heartbeat(const Global& g, const AgentOpFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  Status s = (*client)->Heartbeat(f.id, AttemptFor(f));
+  return s.ok() ? kExitOk : Error(s);
+}
+
+}  // namespace handoff::cli

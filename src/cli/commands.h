@@ -1,0 +1,101 @@
+// handoffctl's commands. Each takes the parsed flags, talks to the daemon through the client
+// library, prints its output and returns the process exit code (docs/cli.md lists them):
+//
+//   0  success; for wait (and send --wait): the intent COMPLETED
+//   1  an error: bad input, unknown id, refused request, daemon not running or not answering
+//   2  usage error (unknown flag, missing argument)
+//   3  the intent ended FAILED            (wait, send --wait)
+//   4  the intent ended CANCELED          (wait, send --wait)
+//   5  the intent ended TIMED_OUT         (wait, send --wait)
+//   6  the wait timed out; the intent is still live
+//
+// Errors are one line on stderr: "handoffctl: <code>: <message>".
+//
+// Thread safety: run from main's thread.
+
+#ifndef HANDOFF_CLI_COMMANDS_H_
+#define HANDOFF_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "handoff/client.h"
+
+namespace handoff::cli {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,
+  kExitUsage = 2,
+  kExitFailed = 3,
+  kExitCanceled = 4,
+  kExitTimedOut = 5,
+  kExitWaitTimeout = 6,
+};
+
+// Flags every command shares.
+struct Global {
+  std::string socket;  // --socket / HANDOFF_SOCKET
+  bool json = false;   // --json
+  std::string request_timeout = "10s";
+};
+
+struct SendFlags {
+  std::string to, type, payload = "{}", from, lease, correlation_id, parent_id, id;
+  bool wait = false;
+  std::string timeout;  // for --wait; empty: no limit
+};
+struct EventsFlags {
+  std::string id;
+  uint32_t since = 0;
+};
+struct ListFlags {
+  std::string status, to, from;
+  size_t limit = 100;
+};
+struct WaitFlags {
+  std::string id;
+  std::string timeout;  // empty: no limit
+};
+struct CancelFlags {
+  std::string id, reason;
+};
+struct ServeFlags {
+  std::string as, exec;
+  uint32_t credit = 1;
+  std::string heartbeat;  // empty: a third of each lease
+};
+struct AgentOpFlags {  // checkpoint, complete, fail, heartbeat
+  std::string id;
+  std::string state, result;  // JSON
+  std::string code = "agent_error", message;
+  bool retryable = false;
+  std::optional<uint32_t> attempt;  // default: $HANDOFF_ATTEMPT when it names the same intent
+};
+
+int Send(const Global& g, const SendFlags& f);
+int Get(const Global& g, const std::string& id);
+int Events(const Global& g, const EventsFlags& f);
+int List(const Global& g, const ListFlags& f);
+int Wait(const Global& g, const WaitFlags& f);
+int Cancel(const Global& g, const CancelFlags& f);
+int NodeStatus(const Global& g);
+int Serve(const Global& g, const ServeFlags& f);
+int Checkpoint(const Global& g, const AgentOpFlags& f);
+int Complete(const Global& g, const AgentOpFlags& f);
+int Fail(const Global& g, const AgentOpFlags& f);
+int Heartbeat(const Global& g, const AgentOpFlags& f);
+
+// Shared by the commands.
+int Error(const Status& status);
+Result<ClientOptions> MakeClientOptions(const Global& g);
+Result<std::unique_ptr<Client>> Connect(const Global& g);
+// JSON text, "@file", or "-" for stdin; `what` names the flag in errors.
+Result<Json> ParseJsonArg(const std::string& text, const std::string& what);
+// The exit code for a terminal status.
+int ExitFor(IntentStatus status);
+
+}  // namespace handoff::cli
+
+#endif  // HANDOFF_CLI_COMMANDS_H_

@@ -1,0 +1,153 @@
+#include "cli/render.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "base/time_format.h"
+
+namespace handoff::cli {
+namespace {
+
+std::string Compact(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Pads every row's columns to the widest cell.
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+OrderedJson IntentJson(const Intent& in, bool with_blobs) {
+  OrderedJson j = OrderedJson::object();
+  j["intent_id"] = in.intent_id;
+  j["intent_type"] = in.intent_type;
+  j["from_agent"] = in.from_agent;
+  j["to_agent"] = in.to_agent;
+  j["status"] = std::string(IntentStatusName(in.status));
+  j["waiting_reason"] = in.waiting_reason.empty() ? OrderedJson() : OrderedJson(in.waiting_reason);
+  j["delivery_attempt"] = in.delivery_attempt;
+  if (with_blobs) {
+    j["payload"] = in.payload;
+    j["checkpoint"] = in.checkpoint;
+    j["result"] = in.result;
+  }
+  if (in.error) {
+    j["error"] = OrderedJson{{"code", in.error->code},
+                  {"message", in.error->message},
+                  {"retryable", in.error->retryable}};
+  } else {
+    j["error"] = nullptr;
+  }
+  j["correlation_id"] = in.correlation_id.empty() ? OrderedJson() : OrderedJson(in.correlation_id);
+  j["parent_id"] = in.parent_id.empty() ? OrderedJson() : OrderedJson(in.parent_id);
+  j["lease_ms"] = in.lease_ms;
+  j["origin_node"] = in.origin_node;
+  j["created_at"] = FormatRfc3339(in.created_at_ms);
+  j["updated_at"] = FormatRfc3339(in.updated_at_ms);
+  j["seq"] = in.seq;
+  return j;
+}
+
+OrderedJson EventJson(const Event& e) {
+  return OrderedJson{{"intent_id", e.intent_id},
+              {"seq", e.seq},
+              {"event_type", e.event_type},
+              {"status", std::string(IntentStatusName(e.status))},
+              {"at", FormatRfc3339(e.at_ms)},
+              {"node", e.node},
+              {"actor", e.actor},
+              {"details", e.details}};
+}
+
+std::string IntentText(const Intent& in) {
+  std::vector<std::vector<std::string>> rows = {
+      {"intent_id:", in.intent_id},
+      {"intent_type:", in.intent_type},
+      {"from_agent:", in.from_agent},
+      {"to_agent:", in.to_agent},
+      {"status:", std::string(IntentStatusName(in.status)) +
+                      (in.waiting_reason.empty() ? "" : " (" + in.waiting_reason + ")")},
+      {"delivery_attempt:", std::to_string(in.delivery_attempt)},
+      {"created_at:", FormatRfc3339(in.created_at_ms)},
+      {"updated_at:", FormatRfc3339(in.updated_at_ms)},
+      {"origin_node:", in.origin_node},
+  };
+  if (!in.correlation_id.empty()) rows.push_back({"correlation_id:", in.correlation_id});
+  if (!in.parent_id.empty()) rows.push_back({"parent_id:", in.parent_id});
+  rows.push_back({"payload:", Compact(in.payload)});
+  rows.push_back({"checkpoint:", Compact(in.checkpoint)});
+  rows.push_back({"result:", Compact(in.result)});
+  if (in.error) {
+    rows.push_back({"error:", in.error->code + ": " + in.error->message +
+                                  (in.error->retryable ? " (retryable)" : "")});
+  }
+  return Table(rows);
+}
+
+std::string EventsText(const std::vector<Event>& events) {
+  std::vector<std::vector<std::string>> rows = {
+      {"SEQ", "AT", "EVENT", "STATUS", "NODE", "ACTOR", "DETAILS"}};
+  for (const Event& e : events) {
+    rows.push_back({std::to_string(e.seq), FormatRfc3339(e.at_ms), e.event_type,
+                    std::string(IntentStatusName(e.status)), e.node, e.actor,
+                    e.details.is_null() ? "" : Compact(e.details)});
+  }
+  return Table(rows);
+}
+
+std::string ListText(const std::vector<Intent>& intents) {
+  std::vector<std::vector<std::string>> rows = {
+      {"INTENT_ID", "STATUS", "ATTEMPT", "TYPE", "TO", "UPDATED"}};
+  for (const Intent& in : intents) {
+    rows.push_back({in.intent_id, std::string(IntentStatusName(in.status)),
+                    std::to_string(in.delivery_attempt), in.intent_type, in.to_agent,
+                    FormatRfc3339(in.updated_at_ms)});
+  }
+  return Table(rows);
+}
+
+std::string StatusText(const Json& s) {
+  std::vector<std::vector<std::string>> rows;
+  for (const char* key : {"node", "version", "pid", "agent_endpoint", "data_dir", "fsync",
+                          "data_bytes", "map_size", "uptime_ms", "leases", "waiters"}) {
+    if (!s.contains(key)) continue;
+    const Json& v = s[key];
+    rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : Compact(v)});
+  }
+  if (s.contains("intents") && s["intents"].is_object()) {
+    std::string counts;
+    for (const auto& [status, n] : s["intents"].items()) {
+      if (n.is_number() && n.get<int64_t>() > 0) {
+        counts += (counts.empty() ? "" : ", ") + status + "=" + Compact(n);
+      }
+    }
+    rows.push_back({"intents:", counts.empty() ? "none" : counts});
+  }
+  if (s.contains("receivers") && s["receivers"].is_array()) {
+    for (const Json& r : s["receivers"]) {
+      rows.push_back({"receiver:", r.value("address", "") + " credit=" +
+                                       Compact(r.value("credit", Json(0))) +
+                                       " held=" + Compact(r.value("held", Json(0)))});
+    }
+  }
+  return Table(rows);
+}
+
+}  // namespace handoff::cli

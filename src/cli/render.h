@@ -1,0 +1,29 @@
+// How handoffctl shows records: JSON objects for --json, aligned text for people.
+// Thread safety: pure functions.
+
+#ifndef HANDOFF_CLI_RENDER_H_
+#define HANDOFF_CLI_RENDER_H_
+
+#include <string>
+#include <vector>
+
+#include "handoff/intent.h"
+
+namespace handoff::cli {
+
+// The JSON form of an intent: intent_id, intent_type, from_agent, to_agent, status,
+// delivery_attempt, payload, checkpoint, result, error, created_at, updated_at (RFC 3339), seq,
+// and the optional fields. `with_blobs` false leaves out payload, checkpoint and result.
+// Keys keep the order written here, so output reads naturally.
+using OrderedJson = nlohmann::ordered_json;
+OrderedJson IntentJson(const Intent& intent, bool with_blobs = true);
+OrderedJson EventJson(const Event& event);
+
+std::string IntentText(const Intent& intent);
+std::string EventsText(const std::vector<Event>& events);
+std::string ListText(const std::vector<Intent>& intents);
+std::string StatusText(const Json& status);
+
+}  // namespace handoff::cli
+
+#endif  // HANDOFF_CLI_RENDER_H_

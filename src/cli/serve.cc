@@ -1,0 +1,125 @@
+// handoffctl serve: makes any program an agent.
+//
+// For each delivered intent, runs `/bin/sh -c CMD` with the payload JSON on stdin and the
+// intent's identity in the environment; the command's stdout is the result when it exits 0, a
+// non-zero exit fails the intent (retryable). While it runs the Agent keeps the lease alive; if
+// the intent is canceled, or serve itself is asked to stop, the command is stopped (SIGTERM,
+// then SIGKILL) and nothing is reported, so a stopped serve's intent is delivered again after
+// its lease.
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "base/defaults.h"
+#include "base/units.h"
+#include "cli/commands.h"
+#include "cli/subprocess.h"
+#include "handoff/agent.h"
+
+namespace handoff::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+Agent* g_agent = nullptr;
+
+extern "C" void OnServeSignal(int) {
+  g_stop.store(true);
+  if (g_agent != nullptr) g_agent->Stop();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  size_t start = 0;
+  while (start < s.size() && (s[start] == ' ' || s[start] == '\n')) ++start;
+  return s.substr(start);
+}
+
+// A command's stdout as a result: JSON if it parses, else the text as a JSON string, null if
+// empty.
+Json ResultFrom(const std::string& out) {
+  std::string text = Trim(out);
+  if (text.empty()) return nullptr;
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error&) {
+    return text;
+  }
+}
+
+Outcome RunCommand(const std::string& command, const std::string& endpoint, Task& task) {
+  const Intent& in = task.intent();
+  std::map<std::string, std::string> env = {
+      {"HANDOFF_INTENT_ID", in.intent_id},
+      {"HANDOFF_INTENT_TYPE", in.intent_type},
+      {"HANDOFF_ATTEMPT", std::to_string(in.delivery_attempt)},
+      {"HANDOFF_CHECKPOINT", in.checkpoint.is_null() ? "" : in.checkpoint.dump()},
+      {"HANDOFF_FROM_AGENT", in.from_agent},
+      {"HANDOFF_TO_AGENT", in.to_agent},
+      {"HANDOFF_CORRELATION_ID", in.correlation_id},
+      {kSocketEnv, endpoint},
+  };
+  const auto started = std::chrono::steady_clock::now();
+  auto ran = RunShell(command, in.payload.dump() + "\n", env,
+                      [&] { return g_stop.load() || task.canceled() || task.lease_lost(); });
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  if (!ran.ok()) {
+    spdlog::error("intent {}: cannot run the command: {}", in.intent_id, ran.status().ToString());
+    return Outcome::Fail("exec_error", ran.status().message(), /*retryable=*/true);
+  }
+  if (ran->stopped) {
+    const char* why = task.canceled() ? "canceled" : task.lease_lost() ? "lease lost" : "stopping";
+    spdlog::info("intent {} attempt {}: command stopped after {} ms ({})", in.intent_id,
+                 in.delivery_attempt, ms, why);
+    // Canceled or taken over: nothing to report. Stopping: the lease runs out and the intent
+    // goes to the next agent with its checkpoint.
+    return Outcome::Abandon();
+  }
+  spdlog::info("intent {} attempt {}: command exited {} after {} ms", in.intent_id,
+               in.delivery_attempt, ran->exit_code, ms);
+  if (ran->exit_code != 0) {
+    return Outcome::Fail("exit_status",
+                         "command exited with status " + std::to_string(ran->exit_code),
+                         /*retryable=*/true);
+  }
+  return Outcome::Complete(ResultFrom(ran->out));
+}
+
+}  // namespace
+
+int Serve(const Global& g, const ServeFlags& f) {
+  auto client = MakeClientOptions(g);
+  if (!client.ok()) return Error(client.status());
+  AgentOptions options;
+  options.address = f.as;
+  options.client = std::move(client).value();
+  options.credit = f.credit;
+  if (!f.heartbeat.empty()) {
+    auto ms = ParseDurationMs(f.heartbeat);
+    if (!ms.ok()) return Error(ms.status());
+    options.heartbeat_interval = std::chrono::milliseconds(*ms);
+  }
+  auto agent = Agent::Connect(options);
+  if (!agent.ok()) return Error(agent.status());
+  std::string endpoint = options.client.endpoint.empty() ? DefaultAgentEndpoint()
+                                                         : options.client.endpoint;
+
+  g_agent = agent->get();
+  struct sigaction stop {};
+  stop.sa_handler = OnServeSignal;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGINT, &stop, nullptr);
+
+  spdlog::info("serving {} with: {}", f.as, f.exec);
+  Status s = (*agent)->Run([&](Task& task) { return RunCommand(f.exec, endpoint, task); });
+  g_agent = nullptr;
+  return s.ok() ? kExitOk : Error(s);
+}
+
+}  // namespace handoff::cli

@@ -1,0 +1,32 @@
+// RunShell: runs `/bin/sh -c command` with the given stdin and extra environment, collects its
+// stdout, and stops it early when asked.
+//
+// The child gets its own process group and is killed (SIGKILL) if this process dies, so a
+// SIGKILLed `handoffctl serve` does not leave its command running. Its stderr is inherited.
+//
+// Thread safety: call from one thread; `should_stop` is polled from that thread.
+
+#ifndef HANDOFF_CLI_SUBPROCESS_H_
+#define HANDOFF_CLI_SUBPROCESS_H_
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "handoff/status.h"
+
+namespace handoff::cli {
+
+struct ShellResult {
+  int exit_code = 0;  // the command's exit status, or 128 + signal if a signal ended it
+  bool stopped = false;  // ended because should_stop() turned true
+  std::string out;       // everything it wrote to stdout
+};
+
+Result<ShellResult> RunShell(const std::string& command, const std::string& input,
+                             const std::map<std::string, std::string>& env,
+                             const std::function<bool()>& should_stop);
+
+}  // namespace handoff::cli
+
+#endif  // HANDOFF_CLI_SUBPROCESS_H_

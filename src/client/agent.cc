@@ -1,0 +1,213 @@
+#include "handoff/agent.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "base/names.h"
+#include "client/connection.h"
+#include "client/convert.h"
+
+namespace handoff {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kMinHeartbeat{50};
+constexpr milliseconds kReportRetryPause{200};
+
+// Notes in the task's flags what the daemon said about it.
+void Observe(const Status& s, std::atomic<bool>& canceled, std::atomic<bool>& lease_lost) {
+  if (s.IsCancelled()) canceled.store(true);
+  if (s.IsConflict()) lease_lost.store(true);
+}
+
+}  // namespace
+
+Status Task::Checkpoint(const Json& state) {
+  Status s = client_.Checkpoint(intent_.intent_id, intent_.delivery_attempt, state);
+  Observe(s, canceled_, lease_lost_);
+  return s;
+}
+
+// Sends heartbeats for the running task from a thread (and connection) of its own, so a
+// handler that blocks for minutes keeps its lease.
+class Agent::Heartbeats {
+ public:
+  explicit Heartbeats(std::unique_ptr<Client> client)
+      : client_(std::move(client)), thread_([this] { Loop(); }) {}
+
+  ~Heartbeats() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Begin(Task* task, milliseconds interval) {
+    std::lock_guard<std::mutex> lock(mu_);
+    task_ = task;
+    interval_ = std::max(interval, kMinHeartbeat);
+    cv_.notify_all();
+  }
+
+  // Returns once no heartbeat for the task is in flight, so the task may be destroyed.
+  void End() {
+    std::unique_lock<std::mutex> lock(mu_);
+    task_ = nullptr;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !busy_; });
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!quit_) {
+      if (task_ == nullptr) {
+        cv_.wait(lock);
+        continue;
+      }
+      Task* task = task_;
+      if (cv_.wait_for(lock, interval_, [&] { return quit_ || task_ != task; })) continue;
+      busy_ = true;
+      lock.unlock();
+      Status s = client_->Heartbeat(task->intent_id(), task->attempt());
+      if (!s.ok()) {
+        spdlog::debug("heartbeat for intent {}: {}", task->intent_id(), s.ToString());
+        Observe(s, task->canceled_, task->lease_lost_);
+      }
+      lock.lock();
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::unique_ptr<Client> client_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Task* task_ = nullptr;
+  milliseconds interval_{1000};
+  bool busy_ = false;
+  bool quit_ = false;
+  std::thread thread_;  // last: starts after the fields it reads are initialised
+};
+
+Agent::Agent(AgentOptions options, std::unique_ptr<Client> client,
+             std::unique_ptr<Connection> inbox, std::unique_ptr<Heartbeats> heartbeats)
+    : options_(std::move(options)),
+      client_(std::move(client)),
+      inbox_(std::move(inbox)),
+      heartbeats_(std::move(heartbeats)) {}
+
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::Connect(const AgentOptions& options) {
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(options.address));
+  if (options.credit == 0) return Status::InvalidArgument("credit must be at least 1");
+  HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(options.client));
+  HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Client> beats, Client::Connect(options.client));
+  HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Connection> inbox, Connection::Open(options.client));
+  auto heartbeats = std::make_unique<Heartbeats>(std::move(beats));
+  std::unique_ptr<Agent> agent(
+      new Agent(options, std::move(client), std::move(inbox), std::move(heartbeats)));
+  // The first registration must succeed, so that a wrong address or a dead daemon shows at once.
+  HANDOFF_RETURN_IF_ERROR(agent->Register());
+  return agent;
+}
+
+Status Agent::Register() {
+  return inbox_
+      ->Call("receive",
+             [&](MsgWriter& w) {
+               w.Field("address", options_.address);
+               w.Field("credit", options_.credit);
+             })
+      .status();
+}
+
+Status Agent::Run(const Handler& handler) {
+  auto last_register = std::chrono::steady_clock::now();
+  bool warned = false;
+  while (!stop_.load()) {
+    auto push = inbox_->NextPush(options_.refresh_interval);
+    if (push.ok() && push->has_value()) {
+      const msgpack::object* body = (*push)->reply.body().Find("intent");
+      auto intent = body ? ReadIntent(*body) : Result<Intent>(Status::Corruption("no intent"));
+      if (!intent.ok()) {
+        spdlog::warn("ignored an undecodable delivery: {}", intent.status().ToString());
+        continue;
+      }
+      Handle(std::move(intent).value(), handler);
+    } else if (!push.ok()) {
+      spdlog::warn("receiving from handoffd: {}", push.status().ToString());
+    }
+    if (std::chrono::steady_clock::now() - last_register < options_.refresh_interval) continue;
+    // Idle, or due: register again. This is how a restarted daemon learns of us.
+    Status s = Register();
+    last_register = std::chrono::steady_clock::now();
+    if (!s.ok() && !warned) {
+      spdlog::warn("agent {} cannot register with handoffd (will keep trying): {}",
+                   options_.address, s.ToString());
+    }
+    warned = !s.ok();
+  }
+  return Status::OK();
+}
+
+void Agent::Handle(Intent intent, const Handler& handler) {
+  Task task(std::move(intent), *client_);
+  Status ack = client_->Ack(task.intent_id(), task.attempt(), /*start=*/true);
+  if (!ack.ok() && !ack.IsUnavailable()) {
+    // Canceled, ended, or delivered again elsewhere while it waited here: not ours to run.
+    spdlog::info("skipping intent {} (attempt {}): {}", task.intent_id(), task.attempt(),
+                 ack.ToString());
+    return;
+  }
+  milliseconds interval = options_.heartbeat_interval;
+  if (interval.count() == 0) interval = milliseconds(task.intent().lease_ms / 3);
+  heartbeats_->Begin(&task, interval);
+  Outcome outcome;
+  try {
+    outcome = handler(task);
+  } catch (const std::exception& e) {
+    outcome = Outcome::Fail("handler_exception", e.what(), /*retryable=*/true);
+  } catch (...) {
+    outcome = Outcome::Fail("handler_exception", "the handler threw a non-standard exception",
+                            /*retryable=*/true);
+  }
+  heartbeats_->End();
+  const std::string id = task.intent_id();
+  const uint32_t attempt = task.attempt();
+  switch (outcome.kind) {
+    case Outcome::Kind::kComplete:
+      Report(id, [&] { return client_->Complete(id, attempt, outcome.result); });
+      break;
+    case Outcome::Kind::kFail:
+      Report(id, [&] { return client_->Fail(id, attempt, outcome.error); });
+      break;
+    case Outcome::Kind::kAbandon:
+      spdlog::info("abandoned intent {} (attempt {}); it will be delivered again when its "
+                   "lease runs out", id, attempt);
+      break;
+  }
+}
+
+void Agent::Report(const std::string& intent_id, const std::function<Status()>& report) {
+  while (true) {
+    Status s = report();
+    if (s.ok()) return;
+    if (!s.IsUnavailable() || stop_.load()) {
+      spdlog::warn("the outcome of intent {} was refused: {}", intent_id, s.ToString());
+      return;
+    }
+    // The daemon is away (restarting?). The outcome is worth keeping: try until it answers.
+    spdlog::warn("reporting intent {}: {}; retrying", intent_id, s.ToString());
+    std::this_thread::sleep_for(kReportRetryPause);
+  }
+}
+
+}  // namespace handoff

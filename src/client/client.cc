@@ -1,0 +1,243 @@
+#include "handoff/client.h"
+
+#include <algorithm>
+
+#include "base/clock.h"
+#include "base/intent_id.h"
+#include "client/connection.h"
+#include "client/convert.h"
+
+namespace handoff {
+namespace {
+
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+// A parked wait is answered at its deadline; silence this much longer means the daemon lost it
+// (it restarted), so the wait is sent again.
+constexpr milliseconds kWaitChunk{5'000};
+constexpr milliseconds kWaitGrace{1'500};
+
+Status CheckId(std::string_view id) { return IntentId::Parse(id).status(); }
+
+void WriteId(MsgWriter& w, std::string_view id) { w.Field("intent_id", id); }
+
+Result<Intent> IntentFromReply(const ReceivedReply& got) {
+  const msgpack::object* intent = got.reply.body().Find("intent");
+  if (intent == nullptr) return Status::Corruption("reply without an intent");
+  return ReadIntent(*intent);
+}
+
+}  // namespace
+
+Client::Client(std::unique_ptr<Connection> connection) : connection_(std::move(connection)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(options));
+  return std::unique_ptr<Client>(new Client(std::move(connection)));
+}
+
+const std::string& Client::endpoint() const { return connection_->options().endpoint; }
+
+Result<SendReceipt> Client::Send(const SendRequest& request) {
+  if (!request.payload.is_object()) {
+    return Status::InvalidArgument("payload must be a JSON object, not " +
+                                   std::string(request.payload.type_name()));
+  }
+  // The id is chosen here so that resending after a lost reply cannot store a second intent.
+  std::string id = request.intent_id.empty()
+                       ? NewIntentId(SystemClock::Instance().NowMs()).ToString()
+                       : request.intent_id;
+  HANDOFF_RETURN_IF_ERROR(CheckId(id));
+  const std::string payload = JsonToMsgpack(request.payload);
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("send", [&](MsgWriter& w) {
+    w.Field("intent_id", id);
+    w.Field("intent_type", request.intent_type);
+    w.Field("to_agent", request.to_agent);
+    if (!request.from_agent.empty()) w.Field("from_agent", request.from_agent);
+    if (!request.correlation_id.empty()) w.Field("correlation_id", request.correlation_id);
+    if (!request.parent_id.empty()) w.Field("parent_id", request.parent_id);
+    if (request.lease.count() > 0) w.Field("lease_ms", static_cast<int64_t>(request.lease.count()));
+    w.FieldRaw("payload", payload);
+  }));
+  MapReader body = got.reply.body();
+  SendReceipt receipt;
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(body.String("intent_id", &receipt.intent_id));
+  HANDOFF_RETURN_IF_ERROR(body.OptString("status", &status));
+  HANDOFF_RETURN_IF_ERROR(body.OptBool("created", &receipt.created));
+  receipt.status = ParseIntentStatus(status).value_or(IntentStatus::kSubmitted);
+  return receipt;
+}
+
+Result<Intent> Client::Get(std::string_view intent_id) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("get", [&](MsgWriter& w) {
+    WriteId(w, intent_id);
+  }));
+  return IntentFromReply(got);
+}
+
+Result<std::vector<Event>> Client::Events(std::string_view intent_id, uint32_t since) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("events", [&](MsgWriter& w) {
+    WriteId(w, intent_id);
+    w.Field("since", since);
+  }));
+  const msgpack::object* events = got.reply.body().Find("events");
+  if (events == nullptr || events->type != msgpack::type::ARRAY) {
+    return Status::Corruption("events reply without an events array");
+  }
+  std::vector<Event> out;
+  for (uint32_t i = 0; i < events->via.array.size; ++i) {
+    HANDOFF_ASSIGN_OR_RETURN(Event e, ReadEvent(events->via.array.ptr[i]));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<Intent> Client::Wait(std::string_view intent_id, milliseconds timeout) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  const auto deadline = SteadyClock::now() + timeout;
+  std::optional<SteadyClock::time_point> silent_since;
+  while (true) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    milliseconds chunk = std::clamp(left, milliseconds(0), kWaitChunk);
+    auto got = connection_->Call(
+        "wait",
+        [&](MsgWriter& w) {
+          WriteId(w, intent_id);
+          w.Field("timeout_ms", static_cast<uint64_t>(chunk.count()));
+        },
+        Connection::Resend::kNo, chunk + kWaitGrace);
+    if (!got.ok()) {
+      if (!got.status().IsUnavailable()) return got.status();
+      // The daemon is silent: it may be restarting. Keep asking for a bounded time.
+      if (!silent_since) silent_since = SteadyClock::now();
+      if (SteadyClock::now() - *silent_since >= connection_->options().request_timeout) {
+        return got.status();
+      }
+      continue;
+    }
+    silent_since.reset();
+    HANDOFF_ASSIGN_OR_RETURN(Intent intent, IntentFromReply(*got));
+    if (IsTerminal(intent.status)) return intent;
+    if (SteadyClock::now() >= deadline) {
+      return Status::TimedOut("intent " + std::string(intent_id) + " is still " +
+                              std::string(IntentStatusName(intent.status)) + " after waiting " +
+                              std::to_string(timeout.count()) + " ms");
+    }
+  }
+}
+
+Result<std::vector<Intent>> Client::List(const ListOptions& options) {
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("list", [&](MsgWriter& w) {
+    if (options.status) w.Field("status", IntentStatusName(*options.status));
+    if (!options.to_agent.empty()) w.Field("to_agent", options.to_agent);
+    if (!options.from_agent.empty()) w.Field("from_agent", options.from_agent);
+    w.Field("limit", static_cast<uint64_t>(options.limit));
+  }));
+  const msgpack::object* intents = got.reply.body().Find("intents");
+  if (intents == nullptr || intents->type != msgpack::type::ARRAY) {
+    return Status::Corruption("list reply without an intents array");
+  }
+  std::vector<Intent> out;
+  for (uint32_t i = 0; i < intents->via.array.size; ++i) {
+    HANDOFF_ASSIGN_OR_RETURN(Intent intent, ReadIntent(intents->via.array.ptr[i]));
+    out.push_back(std::move(intent));
+  }
+  return out;
+}
+
+Result<IntentStatus> Client::Cancel(std::string_view intent_id, std::string_view reason,
+                                    std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  // Not resent: a second cancel of a canceled intent is refused, which would misreport success.
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call(
+                                                  "cancel",
+                                                  [&](MsgWriter& w) {
+                                                    WriteId(w, intent_id);
+                                                    if (!reason.empty()) w.Field("reason", reason);
+                                                    if (!actor.empty()) w.Field("actor", actor);
+                                                  },
+                                                  Connection::Resend::kNo));
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(got.reply.body().OptString("status", &status));
+  return ParseIntentStatus(status).value_or(IntentStatus::kCanceled);
+}
+
+Result<Json> Client::NodeStatus() {
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("status", nullptr));
+  HANDOFF_ASSIGN_OR_RETURN(Json status, MsgpackToJson(got.reply.handle.get()));
+  for (const char* envelope : {"v", "rid", "ok"}) status.erase(envelope);
+  return status;
+}
+
+Status Client::Checkpoint(std::string_view intent_id, uint32_t attempt, const Json& state) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  const std::string encoded = JsonToMsgpack(state);
+  return connection_
+      ->Call("checkpoint",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+               w.FieldRaw("state", encoded);
+             })
+      .status();
+}
+
+Status Client::Heartbeat(std::string_view intent_id, uint32_t attempt) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  return connection_
+      ->Call("heartbeat",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+             })
+      .status();
+}
+
+Status Client::Ack(std::string_view intent_id, uint32_t attempt, bool start) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  return connection_
+      ->Call("ack",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+               w.Field("start", start);
+             })
+      .status();
+}
+
+Status Client::Complete(std::string_view intent_id, uint32_t attempt, const Json& result) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  const std::string encoded = result.is_null() ? std::string() : JsonToMsgpack(result);
+  return connection_
+      ->Call("complete",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+               if (!encoded.empty()) w.FieldRaw("result", encoded);
+             })
+      .status();
+}
+
+Status Client::Fail(std::string_view intent_id, uint32_t attempt, const ErrorInfo& error) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  return connection_
+      ->Call("fail",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+               w.Key("error");
+               w.BeginMap();
+               w.Field("code", error.code);
+               w.Field("message", error.message);
+               w.Field("retryable", error.retryable);
+               w.EndMap();
+             })
+      .status();
+}
+
+}  // namespace handoff

@@ -1,0 +1,112 @@
+#include "client/connection.h"
+
+#include "base/clock.h"
+#include "base/defaults.h"
+#include "base/intent_id.h"
+#include "net/endpoint.h"
+
+namespace handoff {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The largest request a client sends; the daemon's own limits are smaller and reported as
+// errors, this one only guards the socket.
+constexpr size_t kMaxRequestBytes = size_t{64} << 20;
+
+milliseconds Remaining(SteadyClock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+  return left.count() > 0 ? left : milliseconds(0);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given) {
+  ClientOptions options = given;
+  if (options.endpoint.empty()) options.endpoint = DefaultAgentEndpoint();
+  HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(options.endpoint));
+  if (!net::IpcListening(options.endpoint)) {
+    return Status::Unavailable("handoffd is not running: nothing listens on " + options.endpoint +
+                               " (start handoffd, or point --socket / HANDOFF_SOCKET at its "
+                               "agent_endpoint)");
+  }
+  auto context = std::make_unique<zmq::context_t>(1);
+  // A routing id unique to this connection, so the daemon can tell its clients apart.
+  std::string routing_id = "c-" + NewIntentId(SystemClock::Instance().NowMs()).ToString();
+  net::SocketOptions socket;
+  socket.max_message_bytes = -1;  // what the daemon sends is trusted
+  HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<net::Dealer> dealer,
+                           net::Dealer::Connect(*context, options.endpoint, routing_id, socket));
+  return std::unique_ptr<Connection>(
+      new Connection(std::move(options), std::move(context), std::move(dealer)));
+}
+
+Result<std::optional<ReceivedReply>> Connection::ReceiveOne(milliseconds timeout) {
+  HANDOFF_ASSIGN_OR_RETURN(std::optional<zmq::message_t> frame, dealer_->Receive(timeout));
+  if (!frame) return std::optional<ReceivedReply>();
+  ReceivedReply received{std::move(*frame), {}};
+  auto reply = wire::DecodeReply(
+      std::string_view(static_cast<const char*>(received.frame.data()), received.frame.size()));
+  if (!reply.ok()) {
+    return Status::Corruption("undecodable message from handoffd: " + reply.status().message());
+  }
+  received.reply = std::move(reply).value();
+  return std::optional<ReceivedReply>(std::move(received));
+}
+
+Result<ReceivedReply> Connection::Call(std::string_view op,
+                                       const std::function<void(MsgWriter&)>& fill, Resend resend,
+                                       milliseconds timeout) {
+  if (timeout.count() == 0) timeout = options_.request_timeout;
+  const uint64_t rid = next_rid_++;
+  wire::RequestBuilder builder(op, rid);
+  if (fill) fill(builder.w());
+  const std::string request = builder.Finish();
+  if (request.size() > kMaxRequestBytes) {
+    return Status::InvalidArgument("request is " + std::to_string(request.size()) +
+                                   " bytes; the largest a client sends is 64 MiB");
+  }
+
+  const auto deadline = SteadyClock::now() + timeout;
+  while (true) {
+    HANDOFF_RETURN_IF_ERROR(dealer_->Send(request));
+    const auto resend_at = resend == Resend::kYes
+                               ? std::min(deadline, SteadyClock::now() + options_.resend_interval)
+                               : deadline;
+    while (SteadyClock::now() < resend_at) {
+      HANDOFF_ASSIGN_OR_RETURN(std::optional<ReceivedReply> got, ReceiveOne(Remaining(resend_at)));
+      if (!got) break;
+      if (!got->reply.push.empty()) {
+        pushes_.push_back(std::move(*got));
+        continue;
+      }
+      if (got->reply.rid != rid) continue;  // a late reply to an abandoned request
+      if (!got->reply.status.ok()) return got->reply.status;
+      return std::move(*got);
+    }
+    if (SteadyClock::now() >= deadline) {
+      return Status::Unavailable("handoffd at " + options_.endpoint + " did not answer '" +
+                                 std::string(op) + "' within " +
+                                 std::to_string(timeout.count()) + " ms");
+    }
+  }
+}
+
+Result<std::optional<ReceivedReply>> Connection::NextPush(milliseconds timeout) {
+  if (!pushes_.empty()) {
+    ReceivedReply next = std::move(pushes_.front());
+    pushes_.pop_front();
+    return std::optional<ReceivedReply>(std::move(next));
+  }
+  const auto deadline = SteadyClock::now() + timeout;
+  do {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<ReceivedReply> got, ReceiveOne(Remaining(deadline)));
+    if (!got) break;
+    if (!got->reply.push.empty()) return got;
+    // A reply nobody waits for any more: drop it.
+  } while (SteadyClock::now() < deadline);
+  return std::optional<ReceivedReply>();
+}
+
+}  // namespace handoff

@@ -1,0 +1,67 @@
+// Connection: one DEALER socket to the local handoffd, with request/reply matching.
+//
+// Call() sends a request and waits for the reply with the same rid, resending the request
+// after `resend_interval` of silence (a daemon that restarted lost it) until `timeout`. Pushes
+// (deliveries) that arrive meanwhile are queued for NextPush(). Replies to earlier, abandoned
+// requests are dropped.
+//
+// Thread safety: one thread at a time.
+
+#ifndef HANDOFF_CLIENT_CONNECTION_H_
+#define HANDOFF_CLIENT_CONNECTION_H_
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "base/msgpack_io.h"
+#include "handoff/client.h"
+#include "net/sockets.h"
+#include "wire/agent_protocol.h"
+
+namespace handoff {
+
+// A reply and the frame it was decoded from.
+struct ReceivedReply {
+  zmq::message_t frame;
+  wire::Reply reply;
+};
+
+class Connection {
+ public:
+  // Unavailable at once if nothing listens on an ipc endpoint.
+  static Result<std::unique_ptr<Connection>> Open(const ClientOptions& options);
+
+  enum class Resend { kYes, kNo };
+  // Sends op with the fields `fill` writes. Returns the reply, or its error as the Status.
+  // `timeout` 0 means options().request_timeout.
+  Result<ReceivedReply> Call(std::string_view op, const std::function<void(MsgWriter&)>& fill,
+                             Resend resend = Resend::kYes,
+                             std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  // The next pushed message, waiting at most `timeout`; nullopt on timeout.
+  Result<std::optional<ReceivedReply>> NextPush(std::chrono::milliseconds timeout);
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  Connection(ClientOptions options, std::unique_ptr<zmq::context_t> context,
+             std::unique_ptr<net::Dealer> dealer)
+      : options_(std::move(options)), context_(std::move(context)), dealer_(std::move(dealer)) {}
+  // Receives one frame (waiting at most `timeout`) and decodes it.
+  Result<std::optional<ReceivedReply>> ReceiveOne(std::chrono::milliseconds timeout);
+
+  ClientOptions options_;
+  std::unique_ptr<zmq::context_t> context_;
+  std::unique_ptr<net::Dealer> dealer_;  // declared after the context: destroyed first
+  std::deque<ReceivedReply> pushes_;
+  uint64_t next_rid_ = 1;
+};
+
+}  // namespace handoff
+
+#endif  // HANDOFF_CLIENT_CONNECTION_H_

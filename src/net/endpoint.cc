@@ -1,0 +1,91 @@
+#include "net/endpoint.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+namespace handoff::net {
+namespace {
+
+constexpr std::string_view kIpc = "ipc://";
+constexpr std::string_view kTcp = "tcp://";
+
+Status Invalid(std::string_view endpoint, std::string_view why) {
+  return Status::InvalidArgument("invalid endpoint '" + std::string(endpoint) + "': " +
+                                 std::string(why) +
+                                 "; expected ipc:///path/to/socket or tcp://host:port");
+}
+
+}  // namespace
+
+bool IsIpc(std::string_view endpoint) { return endpoint.substr(0, kIpc.size()) == kIpc; }
+
+std::string IpcPath(std::string_view endpoint) { return std::string(endpoint.substr(kIpc.size())); }
+
+Status ValidateEndpoint(std::string_view endpoint) {
+  if (IsIpc(endpoint)) {
+    std::string path = IpcPath(endpoint);
+    if (path.empty()) return Invalid(endpoint, "the socket path is empty");
+    if (path.size() > kMaxIpcPathLength) {
+      return Invalid(endpoint, "the socket path is longer than 107 bytes");
+    }
+    return Status::OK();
+  }
+  if (endpoint.substr(0, kTcp.size()) == kTcp) {
+    std::string_view rest = endpoint.substr(kTcp.size());
+    size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return Invalid(endpoint, "no host:port");
+    std::string_view port = rest.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return Invalid(endpoint, "bad port");
+    unsigned value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return Invalid(endpoint, "bad port");
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return Invalid(endpoint, "port out of range 1-65535");
+    return Status::OK();
+  }
+  return Invalid(endpoint, "unknown transport");
+}
+
+bool IpcListening(std::string_view endpoint) {
+  if (!IsIpc(endpoint)) return true;
+  std::string path = IpcPath(endpoint);
+  if (path.size() > kMaxIpcPathLength) return false;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell; let the caller try
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  bool listening = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return listening;
+}
+
+Status PrepareIpcBind(std::string_view endpoint) {
+  if (!IsIpc(endpoint)) return Status::OK();
+  std::filesystem::path path(IpcPath(endpoint));
+  std::error_code ec;
+  if (path.has_parent_path() && !std::filesystem::exists(path.parent_path(), ec)) {
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return Status::IOError("cannot create directory " + path.parent_path().string() +
+                             " for the agent socket: " + ec.message());
+    }
+    std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
+  }
+  if (IpcListening(endpoint)) {
+    return Status::Unavailable("another process is already listening on " +
+                               std::string(endpoint) +
+                               " (is another handoffd running? stop it or choose another "
+                               "agent_endpoint)");
+  }
+  return Status::OK();
+}
+
+}  // namespace handoff::net

@@ -1,0 +1,38 @@
+// Endpoints: where handoffd listens and clients connect.
+//
+//   ipc://<path>        a Unix socket; <path> at most 107 bytes (the kernel's sun_path limit)
+//   tcp://<host>:<port> host a name, an IPv4 address, [an IPv6 address] or * (bind only)
+//
+// Thread safety: pure functions, except that the probes touch the file system.
+
+#ifndef HANDOFF_NET_ENDPOINT_H_
+#define HANDOFF_NET_ENDPOINT_H_
+
+#include <string>
+#include <string_view>
+
+#include "handoff/status.h"
+
+namespace handoff::net {
+
+inline constexpr size_t kMaxIpcPathLength = 107;
+
+// OK, or InvalidArgument saying what a valid endpoint looks like.
+Status ValidateEndpoint(std::string_view endpoint);
+
+bool IsIpc(std::string_view endpoint);
+// The file path of an ipc:// endpoint.
+std::string IpcPath(std::string_view endpoint);
+
+// True if a process accepts connections on the ipc endpoint now (a plain connect() probe).
+// Always true for non-ipc endpoints, which cannot be probed this cheaply.
+bool IpcListening(std::string_view endpoint);
+
+// Before binding an ipc endpoint: creates its directory (mode 0700) and refuses, with
+// Unavailable, if a live process already listens on it. A stale socket file left by a killed
+// process is fine: binding replaces it.
+Status PrepareIpcBind(std::string_view endpoint);
+
+}  // namespace handoff::net
+
+#endif  // HANDOFF_NET_ENDPOINT_H_

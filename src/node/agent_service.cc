@@ -1,0 +1,398 @@
+#include "node/agent_service.h"
+
+#include <array>
+#include <utility>
+
+#include "base/names.h"
+
+namespace handoff::node {
+namespace {
+
+using wire::ReplyBuilder;
+
+Result<IntentId> ReadId(const MapReader& m) {
+  std::string text;
+  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &text));
+  return IntentId::Parse(text);
+}
+
+Result<uint32_t> ReadAttempt(const MapReader& m) {
+  uint64_t attempt = 0;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("attempt", &attempt));
+  if (attempt > UINT32_MAX) return Status::InvalidArgument("field 'attempt' is too large");
+  return static_cast<uint32_t>(attempt);
+}
+
+Result<uint64_t> ReadLimit(const MapReader& m, uint64_t fallback) {
+  uint64_t limit = fallback;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("limit", &limit));
+  if (limit == 0 || limit > kMaxListLimit) {
+    return Status::InvalidArgument("field 'limit' must be between 1 and " +
+                                   std::to_string(kMaxListLimit));
+  }
+  return limit;
+}
+
+// A status reply: the intent's id, status and attempt, without the blobs.
+std::optional<std::string> BriefReply(uint64_t rid, const IntentRecord& r) {
+  ReplyBuilder b(rid);
+  b.w().Field("intent_id", r.id.ToString());
+  b.w().Field("status", IntentStatusName(r.status));
+  b.w().Field("delivery_attempt", r.delivery_attempt);
+  b.w().Field("seq", r.seq);
+  return b.Finish();
+}
+
+}  // namespace
+
+AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& waiters,
+                           const NodeInfo& info, storage::Env& env)
+    : engine_(engine), receivers_(receivers), waiters_(waiters), info_(info), env_(env) {}
+
+bool AgentService::MayWrite(std::string_view op) {
+  return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
+         op == wire::op::kHeartbeat || op == wire::op::kCheckpoint ||
+         op == wire::op::kComplete || op == wire::op::kFail;
+}
+
+AgentService::Handler AgentService::Find(std::string_view op) {
+  static const std::array<std::pair<std::string_view, Handler>, 14> kHandlers = {{
+      {wire::op::kHello, &AgentService::OnHello},
+      {wire::op::kSend, &AgentService::OnSend},
+      {wire::op::kGet, &AgentService::OnGet},
+      {wire::op::kEvents, &AgentService::OnEvents},
+      {wire::op::kWait, &AgentService::OnWait},
+      {wire::op::kList, &AgentService::OnList},
+      {wire::op::kCancel, &AgentService::OnCancel},
+      {wire::op::kReceive, &AgentService::OnReceive},
+      {wire::op::kAck, &AgentService::OnAck},
+      {wire::op::kHeartbeat, &AgentService::OnHeartbeat},
+      {wire::op::kCheckpoint, &AgentService::OnCheckpoint},
+      {wire::op::kComplete, &AgentService::OnComplete},
+      {wire::op::kFail, &AgentService::OnFail},
+      {wire::op::kStatus, &AgentService::OnStatus},
+  }};
+  for (const auto& [name, handler] : kHandlers) {
+    if (name == op) return handler;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> AgentService::Handle(Txn& txn, Batch& batch,
+                                                const std::string& routing_id,
+                                                const wire::Request& request) {
+  Handler handler = Find(request.op);
+  if (handler == nullptr) {
+    return wire::EncodeErrorReply(
+        request.rid, Status::InvalidArgument(
+                         "unknown operation '" + request.op.substr(0, 64) +
+                         "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
+                         "heartbeat, checkpoint, complete, fail, status"));
+  }
+  if (MayWrite(request.op) && !txn.is_write()) {
+    return wire::EncodeErrorReply(request.rid, Status::Unavailable("no write transaction"));
+  }
+  Reply reply = (this->*handler)(txn, batch, routing_id, request);
+  if (!reply.ok()) return wire::EncodeErrorReply(request.rid, reply.status());
+  return std::move(reply).value();
+}
+
+AgentService::Reply AgentService::IntentReply(const Txn& txn, uint64_t rid,
+                                              const IntentRecord& record) {
+  IntentView view;
+  HANDOFF_RETURN_IF_ERROR(engine_.Get(txn, record.id, &view));
+  ReplyBuilder b(rid);
+  b.w().Key("intent");
+  wire::WriteIntent(b.w(), view.record, view.payload, view.checkpoint, view.result);
+  return std::optional<std::string>(b.Finish());
+}
+
+std::string AgentService::DeliveryPush(const IntentView& view) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("v", wire::kAgentProtocolVersion);
+  w.Field("push", wire::kPushDeliver);
+  w.Key("intent");
+  wire::WriteIntent(w, view.record, view.payload, view.checkpoint, {});
+  w.EndMap();
+  return w.str();
+}
+
+std::string AgentService::EncodeWaitReply(uint64_t rid, const IntentView& view) {
+  ReplyBuilder b(rid);
+  b.w().Field("terminal", IsTerminal(view.record.status));
+  b.w().Key("intent");
+  wire::WriteIntent(b.w(), view.record, view.payload, view.checkpoint, view.result);
+  return b.Finish();
+}
+
+std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
+  IntentView view;
+  Status s = engine_.Get(txn, waiter.id, &view);
+  if (!s.ok()) return wire::EncodeErrorReply(waiter.rid, s);
+  return EncodeWaitReply(waiter.rid, view);
+}
+
+AgentService::Reply AgentService::OnHello(Txn&, Batch&, const std::string&,
+                                          const wire::Request& req) {
+  ReplyBuilder b(req.rid);
+  b.w().Field("node", info_.name);
+  b.w().Field("protocol", wire::kAgentProtocolVersion);
+  b.w().Field("version", HANDOFF_VERSION);
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::string&,
+                                         const wire::Request& req) {
+  MapReader m = req.body();
+  SendParams p;
+  std::string id_text;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("intent_id", &id_text));
+  if (!id_text.empty()) {
+    HANDOFF_ASSIGN_OR_RETURN(p.intent_id, IntentId::Parse(id_text));
+  }
+  HANDOFF_RETURN_IF_ERROR(m.String("intent_type", &p.intent_type));
+  HANDOFF_RETURN_IF_ERROR(m.String("to_agent", &p.to_agent));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("from_agent", &p.from_agent));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("correlation_id", &p.correlation_id));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("parent_id", &p.parent_id));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &p.lease_ms));
+  if (const msgpack::object* payload = m.Find("payload")) {
+    if (payload->type != msgpack::type::MAP) {
+      return WrongType("payload", "a map (JSON object)", *payload);
+    }
+    p.payload = Pack(*payload);
+  } else {
+    p.payload = std::string(1, static_cast<char>(0x80));  // {}
+  }
+  HANDOFF_ASSIGN_OR_RETURN(SendResult sent, engine_.Send(txn, batch, p));
+  ReplyBuilder b(req.rid);
+  b.w().Field("intent_id", sent.record.id.ToString());
+  b.w().Field("status", IntentStatusName(sent.record.status));
+  b.w().Field("created", sent.created);
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnGet(Txn& txn, Batch&, const std::string&,
+                                        const wire::Request& req) {
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(req.body()));
+  IntentRecord r;
+  r.id = id;
+  return IntentReply(txn, req.rid, r);
+}
+
+AgentService::Reply AgentService::OnEvents(Txn& txn, Batch&, const std::string&,
+                                           const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  uint64_t since = 0;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("since", &since));
+  HANDOFF_ASSIGN_OR_RETURN(uint64_t limit, ReadLimit(m, kMaxListLimit));
+  std::vector<EventRecord> events;
+  HANDOFF_RETURN_IF_ERROR(engine_.Events(
+      txn, id, since > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(since), limit, &events));
+  ReplyBuilder b(req.rid);
+  b.w().Key("events");
+  b.w().BeginArray();
+  for (const EventRecord& e : events) {
+    b.w().BeginMap();
+    WriteEventFields(b.w(), e);
+    b.w().EndMap();
+  }
+  b.w().EndArray();
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& conn,
+                                         const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  uint64_t timeout_ms = 30'000;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("timeout_ms", &timeout_ms));
+  if (timeout_ms > static_cast<uint64_t>(kMaxWaitMs)) timeout_ms = kMaxWaitMs;
+  IntentView view;
+  HANDOFF_RETURN_IF_ERROR(engine_.Get(txn, id, &view));
+  if (IsTerminal(view.record.status) || timeout_ms == 0) {
+    return std::optional<std::string>(EncodeWaitReply(req.rid, view));
+  }
+  waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms)});
+  return std::optional<std::string>();
+}
+
+AgentService::Reply AgentService::OnList(Txn& txn, Batch&, const std::string&,
+                                         const wire::Request& req) {
+  MapReader m = req.body();
+  ListFilter filter;
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("status", &status));
+  if (!status.empty()) {
+    filter.status = ParseIntentStatus(status);
+    if (!filter.status) {
+      return Status::InvalidArgument("unknown status '" + status.substr(0, 32) +
+                                     "'; use CREATED, SUBMITTED, DELIVERED, ACKNOWLEDGED, "
+                                     "IN_PROGRESS, WAITING, COMPLETED, FAILED, CANCELED or "
+                                     "TIMED_OUT");
+    }
+  }
+  HANDOFF_RETURN_IF_ERROR(m.OptString("to_agent", &filter.to_agent));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("from_agent", &filter.from_agent));
+  if (!filter.to_agent.empty()) HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(filter.to_agent));
+  if (!filter.from_agent.empty()) HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(filter.from_agent));
+  HANDOFF_ASSIGN_OR_RETURN(filter.limit, ReadLimit(m, 100));
+  std::vector<IntentRecord> records;
+  HANDOFF_RETURN_IF_ERROR(engine_.List(txn, filter, &records));
+  ReplyBuilder b(req.rid);
+  b.w().Key("intents");
+  b.w().BeginArray();
+  for (const IntentRecord& r : records) {
+    b.w().BeginMap();
+    WriteIntentFields(b.w(), r);
+    b.w().EndMap();
+  }
+  b.w().EndArray();
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnCancel(Txn& txn, Batch& batch, const std::string&,
+                                           const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  std::string actor, reason;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &actor));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("reason", &reason));
+  if (!actor.empty() && actor.size() > kMaxAddressLength) {
+    return Status::InvalidArgument("field 'actor' is longer than 255 bytes");
+  }
+  if (reason.size() > 1024) return Status::InvalidArgument("field 'reason' is longer than 1 KiB");
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Cancel(txn, batch, id, actor, reason));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnReceive(Txn&, Batch&, const std::string& conn,
+                                            const wire::Request& req) {
+  MapReader m = req.body();
+  std::string address;
+  uint64_t credit = 1;
+  HANDOFF_RETURN_IF_ERROR(m.String("address", &address));
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("credit", &credit));
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(address));
+  if (credit > kMaxCredit) {
+    return Status::InvalidArgument("field 'credit' must be at most " + std::to_string(kMaxCredit));
+  }
+  receivers_.Register(conn, address, static_cast<uint32_t>(credit));
+  ReplyBuilder b(req.rid);
+  b.w().Field("address", address);
+  b.w().Field("credit", credit);
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnAck(Txn& txn, Batch& batch, const std::string&,
+                                        const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  bool start = false;
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("start", &start));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Ack(txn, batch, id, attempt, start));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnHeartbeat(Txn& txn, Batch& batch, const std::string&,
+                                              const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  HANDOFF_ASSIGN_OR_RETURN(HeartbeatResult hb, engine_.Heartbeat(txn, batch, id, attempt));
+  ReplyBuilder b(req.rid);
+  b.w().Field("intent_id", hb.record.id.ToString());
+  b.w().Field("status", IntentStatusName(hb.record.status));
+  b.w().Field("delivery_attempt", hb.record.delivery_attempt);
+  b.w().Field("lease_ms", hb.record.lease_ms);
+  b.w().Field("lease_expires_at", hb.lease_expires_at_ms);
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnCheckpoint(Txn& txn, Batch& batch, const std::string&,
+                                               const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  const msgpack::object* state = nullptr;
+  HANDOFF_RETURN_IF_ERROR(m.Object("state", &state));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
+                           engine_.Checkpoint(txn, batch, id, attempt, Pack(*state)));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::string&,
+                                             const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  const msgpack::object* result = m.Find("result");
+  HANDOFF_ASSIGN_OR_RETURN(
+      IntentRecord r,
+      engine_.Complete(txn, batch, id, attempt, result ? Pack(*result) : std::string()));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::string&,
+                                         const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  std::optional<MapReader> error;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
+  ErrorInfo info;
+  if (error) {
+    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
+    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
+    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
+  }
+  if (info.code.size() > 64) return Status::InvalidArgument("error code is longer than 64 bytes");
+  if (info.message.size() > 64 * 1024) {
+    return Status::InvalidArgument("error message is longer than 64 KiB");
+  }
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Fail(txn, batch, id, attempt, info));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
+                                           const wire::Request& req) {
+  const int64_t now = engine_.clock().NowMs();
+  ReplyBuilder b(req.rid);
+  MsgWriter& w = b.w();
+  w.Field("node", info_.name);
+  w.Field("version", HANDOFF_VERSION);
+  w.Field("protocol", wire::kAgentProtocolVersion);
+  w.Field("pid", info_.pid);
+  w.Field("started_at", info_.started_at_ms);
+  w.Field("uptime_ms", now - info_.started_at_ms);
+  w.Field("agent_endpoint", info_.agent_endpoint);
+  w.Field("data_dir", info_.data_dir);
+  w.Field("fsync", info_.fsync);
+  w.Field("map_size", info_.map_size);
+  auto used = env_.UsedBytes();
+  if (used.ok()) w.Field("data_bytes", *used);
+  w.Key("intents");
+  w.BeginMap();
+  for (int i = 0; i < kIntentStatusCount; ++i) {
+    w.Field(IntentStatusName(static_cast<IntentStatus>(i)), engine_.status_counts()[i]);
+  }
+  w.EndMap();
+  w.Field("leases", static_cast<uint64_t>(engine_.lease_count()));
+  w.Field("waiters", static_cast<uint64_t>(waiters_.size()));
+  w.Key("receivers");
+  w.BeginArray();
+  for (const auto& [id, r] : receivers_.all()) {
+    w.BeginMap();
+    w.Field("address", r.address);
+    w.Field("credit", r.credit);
+    w.Field("held", static_cast<uint64_t>(r.held.size()));
+    w.EndMap();
+  }
+  w.EndArray();
+  return std::optional<std::string>(b.Finish());
+}
+
+}  // namespace handoff::node

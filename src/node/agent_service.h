@@ -1,0 +1,95 @@
+// AgentService: the agent protocol's operations, from a decoded request to a reply.
+//
+// Handle() runs one request inside the loop's current transaction and returns the reply to send
+// once that transaction commits; it never touches a socket. `wait` may return no reply: the
+// request is parked in the WaiterSet and answered later by the Node.
+//
+// Thread safety: none; called from the loop thread only.
+
+#ifndef HANDOFF_NODE_AGENT_SERVICE_H_
+#define HANDOFF_NODE_AGENT_SERVICE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "node/engine.h"
+#include "node/receivers.h"
+#include "node/waiters.h"
+#include "wire/agent_protocol.h"
+
+namespace handoff::node {
+
+// What `status` reports about the node itself.
+struct NodeInfo {
+  std::string name;
+  std::string agent_endpoint;
+  std::string data_dir;
+  bool fsync = true;
+  uint64_t map_size = 0;
+  int64_t started_at_ms = 0;
+  int pid = 0;
+};
+
+// Longest a single `wait` request may be parked; clients wait longer by repeating it.
+inline constexpr int64_t kMaxWaitMs = 5 * 60 * 1000;
+// Most intents one `list` or `events` reply carries.
+inline constexpr uint64_t kMaxListLimit = 10'000;
+// Most intents one connection may hold at once.
+inline constexpr uint64_t kMaxCredit = 100'000;
+
+class AgentService {
+ public:
+  // All references must outlive the service.
+  AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& waiters, const NodeInfo& info,
+               storage::Env& env);
+
+  // True for operations that may write, so the loop opens a write transaction for them.
+  static bool MayWrite(std::string_view op);
+
+  // The encoded reply, or nullopt when the request was parked.
+  std::optional<std::string> Handle(Txn& txn, Batch& batch, const std::string& routing_id,
+                                    const wire::Request& request);
+
+  // The reply to a parked wait, once its intent ended or its time ran out.
+  std::string WaitReply(const Txn& txn, const Waiter& waiter);
+  static std::string EncodeWaitReply(uint64_t rid, const IntentView& view);
+  // A delivery push for a freshly leased intent.
+  static std::string DeliveryPush(const IntentView& view);
+
+ private:
+  // A reply to send, nullopt for a parked request, or an error to send as an error reply.
+  using Reply = Result<std::optional<std::string>>;
+  using Handler = Reply (AgentService::*)(Txn&, Batch&, const std::string& conn,
+                                          const wire::Request&);
+  static Handler Find(std::string_view op);
+
+  Reply OnHello(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnSend(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnGet(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnEvents(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnWait(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnList(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnCancel(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnReceive(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnAck(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnHeartbeat(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnCheckpoint(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnComplete(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnFail(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+
+  // A reply carrying the intent (with blobs) as "intent".
+  Reply IntentReply(const Txn& txn, uint64_t rid, const IntentRecord& record);
+
+  Engine& engine_;
+  ReceiverSet& receivers_;
+  WaiterSet& waiters_;
+  const NodeInfo& info_;
+  storage::Env& env_;
+};
+
+}  // namespace handoff::node
+
+#endif  // HANDOFF_NODE_AGENT_SERVICE_H_

@@ -1,0 +1,302 @@
+#include "node/node.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "base/names.h"
+#include "base/units.h"
+#include "net/endpoint.h"
+
+namespace handoff::node {
+namespace {
+
+constexpr int64_t kRejectLogPeriodMs = 5000;
+// The longest the loop sleeps with nothing scheduled, so a stuck clock cannot park it forever.
+constexpr long kMaxPollMs = 1000;
+
+Status ValidateOptions(const NodeOptions& o) {
+  HANDOFF_RETURN_IF_ERROR(ValidateNodeName(o.name));
+  HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.agent_endpoint));
+  if (o.data_dir.empty()) return Status::InvalidArgument("data_dir must not be empty");
+  if (o.map_size < (uint64_t{1} << 20)) return Status::InvalidArgument("map_size must be at least 1MiB");
+  if (o.max_payload_bytes < 1024 || o.max_payload_bytes > (uint64_t{64} << 20)) {
+    return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
+  }
+  if (o.max_batch == 0) return Status::InvalidArgument("max_batch must be at least 1");
+  if (o.default_lease_ms < kMinLeaseMs || o.default_lease_ms > kMaxLeaseMs) {
+    return Status::InvalidArgument("default_lease must be between 100ms and 24h");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
+
+Node::~Node() {
+  agents_.reset();
+  if (wake_read_fd_ >= 0) ::close(wake_read_fd_);
+  if (wake_write_fd_ >= 0) ::close(wake_write_fd_);
+}
+
+Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
+  HANDOFF_RETURN_IF_ERROR(ValidateOptions(options));
+  std::unique_ptr<Node> node(new Node(options));
+  HANDOFF_RETURN_IF_ERROR(node->Init());
+  return node;
+}
+
+Status Node::Init() {
+  HANDOFF_ASSIGN_OR_RETURN(lock_, storage::DirLock::Acquire(options_.data_dir));
+  storage::EnvOptions env;
+  env.map_size = options_.map_size;
+  env.sync = options_.fsync;
+  HANDOFF_ASSIGN_OR_RETURN(store_, storage::Store::Open(options_.data_dir, env, options_.name));
+
+  EngineOptions engine;
+  engine.node_name = options_.name;
+  engine.default_lease_ms = options_.default_lease_ms;
+  engine.max_payload_bytes = options_.max_payload_bytes;
+  engine_ = std::make_unique<Engine>(*store_, *options_.clock, engine);
+  HANDOFF_RETURN_IF_ERROR(engine_->Recover());
+
+  info_.name = options_.name;
+  info_.agent_endpoint = options_.agent_endpoint;
+  info_.data_dir = options_.data_dir;
+  info_.fsync = options_.fsync;
+  info_.map_size = options_.map_size;
+  info_.started_at_ms = options_.clock->NowMs();
+  info_.pid = static_cast<int>(::getpid());
+  service_ = std::make_unique<AgentService>(*engine_, receivers_, waiters_, info_, store_->env());
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return Status::IOError(std::string("pipe2: ") + std::strerror(errno));
+  }
+  wake_read_fd_ = fds[0];
+  wake_write_fd_ = fds[1];
+
+  HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint));
+  net::SocketOptions socket;
+  socket.max_message_bytes = static_cast<int64_t>(
+      std::max<uint64_t>(uint64_t{64} << 20, 2 * options_.max_payload_bytes + (1 << 20)));
+  HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
+
+  const auto& counts = engine_->status_counts();
+  int64_t live = 0;
+  for (int i = 0; i < kIntentStatusCount; ++i) {
+    if (!IsTerminal(static_cast<IntentStatus>(i))) live += counts[i];
+  }
+  spdlog::info("handoffd {} node={} data_dir={} agent_endpoint={} fsync={}: recovered {} live "
+               "intents ({} leased, re-armed for a full lease)",
+               HANDOFF_VERSION, options_.name, options_.data_dir, options_.agent_endpoint,
+               options_.fsync ? "on" : "off", live, engine_->lease_count());
+  return Status::OK();
+}
+
+void Node::Stop() {
+  stop_.store(true);
+  char byte = 1;
+  // Async-signal-safe; a full pipe already wakes the loop, so the result does not matter.
+  [[maybe_unused]] ssize_t n = ::write(wake_write_fd_, &byte, 1);
+}
+
+Status Node::Run() {
+  zmq::pollitem_t items[2] = {{agents_->socket().handle(), 0, ZMQ_POLLIN, 0},
+                              {nullptr, wake_read_fd_, ZMQ_POLLIN, 0}};
+  std::vector<Incoming> requests;
+  while (!stop_.load()) {
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(NextTimeoutMs()));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return net::ZmqStatus(e, "polling");
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      char buf[64];
+      while (::read(wake_read_fd_, buf, sizeof(buf)) > 0) {
+      }
+    }
+    if (stop_.load()) break;
+    requests.clear();
+    Status s = Drain(&requests);
+    if (!s.ok()) spdlog::error("reading the agent socket: {}", s.ToString());
+    Turn(requests);
+  }
+  spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
+               options_.name, waiters_.size(), receivers_.size());
+  return Status::OK();
+}
+
+long Node::NextTimeoutMs() const {
+  if (HasDeliverableWork()) return 0;
+  const int64_t now = options_.clock->NowMs();
+  int64_t next = now + kMaxPollMs;
+  if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
+  if (auto wait = waiters_.NextDeadline()) next = std::min(next, *wait);
+  return static_cast<long>(std::clamp<int64_t>(next - now, 0, kMaxPollMs));
+}
+
+bool Node::HasDeliverableWork() const {
+  const auto& ready = engine_->ready_addresses();
+  if (ready.empty()) return false;
+  for (const auto& [id, r] : receivers_.all()) {
+    if (r.has_room() && ready.count(r.address)) return true;
+  }
+  return false;
+}
+
+Status Node::Drain(std::vector<Incoming>* out) {
+  while (out->size() < options_.max_batch) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<net::RoutedMessage> m, agents_->TryReceive());
+    if (!m) break;
+    if (m->frames.size() != 1) {
+      Reject(m->routing_id, 0,
+             Status::InvalidArgument("expected exactly one frame per message, got " +
+                                     std::to_string(m->frames.size())));
+      continue;
+    }
+    out->push_back({std::move(m->routing_id), std::move(m->frames[0])});
+  }
+  return Status::OK();
+}
+
+void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& status) {
+  ++rejected_;
+  const int64_t now = options_.clock->NowMs();
+  spdlog::debug("rejected a request: {}", status.ToString());
+  if (now - last_reject_log_ms_ >= kRejectLogPeriodMs) {
+    spdlog::warn("rejected {} malformed or invalid request(s) from agent connections; latest: {}",
+                 rejected_, status.ToString());
+    rejected_ = 0;
+    last_reject_log_ms_ = now;
+  }
+  SendAll({{routing_id, wire::EncodeErrorReply(rid, status)}});
+}
+
+void Node::Turn(std::vector<Incoming>& incoming) {
+  struct Parsed {
+    Incoming* in;
+    wire::Request request;
+  };
+  std::vector<Parsed> requests;
+  requests.reserve(incoming.size());
+  bool write = engine_->LeaseExpiryDue() || HasDeliverableWork();
+  for (Incoming& in : incoming) {
+    uint64_t rid = 0;
+    auto request = wire::DecodeRequest(
+        std::string_view(static_cast<const char*>(in.frame.data()), in.frame.size()), &rid);
+    if (!request.ok()) {
+      Reject(in.routing_id, rid, request.status());
+      continue;
+    }
+    write = write || AgentService::MayWrite(request->op);
+    requests.push_back({&in, std::move(request).value()});
+  }
+  if (requests.empty() && !write) {
+    AnswerWaiters(Batch());
+    return;
+  }
+
+  auto txn = write ? store_->BeginWrite() : store_->BeginRead();
+  if (!txn.ok()) {
+    spdlog::error("cannot begin a transaction: {}", txn.status().ToString());
+    for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, txn.status());
+    return;
+  }
+  Batch batch;
+  std::vector<Outgoing> replies;
+  replies.reserve(requests.size());
+  for (const Parsed& p : requests) {
+    std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
+    if (reply) replies.push_back({p.in->routing_id, std::move(*reply)});
+  }
+
+  std::vector<Outgoing> pushes;
+  std::vector<std::pair<std::string, IntentId>> assigned;
+  if (write) {
+    Status s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
+    if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
+    if (s.ok()) s = txn->Commit();
+    if (!s.ok()) {
+      txn->Abort();
+      spdlog::error("commit failed, {} request(s) refused and nothing stored: {}{}",
+                    requests.size(), s.ToString(),
+                    s.IsResourceExhausted() || s.IsIOError()
+                        ? " (check free disk space and [node] map_size)"
+                        : "");
+      for (const auto& [conn, id] : assigned) receivers_.Release(id);
+      Status rebuilt = engine_->Rollback();
+      if (!rebuilt.ok()) spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
+      for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, s);
+      return;
+    }
+    engine_->Commit(batch);
+    for (const IntentId& id : batch.released) receivers_.Release(id);
+  }
+  txn->Abort();  // ends a read transaction; a committed one is already finished
+  SendAll(replies);
+  SendAll(pushes);
+  AnswerWaiters(batch);
+}
+
+Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
+                     std::vector<std::pair<std::string, IntentId>>* assigned) {
+  size_t budget = options_.max_batch;
+  bool progress = true;
+  while (budget > 0 && progress) {
+    progress = false;
+    for (Receiver* r : receivers_.WithRoom()) {
+      if (budget == 0) break;
+      if (!r->has_room() || engine_->ready_addresses().count(r->address) == 0) continue;
+      HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentView> view,
+                               engine_->DeliverNext(txn, batch, r->address));
+      if (!view) continue;
+      pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view)});
+      receivers_.Assign(r->routing_id, view->record.id);
+      assigned->push_back({r->routing_id, view->record.id});
+      progress = true;
+      --budget;
+    }
+  }
+  return Status::OK();
+}
+
+void Node::AnswerWaiters(const Batch& batch) {
+  std::vector<Waiter> ready;
+  for (const IntentId& id : batch.settled) {
+    for (Waiter& w : waiters_.TakeFor(id)) ready.push_back(std::move(w));
+  }
+  for (Waiter& w : waiters_.TakeExpired(options_.clock->NowMs())) ready.push_back(std::move(w));
+  if (ready.empty()) return;
+  auto txn = store_->BeginRead();
+  std::vector<Outgoing> replies;
+  for (const Waiter& w : ready) {
+    replies.push_back({w.routing_id, txn.ok() ? service_->WaitReply(*txn, w)
+                                              : wire::EncodeErrorReply(w.rid, txn.status())});
+  }
+  SendAll(replies);
+}
+
+void Node::SendAll(const std::vector<Outgoing>& messages) {
+  for (const Outgoing& m : messages) {
+    Status s = agents_->Send(m.routing_id, m.frame);
+    if (s.ok()) continue;
+    if (s.IsUnavailable()) {
+      // The connection is gone. Whatever it held goes back to the queue now rather than after
+      // a full lease.
+      for (const IntentId& id : receivers_.Remove(m.routing_id)) engine_->ExpireLeaseNow(id);
+      spdlog::debug("agent connection vanished before its reply could be sent");
+    } else {
+      spdlog::warn("dropped a message to an agent connection: {}", s.ToString());
+    }
+  }
+}
+
+}  // namespace handoff::node

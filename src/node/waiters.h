@@ -1,0 +1,46 @@
+// WaiterSet: `wait` requests parked until their intent ends or their time runs out.
+//
+// In memory only: a client whose daemon restarts repeats its wait (the client library does
+// this), so nothing durable is lost with them.
+//
+// Thread safety: none; owned by the loop thread.
+
+#ifndef HANDOFF_NODE_WAITERS_H_
+#define HANDOFF_NODE_WAITERS_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/intent_id.h"
+
+namespace handoff::node {
+
+struct Waiter {
+  IntentId id;
+  std::string routing_id;
+  uint64_t rid = 0;
+  int64_t deadline_ms = 0;
+};
+
+class WaiterSet {
+ public:
+  void Add(Waiter waiter);
+  // Removes and returns everyone waiting on `id`.
+  std::vector<Waiter> TakeFor(const IntentId& id);
+  // Removes and returns the waiters whose deadline is at or before `now_ms`.
+  std::vector<Waiter> TakeExpired(int64_t now_ms);
+  std::optional<int64_t> NextDeadline() const;
+  size_t size() const { return by_deadline_.size(); }
+
+ private:
+  // deadline -> waiter; a multimap keeps equal deadlines apart.
+  std::multimap<int64_t, Waiter> by_deadline_;
+  std::multimap<IntentId, int64_t> by_intent_;
+};
+
+}  // namespace handoff::node
+
+#endif  // HANDOFF_NODE_WAITERS_H_

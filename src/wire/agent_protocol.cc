@@ -1,0 +1,112 @@
+#include "wire/agent_protocol.h"
+
+namespace handoff::wire {
+namespace {
+
+// Reads "v" and checks it; shared by requests and replies.
+Status CheckVersion(const MapReader& m) {
+  uint64_t version = 0;
+  HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
+  if (version != kAgentProtocolVersion) {
+    return Status::InvalidArgument("unsupported protocol version " + std::to_string(version) +
+                                   "; this handoffd speaks version " +
+                                   std::to_string(kAgentProtocolVersion));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<Request> DecodeRequest(std::string_view frame, uint64_t* rid) {
+  *rid = 0;
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a request"));
+  Request request;
+  // The rid comes first so that every later error can be matched to its request.
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("rid", &request.rid));
+  *rid = request.rid;
+  HANDOFF_RETURN_IF_ERROR(CheckVersion(m));
+  HANDOFF_RETURN_IF_ERROR(m.String("op", &request.op));
+  request.handle = std::move(handle);
+  return request;
+}
+
+RequestBuilder::RequestBuilder(std::string_view op, uint64_t rid) {
+  w_.BeginMap();
+  w_.Field("v", kAgentProtocolVersion);
+  w_.Field("op", op);
+  w_.Field("rid", rid);
+}
+
+std::string RequestBuilder::Finish() {
+  w_.EndMap();
+  return w_.str();
+}
+
+ReplyBuilder::ReplyBuilder(uint64_t rid) {
+  w_.BeginMap();
+  w_.Field("v", kAgentProtocolVersion);
+  w_.Field("rid", rid);
+  w_.Field("ok", true);
+}
+
+std::string ReplyBuilder::Finish() {
+  w_.EndMap();
+  return w_.str();
+}
+
+std::string EncodeErrorReply(uint64_t rid, const Status& status) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("v", kAgentProtocolVersion);
+  w.Field("rid", rid);
+  w.Field("ok", false);
+  w.Key("error");
+  w.BeginMap();
+  w.Field("code", CodeName(status.code()));
+  w.Field("message", status.message());
+  w.EndMap();
+  w.EndMap();
+  return w.str();
+}
+
+Status ReadError(const MapReader& error) {
+  std::string code, message;
+  HANDOFF_RETURN_IF_ERROR(error.OptString("code", &code));
+  HANDOFF_RETURN_IF_ERROR(error.OptString("message", &message));
+  auto parsed = CodeFromName(code);
+  if (!parsed || *parsed == Code::kOk) return Status::IOError(code + ": " + message);
+  return Status(*parsed, message);
+}
+
+Result<Reply> DecodeReply(std::string_view frame) {
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a reply"));
+  HANDOFF_RETURN_IF_ERROR(CheckVersion(m));
+  Reply reply;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("push", &reply.push));
+  if (reply.push.empty()) {
+    HANDOFF_RETURN_IF_ERROR(m.Uint("rid", &reply.rid));
+    bool ok = false;
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("ok", &ok));
+    if (!ok) {
+      std::optional<MapReader> error;
+      HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
+      reply.status = error ? ReadError(*error) : Status::IOError("error reply without an error");
+    }
+  }
+  reply.handle = std::move(handle);
+  return reply;
+}
+
+void WriteIntent(MsgWriter& w, const IntentRecord& record, std::string_view payload,
+                 std::string_view checkpoint, std::string_view result) {
+  w.BeginMap();
+  WriteIntentFields(w, record);
+  w.FieldRaw("payload", payload);
+  w.FieldRaw("checkpoint", checkpoint);
+  w.FieldRaw("result", result);
+  w.EndMap();
+}
+
+}  // namespace handoff::wire

@@ -1,0 +1,230 @@
+// One node, real processes: a real handoffd, real agents (the C++ Agent in threads), real
+// LMDB files, SIGKILL.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "handoff/agent.h"
+#include "handoff/client.h"
+#include "support/daemon.h"
+
+namespace handoff::testing {
+namespace {
+
+constexpr const char* kWorker = "agent://acme/test/worker";
+
+// Agents in threads that double payload["n"] and note every intent they were handed.
+class AgentPool {
+ public:
+  AgentPool(const Daemon& daemon, int count, uint32_t credit = 1) {
+    for (int i = 0; i < count; ++i) {
+      AgentOptions options;
+      options.address = kWorker;
+      options.client = daemon.client_options();
+      options.credit = credit;
+      options.refresh_interval = std::chrono::milliseconds(200);
+      auto agent = Agent::Connect(options);
+      REQUIRE(agent.ok());
+      agents_.push_back(std::move(agent).value());
+    }
+    for (auto& agent : agents_) {
+      threads_.emplace_back([this, a = agent.get()] {
+        Status s = a->Run([this](Task& task) {
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            handled_.insert(task.intent_id());
+          }
+          int64_t n = task.payload().value("n", int64_t{-1});
+          return Outcome::Complete(Json{{"n", n}, {"double", 2 * n}});
+        });
+        CHECK(s.ok());
+      });
+    }
+  }
+  ~AgentPool() {
+    for (auto& agent : agents_) agent->Stop();
+    for (auto& t : threads_) t.join();
+  }
+  bool Handled(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return handled_.count(id) > 0;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Agent>> agents_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::set<std::string> handled_;
+};
+
+SendRequest Work(int64_t n) {
+  SendRequest req;
+  req.to_agent = kWorker;
+  req.from_agent = "agent://acme/test/sender";
+  req.intent_type = "intent.test.double.v1";
+  req.payload = {{"n", n}};
+  req.lease = std::chrono::seconds(2);
+  return req;
+}
+
+void CheckHistory(Client& client, const std::string& id) {
+  auto events = client.Events(id);
+  REQUIRE(events.ok());
+  REQUIRE(events->size() >= 4);
+  CHECK(events->front().event_type == "intent.created");
+  CHECK(events->back().event_type == "intent.completed");
+  uint32_t seq = 0;
+  for (const Event& e : *events) {
+    CHECK(e.seq == seq + 1);
+    seq = e.seq;
+    CHECK(e.node == "node-a");
+  }
+}
+
+TEST_CASE("AThousandIntentsFromASenderToAnAgentAllCompleteWithTheRightResults") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  AgentPool agents(daemon, 2);
+  auto client = daemon.Connect();
+
+  std::vector<std::string> ids;
+  for (int64_t i = 0; i < 1000; ++i) {
+    auto receipt = client->Send(Work(i));
+    REQUIRE(receipt.ok());
+    CHECK(receipt->status == IntentStatus::kSubmitted);
+    ids.push_back(receipt->intent_id);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto done = client->Wait(ids[i], std::chrono::seconds(60));
+    REQUIRE(done.ok());
+    REQUIRE(done->status == IntentStatus::kCompleted);
+    CHECK(done->result["n"] == static_cast<int64_t>(i));
+    CHECK(done->result["double"] == static_cast<int64_t>(2 * i));
+    CHECK(done->delivery_attempt == 1);
+  }
+  for (size_t i = 0; i < ids.size(); i += 97) CheckHistory(*client, ids[i]);
+  ListOptions completed;
+  completed.status = IntentStatus::kCompleted;
+  completed.limit = 2000;
+  auto list = client->List(completed);
+  REQUIRE(list.ok());
+  CHECK(list->size() == 1000);
+}
+
+TEST_CASE("DaemonKilledWhileIntentsAreSentAndServedLosesNothing") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  AgentPool agents(daemon, 2);
+
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> acked;  // every send that returned an id
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    auto client = daemon.Connect();
+    for (int64_t i = 0; !stop.load(); ++i) {
+      auto receipt = client->Send(Work(i));
+      if (!receipt.ok()) continue;  // the daemon was down past the client's timeout
+      std::lock_guard<std::mutex> lock(mu);
+      acked.emplace_back(receipt->intent_id, i);
+    }
+  });
+  auto acked_count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acked.size();
+  };
+  for (size_t target : {100u, 250u, 400u}) {
+    REQUIRE(WaitFor([&] { return acked_count() >= target; }, std::chrono::seconds(60)));
+    daemon.Kill();
+    daemon.Start();
+  }
+  REQUIRE(WaitFor([&] { return acked_count() >= 500; }, std::chrono::seconds(60)));
+  stop.store(true);
+  sender.join();
+
+  auto client = daemon.Connect();
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [id, n] : acked) {
+    auto done = client->Wait(id, std::chrono::seconds(60));
+    REQUIRE(done.ok());
+    INFO("intent " << id);
+    REQUIRE(done->status == IntentStatus::kCompleted);
+    CHECK(done->result["double"] == 2 * n);
+    CHECK(agents.Handled(id));
+  }
+  for (size_t i = 0; i < acked.size(); i += 53) CheckHistory(*client, acked[i].first);
+}
+
+TEST_CASE("ACleanStopAndRestartKeepsIntentsCheckpointsAndLeases") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  std::string id;
+  {
+    auto client = daemon.Connect();
+    auto receipt = client->Send(Work(7));
+    REQUIRE(receipt.ok());
+    id = receipt->intent_id;
+  }
+  // An agent takes it, saves a checkpoint, then vanishes without finishing.
+  {
+    AgentOptions options;
+    options.address = kWorker;
+    options.client = daemon.client_options();
+    auto agent = Agent::Connect(options);
+    REQUIRE(agent.ok());
+    std::thread run([&] {
+      CHECK((*agent)
+                ->Run([&](Task& task) {
+                  CHECK(task.Checkpoint({{"step", 3}}).ok());
+                  (*agent)->Stop();
+                  return Outcome::Abandon();
+                })
+                .ok());
+    });
+    run.join();
+  }
+  CHECK(daemon.Stop() == 0);
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto intent = client->Get(id);
+  REQUIRE(intent.ok());
+  CHECK(intent->status == IntentStatus::kInProgress);
+  CHECK(intent->checkpoint == Json{{"step", 3}});
+  auto status = client->NodeStatus();
+  REQUIRE(status.ok());
+  CHECK((*status)["leases"] == 1);
+  // The lease (2 s) runs out after the restart and the next agent resumes from the checkpoint.
+  AgentOptions options;
+  options.address = kWorker;
+  options.client = daemon.client_options();
+  auto agent = Agent::Connect(options);
+  REQUIRE(agent.ok());
+  Json seen_checkpoint;
+  uint32_t seen_attempt = 0;
+  std::thread run([&] {
+    CHECK((*agent)
+              ->Run([&](Task& task) {
+                seen_checkpoint = task.checkpoint();
+                seen_attempt = task.attempt();
+                (*agent)->Stop();
+                return Outcome::Complete("done");
+              })
+              .ok());
+  });
+  auto done = client->Wait(id, std::chrono::seconds(30));
+  run.join();
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(seen_checkpoint == Json{{"step", 3}});
+  CHECK(seen_attempt == 2);
+}
+
+}  // namespace
+}  // namespace handoff::testing

@@ -330,6 +330,25 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
   }
 }
 
+Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt) {
+  IntentRecord r;
+  Status s = Load(txn, id, &r);
+  if (s.IsNotFound()) return Status::OK();
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (r.status != IntentStatus::kDelivered || r.delivery_attempt != attempt) return Status::OK();
+  --r.delivery_attempt;
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("attempt", attempt);
+  details.Field("reason", "the agent connection was gone before the intent reached it");
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
+                                     "intent.delivery_failed", "system", details.str()));
+  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  ready_.insert(r.to_agent);
+  return Status::OK();
+}
+
 Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
   size_t expired = 0;
   for (const LeaseTable::Expired& lease : leases_.TakeExpired(clock_.NowMs(), max)) {

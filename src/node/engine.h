@@ -135,6 +135,10 @@ class Engine {
   // nullopt when the queue is empty.
   Result<std::optional<IntentView>> DeliverNext(Txn& txn, Batch& batch,
                                                 const std::string& address);
+  // Returns a delivery that never left this node (its connection was gone when the push was
+  // sent) to the queue, without counting the attempt: nobody received it. No-op if the intent
+  // has moved on since.
+  Status ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt);
   // Returns every lease that expired by now (at most `max`) to the queue.
   Result<size_t> ExpireLeases(Txn& txn, Batch& batch, size_t max);
 

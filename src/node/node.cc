@@ -135,7 +135,7 @@ Status Node::Run() {
 }
 
 long Node::NextTimeoutMs() const {
-  if (HasDeliverableWork()) return 0;
+  if (HasDeliverableWork() || !undelivered_.empty()) return 0;
   const int64_t now = options_.clock->NowMs();
   int64_t next = now + kMaxPollMs;
   if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
@@ -177,7 +177,7 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
     rejected_ = 0;
     last_reject_log_ms_ = now;
   }
-  SendAll({{routing_id, wire::EncodeErrorReply(rid, status)}});
+  SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
 }
 
 void Node::Turn(std::vector<Incoming>& incoming) {
@@ -187,7 +187,7 @@ void Node::Turn(std::vector<Incoming>& incoming) {
   };
   std::vector<Parsed> requests;
   requests.reserve(incoming.size());
-  bool write = engine_->LeaseExpiryDue() || HasDeliverableWork();
+  bool write = engine_->LeaseExpiryDue() || HasDeliverableWork() || !undelivered_.empty();
   for (Incoming& in : incoming) {
     uint64_t rid = 0;
     auto request = wire::DecodeRequest(
@@ -215,13 +215,17 @@ void Node::Turn(std::vector<Incoming>& incoming) {
   replies.reserve(requests.size());
   for (const Parsed& p : requests) {
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
-    if (reply) replies.push_back({p.in->routing_id, std::move(*reply)});
+    if (reply) replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
   }
 
   std::vector<Outgoing> pushes;
   std::vector<std::pair<std::string, IntentId>> assigned;
   if (write) {
-    Status s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
+    Status s;
+    for (const auto& [id, attempt] : undelivered_) {
+      if (s.ok()) s = engine_->ReturnUndelivered(*txn, batch, id, attempt);
+    }
+    if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) {
@@ -238,6 +242,7 @@ void Node::Turn(std::vector<Incoming>& incoming) {
       return;
     }
     engine_->Commit(batch);
+    undelivered_.clear();
     for (const IntentId& id : batch.released) receivers_.Release(id);
   }
   txn->Abort();  // ends a read transaction; a committed one is already finished
@@ -258,7 +263,8 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
       HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentView> view,
                                engine_->DeliverNext(txn, batch, r->address));
       if (!view) continue;
-      pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view)});
+      pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view), view->record.id,
+                         view->record.delivery_attempt});
       receivers_.Assign(r->routing_id, view->record.id);
       assigned->push_back({r->routing_id, view->record.id});
       progress = true;
@@ -278,8 +284,10 @@ void Node::AnswerWaiters(const Batch& batch) {
   auto txn = store_->BeginRead();
   std::vector<Outgoing> replies;
   for (const Waiter& w : ready) {
-    replies.push_back({w.routing_id, txn.ok() ? service_->WaitReply(*txn, w)
-                                              : wire::EncodeErrorReply(w.rid, txn.status())});
+    replies.push_back({w.routing_id,
+                       txn.ok() ? service_->WaitReply(*txn, w)
+                                : wire::EncodeErrorReply(w.rid, txn.status()),
+                       std::nullopt, 0});
   }
   SendAll(replies);
 }
@@ -289,10 +297,15 @@ void Node::SendAll(const std::vector<Outgoing>& messages) {
     Status s = agents_->Send(m.routing_id, m.frame);
     if (s.ok()) continue;
     if (s.IsUnavailable()) {
-      // The connection is gone. Whatever it held goes back to the queue now rather than after
-      // a full lease.
+      // The connection is gone. A delivery that could not be pushed reached nobody: it goes
+      // back to the queue uncounted. Whatever else the connection held was received, so those
+      // leases end now rather than after a full lease.
+      if (m.delivery) {
+        receivers_.Release(*m.delivery);
+        undelivered_.emplace_back(*m.delivery, m.attempt);
+      }
       for (const IntentId& id : receivers_.Remove(m.routing_id)) engine_->ExpireLeaseNow(id);
-      spdlog::debug("agent connection vanished before its reply could be sent");
+      spdlog::debug("agent connection vanished before a message to it could be sent");
     } else {
       spdlog::warn("dropped a message to an agent connection: {}", s.ToString());
     }

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,8 @@ class Node {
   struct Outgoing {
     std::string routing_id;
     std::string frame;
+    std::optional<IntentId> delivery;  // set for a delivery push
+    uint32_t attempt = 0;
   };
   struct Incoming {
     std::string routing_id;
@@ -85,6 +88,8 @@ class Node {
   std::unique_ptr<AgentService> service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
+  // Deliveries whose push failed: returned to the queue at the next turn.
+  std::vector<std::pair<IntentId, uint32_t>> undelivered_;
   int wake_read_fd_ = -1;
   int wake_write_fd_ = -1;
   std::atomic<bool> stop_{false};

@@ -1,0 +1,51 @@
+# handoff: two commands do everything on a fresh Debian machine.
+#   make demo   install missing packages, build, run the main scenario
+#   make test   install missing packages, build, run every test
+# Other targets: deps, build, sanitize (ASan+UBSan build and tests), clean.
+
+BUILD_DIR  ?= build
+BUILD_TYPE ?= Release
+JOBS       ?= 2
+CMAKE_ARGS ?=
+
+# Everything the build, the tests and the demo need, by Debian package name.
+DEB_PACKAGES := cmake g++ make pkg-config \
+  libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libspdlog-dev doctest-dev \
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev
+
+.PHONY: all deps build test demo sanitize clean
+
+all: build
+
+# Installs only what is missing; silent when everything is there.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	@./examples/demo.sh $(BUILD_DIR)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build; runs the unit tests and the fast
+# integration tests under it.
+sanitize: deps
+	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DHANDOFF_SANITIZE=ON >/dev/null
+	@cmake --build build-sanitize -j$(JOBS)
+	@cd build-sanitize && ctest --output-on-failure -j$(JOBS) -L sanitize
+
+clean:
+	rm -rf $(BUILD_DIR) build-sanitize

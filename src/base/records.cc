@@ -124,19 +124,23 @@ Status ReadEventFields(const MapReader& m, EventRecord* e) {
 }
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes) {
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(bytes));
-  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "intent record"));
+  auto handle = Unpack(bytes);
+  if (!handle.ok()) return Status::Corruption("intent record: " + handle.status().message());
+  auto m = MapReader::From(handle->get(), "intent record");
+  if (!m.ok()) return Status::Corruption(m.status().message());
   IntentRecord r;
-  Status s = ReadIntentFields(m, &r);
+  Status s = ReadIntentFields(*m, &r);
   if (!s.ok()) return Status::Corruption("intent record: " + s.message());
   return r;
 }
 
 Result<EventRecord> DecodeEvent(std::string_view bytes) {
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(bytes));
-  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "event record"));
+  auto handle = Unpack(bytes);
+  if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
+  auto m = MapReader::From(handle->get(), "event record");
+  if (!m.ok()) return Status::Corruption(m.status().message());
   EventRecord e;
-  Status s = ReadEventFields(m, &e);
+  Status s = ReadEventFields(*m, &e);
   if (!s.ok()) return Status::Corruption("event record: " + s.message());
   return e;
 }

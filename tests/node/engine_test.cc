@@ -8,6 +8,8 @@
 #include <memory>
 
 #include "node/lifecycle.h"
+#include "node/receivers.h"
+#include "node/waiters.h"
 #include "support/temp_dir.h"
 
 namespace handoff::node {
@@ -412,6 +414,70 @@ TEST_CASE("RecoverRebuildsCountsLeasesAndQueues") {
   REQUIRE(d.has_value());
   CHECK(d->record.id == queued);
   CHECK(f.Get(leased).record.status == IntentStatus::kDelivered);
+}
+
+TEST_CASE("AnUndeliverablePushGoesBackToTheQueueWithoutUsingAnAttempt") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().ReturnUndelivered(txn, batch, id, 1);
+            }).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kSubmitted);
+  CHECK(v.record.delivery_attempt == 0);
+  CHECK(f.Events(id).back().event_type == "intent.delivery_failed");
+  CHECK(f.engine().lease_count() == 0);
+  auto again = f.Deliver();
+  REQUIRE(again.has_value());
+  CHECK(again->record.delivery_attempt == 1);
+  // A stale report (the intent moved on) changes nothing.
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+              return f.engine().ReturnUndelivered(txn, batch, id, 7);
+            }).ok());
+  CHECK(f.Get(id).record.status == IntentStatus::kDelivered);
+}
+
+TEST_CASE("ReceiversRotateAndCountCredit") {
+  ReceiverSet set;
+  set.Register("c1", "agent://a/b/c", 2);
+  set.Register("c2", "agent://a/b/c", 1);
+  IntentId x = NewIntentId(1), y = NewIntentId(2), z = NewIntentId(3);
+  set.Assign("c2", x);
+  auto room = set.WithRoom();
+  REQUIRE(room.size() == 1);
+  CHECK(room[0]->routing_id == "c1");
+  set.Assign("c1", y);
+  set.Assign("c1", z);
+  CHECK(set.WithRoom().empty());
+  set.Release(y);
+  REQUIRE(set.WithRoom().size() == 1);
+  set.Release(x);
+  auto first = set.WithRoom();
+  auto second = set.WithRoom();
+  REQUIRE(first.size() == 2);
+  CHECK(first[0] != second[0]);  // rotation
+  auto held = set.Remove("c1");
+  CHECK(held == std::vector<IntentId>{z});
+  CHECK(set.size() == 1);
+  set.Release(z);  // already gone: harmless
+}
+
+TEST_CASE("WaitersAreAnsweredByIntentOrByDeadline") {
+  WaiterSet waiters;
+  IntentId a = NewIntentId(1), b = NewIntentId(2);
+  waiters.Add({a, "c1", 1, 100});
+  waiters.Add({a, "c2", 2, 200});
+  waiters.Add({b, "c3", 3, 150});
+  CHECK(waiters.NextDeadline() == 100);
+  auto for_a = waiters.TakeFor(a);
+  CHECK(for_a.size() == 2);
+  CHECK(waiters.size() == 1);
+  CHECK(waiters.TakeExpired(149).empty());
+  auto expired = waiters.TakeExpired(150);
+  REQUIRE(expired.size() == 1);
+  CHECK(expired[0].rid == 3);
+  CHECK_FALSE(waiters.NextDeadline().has_value());
 }
 
 TEST_CASE("LifecycleRefusesIllegalTransitions") {

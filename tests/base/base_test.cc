@@ -1,0 +1,259 @@
+// base/: ids, units, names, timestamps, msgpack helpers, records.
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "base/intent_id.h"
+#include "base/msgpack_io.h"
+#include "base/names.h"
+#include "base/records.h"
+#include "base/time_format.h"
+#include "base/units.h"
+
+namespace handoff {
+namespace {
+
+TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
+  IntentId a = NewIntentId(1'700'000'000'000);
+  IntentId b = NewIntentId(1'700'000'000'000);  // same millisecond
+  IntentId c = NewIntentId(1'700'000'000'001);
+  CHECK(a < b);
+  CHECK(b < c);
+  CHECK(a.UnixMs() == 1'700'000'000'000);
+  std::string text = a.ToString();
+  CHECK(text.size() == 36);
+  CHECK(text[14] == '7');  // version
+  CHECK(std::string("89ab").find(text[19]) != std::string::npos);  // variant
+  auto parsed = IntentId::Parse(text);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == a);
+  auto upper = IntentId::Parse("0190F1C2-7B3A-7C4D-8E5F-0123456789AB");
+  REQUIRE(upper.ok());
+  CHECK(upper->ToString() == "0190f1c2-7b3a-7c4d-8e5f-0123456789ab");
+  std::set<std::string> many;
+  for (int i = 0; i < 10000; ++i) many.insert(NewIntentId(1'700'000'000'000).ToString());
+  CHECK(many.size() == 10000);
+}
+
+TEST_CASE("MalformedIntentIdsAreRefused") {
+  for (const char* bad : {"", "nope", "0190f1c2-7b3a-7c4d-8e5f-0123456789a",
+                          "0190f1c2-7b3a-7c4d-8e5f-0123456789abc", "0190f1c27b3a7c4d8e5f0123456789ab",
+                          "0190f1c2-7b3a-7c4d-8e5f-01234567890g", "0190f1c2_7b3a-7c4d-8e5f-0123456789ab"}) {
+    CAPTURE(bad);
+    CHECK(IntentId::Parse(bad).status().IsInvalidArgument());
+  }
+  CHECK(IntentId::FromBytes("short").status().IsCorruption());
+}
+
+TEST_CASE("DurationsParseWithUnits") {
+  CHECK(*ParseDurationMs("250ms") == 250);
+  CHECK(*ParseDurationMs("2s") == 2000);
+  CHECK(*ParseDurationMs("5m") == 300'000);
+  CHECK(*ParseDurationMs("1h") == 3'600'000);
+  CHECK(*ParseDurationMs("1d") == 86'400'000);
+  CHECK(*ParseDurationMs("1.5s") == 1500);
+  CHECK(*ParseDurationMs("3") == 3000);
+  for (const char* bad : {"", "s", "fast", "5 parsecs", "-1s", "1e400s"}) {
+    CAPTURE(bad);
+    CHECK(ParseDurationMs(bad).status().IsInvalidArgument());
+  }
+  CHECK(FormatDurationMs(1500) == "1500ms");
+  CHECK(FormatDurationMs(2000) == "2s");
+  CHECK(FormatDurationMs(300'000) == "5m");
+  CHECK(FormatDurationMs(3'600'000) == "1h");
+}
+
+TEST_CASE("SizesParseWithBinaryUnits") {
+  CHECK(*ParseByteSize("4096") == 4096);
+  CHECK(*ParseByteSize("64KiB") == 65536);
+  CHECK(*ParseByteSize("1MiB") == 1048576);
+  CHECK(*ParseByteSize("1gib") == (uint64_t{1} << 30));
+  CHECK(ParseByteSize("lots").status().IsInvalidArgument());
+  CHECK(ParseByteSize("3 furlongs").status().IsInvalidArgument());
+  CHECK(FormatByteSize(1 << 20) == "1MiB");
+}
+
+TEST_CASE("AgentAddressesMustHaveThreeLowercaseSegments") {
+  for (const char* good : {"agent://acme/prod/worker", "agent://a/b/c", "agent://my-org/env_1/x.y"}) {
+    CAPTURE(good);
+    CHECK(ValidateAgentAddress(good).ok());
+  }
+  for (const char* bad : {"", "agent://", "agent://acme/prod", "agent://acme/prod/worker/extra",
+                          "agent://Acme/prod/worker", "agent://acme//worker", "agent://acme/prod/",
+                          "http://acme/prod/worker", "agent://acme/prod/wor ker",
+                          "agent://acme/prod/w\xc3\xa9"}) {
+    CAPTURE(bad);
+    Status s = ValidateAgentAddress(bad);
+    CHECK(s.IsInvalidArgument());
+    CHECK(s.message().find("agent://<org>/<env>/<name>") != std::string::npos);
+  }
+  CHECK(ValidateAgentAddress("agent://a/b/" + std::string(300, 'x')).IsInvalidArgument());
+}
+
+TEST_CASE("IntentTypesAreIntentNameVersion") {
+  for (const char* good : {"intent.handoff.process.v1", "intent.x.v12", "intent.a-b_c.v3"}) {
+    CAPTURE(good);
+    CHECK(ValidateIntentType(good).ok());
+  }
+  for (const char* bad : {"", "intent.v1", "intent..v1", "handoff.process.v1", "intent.x.v",
+                          "intent.x.v0", "intent.x.v01", "intent.X.v1", "intent.x.1"}) {
+    CAPTURE(bad);
+    CHECK(ValidateIntentType(bad).IsInvalidArgument());
+  }
+  CHECK(ValidateNodeName("node-a").ok());
+  CHECK(ValidateNodeName("Node A").IsInvalidArgument());
+  CHECK(ValidateNodeName("").IsInvalidArgument());
+}
+
+TEST_CASE("TimestampsAreRfc3339Utc") {
+  CHECK(FormatRfc3339(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(FormatRfc3339(1'764'000'000'123) == "2025-11-24T16:00:00.123Z");
+  CHECK(*ParseRfc3339("2025-11-24T16:00:00.123Z") == 1'764'000'000'123);
+  CHECK(*ParseRfc3339("2025-11-24T17:00:00+01:00") == 1'764'000'000'000);
+  CHECK(ParseRfc3339("yesterday").status().IsInvalidArgument());
+  CHECK(ParseRfc3339("2025-13-01T00:00:00Z").status().IsInvalidArgument());
+}
+
+TEST_CASE("MsgWriterPatchesContainerSizesAndRoundTrips") {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("s", "text");
+  w.Field("i", int64_t{-5});
+  w.Field("u", uint64_t{7});
+  w.Field("b", true);
+  w.Key("list");
+  w.BeginArray();
+  w.Int(1);
+  w.BeginMap();
+  w.Field("deep", "yes");
+  w.EndMap();
+  w.Nil();
+  w.EndArray();
+  w.FieldRaw("raw", std::string(1, static_cast<char>(0x2a)));  // fixint 42
+  w.EndMap();
+  auto handle = Unpack(w.view());
+  REQUIRE(handle.ok());
+  auto m = MapReader::From(handle->get(), "test");
+  REQUIRE(m.ok());
+  std::string s;
+  CHECK(m->String("s", &s).ok());
+  CHECK(s == "text");
+  int64_t i = 0;
+  CHECK(m->OptInt("i", &i).ok());
+  CHECK(i == -5);
+  uint64_t u = 0;
+  CHECK(m->Uint("u", &u).ok());
+  CHECK(u == 7);
+  bool b = false;
+  CHECK(m->OptBool("b", &b).ok());
+  CHECK(b);
+  const msgpack::object* list = m->Find("list");
+  REQUIRE(list != nullptr);
+  REQUIRE(list->type == msgpack::type::ARRAY);
+  CHECK(list->via.array.size == 3);
+  CHECK(m->Find("raw")->via.u64 == 42);
+}
+
+TEST_CASE("MapReaderNamesTheFieldOnAWrongType") {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("to_agent", int64_t{3});
+  w.EndMap();
+  auto handle = Unpack(w.view());
+  REQUIRE(handle.ok());
+  auto m = MapReader::From(handle->get(), "request");
+  std::string s;
+  Status st = m->String("to_agent", &s);
+  CHECK(st.IsInvalidArgument());
+  CHECK(st.message() == "field 'to_agent' must be a string, not an integer");
+  CHECK(m->String("missing", &s).message() == "missing field 'missing'");
+  uint64_t u;
+  CHECK(m->OptUint("to_agent", &u).ok());
+  int64_t i;
+  CHECK(m->OptInt("to_agent", &i).ok());
+  bool b;
+  CHECK(m->OptBool("to_agent", &b).IsInvalidArgument());
+}
+
+TEST_CASE("UnpackRejectsMalformedInputWithoutThrowing") {
+  CHECK(Unpack("").status().IsInvalidArgument());
+  CHECK(Unpack("\x92\x01").status().IsInvalidArgument());  // array of 2 with 1 element
+  CHECK(Unpack(std::string("\x01\x02", 2)).status().IsInvalidArgument());  // trailing
+  CHECK(Unpack("\xc1").status().IsInvalidArgument());  // never-used byte
+  std::string deep(100, static_cast<char>(0x91));
+  deep.push_back(static_cast<char>(0xc0));
+  CHECK(Unpack(deep).status().message().find("deep") != std::string::npos);
+  std::string huge_str = "\xdb\xff\xff\xff\xff";  // str32 claiming 4 GiB
+  CHECK(Unpack(huge_str).status().IsInvalidArgument());
+  UnpackLimits tight;
+  tight.max_container = 2;
+  CHECK(Unpack("\x93\x01\x02\x03", tight).status().IsInvalidArgument());
+}
+
+TEST_CASE("RecordsRoundTrip") {
+  IntentRecord r;
+  r.id = NewIntentId(1'700'000'000'000);
+  r.intent_type = "intent.test.v1";
+  r.from_agent = "agent://a/b/c";
+  r.to_agent = "agent://a/b/d";
+  r.correlation_id = "corr";
+  r.origin_node = "node-a";
+  r.lease_ms = 1234;
+  r.status = IntentStatus::kFailed;
+  r.delivery_attempt = 3;
+  r.has_checkpoint = true;
+  r.error = ErrorInfo{"exit_status", "bad", true};
+  r.created_at_ms = 1;
+  r.updated_at_ms = 2;
+  r.seq = 9;
+  auto back = DecodeIntent(EncodeIntent(r));
+  REQUIRE(back.ok());
+  CHECK(back->id == r.id);
+  CHECK(back->intent_type == r.intent_type);
+  CHECK(back->correlation_id == "corr");
+  CHECK(back->parent_id.empty());
+  CHECK(back->lease_ms == 1234);
+  CHECK(back->status == IntentStatus::kFailed);
+  CHECK(back->delivery_attempt == 3);
+  CHECK(back->has_checkpoint);
+  CHECK(back->error == r.error);
+  CHECK(back->seq == 9);
+
+  EventRecord e;
+  e.id = r.id;
+  e.seq = 4;
+  e.event_type = "intent.delivered";
+  e.status = IntentStatus::kDelivered;
+  e.at_ms = 77;
+  e.node = "node-a";
+  e.actor = "system";
+  e.details = std::string("\x81\xa1\x61\x01", 4);  // {"a":1}
+  auto eb = DecodeEvent(EncodeEvent(e));
+  REQUIRE(eb.ok());
+  CHECK(eb->seq == 4);
+  CHECK(eb->event_type == "intent.delivered");
+  CHECK(eb->status == IntentStatus::kDelivered);
+  CHECK(eb->details == e.details);
+
+  // Stored bytes that do not decode are corruption, whatever is wrong with them.
+  CHECK(DecodeIntent("\x81\xa1\x61\x01").status().IsCorruption());  // no intent_id
+  CHECK(DecodeIntent("garbage").status().IsCorruption());
+  CHECK(DecodeEvent("\x90").status().IsCorruption());
+}
+
+TEST_CASE("StatusNamesAndCodesRoundTrip") {
+  for (int i = 0; i < kIntentStatusCount; ++i) {
+    auto s = static_cast<IntentStatus>(i);
+    CHECK(ParseIntentStatus(IntentStatusName(s)) == s);
+  }
+  CHECK(ParseIntentStatus("in_progress") == IntentStatus::kInProgress);
+  CHECK_FALSE(ParseIntentStatus("DONE").has_value());
+  for (Code c : {Code::kNotFound, Code::kConflict, Code::kResourceExhausted, Code::kCancelled}) {
+    CHECK(CodeFromName(CodeName(c)) == c);
+  }
+  CHECK(Status::NotFound("x").ToString() == "not_found: x");
+}
+
+}  // namespace
+}  // namespace handoff

@@ -1,0 +1,71 @@
+// config/: TOML in, NodeOptions out, and precise errors.
+
+#include "config/config.h"
+
+#include <doctest/doctest.h>
+
+namespace handoff::config {
+namespace {
+
+TEST_CASE("TheCommentedExampleConfigParses") {
+  auto config = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/handoffd.toml");
+  REQUIRE(config.ok());
+  CHECK(config->node.name == "node-a");
+  CHECK(config->node.data_dir == "/var/lib/handoff");
+  CHECK(config->node.agent_endpoint == "ipc:///run/handoff/handoffd.sock");
+  CHECK(config->node.fsync);
+  CHECK(config->node.map_size == (uint64_t{1} << 30));
+  CHECK(config->node.max_payload_bytes == (uint64_t{1} << 20));
+  CHECK(config->node.max_batch == 1024);
+  CHECK(config->node.default_lease_ms == 30'000);
+  CHECK(config->log_level == "info");
+}
+
+TEST_CASE("EveryKeyIsReadAndMissingKeysKeepTheirDefaults") {
+  auto config = Parse(R"(
+[node]
+name = "edge-1"
+fsync = false
+default_lease = "250ms"
+max_payload_bytes = 4096
+map_size = "64MiB"
+)", "test.toml");
+  REQUIRE(config.ok());
+  CHECK(config->node.name == "edge-1");
+  CHECK_FALSE(config->node.fsync);
+  CHECK(config->node.default_lease_ms == 250);
+  CHECK(config->node.max_payload_bytes == 4096);
+  CHECK(config->node.map_size == (uint64_t{64} << 20));
+  CHECK(config->node.max_batch == 1024);
+  CHECK(Parse("", "empty.toml").ok());
+}
+
+void CheckError(const char* text, const char* where, const char* what) {
+  auto config = Parse(text, "n.toml");
+  CAPTURE(text);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().IsInvalidArgument());
+  CHECK(config.status().message().find(where) != std::string::npos);
+  CHECK(config.status().message().find(what) != std::string::npos);
+}
+
+TEST_CASE("BadConfigNamesTheFileLineAndKey") {
+  CheckError("[node]\nnmae = \"x\"\n", "n.toml:2:1", "unknown key 'nmae'");
+  CheckError("[node]\nfsync = \"yes\"\n", "n.toml:2:9", "[node] fsync must be true or false");
+  CheckError("[node]\nname = \"Node A\"\n", "n.toml:2:8", "invalid node name");
+  CheckError("[node]\nagent_endpoint = \"udp://x:1\"\n", "n.toml:2", "agent_endpoint");
+  CheckError("[node]\ndefault_lease = \"forever\"\n", "n.toml:2", "invalid duration");
+  CheckError("[node]\ndefault_lease = \"50ms\"\n", "n.toml:2", "between 100ms and 24h");
+  CheckError("[node]\nmax_payload_bytes = \"1GiB\"\n", "n.toml:2", "64MiB");
+  CheckError("[nodes]\nname = \"a\"\n", "n.toml:1", "unknown table [nodes]");
+  CheckError("name = \"a\"\n", "n.toml:1", "unknown key 'name'");
+  CheckError("[node]\nname = \n", "n.toml:2", "");
+  CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
+}
+
+TEST_CASE("AMissingFileIsNotFound") {
+  CHECK(LoadFile("/nonexistent/handoffd.toml").status().IsNotFound());
+}
+
+}  // namespace
+}  // namespace handoff::config

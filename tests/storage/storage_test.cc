@@ -1,0 +1,130 @@
+// storage/: the LMDB wrapper, the typed tables and the data-dir lock, on real files.
+
+#include <doctest/doctest.h>
+
+#include "storage/dir_lock.h"
+#include "storage/lmdb.h"
+#include "storage/store.h"
+#include "support/temp_dir.h"
+
+namespace handoff::storage {
+namespace {
+
+using testing::TempDir;
+
+TEST_CASE("ACommittedTransactionSurvivesReopeningAndAnAbortedOneLeavesNoTrace") {
+  TempDir dir;
+  {
+    auto env = Env::Open(dir.path(), {});
+    REQUIRE(env.ok());
+    auto txn = Txn::BeginWrite(**env);
+    REQUIRE(txn.ok());
+    auto table = txn->OpenTable("t");
+    REQUIRE(table.ok());
+    REQUIRE(txn->Put(*table, "kept", "1").ok());
+    REQUIRE(txn->Commit().ok());
+
+    auto aborted = Txn::BeginWrite(**env);
+    REQUIRE(aborted.ok());
+    REQUIRE(aborted->Put(*table, "dropped", "2").ok());
+    // Destroyed without Commit: aborted.
+  }
+  auto env = Env::Open(dir.path(), {});
+  REQUIRE(env.ok());
+  auto txn = Txn::BeginRead(**env);
+  REQUIRE(txn.ok());
+  auto table = txn->OpenTable("t");
+  REQUIRE(table.ok());
+  std::string_view value;
+  REQUIRE(txn->Get(*table, "kept", &value).ok());
+  CHECK(value == "1");
+  CHECK(txn->Get(*table, "dropped", &value).IsNotFound());
+  CHECK(txn->Delete(*table, "absent").ok() == false);  // read-only: refused, not a crash
+}
+
+TEST_CASE("AFullMapIsResourceExhaustedWithAHint") {
+  TempDir dir;
+  EnvOptions options;
+  options.map_size = 1 << 20;  // 1 MiB
+  auto env = Env::Open(dir.path(), options);
+  REQUIRE(env.ok());
+  Status s;
+  for (int i = 0; i < 1000 && s.ok(); ++i) {
+    auto txn = Txn::BeginWrite(**env);
+    REQUIRE(txn.ok());
+    auto table = txn->OpenTable("t");
+    REQUIRE(table.ok());
+    s = txn->Put(*table, "key" + std::to_string(i), std::string(64 * 1024, 'x'));
+    if (s.ok()) s = txn->Commit();
+  }
+  CHECK(s.IsResourceExhausted());
+  CHECK(s.message().find("map_size") != std::string::npos);
+}
+
+TEST_CASE("OnlyOneDaemonMayLockADataDirectory") {
+  TempDir dir;
+  auto first = DirLock::Acquire(dir.path());
+  REQUIRE(first.ok());
+  auto second = DirLock::Acquire(dir.path());
+  CHECK(second.status().IsUnavailable());
+  CHECK(second.status().message().find("in use by another handoffd") != std::string::npos);
+  first->reset();
+  CHECK(DirLock::Acquire(dir.path()).ok());
+}
+
+TEST_CASE("AStoreRefusesToOpenUnderAnotherNodeName") {
+  TempDir dir;
+  REQUIRE(Store::Open(dir.path(), {}, "node-a").ok());
+  auto other = Store::Open(dir.path(), {}, "node-b");
+  CHECK(other.status().IsInvalidArgument());
+  CHECK(other.status().message().find("belongs to node 'node-a'") != std::string::npos);
+  CHECK(Store::Open(dir.path(), {}, "node-a").ok());
+}
+
+TEST_CASE("QueuesAreFifoPerAddressAndEventsListAfterASeq") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  IntentId a = NewIntentId(1000), b = NewIntentId(2000), c = NewIntentId(3000);
+  {
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    REQUIRE(s.Enqueue(*txn, "agent://x/y/z", b).ok());
+    REQUIRE(s.Enqueue(*txn, "agent://x/y/z", a).ok());
+    REQUIRE(s.Enqueue(*txn, "agent://x/y/zz", c).ok());  // a longer address sharing a prefix
+    for (uint32_t seq = 1; seq <= 5; ++seq) {
+      EventRecord e;
+      e.id = a;
+      e.seq = seq;
+      e.event_type = "intent.test";
+      REQUIRE(s.PutEvent(*txn, e).ok());
+    }
+    REQUIRE(txn->Commit().ok());
+  }
+  auto txn = s.BeginWrite();
+  REQUIRE(txn.ok());
+  auto first = s.FirstQueued(*txn, "agent://x/y/z");
+  REQUIRE(first.ok());
+  CHECK(*first == std::optional<IntentId>(a));
+  REQUIRE(s.Dequeue(*txn, "agent://x/y/z", a).ok());
+  CHECK(*s.FirstQueued(*txn, "agent://x/y/z") == std::optional<IntentId>(b));
+  REQUIRE(s.Dequeue(*txn, "agent://x/y/z", b).ok());
+  CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y/z")->has_value());
+  CHECK(*s.FirstQueued(*txn, "agent://x/y/zz") == std::optional<IntentId>(c));
+  CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y")->has_value());
+
+  std::vector<EventRecord> events;
+  REQUIRE(s.ListEvents(*txn, a, 2, 100, &events).ok());
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].seq == 3);
+  CHECK(events[2].seq == 5);
+  events.clear();
+  REQUIRE(s.ListEvents(*txn, b, 0, 100, &events).ok());
+  CHECK(events.empty());
+  IntentRecord r;
+  CHECK(s.GetIntent(*txn, a, &r).IsNotFound());
+}
+
+}  // namespace
+}  // namespace handoff::storage

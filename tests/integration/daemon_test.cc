@@ -91,5 +91,39 @@ TEST_CASE("SigtermStopsCleanlyAndASecondDaemonIsRefused") {
   CHECK(daemon.Log().find("stopping") != std::string::npos);
 }
 
+TEST_CASE("AClientFacingAStalledOrVanishedDaemonGetsAClearErrorInBoundedTime") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  ClientOptions options = daemon.client_options();
+  options.request_timeout = std::chrono::seconds(1);
+  auto client = Client::Connect(options);
+  REQUIRE(client.ok());
+  SendRequest req;
+  req.to_agent = "agent://acme/test/worker";
+  req.intent_type = "intent.stall.v1";
+  auto receipt = (*client)->Send(req);
+  REQUIRE(receipt.ok());
+
+  daemon.Signal(SIGSTOP);
+  auto start = std::chrono::steady_clock::now();
+  auto got = (*client)->Get(receipt->intent_id);
+  CHECK(got.status().IsUnavailable());
+  CHECK(got.status().message().find("did not answer") != std::string::npos);
+  auto waited = (*client)->Wait(receipt->intent_id, std::chrono::hours(1));
+  CHECK(waited.status().IsUnavailable());
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(15));
+  daemon.Signal(SIGCONT);
+
+  // The same client works again once the daemon answers.
+  REQUIRE(WaitFor([&] { return (*client)->Get(receipt->intent_id).ok(); },
+                  std::chrono::seconds(10)));
+  daemon.Kill();
+  start = std::chrono::steady_clock::now();
+  CHECK((*client)->Get(receipt->intent_id).status().IsUnavailable());
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  CHECK(Client::Connect(options).status().IsUnavailable());
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -226,5 +226,71 @@ TEST_CASE("ACleanStopAndRestartKeepsIntentsCheckpointsAndLeases") {
   CHECK(seen_attempt == 2);
 }
 
+TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  SendRequest req = Work(1);
+  req.lease = std::chrono::milliseconds(500);
+  auto receipt = client->Send(req);
+  REQUIRE(receipt.ok());
+
+  AgentOptions options;
+  options.address = kWorker;
+  options.client = daemon.client_options();
+  auto agent = Agent::Connect(options);
+  REQUIRE(agent.ok());
+  std::thread run([&] {
+    CHECK((*agent)
+              ->Run([&](Task& task) {
+                // Work for four leases; only heartbeats keep the intent ours.
+                std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+                CHECK_FALSE(task.lease_lost());
+                (*agent)->Stop();
+                return Outcome::Complete(Json{{"attempt", task.attempt()}});
+              })
+              .ok());
+  });
+  auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
+  run.join();
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(done->delivery_attempt == 1);
+  CHECK(done->result["attempt"] == 1);
+  auto events = client->Events(receipt->intent_id);
+  REQUIRE(events.ok());
+  for (const Event& e : *events) CHECK(e.event_type != "intent.lease_expired");
+}
+
+TEST_CASE("AHandlerThatThrowsFailsItsIntent") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto receipt = client->Send(Work(1));
+  REQUIRE(receipt.ok());
+  AgentOptions options;
+  options.address = kWorker;
+  options.client = daemon.client_options();
+  auto agent = Agent::Connect(options);
+  REQUIRE(agent.ok());
+  std::thread run([&] {
+    CHECK((*agent)
+              ->Run([&](Task&) -> Outcome {
+                (*agent)->Stop();
+                throw std::runtime_error("model returned garbage");
+              })
+              .ok());
+  });
+  auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
+  run.join();
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kFailed);
+  REQUIRE(done->error.has_value());
+  CHECK(done->error->code == "handler_exception");
+  CHECK(done->error->message == "model returned garbage");
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -55,6 +55,10 @@ int Daemon::Stop() {
 
 bool Daemon::running() { return process_ && process_->running(); }
 
+void Daemon::Signal(int sig) {
+  if (process_) process_->Signal(sig);
+}
+
 std::string Daemon::Log() const {
   std::ifstream in(log_path_);
   std::stringstream text;

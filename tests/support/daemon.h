@@ -27,6 +27,8 @@ class Daemon {
   // SIGTERM and wait; returns the exit code.
   int Stop();
   bool running();
+  // Sends `sig` to the daemon process (SIGSTOP/SIGCONT to stall it).
+  void Signal(int sig);
 
   const std::string& endpoint() const { return endpoint_; }
   const std::string& config_path() const { return config_path_; }

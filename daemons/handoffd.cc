@@ -3,11 +3,10 @@
 // Reads like a script: defaults, config, validate, open, serve, shut down. Signal handlers only
 // ask the node to stop; the loop finishes its turn and returns.
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "base/logging.h"
 #include "config/config.h"

@@ -95,8 +95,7 @@ struct Outcome {
     return Outcome{Kind::kComplete, std::move(result), {}};
   }
   static Outcome Fail(std::string code, std::string message, bool retryable = false) {
-    return Outcome{Kind::kFail, nullptr,
-                   ErrorInfo{std::move(code), std::move(message), retryable}};
+    return Outcome{Kind::kFail, nullptr, ErrorInfo{std::move(code), std::move(message), retryable}};
   }
   static Outcome Abandon() { return Outcome{Kind::kAbandon, nullptr, {}}; }
 };
@@ -125,8 +124,8 @@ class Agent {
   void Report(const std::string& intent_id, const std::function<Status()>& report);
 
   AgentOptions options_;
-  std::unique_ptr<Client> client_;       // requests from the loop and the handler
-  std::unique_ptr<Connection> inbox_;    // registration and pushed deliveries
+  std::unique_ptr<Client> client_;     // requests from the loop and the handler
+  std::unique_ptr<Connection> inbox_;  // registration and pushed deliveries
   std::unique_ptr<Heartbeats> heartbeats_;
   std::atomic<bool> stop_{false};
 };

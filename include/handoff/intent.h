@@ -7,10 +7,9 @@
 #define HANDOFF_INTENT_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "handoff/intent_status.h"
 
@@ -42,8 +41,8 @@ struct Intent {
 
 struct Event {
   std::string intent_id;
-  uint32_t seq = 0;         // per intent, strictly increasing from 1
-  std::string event_type;   // intent.created, intent.submitted, intent.delivered, ...
+  uint32_t seq = 0;        // per intent, strictly increasing from 1
+  std::string event_type;  // intent.created, intent.submitted, intent.delivered, ...
   IntentStatus status = IntentStatus::kCreated;  // status after the event
   int64_t at_ms = 0;
   std::string node;   // node where it happened

@@ -86,7 +86,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "a Result without a value needs a non-OK status");
   }
@@ -111,9 +111,9 @@ class [[nodiscard]] Result {
 }  // namespace handoff
 
 // Early-return helpers for code that propagates a Status upward.
-#define HANDOFF_RETURN_IF_ERROR(expr)         \
-  do {                                        \
-    ::handoff::Status _handoff_st = (expr);   \
+#define HANDOFF_RETURN_IF_ERROR(expr)          \
+  do {                                         \
+    ::handoff::Status _handoff_st = (expr);    \
     if (!_handoff_st.ok()) return _handoff_st; \
   } while (0)
 

@@ -7,8 +7,8 @@ namespace handoff {
 namespace {
 
 constexpr std::array<std::string_view, kIntentStatusCount> kNames = {
-    "CREATED",   "SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS",
-    "WAITING",   "COMPLETED", "FAILED",    "CANCELED",     "TIMED_OUT",
+    "CREATED", "SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS",
+    "WAITING", "COMPLETED", "FAILED",    "CANCELED",     "TIMED_OUT",
 };
 
 }  // namespace

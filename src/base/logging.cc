@@ -1,8 +1,8 @@
 #include "base/logging.h"
 
-#include <string>
-
 #include <spdlog/sinks/stdout_sinks.h>
+
+#include <string>
 
 namespace handoff {
 

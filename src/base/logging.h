@@ -6,9 +6,9 @@
 #ifndef HANDOFF_BASE_LOGGING_H_
 #define HANDOFF_BASE_LOGGING_H_
 
-#include <string_view>
-
 #include <spdlog/spdlog.h>
+
+#include <string_view>
 
 #include "handoff/status.h"
 

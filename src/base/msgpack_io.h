@@ -12,9 +12,8 @@
 #define HANDOFF_BASE_MSGPACK_IO_H_
 
 #define MSGPACK_NO_BOOST 1
-#include <msgpack.hpp>
-
 #include <cstdint>
+#include <msgpack.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,15 +47,42 @@ class MsgWriter {
   void Raw(std::string_view encoded);
 
   // Key-and-value shorthands.
-  void Field(std::string_view k, std::string_view v) { Key(k); String(v); }
-  void Field(std::string_view k, const char* v) { Key(k); String(v); }
-  void Field(std::string_view k, const std::string& v) { Key(k); String(v); }
-  void Field(std::string_view k, int64_t v) { Key(k); Int(v); }
-  void Field(std::string_view k, uint64_t v) { Key(k); Uint(v); }
-  void Field(std::string_view k, uint32_t v) { Key(k); Uint(v); }
-  void Field(std::string_view k, int v) { Key(k); Int(v); }
-  void Field(std::string_view k, bool v) { Key(k); Bool(v); }
-  void FieldRaw(std::string_view k, std::string_view encoded) { Key(k); Raw(encoded); }
+  void Field(std::string_view k, std::string_view v) {
+    Key(k);
+    String(v);
+  }
+  void Field(std::string_view k, const char* v) {
+    Key(k);
+    String(v);
+  }
+  void Field(std::string_view k, const std::string& v) {
+    Key(k);
+    String(v);
+  }
+  void Field(std::string_view k, int64_t v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(std::string_view k, uint64_t v) {
+    Key(k);
+    Uint(v);
+  }
+  void Field(std::string_view k, uint32_t v) {
+    Key(k);
+    Uint(v);
+  }
+  void Field(std::string_view k, int v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(std::string_view k, bool v) {
+    Key(k);
+    Bool(v);
+  }
+  void FieldRaw(std::string_view k, std::string_view encoded) {
+    Key(k);
+    Raw(encoded);
+  }
 
   std::string_view view() const { return {buffer_.data(), buffer_.size()}; }
   size_t size() const { return buffer_.size(); }
@@ -79,8 +105,8 @@ class MsgWriter {
 // Limits applied to every decode, so a hostile frame cannot make us allocate without bound.
 struct UnpackLimits {
   size_t max_depth = 64;
-  size_t max_container = 1 << 20;     // entries of one map or array
-  size_t max_string = 64 << 20;       // bytes of one str/bin/ext
+  size_t max_container = 1 << 20;  // entries of one map or array
+  size_t max_string = 64 << 20;    // bytes of one str/bin/ext
 };
 
 // Decodes exactly one msgpack value occupying all of `data`. Strings are copied into the

@@ -42,7 +42,8 @@ Status ValidateAgentAddress(std::string_view address) {
     size_t slash = rest.find('/');
     std::string_view segment = rest.substr(0, slash);
     if (segment.empty()) return bad("empty segment");
-    if (!AllNameChars(segment)) return bad("segment " + Quote(segment) + " has a forbidden character");
+    if (!AllNameChars(segment))
+      return bad("segment " + Quote(segment) + " has a forbidden character");
     ++segments;
     if (slash == std::string_view::npos) break;
     rest = rest.substr(slash + 1);

@@ -55,7 +55,8 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
                                    unit + "' (use ms, s, m, h or d)");
   }
   double ms = n * scale;
-  if (ms > 9.2e15) return Status::InvalidArgument("duration '" + std::string(text) + "' is too long");
+  if (ms > 9.2e15)
+    return Status::InvalidArgument("duration '" + std::string(text) + "' is too long");
   return static_cast<int64_t>(std::llround(ms));
 }
 
@@ -70,8 +71,9 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   double n = 0;
   std::string unit;
   if (!SplitNumber(text, &n, &unit)) {
-    return Status::InvalidArgument("invalid size '" + std::string(text) +
-                                   "': expected a number of bytes, or a number with KiB, MiB or GiB");
+    return Status::InvalidArgument(
+        "invalid size '" + std::string(text) +
+        "': expected a number of bytes, or a number with KiB, MiB or GiB");
   }
   double scale;
   if (unit.empty() || unit == "b") {

@@ -1,9 +1,8 @@
 #include "cli/app.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
-
-#include <CLI/CLI.hpp>
 
 #include "base/logging.h"
 #include "cli/commands.h"

@@ -70,11 +70,16 @@ int Error(const Status& status) {
 
 int ExitFor(IntentStatus status) {
   switch (status) {
-    case IntentStatus::kCompleted: return kExitOk;
-    case IntentStatus::kFailed: return kExitFailed;
-    case IntentStatus::kCanceled: return kExitCanceled;
-    case IntentStatus::kTimedOut: return kExitTimedOut;
-    default: return kExitWaitTimeout;
+    case IntentStatus::kCompleted:
+      return kExitOk;
+    case IntentStatus::kFailed:
+      return kExitFailed;
+    case IntentStatus::kCanceled:
+      return kExitCanceled;
+    case IntentStatus::kTimedOut:
+      return kExitTimedOut;
+    default:
+      return kExitWaitTimeout;
   }
 }
 

@@ -50,8 +50,8 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   }
   if (in.error) {
     j["error"] = OrderedJson{{"code", in.error->code},
-                  {"message", in.error->message},
-                  {"retryable", in.error->retryable}};
+                             {"message", in.error->message},
+                             {"retryable", in.error->retryable}};
   } else {
     j["error"] = nullptr;
   }
@@ -67,13 +67,13 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
 
 OrderedJson EventJson(const Event& e) {
   return OrderedJson{{"intent_id", e.intent_id},
-              {"seq", e.seq},
-              {"event_type", e.event_type},
-              {"status", std::string(IntentStatusName(e.status))},
-              {"at", FormatRfc3339(e.at_ms)},
-              {"node", e.node},
-              {"actor", e.actor},
-              {"details", e.details}};
+                     {"seq", e.seq},
+                     {"event_type", e.event_type},
+                     {"status", std::string(IntentStatusName(e.status))},
+                     {"at", FormatRfc3339(e.at_ms)},
+                     {"node", e.node},
+                     {"actor", e.actor},
+                     {"details", e.details}};
 }
 
 std::string IntentText(const Intent& in) {
@@ -142,8 +142,8 @@ std::string StatusText(const Json& s) {
   }
   if (s.contains("receivers") && s["receivers"].is_array()) {
     for (const Json& r : s["receivers"]) {
-      rows.push_back({"receiver:", r.value("address", "") + " credit=" +
-                                       Compact(r.value("credit", Json(0))) +
+      rows.push_back({"receiver:", r.value("address", "") +
+                                       " credit=" + Compact(r.value("credit", Json(0))) +
                                        " held=" + Compact(r.value("held", Json(0)))});
     }
   }

@@ -7,12 +7,12 @@
 // then SIGKILL) and nothing is reported, so a stopped serve's intent is delivered again after
 // its lease.
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-
-#include <spdlog/spdlog.h>
 
 #include "base/defaults.h"
 #include "base/units.h"
@@ -106,8 +106,8 @@ int Serve(const Global& g, const ServeFlags& f) {
   }
   auto agent = Agent::Connect(options);
   if (!agent.ok()) return Error(agent.status());
-  std::string endpoint = options.client.endpoint.empty() ? DefaultAgentEndpoint()
-                                                         : options.client.endpoint;
+  std::string endpoint =
+      options.client.endpoint.empty() ? DefaultAgentEndpoint() : options.client.endpoint;
 
   g_agent = agent->get();
   struct sigaction stop {};

@@ -20,7 +20,9 @@ namespace {
 constexpr int kPollMs = 100;
 constexpr auto kTermGrace = std::chrono::seconds(2);
 
-Status Errno(const char* what) { return Status::IOError(std::string(what) + ": " + std::strerror(errno)); }
+Status Errno(const char* what) {
+  return Status::IOError(std::string(what) + ": " + std::strerror(errno));
+}
 
 std::vector<std::string> BuildEnv(const std::map<std::string, std::string>& extra) {
   std::vector<std::string> out;

@@ -18,7 +18,7 @@
 namespace handoff::cli {
 
 struct ShellResult {
-  int exit_code = 0;  // the command's exit status, or 128 + signal if a signal ended it
+  int exit_code = 0;     // the command's exit status, or 128 + signal if a signal ended it
   bool stopped = false;  // ended because should_stop() turned true
   std::string out;       // everything it wrote to stdout
 };

@@ -1,10 +1,10 @@
 #include "handoff/agent.h"
 
+#include <spdlog/spdlog.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "base/names.h"
 #include "client/connection.h"
@@ -190,8 +190,10 @@ void Agent::Handle(Intent intent, const Handler& handler) {
       Report(id, [&] { return client_->Fail(id, attempt, outcome.error); });
       break;
     case Outcome::Kind::kAbandon:
-      spdlog::info("abandoned intent {} (attempt {}); it will be delivered again when its "
-                   "lease runs out", id, attempt);
+      spdlog::info(
+          "abandoned intent {} (attempt {}); it will be delivered again when its "
+          "lease runs out",
+          id, attempt);
       break;
   }
 }

@@ -73,9 +73,8 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
 
 Result<Intent> Client::Get(std::string_view intent_id) {
   HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
-  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("get", [&](MsgWriter& w) {
-    WriteId(w, intent_id);
-  }));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got,
+                           connection_->Call("get", [&](MsgWriter& w) { WriteId(w, intent_id); }));
   return IntentFromReply(got);
 }
 

@@ -87,8 +87,8 @@ Result<ReceivedReply> Connection::Call(std::string_view op,
     }
     if (SteadyClock::now() >= deadline) {
       return Status::Unavailable("handoffd at " + options_.endpoint + " did not answer '" +
-                                 std::string(op) + "' within " +
-                                 std::to_string(timeout.count()) + " ms");
+                                 std::string(op) + "' within " + std::to_string(timeout.count()) +
+                                 " ms");
     }
   }
 }

@@ -16,7 +16,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-
 #include <zmq.hpp>
 
 #include "base/msgpack_io.h"

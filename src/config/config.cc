@@ -1,11 +1,11 @@
 #include "config/config.h"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "base/names.h"
 #include "base/units.h"
@@ -61,11 +61,13 @@ Result<uint64_t> ReadSize(const toml::node& n) {
 
 const std::vector<Directive>& Directives() {
   static const std::vector<Directive> kDirectives = {
-      {"node", "name", "a string", [](const toml::node& n, DaemonConfig& c) {
+      {"node", "name", "a string",
+       [](const toml::node& n, DaemonConfig& c) {
          HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.node.name));
          return ValidateNodeName(c.node.name);
        }},
-      {"node", "data_dir", "a string", [](const toml::node& n, DaemonConfig& c) {
+      {"node", "data_dir", "a string",
+       [](const toml::node& n, DaemonConfig& c) {
          HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.node.data_dir));
          if (c.node.data_dir.empty()) return Status::InvalidArgument("must not be empty");
          return Status::OK();
@@ -83,13 +85,15 @@ const std::vector<Directive>& Directives() {
          }
          return Status::InvalidArgument("unknown level '" + c.log_level + "'");
        }},
-      {"node", "fsync", "true or false", [](const toml::node& n, DaemonConfig& c) {
+      {"node", "fsync", "true or false",
+       [](const toml::node& n, DaemonConfig& c) {
          auto v = As<bool>(n);
          if (!v) return Status::InvalidArgument("");
          c.node.fsync = *v;
          return Status::OK();
        }},
-      {"node", "map_size", "a size like \"1GiB\"", [](const toml::node& n, DaemonConfig& c) {
+      {"node", "map_size", "a size like \"1GiB\"",
+       [](const toml::node& n, DaemonConfig& c) {
          HANDOFF_ASSIGN_OR_RETURN(c.node.map_size, ReadSize(n));
          if (c.node.map_size < (uint64_t{1} << 20)) return Status::InvalidArgument("below 1MiB");
          return Status::OK();
@@ -134,8 +138,8 @@ Status ApplyTable(std::string_view source, const std::string& name, const toml::
         if (name == d.table) known += std::string(known.empty() ? "" : ", ") + d.key;
       }
       return Status::InvalidArgument(Where(source, key.source()) + ": unknown key '" +
-                                     std::string(key.str()) + "' in [" + name + "] (known: " +
-                                     known + ")");
+                                     std::string(key.str()) + "' in [" + name +
+                                     "] (known: " + known + ")");
     }
     Status s = directive->apply(value, config);
     if (!s.ok()) {

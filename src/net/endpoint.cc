@@ -16,8 +16,8 @@ constexpr std::string_view kIpc = "ipc://";
 constexpr std::string_view kTcp = "tcp://";
 
 Status Invalid(std::string_view endpoint, std::string_view why) {
-  return Status::InvalidArgument("invalid endpoint '" + std::string(endpoint) + "': " +
-                                 std::string(why) +
+  return Status::InvalidArgument("invalid endpoint '" + std::string(endpoint) +
+                                 "': " + std::string(why) +
                                  "; expected ipc:///path/to/socket or tcp://host:port");
 }
 
@@ -80,8 +80,7 @@ Status PrepareIpcBind(std::string_view endpoint) {
     std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
   }
   if (IpcListening(endpoint)) {
-    return Status::Unavailable("another process is already listening on " +
-                               std::string(endpoint) +
+    return Status::Unavailable("another process is already listening on " + std::string(endpoint) +
                                " (is another handoffd running? stop it or choose another "
                                "agent_endpoint)");
   }

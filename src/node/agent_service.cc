@@ -51,8 +51,8 @@ AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& wa
 
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
-         op == wire::op::kHeartbeat || op == wire::op::kCheckpoint ||
-         op == wire::op::kComplete || op == wire::op::kFail;
+         op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
+         op == wire::op::kFail;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {

@@ -108,7 +108,8 @@ Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {
                             std::string(IntentStatusName(r.status)));
   }
   if (*attempt != r.delivery_attempt) {
-    return Status::Conflict("lease lost: intent " + r.id.ToString() + " was delivered again (now attempt " +
+    return Status::Conflict("lease lost: intent " + r.id.ToString() +
+                            " was delivered again (now attempt " +
                             std::to_string(r.delivery_attempt) + "); attempt " +
                             std::to_string(*attempt) + " no longer holds it");
   }
@@ -127,8 +128,8 @@ void Engine::ArmLease(const IntentRecord& r) {
 Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   HANDOFF_RETURN_IF_ERROR(ValidateIntentType(p.intent_type));
   HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(p.to_agent));
-  std::string from = p.from_agent.empty() ? "agent://" + options_.node_name + "/local/anonymous"
-                                          : p.from_agent;
+  std::string from =
+      p.from_agent.empty() ? "agent://" + options_.node_name + "/local/anonymous" : p.from_agent;
   HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(from));
   HANDOFF_RETURN_IF_ERROR(CheckSize("payload", p.payload.size(), options_.max_payload_bytes));
   if (p.correlation_id.size() > kMaxIdFieldLength) {
@@ -173,8 +174,8 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
 
   HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, p.payload));
   HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.created", r.from_agent, {}));
-  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted",
-                                     r.from_agent, {}));
+  HANDOFF_RETURN_IF_ERROR(
+      Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   return SendResult{std::move(r), true};
@@ -188,7 +189,8 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
     return Status::Conflict("intent " + id.ToString() + " has already ended as " +
                             std::string(IntentStatusName(r.status)) + "; it cannot be canceled");
   }
-  if (r.status == IntentStatus::kSubmitted) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  if (r.status == IntentStatus::kSubmitted)
+    HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
   MsgWriter details;
   details.BeginMap();
   if (!reason.empty()) details.Field("reason", reason);
@@ -251,8 +253,8 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   return r;
 }
 
-Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id,
-                                      uint32_t attempt, std::string_view result) {
+Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                      std::string_view result) {
   HANDOFF_RETURN_IF_ERROR(CheckSize("result", result.size(), options_.max_payload_bytes));
   IntentRecord r;
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
@@ -260,8 +262,8 @@ Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id
   if (r.status == IntentStatus::kCompleted && asked == r.delivery_attempt) return r;  // a retry
   // A result that arrives after the lease expired, before the intent went out again, still
   // counts: the work is done, and redelivering it would only repeat it.
-  const bool late = r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 &&
-                    asked == r.delivery_attempt;
+  const bool late =
+      r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 && asked == r.delivery_attempt;
   if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
   if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
   if (!result.empty()) HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kResult, result));
@@ -276,8 +278,8 @@ Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, ui
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
   const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
   if (r.status == IntentStatus::kFailed && asked == r.delivery_attempt) return r;  // a retry
-  const bool late = r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 &&
-                    asked == r.delivery_attempt;
+  const bool late =
+      r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 && asked == r.delivery_attempt;
   if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
   if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
   r.error = error;
@@ -289,8 +291,8 @@ Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, ui
   details.Field("message", r.error->message);
   details.Field("retryable", r.error->retryable);
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed",
-                                     r.to_agent, details.str()));
+  HANDOFF_RETURN_IF_ERROR(
+      Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed", r.to_agent, details.str()));
   return r;
 }
 

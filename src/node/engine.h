@@ -33,8 +33,8 @@
 
 namespace handoff::node {
 
-using storage::Txn;
 using storage::BlobKind;
+using storage::Txn;
 
 struct EngineOptions {
   // This node's name, recorded in every event. Required.
@@ -133,8 +133,7 @@ class Engine {
 
   // Takes the oldest intent queued for `address` and marks it DELIVERED under a new lease.
   // nullopt when the queue is empty.
-  Result<std::optional<IntentView>> DeliverNext(Txn& txn, Batch& batch,
-                                                const std::string& address);
+  Result<std::optional<IntentView>> DeliverNext(Txn& txn, Batch& batch, const std::string& address);
   // Returns a delivery that never left this node (its connection was gone when the push was
   // sent) to the queue, without counting the attempt: nobody received it. No-op if the intent
   // has moved on since.

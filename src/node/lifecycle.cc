@@ -39,16 +39,26 @@ Status CheckTransition(IntentStatus from, IntentStatus to) {
 
 std::string_view EventTypeFor(IntentStatus to) {
   switch (to) {
-    case IntentStatus::kCreated: return "intent.created";
-    case IntentStatus::kSubmitted: return "intent.submitted";
-    case IntentStatus::kDelivered: return "intent.delivered";
-    case IntentStatus::kAcknowledged: return "intent.acknowledged";
-    case IntentStatus::kInProgress: return "intent.in_progress";
-    case IntentStatus::kWaiting: return "intent.waiting";
-    case IntentStatus::kCompleted: return "intent.completed";
-    case IntentStatus::kFailed: return "intent.failed";
-    case IntentStatus::kCanceled: return "intent.canceled";
-    case IntentStatus::kTimedOut: return "intent.timed_out";
+    case IntentStatus::kCreated:
+      return "intent.created";
+    case IntentStatus::kSubmitted:
+      return "intent.submitted";
+    case IntentStatus::kDelivered:
+      return "intent.delivered";
+    case IntentStatus::kAcknowledged:
+      return "intent.acknowledged";
+    case IntentStatus::kInProgress:
+      return "intent.in_progress";
+    case IntentStatus::kWaiting:
+      return "intent.waiting";
+    case IntentStatus::kCompleted:
+      return "intent.completed";
+    case IntentStatus::kFailed:
+      return "intent.failed";
+    case IntentStatus::kCanceled:
+      return "intent.canceled";
+    case IntentStatus::kTimedOut:
+      return "intent.timed_out";
   }
   return "intent.unknown";
 }

@@ -1,13 +1,12 @@
 #include "node/node.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "base/names.h"
 #include "base/units.h"
@@ -24,7 +23,8 @@ Status ValidateOptions(const NodeOptions& o) {
   HANDOFF_RETURN_IF_ERROR(ValidateNodeName(o.name));
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.agent_endpoint));
   if (o.data_dir.empty()) return Status::InvalidArgument("data_dir must not be empty");
-  if (o.map_size < (uint64_t{1} << 20)) return Status::InvalidArgument("map_size must be at least 1MiB");
+  if (o.map_size < (uint64_t{1} << 20))
+    return Status::InvalidArgument("map_size must be at least 1MiB");
   if (o.max_payload_bytes < 1024 || o.max_payload_bytes > (uint64_t{64} << 20)) {
     return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
   }
@@ -93,10 +93,11 @@ Status Node::Init() {
   for (int i = 0; i < kIntentStatusCount; ++i) {
     if (!IsTerminal(static_cast<IntentStatus>(i))) live += counts[i];
   }
-  spdlog::info("handoffd {} node={} data_dir={} agent_endpoint={} fsync={}: recovered {} live "
-               "intents ({} leased, re-armed for a full lease)",
-               HANDOFF_VERSION, options_.name, options_.data_dir, options_.agent_endpoint,
-               options_.fsync ? "on" : "off", live, engine_->lease_count());
+  spdlog::info(
+      "handoffd {} node={} data_dir={} agent_endpoint={} fsync={}: recovered {} live "
+      "intents ({} leased, re-armed for a full lease)",
+      HANDOFF_VERSION, options_.name, options_.data_dir, options_.agent_endpoint,
+      options_.fsync ? "on" : "off", live, engine_->lease_count());
   return Status::OK();
 }
 
@@ -237,7 +238,8 @@ void Node::Turn(std::vector<Incoming>& incoming) {
                         : "");
       for (const auto& [conn, id] : assigned) receivers_.Release(id);
       Status rebuilt = engine_->Rollback();
-      if (!rebuilt.ok()) spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
+      if (!rebuilt.ok())
+        spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
       for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, s);
       return;
     }
@@ -284,10 +286,10 @@ void Node::AnswerWaiters(const Batch& batch) {
   auto txn = store_->BeginRead();
   std::vector<Outgoing> replies;
   for (const Waiter& w : ready) {
-    replies.push_back({w.routing_id,
-                       txn.ok() ? service_->WaitReply(*txn, w)
-                                : wire::EncodeErrorReply(w.rid, txn.status()),
-                       std::nullopt, 0});
+    replies.push_back(
+        {w.routing_id,
+         txn.ok() ? service_->WaitReply(*txn, w) : wire::EncodeErrorReply(w.rid, txn.status()),
+         std::nullopt, 0});
   }
   SendAll(replies);
 }

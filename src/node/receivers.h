@@ -25,8 +25,8 @@ namespace handoff::node {
 struct Receiver {
   std::string routing_id;
   std::string address;
-  uint32_t credit = 0;        // most intents held at once
-  std::set<IntentId> held;    // intents delivered to it and still leased
+  uint32_t credit = 0;      // most intents held at once
+  std::set<IntentId> held;  // intents delivered to it and still leased
   bool has_room() const { return held.size() < credit; }
 };
 

@@ -26,8 +26,8 @@ Result<std::unique_ptr<DirLock>> DirLock::Acquire(const std::string& dir) {
     if (err == EWOULDBLOCK) {
       std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      return Status::Unavailable("data directory " + dir +
-                                 " is in use by another handoffd (pid " + holder + ")");
+      return Status::Unavailable("data directory " + dir + " is in use by another handoffd (pid " +
+                                 holder + ")");
     }
     return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
   }

@@ -129,8 +129,7 @@ Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {
   return txn.Delete(queue_, key);
 }
 
-Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn,
-                                                   std::string_view address) const {
+Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_view address) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
   const std::string prefix = QueuePrefix(address);
   if (!cursor.Seek(prefix)) {

@@ -23,7 +23,7 @@ TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
   CHECK(a.UnixMs() == 1'700'000'000'000);
   std::string text = a.ToString();
   CHECK(text.size() == 36);
-  CHECK(text[14] == '7');  // version
+  CHECK(text[14] == '7');                                          // version
   CHECK(std::string("89ab").find(text[19]) != std::string::npos);  // variant
   auto parsed = IntentId::Parse(text);
   REQUIRE(parsed.ok());
@@ -37,9 +37,10 @@ TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
 }
 
 TEST_CASE("MalformedIntentIdsAreRefused") {
-  for (const char* bad : {"", "nope", "0190f1c2-7b3a-7c4d-8e5f-0123456789a",
-                          "0190f1c2-7b3a-7c4d-8e5f-0123456789abc", "0190f1c27b3a7c4d8e5f0123456789ab",
-                          "0190f1c2-7b3a-7c4d-8e5f-01234567890g", "0190f1c2_7b3a-7c4d-8e5f-0123456789ab"}) {
+  for (const char* bad :
+       {"", "nope", "0190f1c2-7b3a-7c4d-8e5f-0123456789a", "0190f1c2-7b3a-7c4d-8e5f-0123456789abc",
+        "0190f1c27b3a7c4d8e5f0123456789ab", "0190f1c2-7b3a-7c4d-8e5f-01234567890g",
+        "0190f1c2_7b3a-7c4d-8e5f-0123456789ab"}) {
     CAPTURE(bad);
     CHECK(IntentId::Parse(bad).status().IsInvalidArgument());
   }
@@ -75,14 +76,15 @@ TEST_CASE("SizesParseWithBinaryUnits") {
 }
 
 TEST_CASE("AgentAddressesMustHaveThreeLowercaseSegments") {
-  for (const char* good : {"agent://acme/prod/worker", "agent://a/b/c", "agent://my-org/env_1/x.y"}) {
+  for (const char* good :
+       {"agent://acme/prod/worker", "agent://a/b/c", "agent://my-org/env_1/x.y"}) {
     CAPTURE(good);
     CHECK(ValidateAgentAddress(good).ok());
   }
-  for (const char* bad : {"", "agent://", "agent://acme/prod", "agent://acme/prod/worker/extra",
-                          "agent://Acme/prod/worker", "agent://acme//worker", "agent://acme/prod/",
-                          "http://acme/prod/worker", "agent://acme/prod/wor ker",
-                          "agent://acme/prod/w\xc3\xa9"}) {
+  for (const char* bad :
+       {"", "agent://", "agent://acme/prod", "agent://acme/prod/worker/extra",
+        "agent://Acme/prod/worker", "agent://acme//worker", "agent://acme/prod/",
+        "http://acme/prod/worker", "agent://acme/prod/wor ker", "agent://acme/prod/w\xc3\xa9"}) {
     CAPTURE(bad);
     Status s = ValidateAgentAddress(bad);
     CHECK(s.IsInvalidArgument());
@@ -180,7 +182,7 @@ TEST_CASE("UnpackRejectsMalformedInputWithoutThrowing") {
   CHECK(Unpack("").status().IsInvalidArgument());
   CHECK(Unpack("\x92\x01").status().IsInvalidArgument());  // array of 2 with 1 element
   CHECK(Unpack(std::string("\x01\x02", 2)).status().IsInvalidArgument());  // trailing
-  CHECK(Unpack("\xc1").status().IsInvalidArgument());  // never-used byte
+  CHECK(Unpack("\xc1").status().IsInvalidArgument());                      // never-used byte
   std::string deep(100, static_cast<char>(0x91));
   deep.push_back(static_cast<char>(0xc0));
   CHECK(Unpack(deep).status().message().find("deep") != std::string::npos);

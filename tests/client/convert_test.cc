@@ -11,8 +11,13 @@ namespace handoff {
 namespace {
 
 TEST_CASE("JsonValuesSurviveTheTripThroughMsgpack") {
-  Json value = {{"s", "text"}, {"i", -3}, {"u", 12345678901234}, {"f", 1.5}, {"b", true},
-                {"n", nullptr}, {"list", {1, "two", {{"three", 3}}}}};
+  Json value = {{"s", "text"},
+                {"i", -3},
+                {"u", 12345678901234},
+                {"f", 1.5},
+                {"b", true},
+                {"n", nullptr},
+                {"list", {1, "two", {{"three", 3}}}}};
   std::string packed = JsonToMsgpack(value);
   auto handle = Unpack(packed);
   REQUIRE(handle.ok());

@@ -29,7 +29,8 @@ fsync = false
 default_lease = "250ms"
 max_payload_bytes = 4096
 map_size = "64MiB"
-)", "test.toml");
+)",
+                      "test.toml");
   REQUIRE(config.ok());
   CHECK(config->node.name == "edge-1");
   CHECK_FALSE(config->node.fsync);

@@ -65,9 +65,9 @@ TEST_CASE("SendPrintsTheIntentIdAndGetShowsTheRecord") {
   CHECK(sent["status"] == "SUBMITTED");
 
   Json got = ParseOut(f.Ctl({"--json", "get", id}));
-  for (const char* key : {"intent_id", "intent_type", "from_agent", "to_agent", "status",
-                          "delivery_attempt", "payload", "checkpoint", "result", "error",
-                          "created_at", "updated_at", "seq"}) {
+  for (const char* key :
+       {"intent_id", "intent_type", "from_agent", "to_agent", "status", "delivery_attempt",
+        "payload", "checkpoint", "result", "error", "created_at", "updated_at", "seq"}) {
     CHECK_MESSAGE(got.contains(key), key);
   }
   CHECK(got["intent_id"] == id);
@@ -94,13 +94,13 @@ TEST_CASE("SendAcceptsDurationsAndPayloadFromStdin") {
   CliFixture f;
   for (auto [text, ms] : std::vector<std::pair<std::string, int64_t>>{
            {"250ms", 250}, {"2s", 2000}, {"5m", 300000}, {"1h", 3600000}}) {
-    Json sent = ParseOut(f.Ctl({"--json", "send", "--to", kTo, "--type", "intent.cli.v1",
-                                "--lease", text}));
+    Json sent = ParseOut(
+        f.Ctl({"--json", "send", "--to", kTo, "--type", "intent.cli.v1", "--lease", text}));
     Json got = ParseOut(f.Ctl({"--json", "get", sent["intent_id"]}));
     CHECK(got["lease_ms"] == ms);
   }
-  Json sent = ParseOut(f.Ctl({"--json", "send", "--to", kTo, "--type", "intent.cli.v1",
-                              "--payload", "-", "--from", "agent://acme/test/sender"},
+  Json sent = ParseOut(f.Ctl({"--json", "send", "--to", kTo, "--type", "intent.cli.v1", "--payload",
+                              "-", "--from", "agent://acme/test/sender"},
                              "{\"from\": \"stdin\"}"));
   Json got = ParseOut(f.Ctl({"--json", "get", sent["intent_id"]}));
   CHECK(got["payload"] == Json{{"from", "stdin"}});
@@ -155,10 +155,10 @@ TEST_CASE("WaitExitCodesTellHowTheIntentEnded") {
   // COMPLETED: 0, with the result on stdout.
   std::string done = f.Send();
   CHECK(f.Ctl({"complete", done, "--result", "{\"answer\": 42}"}).exit_code == 1);  // not leased
-  auto serve = std::make_unique<Process>(
-      std::vector<std::string>{HandoffctlPath(), "serve", "--as", kTo, "--exec",
-                               "echo '{\"answer\": 42}'"},
-      f.daemon().Env(), f.dir().Sub("serve.log"));
+  auto serve =
+      std::make_unique<Process>(std::vector<std::string>{HandoffctlPath(), "serve", "--as", kTo,
+                                                         "--exec", "echo '{\"answer\": 42}'"},
+                                f.daemon().Env(), f.dir().Sub("serve.log"));
   auto waited = f.Ctl({"wait", done, "--timeout", "20s"});
   CHECK(waited.exit_code == 0);
   CHECK(Json::parse(waited.out) == Json{{"answer", 42}});
@@ -240,9 +240,10 @@ TEST_CASE("EventsListAndStatusShowTheLifecycle") {
 TEST_CASE("CheckpointFromInsideServeNeedsNoFlags") {
   CliFixture f;
   auto serve = std::make_unique<Process>(
-      std::vector<std::string>{HandoffctlPath(), "serve", "--as", kTo, "--exec",
-                               "handoffctl checkpoint \"$HANDOFF_INTENT_ID\" --state '{\"step\": 1}'"
-                               " && echo '\"ok\"'"},
+      std::vector<std::string>{
+          HandoffctlPath(), "serve", "--as", kTo, "--exec",
+          "handoffctl checkpoint \"$HANDOFF_INTENT_ID\" --state '{\"step\": 1}'"
+          " && echo '\"ok\"'"},
       f.daemon().Env(), f.dir().Sub("serve.log"));
   std::string id = f.Send();
   CHECK(f.Ctl({"wait", id, "--timeout", "20s"}).exit_code == 0);

@@ -1,7 +1,8 @@
 // handoffd as operators run it: no config at all, bad config, SIGTERM, a second daemon.
 
-#include <doctest/doctest.h>
+#include "support/daemon.h"
 
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -9,7 +10,6 @@
 
 #include "handoff/client.h"
 #include "net/endpoint.h"
-#include "support/daemon.h"
 
 namespace handoff::testing {
 namespace {
@@ -26,8 +26,11 @@ TEST_CASE("WithNoConfigHandoffdAndHandoffctlFindEachOtherWithNoFlags") {
     return;
   }
   Process daemon({HandoffdPath()}, env, dir.Sub("handoffd.log"));
-  REQUIRE(WaitFor([&] { return Run({HandoffctlPath(), "status"}, env).exit_code == 0; },
-                  std::chrono::seconds(15)));
+  REQUIRE(WaitFor(
+      [&] {
+        return Run({HandoffctlPath(), "status"}, env).exit_code == 0;
+      },
+      std::chrono::seconds(15)));
   auto sent = Run({HandoffctlPath(), "send", "--to", "agent://acme/test/worker", "--type",
                    "intent.defaults.v1", "--payload", "{\"a\": 1}"},
                   env);
@@ -116,8 +119,8 @@ TEST_CASE("AClientFacingAStalledOrVanishedDaemonGetsAClearErrorInBoundedTime") {
   daemon.Signal(SIGCONT);
 
   // The same client works again once the daemon answers.
-  REQUIRE(WaitFor([&] { return (*client)->Get(receipt->intent_id).ok(); },
-                  std::chrono::seconds(10)));
+  REQUIRE(
+      WaitFor([&] { return (*client)->Get(receipt->intent_id).ok(); }, std::chrono::seconds(10)));
   daemon.Kill();
   start = std::chrono::steady_clock::now();
   CHECK((*client)->Get(receipt->intent_id).status().IsUnavailable());

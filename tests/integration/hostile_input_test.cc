@@ -15,7 +15,8 @@ namespace {
 
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+  explicit RawConnection(const std::string& endpoint)
+      : socket_(context_, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.connect(endpoint);
   }
@@ -104,7 +105,10 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
       {"truncated msgpack", {std::string("\x85\xa1v", 3)}, Code::kInvalidArgument, 0, "msgpack"},
       {"trailing bytes", {valid_send(5) + "xx"}, Code::kInvalidArgument, 0, "trailing"},
       {"two frames", {valid_send(6), valid_send(6)}, Code::kInvalidArgument, 0, "one frame"},
-      {"not a map", {Packed([](MsgWriter& w) { w.String("send"); })}, Code::kInvalidArgument, 0,
+      {"not a map",
+       {Packed([](MsgWriter& w) { w.String("send"); })},
+       Code::kInvalidArgument,
+       0,
        "map"},
       {"nested too deep", {deep}, Code::kInvalidArgument, 0, "deep"},
       {"no version",
@@ -114,7 +118,9 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
          w.Field("rid", uint64_t{7});
          w.EndMap();
        })},
-       Code::kInvalidArgument, 7, "'v'"},
+       Code::kInvalidArgument,
+       7,
+       "'v'"},
       {"future version",
        {Packed([](MsgWriter& w) {
          w.BeginMap();
@@ -123,7 +129,9 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
          w.Field("rid", uint64_t{8});
          w.EndMap();
        })},
-       Code::kInvalidArgument, 8, "version"},
+       Code::kInvalidArgument,
+       8,
+       "version"},
       {"unknown op", {Request("explode", 9)}, Code::kInvalidArgument, 9, "unknown operation"},
       {"wrong type",
        {Request("send", 10,
@@ -131,7 +139,9 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
                   w.Field("intent_type", "intent.ok.v1");
                   w.Field("to_agent", int64_t{12});
                 })},
-       Code::kInvalidArgument, 10, "to_agent"},
+       Code::kInvalidArgument,
+       10,
+       "to_agent"},
       {"payload not a map",
        {Request("send", 11,
                 [](MsgWriter& w) {
@@ -139,21 +149,27 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
                   w.Field("to_agent", "agent://acme/test/worker");
                   w.Field("payload", "text");
                 })},
-       Code::kInvalidArgument, 11, "payload"},
+       Code::kInvalidArgument,
+       11,
+       "payload"},
       {"malformed address",
        {Request("send", 12,
                 [](MsgWriter& w) {
                   w.Field("intent_type", "intent.ok.v1");
                   w.Field("to_agent", "agent://ACME/test");
                 })},
-       Code::kInvalidArgument, 12, "agent address"},
+       Code::kInvalidArgument,
+       12,
+       "agent address"},
       {"bad intent type",
        {Request("send", 13,
                 [](MsgWriter& w) {
                   w.Field("intent_type", "DROP TABLE");
                   w.Field("to_agent", "agent://acme/test/worker");
                 })},
-       Code::kInvalidArgument, 13, "intent type"},
+       Code::kInvalidArgument,
+       13,
+       "intent type"},
       {"oversized payload",
        {Request("send", 14,
                 [](MsgWriter& w) {
@@ -164,16 +180,26 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
                   w.Field("blob", std::string(10000, 'x'));
                   w.EndMap();
                 })},
-       Code::kInvalidArgument, 14, "max_payload_bytes"},
-      {"malformed id", {Request("get", 15, [](MsgWriter& w) { w.Field("intent_id", "nope"); })},
-       Code::kInvalidArgument, 15, "intent id"},
+       Code::kInvalidArgument,
+       14,
+       "max_payload_bytes"},
+      {"malformed id",
+       {Request("get", 15, [](MsgWriter& w) { w.Field("intent_id", "nope"); })},
+       Code::kInvalidArgument,
+       15,
+       "intent id"},
       {"unknown id",
-       {Request("complete", 16,
-                [](MsgWriter& w) { w.Field("intent_id", "01a20b67-dfc4-7000-9c02-2173baa0aecf"); })},
-       Code::kNotFound, 16, "no intent"},
+       {Request(
+           "complete", 16,
+           [](MsgWriter& w) { w.Field("intent_id", "01a20b67-dfc4-7000-9c02-2173baa0aecf"); })},
+       Code::kNotFound,
+       16,
+       "no intent"},
       {"receive for a bad address",
        {Request("receive", 17, [](MsgWriter& w) { w.Field("address", "agent://a/b"); })},
-       Code::kInvalidArgument, 17, "agent address"},
+       Code::kInvalidArgument,
+       17,
+       "agent address"},
   };
 
   size_t expected = 0;

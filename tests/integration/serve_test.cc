@@ -1,7 +1,6 @@
 // handoffctl serve: any program as an agent, killed with SIGKILL mid-work and resumed.
 
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,9 +156,8 @@ TEST_CASE("CancelingARunningIntentStopsItsCommandAndRefusesItsResult") {
   Daemon daemon(dir);
   daemon.Start();
   std::string marker = dir.Sub("started");
-  auto serve = StartServe(daemon, dir,
-                          "touch " + marker + "; while true; do sleep 0.05; done",
-                          "serve.log");
+  auto serve =
+      StartServe(daemon, dir, "touch " + marker + "; while true; do sleep 0.05; done", "serve.log");
   auto client = daemon.Connect();
   SendRequest req;
   req.to_agent = kProcessor;

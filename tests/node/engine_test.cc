@@ -144,7 +144,8 @@ TEST_CASE("SendRejectsBadInputAndStoresNothing") {
       return f.engine().Send(txn, batch, p).status();
     });
   };
-  CHECK(attempt([](SendParams& p) { p.to_agent = "agent://Acme/prod/worker"; }).IsInvalidArgument());
+  CHECK(
+      attempt([](SendParams& p) { p.to_agent = "agent://Acme/prod/worker"; }).IsInvalidArgument());
   CHECK(attempt([](SendParams& p) { p.to_agent = "agent://acme/prod"; }).IsInvalidArgument());
   CHECK(attempt([](SendParams& p) { p.to_agent = "http://acme/prod/x"; }).IsInvalidArgument());
   CHECK(attempt([](SendParams& p) { p.from_agent = "agent://a//b"; }).IsInvalidArgument());
@@ -214,8 +215,8 @@ TEST_CASE("RedeliversAfterLeaseExpiryWithTheLatestCheckpoint") {
   auto d = f.Deliver();
   REQUIRE(d.has_value());
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Checkpoint(txn, batch, id, 1, Map("step", 3)).status();
-            }).ok());
+             return f.engine().Checkpoint(txn, batch, id, 1, Map("step", 3)).status();
+           }).ok());
   CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
 
   f.clock().Advance(999);
@@ -224,10 +225,10 @@ TEST_CASE("RedeliversAfterLeaseExpiryWithTheLatestCheckpoint") {
   CHECK(f.engine().LeaseExpiryDue());
   size_t expired = 0;
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              auto r = f.engine().ExpireLeases(txn, batch, 100);
-              if (r.ok()) expired = *r;
-              return r.status();
-            }).ok());
+             auto r = f.engine().ExpireLeases(txn, batch, 100);
+             if (r.ok()) expired = *r;
+             return r.status();
+           }).ok());
   CHECK(expired == 1);
   CHECK(f.last_batch().released.size() == 1);
   CHECK(f.Get(id).record.status == IntentStatus::kSubmitted);
@@ -257,8 +258,8 @@ TEST_CASE("HeartbeatExtendsTheLease") {
   for (int i = 0; i < 5; ++i) {
     f.clock().Advance(800);
     REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-                return f.engine().Heartbeat(txn, batch, id, 1).status();
-              }).ok());
+               return f.engine().Heartbeat(txn, batch, id, 1).status();
+             }).ok());
     CHECK_FALSE(f.engine().LeaseExpiryDue());
   }
   CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
@@ -272,8 +273,8 @@ TEST_CASE("AStaleAttemptCannotCompleteOrCheckpoint") {
   REQUIRE(f.Deliver().has_value());
   f.clock().Advance(1000);
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().ExpireLeases(txn, batch, 10).status();
-            }).ok());
+             return f.engine().ExpireLeases(txn, batch, 10).status();
+           }).ok());
   REQUIRE(f.Deliver().has_value());  // attempt 2
   Status s = f.Write([&](Txn& txn, Batch& batch) {
     return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
@@ -297,11 +298,11 @@ TEST_CASE("ALateResultBeforeRedeliveryIsAccepted") {
   REQUIRE(f.Deliver().has_value());
   f.clock().Advance(1000);
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().ExpireLeases(txn, batch, 10).status();
-            }).ok());
+             return f.engine().ExpireLeases(txn, batch, 10).status();
+           }).ok());
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
-            }).ok());
+             return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+           }).ok());
   CHECK(f.Get(id).record.status == IntentStatus::kCompleted);
   CHECK_FALSE(f.Deliver().has_value());  // dequeued: never delivered a second time
 }
@@ -332,9 +333,10 @@ TEST_CASE("CancelOfAQueuedIntentKeepsItFromBeingDelivered") {
   EngineFixture f;
   IntentId id = f.Send();
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Cancel(txn, batch, id, "agent://acme/prod/sender", "no longer needed")
-                  .status();
-            }).ok());
+             return f.engine()
+                 .Cancel(txn, batch, id, "agent://acme/prod/sender", "no longer needed")
+                 .status();
+           }).ok());
   CHECK(f.last_batch().settled == std::vector<IntentId>{id});
   CHECK_FALSE(f.Deliver().has_value());
   auto events = f.Events(id);
@@ -347,8 +349,8 @@ TEST_CASE("ACanceledIntentTellsItsAgentAtTheNextHeartbeatAndRefusesItsResult") {
   IntentId id = f.Send();
   REQUIRE(f.Deliver().has_value());
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Cancel(txn, batch, id, "operator", "").status();
-            }).ok());
+             return f.engine().Cancel(txn, batch, id, "operator", "").status();
+           }).ok());
   CHECK(f.last_batch().released == std::vector<IntentId>{id});
   CHECK(f.engine().lease_count() == 0);
   CHECK(f.Write([&](Txn& txn, Batch& batch) {
@@ -367,12 +369,12 @@ TEST_CASE("AckAndFailRecordTheirEvents") {
   IntentId id = f.Send();
   REQUIRE(f.Deliver().has_value());
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Ack(txn, batch, id, 1, /*start=*/true).status();
-            }).ok());
+             return f.engine().Ack(txn, batch, id, 1, /*start=*/true).status();
+           }).ok());
   CHECK(f.Get(id).record.status == IntentStatus::kInProgress);
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().Fail(txn, batch, id, 1, {"bad_input", "no rows", false}).status();
-            }).ok());
+             return f.engine().Fail(txn, batch, id, 1, {"bad_input", "no rows", false}).status();
+           }).ok());
   IntentView v = f.Get(id);
   CHECK(v.record.status == IntentStatus::kFailed);
   REQUIRE(v.record.error.has_value());
@@ -421,8 +423,8 @@ TEST_CASE("AnUndeliverablePushGoesBackToTheQueueWithoutUsingAnAttempt") {
   IntentId id = f.Send();
   REQUIRE(f.Deliver().has_value());
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().ReturnUndelivered(txn, batch, id, 1);
-            }).ok());
+             return f.engine().ReturnUndelivered(txn, batch, id, 1);
+           }).ok());
   IntentView v = f.Get(id);
   CHECK(v.record.status == IntentStatus::kSubmitted);
   CHECK(v.record.delivery_attempt == 0);
@@ -433,8 +435,8 @@ TEST_CASE("AnUndeliverablePushGoesBackToTheQueueWithoutUsingAnAttempt") {
   CHECK(again->record.delivery_attempt == 1);
   // A stale report (the intent moved on) changes nothing.
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
-              return f.engine().ReturnUndelivered(txn, batch, id, 7);
-            }).ok());
+             return f.engine().ReturnUndelivered(txn, batch, id, 7);
+           }).ok());
   CHECK(f.Get(id).record.status == IntentStatus::kDelivered);
 }
 

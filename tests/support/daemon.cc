@@ -28,9 +28,9 @@ Daemon::~Daemon() {
 
 void Daemon::Start() {
   REQUIRE_FALSE((process_ && process_->running()));
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{HandoffdPath(), "--config", config_path_}, std::map<std::string, std::string>{},
-      log_path_);
+  process_ =
+      std::make_unique<Process>(std::vector<std::string>{HandoffdPath(), "--config", config_path_},
+                                std::map<std::string, std::string>{}, log_path_);
   bool ready = WaitFor(
       [&] {
         if (!process_->running()) return true;  // exited: reported below

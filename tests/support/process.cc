@@ -159,9 +159,9 @@ CommandResult Run(const std::vector<std::string>& argv,
   }
   int status = 0;
   bool done = WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
-                      std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::max(deadline - std::chrono::steady_clock::now(),
-                                   std::chrono::steady_clock::duration(std::chrono::milliseconds(10)))),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+                          deadline - std::chrono::steady_clock::now(),
+                          std::chrono::steady_clock::duration(std::chrono::milliseconds(10)))),
                       std::chrono::milliseconds(5));
   if (!done) {
     ::kill(-pid, SIGKILL);

@@ -33,8 +33,8 @@ class Process {
 
   pid_t pid() const { return pid_; }
   bool running();
-  void Signal(int sig);            // to the process
-  void SignalGroup(int sig);       // to its whole process group
+  void Signal(int sig);       // to the process
+  void SignalGroup(int sig);  // to its whole process group
   // Waits up to `timeout` for it to exit; its exit code, or -1 on timeout, 128+sig if signaled.
   int Wait(std::chrono::milliseconds timeout);
   void Kill();  // SIGKILL to the group, then reap
@@ -53,8 +53,7 @@ struct CommandResult {
 
 // Runs argv to completion (at most `timeout`, then SIGKILL), feeding `input` on stdin.
 CommandResult Run(const std::vector<std::string>& argv,
-                  const std::map<std::string, std::string>& env = {},
-                  const std::string& input = {},
+                  const std::map<std::string, std::string>& env = {}, const std::string& input = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // Polls `condition` every `every` until it holds or `timeout` passes; returns whether it held.

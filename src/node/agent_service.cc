@@ -46,8 +46,13 @@ std::optional<std::string> BriefReply(uint64_t rid, const IntentRecord& r) {
 }  // namespace
 
 AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& waiters,
-                           const NodeInfo& info, storage::Env& env)
-    : engine_(engine), receivers_(receivers), waiters_(waiters), info_(info), env_(env) {}
+                           const NodeInfo& info, const NodeStats& stats, storage::Env& env)
+    : engine_(engine),
+      receivers_(receivers),
+      waiters_(waiters),
+      info_(info),
+      stats_(stats),
+      env_(env) {}
 
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
@@ -381,6 +386,11 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   }
   w.EndMap();
   w.Field("leases", static_cast<uint64_t>(engine_.lease_count()));
+  w.Field("commits", stats_.commits);
+  w.Field("writes", stats_.writes);
+  w.Field("deliveries", stats_.deliveries);
+  w.Field("rejected", stats_.rejected);
+  w.Field("failed_commits", stats_.failed_commits);
   w.Field("waiters", static_cast<uint64_t>(waiters_.size()));
   w.Key("receivers");
   w.BeginArray();

@@ -32,6 +32,15 @@ struct NodeInfo {
   int pid = 0;
 };
 
+// Counters of the loop's work, reported by `status`.
+struct NodeStats {
+  uint64_t commits = 0;         // write transactions committed (one fsync each)
+  uint64_t writes = 0;          // write requests those commits carried
+  uint64_t deliveries = 0;      // intents pushed to agents
+  uint64_t rejected = 0;        // requests refused before reaching the engine
+  uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
+};
+
 // Longest a single `wait` request may be parked; clients wait longer by repeating it.
 inline constexpr int64_t kMaxWaitMs = 5 * 60 * 1000;
 // Most intents one `list` or `events` reply carries.
@@ -43,7 +52,7 @@ class AgentService {
  public:
   // All references must outlive the service.
   AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& waiters, const NodeInfo& info,
-               storage::Env& env);
+               const NodeStats& stats, storage::Env& env);
 
   // True for operations that may write, so the loop opens a write transaction for them.
   static bool MayWrite(std::string_view op);
@@ -87,6 +96,7 @@ class AgentService {
   ReceiverSet& receivers_;
   WaiterSet& waiters_;
   const NodeInfo& info_;
+  const NodeStats& stats_;
   storage::Env& env_;
 };
 

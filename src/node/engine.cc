@@ -253,40 +253,46 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   return r;
 }
 
+Status Engine::PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
+                              IntentRecord* r, bool* repeated) {
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
+  const uint32_t asked = attempt == 0 ? r->delivery_attempt : attempt;
+  *repeated = r->status == ending && asked == r->delivery_attempt;
+  if (*repeated) return Status::OK();  // a resent request: the first one already counted
+  // An outcome that arrives after the lease expired, before the intent went out again, still
+  // counts: the work is done, and redelivering it would only repeat it.
+  if (r->status == IntentStatus::kSubmitted && r->delivery_attempt > 0 &&
+      asked == r->delivery_attempt) {
+    return store_.Dequeue(txn, r->to_agent, id);
+  }
+  return CheckLease(*r, &attempt);
+}
+
 Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                                       std::string_view result) {
   HANDOFF_RETURN_IF_ERROR(CheckSize("result", result.size(), options_.max_payload_bytes));
   IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
-  if (r.status == IntentStatus::kCompleted && asked == r.delivery_attempt) return r;  // a retry
-  // A result that arrives after the lease expired, before the intent went out again, still
-  // counts: the work is done, and redelivering it would only repeat it.
-  const bool late =
-      r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 && asked == r.delivery_attempt;
-  if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  bool repeated = false;
+  HANDOFF_RETURN_IF_ERROR(
+      PrepareOutcome(txn, id, attempt, IntentStatus::kCompleted, &r, &repeated));
+  if (repeated) return r;
   if (!result.empty()) HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kResult, result));
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCompleted, "intent.completed",
-                                     r.to_agent, AttemptDetails(asked)));
+                                     r.to_agent, AttemptDetails(r.delivery_attempt)));
   return r;
 }
 
 Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                                   const ErrorInfo& error) {
   IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
-  if (r.status == IntentStatus::kFailed && asked == r.delivery_attempt) return r;  // a retry
-  const bool late =
-      r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 && asked == r.delivery_attempt;
-  if (!late) HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (late) HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
+  bool repeated = false;
+  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, id, attempt, IntentStatus::kFailed, &r, &repeated));
+  if (repeated) return r;
   r.error = error;
   if (r.error->code.empty()) r.error->code = "agent_error";
   MsgWriter details;
   details.BeginMap();
-  details.Field("attempt", asked);
+  details.Field("attempt", r.delivery_attempt);
   details.Field("code", r.error->code);
   details.Field("message", r.error->message);
   details.Field("retryable", r.error->retryable);

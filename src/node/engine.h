@@ -168,6 +168,10 @@ class Engine {
   // Moves the record to `to`, records the event, and notes the effects.
   Status Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
                     std::string_view event_type, std::string_view actor, std::string details);
+  // Loads the intent a complete/fail names and checks it may end as `ending` now. Sets
+  // *repeated when the same outcome for the same attempt was already recorded.
+  Status PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
+                        IntentRecord* r, bool* repeated);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
   void ArmLease(const IntentRecord& r);

@@ -73,7 +73,8 @@ Status Node::Init() {
   info_.map_size = options_.map_size;
   info_.started_at_ms = options_.clock->NowMs();
   info_.pid = static_cast<int>(::getpid());
-  service_ = std::make_unique<AgentService>(*engine_, receivers_, waiters_, info_, store_->env());
+  service_ =
+      std::make_unique<AgentService>(*engine_, receivers_, waiters_, info_, stats_, store_->env());
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -170,6 +171,7 @@ Status Node::Drain(std::vector<Incoming>* out) {
 
 void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& status) {
   ++rejected_;
+  ++stats_.rejected;
   const int64_t now = options_.clock->NowMs();
   spdlog::debug("rejected a request: {}", status.ToString());
   if (now - last_reject_log_ms_ >= kRejectLogPeriodMs) {
@@ -189,6 +191,7 @@ void Node::Turn(std::vector<Incoming>& incoming) {
   std::vector<Parsed> requests;
   requests.reserve(incoming.size());
   bool write = engine_->LeaseExpiryDue() || HasDeliverableWork() || !undelivered_.empty();
+  uint64_t writes = 0;
   for (Incoming& in : incoming) {
     uint64_t rid = 0;
     auto request = wire::DecodeRequest(
@@ -197,7 +200,8 @@ void Node::Turn(std::vector<Incoming>& incoming) {
       Reject(in.routing_id, rid, request.status());
       continue;
     }
-    write = write || AgentService::MayWrite(request->op);
+    if (AgentService::MayWrite(request->op)) ++writes;
+    write = write || writes > 0;
     requests.push_back({&in, std::move(request).value()});
   }
   if (requests.empty() && !write) {
@@ -231,6 +235,7 @@ void Node::Turn(std::vector<Incoming>& incoming) {
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) {
       txn->Abort();
+      ++stats_.failed_commits;
       spdlog::error("commit failed, {} request(s) refused and nothing stored: {}{}",
                     requests.size(), s.ToString(),
                     s.IsResourceExhausted() || s.IsIOError()
@@ -240,10 +245,16 @@ void Node::Turn(std::vector<Incoming>& incoming) {
       Status rebuilt = engine_->Rollback();
       if (!rebuilt.ok())
         spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
-      for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, s);
+      for (const Parsed& p : requests) {
+        SendAll({Outgoing{p.in->routing_id, wire::EncodeErrorReply(p.request.rid, s), std::nullopt,
+                          0}});
+      }
       return;
     }
     engine_->Commit(batch);
+    ++stats_.commits;
+    stats_.writes += writes;
+    stats_.deliveries += pushes.size();
     undelivered_.clear();
     for (const IntentId& id : batch.released) receivers_.Release(id);
   }

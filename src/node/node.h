@@ -79,6 +79,7 @@ class Node {
 
   NodeOptions options_;
   NodeInfo info_;
+  NodeStats stats_;
   std::unique_ptr<storage::DirLock> lock_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Engine> engine_;

@@ -8,10 +8,12 @@
 #include <set>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
 #include "handoff/agent.h"
 #include "handoff/client.h"
 #include "support/daemon.h"
+#include "wire/agent_protocol.h"
 
 namespace handoff::testing {
 namespace {
@@ -224,6 +226,49 @@ TEST_CASE("ACleanStopAndRestartKeepsIntentsCheckpointsAndLeases") {
   CHECK(done->status == IntentStatus::kCompleted);
   CHECK(seen_checkpoint == Json{{"step", 3}});
   CHECK(seen_attempt == 2);
+}
+
+TEST_CASE("GroupCommitPutsManyPipelinedSendsIntoFewCommits") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto before = client->NodeStatus();
+  REQUIRE(before.ok());
+
+  // 500 sends on one connection without waiting for replies, as a busy agent would.
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(daemon.endpoint());
+  constexpr int kSends = 500;
+  for (int i = 0; i < kSends; ++i) {
+    wire::RequestBuilder b("send", static_cast<uint64_t>(i + 1));
+    b.w().Field("intent_type", "intent.batch.v1");
+    b.w().Field("to_agent", kWorker);
+    std::string frame = b.Finish();
+    socket.send(zmq::buffer(frame), zmq::send_flags::none);
+  }
+  int replies = 0;
+  while (replies < kSends) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
+    zmq::message_t message;
+    REQUIRE(socket.recv(message, zmq::recv_flags::none));
+    auto reply = wire::DecodeReply(message.to_string_view());
+    REQUIRE(reply.ok());
+    CHECK(reply->status.ok());
+    ++replies;
+  }
+  auto after = client->NodeStatus();
+  REQUIRE(after.ok());
+  const int64_t commits = (*after)["commits"].get<int64_t>() - (*before)["commits"].get<int64_t>();
+  const int64_t writes = (*after)["writes"].get<int64_t>() - (*before)["writes"].get<int64_t>();
+  CHECK(writes == kSends);
+  MESSAGE(kSends << " sends took " << commits << " commits");
+  CHECK(commits >= 1);
+  CHECK(commits <= kSends / 5);  // batches of several sends per fsync, not one each
+  CHECK((*after)["intents"]["SUBMITTED"] == kSends);
 }
 
 TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {

@@ -36,7 +36,8 @@ struct Intent {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   uint32_t seq = 0;  // seq of the latest event
-  std::string origin_node;
+  std::string origin_node;  // the node that accepted the send
+  std::string target_node;  // the node that delivers it; empty when that is the origin
 };
 
 struct Event {

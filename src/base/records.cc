@@ -39,6 +39,7 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   if (!r.correlation_id.empty()) w.Field("correlation_id", r.correlation_id);
   if (!r.parent_id.empty()) w.Field("parent_id", r.parent_id);
   w.Field("origin_node", r.origin_node);
+  if (!r.target_node.empty()) w.Field("target_node", r.target_node);
   w.Field("lease_ms", r.lease_ms);
   w.Field("status", IntentStatusName(r.status));
   if (!r.waiting_reason.empty()) w.Field("waiting_reason", r.waiting_reason);
@@ -55,6 +56,7 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   w.Field("created_at", r.created_at_ms);
   w.Field("updated_at", r.updated_at_ms);
   w.Field("seq", r.seq);
+  if (r.remote_seq != 0) w.Field("remote_seq", r.remote_seq);
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
@@ -92,6 +94,8 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(m.OptString("correlation_id", &r->correlation_id));
   HANDOFF_RETURN_IF_ERROR(m.OptString("parent_id", &r->parent_id));
   HANDOFF_RETURN_IF_ERROR(m.OptString("origin_node", &r->origin_node));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("target_node", &r->target_node));
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("remote_seq", &r->remote_seq));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &r->lease_ms));
   HANDOFF_RETURN_IF_ERROR(ReadStatus(m, "status", &r->status));
   HANDOFF_RETURN_IF_ERROR(m.OptString("waiting_reason", &r->waiting_reason));

@@ -30,7 +30,8 @@ struct IntentRecord {
   std::string to_agent;
   std::string correlation_id;
   std::string parent_id;
-  std::string origin_node;
+  std::string origin_node;  // node that accepted the send and holds the full history
+  std::string target_node;  // node that delivers it to its agent; empty: the origin itself
   int64_t lease_ms = 0;
 
   IntentStatus status = IntentStatus::kCreated;
@@ -41,6 +42,9 @@ struct IntentRecord {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   uint32_t seq = 0;  // seq of the latest event
+  // On the origin of a forwarded intent: the destination's seq of the last update applied, so
+  // a retransmitted update is recognised and skipped.
+  uint64_t remote_seq = 0;
 };
 
 struct EventRecord {

@@ -59,6 +59,7 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   j["parent_id"] = in.parent_id.empty() ? OrderedJson() : OrderedJson(in.parent_id);
   j["lease_ms"] = in.lease_ms;
   j["origin_node"] = in.origin_node;
+  j["target_node"] = in.target_node.empty() ? OrderedJson() : OrderedJson(in.target_node);
   j["created_at"] = FormatRfc3339(in.created_at_ms);
   j["updated_at"] = FormatRfc3339(in.updated_at_ms);
   j["seq"] = in.seq;
@@ -89,6 +90,7 @@ std::string IntentText(const Intent& in) {
       {"updated_at:", FormatRfc3339(in.updated_at_ms)},
       {"origin_node:", in.origin_node},
   };
+  if (!in.target_node.empty()) rows.push_back({"target_node:", in.target_node});
   if (!in.correlation_id.empty()) rows.push_back({"correlation_id:", in.correlation_id});
   if (!in.parent_id.empty()) rows.push_back({"parent_id:", in.parent_id});
   rows.push_back({"payload:", Compact(in.payload)});

@@ -40,6 +40,7 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
   intent.correlation_id = std::move(r.correlation_id);
   intent.parent_id = std::move(r.parent_id);
   intent.origin_node = std::move(r.origin_node);
+  intent.target_node = std::move(r.target_node);
   intent.lease_ms = r.lease_ms;
   intent.status = r.status;
   intent.waiting_reason = std::move(r.waiting_reason);

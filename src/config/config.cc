@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -20,21 +21,24 @@ std::string Where(std::string_view source, const toml::source_region& region) {
          std::to_string(region.begin.column);
 }
 
-// One configuration key: how to read it into a DaemonConfig.
-struct Directive {
-  const char* table;
-  const char* key;
-  const char* expects;  // for messages: "a string", "a duration like \"30s\"", ...
-  std::function<Status(const toml::node&, DaemonConfig&)> apply;
+// What a directive writes into: the config, plus the [[peers]] or [[routes]] entry being read.
+struct Target {
+  DaemonConfig& config;
+  node::PeerOptions* peer = nullptr;
+  node::RouteOptions* route = nullptr;
 };
 
-template <typename T>
-std::optional<T> As(const toml::node& n) {
-  return n.value_exact<T>();
-}
+// One configuration key, declared once: where it lives, what it expects, how to apply it.
+struct Directive {
+  const char* table;  // "node", "peers" or "routes"
+  const char* key;
+  const char* expects;  // for messages: "a string", "a duration like \"30s\"", ...
+  bool required;        // within its table (only [[peers]] and [[routes]] have required keys)
+  std::function<Status(const toml::node&, Target&)> apply;
+};
 
-Status NeedString(const toml::node& n, std::string* out) {
-  auto v = As<std::string>(n);
+Status ReadString(const toml::node& n, std::string* out) {
+  auto v = n.value_exact<std::string>();
   if (!v) return Status::InvalidArgument("");
   *out = *v;
   return Status::OK();
@@ -42,91 +46,158 @@ Status NeedString(const toml::node& n, std::string* out) {
 
 // Durations and sizes may be written as strings with units or as plain integers.
 Result<int64_t> ReadDuration(const toml::node& n) {
-  if (auto i = As<int64_t>(n)) {
+  if (auto i = n.value_exact<int64_t>()) {
     if (*i < 0) return Status::InvalidArgument("must not be negative");
     return *i * 1000;
   }
-  if (auto s = As<std::string>(n)) return ParseDurationMs(*s);
+  if (auto s = n.value_exact<std::string>()) return ParseDurationMs(*s);
   return Status::InvalidArgument("");
 }
 
 Result<uint64_t> ReadSize(const toml::node& n) {
-  if (auto i = As<int64_t>(n)) {
+  if (auto i = n.value_exact<int64_t>()) {
     if (*i < 0) return Status::InvalidArgument("must not be negative");
     return static_cast<uint64_t>(*i);
   }
-  if (auto s = As<std::string>(n)) return ParseByteSize(*s);
+  if (auto s = n.value_exact<std::string>()) return ParseByteSize(*s);
   return Status::InvalidArgument("");
+}
+
+Status DurationBetween(const toml::node& n, int64_t* out, int64_t min_ms, int64_t max_ms,
+                       const char* range) {
+  HANDOFF_ASSIGN_OR_RETURN(*out, ReadDuration(n));
+  if (*out < min_ms || *out > max_ms)
+    return Status::InvalidArgument(std::string("must be ") + range);
+  return Status::OK();
+}
+
+Status ValidateRoutePattern(const std::string& pattern) {
+  if (pattern.rfind("agent://", 0) != 0) {
+    return Status::InvalidArgument("'" + pattern + "' does not start with agent://");
+  }
+  for (char c : pattern.substr(8)) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '/' || c == '*';
+    if (!ok)
+      return Status::InvalidArgument("'" + pattern +
+                                     "' has a character other than a-z 0-9 . _ - / *");
+  }
+  return Status::OK();
 }
 
 const std::vector<Directive>& Directives() {
   static const std::vector<Directive> kDirectives = {
-      {"node", "name", "a string",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.node.name));
-         return ValidateNodeName(c.node.name);
+      {"node", "name", "a string", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.node.name));
+         return ValidateNodeName(t.config.node.name);
        }},
-      {"node", "data_dir", "a string",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.node.data_dir));
-         if (c.node.data_dir.empty()) return Status::InvalidArgument("must not be empty");
+      {"node", "data_dir", "a string", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.node.data_dir));
+         if (t.config.node.data_dir.empty()) return Status::InvalidArgument("must not be empty");
          return Status::OK();
        }},
-      {"node", "agent_endpoint", "a string like \"ipc:///run/handoff/handoffd.sock\"",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.node.agent_endpoint));
-         return net::ValidateEndpoint(c.node.agent_endpoint);
+      {"node", "agent_endpoint", "an endpoint like \"ipc:///run/handoff/handoffd.sock\"", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.node.agent_endpoint));
+         return net::ValidateEndpoint(t.config.node.agent_endpoint);
        }},
-      {"node", "log_level", "one of trace, debug, info, warn, error, off",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_RETURN_IF_ERROR(NeedString(n, &c.log_level));
+      {"node", "peer_endpoint", "an endpoint like \"tcp://0.0.0.0:7400\"", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.node.peer_endpoint));
+         return net::ValidateEndpoint(t.config.node.peer_endpoint);
+       }},
+      {"node", "log_level", "one of trace, debug, info, warn, error, off", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.log_level));
          for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
-           if (c.log_level == level) return Status::OK();
+           if (t.config.log_level == level) return Status::OK();
          }
-         return Status::InvalidArgument("unknown level '" + c.log_level + "'");
+         return Status::InvalidArgument("unknown level '" + t.config.log_level + "'");
        }},
-      {"node", "fsync", "true or false",
-       [](const toml::node& n, DaemonConfig& c) {
-         auto v = As<bool>(n);
+      {"node", "fsync", "true or false", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<bool>();
          if (!v) return Status::InvalidArgument("");
-         c.node.fsync = *v;
+         t.config.node.fsync = *v;
          return Status::OK();
        }},
-      {"node", "map_size", "a size like \"1GiB\"",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_ASSIGN_OR_RETURN(c.node.map_size, ReadSize(n));
-         if (c.node.map_size < (uint64_t{1} << 20)) return Status::InvalidArgument("below 1MiB");
+      {"node", "map_size", "a size like \"1GiB\"", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_ASSIGN_OR_RETURN(t.config.node.map_size, ReadSize(n));
+         if (t.config.node.map_size < (uint64_t{1} << 20)) {
+           return Status::InvalidArgument("below 1MiB");
+         }
          return Status::OK();
        }},
-      {"node", "max_payload_bytes", "a size like \"1MiB\"",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_ASSIGN_OR_RETURN(c.node.max_payload_bytes, ReadSize(n));
-         if (c.node.max_payload_bytes < 1024 || c.node.max_payload_bytes > (uint64_t{64} << 20)) {
+      {"node", "max_payload_bytes", "a size like \"1MiB\"", false,
+       [](const toml::node& n, Target& t) {
+         uint64_t& v = t.config.node.max_payload_bytes;
+         HANDOFF_ASSIGN_OR_RETURN(v, ReadSize(n));
+         if (v < 1024 || v > (uint64_t{64} << 20)) {
            return Status::InvalidArgument("must be between 1KiB and 64MiB");
          }
          return Status::OK();
        }},
-      {"node", "max_batch", "an integer from 1 to 65536",
-       [](const toml::node& n, DaemonConfig& c) {
-         auto v = As<int64_t>(n);
+      {"node", "max_batch", "an integer from 1 to 65536", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<int64_t>();
          if (!v || *v < 1 || *v > 65536) return Status::InvalidArgument("");
-         c.node.max_batch = static_cast<uint32_t>(*v);
+         t.config.node.max_batch = static_cast<uint32_t>(*v);
          return Status::OK();
        }},
-      {"node", "default_lease", "a duration like \"30s\"",
-       [](const toml::node& n, DaemonConfig& c) {
-         HANDOFF_ASSIGN_OR_RETURN(c.node.default_lease_ms, ReadDuration(n));
-         if (c.node.default_lease_ms < 100 || c.node.default_lease_ms > 86'400'000) {
-           return Status::InvalidArgument("must be between 100ms and 24h");
-         }
-         return Status::OK();
+      {"node", "default_lease", "a duration like \"30s\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.default_lease_ms, 100, 86'400'000,
+                                "between 100ms and 24h");
+       }},
+      {"node", "peer_heartbeat", "a duration like \"1s\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.peer_heartbeat_ms, 50, 60'000,
+                                "between 50ms and 1m");
+       }},
+      {"node", "retransmit_initial", "a duration like \"200ms\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.retransmit_initial_ms, 10, 60'000,
+                                "between 10ms and 1m");
+       }},
+      {"node", "retransmit_max", "a duration like \"5s\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.retransmit_max_ms, 10, 600'000,
+                                "between 10ms and 10m");
+       }},
+      {"peers", "name", "a node name", true,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.peer->name));
+         return ValidateNodeName(t.peer->name);
+       }},
+      {"peers", "endpoint", "an endpoint like \"tcp://10.0.0.2:7400\"", true,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.peer->endpoint));
+         return net::ValidateEndpoint(t.peer->endpoint);
+       }},
+      {"routes", "match", "an address pattern like \"agent://acme/prod/*\"", true,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.route->match));
+         return ValidateRoutePattern(t.route->match);
+       }},
+      {"routes", "node", "a node name", true,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.route->node));
+         return ValidateNodeName(t.route->node);
        }},
   };
   return kDirectives;
 }
 
+std::string Header(const std::string& table) {
+  return table == "node" ? "[node]" : "[[" + table + "]]";
+}
+
+// Applies one table's keys; `where` locates the table itself for missing-key errors.
 Status ApplyTable(std::string_view source, const std::string& name, const toml::table& table,
-                  DaemonConfig& config) {
+                  Target& target) {
   for (auto&& [key, value] : table) {
     const Directive* directive = nullptr;
     for (const Directive& d : Directives()) {
@@ -138,15 +209,50 @@ Status ApplyTable(std::string_view source, const std::string& name, const toml::
         if (name == d.table) known += std::string(known.empty() ? "" : ", ") + d.key;
       }
       return Status::InvalidArgument(Where(source, key.source()) + ": unknown key '" +
-                                     std::string(key.str()) + "' in [" + name +
-                                     "] (known: " + known + ")");
+                                     std::string(key.str()) + "' in " + Header(name) +
+                                     " (known: " + known + ")");
     }
-    Status s = directive->apply(value, config);
+    Status s = directive->apply(value, target);
     if (!s.ok()) {
-      std::string msg = Where(source, value.source()) + ": [" + name + "] " + directive->key +
+      std::string msg = Where(source, value.source()) + ": " + Header(name) + " " + directive->key +
                         " must be " + directive->expects;
       if (!s.message().empty()) msg += ": " + s.message();
       return Status::InvalidArgument(msg);
+    }
+  }
+  for (const Directive& d : Directives()) {
+    if (name == d.table && d.required && !table.contains(d.key)) {
+      return Status::InvalidArgument(Where(source, table.source()) + ": " + Header(name) +
+                                     " entry has no '" + d.key + "'");
+    }
+  }
+  return Status::OK();
+}
+
+// Checks that need the whole file: unique peer names, routes to known nodes.
+Status CrossCheck(std::string_view source, const DaemonConfig& c,
+                  const std::vector<toml::source_region>& peer_at,
+                  const std::vector<toml::source_region>& route_at) {
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < c.node.peers.size(); ++i) {
+    const std::string& name = c.node.peers[i].name;
+    if (name == c.node.name) {
+      return Status::InvalidArgument(Where(source, peer_at[i]) + ": [[peers]] name '" + name +
+                                     "' is this node's own name");
+    }
+    auto [it, fresh] = seen.emplace(name, i);
+    if (!fresh) {
+      return Status::InvalidArgument(Where(source, peer_at[i]) + ": [[peers]] name '" + name +
+                                     "' is used twice (first at " +
+                                     Where(source, peer_at[it->second]) + ")");
+    }
+  }
+  for (size_t i = 0; i < c.node.routes.size(); ++i) {
+    const std::string& node = c.node.routes[i].node;
+    if (node != c.node.name && seen.count(node) == 0) {
+      return Status::InvalidArgument(Where(source, route_at[i]) + ": [[routes]] node '" + node +
+                                     "' is not a peer of this node (add a [[peers]] entry named '" +
+                                     node + "')");
     }
   }
   return Status::OK();
@@ -162,22 +268,42 @@ Result<DaemonConfig> Parse(std::string_view text, std::string_view source) {
     return Status::InvalidArgument(Where(source, e.source()) + ": " + std::string(e.description()));
   }
   DaemonConfig config;
+  std::vector<toml::source_region> peer_at, route_at;
   for (auto&& [key, value] : root) {
     const std::string name(key.str());
-    const toml::table* table = value.as_table();
-    bool known = false;
-    for (const Directive& d : Directives()) known = known || name == d.table;
-    if (!known) {
-      return Status::InvalidArgument(Where(source, key.source()) + ": unknown " +
-                                     (table ? "table [" + name + "]" : "key '" + name + "'") +
-                                     " (known tables: [node])");
+    if (name == "node") {
+      const toml::table* table = value.as_table();
+      if (table == nullptr) {
+        return Status::InvalidArgument(Where(source, key.source()) +
+                                       ": 'node' must be a table, written [node]");
+      }
+      Target target{config};
+      HANDOFF_RETURN_IF_ERROR(ApplyTable(source, name, *table, target));
+    } else if (name == "peers" || name == "routes") {
+      const toml::array* array = value.as_array();
+      if (array == nullptr || !array->is_array_of_tables()) {
+        return Status::InvalidArgument(Where(source, key.source()) + ": '" + name +
+                                       "' must be written as [[" + name + "]] entries");
+      }
+      for (const toml::node& element : *array) {
+        Target target{config};
+        if (name == "peers") {
+          target.peer = &config.node.peers.emplace_back();
+          peer_at.push_back(element.source());
+        } else {
+          target.route = &config.node.routes.emplace_back();
+          route_at.push_back(element.source());
+        }
+        HANDOFF_RETURN_IF_ERROR(ApplyTable(source, name, *element.as_table(), target));
+      }
+    } else {
+      return Status::InvalidArgument(
+          Where(source, key.source()) + ": unknown " +
+          (value.is_table() ? "table [" + name + "]" : "key '" + name + "'") +
+          " (known: [node], [[peers]], [[routes]])");
     }
-    if (table == nullptr) {
-      return Status::InvalidArgument(Where(source, key.source()) + ": '" + name +
-                                     "' must be a table, written [" + name + "]");
-    }
-    HANDOFF_RETURN_IF_ERROR(ApplyTable(source, name, *table, config));
   }
+  HANDOFF_RETURN_IF_ERROR(CrossCheck(source, config, peer_at, route_at));
   return config;
 }
 

@@ -5,6 +5,7 @@
 #include "base/names.h"
 #include "base/units.h"
 #include "node/lifecycle.h"
+#include "wire/agent_protocol.h"
 
 namespace handoff::node {
 namespace {
@@ -29,7 +30,31 @@ Status CheckSize(std::string_view what, size_t size, uint64_t limit) {
 }  // namespace
 
 Engine::Engine(storage::Store& store, const Clock& clock, EngineOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      routes_(options_.node_name, options_.routes) {}
+
+bool Engine::IsRemote(const IntentRecord& r) const {
+  return !r.target_node.empty() && r.target_node != options_.node_name;
+}
+
+bool Engine::IsReplica(const IntentRecord& r) const {
+  return !r.origin_node.empty() && r.origin_node != options_.node_name;
+}
+
+Status Engine::Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
+                    const std::function<void(MsgWriter&)>& body) {
+  const std::string counter = "out/" + peer;
+  HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
+  const uint64_t seq = last + 1;
+  wire::PeerMessageBuilder message(kind, options_.node_name, seq);
+  body(message.w());
+  HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
+  HANDOFF_RETURN_IF_ERROR(store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish()));
+  batch.emitted[peer] = seq;
+  return Status::OK();
+}
 
 Status Engine::Recover() {
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, store_.BeginRead());
@@ -39,6 +64,7 @@ Status Engine::Recover() {
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];
+    if (IsRemote(r)) return true;  // its destination keeps its lease and queue
     if (IsLeased(r.status)) leases_.Arm(r.id, r.delivery_attempt, now + r.lease_ms);
     if (r.status == IntentStatus::kSubmitted) ready_.insert(r.to_agent);
     return true;
@@ -62,7 +88,7 @@ Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const
   return store_.GetIntent(txn, id, out);
 }
 
-Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
+Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
                       std::string_view actor, std::string details) {
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
@@ -77,7 +103,29 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
-  return store_.PutIntent(txn, r);
+  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  if (!IsReplica(r)) return Status::OK();
+
+  // The origin keeps the whole history: every event here goes back to it, in order, with the
+  // state it leaves and any checkpoint or result it stored.
+  wire::RemoteUpdate u;
+  u.id = r.id;
+  u.remote_seq = r.seq;
+  u.event = e;
+  u.status = r.status;
+  u.delivery_attempt = r.delivery_attempt;
+  u.waiting_reason = r.waiting_reason;
+  u.error = r.error;
+  u.has_checkpoint = r.has_checkpoint;
+  if (event_type == "intent.checkpointed") {
+    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &u.checkpoint));
+  }
+  if (r.status == IntentStatus::kCompleted) {
+    Status s = store_.GetBlob(txn, r.id, BlobKind::kResult, &u.result);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  return Emit(txn, batch, r.origin_node, wire::peer_kind::kUpdate,
+              [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
 }
 
 Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
@@ -87,7 +135,7 @@ Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus 
   const IntentStatus from = r.status;
   r.status = to;
   if (to != IntentStatus::kWaiting) r.waiting_reason.clear();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, r, event_type, actor, std::move(details)));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, event_type, actor, std::move(details)));
   --batch.status_delta[static_cast<size_t>(from)];
   ++batch.status_delta[static_cast<size_t>(to)];
   if (IsLeased(from) && !IsLeased(to)) {
@@ -99,6 +147,10 @@ Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus 
 }
 
 Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {
+  if (IsRemote(r)) {
+    return Status::Conflict("intent " + r.id.ToString() + " is delivered by node " + r.target_node +
+                            "; agent calls go to that node's daemon");
+  }
   if (*attempt == 0) *attempt = r.delivery_attempt;
   if (r.status == IntentStatus::kCanceled) {
     return Status::Cancelled("intent " + r.id.ToString() + " was canceled; stop working on it");
@@ -167,15 +219,25 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   r.correlation_id = p.correlation_id;
   r.parent_id = p.parent_id;
   r.origin_node = options_.node_name;
+  r.target_node = routes_.NodeFor(r.to_agent);
   r.lease_ms = lease_ms;
   r.status = IntentStatus::kCreated;
   r.created_at_ms = now;
   ++batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
 
   HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, p.payload));
-  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.created", r.from_agent, {}));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.created", r.from_agent, {}));
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
+  if (IsRemote(r)) {
+    // Stored here first (the send is durable now), then forwarded through the outbox.
+    HANDOFF_RETURN_IF_ERROR(
+        Emit(txn, batch, r.target_node, wire::peer_kind::kIntent, [&](MsgWriter& w) {
+          w.Key("intent");
+          wire::WriteIntent(w, r, p.payload, {}, {});
+        }));
+    return SendResult{std::move(r), true};
+  }
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   return SendResult{std::move(r), true};
@@ -198,6 +260,16 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCanceled, "intent.canceled",
                                      actor.empty() ? "operator" : actor, details.str()));
+  if (IsRemote(r)) {
+    // Canceled here at once (the origin decides); the destination stops its agent.
+    HANDOFF_RETURN_IF_ERROR(
+        Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {
+          w.Field("intent_id", r.id.ToString());
+          w.Field("action", "cancel");
+          w.Field("actor", actor.empty() ? "operator" : actor);
+          w.Field("reason", reason);
+        }));
+  }
   return r;
 }
 
@@ -248,7 +320,7 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   details.Field("attempt", attempt);
   details.Field("bytes", static_cast<uint64_t>(state.size()));
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.checkpointed", r.to_agent, details.str()));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.checkpointed", r.to_agent, details.str()));
   ArmLease(r);
   return r;
 }
@@ -375,6 +447,111 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
     ++expired;
   }
   return expired;
+}
+
+Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
+                                        const IntentRecord& incoming, std::string_view payload,
+                                        std::string_view checkpoint) {
+  IntentRecord existing;
+  Status found = Load(txn, incoming.id, &existing);
+  if (found.ok()) return false;
+  if (!found.IsNotFound()) return found;
+  HANDOFF_RETURN_IF_ERROR(ValidateIntentType(incoming.intent_type));
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(incoming.to_agent));
+  HANDOFF_RETURN_IF_ERROR(CheckSize("payload", payload.size(), options_.max_payload_bytes));
+
+  IntentRecord r;
+  r.id = incoming.id;
+  r.intent_type = incoming.intent_type;
+  r.from_agent = incoming.from_agent;
+  r.to_agent = incoming.to_agent;
+  r.correlation_id = incoming.correlation_id;
+  r.parent_id = incoming.parent_id;
+  r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
+  r.target_node = options_.node_name;
+  r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
+  r.status = IntentStatus::kSubmitted;
+  r.created_at_ms = incoming.created_at_ms;
+  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, payload));
+  if (!checkpoint.empty()) {
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, checkpoint));
+    r.has_checkpoint = true;
+  }
+  ++batch.status_delta[static_cast<size_t>(IntentStatus::kSubmitted)];
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("from_node", peer);
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.str()));
+  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  ready_.insert(r.to_agent);
+  return true;
+}
+
+Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
+                                 const wire::RemoteUpdate& u) {
+  IntentRecord r;
+  Status s = Load(txn, u.id, &r);
+  if (s.IsNotFound()) {
+    spdlog::warn("node {} sent an update for intent {}, which this node does not have; ignored",
+                 peer, u.id.ToString());
+    return Status::OK();
+  }
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (r.target_node != peer) {
+    spdlog::warn("node {} sent an update for intent {}, which is delivered by '{}'; ignored", peer,
+                 u.id.ToString(), r.target_node);
+    return Status::OK();
+  }
+  if (u.remote_seq <= r.remote_seq) return Status::OK();  // already applied
+  r.remote_seq = u.remote_seq;
+  if (IsTerminal(r.status)) {
+    // Ended here first (canceled, say): the destination's later events do not change it.
+    spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
+                  IntentStatusName(r.status), u.event.event_type, peer);
+    return store_.PutIntent(txn, r);
+  }
+  if (!u.checkpoint.empty()) {
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, u.checkpoint));
+  }
+  if (!u.result.empty())
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kResult, u.result));
+  const IntentStatus from = r.status;
+  r.status = u.status;
+  r.delivery_attempt = u.delivery_attempt;
+  r.waiting_reason = u.waiting_reason;
+  r.error = u.error;
+  r.has_checkpoint = u.has_checkpoint;
+  r.updated_at_ms = clock_.NowMs();
+  ++r.seq;
+  EventRecord e = u.event;  // as it happened there: its node, time, actor and details
+  e.id = r.id;
+  e.seq = r.seq;
+  e.status = r.status;
+  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  if (from != r.status) {
+    --batch.status_delta[static_cast<size_t>(from)];
+    ++batch.status_delta[static_cast<size_t>(r.status)];
+    if (IsTerminal(r.status)) batch.settled.push_back(r.id);
+  }
+  return Status::OK();
+}
+
+Status Engine::ApplyRemoteCancel(Txn& txn, Batch& batch, const std::string& peer,
+                                 const IntentId& id, std::string_view actor,
+                                 std::string_view reason) {
+  IntentRecord r;
+  Status s = Load(txn, id, &r);
+  if (s.IsNotFound()) return Status::OK();  // never arrived here: nothing to stop
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (r.origin_node != peer) {
+    spdlog::warn("node {} asked to cancel intent {}, whose origin is '{}'; ignored", peer,
+                 id.ToString(), r.origin_node);
+    return Status::OK();
+  }
+  if (IsTerminal(r.status)) return Status::OK();
+  return Cancel(txn, batch, id, actor, reason).status();
 }
 
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {

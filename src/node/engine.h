@@ -19,6 +19,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,7 +31,10 @@
 #include "base/records.h"
 #include "handoff/status.h"
 #include "node/lease_table.h"
+#include "node/options.h"
+#include "node/routes.h"
 #include "storage/store.h"
+#include "wire/peer_protocol.h"
 
 namespace handoff::node {
 
@@ -43,6 +48,8 @@ struct EngineOptions {
   int64_t default_lease_ms = 30'000;
   // Largest accepted payload, checkpoint or result, in encoded bytes. Default: 1 MiB.
   uint64_t max_payload_bytes = 1 << 20;
+  // Which addresses other nodes host. Default: none (every address is local).
+  std::vector<RouteOptions> routes;
 };
 
 // Shortest and longest lease an intent may ask for.
@@ -89,8 +96,9 @@ struct HeartbeatResult {
 // Effects of a batch that may only take hold once it is committed.
 struct Batch {
   std::array<int64_t, kIntentStatusCount> status_delta{};
-  std::vector<IntentId> settled;   // reached a terminal status
-  std::vector<IntentId> released;  // no longer leased to the agent that held it
+  std::vector<IntentId> settled;            // reached a terminal status
+  std::vector<IntentId> released;           // no longer leased to the agent that held it
+  std::map<std::string, uint64_t> emitted;  // peer -> last link seq written to its outbox
 };
 
 class Engine {
@@ -141,6 +149,21 @@ class Engine {
   // Returns every lease that expired by now (at most `max`) to the queue.
   Result<size_t> ExpireLeases(Txn& txn, Batch& batch, size_t max);
 
+  // --- From peers. Each applies one message of an in-order link exactly once. ---
+
+  // A peer forwarded an intent for a local agent: store it (same id) and queue it. False if it
+  // was already here (a retransmission).
+  Result<bool> AcceptRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
+                                  const IntentRecord& incoming, std::string_view payload,
+                                  std::string_view checkpoint);
+  // The destination of an intent forwarded from here reports an event: append it to the
+  // history here and mirror the status. Updates already applied (by remote_seq) are skipped.
+  Status ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
+                           const wire::RemoteUpdate& update);
+  // The origin canceled an intent this node delivers.
+  Status ApplyRemoteCancel(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
+                           std::string_view actor, std::string_view reason);
+
   // --- Reads ---
 
   Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
@@ -162,9 +185,17 @@ class Engine {
  private:
   // Loads an intent; NotFound with the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
-  // Appends an event for the record's current status and stores the record.
-  Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
-                std::string details);
+  // Appends an event for the record's current status and stores the record. On the
+  // destination of a forwarded intent, also queues the event as an update to the origin.
+  Status Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
+                std::string_view actor, std::string details);
+  // Writes one data message for `peer` to the outbox, numbered on that link.
+  Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
+              const std::function<void(MsgWriter&)>& body);
+  // Another node delivers this intent; this one only mirrors its state.
+  bool IsRemote(const IntentRecord& r) const;
+  // This node delivers an intent whose origin is another node.
+  bool IsReplica(const IntentRecord& r) const;
   // Moves the record to `to`, records the event, and notes the effects.
   Status Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
                     std::string_view event_type, std::string_view actor, std::string details);
@@ -179,6 +210,7 @@ class Engine {
   storage::Store& store_;
   const Clock& clock_;
   EngineOptions options_;
+  RouteTable routes_;
   LeaseTable leases_;
   std::set<std::string> ready_;
   std::array<int64_t, kIntentStatusCount> counts_{};

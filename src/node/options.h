@@ -8,11 +8,24 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/defaults.h"
 
 namespace handoff::node {
+
+// [[peers]]: another node this one links to.
+struct PeerOptions {
+  std::string name;      // its [node] name
+  std::string endpoint;  // its peer_endpoint, e.g. tcp://10.0.0.2:7400
+};
+
+// [[routes]]: agent addresses (a pattern; '*' matches any run of characters) hosted by a node.
+struct RouteOptions {
+  std::string match;  // e.g. agent://acme/prod/*
+  std::string node;   // a peer's name, or this node's own name for "local"
+};
 
 struct NodeOptions {
   // [node] name: this node's name, recorded in every event and kept in the data directory.
@@ -24,6 +37,20 @@ struct NodeOptions {
   // [node] agent_endpoint: where local agents connect. Default: $HANDOFF_SOCKET, else
   // ipc:///tmp/handoff-<uid>/handoffd.sock.
   std::string agent_endpoint = DefaultAgentEndpoint();
+
+  // [node] peer_endpoint: where peer nodes connect, e.g. tcp://0.0.0.0:7400. Default: empty,
+  // which accepts no peer links (this node may still link out to its peers).
+  std::string peer_endpoint;
+  // [[peers]] and [[routes]]. Addresses that match no route are local. Default: none.
+  std::vector<PeerOptions> peers;
+  std::vector<RouteOptions> routes;
+  // [node] peer_heartbeat: how often a link is probed; a peer silent for three of these counts
+  // as disconnected. Default: 1 s.
+  int64_t peer_heartbeat_ms = 1000;
+  // [node] retransmit_initial / retransmit_max: an unacknowledged peer message is sent again
+  // after retransmit_initial, doubling up to retransmit_max. Default: 200 ms and 5 s.
+  int64_t retransmit_initial_ms = 200;
+  int64_t retransmit_max_ms = 5000;
 
   // [node] fsync: sync every commit to disk before replying. Default: true.
   bool fsync = true;

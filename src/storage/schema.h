@@ -11,6 +11,10 @@
 //   events   intent id (16) + seq (u32 big-endian) EventRecord, msgpack map (records.h)
 //   queue    to_agent address + 0x00 + intent id  empty: SUBMITTED intents awaiting delivery,
 //                                                  in creation order per address
+//   outbox   peer name + 0x00 + link seq (u64 BE)  queued_at (i64 BE, ms) + one encoded peer
+//                                                  message, kept until the peer acknowledges it
+//   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
+//            "in/" + peer                          u64 BE: last link seq applied from peer
 //
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
@@ -30,6 +34,8 @@ inline constexpr const char* kIntentsTable = "intents";
 inline constexpr const char* kBlobsTable = "blobs";
 inline constexpr const char* kEventsTable = "events";
 inline constexpr const char* kQueueTable = "queue";
+inline constexpr const char* kOutboxTable = "outbox";
+inline constexpr const char* kLinksTable = "links";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";

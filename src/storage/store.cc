@@ -23,6 +23,22 @@ std::string QueuePrefix(std::string_view address) {
   return key;
 }
 
+void AppendU64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+uint64_t ReadU64(std::string_view bytes) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8 && i < bytes.size(); ++i) v = v << 8 | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+
+std::string OutboxKey(std::string_view peer, uint64_t seq) {
+  std::string key = QueuePrefix(peer);
+  AppendU64(&key, seq);
+  return key;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOptions& options,
@@ -40,6 +56,8 @@ Status Store::OpenTables(std::string_view node_name) {
   HANDOFF_ASSIGN_OR_RETURN(blobs_, txn.OpenTable(kBlobsTable));
   HANDOFF_ASSIGN_OR_RETURN(events_, txn.OpenTable(kEventsTable));
   HANDOFF_ASSIGN_OR_RETURN(queue_, txn.OpenTable(kQueueTable));
+  HANDOFF_ASSIGN_OR_RETURN(outbox_, txn.OpenTable(kOutboxTable));
+  HANDOFF_ASSIGN_OR_RETURN(links_, txn.OpenTable(kLinksTable));
 
   std::string_view version;
   Status s = txn.Get(meta_, kMetaSchemaVersion, &version);
@@ -142,6 +160,62 @@ Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_v
   }
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, IntentId::FromBytes(key.substr(prefix.size())));
   return std::optional<IntentId>(id);
+}
+
+Result<uint64_t> Store::GetLinkCounter(const Txn& txn, std::string_view key) const {
+  std::string_view value;
+  Status s = txn.Get(links_, key, &value);
+  if (s.IsNotFound()) return uint64_t{0};
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (value.size() != 8)
+    return Status::Corruption("link counter " + std::string(key) + " is not 8 bytes");
+  return ReadU64(value);
+}
+
+Status Store::SetLinkCounter(Txn& txn, std::string_view key, uint64_t value) {
+  std::string bytes;
+  AppendU64(&bytes, value);
+  return txn.Put(links_, key, bytes);
+}
+
+Status Store::PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
+                        std::string_view frame) {
+  std::string value;
+  value.reserve(8 + frame.size());
+  AppendU64(&value, static_cast<uint64_t>(queued_at_ms));
+  value.append(frame);
+  return txn.Put(outbox_, OutboxKey(peer, seq), value);
+}
+
+Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, uint64_t upto) {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
+  const std::string prefix = QueuePrefix(peer);
+  uint64_t removed = 0;
+  while (cursor.Seek(prefix)) {
+    std::string_view key = cursor.key();
+    if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) break;
+    if (ReadU64(key.substr(prefix.size())) > upto) break;
+    HANDOFF_RETURN_IF_ERROR(cursor.DeleteCurrent());
+    ++removed;
+  }
+  HANDOFF_RETURN_IF_ERROR(cursor.status());
+  return removed;
+}
+
+Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
+                         std::vector<OutboxEntry>* out) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
+  const std::string prefix = QueuePrefix(peer);
+  for (bool more = cursor.Seek(OutboxKey(peer, from)); more && out->size() < limit;
+       more = cursor.Next()) {
+    std::string_view key = cursor.key();
+    if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) break;
+    std::string_view value = cursor.value();
+    if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
+    out->push_back({ReadU64(key.substr(prefix.size())), static_cast<int64_t>(ReadU64(value)),
+                    std::string(value.substr(8))});
+  }
+  return cursor.status();
 }
 
 }  // namespace handoff::storage

@@ -23,6 +23,12 @@
 
 namespace handoff::storage {
 
+struct OutboxEntry {
+  uint64_t seq = 0;
+  int64_t queued_at_ms = 0;
+  std::string frame;
+};
+
 class Store {
  public:
   // Opens the environment in `dir`, creates missing tables and checks the schema version.
@@ -56,6 +62,18 @@ class Store {
   // The oldest queued intent for `address`, or nullopt.
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
 
+  // Peer links: per-peer counters ("out/<peer>", "in/<peer>"; 0 when unset) and the outbox of
+  // messages each peer has not acknowledged yet.
+  Result<uint64_t> GetLinkCounter(const Txn& txn, std::string_view key) const;
+  Status SetLinkCounter(Txn& txn, std::string_view key, uint64_t value);
+  Status PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
+                   std::string_view frame);
+  // Deletes the peer's entries with seq <= `upto`; returns how many.
+  Result<uint64_t> TrimOutbox(Txn& txn, std::string_view peer, uint64_t upto);
+  // Up to `limit` of the peer's entries with seq >= `from`, in seq order.
+  Status ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
+                    std::vector<OutboxEntry>* out) const;
+
  private:
   explicit Store(std::unique_ptr<Env> env) : env_(std::move(env)) {}
   Status OpenTables(std::string_view node_name);
@@ -66,6 +84,8 @@ class Store {
   Table blobs_ = 0;
   Table events_ = 0;
   Table queue_ = 0;
+  Table outbox_ = 0;
+  Table links_ = 0;
 };
 
 }  // namespace handoff::storage

@@ -64,6 +64,60 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
 }
 
+TEST_CASE("PeersAndRoutesAreRead") {
+  auto config = Parse(R"(
+[node]
+name = "node-a"
+peer_endpoint = "tcp://0.0.0.0:7400"
+peer_heartbeat = "500ms"
+
+[[peers]]
+name = "node-b"
+endpoint = "tcp://127.0.0.1:7401"
+
+[[peers]]
+name = "node-c"
+endpoint = "tcp://127.0.0.1:7402"
+
+[[routes]]
+match = "agent://acme/prod/*"
+node = "node-b"
+
+[[routes]]
+match = "agent://acme/lab/*"
+node = "node-a"
+)", "two.toml");
+  REQUIRE(config.ok());
+  CHECK(config->node.peer_endpoint == "tcp://0.0.0.0:7400");
+  CHECK(config->node.peer_heartbeat_ms == 500);
+  REQUIRE(config->node.peers.size() == 2);
+  CHECK(config->node.peers[1].name == "node-c");
+  CHECK(config->node.peers[1].endpoint == "tcp://127.0.0.1:7402");
+  REQUIRE(config->node.routes.size() == 2);
+  CHECK(config->node.routes[0].match == "agent://acme/prod/*");
+  CHECK(config->node.routes[0].node == "node-b");
+  CHECK(config->node.routes[1].node == "node-a");  // its own name: local
+}
+
+TEST_CASE("BadPeerAndRouteConfigNamesTheFileLineAndKey") {
+  const char* peer_b = "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n";
+  CheckError((std::string("[node]\nname = \"node-a\"\n") + peer_b + peer_b).c_str(), "n.toml:6:1",
+             "[[peers]] name 'node-b' is used twice (first at n.toml:3:1)");
+  CheckError("[node]\nname = \"node-a\"\n[[routes]]\nmatch = \"agent://x/*\"\nnode = \"node-q\"\n",
+             "n.toml:3:1", "[[routes]] node 'node-q' is not a peer");
+  CheckError("[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://nowhere\"\n", "n.toml:3:12",
+             "[[peers]] endpoint must be");
+  CheckError("[[peers]]\nname = \"node-b\"\n", "n.toml:1:1", "[[peers]] entry has no 'endpoint'");
+  CheckError("[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://a:1\"\nport = 7\n", "n.toml:4:1",
+             "unknown key 'port' in [[peers]]");
+  CheckError("[[routes]]\nmatch = \"acme/*\"\nnode = \"x\"\n", "n.toml:2:9",
+             "does not start with agent://");
+  CheckError("[node]\nname = \"node-a\"\n[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://a:1\"\n",
+             "n.toml:3:1", "this node's own name");
+  CheckError("[node]\npeer_endpoint = \"tcp://0.0.0.0\"\n", "n.toml:2", "peer_endpoint");
+  CheckError("peers = 3\n", "n.toml:1:1", "[[peers]]");
+}
+
 TEST_CASE("AMissingFileIsNotFound") {
   CHECK(LoadFile("/nonexistent/handoffd.toml").status().IsNotFound());
 }

@@ -1,0 +1,134 @@
+#include "wire/peer_protocol.h"
+
+#include "base/names.h"
+
+namespace handoff::wire {
+
+bool IsDataKind(std::string_view kind) {
+  return kind == peer_kind::kIntent || kind == peer_kind::kUpdate || kind == peer_kind::kControl;
+}
+
+Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a peer message"));
+  uint64_t version = 0;
+  HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
+  if (version != kPeerProtocolVersion) {
+    return Status::InvalidArgument("unsupported peer protocol version " + std::to_string(version));
+  }
+  PeerMessage msg;
+  HANDOFF_RETURN_IF_ERROR(m.String("kind", &msg.kind));
+  HANDOFF_RETURN_IF_ERROR(m.String("from", &msg.from));
+  HANDOFF_RETURN_IF_ERROR(ValidateNodeName(msg.from));
+  if (IsDataKind(msg.kind)) {
+    HANDOFF_RETURN_IF_ERROR(m.Uint("seq", &msg.seq));
+    if (msg.seq == 0) return Status::InvalidArgument("data message with seq 0");
+    if (!m.Has("body") || m.Find("body")->type != msgpack::type::MAP) {
+      return Status::InvalidArgument("data message without a body map");
+    }
+    msg.body = m.Find("body");
+  } else if (msg.kind == peer_kind::kAck) {
+    HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
+  } else if (msg.kind != peer_kind::kPing) {
+    return Status::InvalidArgument("unknown peer message kind '" + msg.kind.substr(0, 32) + "'");
+  }
+  msg.handle = std::move(handle);
+  // The body pointer stays valid: moving the handle keeps its zone.
+  return msg;
+}
+
+PeerMessageBuilder::PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq) {
+  w_.BeginMap();
+  w_.Field("v", kPeerProtocolVersion);
+  w_.Field("kind", kind);
+  w_.Field("from", from);
+  w_.Field("seq", seq);
+  w_.Key("body");
+  w_.BeginMap();
+}
+
+std::string PeerMessageBuilder::Finish() {
+  w_.EndMap();  // body
+  w_.EndMap();
+  return w_.str();
+}
+
+std::string EncodePeerAck(std::string_view from, uint64_t acked) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("v", kPeerProtocolVersion);
+  w.Field("kind", peer_kind::kAck);
+  w.Field("from", from);
+  w.Field("acked", acked);
+  w.EndMap();
+  return w.str();
+}
+
+std::string EncodePeerPing(std::string_view from) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("v", kPeerProtocolVersion);
+  w.Field("kind", peer_kind::kPing);
+  w.Field("from", from);
+  w.EndMap();
+  return w.str();
+}
+
+void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
+  w.Field("intent_id", u.id.ToString());
+  w.Field("remote_seq", u.remote_seq);
+  w.Key("event");
+  w.BeginMap();
+  WriteEventFields(w, u.event);
+  w.EndMap();
+  w.Field("status", IntentStatusName(u.status));
+  w.Field("delivery_attempt", u.delivery_attempt);
+  if (!u.waiting_reason.empty()) w.Field("waiting_reason", u.waiting_reason);
+  if (u.error) {
+    w.Key("error");
+    w.BeginMap();
+    w.Field("code", u.error->code);
+    w.Field("message", u.error->message);
+    w.Field("retryable", u.error->retryable);
+    w.EndMap();
+  }
+  w.Field("has_checkpoint", u.has_checkpoint);
+  if (!u.checkpoint.empty()) w.FieldRaw("checkpoint", u.checkpoint);
+  if (!u.result.empty()) w.FieldRaw("result", u.result);
+}
+
+Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(body, "an update"));
+  RemoteUpdate u;
+  std::string id, status;
+  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &id));
+  HANDOFF_ASSIGN_OR_RETURN(u.id, IntentId::Parse(id));
+  HANDOFF_RETURN_IF_ERROR(m.Uint("remote_seq", &u.remote_seq));
+  std::optional<MapReader> event;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("event", &event));
+  if (!event) return Status::InvalidArgument("update without an event");
+  HANDOFF_RETURN_IF_ERROR(ReadEventFields(*event, &u.event));
+  HANDOFF_RETURN_IF_ERROR(m.String("status", &status));
+  auto parsed = ParseIntentStatus(status);
+  if (!parsed) return Status::InvalidArgument("update with unknown status '" + status + "'");
+  u.status = *parsed;
+  uint64_t attempt = 0;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("delivery_attempt", &attempt));
+  u.delivery_attempt = static_cast<uint32_t>(attempt);
+  HANDOFF_RETURN_IF_ERROR(m.OptString("waiting_reason", &u.waiting_reason));
+  std::optional<MapReader> error;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
+  if (error) {
+    ErrorInfo info;
+    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
+    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
+    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
+    u.error = std::move(info);
+  }
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &u.has_checkpoint));
+  if (const msgpack::object* c = m.Find("checkpoint")) u.checkpoint = Pack(*c);
+  if (const msgpack::object* r = m.Find("result")) u.result = Pack(*r);
+  return u;
+}
+
+}  // namespace handoff::wire

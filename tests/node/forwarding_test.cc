@@ -1,0 +1,294 @@
+// Forwarding between two nodes with the network taken out: each node's outbox is read and its
+// messages applied to the other node's engine by hand, so retransmission, reordering and loss
+// can be staged exactly. Real LMDB stores, a manual clock.
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+
+#include "node/engine.h"
+#include "node/peer_service.h"
+#include "support/temp_dir.h"
+
+namespace handoff::node {
+namespace {
+
+using storage::Store;
+
+constexpr const char* kRemoteAgent = "agent://acme/prod/worker";
+
+struct TestNode {
+  TestNode(const std::string& name, const Clock& clock, std::vector<RouteOptions> routes) {
+    auto opened = Store::Open(dir.Sub(name), {}, name);
+    REQUIRE(opened.ok());
+    store = std::move(opened.value());
+    EngineOptions options;
+    options.node_name = name;
+    options.routes = std::move(routes);
+    engine = std::make_unique<Engine>(*store, clock, options);
+    REQUIRE(engine->Recover().ok());
+    peers = std::make_unique<PeerService>(*engine, *store);
+  }
+
+  Status Write(const std::function<Status(Txn&, Batch&)>& fn) {
+    auto txn = store->BeginWrite();
+    REQUIRE(txn.ok());
+    Batch batch;
+    HANDOFF_RETURN_IF_ERROR(fn(*txn, batch));
+    HANDOFF_RETURN_IF_ERROR(txn->Commit());
+    engine->Commit(batch);
+    last = batch;
+    return Status::OK();
+  }
+
+  std::vector<storage::OutboxEntry> Outbox(const std::string& peer) {
+    auto txn = store->BeginRead();
+    REQUIRE(txn.ok());
+    std::vector<storage::OutboxEntry> entries;
+    REQUIRE(store->ReadOutbox(*txn, peer, 1, 10000, &entries).ok());
+    return entries;
+  }
+
+  // Applies one frame as the peer service would; returns the acked seq.
+  uint64_t Receive(const std::string& frame) {
+    auto msg = wire::DecodePeerMessage(frame);
+    REQUIRE(msg.ok());
+    uint64_t acked = 0;
+    REQUIRE(Write([&](Txn& txn, Batch& batch) {
+              auto r = peers->Apply(txn, batch, *msg);
+              if (r.ok()) acked = *r;
+              return r.status();
+            }).ok());
+    return acked;
+  }
+
+  IntentView Get(const IntentId& id) {
+    auto txn = store->BeginRead();
+    REQUIRE(txn.ok());
+    IntentView view;
+    REQUIRE(engine->Get(*txn, id, &view).ok());
+    return view;
+  }
+
+  std::vector<EventRecord> Events(const IntentId& id) {
+    auto txn = store->BeginRead();
+    REQUIRE(txn.ok());
+    std::vector<EventRecord> events;
+    REQUIRE(engine->Events(*txn, id, 0, 1000, &events).ok());
+    return events;
+  }
+
+  testing::TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<PeerService> peers;
+  Batch last;
+};
+
+// Moves every outbox entry of `from` towards `to` that `to` has not applied yet; returns the
+// last ack, as a lossless link would.
+uint64_t Pump(TestNode& from, TestNode& to, const std::string& to_name) {
+  uint64_t acked = 0;
+  for (const auto& entry : from.Outbox(to_name)) acked = to.Receive(entry.frame);
+  return acked;
+}
+
+// The same value with minimal msgpack headers, for comparing stored bytes.
+std::string Canonical(std::string_view bytes) {
+  auto handle = Unpack(bytes);
+  REQUIRE(handle.ok());
+  return Pack(handle->get());
+}
+
+std::string Payload() {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("records", int64_t{3});
+  w.EndMap();
+  return w.str();
+}
+
+struct Pair {
+  ManualClock clock;
+  TestNode a{"node-a", clock, {{"agent://acme/prod/*", "node-b"}}};
+  TestNode b{"node-b", clock, {}};
+
+  IntentId Send() {
+    IntentId id;
+    REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
+               SendParams p;
+               p.intent_type = "intent.remote.v1";
+               p.from_agent = "agent://acme/lab/sender";
+               p.to_agent = kRemoteAgent;
+               p.payload = Payload();
+               p.correlation_id = "corr-1";
+               auto r = a.engine->Send(txn, batch, p);
+               if (r.ok()) id = r->record.id;
+               return r.status();
+             }).ok());
+    return id;
+  }
+};
+
+TEST_CASE("ARoutedIntentIsStoredAtTheOriginAndForwardedThroughTheOutbox") {
+  Pair n;
+  IntentId id = n.Send();
+  IntentView at_a = n.a.Get(id);
+  CHECK(at_a.record.status == IntentStatus::kSubmitted);
+  CHECK(at_a.record.target_node == "node-b");
+  CHECK(n.a.last.emitted.at("node-b") == 1);
+  CHECK(n.a.engine->ready_addresses().empty());  // not queued here
+
+  REQUIRE(n.a.Outbox("node-b").size() == 1);
+  CHECK(Pump(n.a, n.b, "node-b") == 1);
+  IntentView at_b = n.b.Get(id);
+  CHECK(at_b.record.status == IntentStatus::kSubmitted);
+  CHECK(at_b.record.origin_node == "node-a");
+  CHECK(at_b.record.target_node == "node-b");
+  CHECK(at_b.record.correlation_id == "corr-1");
+  CHECK(Canonical(at_b.payload) == Canonical(Payload()));
+  CHECK(n.b.engine->ready_addresses().count(kRemoteAgent) == 1);
+
+  // The destination's first event goes back to the origin.
+  CHECK(Pump(n.b, n.a, "node-a") == 1);
+  auto events = n.a.Events(id);
+  REQUIRE(events.size() == 3);
+  CHECK(events[2].event_type == "intent.received");
+  CHECK(events[2].node == "node-b");
+  CHECK(events[2].seq == 3);
+}
+
+TEST_CASE("TheDestinationsLifecycleReachesTheOriginWithCheckpointAndResult") {
+  Pair n;
+  IntentId id = n.Send();
+  Pump(n.a, n.b, "node-b");
+  std::optional<IntentView> delivered;
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               auto d = n.b.engine->DeliverNext(txn, batch, kRemoteAgent);
+               if (d.ok()) delivered = std::move(d.value());
+               return d.status();
+             })
+              .ok());
+  REQUIRE(delivered.has_value());
+  MsgWriter state;
+  state.BeginMap();
+  state.Field("step", int64_t{2});
+  state.EndMap();
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               HANDOFF_RETURN_IF_ERROR(n.b.engine->Ack(txn, batch, id, 1, true).status());
+               return n.b.engine->Checkpoint(txn, batch, id, 1, state.view()).status();
+             })
+              .ok());
+  Pump(n.b, n.a, "node-a");
+  IntentView mid = n.a.Get(id);
+  CHECK(mid.record.status == IntentStatus::kInProgress);
+  CHECK(mid.record.delivery_attempt == 1);
+  CHECK(Canonical(mid.checkpoint) == Canonical(state.str()));
+
+  const std::string result = Payload();
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               return n.b.engine->Complete(txn, batch, id, 1, result).status();
+             })
+              .ok());
+  const size_t shipped = n.b.Outbox("node-a").size();
+  Pump(n.b, n.a, "node-a");
+  IntentView done = n.a.Get(id);
+  CHECK(done.record.status == IntentStatus::kCompleted);
+  CHECK(Canonical(done.result) == Canonical(result));
+  CHECK(n.a.last.settled == std::vector<IntentId>{id});  // origin waiters are answered
+
+  std::vector<std::string> types;
+  std::vector<std::string> nodes;
+  uint32_t seq = 0;
+  for (const auto& e : n.a.Events(id)) {
+    CHECK(e.seq == ++seq);
+    types.push_back(e.event_type);
+    nodes.push_back(e.node);
+  }
+  CHECK(types == std::vector<std::string>{"intent.created", "intent.submitted", "intent.received",
+                                          "intent.delivered", "intent.acknowledged",
+                                          "intent.in_progress", "intent.checkpointed",
+                                          "intent.completed"});
+  CHECK(nodes == std::vector<std::string>{"node-a", "node-a", "node-b", "node-b", "node-b",
+                                          "node-b", "node-b", "node-b"});
+
+  // Every update retransmitted: nothing changes, no second event.
+  for (const auto& entry : n.b.Outbox("node-a")) n.a.Receive(entry.frame);
+  CHECK(n.a.Events(id).size() == 8);
+  CHECK(shipped == 6);
+}
+
+TEST_CASE("LinkMessagesApplyInOrderAndExactlyOnce") {
+  Pair n;
+  IntentId first = n.Send();
+  IntentId second = n.Send();
+  auto entries = n.a.Outbox("node-b");
+  REQUIRE(entries.size() == 2);
+  // The second arrives first (the first was lost): not applied, the ack stays at 0.
+  CHECK(n.b.Receive(entries[1].frame) == 0);
+  CHECK(n.b.engine->status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 0);
+  // The go-back retransmission applies both in order; a second one changes nothing.
+  CHECK(n.b.Receive(entries[0].frame) == 1);
+  CHECK(n.b.Receive(entries[1].frame) == 2);
+  CHECK(n.b.Receive(entries[0].frame) == 2);
+  CHECK(n.b.Receive(entries[1].frame) == 2);
+  CHECK(n.b.engine->status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 2);
+  CHECK(n.b.Events(first).size() == 1);
+  CHECK(n.b.Events(second).size() == 1);
+}
+
+TEST_CASE("CancelAtTheOriginReachesTheDestinationAndRefusesALateResult") {
+  Pair n;
+  IntentId id = n.Send();
+  Pump(n.a, n.b, "node-b");
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               return n.b.engine->DeliverNext(txn, batch, kRemoteAgent).status();
+             })
+              .ok());
+  REQUIRE(n.a.Write([&](Txn& txn, Batch& batch) {
+               return n.a.engine->Cancel(txn, batch, id, "operator", "stop").status();
+             })
+              .ok());
+  CHECK(n.a.Get(id).record.status == IntentStatus::kCanceled);
+  Pump(n.a, n.b, "node-b");
+  CHECK(n.b.Get(id).record.status == IntentStatus::kCanceled);
+  CHECK(n.b.Write([&](Txn& txn, Batch& batch) {
+             return n.b.engine->Heartbeat(txn, batch, id, 1).status();
+           })
+            .IsCancelled());
+  CHECK(n.b.Write([&](Txn& txn, Batch& batch) {
+             return n.b.engine->Complete(txn, batch, id, 1, Payload()).status();
+           })
+            .IsCancelled());
+  // The destination's own canceled event reaches an origin that has already ended it.
+  Pump(n.b, n.a, "node-a");
+  CHECK(n.a.Get(id).record.status == IntentStatus::kCanceled);
+  CHECK(n.a.Get(id).result.empty());
+}
+
+TEST_CASE("AgentCallsAtTheOriginForAForwardedIntentAreRefused") {
+  Pair n;
+  IntentId id = n.Send();
+  Status s = n.a.Write([&](Txn& txn, Batch& batch) {
+    return n.a.engine->Complete(txn, batch, id, 0, Payload()).status();
+  });
+  CHECK(s.IsConflict());
+  CHECK(s.message().find("node-b") != std::string::npos);
+}
+
+TEST_CASE("RoutePatternsMatchWithStars") {
+  CHECK(MatchPattern("agent://acme/prod/*", "agent://acme/prod/worker"));
+  CHECK(MatchPattern("agent://acme/*/worker", "agent://acme/prod/worker"));
+  CHECK(MatchPattern("agent://*", "agent://a/b/c"));
+  CHECK(MatchPattern("agent://acme/prod/worker", "agent://acme/prod/worker"));
+  CHECK_FALSE(MatchPattern("agent://acme/prod/*", "agent://acme/lab/worker"));
+  CHECK_FALSE(MatchPattern("agent://acme/prod/w", "agent://acme/prod/worker"));
+  RouteTable routes("node-a", {{"agent://acme/lab/*", "node-a"}, {"agent://acme/*", "node-b"}});
+  CHECK(routes.NodeFor("agent://acme/lab/x").empty());
+  CHECK(routes.NodeFor("agent://acme/prod/x") == "node-b");
+  CHECK(routes.NodeFor("agent://other/prod/x").empty());
+}
+
+}  // namespace
+}  // namespace handoff::node

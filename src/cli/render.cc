@@ -127,8 +127,8 @@ std::string ListText(const std::vector<Intent>& intents) {
 
 std::string StatusText(const Json& s) {
   std::vector<std::vector<std::string>> rows;
-  for (const char* key : {"node", "version", "pid", "agent_endpoint", "data_dir", "fsync",
-                          "data_bytes", "map_size", "uptime_ms", "leases", "waiters"}) {
+  for (const char* key : {"node", "version", "pid", "agent_endpoint", "peer_endpoint", "data_dir",
+                          "fsync", "data_bytes", "map_size", "uptime_ms", "leases", "waiters"}) {
     if (!s.contains(key)) continue;
     const Json& v = s[key];
     rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : Compact(v)});
@@ -141,6 +141,21 @@ std::string StatusText(const Json& s) {
       }
     }
     rows.push_back({"intents:", counts.empty() ? "none" : counts});
+  }
+  if (s.contains("peers") && s["peers"].is_array()) {
+    for (const Json& p : s["peers"]) {
+      std::string line = p.value("name", "") + " " +
+                         (p.value("connected", false) ? "connected" : "DISCONNECTED") +
+                         " outbox=" + Compact(p.value("outbox_depth", Json(0))) +
+                         " retransmissions=" + Compact(p.value("retransmissions", Json(0)));
+      if (p.contains("last_heard_ms_ago")) {
+        line += " last_heard=" + Compact(p["last_heard_ms_ago"]) + "ms_ago";
+      }
+      if (p.contains("oldest_pending_age_ms")) {
+        line += " oldest_pending=" + Compact(p["oldest_pending_age_ms"]) + "ms";
+      }
+      rows.push_back({"peer:", line});
+    }
   }
   if (s.contains("receivers") && s["receivers"].is_array()) {
     for (const Json& r : s["receivers"]) {

@@ -30,6 +30,13 @@ void ApplyCommon(zmq::socket_t& s, const SocketOptions& options) {
   s.set(zmq::sockopt::maxmsgsize, options.max_message_bytes);
   s.set(zmq::sockopt::sndhwm, options.send_hwm);
   s.set(zmq::sockopt::rcvhwm, options.receive_hwm);
+  s.set(zmq::sockopt::reconnect_ivl, options.reconnect_ms);
+  s.set(zmq::sockopt::reconnect_ivl_max, options.reconnect_max_ms);
+  if (options.heartbeat_ms > 0) {
+    s.set(zmq::sockopt::heartbeat_ivl, options.heartbeat_ms);
+    s.set(zmq::sockopt::heartbeat_timeout, 3 * options.heartbeat_ms);
+    s.set(zmq::sockopt::heartbeat_ttl, 3 * options.heartbeat_ms);
+  }
 }
 
 }  // namespace
@@ -41,6 +48,7 @@ Result<std::unique_ptr<Router>> Router::Bind(zmq::context_t& context, const std:
     ApplyCommon(socket, options);
     // Sending to an unknown or departed connection fails instead of vanishing silently.
     socket.set(zmq::sockopt::router_mandatory, 1);
+    if (options.handover) socket.set(zmq::sockopt::router_handover, 1);
     socket.bind(endpoint);
     return std::unique_ptr<Router>(new Router(std::move(socket), endpoint));
   } catch (const zmq::error_t& e) {
@@ -88,6 +96,7 @@ Result<std::unique_ptr<Dealer>> Dealer::Connect(zmq::context_t& context,
     zmq::socket_t socket(context, zmq::socket_type::dealer);
     ApplyCommon(socket, options);
     socket.set(zmq::sockopt::routing_id, zmq::buffer(routing_id.data(), routing_id.size()));
+    if (options.immediate) socket.set(zmq::sockopt::immediate, 1);
     socket.connect(endpoint);
     return std::unique_ptr<Dealer>(new Dealer(std::move(socket)));
   } catch (const zmq::error_t& e) {

@@ -31,6 +31,19 @@ struct SocketOptions {
   int send_hwm = 100'000;
   // Messages queued for the receiver. Default: 100000.
   int receive_hwm = 100'000;
+  // Queue messages only to completed connections, so a send with no live peer fails at once
+  // instead of waiting in a queue that a reconnect would drop. Default: false.
+  bool immediate = false;
+  // ZMTP heartbeats: probe the connection this often and drop it after three silent periods,
+  // so a hung peer is noticed and reconnected. 0: off. Default: 0.
+  int heartbeat_ms = 0;
+  // Reconnect delay after a connection drops, doubling up to reconnect_max_ms. Default: 100 ms
+  // and 1 s.
+  int reconnect_ms = 100;
+  int reconnect_max_ms = 1000;
+  // ROUTER only: a new connection with a routing id already in use takes it over (a peer that
+  // restarted before its old connection timed out). Default: false.
+  bool handover = false;
 };
 
 // One message received by a ROUTER: the sender's routing id and the frames it sent.

@@ -374,6 +374,7 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("started_at", info_.started_at_ms);
   w.Field("uptime_ms", now - info_.started_at_ms);
   w.Field("agent_endpoint", info_.agent_endpoint);
+  if (!info_.peer_endpoint.empty()) w.Field("peer_endpoint", info_.peer_endpoint);
   w.Field("data_dir", info_.data_dir);
   w.Field("fsync", info_.fsync);
   w.Field("map_size", info_.map_size);
@@ -402,6 +403,7 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
     w.EndMap();
   }
   w.EndArray();
+  if (peer_status_) peer_status_(w);
   return std::optional<std::string>(b.Finish());
 }
 

@@ -10,6 +10,7 @@
 #define HANDOFF_NODE_AGENT_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@ namespace handoff::node {
 struct NodeInfo {
   std::string name;
   std::string agent_endpoint;
+  std::string peer_endpoint;
   std::string data_dir;
   bool fsync = true;
   uint64_t map_size = 0;
@@ -64,6 +66,8 @@ class AgentService {
   // The reply to a parked wait, once its intent ended or its time ran out.
   std::string WaitReply(const Txn& txn, const Waiter& waiter);
   static std::string EncodeWaitReply(uint64_t rid, const IntentView& view);
+  // Adds the node's peer links to `status` replies.
+  void set_peer_status(std::function<void(MsgWriter&)> fn) { peer_status_ = std::move(fn); }
   // A delivery push for a freshly leased intent.
   static std::string DeliveryPush(const IntentView& view);
 
@@ -98,6 +102,7 @@ class AgentService {
   const NodeInfo& info_;
   const NodeStats& stats_;
   storage::Env& env_;
+  std::function<void(MsgWriter&)> peer_status_;
 };
 
 }  // namespace handoff::node

@@ -22,15 +22,22 @@ constexpr long kMaxPollMs = 1000;
 Status ValidateOptions(const NodeOptions& o) {
   HANDOFF_RETURN_IF_ERROR(ValidateNodeName(o.name));
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.agent_endpoint));
+  if (!o.peer_endpoint.empty()) HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.peer_endpoint));
   if (o.data_dir.empty()) return Status::InvalidArgument("data_dir must not be empty");
-  if (o.map_size < (uint64_t{1} << 20))
+  if (o.map_size < (uint64_t{1} << 20)) {
     return Status::InvalidArgument("map_size must be at least 1MiB");
+  }
   if (o.max_payload_bytes < 1024 || o.max_payload_bytes > (uint64_t{64} << 20)) {
     return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
   }
   if (o.max_batch == 0) return Status::InvalidArgument("max_batch must be at least 1");
   if (o.default_lease_ms < kMinLeaseMs || o.default_lease_ms > kMaxLeaseMs) {
     return Status::InvalidArgument("default_lease must be between 100ms and 24h");
+  }
+  for (const PeerOptions& peer : o.peers) {
+    HANDOFF_RETURN_IF_ERROR(ValidateNodeName(peer.name));
+    HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(peer.endpoint));
+    if (peer.name == o.name) return Status::InvalidArgument("a peer has this node's own name");
   }
   return Status::OK();
 }
@@ -40,6 +47,8 @@ Status ValidateOptions(const NodeOptions& o) {
 Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
 
 Node::~Node() {
+  links_.clear();
+  peers_in_.reset();
   agents_.reset();
   if (wake_read_fd_ >= 0) ::close(wake_read_fd_);
   if (wake_write_fd_ >= 0) ::close(wake_write_fd_);
@@ -63,11 +72,14 @@ Status Node::Init() {
   engine.node_name = options_.name;
   engine.default_lease_ms = options_.default_lease_ms;
   engine.max_payload_bytes = options_.max_payload_bytes;
+  engine.routes = options_.routes;
   engine_ = std::make_unique<Engine>(*store_, *options_.clock, engine);
   HANDOFF_RETURN_IF_ERROR(engine_->Recover());
+  peer_service_ = std::make_unique<PeerService>(*engine_, *store_);
 
   info_.name = options_.name;
   info_.agent_endpoint = options_.agent_endpoint;
+  info_.peer_endpoint = options_.peer_endpoint;
   info_.data_dir = options_.data_dir;
   info_.fsync = options_.fsync;
   info_.map_size = options_.map_size;
@@ -75,6 +87,7 @@ Status Node::Init() {
   info_.pid = static_cast<int>(::getpid());
   service_ =
       std::make_unique<AgentService>(*engine_, receivers_, waiters_, info_, stats_, store_->env());
+  service_->set_peer_status([this](MsgWriter& w) { WritePeerStatus(w); });
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -88,6 +101,7 @@ Status Node::Init() {
   socket.max_message_bytes = static_cast<int64_t>(
       std::max<uint64_t>(uint64_t{64} << 20, 2 * options_.max_payload_bytes + (1 << 20)));
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
+  HANDOFF_RETURN_IF_ERROR(OpenPeers());
 
   const auto& counts = engine_->status_counts();
   int64_t live = 0;
@@ -95,9 +109,10 @@ Status Node::Init() {
     if (!IsTerminal(static_cast<IntentStatus>(i))) live += counts[i];
   }
   spdlog::info(
-      "handoffd {} node={} data_dir={} agent_endpoint={} fsync={}: recovered {} live "
-      "intents ({} leased, re-armed for a full lease)",
+      "handoffd {} node={} data_dir={} agent_endpoint={} peer_endpoint={} peers={} fsync={}: "
+      "recovered {} live intents ({} leased, re-armed for a full lease)",
       HANDOFF_VERSION, options_.name, options_.data_dir, options_.agent_endpoint,
+      options_.peer_endpoint.empty() ? "none" : options_.peer_endpoint, links_.size(),
       options_.fsync ? "on" : "off", live, engine_->lease_count());
   return Status::OK();
 }
@@ -110,26 +125,29 @@ void Node::Stop() {
 }
 
 Status Node::Run() {
-  zmq::pollitem_t items[2] = {{agents_->socket().handle(), 0, ZMQ_POLLIN, 0},
-                              {nullptr, wake_read_fd_, ZMQ_POLLIN, 0}};
-  std::vector<Incoming> requests;
+  std::vector<zmq::pollitem_t> items = {{nullptr, wake_read_fd_, ZMQ_POLLIN, 0},
+                                        {agents_->socket().handle(), 0, ZMQ_POLLIN, 0}};
+  if (peers_in_) items.push_back({peers_in_->socket().handle(), 0, ZMQ_POLLIN, 0});
+  for (const auto& link : links_)
+    items.push_back({link->dealer().socket().handle(), 0, ZMQ_POLLIN, 0});
+
+  Inbound in;
   while (!stop_.load()) {
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(NextTimeoutMs()));
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(NextTimeoutMs()));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return net::ZmqStatus(e, "polling");
     }
-    if (items[1].revents & ZMQ_POLLIN) {
+    if (items[0].revents & ZMQ_POLLIN) {
       char buf[64];
       while (::read(wake_read_fd_, buf, sizeof(buf)) > 0) {
       }
     }
     if (stop_.load()) break;
-    requests.clear();
-    Status s = Drain(&requests);
-    if (!s.ok()) spdlog::error("reading the agent socket: {}", s.ToString());
-    Turn(requests);
+    in = Inbound();
+    Drain(&in);
+    Turn(in);
   }
   spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
                options_.name, waiters_.size(), receivers_.size());
@@ -142,6 +160,7 @@ long Node::NextTimeoutMs() const {
   int64_t next = now + kMaxPollMs;
   if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
   if (auto wait = waiters_.NextDeadline()) next = std::min(next, *wait);
+  for (const auto& link : links_) next = std::min(next, link->NextWakeMs(now));
   return static_cast<long>(std::clamp<int64_t>(next - now, 0, kMaxPollMs));
 }
 
@@ -154,19 +173,23 @@ bool Node::HasDeliverableWork() const {
   return false;
 }
 
-Status Node::Drain(std::vector<Incoming>* out) {
-  while (out->size() < options_.max_batch) {
-    HANDOFF_ASSIGN_OR_RETURN(std::optional<net::RoutedMessage> m, agents_->TryReceive());
-    if (!m) break;
-    if (m->frames.size() != 1) {
-      Reject(m->routing_id, 0,
+void Node::Drain(Inbound* in) {
+  while (in->agents.size() < options_.max_batch) {
+    auto m = agents_->TryReceive();
+    if (!m.ok()) {
+      spdlog::error("reading the agent socket: {}", m.status().ToString());
+      break;
+    }
+    if (!m->has_value()) break;
+    if ((*m)->frames.size() != 1) {
+      Reject((*m)->routing_id, 0,
              Status::InvalidArgument("expected exactly one frame per message, got " +
-                                     std::to_string(m->frames.size())));
+                                     std::to_string((*m)->frames.size())));
       continue;
     }
-    out->push_back({std::move(m->routing_id), std::move(m->frames[0])});
+    in->agents.push_back({std::move((*m)->routing_id), std::move((*m)->frames[0])});
   }
-  return Status::OK();
+  DrainPeers(in);
 }
 
 void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& status) {
@@ -183,29 +206,33 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
   SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
 }
 
-void Node::Turn(std::vector<Incoming>& incoming) {
+void Node::Turn(Inbound& in) {
   struct Parsed {
     Incoming* in;
     wire::Request request;
   };
   std::vector<Parsed> requests;
-  requests.reserve(incoming.size());
-  bool write = engine_->LeaseExpiryDue() || HasDeliverableWork() || !undelivered_.empty();
+  requests.reserve(in.agents.size());
   uint64_t writes = 0;
-  for (Incoming& in : incoming) {
+  for (Incoming& agent : in.agents) {
     uint64_t rid = 0;
     auto request = wire::DecodeRequest(
-        std::string_view(static_cast<const char*>(in.frame.data()), in.frame.size()), &rid);
+        std::string_view(static_cast<const char*>(agent.frame.data()), agent.frame.size()), &rid);
     if (!request.ok()) {
-      Reject(in.routing_id, rid, request.status());
+      Reject(agent.routing_id, rid, request.status());
       continue;
     }
     if (AgentService::MayWrite(request->op)) ++writes;
-    write = write || writes > 0;
-    requests.push_back({&in, std::move(request).value()});
+    requests.push_back({&agent, std::move(request).value()});
   }
-  if (requests.empty() && !write) {
+  bool peer_work = !in.peer_data.empty() || !in.pinged.empty();
+  bool trims = false;
+  for (const auto& link : links_) trims = trims || link->NeedsTrim();
+  const bool write = writes > 0 || !in.peer_data.empty() || trims || engine_->LeaseExpiryDue() ||
+                     HasDeliverableWork() || !undelivered_.empty();
+  if (requests.empty() && !write && !peer_work) {
     AnswerWaiters(Batch());
+    AfterPeers(false, Batch(), {});
     return;
   }
 
@@ -224,33 +251,37 @@ void Node::Turn(std::vector<Incoming>& incoming) {
   }
 
   std::vector<Outgoing> pushes;
-  std::vector<std::pair<std::string, IntentId>> assigned;
+  std::vector<IntentId> assigned;
+  std::map<std::string, uint64_t> acks;
+  Status s = ApplyPeers(*txn, batch, in, &acks);
   if (write) {
-    Status s;
     for (const auto& [id, attempt] : undelivered_) {
       if (s.ok()) s = engine_->ReturnUndelivered(*txn, batch, id, attempt);
     }
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
     if (s.ok()) s = txn->Commit();
-    if (!s.ok()) {
-      txn->Abort();
-      ++stats_.failed_commits;
-      spdlog::error("commit failed, {} request(s) refused and nothing stored: {}{}",
-                    requests.size(), s.ToString(),
-                    s.IsResourceExhausted() || s.IsIOError()
-                        ? " (check free disk space and [node] map_size)"
-                        : "");
-      for (const auto& [conn, id] : assigned) receivers_.Release(id);
-      Status rebuilt = engine_->Rollback();
-      if (!rebuilt.ok())
-        spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
-      for (const Parsed& p : requests) {
-        SendAll({Outgoing{p.in->routing_id, wire::EncodeErrorReply(p.request.rid, s), std::nullopt,
-                          0}});
-      }
-      return;
+  }
+  if (!s.ok()) {
+    txn->Abort();
+    ++stats_.failed_commits;
+    spdlog::error("a turn failed and nothing of it was stored; {} request(s) refused: {}{}",
+                  requests.size(), s.ToString(),
+                  s.IsResourceExhausted() || s.IsIOError()
+                      ? " (check free disk space and [node] map_size)"
+                      : "");
+    for (const IntentId& id : assigned) receivers_.Release(id);
+    Status rebuilt = engine_->Rollback();
+    if (!rebuilt.ok()) {
+      spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
     }
+    for (const Parsed& p : requests) {
+      SendAll(
+          {Outgoing{p.in->routing_id, wire::EncodeErrorReply(p.request.rid, s), std::nullopt, 0}});
+    }
+    return;  // peers are not acknowledged: they send it again
+  }
+  if (write) {
     engine_->Commit(batch);
     ++stats_.commits;
     stats_.writes += writes;
@@ -262,10 +293,11 @@ void Node::Turn(std::vector<Incoming>& incoming) {
   SendAll(replies);
   SendAll(pushes);
   AnswerWaiters(batch);
+  AfterPeers(write, batch, acks);
 }
 
 Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
-                     std::vector<std::pair<std::string, IntentId>>* assigned) {
+                     std::vector<IntentId>* assigned) {
   size_t budget = options_.max_batch;
   bool progress = true;
   while (budget > 0 && progress) {
@@ -279,7 +311,7 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
       pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view), view->record.id,
                          view->record.delivery_attempt});
       receivers_.Assign(r->routing_id, view->record.id);
-      assigned->push_back({r->routing_id, view->record.id});
+      assigned->push_back(view->record.id);
       progress = true;
       --budget;
     }

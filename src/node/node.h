@@ -1,11 +1,12 @@
-// Node: one running handoffd. Owns the data directory, the Engine and the agent socket, and
-// runs the loop that ties them together.
+// Node: one running handoffd. Owns the data directory, the Engine, the agent socket and the
+// peer links, and runs the loop that ties them together.
 //
-// The loop (one thread) repeats a turn: wait for requests or the next timer; take every request
-// that is ready (at most max_batch); apply them all, expired leases and new deliveries in ONE
-// write transaction; commit it (one fsync); only then send the replies and push the deliveries.
-// Durability therefore costs one fsync per turn however many intents the turn carried (group
-// commit), and no client ever hears of a change that is not on disk.
+// The loop (one thread) repeats a turn: wait for requests, peer messages or the next timer;
+// take everything that is ready (at most max_batch per socket); apply it all, expired leases
+// and new deliveries in ONE write transaction; commit it (one fsync); only then send the
+// replies, acknowledge the peers and push the deliveries. Durability therefore costs one fsync
+// per turn however many intents the turn carried (group commit), and no client or peer ever
+// hears of a change that is not on disk.
 //
 // Thread safety: Run() on one thread; Stop() from any thread or a signal handler.
 
@@ -13,8 +14,10 @@
 #define HANDOFF_NODE_NODE_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -24,6 +27,8 @@
 #include "node/agent_service.h"
 #include "node/engine.h"
 #include "node/options.h"
+#include "node/peer_link.h"
+#include "node/peer_service.h"
 #include "node/receivers.h"
 #include "node/waiters.h"
 #include "storage/dir_lock.h"
@@ -34,7 +39,7 @@ namespace handoff::node {
 class Node {
  public:
   // Validates the options, locks and opens the data directory, recovers in-memory state and
-  // binds the agent endpoint. Nothing is served until Run().
+  // binds the endpoints. Nothing is served until Run().
   static Result<std::unique_ptr<Node>> Open(const NodeOptions& options);
   ~Node();
   Node(const Node&) = delete;
@@ -58,24 +63,40 @@ class Node {
     std::string routing_id;
     zmq::message_t frame;
   };
+  // What one turn took off the sockets.
+  struct Inbound {
+    std::vector<Incoming> agents;
+    std::vector<wire::PeerMessage> peer_data;  // in arrival order
+    std::set<std::string> pinged;              // peers that asked where we are
+  };
 
   explicit Node(const NodeOptions& options);
   Status Init();
+  Status OpenPeers();
 
   // Milliseconds until the next timer needs the loop (0: work is ready now).
   long NextTimeoutMs() const;
   bool HasDeliverableWork() const;
-  // Takes up to max_batch queued requests off the agent socket.
-  Status Drain(std::vector<Incoming>* out);
-  // One turn: apply `requests` and due timers in one transaction, commit, then reply.
-  void Turn(std::vector<Incoming>& requests);
+  // Takes what is queued on every socket (at most max_batch from each ROUTER).
+  void Drain(Inbound* in);
+  void DrainPeers(Inbound* in);
+  // One turn: apply `in` and due timers in one transaction, commit, then reply.
+  void Turn(Inbound& in);
   // Leases queued intents to receivers with room; the pushes go out after commit.
   Status Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
-                 std::vector<std::pair<std::string, IntentId>>* assigned);
+                 std::vector<IntentId>* assigned);
+  // Applies peer data messages and trims acknowledged outbox entries; fills `acks` with what to
+  // acknowledge to each peer.
+  Status ApplyPeers(Txn& txn, Batch& batch, const Inbound& in,
+                    std::map<std::string, uint64_t>* acks);
+  // After a turn: notes what its commit (if `committed`) trimmed and wrote, acknowledges the
+  // peers, and lets every link send what is due.
+  void AfterPeers(bool committed, const Batch& batch, const std::map<std::string, uint64_t>& acks);
   // Answers parked waits whose intent ended in `batch` or whose time ran out.
   void AnswerWaiters(const Batch& batch);
   void SendAll(const std::vector<Outgoing>& messages);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
+  void WritePeerStatus(MsgWriter& w) const;
 
   NodeOptions options_;
   NodeInfo info_;
@@ -86,15 +107,18 @@ class Node {
   ReceiverSet receivers_;
   WaiterSet waiters_;
   std::unique_ptr<AgentService> service_;
+  std::unique_ptr<PeerService> peer_service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
+  std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint
+  std::vector<std::unique_ptr<PeerLink>> links_;
   // Deliveries whose push failed: returned to the queue at the next turn.
   std::vector<std::pair<IntentId, uint32_t>> undelivered_;
   int wake_read_fd_ = -1;
   int wake_write_fd_ = -1;
   std::atomic<bool> stop_{false};
 
-  // Rejected requests since the last warning, so a flood of bad input logs one line per period.
+  // Rejected input since the last warning, so a flood logs one line per period.
   uint64_t rejected_ = 0;
   int64_t last_reject_log_ms_ = 0;
 };

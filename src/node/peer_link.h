@@ -1,0 +1,91 @@
+// PeerLink: the sending half of this node's link to one peer.
+//
+// Data messages for the peer are written to the outbox (in the same transaction as the change
+// they carry) and numbered per link. The link sends them in order over a DEALER and keeps what
+// the peer has acknowledged (cumulative acks). Anything sent but not acknowledged within the
+// retransmission timeout is sent again from the first unacknowledged message (go-back-N), the
+// timeout doubling from retransmit_initial up to retransmit_max; when the peer is heard from
+// again after a silence, everything unacknowledged goes out at once. The outbox entries are
+// deleted only once acknowledged, so a restart of either node resends what the peer has not
+// applied, and the peer's in-order apply drops what it already has.
+//
+// A ping every peer_heartbeat asks the peer for an ack; a peer silent for three heartbeats is
+// reported as disconnected.
+//
+// Thread safety: none; the loop thread only.
+
+#ifndef HANDOFF_NODE_PEER_LINK_H_
+#define HANDOFF_NODE_PEER_LINK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "handoff/status.h"
+#include "net/sockets.h"
+#include "node/options.h"
+#include "storage/store.h"
+
+namespace handoff::node {
+
+class PeerLink {
+ public:
+  // Most messages sent and not yet acknowledged.
+  static constexpr uint64_t kWindow = 4096;
+
+  PeerLink(std::string self, PeerOptions peer, const NodeOptions& options);
+
+  // Connects the DEALER and loads the link's position from the store.
+  Status Open(zmq::context_t& context, storage::Store& store);
+
+  const std::string& name() const { return peer_.name; }
+  const std::string& endpoint() const { return peer_.endpoint; }
+  net::Dealer& dealer() { return *dealer_; }
+
+  // The outbox now holds messages up to `seq` (after a commit that wrote some).
+  void Assigned(uint64_t seq);
+  // The peer applied everything up to `acked`.
+  void OnAck(uint64_t acked, int64_t now);
+  // Sends what is due: a ping, a retransmission, messages not yet sent.
+  void Pump(storage::Store& store, int64_t now);
+  // When Pump next has something to do.
+  int64_t NextWakeMs(int64_t now) const;
+
+  // Outbox entries up to here may be deleted; false once they are.
+  bool NeedsTrim() const { return acked_ > trimmed_; }
+  uint64_t acked() const { return acked_; }
+  void Trimmed(uint64_t upto) { trimmed_ = upto; }
+
+  bool connected(int64_t now) const;
+  int64_t last_heard_ms() const { return last_heard_ms_; }
+  uint64_t pending() const { return assigned_ - acked_; }
+  uint64_t retransmissions() const { return retransmissions_; }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  void SendFrom(storage::Store& store, int64_t now);
+
+  std::string self_;
+  PeerOptions peer_;
+  int64_t heartbeat_ms_;
+  int64_t rto_initial_ms_;
+  int64_t rto_max_ms_;
+  std::unique_ptr<net::Dealer> dealer_;
+
+  uint64_t assigned_ = 0;   // last seq in the outbox
+  uint64_t acked_ = 0;      // last seq the peer applied
+  uint64_t trimmed_ = 0;    // outbox entries up to here are deleted
+  uint64_t next_send_ = 1;  // next seq to put on the wire
+  int64_t rto_ms_;
+  int64_t last_progress_ms_ = 0;  // last ack progress, or first send after a quiet link
+  int64_t last_heard_ms_ = 0;     // 0: never
+  int64_t next_ping_ms_ = 0;
+  int64_t blocked_until_ms_ = 0;  // the socket refused a send (no connection): retry then
+  uint64_t retransmissions_ = 0;
+  uint64_t sent_ = 0;
+};
+
+}  // namespace handoff::node
+
+#endif  // HANDOFF_NODE_PEER_LINK_H_

@@ -99,6 +99,7 @@ class Node {
   void WritePeerStatus(MsgWriter& w) const;
 
   NodeOptions options_;
+  uint64_t boot_ = 0;  // random per run: lets peers recognise a restart
   NodeInfo info_;
   NodeStats stats_;
   std::unique_ptr<storage::DirLock> lock_;

@@ -1,6 +1,7 @@
 // The peer half of Node: binding the peer endpoint, links to each peer, applying what peers
 // send and acknowledging it, and reporting link health.
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include "net/endpoint.h"
@@ -20,8 +21,9 @@ Status Node::OpenPeers() {
     HANDOFF_ASSIGN_OR_RETURN(peers_in_,
                              net::Router::Bind(context_, options_.peer_endpoint, socket));
   }
+  randombytes_buf(&boot_, sizeof(boot_));
   for (const PeerOptions& peer : options_.peers) {
-    auto link = std::make_unique<PeerLink>(options_.name, peer, options_);
+    auto link = std::make_unique<PeerLink>(options_.name, boot_, peer, options_);
     HANDOFF_RETURN_IF_ERROR(link->Open(context_, *store_));
     links_.push_back(std::move(link));
   }
@@ -42,7 +44,7 @@ void Node::DrainPeers(Inbound* in) {
             msg.ok() ? "kind " + msg->kind + " from " + msg->from : msg.status().ToString());
         continue;
       }
-      link->OnAck(msg->acked, now);
+      link->OnAck(msg->acked, msg->boot, now);
     }
   }
   // Data and pings arrive on the peer ROUTER.
@@ -106,7 +108,7 @@ void Node::AfterPeers(bool committed, const Batch& batch,
     if (emitted != batch.emitted.end()) link->Assigned(emitted->second);
   }
   for (const auto& [peer, acked] : acks) {
-    Status s = peers_in_->Send(peer, wire::EncodePeerAck(options_.name, acked));
+    Status s = peers_in_->Send(peer, wire::EncodePeerAck(options_.name, boot_, acked));
     if (!s.ok()) spdlog::debug("ack to {} not sent: {}", peer, s.ToString());
   }
   const int64_t now = options_.clock->NowMs();

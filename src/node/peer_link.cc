@@ -14,8 +14,9 @@ constexpr size_t kReadChunk = 256;
 
 }  // namespace
 
-PeerLink::PeerLink(std::string self, PeerOptions peer, const NodeOptions& options)
+PeerLink::PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options)
     : self_(std::move(self)),
+      boot_(boot),
       peer_(std::move(peer)),
       heartbeat_ms_(options.peer_heartbeat_ms),
       rto_initial_ms_(options.retransmit_initial_ms),
@@ -50,8 +51,11 @@ bool PeerLink::connected(int64_t now) const {
   return last_heard_ms_ != 0 && now - last_heard_ms_ < 3 * heartbeat_ms_;
 }
 
-void PeerLink::OnAck(uint64_t acked, int64_t now) {
-  const bool was_down = !connected(now);
+void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
+  // Silent for three heartbeats, or a new run of the peer: either way whatever was in flight
+  // was probably lost.
+  const bool was_down = !connected(now) || boot != peer_boot_;
+  peer_boot_ = boot;
   last_heard_ms_ = now;
   if (acked > assigned_) {
     spdlog::error(
@@ -67,7 +71,7 @@ void PeerLink::OnAck(uint64_t acked, int64_t now) {
   }
   if (was_down) {
     spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name, assigned_ - acked_);
-    next_send_ = acked_ + 1;  // whatever was in flight was probably lost: send it now
+    next_send_ = acked_ + 1;  // send it again now, not after a retransmission timeout
     blocked_until_ms_ = 0;
   }
   next_send_ = std::max(next_send_, acked_ + 1);
@@ -76,7 +80,7 @@ void PeerLink::OnAck(uint64_t acked, int64_t now) {
 void PeerLink::Pump(storage::Store& store, int64_t now) {
   if (now >= next_ping_ms_) {
     next_ping_ms_ = now + heartbeat_ms_;
-    Status s = dealer_->Send(wire::EncodePeerPing(self_));
+    Status s = dealer_->Send(wire::EncodePeerPing(self_, boot_));
     if (!s.ok()) blocked_until_ms_ = now + kBlockedRetryMs;
   }
   const bool in_flight = next_send_ > acked_ + 1;

@@ -34,7 +34,8 @@ class PeerLink {
   // Most messages sent and not yet acknowledged.
   static constexpr uint64_t kWindow = 4096;
 
-  PeerLink(std::string self, PeerOptions peer, const NodeOptions& options);
+  // `boot` identifies this run of this node (see peer_protocol.h).
+  PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options);
 
   // Connects the DEALER and loads the link's position from the store.
   Status Open(zmq::context_t& context, storage::Store& store);
@@ -45,8 +46,8 @@ class PeerLink {
 
   // The outbox now holds messages up to `seq` (after a commit that wrote some).
   void Assigned(uint64_t seq);
-  // The peer applied everything up to `acked`.
-  void OnAck(uint64_t acked, int64_t now);
+  // The peer (in its run `boot`) applied everything up to `acked`.
+  void OnAck(uint64_t acked, uint64_t boot, int64_t now);
   // Sends what is due: a ping, a retransmission, messages not yet sent.
   void Pump(storage::Store& store, int64_t now);
   // When Pump next has something to do.
@@ -67,6 +68,7 @@ class PeerLink {
   void SendFrom(storage::Store& store, int64_t now);
 
   std::string self_;
+  uint64_t boot_;
   PeerOptions peer_;
   int64_t heartbeat_ms_;
   int64_t rto_initial_ms_;
@@ -80,6 +82,7 @@ class PeerLink {
   int64_t rto_ms_;
   int64_t last_progress_ms_ = 0;  // last ack progress, or first send after a quiet link
   int64_t last_heard_ms_ = 0;     // 0: never
+  uint64_t peer_boot_ = 0;        // the peer's run we last heard from; 0: none yet
   int64_t next_ping_ms_ = 0;
   int64_t blocked_until_ms_ = 0;  // the socket refused a send (no connection): retry then
   uint64_t retransmissions_ = 0;

@@ -29,7 +29,10 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
     msg.body = m.Find("body");
   } else if (msg.kind == peer_kind::kAck) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
-  } else if (msg.kind != peer_kind::kPing) {
+    HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
+  } else if (msg.kind == peer_kind::kPing) {
+    HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
+  } else {
     return Status::InvalidArgument("unknown peer message kind '" + msg.kind.substr(0, 32) + "'");
   }
   msg.handle = std::move(handle);
@@ -53,23 +56,25 @@ std::string PeerMessageBuilder::Finish() {
   return w_.str();
 }
 
-std::string EncodePeerAck(std::string_view from, uint64_t acked) {
+std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked) {
   MsgWriter w;
   w.BeginMap();
   w.Field("v", kPeerProtocolVersion);
   w.Field("kind", peer_kind::kAck);
   w.Field("from", from);
+  w.Field("boot", boot);
   w.Field("acked", acked);
   w.EndMap();
   return w.str();
 }
 
-std::string EncodePeerPing(std::string_view from) {
+std::string EncodePeerPing(std::string_view from, uint64_t boot) {
   MsgWriter w;
   w.BeginMap();
   w.Field("v", kPeerProtocolVersion);
   w.Field("kind", peer_kind::kPing);
   w.Field("from", from);
+  w.Field("boot", boot);
   w.EndMap();
   return w.str();
 }

@@ -4,7 +4,9 @@
 // One ZeroMQ frame holds one msgpack map: {v, kind, from, seq, body}. `from` is the sending
 // node's name; `seq` numbers the data messages (intent, update, control) on one direction of
 // one link, from 1, without gaps. `ack` carries `acked`: every data message up to that seq has
-// been applied and committed by the receiver. `ping` asks for an ack.
+// been applied and committed by the receiver. `ping` asks for an ack. Pings and acks carry
+// `boot`, a number drawn at random when a node starts, so a peer that restarted is recognised
+// at its first word, however quickly it came back.
 //
 // Thread safety: pure functions and single-owner builders.
 
@@ -40,6 +42,7 @@ struct PeerMessage {
   std::string from;
   uint64_t seq = 0;                       // data messages
   uint64_t acked = 0;                     // ack
+  uint64_t boot = 0;                      // ping, ack
   const msgpack::object* body = nullptr;  // data messages: a map
 };
 
@@ -57,8 +60,8 @@ class PeerMessageBuilder {
   MsgWriter w_;
 };
 
-std::string EncodePeerAck(std::string_view from, uint64_t acked);
-std::string EncodePeerPing(std::string_view from);
+std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked);
+std::string EncodePeerPing(std::string_view from, uint64_t boot);
 
 // An event that happened at the destination of a forwarded intent, with the state it left.
 struct RemoteUpdate {

@@ -1,0 +1,363 @@
+// Across hosts: real handoffd processes linked over loopback TCP, real agents, SIGKILL and
+// SIGSTOP. The verdict comes from the agents' ledger and the origin's histories.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "handoff/client.h"
+#include "support/agent_pool.h"
+#include "support/cluster.h"
+
+namespace handoff::testing {
+namespace {
+
+constexpr const char* kRemote = "agent://acme/remote/worker";
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+SendRequest Work(int64_t n, const char* to = kRemote) {
+  SendRequest req;
+  req.to_agent = to;
+  req.from_agent = "agent://acme/local/sender";
+  req.intent_type = "intent.test.double.v1";
+  req.payload = {{"n", n}};
+  req.lease = std::chrono::seconds(2);
+  return req;
+}
+
+std::vector<NodeSpec> TwoNodes() {
+  return {{"node-a", {}, ""}, {"node-b", {"agent://acme/remote/*"}, ""}};
+}
+
+// The origin's history of a forwarded intent: complete, in order, with where each event
+// happened.
+void CheckOriginHistory(Client& origin, const std::string& id) {
+  auto events = origin.Events(id);
+  REQUIRE(events.ok());
+  INFO("intent " << id);
+  REQUIRE(events->size() >= 7);
+  uint32_t seq = 0;
+  for (const Event& e : *events) {
+    CHECK(e.seq == ++seq);
+  }
+  CHECK((*events)[0].event_type == "intent.created");
+  CHECK((*events)[0].node == "node-a");
+  CHECK((*events)[1].event_type == "intent.submitted");
+  CHECK((*events)[2].event_type == "intent.received");
+  CHECK((*events)[2].node == "node-b");
+  CHECK(events->back().event_type == "intent.completed");
+  CHECK(events->back().node == "node-b");
+  int completed = 0;
+  for (const Event& e : *events) completed += e.event_type == "intent.completed";
+  CHECK(completed == 1);
+}
+
+// Runs `sender` sends to node-a in a thread while `disrupt` runs; returns every (id, n) whose
+// send returned an id.
+std::vector<std::pair<std::string, int64_t>> SendWhile(
+    Daemon& origin, size_t total,
+    const std::function<void(const std::function<size_t()>&)>& disrupt) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> acked;
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    ClientOptions options = origin.client_options();
+    std::unique_ptr<Client> client;
+    for (int64_t i = 0; !stop.load();) {
+      if (!client) {
+        auto c = Client::Connect(options);
+        if (!c.ok()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // origin restarting
+          continue;
+        }
+        client = std::move(c).value();
+      }
+      auto receipt = client->Send(Work(i));
+      if (!receipt.ok()) {
+        client.reset();
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      acked.emplace_back(receipt->intent_id, i++);
+    }
+  });
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acked.size();
+  };
+  disrupt(count);
+  REQUIRE(WaitFor([&] { return count() >= total; }, std::chrono::seconds(120)));
+  stop.store(true);
+  sender.join();
+  return acked;
+}
+
+void CheckAllCompleted(Daemon& origin, Daemon& destination, AgentPool& agents,
+                       const std::vector<std::pair<std::string, int64_t>>& acked) {
+  auto client = origin.Connect();
+  for (const auto& [id, n] : acked) {
+    auto done = client->Wait(id, std::chrono::seconds(120));
+    INFO("intent " << id << "\norigin log:\n" << origin.Log());
+    REQUIRE(done.ok());
+    REQUIRE(done->status == IntentStatus::kCompleted);
+    CHECK(done->result == Doubled(n));
+    CHECK(agents.Handled(id) >= 1);
+  }
+  for (size_t i = 0; i < acked.size(); i += 37) CheckOriginHistory(*client, acked[i].first);
+  // No intent duplicated at the destination: exactly the acked ones, once each.
+  auto remote = destination.Connect();
+  ListOptions all;
+  all.limit = 10000;
+  auto list = remote->List(all);
+  REQUIRE(list.ok());
+  CHECK(list->size() == acked.size());
+}
+
+TEST_CASE("AThousandIntentsAcrossNodesCompleteWithTheirWholeHistoryOnTheOrigin") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  AgentPool agents(cluster["node-b"], kRemote, 2);
+  auto origin = cluster["node-a"].Connect();
+  std::vector<std::string> ids;
+  for (int64_t i = 0; i < 1000; ++i) {
+    auto receipt = origin->Send(Work(i));
+    REQUIRE(receipt.ok());
+    ids.push_back(receipt->intent_id);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto done = origin->Wait(ids[i], std::chrono::seconds(60));
+    REQUIRE(done.ok());
+    REQUIRE(done->status == IntentStatus::kCompleted);
+    CHECK(done->result == Doubled(static_cast<int64_t>(i)));
+    CHECK(done->target_node == "node-b");
+    CHECK(done->origin_node == "node-a");
+  }
+  for (size_t i = 0; i < ids.size(); i += 50) CheckOriginHistory(*origin, ids[i]);
+  // The destination answers get too.
+  auto there = cluster["node-b"].Connect()->Get(ids[0]);
+  REQUIRE(there.ok());
+  CHECK(there->status == IntentStatus::kCompleted);
+  CHECK(there->origin_node == "node-a");
+
+  auto status = origin->NodeStatus();
+  REQUIRE(status.ok());
+  const Json& peer = (*status)["peers"][0];
+  CHECK(peer["name"] == "node-b");
+  CHECK(peer["connected"] == true);
+  CHECK(WaitFor(
+      [&] {
+        auto s = origin->NodeStatus();
+        return s.ok() && (*s)["peers"][0]["outbox_depth"] == 0;
+      },
+      std::chrono::seconds(10)));
+}
+
+TEST_CASE("TheDestinationKilledSeveralTimesLosesAndDuplicatesNothing") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  AgentPool agents(cluster["node-b"], kRemote, 2);
+  // Each kill comes while intents flow both ways: some handled by the agents, more in flight.
+  auto acked = SendWhile(cluster["node-a"], 400, [&](const std::function<size_t()>&) {
+    for (size_t handled : {50u, 150u, 250u}) {
+      REQUIRE(WaitFor([&] { return agents.Distinct() >= handled; }, std::chrono::seconds(60)));
+      cluster["node-b"].Kill();
+      cluster["node-b"].Start();
+    }
+  });
+  CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
+  // The destination really went away three times and the link came back each time.
+  CHECK(Count(cluster["node-b"].Log(), "handoffd 0.1.0 node=node-b") == 4);
+  INFO("node-a log:\n" << cluster["node-a"].Log());
+  CHECK(Count(cluster["node-a"].Log(), "link to node-b is up") >= 4);
+}
+
+TEST_CASE("TheOriginKilledSeveralTimesLosesAndDuplicatesNothing") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  AgentPool agents(cluster["node-b"], kRemote, 2);
+  auto acked = SendWhile(cluster["node-a"], 400, [&](const std::function<size_t()>&) {
+    for (size_t handled : {50u, 150u, 250u}) {
+      REQUIRE(WaitFor([&] { return agents.Distinct() >= handled; }, std::chrono::seconds(60)));
+      cluster["node-a"].Kill();
+      cluster["node-a"].Start();
+    }
+  });
+  CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
+  CHECK(Count(cluster["node-a"].Log(), "handoffd 0.1.0 node=node-a") == 4);
+}
+
+TEST_CASE("AStalledDestinationOnlyDelaysAndRetransmissionsAreAbsorbed") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  cluster.WaitConnected();
+  AgentPool agents(cluster["node-b"], kRemote, 2);
+  auto origin = cluster["node-a"].Connect();
+  std::vector<std::pair<std::string, int64_t>> acked;
+  for (int64_t i = 0; i < 50; ++i) {
+    auto receipt = origin->Send(Work(i));
+    REQUIRE(receipt.ok());
+    acked.emplace_back(receipt->intent_id, i);
+  }
+  cluster["node-b"].Signal(SIGSTOP);
+  for (int64_t i = 50; i < 150; ++i) {
+    auto receipt = origin->Send(Work(i));
+    REQUIRE(receipt.ok());
+    acked.emplace_back(receipt->intent_id, i);
+  }
+  // Past the heartbeat (3 x 200 ms) and several retransmission timeouts.
+  REQUIRE(WaitFor(
+      [&] {
+        auto s = origin->NodeStatus();
+        return s.ok() && (*s)["peers"][0]["connected"] == false &&
+               (*s)["peers"][0]["retransmissions"].get<int64_t>() > 0;
+      },
+      std::chrono::seconds(20)));
+  auto stalled = origin->NodeStatus();
+  REQUIRE(stalled.ok());
+  CHECK((*stalled)["peers"][0]["outbox_depth"].get<int64_t>() > 0);
+  CHECK((*stalled)["peers"][0].contains("oldest_pending_age_ms"));
+  cluster["node-b"].Signal(SIGCONT);
+  CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
+}
+
+TEST_CASE("APeerDownDuringEverySendGetsEverythingWhenItStarts") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster["node-a"].Start();
+  auto origin = cluster["node-a"].Connect();
+  std::vector<std::pair<std::string, int64_t>> acked;
+  for (int64_t i = 0; i < 100; ++i) {
+    auto receipt = origin->Send(Work(i));
+    REQUIRE(receipt.ok());
+    acked.emplace_back(receipt->intent_id, i);
+  }
+  auto waiting = origin->NodeStatus();
+  REQUIRE(waiting.ok());
+  CHECK((*waiting)["peers"][0]["connected"] == false);
+  CHECK((*waiting)["peers"][0]["outbox_depth"] == 100);
+  // The origin restarts while the peer is still away: the outbox survives.
+  cluster["node-a"].Kill();
+  cluster["node-a"].Start();
+  cluster["node-b"].Start();
+  AgentPool agents(cluster["node-b"], kRemote, 2);
+  CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
+}
+
+TEST_CASE("AChainAToBToCCarriesParentAndCorrelationAndTheResultFlowsBack") {
+  TempDir dir;
+  Cluster cluster(dir, {{"node-a", {}, ""},
+                        {"node-b", {"agent://acme/b/*"}, ""},
+                        {"node-c", {"agent://acme/c/*"}, ""}});
+  cluster.StartAll();
+  AgentPool at_c(cluster["node-c"], "agent://acme/c/enricher", 1, [](Task& task) {
+    return Outcome::Complete(Json{{"enriched", task.payload()["value"].get<int64_t>() * 10}});
+  });
+  std::string child_id;
+  std::mutex mu;
+  AgentPool at_b(cluster["node-b"], "agent://acme/b/planner", 1, [&](Task& task) {
+    auto client = Client::Connect(cluster["node-b"].client_options());
+    if (!client.ok()) return Outcome::Fail("no_daemon", client.status().message(), true);
+    SendRequest child;
+    child.to_agent = "agent://acme/c/enricher";
+    child.from_agent = "agent://acme/b/planner";
+    child.intent_type = "intent.enrich.v1";
+    child.payload = {{"value", task.payload()["value"]}};
+    child.parent_id = task.intent_id();
+    child.correlation_id = task.intent().correlation_id;
+    auto sent = (*client)->Send(child);
+    if (!sent.ok()) return Outcome::Fail("send_failed", sent.status().message(), true);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      child_id = sent->intent_id;
+    }
+    auto done = (*client)->Wait(sent->intent_id, std::chrono::seconds(60));
+    if (!done.ok()) return Outcome::Fail("wait_failed", done.status().message(), true);
+    return Outcome::Complete(Json{{"planned", true}, {"from_c", done->result}});
+  });
+
+  auto origin = cluster["node-a"].Connect();
+  SendRequest req;
+  req.to_agent = "agent://acme/b/planner";
+  req.from_agent = "agent://acme/a/analyst";
+  req.intent_type = "intent.plan.v1";
+  req.payload = {{"value", 7}};
+  req.correlation_id = "case-2026-11";
+  auto receipt = origin->Send(req);
+  REQUIRE(receipt.ok());
+  auto done = origin->Wait(receipt->intent_id, std::chrono::seconds(60));
+  REQUIRE(done.ok());
+  REQUIRE(done->status == IntentStatus::kCompleted);
+  CHECK(done->result["from_c"]["enriched"] == 70);
+  CHECK(done->result["planned"] == true);
+
+  std::lock_guard<std::mutex> lock(mu);
+  auto child = cluster["node-b"].Connect()->Get(child_id);  // node-b is the child's origin
+  REQUIRE(child.ok());
+  CHECK(child->parent_id == receipt->intent_id);
+  CHECK(child->correlation_id == "case-2026-11");
+  CHECK(child->origin_node == "node-b");
+  CHECK(child->target_node == "node-c");
+  CHECK(child->status == IntentStatus::kCompleted);
+  auto child_events = cluster["node-b"].Connect()->Events(child_id);
+  REQUIRE(child_events.ok());
+  CHECK(child_events->back().node == "node-c");
+}
+
+TEST_CASE("CancelOnTheOriginReachesTheRunningAgentAndALateCompleteIsRefused") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  std::atomic<bool> started{false};
+  std::atomic<bool> saw_cancel{false};
+  std::atomic<bool> tried_late{false};
+  Status late;
+  std::mutex mu;
+  AgentPool agents(cluster["node-b"], kRemote, 1, [&](Task& task) {
+    started.store(true);
+    // Heartbeats go out every third of the 600 ms lease; one of them learns of the cancel.
+    WaitFor([&] { return task.canceled(); }, std::chrono::seconds(30));
+    saw_cancel.store(task.canceled());
+    auto client = Client::Connect(cluster["node-b"].client_options());
+    if (client.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      late = (*client)->Complete(task.intent_id(), task.attempt(), Json("too late"));
+    }
+    tried_late.store(true);
+    return Outcome::Abandon();
+  });
+  auto origin = cluster["node-a"].Connect();
+  SendRequest req = Work(1);
+  req.lease = std::chrono::milliseconds(600);
+  auto receipt = origin->Send(req);
+  REQUIRE(receipt.ok());
+  REQUIRE(WaitFor([&] { return started.load(); }, std::chrono::seconds(20)));
+  auto canceled = origin->Cancel(receipt->intent_id, "no longer needed");
+  REQUIRE(canceled.ok());
+  REQUIRE(WaitFor([&] { return tried_late.load(); }, std::chrono::seconds(20)));
+  CHECK(saw_cancel.load());
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(late.IsCancelled());
+  CHECK(late.message().find("canceled") != std::string::npos);
+  auto there = cluster["node-b"].Connect()->Get(receipt->intent_id);
+  REQUIRE(there.ok());
+  CHECK(there->status == IntentStatus::kCanceled);
+  auto here = origin->Get(receipt->intent_id);
+  REQUIRE(here.ok());
+  CHECK(here->status == IntentStatus::kCanceled);
+  CHECK(here->result.is_null());
+}
+
+}  // namespace
+}  // namespace handoff::testing

@@ -1,0 +1,76 @@
+#include "support/cluster.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sstream>
+
+namespace handoff::testing {
+
+int FreeTcpPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Cluster::Cluster(const TempDir& dir, const std::vector<NodeSpec>& nodes) {
+  std::map<std::string, std::string> endpoint;
+  for (const NodeSpec& n : nodes) {
+    endpoint[n.name] = "tcp://127.0.0.1:" + std::to_string(FreeTcpPort());
+  }
+  for (const NodeSpec& n : nodes) {
+    std::ostringstream extra;
+    extra << "peer_endpoint = \"" << endpoint[n.name] << "\"\n"
+          << "peer_heartbeat = \"200ms\"\n"
+          << "retransmit_initial = \"100ms\"\n"
+          << "retransmit_max = \"1s\"\n"
+          << n.extra << "\n";
+    for (const NodeSpec& other : nodes) {
+      if (other.name == n.name) continue;
+      extra << "[[peers]]\nname = \"" << other.name << "\"\nendpoint = \"" << endpoint[other.name]
+            << "\"\n";
+    }
+    for (const NodeSpec& other : nodes) {
+      if (other.name == n.name) continue;
+      for (const std::string& pattern : other.hosts) {
+        extra << "[[routes]]\nmatch = \"" << pattern << "\"\nnode = \"" << other.name << "\"\n";
+      }
+    }
+    daemons_[n.name] = std::make_unique<Daemon>(dir, n.name, extra.str());
+  }
+}
+
+void Cluster::StartAll() {
+  for (auto& [name, daemon] : daemons_) daemon->Start();
+}
+
+void Cluster::WaitConnected() {
+  for (auto& [name, daemon] : daemons_) {
+    auto client = daemon->Connect();
+    bool all = WaitFor(
+        [&] {
+          auto status = client->NodeStatus();
+          if (!status.ok()) return false;
+          for (const Json& peer : (*status)["peers"]) {
+            if (!peer.value("connected", false)) return false;
+          }
+          return true;
+        },
+        std::chrono::seconds(20));
+    INFO("node " << name << " log:\n" << daemon->Log());
+    REQUIRE(all);
+  }
+}
+
+}  // namespace handoff::testing

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The handoff story on one host, with real processes:
-#   1. handoffd starts on a fresh data directory;
-#   2. a processor agent (handoffctl serve + processor.sh) waits for work;
-#   3. the analyzer hands it intent.handoff.process.v1 (a handoff id and a record count);
+# The handoff story across two daemons on this machine, with real processes:
+#   1. node-a (the analyzer's host) and node-b (the processor's host) start and link up;
+#   2. a processor agent (handoffctl serve + processor.sh) waits for work on node-b;
+#   3. the analyzer hands intent.handoff.process.v1 (a handoff id and a record count) to
+#      node-a, which stores it and forwards it to node-b;
 #   4. mid-way, the processor is killed with SIGKILL;
-#   5. a new processor starts; after the lease runs out it gets the intent again, with the
-#      last checkpoint, and resumes at the step where the first one stopped;
-#   6. the analyzer waits for the result and prints the intent's event history.
+#   5. node-b's daemon is killed too, and more work is handed off while it is down: it waits
+#      in node-a's outbox;
+#   6. node-b and a new processor start; the first intent is delivered again with its last
+#      checkpoint and resumes where it stopped; the waiting ones go out;
+#   7. node-a, the origin, shows each intent's lifecycle and full event history.
 # Usage: examples/demo.sh [build-dir]
 set -euo pipefail
 
@@ -14,12 +17,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../build}" && pwd)
 bin="$build/daemons"
 work=$(mktemp -d /tmp/handoff-demo.XXXXXX)
-export HANDOFF_SOCKET="ipc://$work/handoffd.sock"
 export PATH="$bin:$PATH"
-processor_address="agent://demo/local/processor"
+processor="agent://demo/b/processor"
 pids=()
 
 cleanup() {
+  exec 2>/dev/null  # no job notices for the processes killed below
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -27,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-# Polls a condition (a command) every 100 ms for at most $1 seconds.
+# Polls a command every 100 ms for at most $1 seconds.
 wait_until() {
   local limit=$1; shift
   for _ in $(seq 1 $((limit * 10))); do
@@ -37,53 +40,102 @@ wait_until() {
   echo "demo: timed out waiting for: $*" >&2
   return 1
 }
-checkpoint_step() {
-  handoffctl --json get "$1" | sed -n 's/.*"step": *\([0-9]*\).*/\1/p' | head -n 1
+free_port() {
+  local port
+  while true; do
+    port=$((30000 + RANDOM % 20000))
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
 }
+a() { handoffctl --socket "ipc://$work/node-a.sock" "$@"; }
+b() { handoffctl --socket "ipc://$work/node-b.sock" "$@"; }
+checkpoint_step() { a --json get "$1" | sed -n 's/.*"step": *\([0-9]*\).*/\1/p' | head -n 1; }
 step_at_least() { [ "$(checkpoint_step "$1")" -ge "$2" ] 2>/dev/null; }
+peer_connected() { a --json status | grep -q '"connected": true'; }
+peer_disconnected() { a --json status | grep -q '"connected": false'; }
 
-say "1. start handoffd (data in $work/data)"
-cat >"$work/node.toml" <<TOML
+port_a=$(free_port)
+port_b=$(free_port)
+write_config() {  # name, port, peer, peer port, route pattern for the peer
+  cat >"$work/$1.toml" <<TOML
 [node]
-name = "node-a"
-data_dir = "$work/data"
-agent_endpoint = "$HANDOFF_SOCKET"
+name = "$1"
+data_dir = "$work/$1"
+agent_endpoint = "ipc://$work/$1.sock"
+peer_endpoint = "tcp://127.0.0.1:$2"
+peer_heartbeat = "250ms"
+
+[[peers]]
+name = "$3"
+endpoint = "tcp://127.0.0.1:$4"
+
+[[routes]]
+match = "$5"
+node = "$3"
 TOML
-handoffd --config "$work/node.toml" 2>"$work/handoffd.log" &
-pids+=($!)
-wait_until 10 handoffctl status
-handoffctl status
+}
+write_config node-a "$port_a" node-b "$port_b" "agent://demo/b/*"
+write_config node-b "$port_b" node-a "$port_a" "agent://demo/a/*"
+start_node() {
+  handoffd --config "$work/$1.toml" 2>>"$work/$1.log" &
+  pids+=($!)
+  eval "pid_${1//-/_}=$!"
+}
+start_processor() {
+  handoffctl --socket "ipc://$work/node-b.sock" serve --as "$processor" \
+    --exec "exec sh '$here/processor.sh'" 2>>"$work/processor.log" &
+  pids+=($!)
+  processor_pid=$!
+}
 
-say "2. start the processor agent ($processor_address)"
-handoffctl serve --as "$processor_address" --exec "exec sh '$here/processor.sh'" \
-  2>"$work/processor-1.log" &
-first_processor=$!
-pids+=($first_processor)
+say "1. start node-a (analyzer's host) and node-b (processor's host), linked over TCP"
+start_node node-a
+start_node node-b
+wait_until 15 a status
+wait_until 15 b status
+wait_until 15 peer_connected
+a status | grep -E 'node:|peer:'
 
-say "3. the analyzer hands off the work"
-intent=$(handoffctl send --from agent://demo/local/analyzer --to "$processor_address" \
+say "2. start the processor agent on node-b ($processor)"
+start_processor
+
+say "3. the analyzer hands off the work through node-a"
+first=$(a send --from agent://demo/a/analyzer --to "$processor" \
   --type intent.handoff.process.v1 --lease 2s \
   --payload '{"handoff_id":"hf-2026-001","record_count":8}')
-echo "send returned intent $intent (already on disk)"
+echo "node-a stored intent $first (send returned only then) and forwards it to node-b"
 
 say "4. kill the processor with SIGKILL once it has checkpointed step 3"
-wait_until 30 step_at_least "$intent" 3
-kill -9 "$first_processor"
-echo "processor killed; last checkpoint: step $(checkpoint_step "$intent")"
-sed 's/^/    /' "$work/processor-1.log" | grep 'processor:' || true
+wait_until 60 step_at_least "$first" 3
+kill -9 "$processor_pid"; wait "$processor_pid" 2>/dev/null || true
+echo "processor killed; node-a's copy shows the last checkpoint: step $(checkpoint_step "$first")"
 
-say "5. start a new processor; it gets the intent back after the 2s lease"
-handoffctl serve --as "$processor_address" --exec "exec sh '$here/processor.sh'" \
-  2>"$work/processor-2.log" &
-pids+=($!)
+say "5. kill node-b's daemon too, and hand off more work while it is down"
+kill -9 "$pid_node_b"; wait "$pid_node_b" 2>/dev/null || true
+second=$(a send --from agent://demo/a/analyzer --to "$processor" \
+  --type intent.handoff.process.v1 --lease 2s \
+  --payload '{"handoff_id":"hf-2026-002","record_count":3}')
+third=$(a send --from agent://demo/a/analyzer --to "$processor" \
+  --type intent.handoff.process.v1 --lease 2s \
+  --payload '{"handoff_id":"hf-2026-003","record_count":3}')
+echo "sent $second and $third; they wait in node-a's outbox:"
+wait_until 15 peer_disconnected
+a status | grep -E 'peer:'
 
-say "6. the analyzer waits for the result"
-handoffctl wait "$intent" --timeout 60s
-sed 's/^/    /' "$work/processor-2.log" | grep 'processor:' || true
+say "6. restart node-b and a processor; the first intent resumes from its checkpoint"
+start_node node-b
+wait_until 15 b status
+start_processor
+for id in "$first" "$second" "$third"; do
+  printf '%s -> ' "$id"
+  a wait "$id" --timeout 90s
+done
+grep 'processor:' "$work/processor.log" | sed 's/^/    /'
 
-say "the intent"
-handoffctl get "$intent"
-say "its event history"
-handoffctl events "$intent"
+say "the first intent, as its origin node-a sees it"
+a get "$first"
+say "its event history on node-a (the node column says where each event happened)"
+a events "$first"
 echo
-echo "demo finished: the processor was killed at step 3 and attempt 2 resumed from its checkpoint."
+echo "demo finished: the processor and node-b were both killed mid-way; nothing was lost, and"
+echo "attempt 2 resumed from the step-3 checkpoint."

@@ -35,7 +35,7 @@ struct Intent {
   std::optional<ErrorInfo> error;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
-  uint32_t seq = 0;  // seq of the latest event
+  uint32_t seq = 0;         // seq of the latest event
   std::string origin_node;  // the node that accepted the send
   std::string target_node;  // the node that delivers it; empty when that is the origin
 };

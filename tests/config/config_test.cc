@@ -19,6 +19,25 @@ TEST_CASE("TheCommentedExampleConfigParses") {
   CHECK(config->node.max_batch == 1024);
   CHECK(config->node.default_lease_ms == 30'000);
   CHECK(config->log_level == "info");
+  CHECK(config->node.peer_endpoint == "tcp://0.0.0.0:7400");
+  CHECK(config->node.peer_heartbeat_ms == 1000);
+  CHECK(config->node.retransmit_initial_ms == 200);
+  CHECK(config->node.retransmit_max_ms == 5000);
+  REQUIRE(config->node.peers.size() == 1);
+  CHECK(config->node.peers[0].name == "node-b");
+  REQUIRE(config->node.routes.size() == 1);
+  CHECK(config->node.routes[0].node == "node-b");
+}
+
+TEST_CASE("TheTwoNodeExamplesParseAndPointAtEachOther") {
+  auto a = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/node-a.toml");
+  auto b = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/node-b.toml");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->node.peers.at(0).name == b->node.name);
+  CHECK(b->node.peers.at(0).name == a->node.name);
+  CHECK(a->node.peers.at(0).endpoint == b->node.peer_endpoint);
+  CHECK(b->node.peers.at(0).endpoint == a->node.peer_endpoint);
 }
 
 TEST_CASE("EveryKeyIsReadAndMissingKeysKeepTheirDefaults") {
@@ -86,7 +105,8 @@ node = "node-b"
 [[routes]]
 match = "agent://acme/lab/*"
 node = "node-a"
-)", "two.toml");
+)",
+                      "two.toml");
   REQUIRE(config.ok());
   CHECK(config->node.peer_endpoint == "tcp://0.0.0.0:7400");
   CHECK(config->node.peer_heartbeat_ms == 500);

@@ -5,12 +5,15 @@
 
 #include <atomic>
 #include <csignal>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <zmq.hpp>
 
 #include "handoff/client.h"
 #include "support/agent_pool.h"
 #include "support/cluster.h"
+#include "wire/peer_protocol.h"
 
 namespace handoff::testing {
 namespace {
@@ -357,6 +360,65 @@ TEST_CASE("CancelOnTheOriginReachesTheRunningAgentAndALateCompleteIsRefused") {
   REQUIRE(here.ok());
   CHECK(here->status == IntentStatus::kCanceled);
   CHECK(here->result.is_null());
+}
+
+TEST_CASE("MalformedAndUnknownPeerMessagesAreLoggedAndDropped") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  AgentPool agents(cluster["node-b"], kRemote, 1);
+  auto origin = cluster["node-a"].Connect();
+  auto status = origin->NodeStatus();
+  REQUIRE(status.ok());
+  const std::string peer_endpoint = (*status)["peer_endpoint"];
+
+  zmq::context_t context;
+  std::map<std::string, zmq::socket_t> sockets;  // one per identity, alive for the whole test
+  auto send_as = [&](const std::string& routing_id, const std::vector<std::string>& frames) {
+    auto it = sockets.find(routing_id);
+    if (it == sockets.end()) {
+      zmq::socket_t s(context, zmq::socket_type::dealer);
+      s.set(zmq::sockopt::linger, 0);
+      s.set(zmq::sockopt::routing_id, routing_id);
+      s.connect(peer_endpoint);
+      it = sockets.emplace(routing_id, std::move(s)).first;
+    }
+    for (size_t i = 0; i < frames.size(); ++i) {
+      it->second.send(zmq::buffer(frames[i]),
+                      i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  };
+  wire::PeerMessageBuilder forged(wire::peer_kind::kUpdate, "node-b", 1);
+  forged.w().Field("intent_id", "not-a-uuid");
+  const std::string forged_update = forged.Finish();
+  send_as("intruder", {"garbage that is not msgpack"});
+  send_as("intruder", {""});
+  send_as("intruder", {"a", "b"});
+  send_as("intruder", {wire::EncodePeerPing("intruder", 1)});  // not a configured peer
+  send_as("intruder", {forged_update});                        // claims to be node-b
+  MsgWriter bogus;  // a well-formed message of a kind no version defines
+  bogus.BeginMap();
+  bogus.Field("v", uint64_t{1});
+  bogus.Field("kind", "bogus");
+  bogus.Field("from", "node-b");
+  bogus.EndMap();
+  send_as("node-b", {bogus.str()});
+
+  // Still serving, still forwarding; the rejects are in the log.
+  for (int64_t i = 0; i < 20; ++i) {
+    auto receipt = origin->Send(Work(i));
+    REQUIRE(receipt.ok());
+    auto done = origin->Wait(receipt->intent_id, std::chrono::seconds(30));
+    REQUIRE(done.ok());
+    CHECK(done->status == IntentStatus::kCompleted);
+  }
+  CHECK(WaitFor([&] { return Count(cluster["node-a"].Log(), "not a configured peer") >= 2; },
+                std::chrono::seconds(10)));
+  CHECK(WaitFor([&] { return Count(cluster["node-a"].Log(), "dropped a malformed message") >= 3; },
+                std::chrono::seconds(10)));
+  CHECK(WaitFor([&] { return Count(cluster["node-a"].Log(), "dropped a 2-frame message") >= 1; },
+                std::chrono::seconds(10)));
+  CHECK(cluster["node-a"].running());
 }
 
 }  // namespace

@@ -488,6 +488,33 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   return true;
 }
 
+Status Engine::RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
+                                  const IntentId& id, const Status& why) {
+  spdlog::error("refused intent {} forwarded by node {}: {}", id.ToString(), peer, why.ToString());
+  wire::RemoteUpdate u;
+  u.id = id;
+  u.remote_seq = 1;  // the only event this node will ever send about it
+  u.status = IntentStatus::kFailed;
+  u.error =
+      ErrorInfo{"rejected_by_node",
+                "node " + options_.node_name + " refused the intent: " + why.message(), false};
+  u.event.id = id;
+  u.event.seq = 1;
+  u.event.event_type = "intent.rejected";
+  u.event.status = IntentStatus::kFailed;
+  u.event.at_ms = clock_.NowMs();
+  u.event.node = options_.node_name;
+  u.event.actor = "system";
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("code", CodeName(why.code()));
+  details.Field("message", why.message());
+  details.EndMap();
+  u.event.details = details.str();
+  return Emit(txn, batch, peer, wire::peer_kind::kUpdate,
+              [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
+}
+
 Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
                                  const wire::RemoteUpdate& u) {
   IntentRecord r;

@@ -156,6 +156,10 @@ class Engine {
   Result<bool> AcceptRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
                                   const IntentRecord& incoming, std::string_view payload,
                                   std::string_view checkpoint);
+  // This node cannot take an intent a peer forwarded (`why`): tells the origin, whose copy then
+  // fails with code "rejected_by_node". Nothing is stored here but the message.
+  Status RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
+                            const Status& why);
   // The destination of an intent forwarded from here reports an event: append it to the
   // history here and mirror the status. Updates already applied (by remote_seq) are skipped.
   Status ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,

@@ -46,10 +46,13 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     if (payload == nullptr || payload->type != msgpack::type::MAP) {
       return Status::InvalidArgument("intent message without a payload map");
     }
-    return engine_
-        .AcceptRemoteIntent(txn, batch, msg.from, incoming, Pack(*payload),
-                            checkpoint ? Pack(*checkpoint) : std::string())
-        .status();
+    Status accepted = engine_
+                          .AcceptRemoteIntent(txn, batch, msg.from, incoming, Pack(*payload),
+                                              checkpoint ? Pack(*checkpoint) : std::string())
+                          .status();
+    if (accepted.ok() || IsStorageFailure(accepted)) return accepted;
+    // Valid enough to name, but not acceptable here: its origin must not wait for it forever.
+    return engine_.RejectRemoteIntent(txn, batch, msg.from, incoming.id, accepted);
   }
   if (msg.kind == wire::peer_kind::kUpdate) {
     HANDOFF_ASSIGN_OR_RETURN(wire::RemoteUpdate update, wire::ReadRemoteUpdate(*msg.body));

@@ -114,7 +114,7 @@ void CheckAllCompleted(Daemon& origin, Daemon& destination, AgentPool& agents,
     CHECK(done->result == Doubled(n));
     CHECK(agents.Handled(id) >= 1);
   }
-  for (size_t i = 0; i < acked.size(); i += 37) CheckOriginHistory(*client, acked[i].first);
+  for (const auto& [id, n] : acked) CheckOriginHistory(*client, id);
   // No intent duplicated at the destination: exactly the acked ones, once each.
   auto remote = destination.Connect();
   ListOptions all;

@@ -19,13 +19,15 @@ using storage::Store;
 constexpr const char* kRemoteAgent = "agent://acme/prod/worker";
 
 struct TestNode {
-  TestNode(const std::string& name, const Clock& clock, std::vector<RouteOptions> routes) {
+  TestNode(const std::string& name, const Clock& clock, std::vector<RouteOptions> routes,
+           uint64_t max_payload_bytes = 1 << 20) {
     auto opened = Store::Open(dir.Sub(name), {}, name);
     REQUIRE(opened.ok());
     store = std::move(opened.value());
     EngineOptions options;
     options.node_name = name;
     options.routes = std::move(routes);
+    options.max_payload_bytes = max_payload_bytes;
     engine = std::make_unique<Engine>(*store, clock, options);
     REQUIRE(engine->Recover().ok());
     peers = std::make_unique<PeerService>(*engine, *store);
@@ -265,6 +267,36 @@ TEST_CASE("CancelAtTheOriginReachesTheDestinationAndRefusesALateResult") {
   Pump(n.b, n.a, "node-a");
   CHECK(n.a.Get(id).record.status == IntentStatus::kCanceled);
   CHECK(n.a.Get(id).result.empty());
+}
+
+TEST_CASE("AnIntentTheDestinationRefusesFailsAtTheOrigin") {
+  ManualClock clock;
+  TestNode a("node-a", clock, {{"agent://acme/prod/*", "node-b"}});
+  TestNode b("node-b", clock, {}, /*max_payload_bytes=*/1024);
+  IntentId id;
+  REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
+             SendParams p;
+             p.intent_type = "intent.big.v1";
+             p.to_agent = kRemoteAgent;
+             MsgWriter big;
+             big.BeginMap();
+             big.Field("blob", std::string(4000, 'x'));  // fine for node-a, too big for node-b
+             big.EndMap();
+             p.payload = big.str();
+             auto r = a.engine->Send(txn, batch, p);
+             if (r.ok()) id = r->record.id;
+             return r.status();
+           }).ok());
+  CHECK(Pump(a, b, "node-b") == 1);
+  CHECK(b.engine->status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 0);
+  Pump(b, a, "node-a");
+  IntentView v = a.Get(id);
+  CHECK(v.record.status == IntentStatus::kFailed);
+  REQUIRE(v.record.error.has_value());
+  CHECK(v.record.error->code == "rejected_by_node");
+  CHECK(v.record.error->message.find("max_payload_bytes") != std::string::npos);
+  CHECK(a.Events(id).back().event_type == "intent.rejected");
+  CHECK(a.last.settled == std::vector<IntentId>{id});
 }
 
 TEST_CASE("AgentCallsAtTheOriginForAForwardedIntentAreRefused") {

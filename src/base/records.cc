@@ -31,6 +31,20 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
 
 }  // namespace
 
+void WriteErrorInfo(MsgWriter& w, const ErrorInfo& error) {
+  w.BeginMap();
+  w.Field("code", error.code);
+  w.Field("message", error.message);
+  w.Field("retryable", error.retryable);
+  w.EndMap();
+}
+
+Status ReadErrorInfo(const MapReader& m, ErrorInfo* out) {
+  HANDOFF_RETURN_IF_ERROR(m.OptString("code", &out->code));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("message", &out->message));
+  return m.OptBool("retryable", &out->retryable);
+}
+
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   w.Field("intent_id", r.id.ToString());
   w.Field("intent_type", r.intent_type);
@@ -47,11 +61,7 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   if (r.has_checkpoint) w.Field("has_checkpoint", true);
   if (r.error) {
     w.Key("error");
-    w.BeginMap();
-    w.Field("code", r.error->code);
-    w.Field("message", r.error->message);
-    w.Field("retryable", r.error->retryable);
-    w.EndMap();
+    WriteErrorInfo(w, *r.error);
   }
   w.Field("created_at", r.created_at_ms);
   w.Field("updated_at", r.updated_at_ms);
@@ -105,9 +115,7 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
   if (error) {
     ErrorInfo info;
-    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
-    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
-    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
+    HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
     r->error = std::move(info);
   }
   HANDOFF_RETURN_IF_ERROR(m.OptInt("created_at", &r->created_at_ms));

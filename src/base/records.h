@@ -58,6 +58,10 @@ struct EventRecord {
   std::string details;  // one encoded msgpack map, or empty
 };
 
+// An ErrorInfo as a map {code, message, retryable}, the one form it takes everywhere.
+void WriteErrorInfo(MsgWriter& w, const ErrorInfo& error);
+Status ReadErrorInfo(const MapReader& m, ErrorInfo* out);
+
 // Writes the record's fields into an open map (the caller owns BeginMap/EndMap), so the same
 // fields can be embedded in a wire message next to the blobs.
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r);

@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "base/intent_id.h"
+#include "base/records.h"
 #include "client/connection.h"
 #include "client/convert.h"
 
@@ -230,11 +231,7 @@ Status Client::Fail(std::string_view intent_id, uint32_t attempt, const ErrorInf
                WriteId(w, intent_id);
                if (attempt != 0) w.Field("attempt", attempt);
                w.Key("error");
-               w.BeginMap();
-               w.Field("code", error.code);
-               w.Field("message", error.message);
-               w.Field("retryable", error.retryable);
-               w.EndMap();
+               WriteErrorInfo(w, error);
              })
       .status();
 }

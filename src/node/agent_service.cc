@@ -349,11 +349,7 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
   std::optional<MapReader> error;
   HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
   ErrorInfo info;
-  if (error) {
-    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
-    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
-    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
-  }
+  if (error) HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
   if (info.code.size() > 64) return Status::InvalidArgument("error code is longer than 64 bytes");
   if (info.message.size() > 64 * 1024) {
     return Status::InvalidArgument("error message is longer than 64 KiB");

@@ -187,6 +187,8 @@ class Engine {
   const Clock& clock() const { return clock_; }
 
  private:
+  // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
+  Status CheckSize(std::string_view what, size_t size) const;
   // Loads an intent; NotFound with the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
   // Appends an event for the record's current status and stores the record. On the

@@ -91,11 +91,7 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
   if (!u.waiting_reason.empty()) w.Field("waiting_reason", u.waiting_reason);
   if (u.error) {
     w.Key("error");
-    w.BeginMap();
-    w.Field("code", u.error->code);
-    w.Field("message", u.error->message);
-    w.Field("retryable", u.error->retryable);
-    w.EndMap();
+    WriteErrorInfo(w, *u.error);
   }
   w.Field("has_checkpoint", u.has_checkpoint);
   if (!u.checkpoint.empty()) w.FieldRaw("checkpoint", u.checkpoint);
@@ -125,9 +121,7 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
   HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
   if (error) {
     ErrorInfo info;
-    HANDOFF_RETURN_IF_ERROR(error->OptString("code", &info.code));
-    HANDOFF_RETURN_IF_ERROR(error->OptString("message", &info.message));
-    HANDOFF_RETURN_IF_ERROR(error->OptBool("retryable", &info.retryable));
+    HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
     u.error = std::move(info);
   }
   HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &u.has_checkpoint));

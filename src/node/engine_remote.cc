@@ -1,0 +1,165 @@
+// The peer half of the Engine: forwarding intents to the node that delivers them, and applying
+// what peers send (forwarded intents, updates, cancels). See docs/protocol.md, "Peer protocol".
+
+#include <spdlog/spdlog.h>
+
+#include "base/names.h"
+#include "node/engine.h"
+#include "wire/agent_protocol.h"
+
+namespace handoff::node {
+
+bool Engine::IsRemote(const IntentRecord& r) const {
+  return !r.target_node.empty() && r.target_node != options_.node_name;
+}
+
+bool Engine::IsReplica(const IntentRecord& r) const {
+  return !r.origin_node.empty() && r.origin_node != options_.node_name;
+}
+
+Status Engine::Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
+                    const std::function<void(MsgWriter&)>& body) {
+  const std::string counter = "out/" + peer;
+  HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
+  const uint64_t seq = last + 1;
+  wire::PeerMessageBuilder message(kind, options_.node_name, seq);
+  body(message.w());
+  HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
+  HANDOFF_RETURN_IF_ERROR(store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish()));
+  batch.emitted[peer] = seq;
+  return Status::OK();
+}
+
+Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
+                                        const IntentRecord& incoming, std::string_view payload,
+                                        std::string_view checkpoint) {
+  IntentRecord existing;
+  Status found = Load(txn, incoming.id, &existing);
+  if (found.ok()) return false;
+  if (!found.IsNotFound()) return found;
+  HANDOFF_RETURN_IF_ERROR(ValidateIntentType(incoming.intent_type));
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(incoming.to_agent));
+  HANDOFF_RETURN_IF_ERROR(CheckSize("payload", payload.size()));
+
+  IntentRecord r;
+  r.id = incoming.id;
+  r.intent_type = incoming.intent_type;
+  r.from_agent = incoming.from_agent;
+  r.to_agent = incoming.to_agent;
+  r.correlation_id = incoming.correlation_id;
+  r.parent_id = incoming.parent_id;
+  r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
+  r.target_node = options_.node_name;
+  r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
+  r.status = IntentStatus::kSubmitted;
+  r.created_at_ms = incoming.created_at_ms;
+  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, payload));
+  if (!checkpoint.empty()) {
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, checkpoint));
+    r.has_checkpoint = true;
+  }
+  ++batch.status_delta[static_cast<size_t>(IntentStatus::kSubmitted)];
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("from_node", peer);
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.str()));
+  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  ready_.insert(r.to_agent);
+  return true;
+}
+
+Status Engine::RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
+                                  const IntentId& id, const Status& why) {
+  spdlog::error("refused intent {} forwarded by node {}: {}", id.ToString(), peer, why.ToString());
+  wire::RemoteUpdate u;
+  u.id = id;
+  u.remote_seq = 1;  // the only event this node will ever send about it
+  u.status = IntentStatus::kFailed;
+  u.error =
+      ErrorInfo{"rejected_by_node",
+                "node " + options_.node_name + " refused the intent: " + why.message(), false};
+  u.event.id = id;
+  u.event.seq = 1;
+  u.event.event_type = "intent.rejected";
+  u.event.status = IntentStatus::kFailed;
+  u.event.at_ms = clock_.NowMs();
+  u.event.node = options_.node_name;
+  u.event.actor = "system";
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("code", CodeName(why.code()));
+  details.Field("message", why.message());
+  details.EndMap();
+  u.event.details = details.str();
+  return Emit(txn, batch, peer, wire::peer_kind::kUpdate,
+              [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
+}
+
+Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
+                                 const wire::RemoteUpdate& u) {
+  IntentRecord r;
+  Status s = Load(txn, u.id, &r);
+  if (s.IsNotFound()) {
+    spdlog::warn("node {} sent an update for intent {}, which this node does not have; ignored",
+                 peer, u.id.ToString());
+    return Status::OK();
+  }
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (r.target_node != peer) {
+    spdlog::warn("node {} sent an update for intent {}, which is delivered by '{}'; ignored", peer,
+                 u.id.ToString(), r.target_node);
+    return Status::OK();
+  }
+  if (u.remote_seq <= r.remote_seq) return Status::OK();  // already applied
+  r.remote_seq = u.remote_seq;
+  if (IsTerminal(r.status)) {
+    // Ended here first (canceled, say): the destination's later events do not change it.
+    spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
+                  IntentStatusName(r.status), u.event.event_type, peer);
+    return store_.PutIntent(txn, r);
+  }
+  if (!u.checkpoint.empty()) {
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, u.checkpoint));
+  }
+  if (!u.result.empty())
+    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kResult, u.result));
+  const IntentStatus from = r.status;
+  r.status = u.status;
+  r.delivery_attempt = u.delivery_attempt;
+  r.waiting_reason = u.waiting_reason;
+  r.error = u.error;
+  r.has_checkpoint = u.has_checkpoint;
+  r.updated_at_ms = clock_.NowMs();
+  ++r.seq;
+  EventRecord e = u.event;  // as it happened there: its node, time, actor and details
+  e.id = r.id;
+  e.seq = r.seq;
+  e.status = r.status;
+  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  if (from != r.status) {
+    --batch.status_delta[static_cast<size_t>(from)];
+    ++batch.status_delta[static_cast<size_t>(r.status)];
+    if (IsTerminal(r.status)) batch.settled.push_back(r.id);
+  }
+  return Status::OK();
+}
+
+Status Engine::ApplyRemoteCancel(Txn& txn, Batch& batch, const std::string& peer,
+                                 const IntentId& id, std::string_view actor,
+                                 std::string_view reason) {
+  IntentRecord r;
+  Status s = Load(txn, id, &r);
+  if (s.IsNotFound()) return Status::OK();  // never arrived here: nothing to stop
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (r.origin_node != peer) {
+    spdlog::warn("node {} asked to cancel intent {}, whose origin is '{}'; ignored", peer,
+                 id.ToString(), r.origin_node);
+    return Status::OK();
+  }
+  if (IsTerminal(r.status)) return Status::OK();
+  return Cancel(txn, batch, id, actor, reason).status();
+}
+
+}  // namespace handoff::node

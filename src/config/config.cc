@@ -260,6 +260,12 @@ Status CrossCheck(std::string_view source, const DaemonConfig& c,
 
 }  // namespace
 
+std::vector<std::string> KnownKeys() {
+  std::vector<std::string> keys;
+  for (const Directive& d : Directives()) keys.push_back(std::string(d.table) + "." + d.key);
+  return keys;
+}
+
 Result<DaemonConfig> Parse(std::string_view text, std::string_view source) {
   toml::table root;
   try {

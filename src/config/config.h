@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "handoff/status.h"
 #include "node/options.h"
@@ -22,6 +23,9 @@ struct DaemonConfig {
   // [node] log_level: trace, debug, info, warn, error or off. Default: info.
   std::string log_level = "info";
 };
+
+// Every key the parser knows, as "table.key" ("node.fsync", "peers.name", ...).
+std::vector<std::string> KnownKeys();
 
 // Reads and parses the file at `path`.
 Result<DaemonConfig> LoadFile(const std::string& path);

@@ -4,6 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace handoff::config {
 namespace {
 
@@ -27,6 +30,17 @@ TEST_CASE("TheCommentedExampleConfigParses") {
   CHECK(config->node.peers[0].name == "node-b");
   REQUIRE(config->node.routes.size() == 1);
   CHECK(config->node.routes[0].node == "node-b");
+}
+
+TEST_CASE("TheCommentedExampleShowsEveryKey") {
+  std::ifstream in(HANDOFF_TEST_SOURCE_DIR "/config/handoffd.toml");
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const std::string& key : KnownKeys()) {
+    const std::string name = key.substr(key.find('.') + 1);
+    CAPTURE(key);
+    CHECK(text.str().find("\n" + name + " = ") != std::string::npos);
+  }
 }
 
 TEST_CASE("TheTwoNodeExamplesParseAndPointAtEachOther") {

@@ -156,6 +156,12 @@ TEST_CASE("AThousandIntentsAcrossNodesCompleteWithTheirWholeHistoryOnTheOrigin")
   const Json& peer = (*status)["peers"][0];
   CHECK(peer["name"] == "node-b");
   CHECK(peer["connected"] == true);
+  CHECK(peer["last_heard_at"].get<int64_t>() > 0);
+  CHECK(peer.contains("retransmissions"));
+  auto text = cluster["node-a"].Ctl({"status"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("peer:") != std::string::npos);
+  CHECK(text.out.find("node-b connected") != std::string::npos);
   CHECK(WaitFor(
       [&] {
         auto s = origin->NodeStatus();

@@ -14,9 +14,9 @@
 //
 // Run() receives one intent at a time, acknowledges it, calls the handler, and reports the
 // outcome. While the handler runs, a background thread sends heartbeats that keep the lease
-// alive; if the intent is canceled meanwhile, task.canceled() turns true. A delivery carries the
-// latest checkpoint and the attempt number, so a restarted agent resumes where the last one
-// stopped. Run() keeps going through daemon restarts: it re-registers and retries until the
+// alive; if the intent is canceled or times out meanwhile, task.canceled() turns true. A delivery
+// carries the latest checkpoint and the attempt number, so a restarted agent resumes where the last
+// one stopped. Run() keeps going through daemon restarts: it re-registers and retries until the
 // daemon answers.
 //
 // Thread safety: Run() on one thread; Stop() from any thread.
@@ -66,7 +66,8 @@ class Task {
   // Saves resume state; returns once it is durable. Conflict if the lease was lost,
   // Cancelled if the intent was canceled.
   Status Checkpoint(const Json& state);
-  // True once the daemon reported the intent canceled; the handler should stop soon.
+  // True once the daemon reported the intent canceled or past its deadline; the handler should
+  // stop soon (its result would be refused).
   bool canceled() const { return canceled_.load(); }
   // True once the daemon reported that this attempt no longer holds the lease.
   bool lease_lost() const { return lease_lost_.load(); }

@@ -53,6 +53,14 @@ struct SendRequest {
   std::string parent_id;
   // How long the receiving agent may hold the intent between heartbeats. 0: the node default.
   std::chrono::milliseconds lease{0};
+  // When the intent times out (TIMED_OUT) if it has not ended: Unix milliseconds. 0: never.
+  int64_t deadline_ms = 0;
+  // Deliveries it gets, lease expiries included; 0: the node default (5).
+  uint32_t max_attempts = 0;
+  // Backoff after a retryable failure: initial, multiplier, cap. 0: the node defaults.
+  std::chrono::milliseconds retry_initial{0};
+  double retry_multiplier = 0;
+  std::chrono::milliseconds retry_max{0};
   // The intent id to use (a UUID). Default: a fresh UUIDv7 made by the client.
   std::string intent_id;
 };

@@ -35,9 +35,12 @@ struct Intent {
   std::optional<ErrorInfo> error;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
-  uint32_t seq = 0;         // seq of the latest event
-  std::string origin_node;  // the node that accepted the send
-  std::string target_node;  // the node that delivers it; empty when that is the origin
+  uint32_t seq = 0;                     // seq of the latest event
+  std::string origin_node;              // the node that accepted the send
+  std::string target_node;              // the node that delivers it; empty when that is the origin
+  int64_t deadline_ms = 0;              // 0: none
+  uint32_t max_attempts = 0;            // 0: unlimited
+  std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
 };
 
 struct Event {

@@ -71,6 +71,11 @@ void MsgWriter::Bool(bool v) {
   }
 }
 
+void MsgWriter::Double(double v) {
+  CountItem();
+  packer_.pack_double(v);
+}
+
 void MsgWriter::Nil() {
   CountItem();
   packer_.pack_nil();
@@ -219,6 +224,25 @@ Status MapReader::OptBool(std::string_view key, bool* out) const {
   if (o->type != msgpack::type::BOOLEAN) return WrongType(key, "a boolean", *o);
   *out = o->via.boolean;
   return Status::OK();
+}
+
+Status MapReader::OptDouble(std::string_view key, double* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  switch (o->type) {
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      *out = o->via.f64;
+      return Status::OK();
+    case msgpack::type::POSITIVE_INTEGER:
+      *out = static_cast<double>(o->via.u64);
+      return Status::OK();
+    case msgpack::type::NEGATIVE_INTEGER:
+      *out = static_cast<double>(o->via.i64);
+      return Status::OK();
+    default:
+      return WrongType(key, "a number", *o);
+  }
 }
 
 Status MapReader::OptMap(std::string_view key, std::optional<MapReader>* out) const {

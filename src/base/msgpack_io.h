@@ -42,6 +42,7 @@ class MsgWriter {
   void Int(int64_t v);
   void Uint(uint64_t v);
   void Bool(bool v);
+  void Double(double v);
   void Nil();
   // A value that is already msgpack-encoded (a payload, say); nil if empty.
   void Raw(std::string_view encoded);
@@ -78,6 +79,10 @@ class MsgWriter {
   void Field(std::string_view k, bool v) {
     Key(k);
     Bool(v);
+  }
+  void Field(std::string_view k, double v) {
+    Key(k);
+    Double(v);
   }
   void FieldRaw(std::string_view k, std::string_view encoded) {
     Key(k);
@@ -137,6 +142,8 @@ class MapReader {
   Status OptUint(std::string_view key, uint64_t* out) const;
   Status OptInt(std::string_view key, int64_t* out) const;
   Status OptBool(std::string_view key, bool* out) const;
+  // Any number.
+  Status OptDouble(std::string_view key, double* out) const;
   Status OptMap(std::string_view key, std::optional<MapReader>* out) const;
 
   const msgpack::object_map& map() const { return *map_; }

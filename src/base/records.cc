@@ -67,6 +67,17 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   w.Field("updated_at", r.updated_at_ms);
   w.Field("seq", r.seq);
   if (r.remote_seq != 0) w.Field("remote_seq", r.remote_seq);
+  if (r.deadline_ms != 0) w.Field("deadline", r.deadline_ms);
+  w.Field("max_attempts", r.max_attempts);
+  if (r.retry_initial_ms != 0) {
+    w.Field("retry_initial_ms", r.retry_initial_ms);
+    w.Field("retry_multiplier", r.retry_multiplier);
+    w.Field("retry_max_ms", r.retry_max_ms);
+  }
+  if (r.last_error) {
+    w.Key("last_error");
+    WriteErrorInfo(w, *r.last_error);
+  }
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
@@ -120,6 +131,18 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   }
   HANDOFF_RETURN_IF_ERROR(m.OptInt("created_at", &r->created_at_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("updated_at", &r->updated_at_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &r->deadline_ms));
+  HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "max_attempts", &r->max_attempts));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &r->retry_initial_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &r->retry_multiplier));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_max_ms", &r->retry_max_ms));
+  std::optional<MapReader> last_error;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("last_error", &last_error));
+  if (last_error) {
+    ErrorInfo info;
+    HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*last_error, &info));
+    r->last_error = std::move(info);
+  }
   return ReadUint32(m, "seq", &r->seq);
 }
 

@@ -42,6 +42,16 @@ struct IntentRecord {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   uint32_t seq = 0;  // seq of the latest event
+
+  // Time limit and retry policy, resolved at send time (node defaults filled in), so a change of
+  // config does not change the schedule of intents already accepted.
+  int64_t deadline_ms = 0;    // 0: none
+  uint32_t max_attempts = 0;  // deliveries, lease expiries included; 0: unlimited
+  int64_t retry_initial_ms = 0;
+  double retry_multiplier = 0;
+  int64_t retry_max_ms = 0;
+  std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
+
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
   // a retransmitted update is recognised and skipped.
   uint64_t remote_seq = 0;

@@ -33,6 +33,13 @@ int Main(int argc, char** argv) {
   c->add_option("--correlation-id", send.correlation_id, "ties related intents together");
   c->add_option("--parent-id", send.parent_id, "the intent this one was made for");
   c->add_option("--id", send.id, "use this intent id (a UUID); a resend with it is a no-op");
+  c->add_option("--deadline", send.deadline,
+                "time out (TIMED_OUT) at this RFC 3339 time or after this long, e.g. 10m");
+  c->add_option("--max-attempts", send.max_attempts,
+                "deliveries it gets, lease expiries included (default: the node's, 5)");
+  c->add_option("--retry-initial", send.retry_initial, "backoff after the first failure (1s)");
+  c->add_option("--retry-multiplier", send.retry_multiplier, "backoff growth per failure (2)");
+  c->add_option("--retry-max", send.retry_max, "longest backoff (1m)");
   c->add_flag("--wait", send.wait, "wait for the outcome (exit codes as for wait)");
   c->add_option("--timeout", send.timeout, "with --wait: how long to wait (default: no limit)");
   c->callback([&] { run = [&] { return Send(g, send); }; });

@@ -7,6 +7,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "base/clock.h"
+#include "base/time_format.h"
 #include "base/units.h"
 #include "cli/render.h"
 
@@ -129,6 +131,30 @@ int Send(const Global& g, const SendFlags& f) {
     auto lease = ParseDurationMs(f.lease);
     if (!lease.ok()) return Error(lease.status());
     req.lease = milliseconds(*lease);
+  }
+  if (!f.deadline.empty()) {
+    // An RFC 3339 time, or a duration from now.
+    auto at = ParseRfc3339(f.deadline);
+    if (at.ok()) {
+      req.deadline_ms = *at;
+    } else {
+      auto in = ParseDurationMs(f.deadline);
+      if (!in.ok()) {
+        return Error(Status::InvalidArgument("invalid --deadline '" + f.deadline +
+                                             "': use a duration (30s, 5m, 2h) or an RFC 3339 "
+                                             "time (2026-11-24T18:00:00Z)"));
+      }
+      req.deadline_ms = SystemClock::Instance().NowMs() + *in;
+    }
+  }
+  req.max_attempts = f.max_attempts;
+  req.retry_multiplier = f.retry_multiplier;
+  for (auto [text, out] :
+       {std::pair{&f.retry_initial, &req.retry_initial}, std::pair{&f.retry_max, &req.retry_max}}) {
+    if (text->empty()) continue;
+    auto ms = ParseDurationMs(*text);
+    if (!ms.ok()) return Error(ms.status());
+    *out = milliseconds(*ms);
   }
   auto timeout = ParseTimeout(f.timeout);
   if (!timeout.ok()) return Error(timeout.status());

@@ -58,6 +58,15 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   j["correlation_id"] = in.correlation_id.empty() ? OrderedJson() : OrderedJson(in.correlation_id);
   j["parent_id"] = in.parent_id.empty() ? OrderedJson() : OrderedJson(in.parent_id);
   j["lease_ms"] = in.lease_ms;
+  j["deadline"] = in.deadline_ms != 0 ? OrderedJson(FormatRfc3339(in.deadline_ms)) : OrderedJson();
+  j["max_attempts"] = in.max_attempts;
+  if (in.last_error) {
+    j["last_error"] = OrderedJson{{"code", in.last_error->code},
+                                  {"message", in.last_error->message},
+                                  {"retryable", in.last_error->retryable}};
+  } else {
+    j["last_error"] = nullptr;
+  }
   j["origin_node"] = in.origin_node;
   j["target_node"] = in.target_node.empty() ? OrderedJson() : OrderedJson(in.target_node);
   j["created_at"] = FormatRfc3339(in.created_at_ms);
@@ -96,6 +105,10 @@ std::string IntentText(const Intent& in) {
   rows.push_back({"payload:", Compact(in.payload)});
   rows.push_back({"checkpoint:", Compact(in.checkpoint)});
   rows.push_back({"result:", Compact(in.result)});
+  if (in.deadline_ms != 0) rows.push_back({"deadline:", FormatRfc3339(in.deadline_ms)});
+  if (in.last_error && (!in.error || in.error->code != in.last_error->code)) {
+    rows.push_back({"last_error:", in.last_error->code + ": " + in.last_error->message});
+  }
   if (in.error) {
     rows.push_back({"error:", in.error->code + ": " + in.error->message +
                                   (in.error->retryable ? " (retryable)" : "")});

@@ -20,7 +20,7 @@ constexpr milliseconds kReportRetryPause{200};
 
 // Notes in the task's flags what the daemon said about it.
 void Observe(const Status& s, std::atomic<bool>& canceled, std::atomic<bool>& lease_lost) {
-  if (s.IsCancelled()) canceled.store(true);
+  if (s.IsCancelled() || s.IsTimedOut()) canceled.store(true);
   if (s.IsConflict()) lease_lost.store(true);
 }
 

@@ -60,6 +60,15 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
     if (!request.correlation_id.empty()) w.Field("correlation_id", request.correlation_id);
     if (!request.parent_id.empty()) w.Field("parent_id", request.parent_id);
     if (request.lease.count() > 0) w.Field("lease_ms", static_cast<int64_t>(request.lease.count()));
+    if (request.deadline_ms != 0) w.Field("deadline", request.deadline_ms);
+    if (request.max_attempts != 0) w.Field("max_attempts", request.max_attempts);
+    if (request.retry_initial.count() > 0) {
+      w.Field("retry_initial_ms", static_cast<int64_t>(request.retry_initial.count()));
+    }
+    if (request.retry_multiplier != 0) w.Field("retry_multiplier", request.retry_multiplier);
+    if (request.retry_max.count() > 0) {
+      w.Field("retry_max_ms", static_cast<int64_t>(request.retry_max.count()));
+    }
     w.FieldRaw("payload", payload);
   }));
   MapReader body = got.reply.body();

@@ -41,6 +41,9 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
   intent.parent_id = std::move(r.parent_id);
   intent.origin_node = std::move(r.origin_node);
   intent.target_node = std::move(r.target_node);
+  intent.deadline_ms = r.deadline_ms;
+  intent.max_attempts = r.max_attempts;
+  intent.last_error = std::move(r.last_error);
   intent.lease_ms = r.lease_ms;
   intent.status = r.status;
   intent.waiting_reason = std::move(r.waiting_reason);

@@ -152,6 +152,30 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.default_lease_ms, 100, 86'400'000,
                                 "between 100ms and 24h");
        }},
+      {"node", "max_attempts", "an integer from 0 (unlimited) to 1000000", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<int64_t>();
+         if (!v || *v < 0 || *v > 1'000'000) return Status::InvalidArgument("");
+         t.config.node.max_attempts = static_cast<uint32_t>(*v);
+         return Status::OK();
+       }},
+      {"node", "retry_initial", "a duration like \"1s\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.retry_initial_ms, 0, 86'400'000,
+                                "between 0 and 24h");
+       }},
+      {"node", "retry_multiplier", "a number from 1 to 100", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value<double>();
+         if (!v || *v < 1.0 || *v > 100.0) return Status::InvalidArgument("");
+         t.config.node.retry_multiplier = *v;
+         return Status::OK();
+       }},
+      {"node", "retry_max", "a duration like \"1m\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.retry_max_ms, 0, 7 * 86'400'000LL,
+                                "between 0 and 7d");
+       }},
       {"node", "peer_heartbeat", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {
          return DurationBetween(n, &t.config.node.peer_heartbeat_ms, 50, 60'000,

@@ -162,6 +162,14 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   HANDOFF_RETURN_IF_ERROR(m.OptString("correlation_id", &p.correlation_id));
   HANDOFF_RETURN_IF_ERROR(m.OptString("parent_id", &p.parent_id));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &p.lease_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &p.deadline_ms));
+  uint64_t max_attempts = 0;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("max_attempts", &max_attempts));
+  if (max_attempts > 1'000'000) return Status::InvalidArgument("max_attempts is above 1000000");
+  p.max_attempts = static_cast<uint32_t>(max_attempts);
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &p.retry_initial_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &p.retry_multiplier));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_max_ms", &p.retry_max_ms));
   if (const msgpack::object* payload = m.Find("payload")) {
     if (payload->type != msgpack::type::MAP) {
       return WrongType("payload", "a map (JSON object)", *payload);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/names.h"
+#include "base/time_format.h"
 #include "base/units.h"
 #include "node/lifecycle.h"
 #include "wire/agent_protocol.h"
@@ -40,6 +41,9 @@ Status Engine::Recover() {
   counts_.fill(0);
   leases_ = LeaseTable();
   ready_.clear();
+  HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> first, store_.FirstTimer(txn));
+  next_timer_.reset();
+  if (first) next_timer_ = first->fire_at_ms;
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];
@@ -95,6 +99,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   u.delivery_attempt = r.delivery_attempt;
   u.waiting_reason = r.waiting_reason;
   u.error = r.error;
+  u.last_error = r.last_error;
   u.has_checkpoint = r.has_checkpoint;
   if (event_type == "intent.checkpointed") {
     HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &u.checkpoint));
@@ -133,6 +138,10 @@ Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {
   if (*attempt == 0) *attempt = r.delivery_attempt;
   if (r.status == IntentStatus::kCanceled) {
     return Status::Cancelled("intent " + r.id.ToString() + " was canceled; stop working on it");
+  }
+  if (r.status == IntentStatus::kTimedOut) {
+    return Status::TimedOut("intent " + r.id.ToString() + " passed its deadline (" +
+                            FormatRfc3339(r.deadline_ms) + "); stop working on it");
   }
   if (IsTerminal(r.status)) {
     return Status::Conflict("intent " + r.id.ToString() + " has already ended as " +
@@ -174,6 +183,16 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   }
 
   const int64_t now = clock_.NowMs();
+  if (p.deadline_ms != 0 && p.deadline_ms <= now) {
+    return Status::InvalidArgument("the deadline " + FormatRfc3339(p.deadline_ms) +
+                                   " has already passed");
+  }
+  if (p.retry_multiplier != 0 && (p.retry_multiplier < 1.0 || p.retry_multiplier > 100.0)) {
+    return Status::InvalidArgument("retry_multiplier must be between 1 and 100");
+  }
+  if (p.retry_initial_ms < 0 || p.retry_max_ms < 0) {
+    return Status::InvalidArgument("retry delays must not be negative");
+  }
   IntentRecord r;
   r.id = p.intent_id ? *p.intent_id : NewIntentId(now);
   if (r.id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
@@ -200,6 +219,11 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   r.origin_node = options_.node_name;
   r.target_node = routes_.NodeFor(r.to_agent);
   r.lease_ms = lease_ms;
+  r.deadline_ms = p.deadline_ms;
+  r.max_attempts = p.max_attempts != 0 ? p.max_attempts : options_.max_attempts;
+  r.retry_initial_ms = p.retry_initial_ms != 0 ? p.retry_initial_ms : options_.retry_initial_ms;
+  r.retry_multiplier = p.retry_multiplier != 0 ? p.retry_multiplier : options_.retry_multiplier;
+  r.retry_max_ms = p.retry_max_ms != 0 ? p.retry_max_ms : options_.retry_max_ms;
   r.status = IntentStatus::kCreated;
   r.created_at_ms = now;
   ++batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
@@ -208,6 +232,9 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.created", r.from_agent, {}));
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
+  if (r.deadline_ms != 0) {
+    HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kDeadline, r, r.deadline_ms));
+  }
   if (IsRemote(r)) {
     // Stored here first (the send is durable now), then forwarded through the outbox.
     HANDOFF_RETURN_IF_ERROR(
@@ -308,7 +335,11 @@ Status Engine::PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, In
                               IntentRecord* r, bool* repeated) {
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
   const uint32_t asked = attempt == 0 ? r->delivery_attempt : attempt;
-  *repeated = r->status == ending && asked == r->delivery_attempt;
+  // A resent outcome finds the intent as the first one left it: ended, or (a retryable
+  // failure) waiting out its backoff.
+  const bool backing_off = ending == IntentStatus::kFailed && r->status == IntentStatus::kWaiting &&
+                           r->waiting_reason == "TIME";
+  *repeated = (r->status == ending || backing_off) && asked == r->delivery_attempt;
   if (*repeated) return Status::OK();  // a resent request: the first one already counted
   // An outcome that arrives after the lease expired, before the intent went out again, still
   // counts: the work is done, and redelivering it would only repeat it.
@@ -339,18 +370,112 @@ Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, ui
   bool repeated = false;
   HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, id, attempt, IntentStatus::kFailed, &r, &repeated));
   if (repeated) return r;
-  r.error = error;
-  if (r.error->code.empty()) r.error->code = "agent_error";
+  ErrorInfo e = error;
+  if (e.code.empty()) e.code = "agent_error";
+  HANDOFF_RETURN_IF_ERROR(AfterFailedAttempt(txn, batch, r, e));
+  return r;
+}
+
+Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error) {
+  const uint32_t attempt = r.delivery_attempt;
+  r.last_error = error;
   MsgWriter details;
   details.BeginMap();
-  details.Field("attempt", r.delivery_attempt);
-  details.Field("code", r.error->code);
-  details.Field("message", r.error->message);
-  details.Field("retryable", r.error->retryable);
+  details.Field("attempt", attempt);
+  details.Field("code", error.code);
+  details.Field("message", error.message);
+  details.Field("retryable", error.retryable);
+  const bool exhausted = r.max_attempts != 0 && attempt >= r.max_attempts;
+  if (error.retryable && !exhausted) {
+    // Back off: initial * multiplier^(attempt - 1), capped.
+    double delay = static_cast<double>(r.retry_initial_ms);
+    for (uint32_t i = 1; i < attempt && delay < static_cast<double>(r.retry_max_ms); ++i) {
+      delay *= r.retry_multiplier;
+    }
+    const int64_t delay_ms = std::min<int64_t>(static_cast<int64_t>(delay), r.retry_max_ms);
+    const int64_t retry_at = clock_.NowMs() + delay_ms;
+    details.Field("retry_in_ms", delay_ms);
+    details.Field("retry_at", retry_at);
+    details.EndMap();
+    r.waiting_reason = "TIME";
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
+                                       "intent.retry_scheduled", r.to_agent, details.str()));
+    return ScheduleTimer(txn, storage::TimerKind::kRetry, r, retry_at);
+  }
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(
-      Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed", r.to_agent, details.str()));
-  return r;
+  if (error.retryable) {
+    r.error = ErrorInfo{"delivery_attempts_exhausted",
+                        "gave up after " + std::to_string(attempt) + " attempt(s); the last one " +
+                            "failed with " + error.code + ": " + error.message,
+                        false};
+  } else {
+    r.error = error;
+  }
+  return Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed", r.to_agent,
+                    details.str());
+}
+
+Status Engine::ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at) {
+  HANDOFF_RETURN_IF_ERROR(store_.PutTimer(txn, {at, r.id, kind, r.delivery_attempt}));
+  if (!next_timer_ || at < *next_timer_) next_timer_ = at;
+  return Status::OK();
+}
+
+Status Engine::TimeOut(Txn& txn, Batch& batch, IntentRecord& r) {
+  if (r.status == IntentStatus::kSubmitted)
+    HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, r.id));
+  r.error = ErrorInfo{"deadline_exceeded",
+                      "the deadline " + FormatRfc3339(r.deadline_ms) +
+                          " passed while the intent was " + std::string(IntentStatusName(r.status)),
+                      false};
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("deadline", r.deadline_ms);
+  details.Field("previous_status", IntentStatusName(r.status));
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kTimedOut, "intent.timed_out",
+                                     "system", details.str()));
+  if (IsRemote(r)) {
+    HANDOFF_RETURN_IF_ERROR(
+        Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {
+          w.Field("intent_id", r.id.ToString());
+          w.Field("action", "timeout");
+          w.Field("actor", "system");
+        }));
+  }
+  return Status::OK();
+}
+
+Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
+  const int64_t now = clock_.NowMs();
+  size_t fired = 0;
+  while (fired < max) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> t, store_.FirstTimer(txn));
+    next_timer_.reset();
+    if (!t) break;
+    next_timer_ = t->fire_at_ms;
+    if (t->fire_at_ms > now) break;
+    HANDOFF_RETURN_IF_ERROR(store_.DeleteTimer(txn, *t));
+    ++fired;
+    IntentRecord r;
+    Status s = Load(txn, t->id, &r);
+    if (s.IsNotFound()) continue;
+    HANDOFF_RETURN_IF_ERROR(s);
+    if (IsTerminal(r.status)) continue;  // ended some other way first
+    if (t->kind == storage::TimerKind::kDeadline) {
+      HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));
+    } else if (t->kind == storage::TimerKind::kRetry) {
+      if (r.status != IntentStatus::kWaiting || r.waiting_reason != "TIME" ||
+          r.delivery_attempt != t->attempt) {
+        continue;  // no longer waiting for this backoff
+      }
+      HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.retrying",
+                                         "system", AttemptDetails(r.delivery_attempt + 1)));
+      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+      ready_.insert(r.to_agent);
+    }
+  }
+  return fired;
 }
 
 Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
@@ -372,6 +497,12 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
     }
     HANDOFF_RETURN_IF_ERROR(s);
     IntentRecord& r = view.record;
+    if (r.deadline_ms != 0 && r.deadline_ms <= clock_.NowMs()) {
+      // Never delivered after its deadline, even if its timer has not fired yet.
+      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, address, r.id));  // TimeOut dequeues it
+      HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));
+      continue;
+    }
     ++r.delivery_attempt;
     MsgWriter details;
     details.BeginMap();
@@ -416,6 +547,16 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
     if (s.IsNotFound()) continue;
     HANDOFF_RETURN_IF_ERROR(s);
     if (!IsLeased(r.status) || r.delivery_attempt != lease.attempt) continue;  // stale entry
+    if (r.max_attempts != 0 && r.delivery_attempt >= r.max_attempts) {
+      HANDOFF_RETURN_IF_ERROR(
+          AfterFailedAttempt(txn, batch, r,
+                             ErrorInfo{"lease_expired",
+                                       "the agent held attempt " + std::to_string(lease.attempt) +
+                                           " past its lease without a heartbeat",
+                                       true}));
+      ++expired;
+      continue;
+    }
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
                                        "intent.lease_expired", "system",
                                        AttemptDetails(lease.attempt)));

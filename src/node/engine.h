@@ -50,6 +50,14 @@ struct EngineOptions {
   uint64_t max_payload_bytes = 1 << 20;
   // Which addresses other nodes host. Default: none (every address is local).
   std::vector<RouteOptions> routes;
+  // Retry policy of intents whose sender set none: at most `max_attempts` deliveries (lease
+  // expiries included; 0: unlimited), and after a retryable failure a wait of retry_initial,
+  // multiplied by retry_multiplier after each further failure, capped at retry_max.
+  // Defaults: 5, 1 s, 2.0, 60 s.
+  uint32_t max_attempts = 5;
+  int64_t retry_initial_ms = 1000;
+  double retry_multiplier = 2.0;
+  int64_t retry_max_ms = 60'000;
 };
 
 // Shortest and longest lease an intent may ask for.
@@ -65,7 +73,13 @@ struct SendParams {
   std::string payload;  // one encoded msgpack map
   std::string correlation_id;
   std::string parent_id;
-  int64_t lease_ms = 0;  // 0: the node default
+  int64_t lease_ms = 0;     // 0: the node default
+  int64_t deadline_ms = 0;  // absolute Unix ms; 0: none
+  // Retry policy; 0 for any of them: the node default.
+  uint32_t max_attempts = 0;
+  int64_t retry_initial_ms = 0;
+  double retry_multiplier = 0;
+  int64_t retry_max_ms = 0;
 };
 
 struct SendResult {
@@ -146,8 +160,12 @@ class Engine {
   // sent) to the queue, without counting the attempt: nobody received it. No-op if the intent
   // has moved on since.
   Status ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt);
-  // Returns every lease that expired by now (at most `max`) to the queue.
+  // Returns every lease that expired by now (at most `max`) to the queue, or fails the intent
+  // if it has used up its attempts.
   Result<size_t> ExpireLeases(Txn& txn, Batch& batch, size_t max);
+  // Fires every timer due by now (at most `max`): deadlines time intents out, ended backoffs
+  // send them out again.
+  Result<size_t> FireTimers(Txn& txn, Batch& batch, size_t max);
 
   // --- From peers. Each applies one message of an in-order link exactly once. ---
 
@@ -164,9 +182,10 @@ class Engine {
   // history here and mirror the status. Updates already applied (by remote_seq) are skipped.
   Status ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
                            const wire::RemoteUpdate& update);
-  // The origin canceled an intent this node delivers.
-  Status ApplyRemoteCancel(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
-                           std::string_view actor, std::string_view reason);
+  // The origin ended an intent this node delivers: action "cancel" or "timeout".
+  Status ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
+                            std::string_view action, std::string_view actor,
+                            std::string_view reason);
 
   // --- Reads ---
 
@@ -179,6 +198,8 @@ class Engine {
 
   std::optional<int64_t> NextLeaseExpiry() const { return leases_.NextExpiry(); }
   bool LeaseExpiryDue() const;
+  std::optional<int64_t> NextTimer() const { return next_timer_; }
+  bool TimerDue() const { return next_timer_ && *next_timer_ <= clock_.NowMs(); }
   // Addresses that may have queued intents (a hint: DeliverNext clears a false one).
   const std::set<std::string>& ready_addresses() const { return ready_; }
   const std::array<int64_t, kIntentStatusCount>& status_counts() const { return counts_; }
@@ -209,6 +230,12 @@ class Engine {
   // *repeated when the same outcome for the same attempt was already recorded.
   Status PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
                         IntentRecord* r, bool* repeated);
+  Status ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at);
+  // Ends a live intent as TIMED_OUT (its deadline passed); tells its destination if remote.
+  Status TimeOut(Txn& txn, Batch& batch, IntentRecord& r);
+  // After attempt `r.delivery_attempt` failed with `error` (or its lease ran out): waits and
+  // tries again, or fails the intent for good when it is not retryable or out of attempts.
+  Status AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
   void ArmLease(const IntentRecord& r);
@@ -219,6 +246,7 @@ class Engine {
   RouteTable routes_;
   LeaseTable leases_;
   std::set<std::string> ready_;
+  std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
   std::array<int64_t, kIntentStatusCount> counts_{};
 };
 

@@ -51,6 +51,14 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
   r.target_node = options_.node_name;
   r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
+  // The origin resolved the policy; this node delivers by it.
+  r.deadline_ms = incoming.deadline_ms;
+  r.max_attempts = incoming.max_attempts;
+  r.retry_initial_ms =
+      incoming.retry_initial_ms != 0 ? incoming.retry_initial_ms : options_.retry_initial_ms;
+  r.retry_multiplier =
+      incoming.retry_multiplier != 0 ? incoming.retry_multiplier : options_.retry_multiplier;
+  r.retry_max_ms = incoming.retry_max_ms != 0 ? incoming.retry_max_ms : options_.retry_max_ms;
   r.status = IntentStatus::kSubmitted;
   r.created_at_ms = incoming.created_at_ms;
   HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, payload));
@@ -66,6 +74,9 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.str()));
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
+  if (r.deadline_ms != 0) {
+    HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kDeadline, r, r.deadline_ms));
+  }
   return true;
 }
 
@@ -129,6 +140,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   r.delivery_attempt = u.delivery_attempt;
   r.waiting_reason = u.waiting_reason;
   r.error = u.error;
+  r.last_error = u.last_error;
   r.has_checkpoint = u.has_checkpoint;
   r.updated_at_ms = clock_.NowMs();
   ++r.seq;
@@ -146,20 +158,22 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   return Status::OK();
 }
 
-Status Engine::ApplyRemoteCancel(Txn& txn, Batch& batch, const std::string& peer,
-                                 const IntentId& id, std::string_view actor,
-                                 std::string_view reason) {
+Status Engine::ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& peer,
+                                  const IntentId& id, std::string_view action,
+                                  std::string_view actor, std::string_view reason) {
   IntentRecord r;
   Status s = Load(txn, id, &r);
   if (s.IsNotFound()) return Status::OK();  // never arrived here: nothing to stop
   HANDOFF_RETURN_IF_ERROR(s);
   if (r.origin_node != peer) {
-    spdlog::warn("node {} asked to cancel intent {}, whose origin is '{}'; ignored", peer,
+    spdlog::warn("node {} sent '{}' for intent {}, whose origin is '{}'; ignored", peer, action,
                  id.ToString(), r.origin_node);
     return Status::OK();
   }
   if (IsTerminal(r.status)) return Status::OK();
-  return Cancel(txn, batch, id, actor, reason).status();
+  if (action == "cancel") return Cancel(txn, batch, id, actor, reason).status();
+  if (action == "timeout") return TimeOut(txn, batch, r);
+  return Status::InvalidArgument("unknown control action '" + std::string(action) + "'");
 }
 
 }  // namespace handoff::node

@@ -73,6 +73,10 @@ Status Node::Init() {
   engine.default_lease_ms = options_.default_lease_ms;
   engine.max_payload_bytes = options_.max_payload_bytes;
   engine.routes = options_.routes;
+  engine.max_attempts = options_.max_attempts;
+  engine.retry_initial_ms = options_.retry_initial_ms;
+  engine.retry_multiplier = options_.retry_multiplier;
+  engine.retry_max_ms = options_.retry_max_ms;
   engine_ = std::make_unique<Engine>(*store_, *options_.clock, engine);
   HANDOFF_RETURN_IF_ERROR(engine_->Recover());
   peer_service_ = std::make_unique<PeerService>(*engine_, *store_);
@@ -160,6 +164,7 @@ long Node::NextTimeoutMs() const {
   int64_t next = now + kMaxPollMs;
   if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
   if (auto wait = waiters_.NextDeadline()) next = std::min(next, *wait);
+  if (auto timer = engine_->NextTimer()) next = std::min(next, *timer);
   for (const auto& link : links_) next = std::min(next, link->NextWakeMs(now));
   return static_cast<long>(std::clamp<int64_t>(next - now, 0, kMaxPollMs));
 }
@@ -229,7 +234,7 @@ void Node::Turn(Inbound& in) {
   bool trims = false;
   for (const auto& link : links_) trims = trims || link->NeedsTrim();
   const bool write = writes > 0 || !in.peer_data.empty() || trims || engine_->LeaseExpiryDue() ||
-                     HasDeliverableWork() || !undelivered_.empty();
+                     engine_->TimerDue() || HasDeliverableWork() || !undelivered_.empty();
   if (requests.empty() && !write && !peer_work) {
     AnswerWaiters(Batch());
     AfterPeers(false, Batch(), {});
@@ -258,6 +263,7 @@ void Node::Turn(Inbound& in) {
     for (const auto& [id, attempt] : undelivered_) {
       if (s.ok()) s = engine_->ReturnUndelivered(*txn, batch, id, attempt);
     }
+    if (s.ok()) s = engine_->FireTimers(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
     if (s.ok()) s = txn->Commit();

@@ -65,6 +65,15 @@ struct NodeOptions {
 
   // [node] default_lease: lease of an intent whose sender set none. Default: 30 s.
   int64_t default_lease_ms = 30'000;
+  // [node] max_attempts: deliveries an intent gets (lease expiries included) unless its sender
+  // says otherwise; 0: unlimited. Default: 5.
+  uint32_t max_attempts = 5;
+  // [node] retry_initial / retry_multiplier / retry_max: after a retryable failure an intent
+  // waits retry_initial, times retry_multiplier per further failure, at most retry_max.
+  // Defaults: 1 s, 2.0, 60 s.
+  int64_t retry_initial_ms = 1000;
+  double retry_multiplier = 2.0;
+  int64_t retry_max_ms = 60'000;
 
   // Source of time; must outlive the node. Default: the system clock.
   const Clock* clock = &SystemClock::Instance();

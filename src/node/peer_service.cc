@@ -65,8 +65,7 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
   HANDOFF_RETURN_IF_ERROR(body.OptString("actor", &actor));
   HANDOFF_RETURN_IF_ERROR(body.OptString("reason", &reason));
   HANDOFF_ASSIGN_OR_RETURN(IntentId intent_id, IntentId::Parse(id));
-  if (action != "cancel") return Status::InvalidArgument("unknown control action '" + action + "'");
-  return engine_.ApplyRemoteCancel(txn, batch, msg.from, intent_id, actor, reason);
+  return engine_.ApplyRemoteControl(txn, batch, msg.from, intent_id, action, actor, reason);
 }
 
 }  // namespace handoff::node

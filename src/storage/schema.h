@@ -15,6 +15,8 @@
 //                                                  message, kept until the peer acknowledges it
 //   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
 //            "in/" + peer                          u64 BE: last link seq applied from peer
+//   timers   fire_at (u64 BE, ms) + intent id      u32 BE: the delivery attempt it belongs to
+//            (16) + kind (1 byte)                  (kinds in TimerKind); earliest first
 //
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
@@ -36,9 +38,16 @@ inline constexpr const char* kEventsTable = "events";
 inline constexpr const char* kQueueTable = "queue";
 inline constexpr const char* kOutboxTable = "outbox";
 inline constexpr const char* kLinksTable = "links";
+inline constexpr const char* kTimersTable = "timers";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";
+
+// What a timer does when it fires.
+enum class TimerKind : char {
+  kDeadline = 'D',  // the intent's deadline: it times out
+  kRetry = 'R',     // a retryable failure's backoff ended: deliver it again
+};
 
 enum class BlobKind : char {
   kPayload = 'p',

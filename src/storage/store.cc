@@ -33,6 +33,14 @@ uint64_t ReadU64(std::string_view bytes) {
   return v;
 }
 
+std::string TimerKey(const TimerEntry& t) {
+  std::string key;
+  AppendU64(&key, static_cast<uint64_t>(t.fire_at_ms));
+  key.append(t.id.bytes());
+  key.push_back(static_cast<char>(t.kind));
+  return key;
+}
+
 std::string OutboxKey(std::string_view peer, uint64_t seq) {
   std::string key = QueuePrefix(peer);
   AppendU64(&key, seq);
@@ -58,6 +66,7 @@ Status Store::OpenTables(std::string_view node_name) {
   HANDOFF_ASSIGN_OR_RETURN(queue_, txn.OpenTable(kQueueTable));
   HANDOFF_ASSIGN_OR_RETURN(outbox_, txn.OpenTable(kOutboxTable));
   HANDOFF_ASSIGN_OR_RETURN(links_, txn.OpenTable(kLinksTable));
+  HANDOFF_ASSIGN_OR_RETURN(timers_, txn.OpenTable(kTimersTable));
 
   std::string_view version;
   Status s = txn.Get(meta_, kMetaSchemaVersion, &version);
@@ -216,6 +225,36 @@ Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, s
                     std::string(value.substr(8))});
   }
   return cursor.status();
+}
+
+Status Store::PutTimer(Txn& txn, const TimerEntry& timer) {
+  std::string value;
+  for (int shift = 24; shift >= 0; shift -= 8)
+    value.push_back(static_cast<char>(timer.attempt >> shift));
+  return txn.Put(timers_, TimerKey(timer), value);
+}
+
+Status Store::DeleteTimer(Txn& txn, const TimerEntry& timer) {
+  return txn.Delete(timers_, TimerKey(timer));
+}
+
+Result<std::optional<TimerEntry>> Store::FirstTimer(const Txn& txn) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, timers_));
+  if (!cursor.First()) {
+    HANDOFF_RETURN_IF_ERROR(cursor.status());
+    return std::optional<TimerEntry>();
+  }
+  std::string_view key = cursor.key();
+  std::string_view value = cursor.value();
+  if (key.size() != 8 + IntentId::kSize + 1 || value.size() != 4) {
+    return Status::Corruption("malformed timer entry");
+  }
+  TimerEntry t;
+  t.fire_at_ms = static_cast<int64_t>(ReadU64(key));
+  HANDOFF_ASSIGN_OR_RETURN(t.id, IntentId::FromBytes(key.substr(8, IntentId::kSize)));
+  t.kind = static_cast<TimerKind>(key.back());
+  for (char c : value) t.attempt = t.attempt << 8 | static_cast<uint8_t>(c);
+  return std::optional<TimerEntry>(t);
 }
 
 }  // namespace handoff::storage

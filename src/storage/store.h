@@ -29,6 +29,13 @@ struct OutboxEntry {
   std::string frame;
 };
 
+struct TimerEntry {
+  int64_t fire_at_ms = 0;
+  IntentId id;
+  TimerKind kind = TimerKind::kDeadline;
+  uint32_t attempt = 0;
+};
+
 class Store {
  public:
   // Opens the environment in `dir`, creates missing tables and checks the schema version.
@@ -62,6 +69,12 @@ class Store {
   // The oldest queued intent for `address`, or nullopt.
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
 
+  // Timers, in firing order.
+  Status PutTimer(Txn& txn, const TimerEntry& timer);
+  Status DeleteTimer(Txn& txn, const TimerEntry& timer);
+  // The earliest timer, or nullopt.
+  Result<std::optional<TimerEntry>> FirstTimer(const Txn& txn) const;
+
   // Peer links: per-peer counters ("out/<peer>", "in/<peer>"; 0 when unset) and the outbox of
   // messages each peer has not acknowledged yet.
   Result<uint64_t> GetLinkCounter(const Txn& txn, std::string_view key) const;
@@ -86,6 +99,7 @@ class Store {
   Table queue_ = 0;
   Table outbox_ = 0;
   Table links_ = 0;
+  Table timers_ = 0;
 };
 
 }  // namespace handoff::storage

@@ -93,6 +93,10 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
     w.Key("error");
     WriteErrorInfo(w, *u.error);
   }
+  if (u.last_error) {
+    w.Key("last_error");
+    WriteErrorInfo(w, *u.last_error);
+  }
   w.Field("has_checkpoint", u.has_checkpoint);
   if (!u.checkpoint.empty()) w.FieldRaw("checkpoint", u.checkpoint);
   if (!u.result.empty()) w.FieldRaw("result", u.result);
@@ -123,6 +127,13 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
     ErrorInfo info;
     HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
     u.error = std::move(info);
+  }
+  std::optional<MapReader> last_error;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("last_error", &last_error));
+  if (last_error) {
+    ErrorInfo info;
+    HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*last_error, &info));
+    u.last_error = std::move(info);
   }
   HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &u.has_checkpoint));
   if (const msgpack::object* c = m.Find("checkpoint")) u.checkpoint = Pack(*c);

@@ -72,6 +72,7 @@ struct RemoteUpdate {
   uint32_t delivery_attempt = 0;
   std::string waiting_reason;
   std::optional<ErrorInfo> error;
+  std::optional<ErrorInfo> last_error;
   bool has_checkpoint = false;
   std::string checkpoint;  // encoded value when this event saved one, else empty
   std::string result;      // encoded value when this event completed the intent, else empty

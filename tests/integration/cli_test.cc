@@ -178,7 +178,10 @@ TEST_CASE("WaitExitCodesTellHowTheIntentEnded") {
   serve = std::make_unique<Process>(
       std::vector<std::string>{HandoffctlPath(), "serve", "--as", kTo, "--exec", "exit 7"},
       f.daemon().Env(), f.dir().Sub("serve2.log"));
-  std::string failed = f.Send();
+  auto sent_failing =
+      f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--max-attempts", "1"});
+  REQUIRE(sent_failing.exit_code == 0);
+  std::string failed = Line(sent_failing.out);
   CHECK(f.Ctl({"wait", failed, "--timeout", "20s"}).exit_code == 3);
   serve.reset();
 

@@ -12,6 +12,7 @@
 
 #include "handoff/agent.h"
 #include "handoff/client.h"
+#include "support/agent_pool.h"
 #include "support/daemon.h"
 #include "wire/agent_protocol.h"
 
@@ -19,50 +20,6 @@ namespace handoff::testing {
 namespace {
 
 constexpr const char* kWorker = "agent://acme/test/worker";
-
-// Agents in threads that double payload["n"] and note every intent they were handed.
-class AgentPool {
- public:
-  AgentPool(const Daemon& daemon, int count, uint32_t credit = 1) {
-    for (int i = 0; i < count; ++i) {
-      AgentOptions options;
-      options.address = kWorker;
-      options.client = daemon.client_options();
-      options.credit = credit;
-      options.refresh_interval = std::chrono::milliseconds(200);
-      auto agent = Agent::Connect(options);
-      REQUIRE(agent.ok());
-      agents_.push_back(std::move(agent).value());
-    }
-    for (auto& agent : agents_) {
-      threads_.emplace_back([this, a = agent.get()] {
-        Status s = a->Run([this](Task& task) {
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            handled_.insert(task.intent_id());
-          }
-          int64_t n = task.payload().value("n", int64_t{-1});
-          return Outcome::Complete(Json{{"n", n}, {"double", 2 * n}});
-        });
-        CHECK(s.ok());
-      });
-    }
-  }
-  ~AgentPool() {
-    for (auto& agent : agents_) agent->Stop();
-    for (auto& t : threads_) t.join();
-  }
-  bool Handled(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return handled_.count(id) > 0;
-  }
-
- private:
-  std::vector<std::unique_ptr<Agent>> agents_;
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::set<std::string> handled_;
-};
 
 SendRequest Work(int64_t n) {
   SendRequest req;
@@ -92,7 +49,7 @@ TEST_CASE("AThousandIntentsFromASenderToAnAgentAllCompleteWithTheRightResults") 
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
-  AgentPool agents(daemon, 2);
+  AgentPool agents(daemon, kWorker, 2);
   auto client = daemon.Connect();
 
   std::vector<std::string> ids;
@@ -123,7 +80,7 @@ TEST_CASE("DaemonKilledWhileIntentsAreSentAndServedLosesNothing") {
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
-  AgentPool agents(daemon, 2);
+  AgentPool agents(daemon, kWorker, 2);
 
   std::mutex mu;
   std::vector<std::pair<std::string, int64_t>> acked;  // every send that returned an id
@@ -308,33 +265,28 @@ TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {
   for (const Event& e : *events) CHECK(e.event_type != "intent.lease_expired");
 }
 
-TEST_CASE("AHandlerThatThrowsFailsItsIntent") {
+TEST_CASE("AHandlerThatThrowsIsRetriedThenFailsWithItsLastError") {
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
   auto client = daemon.Connect();
-  auto receipt = client->Send(Work(1));
+  SendRequest req = Work(1);
+  req.max_attempts = 2;
+  req.retry_initial = std::chrono::milliseconds(100);
+  auto receipt = client->Send(req);
   REQUIRE(receipt.ok());
-  AgentOptions options;
-  options.address = kWorker;
-  options.client = daemon.client_options();
-  auto agent = Agent::Connect(options);
-  REQUIRE(agent.ok());
-  std::thread run([&] {
-    CHECK((*agent)
-              ->Run([&](Task&) -> Outcome {
-                (*agent)->Stop();
-                throw std::runtime_error("model returned garbage");
-              })
-              .ok());
-  });
+  AgentPool agents(daemon, kWorker, 1,
+                   [](Task&) -> Outcome { throw std::runtime_error("model returned garbage"); });
   auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
-  run.join();
   REQUIRE(done.ok());
   CHECK(done->status == IntentStatus::kFailed);
+  CHECK(done->delivery_attempt == 2);
   REQUIRE(done->error.has_value());
-  CHECK(done->error->code == "handler_exception");
-  CHECK(done->error->message == "model returned garbage");
+  CHECK(done->error->code == "delivery_attempts_exhausted");
+  REQUIRE(done->last_error.has_value());
+  CHECK(done->last_error->code == "handler_exception");
+  CHECK(done->last_error->message == "model returned garbage");
+  CHECK(agents.Handled(receipt->intent_id) == 2);
 }
 
 }  // namespace

@@ -132,7 +132,7 @@ printf '{"payload":%s,"id":"%s","type":"%s","attempt":"%s","checkpoint":"%s","so
   CHECK(done->result["socket"] == daemon.endpoint());
 }
 
-TEST_CASE("ANonZeroExitUnderServeFailsTheIntent") {
+TEST_CASE("ANonZeroExitUnderServeIsRetriedWithBackoffThenFails") {
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
@@ -141,14 +141,27 @@ TEST_CASE("ANonZeroExitUnderServeFailsTheIntent") {
   SendRequest req;
   req.to_agent = kProcessor;
   req.intent_type = "intent.fail.v1";
+  req.max_attempts = 3;
+  req.retry_initial = std::chrono::milliseconds(200);
   auto receipt = client->Send(req);
   REQUIRE(receipt.ok());
   auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
   REQUIRE(done.ok());
   CHECK(done->status == IntentStatus::kFailed);
+  CHECK(done->delivery_attempt == 3);
   REQUIRE(done->error.has_value());
-  CHECK(done->error->code == "exit_status");
-  CHECK(done->error->message.find("status 3") != std::string::npos);
+  CHECK(done->error->code == "delivery_attempts_exhausted");
+  REQUIRE(done->last_error.has_value());
+  CHECK(done->last_error->code == "exit_status");
+  CHECK(done->last_error->message.find("status 3") != std::string::npos);
+  // Two backoffs: 200 ms, then 400 ms.
+  auto events = client->Events(receipt->intent_id);
+  REQUIRE(events.ok());
+  std::vector<int64_t> delays;
+  for (const Event& e : *events) {
+    if (e.event_type == "intent.retry_scheduled") delays.push_back(e.details["retry_in_ms"]);
+  }
+  CHECK(delays == std::vector<int64_t>{200, 400});
 }
 
 TEST_CASE("CancelingARunningIntentStopsItsCommandAndRefusesItsResult") {

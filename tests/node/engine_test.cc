@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 
@@ -56,7 +57,8 @@ class EngineFixture {
     return Status::OK();
   }
 
-  IntentId Send(std::string to = "agent://acme/prod/worker", int64_t lease_ms = 0) {
+  IntentId Send(std::string to = "agent://acme/prod/worker", int64_t lease_ms = 0,
+                const std::function<void(SendParams&)>& adjust = nullptr) {
     IntentId id;
     Status s = Write([&](Txn& txn, Batch& batch) {
       SendParams p;
@@ -65,6 +67,7 @@ class EngineFixture {
       p.to_agent = to;
       p.payload = Map("n", 1);
       p.lease_ms = lease_ms;
+      if (adjust) adjust(p);
       auto r = engine_->Send(txn, batch, p);
       if (!r.ok()) return r.status();
       id = r->record.id;
@@ -99,6 +102,26 @@ class EngineFixture {
     std::vector<EventRecord> events;
     REQUIRE(engine_->Events(*txn, id, 0, 1000, &events).ok());
     return events;
+  }
+
+  Status Fail(const IntentId& id, uint32_t attempt, bool retryable) {
+    return Write([&](Txn& txn, Batch& batch) {
+      return engine_->Fail(txn, batch, id, attempt, {"flaky", "try again", retryable}).status();
+    });
+  }
+  size_t FireTimers() {
+    size_t fired = 0;
+    REQUIRE(Write([&](Txn& txn, Batch& batch) {
+              auto r = engine_->FireTimers(txn, batch, 100);
+              if (r.ok()) fired = *r;
+              return r.status();
+            }).ok());
+    return fired;
+  }
+  void ExpireLeases() {
+    REQUIRE(Write([&](Txn& txn, Batch& batch) {
+              return engine_->ExpireLeases(txn, batch, 100).status();
+            }).ok());
   }
 
   Engine& engine() { return *engine_; }
@@ -480,6 +503,157 @@ TEST_CASE("WaitersAreAnsweredByIntentOrByDeadline") {
   REQUIRE(expired.size() == 1);
   CHECK(expired[0].rid == 3);
   CHECK_FALSE(waiters.NextDeadline().has_value());
+}
+
+TEST_CASE("ARetryableFailureBacksOffExponentiallyThenIsDeliveredAgain") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0, [](SendParams& p) {
+    p.retry_initial_ms = 1000;
+    p.retry_multiplier = 3;
+    p.retry_max_ms = 5000;
+    p.max_attempts = 10;
+  });
+  for (int64_t expected_delay : {1000, 3000, 5000, 5000}) {
+    auto d = f.Deliver();
+    REQUIRE(d.has_value());
+    const uint32_t attempt = d->record.delivery_attempt;
+    REQUIRE(f.Fail(id, attempt, /*retryable=*/true).ok());
+    IntentView v = f.Get(id);
+    CHECK(v.record.status == IntentStatus::kWaiting);
+    CHECK(v.record.waiting_reason == "TIME");
+    REQUIRE(v.record.last_error.has_value());
+    CHECK(v.record.last_error->code == "flaky");
+    CHECK(f.Fail(id, attempt, true).ok());  // a resent fail is a no-op
+    CHECK_FALSE(f.Deliver().has_value());   // not before the backoff ends
+    f.clock().Advance(expected_delay - 1);
+    CHECK(f.FireTimers() == 0);
+    f.clock().Advance(1);
+    CHECK(f.FireTimers() == 1);
+    CHECK(f.Get(id).record.status == IntentStatus::kSubmitted);
+  }
+  auto last = f.Deliver();
+  REQUIRE(last.has_value());
+  CHECK(last->record.delivery_attempt == 5);
+  std::vector<std::string> types;
+  for (const auto& e : f.Events(id)) types.push_back(e.event_type);
+  CHECK(std::count(types.begin(), types.end(), "intent.retry_scheduled") == 4);
+  CHECK(std::count(types.begin(), types.end(), "intent.retrying") == 4);
+}
+
+TEST_CASE("UsedUpAttemptsFailWithDeliveryAttemptsExhaustedAndKeepTheLastError") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0, [](SendParams& p) {
+    p.max_attempts = 2;
+    p.retry_initial_ms = 100;
+  });
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Fail(id, 1, true).ok());
+  f.clock().Advance(100);
+  f.FireTimers();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Fail(id, 2, true).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kFailed);
+  REQUIRE(v.record.error.has_value());
+  CHECK(v.record.error->code == "delivery_attempts_exhausted");
+  CHECK(v.record.error->message.find("flaky: try again") != std::string::npos);
+  REQUIRE(v.record.last_error.has_value());
+  CHECK(v.record.last_error->code == "flaky");
+}
+
+TEST_CASE("LeaseExpiriesCountAsAttempts") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 1000, [](SendParams& p) { p.max_attempts = 2; });
+  REQUIRE(f.Deliver().has_value());
+  f.clock().Advance(1000);
+  f.ExpireLeases();
+  CHECK(f.Get(id).record.status == IntentStatus::kSubmitted);
+  REQUIRE(f.Deliver().has_value());
+  f.clock().Advance(1000);
+  f.ExpireLeases();
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kFailed);
+  CHECK(v.record.error->code == "delivery_attempts_exhausted");
+  CHECK(v.record.last_error->code == "lease_expired");
+  CHECK_FALSE(f.Deliver().has_value());
+}
+
+TEST_CASE("ANonRetryableFailureFailsAtOnceWhateverTheAttemptsLeft") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Fail(id, 1, /*retryable=*/false).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kFailed);
+  CHECK(v.record.error->code == "flaky");
+}
+
+TEST_CASE("ADeadlineTimesTheIntentOutAndItsAgentLearnsOfIt") {
+  EngineFixture f;
+  const int64_t deadline = f.clock().NowMs() + 5000;
+  IntentId id =
+      f.Send("agent://acme/prod/worker", 0, [&](SendParams& p) { p.deadline_ms = deadline; });
+  REQUIRE(f.Deliver().has_value());
+  CHECK(f.engine().NextTimer() == deadline);
+  f.clock().Advance(4999);
+  CHECK(f.FireTimers() == 0);
+  f.clock().Advance(1);
+  CHECK(f.engine().TimerDue());
+  CHECK(f.FireTimers() == 1);
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kTimedOut);
+  CHECK(v.record.error->code == "deadline_exceeded");
+  CHECK(f.last_batch().settled == std::vector<IntentId>{id});
+  Status hb = f.Write(
+      [&](Txn& txn, Batch& batch) { return f.engine().Heartbeat(txn, batch, id, 1).status(); });
+  CHECK(hb.IsTimedOut());
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Complete(txn, batch, id, 1, Map("r", 1)).status();
+         }).IsTimedOut());
+}
+
+TEST_CASE("AnIntentIsNeverDeliveredAfterItsDeadline") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0,
+                       [&](SendParams& p) { p.deadline_ms = f.clock().NowMs() + 100; });
+  f.clock().Advance(100);
+  CHECK_FALSE(f.Deliver().has_value());  // the timer has not fired; delivery checks anyway
+  CHECK(f.Get(id).record.status == IntentStatus::kTimedOut);
+  CHECK(f.FireTimers() == 1);  // the timer finds it ended and does nothing more
+  CHECK(f.Get(id).record.status == IntentStatus::kTimedOut);
+}
+
+TEST_CASE("APastDeadlineOrABadRetryPolicyIsRefused") {
+  EngineFixture f;
+  auto send = [&](const std::function<void(SendParams&)>& adjust) {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      SendParams p;
+      p.intent_type = "intent.test.v1";
+      p.to_agent = "agent://acme/prod/worker";
+      p.payload = Map("n", 1);
+      adjust(p);
+      return f.engine().Send(txn, batch, p).status();
+    });
+  };
+  CHECK(send([&](SendParams& p) { p.deadline_ms = f.clock().NowMs() - 1; }).IsInvalidArgument());
+  CHECK(send([](SendParams& p) { p.retry_multiplier = 0.5; }).IsInvalidArgument());
+  CHECK(send([](SendParams& p) { p.retry_initial_ms = -1; }).IsInvalidArgument());
+}
+
+TEST_CASE("TheRetryScheduleSurvivesARestart") {
+  EngineFixture f;
+  IntentId id =
+      f.Send("agent://acme/prod/worker", 0, [](SendParams& p) { p.retry_initial_ms = 2000; });
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Fail(id, 1, true).ok());
+  const int64_t due = f.clock().NowMs() + 2000;
+  f.Reopen();
+  CHECK(f.engine().NextTimer() == due);
+  f.clock().Advance(2000);
+  CHECK(f.FireTimers() == 1);
+  auto again = f.Deliver();
+  REQUIRE(again.has_value());
+  CHECK(again->record.delivery_attempt == 2);
 }
 
 TEST_CASE("LifecycleRefusesIllegalTransitions") {

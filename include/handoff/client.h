@@ -53,6 +53,10 @@ struct SendRequest {
   std::string parent_id;
   // How long the receiving agent may hold the intent between heartbeats. 0: the node default.
   std::chrono::milliseconds lease{0};
+  // With from_agent, names this request: sending it again (same key, same type, recipient and
+  // payload) returns the first intent's id and stores nothing; the same key with a different
+  // request is refused (Conflict). Keys are remembered for the node's idempotency_ttl (24 h).
+  std::string idempotency_key;
   // When the intent times out (TIMED_OUT) if it has not ended: Unix milliseconds. 0: never.
   int64_t deadline_ms = 0;
   // Deliveries it gets, lease expiries included; 0: the node default (5).

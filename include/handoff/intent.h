@@ -41,6 +41,7 @@ struct Intent {
   int64_t deadline_ms = 0;              // 0: none
   uint32_t max_attempts = 0;            // 0: unlimited
   std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
+  std::string idempotency_key;
 };
 
 struct Event {

@@ -78,6 +78,7 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
     w.Key("last_error");
     WriteErrorInfo(w, *r.last_error);
   }
+  if (!r.idempotency_key.empty()) w.Field("idempotency_key", r.idempotency_key);
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
@@ -132,6 +133,7 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(m.OptInt("created_at", &r->created_at_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("updated_at", &r->updated_at_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &r->deadline_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &r->idempotency_key));
   HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "max_attempts", &r->max_attempts));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &r->retry_initial_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &r->retry_multiplier));

@@ -51,6 +51,7 @@ struct IntentRecord {
   double retry_multiplier = 0;
   int64_t retry_max_ms = 0;
   std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
+  std::string idempotency_key;          // with from_agent, names the request that made it
 
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
   // a retransmitted update is recognised and skipped.

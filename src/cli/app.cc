@@ -35,6 +35,8 @@ int Main(int argc, char** argv) {
   c->add_option("--id", send.id, "use this intent id (a UUID); a resend with it is a no-op");
   c->add_option("--deadline", send.deadline,
                 "time out (TIMED_OUT) at this RFC 3339 time or after this long, e.g. 10m");
+  c->add_option("--idempotency-key", send.idempotency_key,
+                "a repeat with this key (same sender and body) returns the first intent");
   c->add_option("--max-attempts", send.max_attempts,
                 "deliveries it gets, lease expiries included (default: the node's, 5)");
   c->add_option("--retry-initial", send.retry_initial, "backoff after the first failure (1s)");

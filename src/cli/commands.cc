@@ -148,6 +148,7 @@ int Send(const Global& g, const SendFlags& f) {
     }
   }
   req.max_attempts = f.max_attempts;
+  req.idempotency_key = f.idempotency_key;
   req.retry_multiplier = f.retry_multiplier;
   for (auto [text, out] :
        {std::pair{&f.retry_initial, &req.retry_initial}, std::pair{&f.retry_max, &req.retry_max}}) {

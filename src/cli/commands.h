@@ -44,6 +44,7 @@ struct Global {
 struct SendFlags {
   std::string to, type, payload = "{}", from, lease, correlation_id, parent_id, id;
   std::string deadline;  // a duration from now, or an RFC 3339 time
+  std::string idempotency_key;
   uint32_t max_attempts = 0;
   std::string retry_initial, retry_max;
   double retry_multiplier = 0;

@@ -60,6 +60,8 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   j["lease_ms"] = in.lease_ms;
   j["deadline"] = in.deadline_ms != 0 ? OrderedJson(FormatRfc3339(in.deadline_ms)) : OrderedJson();
   j["max_attempts"] = in.max_attempts;
+  j["idempotency_key"] =
+      in.idempotency_key.empty() ? OrderedJson() : OrderedJson(in.idempotency_key);
   if (in.last_error) {
     j["last_error"] = OrderedJson{{"code", in.last_error->code},
                                   {"message", in.last_error->message},

@@ -61,6 +61,7 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
     if (!request.parent_id.empty()) w.Field("parent_id", request.parent_id);
     if (request.lease.count() > 0) w.Field("lease_ms", static_cast<int64_t>(request.lease.count()));
     if (request.deadline_ms != 0) w.Field("deadline", request.deadline_ms);
+    if (!request.idempotency_key.empty()) w.Field("idempotency_key", request.idempotency_key);
     if (request.max_attempts != 0) w.Field("max_attempts", request.max_attempts);
     if (request.retry_initial.count() > 0) {
       w.Field("retry_initial_ms", static_cast<int64_t>(request.retry_initial.count()));

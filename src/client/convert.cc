@@ -44,6 +44,7 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
   intent.deadline_ms = r.deadline_ms;
   intent.max_attempts = r.max_attempts;
   intent.last_error = std::move(r.last_error);
+  intent.idempotency_key = std::move(r.idempotency_key);
   intent.lease_ms = r.lease_ms;
   intent.status = r.status;
   intent.waiting_reason = std::move(r.waiting_reason);

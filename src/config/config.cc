@@ -176,6 +176,11 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.retry_max_ms, 0, 7 * 86'400'000LL,
                                 "between 0 and 7d");
        }},
+      {"node", "idempotency_ttl", "a duration like \"24h\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.idempotency_ttl_ms, 1000, 365LL * 86'400'000,
+                                "between 1s and 365d");
+       }},
       {"node", "peer_heartbeat", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {
          return DurationBetween(n, &t.config.node.peer_heartbeat_ms, 50, 60'000,

@@ -163,6 +163,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   HANDOFF_RETURN_IF_ERROR(m.OptString("parent_id", &p.parent_id));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &p.lease_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &p.deadline_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &p.idempotency_key));
   uint64_t max_attempts = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("max_attempts", &max_attempts));
   if (max_attempts > 1'000'000) return Status::InvalidArgument("max_attempts is above 1000000");

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/hash.h"
 #include "base/names.h"
 #include "base/time_format.h"
 #include "base/units.h"
@@ -193,6 +194,28 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   if (p.retry_initial_ms < 0 || p.retry_max_ms < 0) {
     return Status::InvalidArgument("retry delays must not be negative");
   }
+  std::string request_hash;
+  if (!p.idempotency_key.empty()) {
+    if (p.idempotency_key.size() > kMaxIdFieldLength) {
+      return Status::InvalidArgument("idempotency_key is longer than 255 bytes");
+    }
+    // The same sender repeating the same key: the same request, or a mistake.
+    request_hash = ContentHash({p.intent_type, p.to_agent, p.payload});
+    IntentId first;
+    std::string first_hash;
+    Status known = store_.GetIdempotencyKey(txn, from, p.idempotency_key, &first, &first_hash);
+    if (known.ok()) {
+      if (first_hash != request_hash) {
+        return Status::Conflict("idempotency key '" + p.idempotency_key + "' of " + from +
+                                " was already used for a different request (intent " +
+                                first.ToString() + ")");
+      }
+      IntentRecord existing;
+      HANDOFF_RETURN_IF_ERROR(Load(txn, first, &existing));
+      return SendResult{std::move(existing), false};
+    }
+    if (!known.IsNotFound()) return known;
+  }
   IntentRecord r;
   r.id = p.intent_id ? *p.intent_id : NewIntentId(now);
   if (r.id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
@@ -220,6 +243,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   r.target_node = routes_.NodeFor(r.to_agent);
   r.lease_ms = lease_ms;
   r.deadline_ms = p.deadline_ms;
+  r.idempotency_key = p.idempotency_key;
   r.max_attempts = p.max_attempts != 0 ? p.max_attempts : options_.max_attempts;
   r.retry_initial_ms = p.retry_initial_ms != 0 ? p.retry_initial_ms : options_.retry_initial_ms;
   r.retry_multiplier = p.retry_multiplier != 0 ? p.retry_multiplier : options_.retry_multiplier;
@@ -234,6 +258,12 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   if (r.deadline_ms != 0) {
     HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kDeadline, r, r.deadline_ms));
+  }
+  if (!r.idempotency_key.empty()) {
+    HANDOFF_RETURN_IF_ERROR(
+        store_.PutIdempotencyKey(txn, r.from_agent, r.idempotency_key, r.id, request_hash));
+    HANDOFF_RETURN_IF_ERROR(
+        ScheduleTimer(txn, storage::TimerKind::kIdemExpiry, r, now + options_.idempotency_ttl_ms));
   }
   if (IsRemote(r)) {
     // Stored here first (the send is durable now), then forwarded through the outbox.
@@ -461,6 +491,15 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
     Status s = Load(txn, t->id, &r);
     if (s.IsNotFound()) continue;
     HANDOFF_RETURN_IF_ERROR(s);
+    if (t->kind == storage::TimerKind::kIdemExpiry) {
+      IntentId owner;
+      std::string hash;
+      Status known = store_.GetIdempotencyKey(txn, r.from_agent, r.idempotency_key, &owner, &hash);
+      if (known.ok() && owner == r.id) {
+        HANDOFF_RETURN_IF_ERROR(store_.DeleteIdempotencyKey(txn, r.from_agent, r.idempotency_key));
+      }
+      continue;
+    }
     if (IsTerminal(r.status)) continue;  // ended some other way first
     if (t->kind == storage::TimerKind::kDeadline) {
       HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));

@@ -58,6 +58,8 @@ struct EngineOptions {
   int64_t retry_initial_ms = 1000;
   double retry_multiplier = 2.0;
   int64_t retry_max_ms = 60'000;
+  // How long an idempotency key is remembered. Default: 24 h.
+  int64_t idempotency_ttl_ms = 24LL * 3600 * 1000;
 };
 
 // Shortest and longest lease an intent may ask for.
@@ -75,6 +77,8 @@ struct SendParams {
   std::string parent_id;
   int64_t lease_ms = 0;     // 0: the node default
   int64_t deadline_ms = 0;  // absolute Unix ms; 0: none
+  // With from_agent, names the request: a send that repeats it returns the first intent.
+  std::string idempotency_key;
   // Retry policy; 0 for any of them: the node default.
   uint32_t max_attempts = 0;
   int64_t retry_initial_ms = 0;

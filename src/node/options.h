@@ -74,6 +74,8 @@ struct NodeOptions {
   int64_t retry_initial_ms = 1000;
   double retry_multiplier = 2.0;
   int64_t retry_max_ms = 60'000;
+  // [node] idempotency_ttl: how long a send's idempotency key is remembered. Default: 24 h.
+  int64_t idempotency_ttl_ms = 24LL * 3600 * 1000;
 
   // Source of time; must outlive the node. Default: the system clock.
   const Clock* clock = &SystemClock::Instance();

@@ -15,6 +15,8 @@
 //                                                  message, kept until the peer acknowledges it
 //   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
 //            "in/" + peer                          u64 BE: last link seq applied from peer
+//   idem     from_agent + 0x00 + idempotency key   intent id (16) + content hash (32): the
+//                                                  intent a (sender, key) first made
 //   timers   fire_at (u64 BE, ms) + intent id      u32 BE: the delivery attempt it belongs to
 //            (16) + kind (1 byte)                  (kinds in TimerKind); earliest first
 //
@@ -39,14 +41,16 @@ inline constexpr const char* kQueueTable = "queue";
 inline constexpr const char* kOutboxTable = "outbox";
 inline constexpr const char* kLinksTable = "links";
 inline constexpr const char* kTimersTable = "timers";
+inline constexpr const char* kIdemTable = "idem";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";
 
 // What a timer does when it fires.
 enum class TimerKind : char {
-  kDeadline = 'D',  // the intent's deadline: it times out
-  kRetry = 'R',     // a retryable failure's backoff ended: deliver it again
+  kDeadline = 'D',    // the intent's deadline: it times out
+  kRetry = 'R',       // a retryable failure's backoff ended: deliver it again
+  kIdemExpiry = 'K',  // its idempotency key's retention ended: forget the key
 };
 
 enum class BlobKind : char {

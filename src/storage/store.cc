@@ -67,6 +67,7 @@ Status Store::OpenTables(std::string_view node_name) {
   HANDOFF_ASSIGN_OR_RETURN(outbox_, txn.OpenTable(kOutboxTable));
   HANDOFF_ASSIGN_OR_RETURN(links_, txn.OpenTable(kLinksTable));
   HANDOFF_ASSIGN_OR_RETURN(timers_, txn.OpenTable(kTimersTable));
+  HANDOFF_ASSIGN_OR_RETURN(idem_, txn.OpenTable(kIdemTable));
 
   std::string_view version;
   Status s = txn.Get(meta_, kMetaSchemaVersion, &version);
@@ -255,6 +256,33 @@ Result<std::optional<TimerEntry>> Store::FirstTimer(const Txn& txn) const {
   t.kind = static_cast<TimerKind>(key.back());
   for (char c : value) t.attempt = t.attempt << 8 | static_cast<uint8_t>(c);
   return std::optional<TimerEntry>(t);
+}
+
+Status Store::GetIdempotencyKey(const Txn& txn, std::string_view from, std::string_view key,
+                                IntentId* id, std::string* hash) const {
+  std::string k = QueuePrefix(from);
+  k.append(key);
+  std::string_view value;
+  HANDOFF_RETURN_IF_ERROR(txn.Get(idem_, k, &value));
+  if (value.size() < IntentId::kSize) return Status::Corruption("malformed idempotency entry");
+  HANDOFF_ASSIGN_OR_RETURN(*id, IntentId::FromBytes(value.substr(0, IntentId::kSize)));
+  hash->assign(value.substr(IntentId::kSize));
+  return Status::OK();
+}
+
+Status Store::PutIdempotencyKey(Txn& txn, std::string_view from, std::string_view key,
+                                const IntentId& id, std::string_view hash) {
+  std::string k = QueuePrefix(from);
+  k.append(key);
+  std::string value(id.bytes());
+  value.append(hash);
+  return txn.Put(idem_, k, value);
+}
+
+Status Store::DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_view key) {
+  std::string k = QueuePrefix(from);
+  k.append(key);
+  return txn.Delete(idem_, k);
 }
 
 }  // namespace handoff::storage

@@ -69,6 +69,14 @@ class Store {
   // The oldest queued intent for `address`, or nullopt.
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
 
+  // Idempotency keys: (sender, key) -> the intent it made and the hash of that request.
+  // NotFound when unknown.
+  Status GetIdempotencyKey(const Txn& txn, std::string_view from, std::string_view key,
+                           IntentId* id, std::string* hash) const;
+  Status PutIdempotencyKey(Txn& txn, std::string_view from, std::string_view key,
+                           const IntentId& id, std::string_view hash);
+  Status DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_view key);
+
   // Timers, in firing order.
   Status PutTimer(Txn& txn, const TimerEntry& timer);
   Status DeleteTimer(Txn& txn, const TimerEntry& timer);
@@ -100,6 +108,7 @@ class Store {
   Table outbox_ = 0;
   Table links_ = 0;
   Table timers_ = 0;
+  Table idem_ = 0;
 };
 
 }  // namespace handoff::storage

@@ -134,5 +134,35 @@ TEST_CASE("DeadlinesAndAttemptsFromTheCommandLine") {
   CHECK(bad.err.find("--deadline") != std::string::npos);
 }
 
+TEST_CASE("AnIdempotencyKeyHoldsAcrossARestartFromTheCommandLine") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto send = [&](const std::string& payload) {
+    return daemon.Ctl({"--json", "send", "--to", "agent://acme/test/worker", "--type",
+                       "intent.pay.v1", "--from", "agent://acme/test/billing", "--payload",
+                       payload, "--idempotency-key", "invoice-7"});
+  };
+  auto first = send("{\"amount\": 10}");
+  REQUIRE(first.exit_code == 0);
+  Json a = Json::parse(first.out);
+  CHECK(a["created"] == true);
+  daemon.Kill();
+  daemon.Start();
+  auto repeat = send("{\"amount\": 10}");
+  REQUIRE(repeat.exit_code == 0);
+  Json b = Json::parse(repeat.out);
+  CHECK(b["intent_id"] == a["intent_id"]);
+  CHECK(b["created"] == false);
+  auto different = send("{\"amount\": 99}");
+  CHECK(different.exit_code == 1);
+  CHECK(different.err.find("conflict") != std::string::npos);
+  auto list = daemon.Ctl({"--json", "list"});
+  REQUIRE(list.exit_code == 0);
+  CHECK(Json::parse(list.out).size() == 1);
+  auto got = daemon.Ctl({"--json", "get", a["intent_id"]});
+  CHECK(Json::parse(got.out)["idempotency_key"] == "invoice-7");
+}
+
 }  // namespace
 }  // namespace handoff::testing

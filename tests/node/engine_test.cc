@@ -656,6 +656,45 @@ TEST_CASE("TheRetryScheduleSurvivesARestart") {
   CHECK(again->record.delivery_attempt == 2);
 }
 
+TEST_CASE("AnIdempotencyKeyReturnsTheFirstIntentRefusesADifferentBodyAndExpires") {
+  EngineFixture f;
+  auto send = [&](const std::string& from, int64_t n, SendResult* out) {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      SendParams p;
+      p.intent_type = "intent.test.v1";
+      p.from_agent = from;
+      p.to_agent = "agent://acme/prod/worker";
+      p.payload = Map("n", n);
+      p.idempotency_key = "order-42";
+      auto r = f.engine().Send(txn, batch, p);
+      if (r.ok()) *out = *r;
+      return r.status();
+    });
+  };
+  SendResult first, again, other_sender;
+  REQUIRE(send("agent://acme/prod/a", 1, &first).ok());
+  CHECK(first.created);
+  REQUIRE(send("agent://acme/prod/a", 1, &again).ok());
+  CHECK_FALSE(again.created);
+  CHECK(again.record.id == first.record.id);
+  Status conflict = send("agent://acme/prod/a", 2, &again);
+  CHECK(conflict.IsConflict());
+  CHECK(conflict.message().find(first.record.id.ToString()) != std::string::npos);
+  // Keys belong to a sender.
+  REQUIRE(send("agent://acme/prod/b", 2, &other_sender).ok());
+  CHECK(other_sender.created);
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 2);
+  // Remembered across a restart, forgotten after the retention (24 h by default).
+  f.Reopen();
+  REQUIRE(send("agent://acme/prod/a", 1, &again).ok());
+  CHECK_FALSE(again.created);
+  f.clock().Advance(24LL * 3600 * 1000);
+  f.FireTimers();
+  REQUIRE(send("agent://acme/prod/a", 2, &again).ok());
+  CHECK(again.created);
+  CHECK(again.record.id != first.record.id);
+}
+
 TEST_CASE("LifecycleRefusesIllegalTransitions") {
   using S = IntentStatus;
   CHECK(CanTransition(S::kCreated, S::kSubmitted));

@@ -53,6 +53,9 @@ struct SendRequest {
   std::string parent_id;
   // How long the receiving agent may hold the intent between heartbeats. 0: the node default.
   std::chrono::milliseconds lease{0};
+  // An address that gets an intent.reply.v1 (original id, status, result or error) when this
+  // intent ends, delivered durably like any intent.
+  std::string reply_to;
   // With from_agent, names this request: sending it again (same key, same type, recipient and
   // payload) returns the first intent's id and stores nothing; the same key with a different
   // request is refused (Conflict). Keys are remembered for the node's idempotency_ttl (24 h).
@@ -106,6 +109,9 @@ class Client {
   // Cancels a live intent; Conflict if it has already ended.
   Result<IntentStatus> Cancel(std::string_view intent_id, std::string_view reason = {},
                               std::string_view actor = {});
+  // Sends a new intent that repeats an ended one (same payload, addresses, correlation id),
+  // linked both ways. Returns the new intent's receipt.
+  Result<SendReceipt> Replay(std::string_view intent_id, std::string_view actor = {});
   // The daemon's own report: node, version, counts by status, receivers, ...
   Result<Json> NodeStatus();
 

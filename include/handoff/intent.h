@@ -42,6 +42,8 @@ struct Intent {
   uint32_t max_attempts = 0;            // 0: unlimited
   std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
   std::string idempotency_key;
+  std::string reply_to;
+  std::string replay_of;
 };
 
 struct Event {

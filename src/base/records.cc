@@ -79,6 +79,8 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
     WriteErrorInfo(w, *r.last_error);
   }
   if (!r.idempotency_key.empty()) w.Field("idempotency_key", r.idempotency_key);
+  if (!r.reply_to.empty()) w.Field("reply_to", r.reply_to);
+  if (!r.replay_of.empty()) w.Field("replay_of", r.replay_of);
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
@@ -134,6 +136,8 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(m.OptInt("updated_at", &r->updated_at_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &r->deadline_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &r->idempotency_key));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("reply_to", &r->reply_to));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("replay_of", &r->replay_of));
   HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "max_attempts", &r->max_attempts));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &r->retry_initial_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &r->retry_multiplier));

@@ -52,6 +52,8 @@ struct IntentRecord {
   int64_t retry_max_ms = 0;
   std::optional<ErrorInfo> last_error;  // the latest failed attempt's error
   std::string idempotency_key;          // with from_agent, names the request that made it
+  std::string reply_to;                 // gets an intent.reply.v1 with the outcome when it ends
+  std::string replay_of;                // the ended intent this one replays
 
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
   // a retransmitted update is recognised and skipped.

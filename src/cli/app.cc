@@ -37,6 +37,8 @@ int Main(int argc, char** argv) {
                 "time out (TIMED_OUT) at this RFC 3339 time or after this long, e.g. 10m");
   c->add_option("--idempotency-key", send.idempotency_key,
                 "a repeat with this key (same sender and body) returns the first intent");
+  c->add_option("--reply-to", send.reply_to,
+                "when it ends, send its outcome to this address as intent.reply.v1");
   c->add_option("--max-attempts", send.max_attempts,
                 "deliveries it gets, lease expiries included (default: the node's, 5)");
   c->add_option("--retry-initial", send.retry_initial, "backoff after the first failure (1s)");
@@ -77,6 +79,17 @@ int Main(int argc, char** argv) {
   c->add_option("id", cancel.id, "intent id")->required();
   c->add_option("--reason", cancel.reason, "recorded in the event history");
   c->callback([&] { run = [&] { return Cancel(g, cancel); }; });
+
+  size_t dlq_limit = 100;
+  c = app.add_subcommand("dlq", "list dead letters: failed intents, newest first");
+  c->add_option("--limit", dlq_limit, "at most this many (default 100)")
+      ->check(CLI::Range(1, 10000));
+  c->callback([&] { run = [&] { return DeadLetters(g, dlq_limit); }; });
+
+  std::string replay_id;
+  c = app.add_subcommand("replay", "send an ended intent again as a new one; prints its id");
+  c->add_option("id", replay_id, "intent id")->required();
+  c->callback([&] { run = [&] { return Replay(g, replay_id); }; });
 
   c = app.add_subcommand("status", "show the daemon's state");
   c->callback([&] { run = [&] { return NodeStatus(g); }; });

@@ -149,6 +149,7 @@ int Send(const Global& g, const SendFlags& f) {
   }
   req.max_attempts = f.max_attempts;
   req.idempotency_key = f.idempotency_key;
+  req.reply_to = f.reply_to;
   req.retry_multiplier = f.retry_multiplier;
   for (auto [text, out] :
        {std::pair{&f.retry_initial, &req.retry_initial}, std::pair{&f.retry_max, &req.retry_max}}) {
@@ -304,6 +305,44 @@ int Heartbeat(const Global& g, const AgentOpFlags& f) {
   if (!client.ok()) return Error(client.status());
   Status s = (*client)->Heartbeat(f.id, AttemptFor(f));
   return s.ok() ? kExitOk : Error(s);
+}
+
+int DeadLetters(const Global& g, size_t limit) {
+  ListOptions options;
+  options.status = IntentStatus::kFailed;
+  options.limit = limit;
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto intents = (*client)->List(options);
+  if (!intents.ok()) return Error(intents.status());
+  const int64_t now = SystemClock::Instance().NowMs();
+  if (g.json) {
+    OrderedJson all = OrderedJson::array();
+    for (const Intent& in : *intents) {
+      OrderedJson j = IntentJson(in, /*with_blobs=*/false);
+      j["age_ms"] = now - in.updated_at_ms;
+      all.push_back(std::move(j));
+    }
+    PrintJson(all);
+  } else {
+    Print(DeadLettersText(*intents, now));
+  }
+  return kExitOk;
+}
+
+int Replay(const Global& g, const std::string& id) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto receipt = (*client)->Replay(id, "operator");
+  if (!receipt.ok()) return Error(receipt.status());
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", receipt->intent_id},
+                          {"status", std::string(IntentStatusName(receipt->status))},
+                          {"replay_of", id}});
+  } else {
+    Print(receipt->intent_id + "\n");
+  }
+  return kExitOk;
 }
 
 }  // namespace handoff::cli

@@ -45,6 +45,7 @@ struct SendFlags {
   std::string to, type, payload = "{}", from, lease, correlation_id, parent_id, id;
   std::string deadline;  // a duration from now, or an RFC 3339 time
   std::string idempotency_key;
+  std::string reply_to;
   uint32_t max_attempts = 0;
   std::string retry_initial, retry_max;
   double retry_multiplier = 0;
@@ -91,6 +92,8 @@ int Checkpoint(const Global& g, const AgentOpFlags& f);
 int Complete(const Global& g, const AgentOpFlags& f);
 int Fail(const Global& g, const AgentOpFlags& f);
 int Heartbeat(const Global& g, const AgentOpFlags& f);
+int DeadLetters(const Global& g, size_t limit);
+int Replay(const Global& g, const std::string& id);
 
 // Shared by the commands.
 int Error(const Status& status);

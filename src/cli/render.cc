@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/time_format.h"
+#include "base/units.h"
 
 namespace handoff::cli {
 namespace {
@@ -62,6 +63,8 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   j["max_attempts"] = in.max_attempts;
   j["idempotency_key"] =
       in.idempotency_key.empty() ? OrderedJson() : OrderedJson(in.idempotency_key);
+  j["reply_to"] = in.reply_to.empty() ? OrderedJson() : OrderedJson(in.reply_to);
+  j["replay_of"] = in.replay_of.empty() ? OrderedJson() : OrderedJson(in.replay_of);
   if (in.last_error) {
     j["last_error"] = OrderedJson{{"code", in.last_error->code},
                                   {"message", in.last_error->message},
@@ -104,6 +107,8 @@ std::string IntentText(const Intent& in) {
   if (!in.target_node.empty()) rows.push_back({"target_node:", in.target_node});
   if (!in.correlation_id.empty()) rows.push_back({"correlation_id:", in.correlation_id});
   if (!in.parent_id.empty()) rows.push_back({"parent_id:", in.parent_id});
+  if (!in.reply_to.empty()) rows.push_back({"reply_to:", in.reply_to});
+  if (!in.replay_of.empty()) rows.push_back({"replay_of:", in.replay_of});
   rows.push_back({"payload:", Compact(in.payload)});
   rows.push_back({"checkpoint:", Compact(in.checkpoint)});
   rows.push_back({"result:", Compact(in.result)});
@@ -136,6 +141,18 @@ std::string ListText(const std::vector<Intent>& intents) {
     rows.push_back({in.intent_id, std::string(IntentStatusName(in.status)),
                     std::to_string(in.delivery_attempt), in.intent_type, in.to_agent,
                     FormatRfc3339(in.updated_at_ms)});
+  }
+  return Table(rows);
+}
+
+std::string DeadLettersText(const std::vector<Intent>& intents, int64_t now_ms) {
+  std::vector<std::vector<std::string>> rows = {
+      {"INTENT_ID", "TYPE", "TO", "ATTEMPTS", "AGE", "REASON"}};
+  for (const Intent& in : intents) {
+    std::string reason = in.error ? in.error->code + ": " + in.error->message : "";
+    if (reason.size() > 80) reason = reason.substr(0, 77) + "...";
+    rows.push_back({in.intent_id, in.intent_type, in.to_agent, std::to_string(in.delivery_attempt),
+                    FormatDurationMs((now_ms - in.updated_at_ms) / 1000 * 1000), reason});
   }
   return Table(rows);
 }

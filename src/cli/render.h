@@ -23,6 +23,8 @@ std::string IntentText(const Intent& intent);
 std::string EventsText(const std::vector<Event>& events);
 std::string ListText(const std::vector<Intent>& intents);
 std::string StatusText(const Json& status);
+// Failed intents: id, type, recipient, attempts, age, reason. `now_ms` dates the ages.
+std::string DeadLettersText(const std::vector<Intent>& intents, int64_t now_ms);
 
 }  // namespace handoff::cli
 

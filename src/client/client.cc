@@ -62,6 +62,7 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
     if (request.lease.count() > 0) w.Field("lease_ms", static_cast<int64_t>(request.lease.count()));
     if (request.deadline_ms != 0) w.Field("deadline", request.deadline_ms);
     if (!request.idempotency_key.empty()) w.Field("idempotency_key", request.idempotency_key);
+    if (!request.reply_to.empty()) w.Field("reply_to", request.reply_to);
     if (request.max_attempts != 0) w.Field("max_attempts", request.max_attempts);
     if (request.retry_initial.count() > 0) {
       w.Field("retry_initial_ms", static_cast<int64_t>(request.retry_initial.count()));
@@ -175,6 +176,24 @@ Result<IntentStatus> Client::Cancel(std::string_view intent_id, std::string_view
   std::string status;
   HANDOFF_RETURN_IF_ERROR(got.reply.body().OptString("status", &status));
   return ParseIntentStatus(status).value_or(IntentStatus::kCanceled);
+}
+
+Result<SendReceipt> Client::Replay(std::string_view intent_id, std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  // Not resent: each replay request makes a new intent.
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call(
+                                                  "replay",
+                                                  [&](MsgWriter& w) {
+                                                    WriteId(w, intent_id);
+                                                    if (!actor.empty()) w.Field("actor", actor);
+                                                  },
+                                                  Connection::Resend::kNo));
+  SendReceipt receipt;
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(got.reply.body().String("intent_id", &receipt.intent_id));
+  HANDOFF_RETURN_IF_ERROR(got.reply.body().OptString("status", &status));
+  receipt.status = ParseIntentStatus(status).value_or(IntentStatus::kSubmitted);
+  return receipt;
 }
 
 Result<Json> Client::NodeStatus() {

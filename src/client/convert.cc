@@ -45,6 +45,8 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
   intent.max_attempts = r.max_attempts;
   intent.last_error = std::move(r.last_error);
   intent.idempotency_key = std::move(r.idempotency_key);
+  intent.reply_to = std::move(r.reply_to);
+  intent.replay_of = std::move(r.replay_of);
   intent.lease_ms = r.lease_ms;
   intent.status = r.status;
   intent.waiting_reason = std::move(r.waiting_reason);

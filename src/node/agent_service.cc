@@ -57,11 +57,11 @@ AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& wa
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
          op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
-         op == wire::op::kFail;
+         op == wire::op::kFail || op == wire::op::kReplay;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
-  static const std::array<std::pair<std::string_view, Handler>, 14> kHandlers = {{
+  static const std::array<std::pair<std::string_view, Handler>, 15> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
       {wire::op::kSend, &AgentService::OnSend},
       {wire::op::kGet, &AgentService::OnGet},
@@ -76,6 +76,7 @@ AgentService::Handler AgentService::Find(std::string_view op) {
       {wire::op::kComplete, &AgentService::OnComplete},
       {wire::op::kFail, &AgentService::OnFail},
       {wire::op::kStatus, &AgentService::OnStatus},
+      {wire::op::kReplay, &AgentService::OnReplay},
   }};
   for (const auto& [name, handler] : kHandlers) {
     if (name == op) return handler;
@@ -92,7 +93,7 @@ std::optional<std::string> AgentService::Handle(Txn& txn, Batch& batch,
         request.rid, Status::InvalidArgument(
                          "unknown operation '" + request.op.substr(0, 64) +
                          "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
-                         "heartbeat, checkpoint, complete, fail, status"));
+                         "heartbeat, checkpoint, complete, fail, replay, status"));
   }
   if (MayWrite(request.op) && !txn.is_write()) {
     return wire::EncodeErrorReply(request.rid, Status::Unavailable("no write transaction"));
@@ -164,6 +165,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   HANDOFF_RETURN_IF_ERROR(m.OptInt("lease_ms", &p.lease_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &p.deadline_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &p.idempotency_key));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("reply_to", &p.reply_to));
   uint64_t max_attempts = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("max_attempts", &max_attempts));
   if (max_attempts > 1'000'000) return Status::InvalidArgument("max_attempts is above 1000000");
@@ -365,6 +367,21 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
   }
   HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Fail(txn, batch, id, attempt, info));
   return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnReplay(Txn& txn, Batch& batch, const std::string&,
+                                           const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  std::string actor;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &actor));
+  if (actor.size() > kMaxAddressLength) return Status::InvalidArgument("actor is too long");
+  HANDOFF_ASSIGN_OR_RETURN(SendResult replay, engine_.Replay(txn, batch, id, actor));
+  ReplyBuilder b(req.rid);
+  b.w().Field("intent_id", replay.record.id.ToString());
+  b.w().Field("status", IntentStatusName(replay.record.status));
+  b.w().Field("replay_of", id.ToString());
+  return std::optional<std::string>(b.Finish());
 }
 
 AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,

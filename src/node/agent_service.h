@@ -91,6 +91,7 @@ class AgentService {
   Reply OnCheckpoint(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnComplete(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnFail(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnReplay(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
 
   // A reply carrying the intent (with blobs) as "intent".

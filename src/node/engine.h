@@ -79,6 +79,10 @@ struct SendParams {
   int64_t deadline_ms = 0;  // absolute Unix ms; 0: none
   // With from_agent, names the request: a send that repeats it returns the first intent.
   std::string idempotency_key;
+  // An address that gets an intent.reply.v1 with the outcome when this intent ends.
+  std::string reply_to;
+  // Set by Replay: the ended intent this one repeats.
+  std::string replay_of;
   // Retry policy; 0 for any of them: the node default.
   uint32_t max_attempts = 0;
   int64_t retry_initial_ms = 0;
@@ -141,6 +145,9 @@ class Engine {
   Result<SendResult> Send(Txn& txn, Batch& batch, const SendParams& params);
   Result<IntentRecord> Cancel(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor,
                               std::string_view reason);
+  // Sends a new intent with an ended one's type, addresses, payload, correlation id and retry
+  // policy, linked both ways (replay_of on the new one, intent.replayed on the old one).
+  Result<SendResult> Replay(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor);
   // DELIVERED -> ACKNOWLEDGED, and on to IN_PROGRESS if `start`.
   Result<IntentRecord> Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                            bool start);
@@ -240,6 +247,8 @@ class Engine {
   // After attempt `r.delivery_attempt` failed with `error` (or its lease ran out): waits and
   // tries again, or fails the intent for good when it is not retryable or out of attempts.
   Status AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error);
+  // Called when an intent this node originated ends: sends its reply_to its outcome.
+  Status OnEnded(Txn& txn, Batch& batch, IntentRecord& r);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
   void ArmLease(const IntentRecord& r);

@@ -48,6 +48,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   r.to_agent = incoming.to_agent;
   r.correlation_id = incoming.correlation_id;
   r.parent_id = incoming.parent_id;
+  r.replay_of = incoming.replay_of;
   r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
   r.target_node = options_.node_name;
   r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
@@ -153,7 +154,10 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   if (from != r.status) {
     --batch.status_delta[static_cast<size_t>(from)];
     ++batch.status_delta[static_cast<size_t>(r.status)];
-    if (IsTerminal(r.status)) batch.settled.push_back(r.id);
+    if (IsTerminal(r.status)) {
+      batch.settled.push_back(r.id);
+      HANDOFF_RETURN_IF_ERROR(OnEnded(txn, batch, r));
+    }
   }
   return Status::OK();
 }

@@ -40,6 +40,7 @@ inline constexpr std::string_view kCheckpoint = "checkpoint";
 inline constexpr std::string_view kComplete = "complete";
 inline constexpr std::string_view kFail = "fail";
 inline constexpr std::string_view kStatus = "status";
+inline constexpr std::string_view kReplay = "replay";
 }  // namespace op
 
 inline constexpr std::string_view kPushDeliver = "deliver";

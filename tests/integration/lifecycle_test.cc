@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "base/clock.h"
 #include "handoff/client.h"
@@ -109,10 +110,10 @@ TEST_CASE("DeadlinesAndAttemptsFromTheCommandLine") {
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
-  auto sent = daemon.Ctl({"--json", "send", "--to", "agent://acme/test/nobody", "--type",
-                          "intent.cli.v1", "--deadline", "400ms", "--max-attempts", "2",
-                          "--retry-initial", "250ms", "--retry-multiplier", "3", "--retry-max",
-                          "10s"});
+  auto sent =
+      daemon.Ctl({"--json", "send", "--to", "agent://acme/test/nobody", "--type", "intent.cli.v1",
+                  "--deadline", "400ms", "--max-attempts", "2", "--retry-initial", "250ms",
+                  "--retry-multiplier", "3", "--retry-max", "10s"});
   REQUIRE(sent.exit_code == 0);
   const std::string id = Json::parse(sent.out)["intent_id"];
   auto got = daemon.Ctl({"--json", "get", id});
@@ -124,8 +125,8 @@ TEST_CASE("DeadlinesAndAttemptsFromTheCommandLine") {
   auto waited = daemon.Ctl({"wait", id, "--timeout", "20s"});
   CHECK(waited.exit_code == 5);
   CHECK(waited.err.find("TIMED_OUT") != std::string::npos);
-  auto absolute = daemon.Ctl({"send", "--to", "agent://acme/test/nobody", "--type",
-                              "intent.cli.v1", "--deadline", "2000-01-01T00:00:00Z"});
+  auto absolute = daemon.Ctl({"send", "--to", "agent://acme/test/nobody", "--type", "intent.cli.v1",
+                              "--deadline", "2000-01-01T00:00:00Z"});
   CHECK(absolute.exit_code == 1);
   CHECK(absolute.err.find("already passed") != std::string::npos);
   auto bad = daemon.Ctl({"send", "--to", "agent://acme/test/nobody", "--type", "intent.cli.v1",
@@ -140,8 +141,8 @@ TEST_CASE("AnIdempotencyKeyHoldsAcrossARestartFromTheCommandLine") {
   daemon.Start();
   auto send = [&](const std::string& payload) {
     return daemon.Ctl({"--json", "send", "--to", "agent://acme/test/worker", "--type",
-                       "intent.pay.v1", "--from", "agent://acme/test/billing", "--payload",
-                       payload, "--idempotency-key", "invoice-7"});
+                       "intent.pay.v1", "--from", "agent://acme/test/billing", "--payload", payload,
+                       "--idempotency-key", "invoice-7"});
   };
   auto first = send("{\"amount\": 10}");
   REQUIRE(first.exit_code == 0);
@@ -162,6 +163,99 @@ TEST_CASE("AnIdempotencyKeyHoldsAcrossARestartFromTheCommandLine") {
   CHECK(Json::parse(list.out).size() == 1);
   auto got = daemon.Ctl({"--json", "get", a["intent_id"]});
   CHECK(Json::parse(got.out)["idempotency_key"] == "invoice-7");
+}
+
+TEST_CASE("ReplyToCrossesNodesAndDeadLettersCanBeListedAndReplayed") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  // node-a's sender gets replies; node-b's worker fails "bad" payloads for good.
+  std::mutex mu;
+  std::vector<Json> replies;
+  AgentPool inbox(cluster["node-a"], "agent://acme/local/sender", 1, [&](Task& task) {
+    std::lock_guard<std::mutex> lock(mu);
+    replies.push_back(Json{{"type", task.intent_type()},
+                           {"parent_id", task.intent().parent_id},
+                           {"payload", task.payload()}});
+    return Outcome::Complete();
+  });
+  std::atomic<bool> fixed{false};
+  AgentPool worker(cluster["node-b"], kRemote, 1, [&](Task& task) {
+    if (!fixed.load()) return Outcome::Fail("bad_input", "cannot parse the report", false);
+    return Outcome::Complete(Json{{"parsed", task.payload()["report"]}});
+  });
+  auto origin = cluster["node-a"].Connect();
+  SendRequest req;
+  req.to_agent = kRemote;
+  req.from_agent = "agent://acme/local/sender";
+  req.intent_type = "intent.parse.v1";
+  req.payload = {{"report", "q3"}};
+  req.reply_to = "agent://acme/local/sender";
+  req.correlation_id = "case-77";
+  auto receipt = origin->Send(req);
+  REQUIRE(receipt.ok());
+  auto done = origin->Wait(receipt->intent_id, std::chrono::seconds(30));
+  REQUIRE(done.ok());
+  REQUIRE(done->status == IntentStatus::kFailed);
+
+  // The outcome came back to node-a's sender as an intent.reply.v1.
+  REQUIRE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return !replies.empty();
+      },
+      std::chrono::seconds(20)));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK(replies[0]["type"] == "intent.reply.v1");
+    CHECK(replies[0]["parent_id"] == receipt->intent_id);
+    CHECK(replies[0]["payload"]["intent_id"] == receipt->intent_id);
+    CHECK(replies[0]["payload"]["status"] == "FAILED");
+    CHECK(replies[0]["payload"]["error"]["code"] == "bad_input");
+  }
+
+  // It is a dead letter on node-a, with its reason.
+  auto dlq = cluster["node-a"].Ctl({"dlq"});
+  REQUIRE(dlq.exit_code == 0);
+  CHECK(dlq.out.find(receipt->intent_id) != std::string::npos);
+  CHECK(dlq.out.find("bad_input: cannot parse the report") != std::string::npos);
+  auto dlq_json = cluster["node-a"].Ctl({"--json", "dlq"});
+  REQUIRE(dlq_json.exit_code == 0);
+  Json letters = Json::parse(dlq_json.out);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0]["delivery_attempt"] == 1);
+  CHECK(letters[0].contains("age_ms"));
+
+  // Fixed; replayed: a new intent, same payload and correlation id, linked both ways.
+  fixed.store(true);
+  auto replayed = cluster["node-a"].Ctl({"--json", "replay", receipt->intent_id});
+  REQUIRE(replayed.exit_code == 0);
+  const std::string new_id = Json::parse(replayed.out)["intent_id"];
+  auto second = origin->Wait(new_id, std::chrono::seconds(30));
+  REQUIRE(second.ok());
+  CHECK(second->status == IntentStatus::kCompleted);
+  CHECK(second->result == Json{{"parsed", "q3"}});
+  CHECK(second->replay_of == receipt->intent_id);
+  CHECK(second->correlation_id == "case-77");
+  auto old_events = origin->Events(receipt->intent_id);
+  REQUIRE(old_events.ok());
+  bool linked = false;
+  for (const Event& e : *old_events) {
+    linked =
+        linked || (e.event_type == "intent.replayed" && e.details["replay_intent_id"] == new_id);
+  }
+  CHECK(linked);
+  auto new_events = origin->Events(new_id);
+  REQUIRE(new_events.ok());
+  CHECK(new_events->front().details["replay_of"] == receipt->intent_id);
+  // Replaying something still live is refused.
+  auto live =
+      cluster["node-a"].Ctl({"send", "--to", "agent://acme/local/nobody", "--type", "intent.x.v1"});
+  REQUIRE(live.exit_code == 0);
+  std::string live_id = live.out.substr(0, 36);
+  auto refused = cluster["node-a"].Ctl({"replay", live_id});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("only an intent that has ended") != std::string::npos);
 }
 
 }  // namespace

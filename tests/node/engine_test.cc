@@ -695,6 +695,81 @@ TEST_CASE("AnIdempotencyKeyReturnsTheFirstIntentRefusesADifferentBodyAndExpires"
   CHECK(again.record.id != first.record.id);
 }
 
+TEST_CASE("AReplayOfADeadLetterIsANewIntentLinkedBothWays") {
+  EngineFixture f;
+  IntentId id =
+      f.Send("agent://acme/prod/worker", 0, [](SendParams& p) { p.correlation_id = "case-9"; });
+  REQUIRE(f.Deliver().has_value());
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           return f.engine().Replay(txn, batch, id, "operator").status();
+         }).IsConflict());  // still live
+  REQUIRE(f.Fail(id, 1, /*retryable=*/false).ok());
+  SendResult replay;
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             auto r = f.engine().Replay(txn, batch, id, "operator");
+             if (r.ok()) replay = *r;
+             return r.status();
+           }).ok());
+  IntentView fresh = f.Get(replay.record.id);
+  CHECK(fresh.record.status == IntentStatus::kSubmitted);
+  CHECK(fresh.record.replay_of == id.ToString());
+  CHECK(fresh.record.correlation_id == "case-9");
+  CHECK(fresh.payload == f.Get(id).payload);
+  CHECK(f.Events(replay.record.id).front().details.find("replay_of") != std::string::npos);
+  auto old_events = f.Events(id);
+  CHECK(old_events.back().event_type == "intent.replayed");
+  CHECK(old_events.back().status == IntentStatus::kFailed);
+  CHECK(old_events.back().details.find(replay.record.id.ToString()) != std::string::npos);
+  CHECK(f.Get(id).record.status == IntentStatus::kFailed);  // the dead letter itself stays
+}
+
+TEST_CASE("ReplyToGetsTheOutcomeAsAnIntentWhenTheIntentEnds") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0, [](SendParams& p) {
+    p.reply_to = "agent://acme/prod/sender";
+    p.correlation_id = "case-3";
+  });
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Complete(txn, batch, id, 1, Map("answer", 42)).status();
+           }).ok());
+  auto reply = f.Deliver("agent://acme/prod/sender");
+  REQUIRE(reply.has_value());
+  CHECK(reply->record.intent_type == "intent.reply.v1");
+  CHECK(reply->record.from_agent == "agent://acme/prod/worker");
+  CHECK(reply->record.parent_id == id.ToString());
+  CHECK(reply->record.correlation_id == "case-3");
+  auto payload = Unpack(reply->payload);
+  REQUIRE(payload.ok());
+  auto m = MapReader::From(payload->get(), "reply");
+  REQUIRE(m.ok());
+  std::string original, status;
+  CHECK(m->String("intent_id", &original).ok());
+  CHECK(m->String("status", &status).ok());
+  CHECK(original == id.ToString());
+  CHECK(status == "COMPLETED");
+  CHECK(Pack(*m->Find("result")) == Pack(Unpack(Map("answer", 42))->get()));
+  CHECK(f.Events(id).back().event_type == "intent.reply_sent");
+
+  // Any ending replies: a cancel too, with no result.
+  IntentId canceled = f.Send("agent://acme/prod/worker", 0,
+                             [](SendParams& p) { p.reply_to = "agent://acme/prod/sender"; });
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Cancel(txn, batch, canceled, "operator", "").status();
+           }).ok());
+  auto second = f.Deliver("agent://acme/prod/sender");
+  REQUIRE(second.has_value());
+  CHECK(second->record.parent_id == canceled.ToString());
+  CHECK(f.Write([&](Txn& txn, Batch& batch) {
+           SendParams p;
+           p.intent_type = "intent.test.v1";
+           p.to_agent = "agent://acme/prod/worker";
+           p.payload = Map("n", 1);
+           p.reply_to = "not an address";
+           return f.engine().Send(txn, batch, p).status();
+         }).IsInvalidArgument());
+}
+
 TEST_CASE("LifecycleRefusesIllegalTransitions") {
   using S = IntentStatus;
   CHECK(CanTransition(S::kCreated, S::kSubmitted));

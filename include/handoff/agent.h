@@ -63,6 +63,14 @@ class Task {
   const Json& checkpoint() const { return intent_.checkpoint; }
   uint32_t attempt() const { return intent_.delivery_attempt; }
 
+  // The latest human decision when this delivery follows one (RequestApproval); else nullopt.
+  const std::optional<Approval>& approval() const { return intent_.approval; }
+  // Asks a human and gives the intent up until they decide (WAITING, HUMAN): return from the
+  // handler after this succeeds; whatever it returns is not reported. The checkpoint is kept,
+  // and the intent comes back, decision attached, as a new delivery.
+  Status RequestApproval(std::string_view question, const std::vector<std::string>& outcomes = {});
+  bool suspended() const { return suspended_; }
+
   // Saves resume state; returns once it is durable. Conflict if the lease was lost,
   // Cancelled if the intent was canceled.
   Status Checkpoint(const Json& state);
@@ -79,6 +87,7 @@ class Task {
   Client& client_;
   std::atomic<bool> canceled_{false};
   std::atomic<bool> lease_lost_{false};
+  bool suspended_ = false;
 };
 
 // What the handler decided.

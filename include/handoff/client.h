@@ -56,6 +56,9 @@ struct SendRequest {
   // An address that gets an intent.reply.v1 (original id, status, result or error) when this
   // intent ends, delivered durably like any intent.
   std::string reply_to;
+  // Hold the intent for a human decision before it is delivered (WAITING, HUMAN): the question
+  // and the outcomes offered (empty: approve or reject). Default: not held.
+  std::optional<Approval> require_approval;
   // With from_agent, names this request: sending it again (same key, same type, recipient and
   // payload) returns the first intent's id and stores nothing; the same key with a different
   // request is refused (Conflict). Keys are remembered for the node's idempotency_ttl (24 h).
@@ -109,6 +112,12 @@ class Client {
   // Cancels a live intent; Conflict if it has already ended.
   Result<IntentStatus> Cancel(std::string_view intent_id, std::string_view reason = {},
                               std::string_view actor = {});
+  // A human's decision on an intent WAITING for approval. `outcome` must be one of those
+  // offered, if any were. Conflict if it is not waiting or was already decided.
+  Result<IntentStatus> Approve(std::string_view intent_id, std::string_view comment = {},
+                               std::string_view outcome = {}, std::string_view actor = {});
+  Result<IntentStatus> Reject(std::string_view intent_id, std::string_view comment = {},
+                              std::string_view actor = {});
   // Sends a new intent that repeats an ended one (same payload, addresses, correlation id),
   // linked both ways. Returns the new intent's receipt.
   Result<SendReceipt> Replay(std::string_view intent_id, std::string_view actor = {});
@@ -125,6 +134,9 @@ class Client {
   Status Ack(std::string_view intent_id, uint32_t attempt, bool start);
   Status Complete(std::string_view intent_id, uint32_t attempt, const Json& result);
   Status Fail(std::string_view intent_id, uint32_t attempt, const ErrorInfo& error);
+  // Asks a human (the intent waits, HUMAN); the decision brings it back to an agent.
+  Status RequestApproval(std::string_view intent_id, uint32_t attempt, std::string_view question,
+                         const std::vector<std::string>& outcomes = {});
 
   const std::string& endpoint() const;
 

@@ -44,6 +44,7 @@ struct Intent {
   std::string idempotency_key;
   std::string reply_to;
   std::string replay_of;
+  std::optional<Approval> approval;  // the latest human checkpoint, asked or decided
 };
 
 struct Event {

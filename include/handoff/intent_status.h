@@ -1,4 +1,5 @@
-// The lifecycle statuses of an intent (AXP-compatible names), and why an intent failed.
+// The lifecycle statuses of an intent (AXP-compatible names), why an intent failed, and the
+// human approval it may wait for.
 //
 // See docs/lifecycle.md for the transitions between them. Thread safety: constants and pure
 // functions only.
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace handoff {
 
@@ -53,6 +55,21 @@ struct ErrorInfo {
   bool retryable = false;
 
   friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
+};
+
+// A human checkpoint: the question asked and, once made, the decision.
+struct Approval {
+  std::string question;
+  std::vector<std::string> outcomes;  // the choices offered; empty: approve or reject
+  std::string requested_by;           // the sender (before delivery) or the agent (mid-work)
+  int64_t requested_at_ms = 0;
+  bool mid_work = false;  // asked by the agent while working, rather than before delivery
+  std::string decision;   // "approved", "rejected", or one of `outcomes`; empty until decided
+  std::string comment;
+  std::string decided_by;
+  int64_t decided_at_ms = 0;
+
+  bool decided() const { return !decision.empty(); }
 };
 
 }  // namespace handoff

@@ -45,6 +45,44 @@ Status ReadErrorInfo(const MapReader& m, ErrorInfo* out) {
   return m.OptBool("retryable", &out->retryable);
 }
 
+void WriteApproval(MsgWriter& w, const Approval& a) {
+  w.BeginMap();
+  w.Field("question", a.question);
+  w.Key("outcomes");
+  w.BeginArray();
+  for (const std::string& o : a.outcomes) w.String(o);
+  w.EndArray();
+  w.Field("requested_by", a.requested_by);
+  w.Field("requested_at", a.requested_at_ms);
+  w.Field("mid_work", a.mid_work);
+  if (a.decided()) {
+    w.Field("decision", a.decision);
+    w.Field("comment", a.comment);
+    w.Field("decided_by", a.decided_by);
+    w.Field("decided_at", a.decided_at_ms);
+  }
+  w.EndMap();
+}
+
+Status ReadApproval(const MapReader& m, Approval* out) {
+  HANDOFF_RETURN_IF_ERROR(m.OptString("question", &out->question));
+  if (const msgpack::object* outcomes = m.Find("outcomes")) {
+    if (outcomes->type != msgpack::type::ARRAY) return WrongType("outcomes", "an array", *outcomes);
+    for (uint32_t i = 0; i < outcomes->via.array.size; ++i) {
+      const msgpack::object& o = outcomes->via.array.ptr[i];
+      if (o.type != msgpack::type::STR) return WrongType("outcomes", "strings", o);
+      out->outcomes.emplace_back(o.via.str.ptr, o.via.str.size);
+    }
+  }
+  HANDOFF_RETURN_IF_ERROR(m.OptString("requested_by", &out->requested_by));
+  HANDOFF_RETURN_IF_ERROR(m.OptInt("requested_at", &out->requested_at_ms));
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("mid_work", &out->mid_work));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("decision", &out->decision));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("comment", &out->comment));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("decided_by", &out->decided_by));
+  return m.OptInt("decided_at", &out->decided_at_ms);
+}
+
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   w.Field("intent_id", r.id.ToString());
   w.Field("intent_type", r.intent_type);
@@ -81,6 +119,10 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
   if (!r.idempotency_key.empty()) w.Field("idempotency_key", r.idempotency_key);
   if (!r.reply_to.empty()) w.Field("reply_to", r.reply_to);
   if (!r.replay_of.empty()) w.Field("replay_of", r.replay_of);
+  if (r.approval) {
+    w.Key("approval");
+    WriteApproval(w, *r.approval);
+  }
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
@@ -138,6 +180,13 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &r->idempotency_key));
   HANDOFF_RETURN_IF_ERROR(m.OptString("reply_to", &r->reply_to));
   HANDOFF_RETURN_IF_ERROR(m.OptString("replay_of", &r->replay_of));
+  std::optional<MapReader> approval;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("approval", &approval));
+  if (approval) {
+    Approval a;
+    HANDOFF_RETURN_IF_ERROR(ReadApproval(*approval, &a));
+    r->approval = std::move(a);
+  }
   HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "max_attempts", &r->max_attempts));
   HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &r->retry_initial_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &r->retry_multiplier));

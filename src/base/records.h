@@ -54,6 +54,7 @@ struct IntentRecord {
   std::string idempotency_key;          // with from_agent, names the request that made it
   std::string reply_to;                 // gets an intent.reply.v1 with the outcome when it ends
   std::string replay_of;                // the ended intent this one replays
+  std::optional<Approval> approval;     // the latest human checkpoint, asked or decided
 
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
   // a retransmitted update is recognised and skipped.
@@ -74,6 +75,10 @@ struct EventRecord {
 // An ErrorInfo as a map {code, message, retryable}, the one form it takes everywhere.
 void WriteErrorInfo(MsgWriter& w, const ErrorInfo& error);
 Status ReadErrorInfo(const MapReader& m, ErrorInfo* out);
+// An Approval as a map {question, outcomes, requested_by, requested_at, mid_work, decision,
+// comment, decided_by, decided_at}.
+void WriteApproval(MsgWriter& w, const Approval& a);
+Status ReadApproval(const MapReader& m, Approval* out);
 
 // Writes the record's fields into an open map (the caller owns BeginMap/EndMap), so the same
 // fields can be embedded in a wire message next to the blobs.

@@ -39,6 +39,11 @@ int Main(int argc, char** argv) {
                 "a repeat with this key (same sender and body) returns the first intent");
   c->add_option("--reply-to", send.reply_to,
                 "when it ends, send its outcome to this address as intent.reply.v1");
+  c->add_flag("--require-approval", send.require_approval,
+              "hold it (WAITING, HUMAN) until someone runs approve or reject");
+  c->add_option("--prompt", send.prompt, "with --require-approval: the question to the approver");
+  c->add_option("--outcomes", send.outcomes, "with --require-approval: the choices, a,b,c")
+      ->delimiter(',');
   c->add_option("--max-attempts", send.max_attempts,
                 "deliveries it gets, lease expiries included (default: the node's, 5)");
   c->add_option("--retry-initial", send.retry_initial, "backoff after the first failure (1s)");
@@ -79,6 +84,34 @@ int Main(int argc, char** argv) {
   c->add_option("id", cancel.id, "intent id")->required();
   c->add_option("--reason", cancel.reason, "recorded in the event history");
   c->callback([&] { run = [&] { return Cancel(g, cancel); }; });
+
+  DecideFlags decide;
+  c = app.add_subcommand("approve", "approve an intent waiting for a human decision");
+  c->add_option("id", decide.id, "intent id")->required();
+  c->add_option("--comment", decide.comment, "recorded with the decision");
+  c->add_option("--outcome", decide.outcome, "one of the outcomes offered, if any");
+  c->add_option("--actor", decide.actor, "who decides (default: human:$USER)");
+  c->callback([&] { run = [&] { return Approve(g, decide); }; });
+  c = app.add_subcommand("reject", "reject an intent waiting for a human decision");
+  c->add_option("id", decide.id, "intent id")->required();
+  c->add_option("--comment", decide.comment, "recorded with the decision");
+  c->add_option("--actor", decide.actor, "who decides (default: human:$USER)");
+  c->callback([&] { run = [&] { return Reject(g, decide); }; });
+
+  size_t approvals_limit = 100;
+  c = app.add_subcommand("approvals", "list intents waiting for a human decision");
+  c->add_option("--limit", approvals_limit, "at most this many (default 100)")
+      ->check(CLI::Range(1, 10000));
+  c->callback([&] { run = [&] { return Approvals(g, approvals_limit); }; });
+
+  AskFlags ask;
+  c = app.add_subcommand("request-approval",
+                         "ask a human about an intent being worked on (from inside an agent)");
+  c->add_option("id", ask.id, "intent id")->required();
+  c->add_option("--question", ask.question, "what to decide")->required();
+  c->add_option("--outcomes", ask.outcomes, "the choices, a,b,c")->delimiter(',');
+  c->add_option("--attempt", ask.attempt, "default: $HANDOFF_ATTEMPT under serve");
+  c->callback([&] { run = [&] { return RequestApproval(g, ask); }; });
 
   size_t dlq_limit = 100;
   c = app.add_subcommand("dlq", "list dead letters: failed intents, newest first");

@@ -34,12 +34,23 @@ Result<milliseconds> ParseTimeout(const std::string& text) {
 
 // The attempt an agent command acts for: the flag, else $HANDOFF_ATTEMPT when the command runs
 // under `serve` for the same intent, else 0 (the current attempt).
-uint32_t AttemptFor(const AgentOpFlags& f) {
-  if (f.attempt) return *f.attempt;
+uint32_t AttemptFor(const std::string& intent_id, const std::optional<uint32_t>& flag) {
+  if (flag) return *flag;
   const char* id = std::getenv("HANDOFF_INTENT_ID");
   const char* attempt = std::getenv("HANDOFF_ATTEMPT");
-  if (id && attempt && f.id == id) return static_cast<uint32_t>(std::strtoul(attempt, nullptr, 10));
+  if (id && attempt && intent_id == id) {
+    return static_cast<uint32_t>(std::strtoul(attempt, nullptr, 10));
+  }
   return 0;
+}
+
+uint32_t AttemptFor(const AgentOpFlags& f) { return AttemptFor(f.id, f.attempt); }
+
+// Who decides, for the record: --actor, else the login name.
+std::string DecidedBy(const std::string& actor) {
+  if (!actor.empty()) return actor;
+  const char* user = std::getenv("USER");
+  return std::string("human:") + (user && *user ? user : "operator");
 }
 
 // Shows a finished wait and picks the exit code.
@@ -150,6 +161,9 @@ int Send(const Global& g, const SendFlags& f) {
   req.max_attempts = f.max_attempts;
   req.idempotency_key = f.idempotency_key;
   req.reply_to = f.reply_to;
+  if (f.require_approval || !f.prompt.empty() || !f.outcomes.empty()) {
+    req.require_approval = Approval{f.prompt, f.outcomes, {}, 0, false, {}, {}, {}, 0};
+  }
   req.retry_multiplier = f.retry_multiplier;
   for (auto [text, out] :
        {std::pair{&f.retry_initial, &req.retry_initial}, std::pair{&f.retry_max, &req.retry_max}}) {
@@ -343,6 +357,74 @@ int Replay(const Global& g, const std::string& id) {
     Print(receipt->intent_id + "\n");
   }
   return kExitOk;
+}
+
+int Approve(const Global& g, const DecideFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto status = (*client)->Approve(f.id, f.comment, f.outcome, DecidedBy(f.actor));
+  if (!status.ok()) return Error(status.status());
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
+  } else {
+    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
+  }
+  return kExitOk;
+}
+
+int Reject(const Global& g, const DecideFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto status = (*client)->Reject(f.id, f.comment, DecidedBy(f.actor));
+  if (!status.ok()) return Error(status.status());
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
+  } else {
+    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
+  }
+  return kExitOk;
+}
+
+int Approvals(const Global& g, size_t limit) {
+  ListOptions options;
+  options.status = IntentStatus::kWaiting;
+  options.limit = limit;
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto intents = (*client)->List(options);
+  if (!intents.ok()) return Error(intents.status());
+  std::vector<Intent> pending;
+  for (Intent& in : *intents) {
+    if (in.waiting_reason == "HUMAN" && in.approval && !in.approval->decided()) {
+      pending.push_back(std::move(in));
+    }
+  }
+  const int64_t now = SystemClock::Instance().NowMs();
+  if (g.json) {
+    OrderedJson all = OrderedJson::array();
+    for (const Intent& in : pending) {
+      all.push_back(OrderedJson{{"intent_id", in.intent_id},
+                                {"intent_type", in.intent_type},
+                                {"from_agent", in.from_agent},
+                                {"to_agent", in.to_agent},
+                                {"question", in.approval->question},
+                                {"outcomes", in.approval->outcomes},
+                                {"requested_by", in.approval->requested_by},
+                                {"mid_work", in.approval->mid_work},
+                                {"age_ms", now - in.approval->requested_at_ms}});
+    }
+    PrintJson(all);
+  } else {
+    Print(ApprovalsText(pending, now));
+  }
+  return kExitOk;
+}
+
+int RequestApproval(const Global& g, const AskFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  Status s = (*client)->RequestApproval(f.id, AttemptFor(f.id, f.attempt), f.question, f.outcomes);
+  return s.ok() ? kExitOk : Error(s);
 }
 
 }  // namespace handoff::cli

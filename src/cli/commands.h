@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "handoff/client.h"
 
@@ -46,6 +47,9 @@ struct SendFlags {
   std::string deadline;  // a duration from now, or an RFC 3339 time
   std::string idempotency_key;
   std::string reply_to;
+  bool require_approval = false;
+  std::string prompt;
+  std::vector<std::string> outcomes;
   uint32_t max_attempts = 0;
   std::string retry_initial, retry_max;
   double retry_multiplier = 0;
@@ -93,6 +97,18 @@ int Complete(const Global& g, const AgentOpFlags& f);
 int Fail(const Global& g, const AgentOpFlags& f);
 int Heartbeat(const Global& g, const AgentOpFlags& f);
 int DeadLetters(const Global& g, size_t limit);
+struct DecideFlags {
+  std::string id, comment, outcome, actor;
+};
+int Approve(const Global& g, const DecideFlags& f);
+int Reject(const Global& g, const DecideFlags& f);
+int Approvals(const Global& g, size_t limit);
+struct AskFlags {
+  std::string id, question;
+  std::vector<std::string> outcomes;
+  std::optional<uint32_t> attempt;
+};
+int RequestApproval(const Global& g, const AskFlags& f);
 int Replay(const Global& g, const std::string& id);
 
 // Shared by the commands.

@@ -65,6 +65,7 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
       in.idempotency_key.empty() ? OrderedJson() : OrderedJson(in.idempotency_key);
   j["reply_to"] = in.reply_to.empty() ? OrderedJson() : OrderedJson(in.reply_to);
   j["replay_of"] = in.replay_of.empty() ? OrderedJson() : OrderedJson(in.replay_of);
+  j["approval"] = in.approval ? ApprovalJson(*in.approval) : OrderedJson();
   if (in.last_error) {
     j["last_error"] = OrderedJson{{"code", in.last_error->code},
                                   {"message", in.last_error->message},
@@ -78,6 +79,36 @@ OrderedJson IntentJson(const Intent& in, bool with_blobs) {
   j["updated_at"] = FormatRfc3339(in.updated_at_ms);
   j["seq"] = in.seq;
   return j;
+}
+
+OrderedJson ApprovalJson(const Approval& a) {
+  OrderedJson j{{"question", a.question},
+                {"outcomes", a.outcomes},
+                {"requested_by", a.requested_by},
+                {"requested_at", FormatRfc3339(a.requested_at_ms)},
+                {"mid_work", a.mid_work},
+                {"decision", a.decided() ? OrderedJson(a.decision) : OrderedJson()}};
+  if (a.decided()) {
+    j["comment"] = a.comment;
+    j["decided_by"] = a.decided_by;
+    j["decided_at"] = FormatRfc3339(a.decided_at_ms);
+  }
+  return j;
+}
+
+std::string ApprovalsText(const std::vector<Intent>& intents, int64_t now_ms) {
+  std::vector<std::vector<std::string>> rows = {
+      {"INTENT_ID", "ASKED_BY", "AGE", "OUTCOMES", "QUESTION"}};
+  for (const Intent& in : intents) {
+    if (!in.approval) continue;
+    std::string outcomes;
+    for (const std::string& o : in.approval->outcomes)
+      outcomes += (outcomes.empty() ? "" : ",") + o;
+    rows.push_back({in.intent_id, in.approval->requested_by,
+                    FormatDurationMs((now_ms - in.approval->requested_at_ms) / 1000 * 1000),
+                    outcomes.empty() ? "approve/reject" : outcomes, in.approval->question});
+  }
+  return Table(rows);
 }
 
 OrderedJson EventJson(const Event& e) {
@@ -109,6 +140,16 @@ std::string IntentText(const Intent& in) {
   if (!in.parent_id.empty()) rows.push_back({"parent_id:", in.parent_id});
   if (!in.reply_to.empty()) rows.push_back({"reply_to:", in.reply_to});
   if (!in.replay_of.empty()) rows.push_back({"replay_of:", in.replay_of});
+  if (in.approval) {
+    std::string line = "\"" + in.approval->question + "\" asked by " + in.approval->requested_by;
+    if (in.approval->decided()) {
+      line += "; " + in.approval->decision + " by " + in.approval->decided_by +
+              (in.approval->comment.empty() ? "" : " (" + in.approval->comment + ")");
+    } else {
+      line += "; waiting";
+    }
+    rows.push_back({"approval:", line});
+  }
   rows.push_back({"payload:", Compact(in.payload)});
   rows.push_back({"checkpoint:", Compact(in.checkpoint)});
   rows.push_back({"result:", Compact(in.result)});

@@ -18,6 +18,9 @@ namespace handoff::cli {
 using OrderedJson = nlohmann::ordered_json;
 OrderedJson IntentJson(const Intent& intent, bool with_blobs = true);
 OrderedJson EventJson(const Event& event);
+OrderedJson ApprovalJson(const Approval& a);
+// Intents waiting for a human: id, question, outcomes, asked by, age.
+std::string ApprovalsText(const std::vector<Intent>& intents, int64_t now_ms);
 
 std::string IntentText(const Intent& intent);
 std::string EventsText(const std::vector<Event>& events);

@@ -17,6 +17,7 @@
 #include "base/defaults.h"
 #include "base/units.h"
 #include "cli/commands.h"
+#include "cli/render.h"
 #include "cli/subprocess.h"
 #include "handoff/agent.h"
 
@@ -50,6 +51,18 @@ Json ResultFrom(const std::string& out) {
   }
 }
 
+// True if the command ran `handoffctl request-approval` for this delivery: the intent now waits
+// for a human, and its exit status is not the outcome.
+bool AskedAHuman(const std::string& endpoint, const Intent& in) {
+  ClientOptions options;
+  options.endpoint = endpoint;
+  auto client = Client::Connect(options);
+  if (!client.ok()) return false;
+  auto now = (*client)->Get(in.intent_id);
+  return now.ok() && now->status == IntentStatus::kWaiting && now->waiting_reason == "HUMAN" &&
+         now->delivery_attempt == in.delivery_attempt;
+}
+
 Outcome RunCommand(const std::string& command, const std::string& endpoint, Task& task) {
   const Intent& in = task.intent();
   std::map<std::string, std::string> env = {
@@ -60,6 +73,8 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
       {"HANDOFF_FROM_AGENT", in.from_agent},
       {"HANDOFF_TO_AGENT", in.to_agent},
       {"HANDOFF_CORRELATION_ID", in.correlation_id},
+      {"HANDOFF_APPROVAL",
+       in.approval && in.approval->decided() ? ApprovalJson(*in.approval).dump() : std::string()},
       {kSocketEnv, endpoint},
   };
   const auto started = std::chrono::steady_clock::now();
@@ -82,6 +97,11 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
   }
   spdlog::info("intent {} attempt {}: command exited {} after {} ms", in.intent_id,
                in.delivery_attempt, ran->exit_code, ms);
+  if (AskedAHuman(endpoint, in)) {
+    spdlog::info("intent {} waits for a human decision; it comes back when one is made",
+                 in.intent_id);
+    return Outcome::Abandon();
+  }
   if (ran->exit_code != 0) {
     return Outcome::Fail("exit_status",
                          "command exited with status " + std::to_string(ran->exit_code),

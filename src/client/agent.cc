@@ -26,6 +26,14 @@ void Observe(const Status& s, std::atomic<bool>& canceled, std::atomic<bool>& le
 
 }  // namespace
 
+Status Task::RequestApproval(std::string_view question, const std::vector<std::string>& outcomes) {
+  Status s =
+      client_.RequestApproval(intent_.intent_id, intent_.delivery_attempt, question, outcomes);
+  Observe(s, canceled_, lease_lost_);
+  if (s.ok()) suspended_ = true;
+  return s;
+}
+
 Status Task::Checkpoint(const Json& state) {
   Status s = client_.Checkpoint(intent_.intent_id, intent_.delivery_attempt, state);
   Observe(s, canceled_, lease_lost_);
@@ -182,6 +190,10 @@ void Agent::Handle(Intent intent, const Handler& handler) {
   heartbeats_->End();
   const std::string id = task.intent_id();
   const uint32_t attempt = task.attempt();
+  if (task.suspended()) {
+    spdlog::info("intent {} waits for a human decision; it comes back when one is made", id);
+    return;
+  }
   switch (outcome.kind) {
     case Outcome::Kind::kComplete:
       Report(id, [&] { return client_->Complete(id, attempt, outcome.result); });

@@ -63,6 +63,10 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
     if (request.deadline_ms != 0) w.Field("deadline", request.deadline_ms);
     if (!request.idempotency_key.empty()) w.Field("idempotency_key", request.idempotency_key);
     if (!request.reply_to.empty()) w.Field("reply_to", request.reply_to);
+    if (request.require_approval) {
+      w.Key("approval");
+      WriteApproval(w, *request.require_approval);
+    }
     if (request.max_attempts != 0) w.Field("max_attempts", request.max_attempts);
     if (request.retry_initial.count() > 0) {
       w.Field("retry_initial_ms", static_cast<int64_t>(request.retry_initial.count()));
@@ -176,6 +180,68 @@ Result<IntentStatus> Client::Cancel(std::string_view intent_id, std::string_view
   std::string status;
   HANDOFF_RETURN_IF_ERROR(got.reply.body().OptString("status", &status));
   return ParseIntentStatus(status).value_or(IntentStatus::kCanceled);
+}
+
+namespace {
+
+Result<IntentStatus> BriefStatus(const ReceivedReply& got) {
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(got.reply.body().OptString("status", &status));
+  auto parsed = ParseIntentStatus(status);
+  if (!parsed) return Status::Corruption("reply without a status");
+  return *parsed;
+}
+
+}  // namespace
+
+Result<IntentStatus> Client::Approve(std::string_view intent_id, std::string_view comment,
+                                     std::string_view outcome, std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call(
+                                                  "approve",
+                                                  [&](MsgWriter& w) {
+                                                    WriteId(w, intent_id);
+                                                    if (!comment.empty())
+                                                      w.Field("comment", comment);
+                                                    if (!outcome.empty())
+                                                      w.Field("outcome", outcome);
+                                                    if (!actor.empty()) w.Field("actor", actor);
+                                                  },
+                                                  Connection::Resend::kNo));
+  return BriefStatus(got);
+}
+
+Result<IntentStatus> Client::Reject(std::string_view intent_id, std::string_view comment,
+                                    std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call(
+                                                  "reject",
+                                                  [&](MsgWriter& w) {
+                                                    WriteId(w, intent_id);
+                                                    if (!comment.empty())
+                                                      w.Field("comment", comment);
+                                                    if (!actor.empty()) w.Field("actor", actor);
+                                                  },
+                                                  Connection::Resend::kNo));
+  return BriefStatus(got);
+}
+
+Status Client::RequestApproval(std::string_view intent_id, uint32_t attempt,
+                               std::string_view question,
+                               const std::vector<std::string>& outcomes) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  return connection_
+      ->Call("request_approval",
+             [&](MsgWriter& w) {
+               WriteId(w, intent_id);
+               if (attempt != 0) w.Field("attempt", attempt);
+               w.Field("question", question);
+               w.Key("outcomes");
+               w.BeginArray();
+               for (const std::string& o : outcomes) w.String(o);
+               w.EndArray();
+             })
+      .status();
 }
 
 Result<SendReceipt> Client::Replay(std::string_view intent_id, std::string_view actor) {

@@ -47,6 +47,7 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
   intent.idempotency_key = std::move(r.idempotency_key);
   intent.reply_to = std::move(r.reply_to);
   intent.replay_of = std::move(r.replay_of);
+  intent.approval = std::move(r.approval);
   intent.lease_ms = r.lease_ms;
   intent.status = r.status;
   intent.waiting_reason = std::move(r.waiting_reason);

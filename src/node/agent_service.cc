@@ -57,11 +57,12 @@ AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& wa
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
          op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
-         op == wire::op::kFail || op == wire::op::kReplay;
+         op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kApprove ||
+         op == wire::op::kReject || op == wire::op::kRequestApproval;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
-  static const std::array<std::pair<std::string_view, Handler>, 15> kHandlers = {{
+  static const std::array<std::pair<std::string_view, Handler>, 18> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
       {wire::op::kSend, &AgentService::OnSend},
       {wire::op::kGet, &AgentService::OnGet},
@@ -77,6 +78,9 @@ AgentService::Handler AgentService::Find(std::string_view op) {
       {wire::op::kFail, &AgentService::OnFail},
       {wire::op::kStatus, &AgentService::OnStatus},
       {wire::op::kReplay, &AgentService::OnReplay},
+      {wire::op::kApprove, &AgentService::OnDecide},
+      {wire::op::kReject, &AgentService::OnDecide},
+      {wire::op::kRequestApproval, &AgentService::OnRequestApproval},
   }};
   for (const auto& [name, handler] : kHandlers) {
     if (name == op) return handler;
@@ -90,10 +94,12 @@ std::optional<std::string> AgentService::Handle(Txn& txn, Batch& batch,
   Handler handler = Find(request.op);
   if (handler == nullptr) {
     return wire::EncodeErrorReply(
-        request.rid, Status::InvalidArgument(
-                         "unknown operation '" + request.op.substr(0, 64) +
-                         "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
-                         "heartbeat, checkpoint, complete, fail, replay, status"));
+        request.rid,
+        Status::InvalidArgument(
+            "unknown operation '" + request.op.substr(0, 64) +
+            "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
+            "heartbeat, checkpoint, complete, fail, request_approval, approve, reject, replay, "
+            "status"));
   }
   if (MayWrite(request.op) && !txn.is_write()) {
     return wire::EncodeErrorReply(request.rid, Status::Unavailable("no write transaction"));
@@ -166,6 +172,13 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   HANDOFF_RETURN_IF_ERROR(m.OptInt("deadline", &p.deadline_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptString("idempotency_key", &p.idempotency_key));
   HANDOFF_RETURN_IF_ERROR(m.OptString("reply_to", &p.reply_to));
+  std::optional<MapReader> approval;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("approval", &approval));
+  if (approval) {
+    Approval a;
+    HANDOFF_RETURN_IF_ERROR(ReadApproval(*approval, &a));
+    p.approval = Approval{a.question, a.outcomes, {}, 0, false, {}, {}, {}, 0};
+  }
   uint64_t max_attempts = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("max_attempts", &max_attempts));
   if (max_attempts > 1'000'000) return Status::InvalidArgument("max_attempts is above 1000000");
@@ -366,6 +379,34 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
     return Status::InvalidArgument("error message is longer than 64 KiB");
   }
   HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Fail(txn, batch, id, attempt, info));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnDecide(Txn& txn, Batch& batch, const std::string&,
+                                           const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  std::string comment, outcome, actor;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("comment", &comment));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("outcome", &outcome));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &actor));
+  if (actor.size() > kMaxAddressLength) return Status::InvalidArgument("actor is too long");
+  HANDOFF_ASSIGN_OR_RETURN(
+      IntentRecord r,
+      engine_.Decide(txn, batch, id, req.op == wire::op::kApprove, outcome, comment, actor));
+  return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnRequestApproval(Txn& txn, Batch& batch, const std::string&,
+                                                    const wire::Request& req) {
+  MapReader m = req.body();
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
+  Approval question;
+  HANDOFF_RETURN_IF_ERROR(ReadApproval(m, &question));
+  if (question.question.empty()) return Status::InvalidArgument("missing field 'question'");
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
+                           engine_.RequestApproval(txn, batch, id, attempt, question));
   return BriefReply(req.rid, r);
 }
 

@@ -91,6 +91,9 @@ class AgentService {
   Reply OnCheckpoint(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnComplete(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnFail(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnDecide(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnRequestApproval(Txn& txn, Batch& batch, const std::string& conn,
+                          const wire::Request& req);
   Reply OnReplay(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
 

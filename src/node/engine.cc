@@ -101,6 +101,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   u.waiting_reason = r.waiting_reason;
   u.error = r.error;
   u.last_error = r.last_error;
+  u.approval = r.approval;
   u.has_checkpoint = r.has_checkpoint;
   if (event_type == "intent.checkpointed") {
     HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &u.checkpoint));
@@ -366,18 +367,36 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     HANDOFF_RETURN_IF_ERROR(
         ScheduleTimer(txn, storage::TimerKind::kIdemExpiry, r, now + options_.idempotency_ttl_ms));
   }
+  if (p.approval) {
+    // Held here, before any delivery, until a human decides.
+    r.approval = *p.approval;
+    r.approval->requested_by = r.from_agent;
+    r.approval->requested_at_ms = now;
+    r.approval->mid_work = false;
+    r.waiting_reason = "HUMAN";
+    MsgWriter details;
+    details.BeginMap();
+    details.Field("question", r.approval->question);
+    details.EndMap();
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
+                                       "intent.approval_requested", r.from_agent, details.str()));
+    return SendResult{std::move(r), true};
+  }
+  HANDOFF_RETURN_IF_ERROR(Dispatch(txn, batch, r, p.payload));
+  return SendResult{std::move(r), true};
+}
+
+Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload) {
   if (IsRemote(r)) {
     // Stored here first (the send is durable now), then forwarded through the outbox.
-    HANDOFF_RETURN_IF_ERROR(
-        Emit(txn, batch, r.target_node, wire::peer_kind::kIntent, [&](MsgWriter& w) {
-          w.Key("intent");
-          wire::WriteIntent(w, r, p.payload, {}, {});
-        }));
-    return SendResult{std::move(r), true};
+    return Emit(txn, batch, r.target_node, wire::peer_kind::kIntent, [&](MsgWriter& w) {
+      w.Key("intent");
+      wire::WriteIntent(w, r, payload, {}, {});
+    });
   }
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
-  return SendResult{std::move(r), true};
+  return Status::OK();
 }
 
 Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,

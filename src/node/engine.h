@@ -83,6 +83,8 @@ struct SendParams {
   std::string reply_to;
   // Set by Replay: the ended intent this one repeats.
   std::string replay_of;
+  // Set to hold the intent for a human decision before it is delivered (question, outcomes).
+  std::optional<Approval> approval;
   // Retry policy; 0 for any of them: the node default.
   uint32_t max_attempts = 0;
   int64_t retry_initial_ms = 0;
@@ -145,6 +147,17 @@ class Engine {
   Result<SendResult> Send(Txn& txn, Batch& batch, const SendParams& params);
   Result<IntentRecord> Cancel(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor,
                               std::string_view reason);
+  // An agent working on the intent asks a human (WAITING, HUMAN). Its lease ends; its
+  // checkpoint stays; the decision sends the intent back to an agent, decision attached.
+  Result<IntentRecord> RequestApproval(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                       const Approval& question);
+  // A human decides an intent WAITING for approval. Before delivery: approve delivers it,
+  // reject cancels it. Mid-work: either decision delivers it again with the decision. For an
+  // intent another node delivers, the decision is recorded here and sent there. `outcome`
+  // must name one of the offered outcomes when there are any. A second decision is refused.
+  Result<IntentRecord> Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
+                              std::string_view outcome, std::string_view comment,
+                              std::string_view actor);
   // Sends a new intent with an ended one's type, addresses, payload, correlation id and retry
   // policy, linked both ways (replay_of on the new one, intent.replayed on the old one).
   Result<SendResult> Replay(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor);
@@ -193,10 +206,11 @@ class Engine {
   // history here and mirror the status. Updates already applied (by remote_seq) are skipped.
   Status ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
                            const wire::RemoteUpdate& update);
-  // The origin ended an intent this node delivers: action "cancel" or "timeout".
+  // The origin ended or decided an intent this node delivers: action "cancel", "timeout",
+  // "approve" or "reject" (with `outcome`, and the comment as `reason`).
   Status ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
                             std::string_view action, std::string_view actor,
-                            std::string_view reason);
+                            std::string_view reason, std::string_view outcome = {});
 
   // --- Reads ---
 
@@ -247,6 +261,8 @@ class Engine {
   // After attempt `r.delivery_attempt` failed with `error` (or its lease ran out): waits and
   // tries again, or fails the intent for good when it is not retryable or out of attempts.
   Status AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error);
+  // Queues a SUBMITTED intent for its local agent, or forwards it to the node that hosts it.
+  Status Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload);
   // Called when an intent this node originated ends: sends its reply_to its outcome.
   Status OnEnded(Txn& txn, Batch& batch, IntentRecord& r);
   // Checks that `attempt` names the live delivery of a leased intent.

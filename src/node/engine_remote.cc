@@ -142,6 +142,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   r.waiting_reason = u.waiting_reason;
   r.error = u.error;
   r.last_error = u.last_error;
+  r.approval = u.approval;
   r.has_checkpoint = u.has_checkpoint;
   r.updated_at_ms = clock_.NowMs();
   ++r.seq;
@@ -164,7 +165,8 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
 
 Status Engine::ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& peer,
                                   const IntentId& id, std::string_view action,
-                                  std::string_view actor, std::string_view reason) {
+                                  std::string_view actor, std::string_view reason,
+                                  std::string_view outcome) {
   IntentRecord r;
   Status s = Load(txn, id, &r);
   if (s.IsNotFound()) return Status::OK();  // never arrived here: nothing to stop
@@ -177,6 +179,9 @@ Status Engine::ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& pee
   if (IsTerminal(r.status)) return Status::OK();
   if (action == "cancel") return Cancel(txn, batch, id, actor, reason).status();
   if (action == "timeout") return TimeOut(txn, batch, r);
+  if (action == "approve" || action == "reject") {
+    return Decide(txn, batch, id, action == "approve", outcome, reason, actor).status();
+  }
   return Status::InvalidArgument("unknown control action '" + std::string(action) + "'");
 }
 

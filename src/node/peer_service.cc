@@ -59,13 +59,15 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     return engine_.ApplyRemoteUpdate(txn, batch, msg.from, update);
   }
   // control
-  std::string id, action, actor, reason;
+  std::string id, action, actor, reason, outcome;
   HANDOFF_RETURN_IF_ERROR(body.String("intent_id", &id));
   HANDOFF_RETURN_IF_ERROR(body.String("action", &action));
   HANDOFF_RETURN_IF_ERROR(body.OptString("actor", &actor));
   HANDOFF_RETURN_IF_ERROR(body.OptString("reason", &reason));
+  HANDOFF_RETURN_IF_ERROR(body.OptString("outcome", &outcome));
   HANDOFF_ASSIGN_OR_RETURN(IntentId intent_id, IntentId::Parse(id));
-  return engine_.ApplyRemoteControl(txn, batch, msg.from, intent_id, action, actor, reason);
+  return engine_.ApplyRemoteControl(txn, batch, msg.from, intent_id, action, actor, reason,
+                                    outcome);
 }
 
 }  // namespace handoff::node

@@ -97,6 +97,10 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
     w.Key("last_error");
     WriteErrorInfo(w, *u.last_error);
   }
+  if (u.approval) {
+    w.Key("approval");
+    WriteApproval(w, *u.approval);
+  }
   w.Field("has_checkpoint", u.has_checkpoint);
   if (!u.checkpoint.empty()) w.FieldRaw("checkpoint", u.checkpoint);
   if (!u.result.empty()) w.FieldRaw("result", u.result);
@@ -134,6 +138,13 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
     ErrorInfo info;
     HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*last_error, &info));
     u.last_error = std::move(info);
+  }
+  std::optional<MapReader> approval;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("approval", &approval));
+  if (approval) {
+    Approval a;
+    HANDOFF_RETURN_IF_ERROR(ReadApproval(*approval, &a));
+    u.approval = std::move(a);
   }
   HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &u.has_checkpoint));
   if (const msgpack::object* c = m.Find("checkpoint")) u.checkpoint = Pack(*c);

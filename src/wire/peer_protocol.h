@@ -73,6 +73,7 @@ struct RemoteUpdate {
   std::string waiting_reason;
   std::optional<ErrorInfo> error;
   std::optional<ErrorInfo> last_error;
+  std::optional<Approval> approval;
   bool has_checkpoint = false;
   std::string checkpoint;  // encoded value when this event saved one, else empty
   std::string result;      // encoded value when this event completed the intent, else empty

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
 
 #include "base/clock.h"
@@ -256,6 +257,98 @@ TEST_CASE("ReplyToCrossesNodesAndDeadLettersCanBeListedAndReplayed") {
   auto refused = cluster["node-a"].Ctl({"replay", live_id});
   CHECK(refused.exit_code == 1);
   CHECK(refused.err.find("only an intent that has ended") != std::string::npos);
+}
+
+TEST_CASE("HumanApprovalsBeforeDeliveryAndMidWorkCrossNodesAndRestarts") {
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster.StartAll();
+  // The worker asks a human on its first run; the decision brings the intent back.
+  const std::string script = dir.Sub("ask.sh");
+  std::ofstream(script) << R"(#!/bin/sh
+if [ -z "$HANDOFF_APPROVAL" ]; then
+  handoffctl checkpoint "$HANDOFF_INTENT_ID" --state '{"found": 3}'
+  handoffctl request-approval "$HANDOFF_INTENT_ID" --question "Delete 3 rows?" \
+    --outcomes keep,delete
+  exit 0
+fi
+printf '{"approval":%s,"checkpoint":%s}\n' "$HANDOFF_APPROVAL" "$HANDOFF_CHECKPOINT"
+)";
+  Process serve({HandoffctlPath(), "serve", "--as", kRemote, "--exec", "sh " + script},
+                cluster["node-b"].Env(), dir.Sub("serve.log"));
+  Daemon& a = cluster["node-a"];
+  auto sent = a.Ctl({"--json", "send", "--to", kRemote, "--type", "intent.cleanup.v1",
+                     "--require-approval", "--prompt", "Run the cleanup?"});
+  REQUIRE(sent.exit_code == 0);
+  const std::string id = Json::parse(sent.out)["intent_id"];
+
+  // Held on node-a before delivery; listed; survives a restart.
+  auto pending = [&] {
+    auto listed = a.Ctl({"--json", "approvals"});
+    REQUIRE(listed.exit_code == 0);
+    return Json::parse(listed.out);
+  };
+  REQUIRE(pending().size() == 1);
+  CHECK(pending()[0]["question"] == "Run the cleanup?");
+  CHECK(pending()[0]["requested_by"] == "agent://node-a/local/anonymous");
+  a.Kill();
+  a.Start();
+  REQUIRE(pending().size() == 1);
+  auto text = a.Ctl({"approvals"});
+  CHECK(text.out.find("Run the cleanup?") != std::string::npos);
+  REQUIRE(a.Ctl({"approve", id, "--comment", "go", "--actor", "human:ana"}).exit_code == 0);
+  auto twice = a.Ctl({"approve", id});
+  CHECK(twice.exit_code == 1);
+  CHECK(twice.err.find("already decided: approved by human:ana") != std::string::npos);
+
+  // Delivered on node-b, where the agent asks mid-work; the question shows on node-a.
+  REQUIRE(WaitFor(
+      [&] {
+        Json p = pending();
+        return p.size() == 1 && p[0]["question"] == "Delete 3 rows?";
+      },
+      std::chrono::seconds(30)));
+  CHECK(pending()[0]["mid_work"] == true);
+  CHECK(pending()[0]["outcomes"] == Json{"keep", "delete"});
+  cluster["node-b"].Kill();
+  cluster["node-b"].Start();
+  auto wrong = a.Ctl({"approve", id, "--outcome", "maybe"});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("keep, delete") != std::string::npos);
+  REQUIRE(
+      a.Ctl({"approve", id, "--outcome", "delete", "--comment", "verified", "--actor", "human:bo"})
+          .exit_code == 0);
+
+  auto done = a.Connect()->Wait(id, std::chrono::seconds(60));
+  REQUIRE(done.ok());
+  REQUIRE(done->status == IntentStatus::kCompleted);
+  CHECK(done->result["approval"]["decision"] == "delete");
+  CHECK(done->result["approval"]["decided_by"] == "human:bo");
+  CHECK(done->result["approval"]["comment"] == "verified");
+  CHECK(done->result["checkpoint"] == Json{{"found", 3}});
+  CHECK(done->delivery_attempt == 2);
+  auto events = a.Connect()->Events(id);
+  REQUIRE(events.ok());
+  std::vector<std::string> decisions;
+  for (const Event& e : *events) {
+    if (e.event_type.rfind("intent.approval_", 0) == 0) {
+      decisions.push_back(e.event_type + "@" + e.node + "/" + e.actor);
+    }
+  }
+  CHECK(decisions ==
+        std::vector<std::string>{"intent.approval_requested@node-a/agent://node-a/local/anonymous",
+                                 "intent.approval_granted@node-a/human:ana",
+                                 "intent.approval_requested@node-b/agent://acme/remote/worker",
+                                 "intent.approval_granted@node-b/human:bo"});
+
+  // Rejected before delivery: canceled, and wait says so.
+  auto held = a.Ctl({"send", "--to", kRemote, "--type", "intent.cleanup.v1", "--require-approval",
+                     "--prompt", "Again?"});
+  REQUIRE(held.exit_code == 0);
+  const std::string second = held.out.substr(0, 36);
+  REQUIRE(a.Ctl({"reject", second, "--comment", "not today"}).exit_code == 0);
+  CHECK(a.Ctl({"wait", second, "--timeout", "10s"}).exit_code == 4);
+  CHECK(a.Ctl({"approve", second}).exit_code == 1);
 }
 
 }  // namespace

@@ -770,6 +770,93 @@ TEST_CASE("ReplyToGetsTheOutcomeAsAnIntentWhenTheIntentEnds") {
          }).IsInvalidArgument());
 }
 
+TEST_CASE("AnIntentHeldForApprovalIsDeliveredOnlyOnceApproved") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0, [](SendParams& p) {
+    p.approval = Approval{"Ship the refund?", {"full", "partial"}, {}, 0, false, {}, {}, {}, 0};
+  });
+  IntentView held = f.Get(id);
+  CHECK(held.record.status == IntentStatus::kWaiting);
+  CHECK(held.record.waiting_reason == "HUMAN");
+  REQUIRE(held.record.approval.has_value());
+  CHECK(held.record.approval->requested_by == "agent://acme/prod/sender");
+  CHECK_FALSE(f.Deliver().has_value());
+  auto decide = [&](bool approve, const std::string& outcome) {
+    return f.Write([&](Txn& txn, Batch& batch) {
+      return f.engine()
+          .Decide(txn, batch, id, approve, outcome, "looks right", "human:ana")
+          .status();
+    });
+  };
+  CHECK(decide(true, "").IsInvalidArgument());  // outcomes were offered: pick one
+  CHECK(decide(true, "none").IsInvalidArgument());
+  REQUIRE(decide(true, "partial").ok());
+  IntentView approved = f.Get(id);
+  CHECK(approved.record.status == IntentStatus::kSubmitted);
+  CHECK(approved.record.approval->decision == "partial");
+  CHECK(approved.record.approval->decided_by == "human:ana");
+  CHECK(approved.record.approval->comment == "looks right");
+  CHECK(approved.record.approval->decided_at_ms == f.clock().NowMs());
+  Status again = decide(false, "");
+  CHECK(again.IsConflict());
+  CHECK(again.message().find("already decided: partial by human:ana") != std::string::npos);
+  auto d = f.Deliver();
+  REQUIRE(d.has_value());
+  CHECK(d->record.approval->decision == "partial");
+  auto events = f.Events(id);
+  CHECK(events[2].event_type == "intent.approval_requested");
+  CHECK(events[3].event_type == "intent.approval_granted");
+  CHECK(events[3].actor == "human:ana");
+}
+
+TEST_CASE("ARejectedApprovalCancelsTheIntentBeforeDelivery") {
+  EngineFixture f;
+  IntentId id = f.Send("agent://acme/prod/worker", 0, [](SendParams& p) {
+    p.approval = Approval{"Proceed?", {}, {}, 0, false, {}, {}, {}, 0};
+  });
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Decide(txn, batch, id, false, "", "no", "human:bo").status();
+           }).ok());
+  CHECK(f.Get(id).record.status == IntentStatus::kCanceled);
+  CHECK(f.Events(id).back().event_type == "intent.approval_denied");
+  CHECK_FALSE(f.Deliver().has_value());
+}
+
+TEST_CASE("AnAgentAsksAHumanMidWorkAndResumesFromItsCheckpointWithTheDecision") {
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Checkpoint(txn, batch, id, 1, Map("step", 4)).status();
+           }).ok());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine()
+                 .RequestApproval(txn, batch, id, 1,
+                                  Approval{"Delete 3 rows?", {}, {}, 0, false, {}, {}, {}, 0})
+                 .status();
+           }).ok());
+  IntentView waiting = f.Get(id);
+  CHECK(waiting.record.status == IntentStatus::kWaiting);
+  CHECK(waiting.record.waiting_reason == "HUMAN");
+  CHECK(waiting.record.approval->mid_work);
+  CHECK(waiting.record.approval->requested_by == "agent://acme/prod/worker");
+  CHECK(f.engine().lease_count() == 0);  // no lease runs out while a human thinks
+  f.clock().Advance(3'600'000);
+  f.ExpireLeases();
+  f.Reopen();  // and it survives a restart
+  CHECK(f.Get(id).record.status == IntentStatus::kWaiting);
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Decide(txn, batch, id, false, "", "keep them", "human:cy").status();
+           }).ok());
+  auto back = f.Deliver();
+  REQUIRE(back.has_value());
+  CHECK(back->record.delivery_attempt == 2);
+  CHECK(back->checkpoint == Map("step", 4));
+  REQUIRE(back->record.approval.has_value());
+  CHECK(back->record.approval->decision == "rejected");
+  CHECK(back->record.approval->comment == "keep them");
+}
+
 TEST_CASE("LifecycleRefusesIllegalTransitions") {
   using S = IntentStatus;
   CHECK(CanTransition(S::kCreated, S::kSubmitted));

@@ -299,6 +299,44 @@ TEST_CASE("AnIntentTheDestinationRefusesFailsAtTheOrigin") {
   CHECK(a.last.settled == std::vector<IntentId>{id});
 }
 
+TEST_CASE("AMidWorkQuestionOnTheDestinationIsDecidedOnTheOrigin") {
+  Pair n;
+  IntentId id = n.Send();
+  Pump(n.a, n.b, "node-b");
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               return n.b.engine->DeliverNext(txn, batch, kRemoteAgent).status();
+             })
+              .ok());
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               return n.b.engine
+                   ->RequestApproval(txn, batch, id, 1,
+                                     Approval{"Go on?", {}, {}, 0, false, {}, {}, {}, 0})
+                   .status();
+             })
+              .ok());
+  Pump(n.b, n.a, "node-a");
+  IntentView asked = n.a.Get(id);
+  CHECK(asked.record.status == IntentStatus::kWaiting);
+  REQUIRE(asked.record.approval.has_value());
+  CHECK(asked.record.approval->question == "Go on?");
+  REQUIRE(n.a.Write([&](Txn& txn, Batch& batch) {
+               return n.a.engine->Decide(txn, batch, id, true, "", "yes", "human:ana").status();
+             })
+              .ok());
+  CHECK(n.a.Write([&](Txn& txn, Batch& batch) {
+             return n.a.engine->Decide(txn, batch, id, false, "", "", "human:bo").status();
+           })
+            .IsConflict());
+  Pump(n.a, n.b, "node-b");  // the decision crosses
+  CHECK(n.b.Get(id).record.status == IntentStatus::kSubmitted);
+  CHECK(n.b.Get(id).record.approval->decided_by == "human:ana");
+  Pump(n.b, n.a, "node-a");
+  IntentView after = n.a.Get(id);
+  CHECK(after.record.status == IntentStatus::kSubmitted);
+  CHECK(n.a.Events(id).back().event_type == "intent.approval_granted");
+  CHECK(n.a.Events(id).back().node == "node-b");
+}
+
 TEST_CASE("AgentCallsAtTheOriginForAForwardedIntentAreRefused") {
   Pair n;
   IntentId id = n.Send();

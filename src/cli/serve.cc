@@ -73,8 +73,10 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
       {"HANDOFF_FROM_AGENT", in.from_agent},
       {"HANDOFF_TO_AGENT", in.to_agent},
       {"HANDOFF_CORRELATION_ID", in.correlation_id},
-      {"HANDOFF_APPROVAL",
-       in.approval && in.approval->decided() ? ApprovalJson(*in.approval).dump() : std::string()},
+      // The answer to this agent's own question (request-approval), when it brings it back.
+      {"HANDOFF_APPROVAL", in.approval && in.approval->mid_work && in.approval->decided()
+                               ? ApprovalJson(*in.approval).dump()
+                               : std::string()},
       {kSocketEnv, endpoint},
   };
   const auto started = std::chrono::steady_clock::now();

@@ -49,6 +49,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   r.correlation_id = incoming.correlation_id;
   r.parent_id = incoming.parent_id;
   r.replay_of = incoming.replay_of;
+  r.approval = incoming.approval;  // a decision made before delivery travels with it
   r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
   r.target_node = options_.node_name;
   r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
@@ -142,7 +143,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   r.waiting_reason = u.waiting_reason;
   r.error = u.error;
   r.last_error = u.last_error;
-  r.approval = u.approval;
+  if (u.approval) r.approval = u.approval;  // an update never erases a recorded decision
   r.has_checkpoint = u.has_checkpoint;
   r.updated_at_ms = clock_.NowMs();
   ++r.seq;

@@ -274,8 +274,6 @@ if [ -z "$HANDOFF_APPROVAL" ]; then
 fi
 printf '{"approval":%s,"checkpoint":%s}\n' "$HANDOFF_APPROVAL" "$HANDOFF_CHECKPOINT"
 )";
-  Process serve({HandoffctlPath(), "serve", "--as", kRemote, "--exec", "sh " + script},
-                cluster["node-b"].Env(), dir.Sub("serve.log"));
   Daemon& a = cluster["node-a"];
   auto sent = a.Ctl({"--json", "send", "--to", kRemote, "--type", "intent.cleanup.v1",
                      "--require-approval", "--prompt", "Run the cleanup?"});
@@ -300,6 +298,9 @@ printf '{"approval":%s,"checkpoint":%s}\n' "$HANDOFF_APPROVAL" "$HANDOFF_CHECKPO
   auto twice = a.Ctl({"approve", id});
   CHECK(twice.exit_code == 1);
   CHECK(twice.err.find("already decided: approved by human:ana") != std::string::npos);
+  // The agent starts only now, so the refused second decision above could not meet its question.
+  Process serve({HandoffctlPath(), "serve", "--as", kRemote, "--exec", "sh " + script},
+                cluster["node-b"].Env(), dir.Sub("serve.log"));
 
   // Delivered on node-b, where the agent asks mid-work; the question shows on node-a.
   REQUIRE(WaitFor(

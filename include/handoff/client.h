@@ -121,6 +121,8 @@ class Client {
   // Sends a new intent that repeats an ended one (same payload, addresses, correlation id),
   // linked both ways. Returns the new intent's receipt.
   Result<SendReceipt> Replay(std::string_view intent_id, std::string_view actor = {});
+  // The node-wide audit trail: every event recorded on this node after `since`, oldest first.
+  Result<std::vector<AuditEntry>> Audit(uint64_t since = 0, size_t limit = 1000);
   // The daemon's own report: node, version, counts by status, receivers, ...
   Result<Json> NodeStatus();
 

@@ -58,6 +58,12 @@ struct Event {
   Json details;       // event-specific object; may be null
 };
 
+// One line of a node's audit trail: an event and its place in the node-wide order.
+struct AuditEntry {
+  uint64_t audit_seq = 0;  // 1, 2, 3, ... per node, in the order events were recorded
+  Event event;
+};
+
 }  // namespace handoff
 
 #endif  // HANDOFF_INTENT_H_

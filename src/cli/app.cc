@@ -113,6 +113,14 @@ int Main(int argc, char** argv) {
   c->add_option("--attempt", ask.attempt, "default: $HANDOFF_ATTEMPT under serve");
   c->callback([&] { run = [&] { return RequestApproval(g, ask); }; });
 
+  AuditFlags audit;
+  c = app.add_subcommand("audit", "show the node-wide trail of every event, oldest first");
+  c->add_option("--since", audit.since, "only entries after this audit seq");
+  c->add_option("--limit", audit.limit, "at most this many per page (default 1000)")
+      ->check(CLI::Range(1, 10000));
+  c->add_flag("--follow", audit.follow, "keep printing new entries as they are recorded");
+  c->callback([&] { run = [&] { return Audit(g, audit); }; });
+
   size_t dlq_limit = 100;
   c = app.add_subcommand("dlq", "list dead letters: failed intents, newest first");
   c->add_option("--limit", dlq_limit, "at most this many (default 100)")

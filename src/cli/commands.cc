@@ -6,6 +6,7 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/time_format.h"
@@ -425,6 +426,38 @@ int RequestApproval(const Global& g, const AskFlags& f) {
   if (!client.ok()) return Error(client.status());
   Status s = (*client)->RequestApproval(f.id, AttemptFor(f.id, f.attempt), f.question, f.outcomes);
   return s.ok() ? kExitOk : Error(s);
+}
+
+int Audit(const Global& g, const AuditFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  uint64_t since = f.since;
+  bool first = true;
+  while (true) {
+    auto entries = (*client)->Audit(since, f.limit);
+    if (!entries.ok()) return Error(entries.status());
+    if (!entries->empty()) since = entries->back().audit_seq;
+    if (g.json) {
+      OrderedJson all = OrderedJson::array();
+      for (const AuditEntry& a : *entries) {
+        OrderedJson j = EventJson(a.event);
+        j["audit_seq"] = a.audit_seq;
+        if (f.follow) {
+          Print(j.dump(-1, ' ', false, OrderedJson::error_handler_t::replace) + "\n");
+        } else {
+          all.push_back(std::move(j));
+        }
+      }
+      if (!f.follow) PrintJson(all);
+    } else if (!entries->empty() || (first && !f.follow)) {
+      Print(AuditText(*entries, first));
+      first = false;
+    }
+    if (!f.follow) return kExitOk;
+    std::fflush(stdout);
+    // Following: a full page means more is waiting; otherwise look again shortly.
+    if (entries->size() < f.limit) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
 }
 
 }  // namespace handoff::cli

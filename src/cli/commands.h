@@ -109,6 +109,12 @@ struct AskFlags {
   std::optional<uint32_t> attempt;
 };
 int RequestApproval(const Global& g, const AskFlags& f);
+struct AuditFlags {
+  uint64_t since = 0;
+  size_t limit = 1000;
+  bool follow = false;
+};
+int Audit(const Global& g, const AuditFlags& f);
 int Replay(const Global& g, const std::string& id);
 
 // Shared by the commands.

@@ -175,6 +175,19 @@ std::string EventsText(const std::vector<Event>& events) {
   return Table(rows);
 }
 
+std::string AuditText(const std::vector<AuditEntry>& entries, bool header) {
+  std::vector<std::vector<std::string>> rows;
+  if (header)
+    rows.push_back({"AUDIT", "AT", "INTENT_ID", "EVENT", "STATUS", "NODE", "ACTOR", "DETAILS"});
+  for (const AuditEntry& a : entries) {
+    const Event& e = a.event;
+    rows.push_back({std::to_string(a.audit_seq), FormatRfc3339(e.at_ms), e.intent_id, e.event_type,
+                    std::string(IntentStatusName(e.status)), e.node, e.actor,
+                    e.details.is_null() ? "" : Compact(e.details)});
+  }
+  return Table(rows);
+}
+
 std::string ListText(const std::vector<Intent>& intents) {
   std::vector<std::vector<std::string>> rows = {
       {"INTENT_ID", "STATUS", "ATTEMPT", "TYPE", "TO", "UPDATED"}};

@@ -24,6 +24,8 @@ std::string ApprovalsText(const std::vector<Intent>& intents, int64_t now_ms);
 
 std::string IntentText(const Intent& intent);
 std::string EventsText(const std::vector<Event>& events);
+// Audit lines; the header only when `header` (follow mode prints it once).
+std::string AuditText(const std::vector<AuditEntry>& entries, bool header);
 std::string ListText(const std::vector<Intent>& intents);
 std::string StatusText(const Json& status);
 // Failed intents: id, type, recipient, attempts, age, reason. `now_ms` dates the ages.

@@ -262,6 +262,27 @@ Result<SendReceipt> Client::Replay(std::string_view intent_id, std::string_view 
   return receipt;
 }
 
+Result<std::vector<AuditEntry>> Client::Audit(uint64_t since, size_t limit) {
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("audit", [&](MsgWriter& w) {
+    w.Field("since", since);
+    w.Field("limit", static_cast<uint64_t>(limit));
+  }));
+  const msgpack::object* entries = got.reply.body().Find("entries");
+  if (entries == nullptr || entries->type != msgpack::type::ARRAY) {
+    return Status::Corruption("audit reply without an entries array");
+  }
+  std::vector<AuditEntry> out;
+  for (uint32_t i = 0; i < entries->via.array.size; ++i) {
+    const msgpack::object& item = entries->via.array.ptr[i];
+    HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(item, "audit entry"));
+    AuditEntry entry;
+    HANDOFF_RETURN_IF_ERROR(m.Uint("audit_seq", &entry.audit_seq));
+    HANDOFF_ASSIGN_OR_RETURN(entry.event, ReadEvent(item));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 Result<Json> Client::NodeStatus() {
   HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("status", nullptr));
   HANDOFF_ASSIGN_OR_RETURN(Json status, MsgpackToJson(got.reply.handle.get()));

@@ -62,7 +62,7 @@ bool AgentService::MayWrite(std::string_view op) {
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
-  static const std::array<std::pair<std::string_view, Handler>, 18> kHandlers = {{
+  static const std::array<std::pair<std::string_view, Handler>, 19> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
       {wire::op::kSend, &AgentService::OnSend},
       {wire::op::kGet, &AgentService::OnGet},
@@ -81,6 +81,7 @@ AgentService::Handler AgentService::Find(std::string_view op) {
       {wire::op::kApprove, &AgentService::OnDecide},
       {wire::op::kReject, &AgentService::OnDecide},
       {wire::op::kRequestApproval, &AgentService::OnRequestApproval},
+      {wire::op::kAudit, &AgentService::OnAudit},
   }};
   for (const auto& [name, handler] : kHandlers) {
     if (name == op) return handler;
@@ -408,6 +409,28 @@ AgentService::Reply AgentService::OnRequestApproval(Txn& txn, Batch& batch, cons
   HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
                            engine_.RequestApproval(txn, batch, id, attempt, question));
   return BriefReply(req.rid, r);
+}
+
+AgentService::Reply AgentService::OnAudit(Txn& txn, Batch&, const std::string&,
+                                          const wire::Request& req) {
+  MapReader m = req.body();
+  uint64_t since = 0;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("since", &since));
+  HANDOFF_ASSIGN_OR_RETURN(uint64_t limit, ReadLimit(m, 1000));
+  std::vector<uint64_t> seqs;
+  std::vector<EventRecord> events;
+  HANDOFF_RETURN_IF_ERROR(engine_.Audit(txn, since, limit, &seqs, &events));
+  ReplyBuilder b(req.rid);
+  b.w().Key("entries");
+  b.w().BeginArray();
+  for (size_t i = 0; i < events.size(); ++i) {
+    b.w().BeginMap();
+    b.w().Field("audit_seq", seqs[i]);
+    WriteEventFields(b.w(), events[i]);
+    b.w().EndMap();
+  }
+  b.w().EndArray();
+  return std::optional<std::string>(b.Finish());
 }
 
 AgentService::Reply AgentService::OnReplay(Txn& txn, Batch& batch, const std::string&,

@@ -94,6 +94,7 @@ class AgentService {
   Reply OnDecide(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnRequestApproval(Txn& txn, Batch& batch, const std::string& conn,
                           const wire::Request& req);
+  Reply OnAudit(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnReplay(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
 

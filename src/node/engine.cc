@@ -45,6 +45,7 @@ Status Engine::Recover() {
   HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> first, store_.FirstTimer(txn));
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;
+  HANDOFF_ASSIGN_OR_RETURN(audit_seq_, store_.LastAuditSeq(txn));
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];
@@ -68,6 +69,16 @@ bool Engine::LeaseExpiryDue() const {
   return next && *next <= clock_.NowMs();
 }
 
+Status Engine::WriteEvent(Txn& txn, const EventRecord& e) {
+  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  return store_.PutAudit(txn, ++audit_seq_, e.id, e.seq);
+}
+
+Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+                     std::vector<EventRecord>* out) const {
+  return store_.ListAudit(txn, since, limit, seqs, out);
+}
+
 Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
   return store_.GetIntent(txn, id, out);
 }
@@ -86,7 +97,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   e.node = options_.node_name;
   e.actor = std::string(actor);
   e.details = std::move(details);
-  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
   HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
   if (!IsReplica(r)) return Status::OK();
 

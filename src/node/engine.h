@@ -218,6 +218,9 @@ class Engine {
   Status Events(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
                 std::vector<EventRecord>* out) const;
   Status List(const Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) const;
+  // The node-wide trail: events with audit seq > `since`, in the order they were recorded.
+  Status Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+               std::vector<EventRecord>* out) const;
 
   // --- In-memory state ---
 
@@ -235,6 +238,8 @@ class Engine {
  private:
   // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
   Status CheckSize(std::string_view what, size_t size) const;
+  // Stores an event and its entry in the node-wide audit trail.
+  Status WriteEvent(Txn& txn, const EventRecord& e);
   // Loads an intent; NotFound with the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
   // Appends an event for the record's current status and stores the record. On the
@@ -276,6 +281,7 @@ class Engine {
   LeaseTable leases_;
   std::set<std::string> ready_;
   std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
+  uint64_t audit_seq_ = 0;             // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};
 };
 

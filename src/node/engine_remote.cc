@@ -151,7 +151,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   e.id = r.id;
   e.seq = r.seq;
   e.status = r.status;
-  HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
+  HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
   HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
   if (from != r.status) {
     --batch.status_delta[static_cast<size_t>(from)];

@@ -15,6 +15,8 @@
 //                                                  message, kept until the peer acknowledges it
 //   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
 //            "in/" + peer                          u64 BE: last link seq applied from peer
+//   audit    node-wide seq (u64 BE)                intent id (16) + event seq (u32 BE): every
+//                                                  event recorded here, in the order recorded
 //   idem     from_agent + 0x00 + idempotency key   intent id (16) + content hash (32): the
 //                                                  intent a (sender, key) first made
 //   timers   fire_at (u64 BE, ms) + intent id      u32 BE: the delivery attempt it belongs to
@@ -42,6 +44,7 @@ inline constexpr const char* kOutboxTable = "outbox";
 inline constexpr const char* kLinksTable = "links";
 inline constexpr const char* kTimersTable = "timers";
 inline constexpr const char* kIdemTable = "idem";
+inline constexpr const char* kAuditTable = "audit";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";

@@ -68,6 +68,7 @@ Status Store::OpenTables(std::string_view node_name) {
   HANDOFF_ASSIGN_OR_RETURN(links_, txn.OpenTable(kLinksTable));
   HANDOFF_ASSIGN_OR_RETURN(timers_, txn.OpenTable(kTimersTable));
   HANDOFF_ASSIGN_OR_RETURN(idem_, txn.OpenTable(kIdemTable));
+  HANDOFF_ASSIGN_OR_RETURN(audit_, txn.OpenTable(kAuditTable));
 
   std::string_view version;
   Status s = txn.Get(meta_, kMetaSchemaVersion, &version);
@@ -283,6 +284,38 @@ Status Store::DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_
   std::string k = QueuePrefix(from);
   k.append(key);
   return txn.Delete(idem_, k);
+}
+
+Status Store::PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq) {
+  std::string key;
+  AppendU64(&key, seq);
+  return txn.Put(audit_, key, EventKey(id, event_seq));
+}
+
+Result<uint64_t> Store::LastAuditSeq(const Txn& txn) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, audit_));
+  if (!cursor.Last()) {
+    HANDOFF_RETURN_IF_ERROR(cursor.status());
+    return uint64_t{0};
+  }
+  return ReadU64(cursor.key());
+}
+
+Status Store::ListAudit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+                        std::vector<EventRecord>* events) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, audit_));
+  std::string start;
+  AppendU64(&start, since + 1);
+  for (bool more = cursor.Seek(start); more && events->size() < limit; more = cursor.Next()) {
+    std::string_view event_bytes;
+    Status s = txn.Get(events_, cursor.value(), &event_bytes);
+    if (s.IsNotFound()) continue;  // its intent was purged
+    HANDOFF_RETURN_IF_ERROR(s);
+    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(event_bytes));
+    seqs->push_back(ReadU64(cursor.key()));
+    events->push_back(std::move(e));
+  }
+  return cursor.status();
 }
 
 }  // namespace handoff::storage

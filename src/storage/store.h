@@ -69,6 +69,14 @@ class Store {
   // The oldest queued intent for `address`, or nullopt.
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
 
+  // The node-wide audit trail: one entry per event, numbered in the order recorded.
+  Status PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq);
+  // The last audit seq written (0 if none).
+  Result<uint64_t> LastAuditSeq(const Txn& txn) const;
+  // Events with audit seq > `since`, at most `limit`, in order; `seqs` gets their audit seqs.
+  Status ListAudit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+                   std::vector<EventRecord>* events) const;
+
   // Idempotency keys: (sender, key) -> the intent it made and the hash of that request.
   // NotFound when unknown.
   Status GetIdempotencyKey(const Txn& txn, std::string_view from, std::string_view key,
@@ -109,6 +117,7 @@ class Store {
   Table links_ = 0;
   Table timers_ = 0;
   Table idem_ = 0;
+  Table audit_ = 0;
 };
 
 }  // namespace handoff::storage

@@ -44,6 +44,7 @@ inline constexpr std::string_view kReplay = "replay";
 inline constexpr std::string_view kApprove = "approve";
 inline constexpr std::string_view kReject = "reject";
 inline constexpr std::string_view kRequestApproval = "request_approval";
+inline constexpr std::string_view kAudit = "audit";
 }  // namespace op
 
 inline constexpr std::string_view kPushDeliver = "deliver";

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include "handoff/intent.h"
 #include "support/daemon.h"
@@ -238,6 +240,45 @@ TEST_CASE("EventsListAndStatusShowTheLifecycle") {
   auto text = f.Ctl({"status"});
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("node-a") != std::string::npos);
+}
+
+TEST_CASE("AuditShowsTheNodeWideTrailAndFollowsIt") {
+  CliFixture f;
+  std::string a = f.Send();
+  std::string b = f.Send();
+  CHECK(f.Ctl({"cancel", a, "--reason", "dup"}).exit_code == 0);
+  Json all = ParseOut(f.Ctl({"--json", "audit"}));
+  REQUIRE(all.size() == 5);
+  for (size_t i = 0; i < all.size(); ++i) CHECK(all[i]["audit_seq"] == i + 1);
+  CHECK(all[0]["intent_id"] == a);
+  CHECK(all[2]["intent_id"] == b);
+  CHECK(all[4]["event_type"] == "intent.canceled");
+  CHECK(all[4]["actor"] == "operator");
+  CHECK(all[4]["details"]["reason"] == "dup");
+  Json since = ParseOut(f.Ctl({"--json", "audit", "--since", "3"}));
+  REQUIRE(since.size() == 2);
+  CHECK(since[0]["audit_seq"] == 4);
+  auto text = f.Ctl({"audit"});
+  CHECK(text.out.find("intent.canceled") != std::string::npos);
+
+  // --follow prints what happens from now on, one JSON object per line.
+  const std::string out = f.dir().Sub("follow.out");
+  Process follow({HandoffctlPath(), "--json", "audit", "--follow", "--since", "5"},
+                 f.daemon().Env(), out);
+  std::string c = f.Send();
+  auto contents = [&] {
+    std::ifstream in(out);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  REQUIRE(
+      WaitFor([&] { return contents().find(c) != std::string::npos; }, std::chrono::seconds(10)));
+  std::istringstream lines(contents());
+  std::string first;
+  std::getline(lines, first);
+  CHECK(Json::parse(first)["audit_seq"] == 6);
+  CHECK(Json::parse(first)["event_type"] == "intent.created");
 }
 
 TEST_CASE("CheckpointFromInsideServeNeedsNoFlags") {

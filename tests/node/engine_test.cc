@@ -857,6 +857,36 @@ TEST_CASE("AnAgentAsksAHumanMidWorkAndResumesFromItsCheckpointWithTheDecision") 
   CHECK(back->record.approval->comment == "keep them");
 }
 
+TEST_CASE("TheAuditTrailListsEveryEventOfTheNodeInOrderAcrossRestarts") {
+  EngineFixture f;
+  IntentId a = f.Send();
+  IntentId b = f.Send("agent://acme/prod/other");
+  REQUIRE(f.Deliver().has_value());
+  auto read = [&](uint64_t since, std::vector<uint64_t>* seqs, std::vector<EventRecord>* events) {
+    REQUIRE(f.Write([&](Txn& txn, Batch&) {
+               return f.engine().Audit(txn, since, 100, seqs, events);
+             }).ok());
+  };
+  std::vector<uint64_t> seqs;
+  std::vector<EventRecord> events;
+  read(0, &seqs, &events);
+  REQUIRE(events.size() == 5);  // a: created, submitted; b: created, submitted; a: delivered
+  CHECK(seqs == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  CHECK(events[0].id == a);
+  CHECK(events[2].id == b);
+  CHECK(events[4].event_type == "intent.delivered");
+  f.Reopen();
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             return f.engine().Cancel(txn, batch, b, "operator", "").status();
+           }).ok());
+  seqs.clear();
+  events.clear();
+  read(5, &seqs, &events);
+  REQUIRE(events.size() == 1);
+  CHECK(seqs[0] == 6);  // numbering carries on after the restart
+  CHECK(events[0].event_type == "intent.canceled");
+}
+
 TEST_CASE("LifecycleRefusesIllegalTransitions") {
   using S = IntentStatus;
   CHECK(CanTransition(S::kCreated, S::kSubmitted));

@@ -289,5 +289,43 @@ TEST_CASE("AHandlerThatThrowsIsRetriedThenFailsWithItsLastError") {
   CHECK(agents.Handled(receipt->intent_id) == 2);
 }
 
+TEST_CASE("AnAgentAsksAHumanThroughTheClientAndResumesWithTheDecision") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  std::atomic<int> runs{0};
+  AgentPool agents(daemon, kWorker, 1, [&](Task& task) {
+    ++runs;
+    if (!task.approval()) {
+      CHECK(task.Checkpoint({{"drafted", true}}).ok());
+      CHECK(task.RequestApproval("Send the email?", {"send", "hold"}).ok());
+      return Outcome::Complete("ignored: the intent waits for the human");
+    }
+    return Outcome::Complete(Json{{"decision", task.approval()->decision},
+                                  {"by", task.approval()->decided_by},
+                                  {"checkpoint", task.checkpoint()}});
+  });
+  auto receipt = client->Send(Work(1));
+  REQUIRE(receipt.ok());
+  REQUIRE(WaitFor(
+      [&] {
+        auto in = client->Get(receipt->intent_id);
+        return in.ok() && in->status == IntentStatus::kWaiting && in->waiting_reason == "HUMAN";
+      },
+      std::chrono::seconds(20)));
+  auto waiting = client->Get(receipt->intent_id);
+  REQUIRE(waiting.ok());
+  CHECK(waiting->approval->question == "Send the email?");
+  CHECK(client->Approve(receipt->intent_id, "fine", "hold", "human:dee").ok());
+  auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(done->result["decision"] == "hold");
+  CHECK(done->result["by"] == "human:dee");
+  CHECK(done->result["checkpoint"] == Json{{"drafted", true}});
+  CHECK(runs.load() == 2);
+}
+
 }  // namespace
 }  // namespace handoff::testing

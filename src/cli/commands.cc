@@ -54,6 +54,16 @@ std::string DecidedBy(const std::string& actor) {
   return std::string("human:") + (user && *user ? user : "operator");
 }
 
+// "ID STATUS" (or {intent_id, status}) after cancel, approve and reject.
+int PrintStatus(const Global& g, const std::string& id, IntentStatus status) {
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", id}, {"status", std::string(IntentStatusName(status))}});
+  } else {
+    Print(id + " " + std::string(IntentStatusName(status)) + "\n");
+  }
+  return kExitOk;
+}
+
 // Shows a finished wait and picks the exit code.
 int ReportWait(const Global& g, const Result<Intent>& done) {
   if (!done.ok()) {
@@ -265,12 +275,7 @@ int Cancel(const Global& g, const CancelFlags& f) {
   if (!client.ok()) return Error(client.status());
   auto status = (*client)->Cancel(f.id, f.reason, "operator");
   if (!status.ok()) return Error(status.status());
-  if (g.json) {
-    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
-  } else {
-    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
-  }
-  return kExitOk;
+  return PrintStatus(g, f.id, *status);
 }
 
 int NodeStatus(const Global& g) {
@@ -365,12 +370,7 @@ int Approve(const Global& g, const DecideFlags& f) {
   if (!client.ok()) return Error(client.status());
   auto status = (*client)->Approve(f.id, f.comment, f.outcome, DecidedBy(f.actor));
   if (!status.ok()) return Error(status.status());
-  if (g.json) {
-    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
-  } else {
-    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
-  }
-  return kExitOk;
+  return PrintStatus(g, f.id, *status);
 }
 
 int Reject(const Global& g, const DecideFlags& f) {
@@ -378,12 +378,7 @@ int Reject(const Global& g, const DecideFlags& f) {
   if (!client.ok()) return Error(client.status());
   auto status = (*client)->Reject(f.id, f.comment, DecidedBy(f.actor));
   if (!status.ok()) return Error(status.status());
-  if (g.json) {
-    PrintJson(OrderedJson{{"intent_id", f.id}, {"status", std::string(IntentStatusName(*status))}});
-  } else {
-    Print(f.id + " " + std::string(IntentStatusName(*status)) + "\n");
-  }
-  return kExitOk;
+  return PrintStatus(g, f.id, *status);
 }
 
 int Approvals(const Global& g, size_t limit) {

@@ -1,0 +1,135 @@
+// Time in the lifecycle: retry backoff after a failed attempt, deadlines, and the durable timers
+// that drive both (and idempotency-key expiry).
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "base/time_format.h"
+#include "node/engine.h"
+
+namespace handoff::node {
+namespace {
+
+std::string AttemptDetails(uint32_t attempt) {
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("attempt", attempt);
+  w.EndMap();
+  return w.str();
+}
+
+}  // namespace
+
+Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error) {
+  const uint32_t attempt = r.delivery_attempt;
+  r.last_error = error;
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("attempt", attempt);
+  details.Field("code", error.code);
+  details.Field("message", error.message);
+  details.Field("retryable", error.retryable);
+  const bool exhausted = r.max_attempts != 0 && attempt >= r.max_attempts;
+  if (error.retryable && !exhausted) {
+    // Back off: initial * multiplier^(attempt - 1), capped.
+    double delay = static_cast<double>(r.retry_initial_ms);
+    for (uint32_t i = 1; i < attempt && delay < static_cast<double>(r.retry_max_ms); ++i) {
+      delay *= r.retry_multiplier;
+    }
+    const int64_t delay_ms = std::min<int64_t>(static_cast<int64_t>(delay), r.retry_max_ms);
+    const int64_t retry_at = clock_.NowMs() + delay_ms;
+    details.Field("retry_in_ms", delay_ms);
+    details.Field("retry_at", retry_at);
+    details.EndMap();
+    r.waiting_reason = "TIME";
+    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
+                                       "intent.retry_scheduled", r.to_agent, details.str()));
+    return ScheduleTimer(txn, storage::TimerKind::kRetry, r, retry_at);
+  }
+  details.EndMap();
+  if (error.retryable) {
+    r.error = ErrorInfo{"delivery_attempts_exhausted",
+                        "gave up after " + std::to_string(attempt) + " attempt(s); the last one " +
+                            "failed with " + error.code + ": " + error.message,
+                        false};
+  } else {
+    r.error = error;
+  }
+  return Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed", r.to_agent,
+                    details.str());
+}
+
+Status Engine::ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at) {
+  HANDOFF_RETURN_IF_ERROR(store_.PutTimer(txn, {at, r.id, kind, r.delivery_attempt}));
+  if (!next_timer_ || at < *next_timer_) next_timer_ = at;
+  return Status::OK();
+}
+
+Status Engine::TimeOut(Txn& txn, Batch& batch, IntentRecord& r) {
+  if (r.status == IntentStatus::kSubmitted)
+    HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, r.id));
+  r.error = ErrorInfo{"deadline_exceeded",
+                      "the deadline " + FormatRfc3339(r.deadline_ms) +
+                          " passed while the intent was " + std::string(IntentStatusName(r.status)),
+                      false};
+  MsgWriter details;
+  details.BeginMap();
+  details.Field("deadline", r.deadline_ms);
+  details.Field("previous_status", IntentStatusName(r.status));
+  details.EndMap();
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kTimedOut, "intent.timed_out",
+                                     "system", details.str()));
+  if (IsRemote(r)) {
+    HANDOFF_RETURN_IF_ERROR(
+        Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {
+          w.Field("intent_id", r.id.ToString());
+          w.Field("action", "timeout");
+          w.Field("actor", "system");
+        }));
+  }
+  return Status::OK();
+}
+
+Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
+  const int64_t now = clock_.NowMs();
+  size_t fired = 0;
+  while (fired < max) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> t, store_.FirstTimer(txn));
+    next_timer_.reset();
+    if (!t) break;
+    next_timer_ = t->fire_at_ms;
+    if (t->fire_at_ms > now) break;
+    HANDOFF_RETURN_IF_ERROR(store_.DeleteTimer(txn, *t));
+    ++fired;
+    IntentRecord r;
+    Status s = Load(txn, t->id, &r);
+    if (s.IsNotFound()) continue;
+    HANDOFF_RETURN_IF_ERROR(s);
+    if (t->kind == storage::TimerKind::kIdemExpiry) {
+      IntentId owner;
+      std::string hash;
+      Status known = store_.GetIdempotencyKey(txn, r.from_agent, r.idempotency_key, &owner, &hash);
+      if (known.ok() && owner == r.id) {
+        HANDOFF_RETURN_IF_ERROR(store_.DeleteIdempotencyKey(txn, r.from_agent, r.idempotency_key));
+      }
+      continue;
+    }
+    if (IsTerminal(r.status)) continue;  // ended some other way first
+    if (t->kind == storage::TimerKind::kDeadline) {
+      HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));
+    } else if (t->kind == storage::TimerKind::kRetry) {
+      if (r.status != IntentStatus::kWaiting || r.waiting_reason != "TIME" ||
+          r.delivery_attempt != t->attempt) {
+        continue;  // no longer waiting for this backoff
+      }
+      HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.retrying",
+                                         "system", AttemptDetails(r.delivery_attempt + 1)));
+      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+      ready_.insert(r.to_agent);
+    }
+  }
+  return fired;
+}
+
+}  // namespace handoff::node

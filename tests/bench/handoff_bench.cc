@@ -1,0 +1,416 @@
+// handoff-bench: the "durable handoff round trip", measured against real daemons it starts.
+//
+// Agent A sends an intent with a payload of --payload bytes (durable before send returns), agent
+// B completes it with a ~64-byte result (durable before complete returns), and A receives the
+// result. A keeps --window intents in flight; the figures are round trips per second over the
+// whole run and the latency of each round trip (send issued to result received).
+//
+// Both agents speak the agent protocol directly (pipelined, as a busy agent would), so the
+// figures measure the daemons, not a client library's request/response pacing. Every result is
+// checked; a lost or wrong one makes the run fail.
+//
+//   handoff-bench [--nodes 1|2] [--window 256] [--count 20000] [--payload 1024] [--no-fsync]
+//                 [--json]
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "base/clock.h"
+#include "base/intent_id.h"
+#include "handoff/client.h"
+#include "wire/agent_protocol.h"
+
+namespace {
+
+using handoff::MsgWriter;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr const char* kReceiver = "agent://bench/b/worker";
+
+struct Options {
+  int nodes = 1;
+  int window = 256;
+  int count = 20'000;
+  int payload = 1024;
+  bool fsync = true;
+  bool json = false;
+  std::string handoffd = HANDOFF_BENCH_HANDOFFD;
+};
+
+struct Daemon {
+  std::string name, endpoint;
+  pid_t pid = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+// Starts one handoffd; returns once it answers `status` (and, with peers, sees them).
+bool StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra) {
+  const std::string config = dir + "/" + d.name + ".toml";
+  std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
+                        << d.name << "\"\nagent_endpoint = \"" << d.endpoint
+                        << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
+                        << "\nmax_batch = 4096\n"
+                        << extra;
+  d.pid = ::fork();
+  if (d.pid == 0) {
+    const std::string log = dir + "/" + d.name + ".log";
+    std::freopen(log.c_str(), "a", stderr);
+    ::execl(o.handoffd.c_str(), o.handoffd.c_str(), "--config", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  handoff::ClientOptions client;
+  client.endpoint = d.endpoint;
+  client.request_timeout = std::chrono::seconds(2);
+  for (int i = 0; i < 200; ++i) {
+    auto c = handoff::Client::Connect(client);
+    if (c.ok()) {
+      auto s = (*c)->NodeStatus();
+      if (s.ok()) {
+        bool peers_up = true;
+        if (s->contains("peers")) {
+          for (const auto& p : (*s)["peers"]) peers_up = peers_up && p.value("connected", false);
+        }
+        if (peers_up) return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+void StopDaemon(Daemon& d) {
+  if (d.pid <= 0) return;
+  ::kill(d.pid, SIGTERM);
+  int status = 0;
+  ::waitpid(d.pid, &status, 0);
+  d.pid = -1;
+}
+
+zmq::socket_t Dealer(zmq::context_t& ctx, const std::string& endpoint) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::sndhwm, 0);
+  s.set(zmq::sockopt::rcvhwm, 0);
+  s.connect(endpoint);
+  return s;
+}
+
+std::string Request(std::string_view op, uint64_t rid,
+                    const std::function<void(MsgWriter&)>& fill) {
+  handoff::wire::RequestBuilder b(op, rid);
+  fill(b.w());
+  return b.Finish();
+}
+
+// Agent B: completes every delivery at once with a small result naming the payload's n.
+void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, std::atomic<bool>& stop,
+              std::atomic<uint64_t>& errors) {
+  zmq::socket_t s = Dealer(ctx, endpoint);
+  uint64_t rid = 1;
+  auto send = [&](const std::string& frame) { s.send(zmq::buffer(frame), zmq::send_flags::none); };
+  send(Request("receive", rid++, [&](MsgWriter& w) {
+    w.Field("address", kReceiver);
+    w.Field("credit", static_cast<uint64_t>(credit));
+  }));
+  auto last_register = SteadyClock::now();
+  while (!stop.load()) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if (SteadyClock::now() - last_register > std::chrono::seconds(1)) {
+      send(Request("receive", rid++, [&](MsgWriter& w) {
+        w.Field("address", kReceiver);
+        w.Field("credit", static_cast<uint64_t>(credit));
+      }));
+      last_register = SteadyClock::now();
+    }
+    zmq::message_t msg;
+    while (s.recv(msg, zmq::recv_flags::dontwait)) {
+      auto reply = handoff::wire::DecodeReply(msg.to_string_view());
+      if (!reply.ok()) {
+        ++errors;
+        continue;
+      }
+      if (reply->push.empty()) {
+        if (!reply->status.ok()) ++errors;
+        continue;
+      }
+      const msgpack::object* intent = reply->body().Find("intent");
+      auto m = handoff::MapReader::From(*intent, "intent");
+      std::string id;
+      uint64_t attempt = 0;
+      int64_t n = -1;
+      (void)m->String("intent_id", &id);
+      (void)m->OptUint("delivery_attempt", &attempt);
+      if (const msgpack::object* p = m->Find("payload")) {
+        auto pm = handoff::MapReader::From(*p, "payload");
+        if (pm.ok()) (void)pm->OptInt("n", &n);
+      }
+      send(Request("complete", rid++, [&](MsgWriter& w) {
+        w.Field("intent_id", id);
+        w.Field("attempt", attempt);
+        w.Key("result");
+        w.BeginMap();
+        w.Field("n", n);
+        w.Field("ok", true);
+        w.Field("note", "processed by the bench agent");
+        w.EndMap();
+      }));
+    }
+  }
+}
+
+struct Outcome {
+  std::vector<int64_t> latency_us;
+  uint64_t wrong = 0, lost = 0, errors = 0;
+  double seconds = 0;
+};
+
+// Agent A: keeps `window` round trips in flight until `count` are done.
+Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endpoint) {
+  zmq::socket_t s = Dealer(ctx, endpoint);
+  struct Flight {
+    int n;
+    std::string id;
+    SteadyClock::time_point t0;
+  };
+  std::map<uint64_t, Flight> sends, waits;  // by rid
+  const std::string data(static_cast<size_t>(std::max(0, o.payload - 24)), 'x');
+  Outcome out;
+  out.latency_us.reserve(static_cast<size_t>(o.count));
+  uint64_t rid = 1;
+  int issued = 0, done = 0;
+  const auto start = SteadyClock::now();
+  auto last_progress = start;
+  while (done + static_cast<int>(out.lost) < o.count) {
+    while (issued < o.count && issued - done < o.window) {
+      Flight f{issued, handoff::NewIntentId(handoff::SystemClock::Instance().NowMs()).ToString(),
+               SteadyClock::now()};
+      std::string frame = Request("send", rid, [&](MsgWriter& w) {
+        w.Field("intent_id", f.id);
+        w.Field("intent_type", "intent.bench.roundtrip.v1");
+        w.Field("from_agent", "agent://bench/a/sender");
+        w.Field("to_agent", kReceiver);
+        w.Key("payload");
+        w.BeginMap();
+        w.Field("n", static_cast<int64_t>(f.n));
+        w.Field("data", data);
+        w.EndMap();
+      });
+      s.send(zmq::buffer(frame), zmq::send_flags::none);
+      sends.emplace(rid++, std::move(f));
+      ++issued;
+    }
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(1000));
+    zmq::message_t msg;
+    while (s.recv(msg, zmq::recv_flags::dontwait)) {
+      auto reply = handoff::wire::DecodeReply(msg.to_string_view());
+      if (!reply.ok()) {
+        ++out.errors;
+        continue;
+      }
+      if (auto it = sends.find(reply->rid); it != sends.end()) {
+        Flight f = std::move(it->second);
+        sends.erase(it);
+        if (!reply->status.ok()) {
+          std::fprintf(stderr, "send %d refused: %s\n", f.n, reply->status.ToString().c_str());
+          ++out.errors;
+          ++out.lost;
+          continue;
+        }
+        std::string frame = Request("wait", rid, [&](MsgWriter& w) {
+          w.Field("intent_id", f.id);
+          w.Field("timeout_ms", uint64_t{120'000});
+        });
+        s.send(zmq::buffer(frame), zmq::send_flags::none);
+        waits.emplace(rid++, std::move(f));
+      } else if (auto wt = waits.find(reply->rid); wt != waits.end()) {
+        Flight f = std::move(wt->second);
+        waits.erase(wt);
+        const msgpack::object* intent = reply->status.ok() ? reply->body().Find("intent") : nullptr;
+        bool right = false;
+        if (intent != nullptr) {
+          auto m = handoff::MapReader::From(*intent, "intent");
+          std::string status;
+          int64_t n = -1;
+          if (m.ok()) {
+            (void)m->OptString("status", &status);
+            if (const msgpack::object* r = m->Find("result")) {
+              auto rm = handoff::MapReader::From(*r, "result");
+              if (rm.ok()) (void)rm->OptInt("n", &n);
+            }
+          }
+          right = status == "COMPLETED" && n == f.n;
+        }
+        if (!right) {
+          ++out.wrong;
+          continue;
+        }
+        out.latency_us.push_back(
+            std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - f.t0)
+                .count());
+        ++done;
+        last_progress = SteadyClock::now();
+      }
+    }
+    if (SteadyClock::now() - last_progress > std::chrono::seconds(60)) {
+      out.lost = static_cast<uint64_t>(o.count - done);
+      std::fprintf(stderr, "no progress for 60 s: %llu round trips lost\n",
+                   static_cast<unsigned long long>(out.lost));
+      break;
+    }
+    if (out.wrong > 0) break;
+  }
+  out.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  return out;
+}
+
+int64_t Percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  bool no_fsync = false;
+  CLI::App app{"handoff-bench: durable handoff round trips against real handoffd daemons"};
+  app.add_option("--nodes", o.nodes, "1: A and B on one daemon; 2: A on node-a, B on node-b")
+      ->check(CLI::Range(1, 2));
+  app.add_option("--window", o.window, "round trips in flight (default 256)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--count", o.count, "round trips to run (default 20000)")
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--payload", o.payload, "payload bytes (default 1024)")
+      ->check(CLI::Range(16, 1 << 20));
+  app.add_flag("--no-fsync", no_fsync, "run the daemons with fsync = false");
+  app.add_flag("--json", o.json, "print one JSON object");
+  app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
+  CLI11_PARSE(app, argc, argv);
+  o.fsync = !no_fsync;
+
+  char tmpl[] = "/tmp/handoff-bench.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return 1;
+  const std::string dir = tmpl;
+  std::vector<Daemon> daemons;
+  daemons.push_back({"node-a", "ipc://" + dir + "/a.sock"});
+  if (o.nodes == 2) {
+    daemons.push_back({"node-b", "ipc://" + dir + "/b.sock"});
+    const int port_a = FreePort(), port_b = FreePort();
+    const std::string a_extra =
+        "peer_endpoint = \"tcp://127.0.0.1:" + std::to_string(port_a) +
+        "\"\n[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:" + std::to_string(port_b) +
+        "\"\n[[routes]]\nmatch = \"agent://bench/b/*\"\n" + "node = \"node-b\"\n";
+    const std::string b_extra =
+        "peer_endpoint = \"tcp://127.0.0.1:" + std::to_string(port_b) +
+        "\"\n[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://127.0.0.1:" + std::to_string(port_a) +
+        "\"\n";
+    bool ok = StartDaemon(o, dir, daemons[0], a_extra) && StartDaemon(o, dir, daemons[1], b_extra);
+    if (!ok) {
+      std::fprintf(stderr, "handoff-bench: the daemons did not start (logs in %s)\n", dir.c_str());
+      for (auto& d : daemons) StopDaemon(d);
+      return 1;
+    }
+  } else if (!StartDaemon(o, dir, daemons[0], "")) {
+    std::fprintf(stderr, "handoff-bench: handoffd did not start (log in %s)\n", dir.c_str());
+    StopDaemon(daemons[0]);
+    return 1;
+  }
+
+  zmq::context_t ctx(2);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> agent_errors{0};
+  const std::string b_endpoint = daemons.back().endpoint;
+  std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, std::ref(stop),
+                    std::ref(agent_errors));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
+  Outcome out = RunSender(ctx, o, daemons.front().endpoint);
+  stop.store(true);
+  agent.join();
+  for (auto& d : daemons) StopDaemon(d);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+
+  const double rps = out.seconds > 0 ? static_cast<double>(out.latency_us.size()) / out.seconds : 0;
+  const int64_t p50 = Percentile(out.latency_us, 0.50);
+  const int64_t p99 = Percentile(out.latency_us, 0.99);
+  const int64_t max =
+      out.latency_us.empty() ? 0 : *std::max_element(out.latency_us.begin(), out.latency_us.end());
+  const uint64_t errors = out.errors + agent_errors.load();
+  const bool ok =
+      out.latency_us.size() == static_cast<size_t>(o.count) && out.wrong == 0 && out.lost == 0;
+  if (o.json) {
+    nlohmann::ordered_json j{{"round_trips_per_s", static_cast<int64_t>(rps)},
+                             {"p50_us", p50},
+                             {"p99_us", p99},
+                             {"max_us", max},
+                             {"completed", out.latency_us.size()},
+                             {"lost", out.lost},
+                             {"wrong", out.wrong},
+                             {"errors", errors},
+                             {"seconds", out.seconds},
+                             {"nodes", o.nodes},
+                             {"window", o.window},
+                             {"count", o.count},
+                             {"payload", o.payload},
+                             {"fsync", o.fsync},
+                             {"ok", ok}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf(
+        "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
+        "payload, fsync %s\n",
+        o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off");
+    std::printf("  %-18s %12.0f\n", "round trips/s", rps);
+    std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
+    std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);
+    std::printf("  %-18s %12.3f ms\n", "max latency", max / 1000.0);
+    std::printf("  %-18s %12zu   (lost %llu, wrong %llu, errors %llu)\n", "completed",
+                out.latency_us.size(), static_cast<unsigned long long>(out.lost),
+                static_cast<unsigned long long>(out.wrong),
+                static_cast<unsigned long long>(errors));
+  }
+  if (!ok) {
+    std::fprintf(stderr, "handoff-bench: FAILED: %llu lost, %llu wrong\n",
+                 static_cast<unsigned long long>(out.lost),
+                 static_cast<unsigned long long>(out.wrong));
+    return 1;
+  }
+  return 0;
+}

@@ -56,17 +56,19 @@ Result<IntentId> IntentId::FromBytes(std::string_view bytes) {
   return id;
 }
 
-std::string IntentId::ToString() const {
+IntentId::Text IntentId::ToText() const {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  s.reserve(36);
+  Text t;
+  char* out = t.chars;
   for (size_t i = 0; i < kSize; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(kHex[bytes_[i] >> 4]);
-    s.push_back(kHex[bytes_[i] & 0xf]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+    *out++ = kHex[bytes_[i] >> 4];
+    *out++ = kHex[bytes_[i] & 0xf];
   }
-  return s;
+  return t;
 }
+
+std::string IntentId::ToString() const { return std::string(ToText().view()); }
 
 int64_t IntentId::UnixMs() const {
   int64_t ms = 0;

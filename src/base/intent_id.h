@@ -30,6 +30,13 @@ class IntentId {
   static Result<IntentId> FromBytes(std::string_view bytes);
 
   std::string ToString() const;
+  // The same text without allocating: valid while the returned value lives.
+  struct Text {
+    char chars[36];
+    std::string_view view() const { return {chars, sizeof(chars)}; }
+    operator std::string_view() const { return view(); }
+  };
+  Text ToText() const;
   // The raw bytes, for storage keys. Valid while this object lives.
   std::string_view bytes() const {
     return {reinterpret_cast<const char*>(bytes_.data()), bytes_.size()};

@@ -1,47 +1,44 @@
 #include "base/msgpack_io.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace handoff {
 
 void MsgWriter::CountItem() {
-  if (!frames_.empty() && !frames_.back().is_map) ++frames_.back().count;
+  if (depth_ > 0 && !frames_[depth_ - 1].is_map) ++frames_[depth_ - 1].count;
 }
 
-void MsgWriter::BeginMap() {
+void MsgWriter::Open(bool is_map) {
   CountItem();
-  frames_.push_back({buffer_.size(), 0, true});
-  const char header[5] = {static_cast<char>(0xdf), 0, 0, 0, 0};  // map32, patched in EndMap
+  if (depth_ == kMaxDepth) {
+    // Our encoders nest a handful of levels; deeper is a bug, not input.
+    std::fprintf(stderr, "MsgWriter: nesting deeper than %zu\n", kMaxDepth);
+    std::abort();
+  }
+  frames_[depth_++] = {buffer_.data.size(), 0, is_map};
+  // map32/array32 with the count patched in Close.
+  const char header[5] = {static_cast<char>(is_map ? 0xdf : 0xdd), 0, 0, 0, 0};
   buffer_.write(header, sizeof(header));
 }
 
-void MsgWriter::BeginArray() {
-  CountItem();
-  frames_.push_back({buffer_.size(), 0, false});
-  const char header[5] = {static_cast<char>(0xdd), 0, 0, 0, 0};  // array32
-  buffer_.write(header, sizeof(header));
-}
-
-void MsgWriter::Patch(const Frame& frame) {
-  char* p = buffer_.data() + frame.header_offset + 1;
+void MsgWriter::Close() {
+  const Frame& frame = frames_[--depth_];
+  char* p = buffer_.data.data() + frame.header_offset + 1;
   p[0] = static_cast<char>(frame.count >> 24);
   p[1] = static_cast<char>(frame.count >> 16);
   p[2] = static_cast<char>(frame.count >> 8);
   p[3] = static_cast<char>(frame.count);
 }
 
-void MsgWriter::EndMap() {
-  Patch(frames_.back());
-  frames_.pop_back();
-}
-
-void MsgWriter::EndArray() {
-  Patch(frames_.back());
-  frames_.pop_back();
-}
+void MsgWriter::BeginMap() { Open(true); }
+void MsgWriter::BeginArray() { Open(false); }
+void MsgWriter::EndMap() { Close(); }
+void MsgWriter::EndArray() { Close(); }
 
 void MsgWriter::Key(std::string_view key) {
-  ++frames_.back().count;
+  ++frames_[depth_ - 1].count;
   packer_.pack_str(static_cast<uint32_t>(key.size()));
   packer_.pack_str_body(key.data(), static_cast<uint32_t>(key.size()));
 }

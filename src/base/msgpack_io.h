@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <msgpack.hpp>
 #include <optional>
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,7 +26,7 @@ namespace handoff {
 
 class MsgWriter {
  public:
-  MsgWriter() : packer_(buffer_) {}
+  MsgWriter() : packer_(buffer_) { buffer_.data.reserve(256); }
   MsgWriter(const MsgWriter&) = delete;
   MsgWriter& operator=(const MsgWriter&) = delete;
 
@@ -89,22 +90,35 @@ class MsgWriter {
     Raw(encoded);
   }
 
-  std::string_view view() const { return {buffer_.data(), buffer_.size()}; }
-  size_t size() const { return buffer_.size(); }
-  std::string str() const { return std::string(view()); }
+  std::string_view view() const { return buffer_.data; }
+  size_t size() const { return buffer_.data.size(); }
+  std::string str() const { return buffer_.data; }
+  // Moves the encoding out; the writer is empty afterwards.
+  std::string Release() { return std::move(buffer_.data); }
+
+  // Maps and arrays open at once; our encoders nest a few levels (payloads go in as Raw).
+  static constexpr size_t kMaxDepth = 32;
 
  private:
+  // msgpack's packer writes to any stream with write(); this one appends to a string, so the
+  // encoding can be moved out without a copy.
+  struct Buffer {
+    std::string data;
+    void write(const char* p, size_t n) { data.append(p, n); }
+  };
   struct Frame {
     size_t header_offset;
     uint32_t count;
     bool is_map;
   };
   void CountItem();  // a value begins: arrays count it here, maps count keys
-  void Patch(const Frame& frame);
+  void Open(bool is_map);
+  void Close();
 
-  msgpack::sbuffer buffer_;
-  msgpack::packer<msgpack::sbuffer> packer_;
-  std::vector<Frame> frames_;
+  Buffer buffer_;
+  msgpack::packer<Buffer> packer_;
+  std::array<Frame, kMaxDepth> frames_;
+  size_t depth_ = 0;
 };
 
 // Limits applied to every decode, so a hostile frame cannot make us allocate without bound.

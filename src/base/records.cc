@@ -84,7 +84,7 @@ Status ReadApproval(const MapReader& m, Approval* out) {
 }
 
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
-  w.Field("intent_id", r.id.ToString());
+  w.Field("intent_id", r.id.ToText().view());
   w.Field("intent_type", r.intent_type);
   w.Field("from_agent", r.from_agent);
   w.Field("to_agent", r.to_agent);
@@ -126,7 +126,7 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
-  w.Field("intent_id", e.id.ToString());
+  w.Field("intent_id", e.id.ToText().view());
   w.Field("seq", e.seq);
   w.Field("event_type", e.event_type);
   w.Field("status", IntentStatusName(e.status));
@@ -141,7 +141,7 @@ std::string EncodeIntent(const IntentRecord& r) {
   w.BeginMap();
   WriteIntentFields(w, r);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 std::string EncodeEvent(const EventRecord& e) {
@@ -149,7 +149,7 @@ std::string EncodeEvent(const EventRecord& e) {
   w.BeginMap();
   WriteEventFields(w, e);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {

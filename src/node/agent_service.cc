@@ -36,7 +36,7 @@ Result<uint64_t> ReadLimit(const MapReader& m, uint64_t fallback) {
 // A status reply: the intent's id, status and attempt, without the blobs.
 std::optional<std::string> BriefReply(uint64_t rid, const IntentRecord& r) {
   ReplyBuilder b(rid);
-  b.w().Field("intent_id", r.id.ToString());
+  b.w().Field("intent_id", r.id.ToText().view());
   b.w().Field("status", IntentStatusName(r.status));
   b.w().Field("delivery_attempt", r.delivery_attempt);
   b.w().Field("seq", r.seq);
@@ -128,7 +128,7 @@ std::string AgentService::DeliveryPush(const IntentView& view) {
   w.Key("intent");
   wire::WriteIntent(w, view.record, view.payload, view.checkpoint, {});
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 std::string AgentService::EncodeWaitReply(uint64_t rid, const IntentView& view) {
@@ -197,7 +197,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   }
   HANDOFF_ASSIGN_OR_RETURN(SendResult sent, engine_.Send(txn, batch, p));
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", sent.record.id.ToString());
+  b.w().Field("intent_id", sent.record.id.ToText().view());
   b.w().Field("status", IntentStatusName(sent.record.status));
   b.w().Field("created", sent.created);
   return std::optional<std::string>(b.Finish());
@@ -240,9 +240,11 @@ AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& co
   uint64_t timeout_ms = 30'000;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("timeout_ms", &timeout_ms));
   if (timeout_ms > static_cast<uint64_t>(kMaxWaitMs)) timeout_ms = kMaxWaitMs;
-  IntentView view;
-  HANDOFF_RETURN_IF_ERROR(engine_.Get(txn, id, &view));
-  if (IsTerminal(view.record.status) || timeout_ms == 0) {
+  IntentRecord record;
+  HANDOFF_RETURN_IF_ERROR(engine_.GetRecord(txn, id, &record));
+  if (IsTerminal(record.status) || timeout_ms == 0) {
+    IntentView view;
+    HANDOFF_RETURN_IF_ERROR(engine_.Get(txn, id, &view));
     return std::optional<std::string>(EncodeWaitReply(req.rid, view));
   }
   waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms)});
@@ -334,7 +336,7 @@ AgentService::Reply AgentService::OnHeartbeat(Txn& txn, Batch& batch, const std:
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   HANDOFF_ASSIGN_OR_RETURN(HeartbeatResult hb, engine_.Heartbeat(txn, batch, id, attempt));
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", hb.record.id.ToString());
+  b.w().Field("intent_id", hb.record.id.ToText().view());
   b.w().Field("status", IntentStatusName(hb.record.status));
   b.w().Field("delivery_attempt", hb.record.delivery_attempt);
   b.w().Field("lease_ms", hb.record.lease_ms);
@@ -442,9 +444,9 @@ AgentService::Reply AgentService::OnReplay(Txn& txn, Batch& batch, const std::st
   if (actor.size() > kMaxAddressLength) return Status::InvalidArgument("actor is too long");
   HANDOFF_ASSIGN_OR_RETURN(SendResult replay, engine_.Replay(txn, batch, id, actor));
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", replay.record.id.ToString());
+  b.w().Field("intent_id", replay.record.id.ToText().view());
   b.w().Field("status", IntentStatusName(replay.record.status));
-  b.w().Field("replay_of", id.ToString());
+  b.w().Field("replay_of", id.ToText().view());
   return std::optional<std::string>(b.Finish());
 }
 

@@ -19,7 +19,7 @@ std::string AttemptDetails(uint32_t attempt) {
   w.BeginMap();
   w.Field("attempt", attempt);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 }  // namespace
@@ -58,9 +58,15 @@ Status Engine::Recover() {
 
 void Engine::Commit(const Batch& batch) {
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
+  for (const auto& [id, record] : staged_) cache_.Put(record);
+  staged_.clear();
 }
 
-Status Engine::Rollback() { return Recover(); }
+Status Engine::Rollback() {
+  staged_.clear();
+  cache_.Clear();
+  return Recover();
+}
 
 void Engine::ExpireLeaseNow(const IntentId& id) { leases_.ExpireNow(id); }
 
@@ -80,11 +86,28 @@ Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<u
 }
 
 Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
-  return store_.GetIntent(txn, id, out);
+  if (auto it = staged_.find(id); it != staged_.end()) {
+    *out = it->second;
+    return Status::OK();
+  }
+  if (const IntentRecord* cached = cache_.Find(id)) {
+    *out = *cached;
+    return Status::OK();
+  }
+  HANDOFF_RETURN_IF_ERROR(store_.GetIntent(txn, id, out));
+  // Nothing this turn wrote (that would be staged), so the store returned committed state.
+  cache_.Put(*out);
+  return Status::OK();
+}
+
+Status Engine::Put(Txn& txn, const IntentRecord& r) {
+  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  staged_.insert_or_assign(r.id, r);
+  return Status::OK();
 }
 
 Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
-                      std::string_view actor, std::string details) {
+                      std::string_view actor, std::string details, bool store_record) {
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
   ++r.seq;
@@ -98,7 +121,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  if (store_record) HANDOFF_RETURN_IF_ERROR(Put(txn, r));
   if (!IsReplica(r)) return Status::OK();
 
   // The origin keeps the whole history: every event here goes back to it, in order, with the
@@ -277,10 +300,10 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     d.BeginMap();
     d.Field("replay_of", r.replay_of);
     d.EndMap();
-    created_details = d.str();
+    created_details = d.Release();
   }
-  HANDOFF_RETURN_IF_ERROR(
-      Record(txn, batch, r, "intent.created", r.from_agent, std::move(created_details)));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.created", r.from_agent,
+                                 std::move(created_details), /*store_record=*/false));
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   if (r.deadline_ms != 0) {
@@ -304,7 +327,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     details.Field("question", r.approval->question);
     details.EndMap();
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
-                                       "intent.approval_requested", r.from_agent, details.str()));
+                                       "intent.approval_requested", r.from_agent, details.Release()));
     return SendResult{std::move(r), true};
   }
   HANDOFF_RETURN_IF_ERROR(Dispatch(txn, batch, r, p.payload));
@@ -340,7 +363,7 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
   details.Field("previous_status", IntentStatusName(r.status));
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCanceled, "intent.canceled",
-                                     actor.empty() ? "operator" : actor, details.str()));
+                                     actor.empty() ? "operator" : actor, details.Release()));
   if (IsRemote(r)) {
     // Canceled here at once (the origin decides); the destination stops its agent.
     HANDOFF_RETURN_IF_ERROR(
@@ -401,7 +424,7 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   details.Field("attempt", attempt);
   details.Field("bytes", static_cast<uint64_t>(state.size()));
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.checkpointed", r.to_agent, details.str()));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.checkpointed", r.to_agent, details.Release()));
   ArmLease(r);
   return r;
 }
@@ -483,7 +506,7 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
     details.Field("lease_ms", r.lease_ms);
     details.EndMap();
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kDelivered, "intent.delivered",
-                                       "system", details.str()));
+                                       "system", details.Release()));
     HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &view.payload));
     if (r.has_checkpoint) {
       HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &view.checkpoint));
@@ -506,7 +529,7 @@ Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uin
   details.Field("reason", "the agent connection was gone before the intent reached it");
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
-                                     "intent.delivery_failed", "system", details.str()));
+                                     "intent.delivery_failed", "system", details.Release()));
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   return Status::OK();
@@ -545,10 +568,15 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &out->record));
   HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, id, BlobKind::kPayload, &out->payload));
-  Status s = store_.GetBlob(txn, id, BlobKind::kCheckpoint, &out->checkpoint);
-  if (!s.ok() && !s.IsNotFound()) return s;
-  s = store_.GetBlob(txn, id, BlobKind::kResult, &out->result);
-  if (!s.ok() && !s.IsNotFound()) return s;
+  // Only a checkpointed intent has a checkpoint, and only a completed one a result.
+  if (out->record.has_checkpoint) {
+    Status s = store_.GetBlob(txn, id, BlobKind::kCheckpoint, &out->checkpoint);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  if (IsTerminal(out->record.status)) {
+    Status s = store_.GetBlob(txn, id, BlobKind::kResult, &out->result);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
   return Status::OK();
 }
 

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -32,6 +33,7 @@
 #include "handoff/status.h"
 #include "node/lease_table.h"
 #include "node/options.h"
+#include "node/record_cache.h"
 #include "node/routes.h"
 #include "storage/store.h"
 #include "wire/peer_protocol.h"
@@ -61,6 +63,9 @@ struct EngineOptions {
   // How long an idempotency key is remembered. Default: 24 h.
   int64_t idempotency_ttl_ms = 24LL * 3600 * 1000;
 };
+
+// Decoded intent records kept in memory (about 1 KiB each).
+inline constexpr size_t kRecordCacheCapacity = 16384;
 
 // Shortest and longest lease an intent may ask for.
 inline constexpr int64_t kMinLeaseMs = 100;
@@ -215,6 +220,10 @@ class Engine {
   // --- Reads ---
 
   Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
+  // The record alone, without reading its blobs.
+  Status GetRecord(const Txn& txn, const IntentId& id, IntentRecord* out) const {
+    return Load(txn, id, out);
+  }
   Status Events(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
                 std::vector<EventRecord>* out) const;
   Status List(const Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) const;
@@ -240,12 +249,17 @@ class Engine {
   Status CheckSize(std::string_view what, size_t size) const;
   // Stores an event and its entry in the node-wide audit trail.
   Status WriteEvent(Txn& txn, const EventRecord& e);
-  // Loads an intent; NotFound with the id in the message.
+  // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with
+  // the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
+  // Stores the record and stages it for the cache (it enters the cache at Commit).
+  Status Put(Txn& txn, const IntentRecord& r);
   // Appends an event for the record's current status and stores the record. On the
   // destination of a forwarded intent, also queues the event as an update to the origin.
+  // `store_record` false leaves storing the record to a later call in the same request (Send
+  // records CREATED and SUBMITTED, and stores the record once).
   Status Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
-                std::string_view actor, std::string details);
+                std::string_view actor, std::string details, bool store_record = true);
   // Writes one data message for `peer` to the outbox, numbered on that link.
   Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
               const std::function<void(MsgWriter&)>& body);
@@ -283,6 +297,10 @@ class Engine {
   std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
   uint64_t audit_seq_ = 0;             // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};
+  // Committed records, and the ones this turn wrote (moved into the cache at Commit). Loads are
+  // logically const: both only spare decoding what the store holds.
+  mutable RecordCache cache_{kRecordCacheCapacity};
+  std::unordered_map<IntentId, IntentRecord, IntentIdHash> staged_;
 };
 
 }  // namespace handoff::node

@@ -45,7 +45,7 @@ Result<IntentRecord> Engine::RequestApproval(Txn& txn, Batch& batch, const Inten
   details.Field("question", question.question);
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
-                                     "intent.approval_requested", r.to_agent, details.str()));
+                                     "intent.approval_requested", r.to_agent, details.Release()));
   return r;
 }
 
@@ -88,7 +88,7 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   if (IsRemote(r) && a.mid_work) {
     // Its agent waits on the destination: the decision is made there, and comes back as an
     // update. Recording it here already refuses a second one.
-    HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+    HANDOFF_RETURN_IF_ERROR(Put(txn, r));
     HANDOFF_RETURN_IF_ERROR(
         Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {
           w.Field("intent_id", r.id.ToString());
@@ -110,12 +110,12 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   if (!approve && !a.mid_work) {
     // Refused before delivery: it never goes out.
     HANDOFF_RETURN_IF_ERROR(
-        Transition(txn, batch, r, IntentStatus::kCanceled, event, a.decided_by, details.str()));
+        Transition(txn, batch, r, IntentStatus::kCanceled, event, a.decided_by, details.Release()));
     return r;
   }
   // Approved, or a mid-work question answered either way: out it goes, decision attached.
   HANDOFF_RETURN_IF_ERROR(
-      Transition(txn, batch, r, IntentStatus::kSubmitted, event, a.decided_by, details.str()));
+      Transition(txn, batch, r, IntentStatus::kSubmitted, event, a.decided_by, details.Release()));
   if (a.mid_work) {
     HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
     ready_.insert(r.to_agent);

@@ -73,7 +73,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   details.BeginMap();
   details.Field("from_node", peer);
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.str()));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.Release()));
   HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   if (r.deadline_ms != 0) {
@@ -104,7 +104,7 @@ Status Engine::RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& pee
   details.Field("code", CodeName(why.code()));
   details.Field("message", why.message());
   details.EndMap();
-  u.event.details = details.str();
+  u.event.details = details.Release();
   return Emit(txn, batch, peer, wire::peer_kind::kUpdate,
               [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
 }
@@ -130,7 +130,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     // Ended here first (canceled, say): the destination's later events do not change it.
     spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
                   IntentStatusName(r.status), u.event.event_type, peer);
-    return store_.PutIntent(txn, r);
+    return Put(txn, r);
   }
   if (!u.checkpoint.empty()) {
     HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, u.checkpoint));
@@ -152,7 +152,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   e.seq = r.seq;
   e.status = r.status;
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+  HANDOFF_RETURN_IF_ERROR(Put(txn, r));
   if (from != r.status) {
     --batch.status_delta[static_cast<size_t>(from)];
     ++batch.status_delta[static_cast<size_t>(r.status)];

@@ -16,7 +16,7 @@ std::string AttemptDetails(uint32_t attempt) {
   w.BeginMap();
   w.Field("attempt", attempt);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 }  // namespace
@@ -44,7 +44,7 @@ Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const
     details.EndMap();
     r.waiting_reason = "TIME";
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
-                                       "intent.retry_scheduled", r.to_agent, details.str()));
+                                       "intent.retry_scheduled", r.to_agent, details.Release()));
     return ScheduleTimer(txn, storage::TimerKind::kRetry, r, retry_at);
   }
   details.EndMap();
@@ -57,7 +57,7 @@ Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const
     r.error = error;
   }
   return Transition(txn, batch, r, IntentStatus::kFailed, "intent.failed", r.to_agent,
-                    details.str());
+                    details.Release());
 }
 
 Status Engine::ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at) {
@@ -79,7 +79,7 @@ Status Engine::TimeOut(Txn& txn, Batch& batch, IntentRecord& r) {
   details.Field("previous_status", IntentStatusName(r.status));
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kTimedOut, "intent.timed_out",
-                                     "system", details.str()));
+                                     "system", details.Release()));
   if (IsRemote(r)) {
     HANDOFF_RETURN_IF_ERROR(
         Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {

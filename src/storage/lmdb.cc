@@ -143,6 +143,12 @@ Status Txn::Put(Table table, std::string_view key, std::string_view value) {
   return MdbStatus(mdb_put(txn_, table, &k, &v, 0), "put");
 }
 
+Status Txn::Append(Table table, std::string_view key, std::string_view value) {
+  MDB_val k = Val(key);
+  MDB_val v = Val(value);
+  return MdbStatus(mdb_put(txn_, table, &k, &v, MDB_APPEND), "append");
+}
+
 Status Txn::Delete(Table table, std::string_view key) {
   MDB_val k = Val(key);
   int rc = mdb_del(txn_, table, &k, nullptr);

@@ -87,6 +87,9 @@ class Txn {
   // NotFound if the key is absent.
   Status Get(Table table, std::string_view key, std::string_view* value) const;
   Status Put(Table table, std::string_view key, std::string_view value);
+  // Put for a key greater than every key in the table (a sequence number): skips the search.
+  // Fails (InvalidArgument) if the key is not the greatest.
+  Status Append(Table table, std::string_view key, std::string_view value);
   // Removes the key; OK whether or not it was present.
   Status Delete(Table table, std::string_view key);
   // Number of entries in the table.

@@ -1,19 +1,39 @@
 #include "storage/store.h"
 
+#include <cstring>
 #include <string>
 
 namespace handoff::storage {
 namespace {
 
-std::string BlobKey(const IntentId& id, BlobKind kind) {
-  std::string key(id.bytes());
-  key.push_back(static_cast<char>(kind));
+// A key of at most N bytes, built without allocating (the hot tables' keys are a few bytes
+// longer than a std::string holds inline).
+template <size_t N>
+class FixedKey {
+ public:
+  void Append(std::string_view bytes) {
+    std::memcpy(data_ + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  void Append(char c) { data_[size_++] = c; }
+  operator std::string_view() const { return {data_, size_}; }
+
+ private:
+  char data_[N];
+  size_t size_ = 0;
+};
+
+FixedKey<IntentId::kSize + 1> BlobKey(const IntentId& id, BlobKind kind) {
+  FixedKey<IntentId::kSize + 1> key;
+  key.Append(id.bytes());
+  key.Append(static_cast<char>(kind));
   return key;
 }
 
-std::string EventKey(const IntentId& id, uint32_t seq) {
-  std::string key(id.bytes());
-  for (int shift = 24; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+FixedKey<IntentId::kSize + 4> EventKey(const IntentId& id, uint32_t seq) {
+  FixedKey<IntentId::kSize + 4> key;
+  key.Append(id.bytes());
+  for (int shift = 24; shift >= 0; shift -= 8) key.Append(static_cast<char>(seq >> shift));
   return key;
 }
 
@@ -289,7 +309,7 @@ Status Store::DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_
 Status Store::PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq) {
   std::string key;
   AppendU64(&key, seq);
-  return txn.Put(audit_, key, EventKey(id, event_seq));
+  return txn.Append(audit_, key, EventKey(id, event_seq));
 }
 
 Result<uint64_t> Store::LastAuditSeq(const Txn& txn) const {

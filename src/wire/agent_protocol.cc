@@ -40,7 +40,7 @@ RequestBuilder::RequestBuilder(std::string_view op, uint64_t rid) {
 
 std::string RequestBuilder::Finish() {
   w_.EndMap();
-  return w_.str();
+  return w_.Release();
 }
 
 ReplyBuilder::ReplyBuilder(uint64_t rid) {
@@ -52,7 +52,7 @@ ReplyBuilder::ReplyBuilder(uint64_t rid) {
 
 std::string ReplyBuilder::Finish() {
   w_.EndMap();
-  return w_.str();
+  return w_.Release();
 }
 
 std::string EncodeErrorReply(uint64_t rid, const Status& status) {
@@ -67,7 +67,7 @@ std::string EncodeErrorReply(uint64_t rid, const Status& status) {
   w.Field("message", status.message());
   w.EndMap();
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 Status ReadError(const MapReader& error) {

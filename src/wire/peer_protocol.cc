@@ -53,7 +53,7 @@ PeerMessageBuilder::PeerMessageBuilder(std::string_view kind, std::string_view f
 std::string PeerMessageBuilder::Finish() {
   w_.EndMap();  // body
   w_.EndMap();
-  return w_.str();
+  return w_.Release();
 }
 
 std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked) {
@@ -65,7 +65,7 @@ std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked) 
   w.Field("boot", boot);
   w.Field("acked", acked);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 std::string EncodePeerPing(std::string_view from, uint64_t boot) {
@@ -76,11 +76,11 @@ std::string EncodePeerPing(std::string_view from, uint64_t boot) {
   w.Field("from", from);
   w.Field("boot", boot);
   w.EndMap();
-  return w.str();
+  return w.Release();
 }
 
 void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
-  w.Field("intent_id", u.id.ToString());
+  w.Field("intent_id", u.id.ToText().view());
   w.Field("remote_seq", u.remote_seq);
   w.Key("event");
   w.BeginMap();

@@ -53,6 +53,7 @@ struct Options {
   bool fsync = true;
   bool json = false;
   std::string handoffd = HANDOFF_BENCH_HANDOFFD;
+  std::string extra_node_config;  // more [node] lines, from --node-config
 };
 
 struct Daemon {
@@ -60,30 +61,38 @@ struct Daemon {
   pid_t pid = -1;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all held open while they are
+// picked, so the kernel cannot hand out the same one twice).
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    fds.push_back(fd);
+    ports.push_back(port);
   }
-  if (fd >= 0) ::close(fd);
-  return port;
+  for (int fd : fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  return ports;
 }
 
-// Starts one handoffd; returns once it answers `status` (and, with peers, sees them).
-bool StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra) {
+// Starts one handoffd with its config in `dir`.
+void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra) {
   const std::string config = dir + "/" + d.name + ".toml";
   std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
                         << d.name << "\"\nagent_endpoint = \"" << d.endpoint
                         << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
                         << "\nmax_batch = 4096\n"
-                        << extra;
+                        << o.extra_node_config << extra;
   d.pid = ::fork();
   if (d.pid == 0) {
     const std::string log = dir + "/" + d.name + ".log";
@@ -91,10 +100,14 @@ bool StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
     ::execl(o.handoffd.c_str(), o.handoffd.c_str(), "--config", config.c_str(), nullptr);
     ::_exit(127);
   }
+}
+
+// Waits until the daemon answers `status` and sees all its peers connected.
+bool WaitReady(const Daemon& d) {
   handoff::ClientOptions client;
   client.endpoint = d.endpoint;
   client.request_timeout = std::chrono::seconds(2);
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 300; ++i) {
     auto c = handoff::Client::Connect(client);
     if (c.ok()) {
       auto s = (*c)->NodeStatus();
@@ -109,6 +122,18 @@ bool StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+// The daemon's commit count (each one fsync'd when fsync is on); -1 if it does not answer.
+int64_t Commits(const Daemon& d) {
+  handoff::ClientOptions client;
+  client.endpoint = d.endpoint;
+  client.request_timeout = std::chrono::seconds(5);
+  auto c = handoff::Client::Connect(client);
+  if (!c.ok()) return -1;
+  auto s = (*c)->NodeStatus();
+  if (!s.ok()) return -1;
+  return s->value("commits", int64_t{-1});
 }
 
 void StopDaemon(Daemon& d) {
@@ -322,8 +347,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-fsync", no_fsync, "run the daemons with fsync = false");
   app.add_flag("--json", o.json, "print one JSON object");
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
+  std::vector<std::string> node_config;
+  app.add_option("--node-config", node_config,
+                 "an extra [node] line for every daemon, e.g. 'retention = \"1m\"' (repeatable)");
   CLI11_PARSE(app, argc, argv);
   o.fsync = !no_fsync;
+  for (const std::string& line : node_config) o.extra_node_config += line + "\n";
 
   char tmpl[] = "/tmp/handoff-bench.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return 1;
@@ -332,25 +361,26 @@ int main(int argc, char** argv) {
   daemons.push_back({"node-a", "ipc://" + dir + "/a.sock"});
   if (o.nodes == 2) {
     daemons.push_back({"node-b", "ipc://" + dir + "/b.sock"});
-    const int port_a = FreePort(), port_b = FreePort();
-    const std::string a_extra =
-        "peer_endpoint = \"tcp://127.0.0.1:" + std::to_string(port_a) +
-        "\"\n[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:" + std::to_string(port_b) +
-        "\"\n[[routes]]\nmatch = \"agent://bench/b/*\"\n" + "node = \"node-b\"\n";
-    const std::string b_extra =
-        "peer_endpoint = \"tcp://127.0.0.1:" + std::to_string(port_b) +
-        "\"\n[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://127.0.0.1:" + std::to_string(port_a) +
-        "\"\n";
-    bool ok = StartDaemon(o, dir, daemons[0], a_extra) && StartDaemon(o, dir, daemons[1], b_extra);
-    if (!ok) {
-      std::fprintf(stderr, "handoff-bench: the daemons did not start (logs in %s)\n", dir.c_str());
-      for (auto& d : daemons) StopDaemon(d);
+    const std::vector<int> ports = FreePorts(2);
+    const std::string a_port = std::to_string(ports[0]), b_port = std::to_string(ports[1]);
+    StartDaemon(o, dir, daemons[0],
+                "peer_endpoint = \"tcp://127.0.0.1:" + a_port +
+                    "\"\n[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:" + b_port +
+                    "\"\n[[routes]]\nmatch = \"agent://bench/b/*\"\nnode = \"node-b\"\n");
+    StartDaemon(o, dir, daemons[1],
+                "peer_endpoint = \"tcp://127.0.0.1:" + b_port +
+                    "\"\n[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://127.0.0.1:" + a_port +
+                    "\"\n");
+  } else {
+    StartDaemon(o, dir, daemons[0], "");
+  }
+  for (const Daemon& d : daemons) {
+    if (!WaitReady(d)) {
+      std::fprintf(stderr, "handoff-bench: %s did not start (logs in %s)\n", d.name.c_str(),
+                   dir.c_str());
+      for (auto& each : daemons) StopDaemon(each);
       return 1;
     }
-  } else if (!StartDaemon(o, dir, daemons[0], "")) {
-    std::fprintf(stderr, "handoff-bench: handoffd did not start (log in %s)\n", dir.c_str());
-    StopDaemon(daemons[0]);
-    return 1;
   }
 
   zmq::context_t ctx(2);
@@ -360,9 +390,13 @@ int main(int argc, char** argv) {
   std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, std::ref(stop),
                     std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
+  std::vector<int64_t> commits_before;
+  for (const Daemon& d : daemons) commits_before.push_back(Commits(d));
   Outcome out = RunSender(ctx, o, daemons.front().endpoint);
   stop.store(true);
   agent.join();
+  int64_t commits = 0;
+  for (size_t i = 0; i < daemons.size(); ++i) commits += Commits(daemons[i]) - commits_before[i];
   for (auto& d : daemons) StopDaemon(d);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
@@ -385,6 +419,7 @@ int main(int argc, char** argv) {
                              {"wrong", out.wrong},
                              {"errors", errors},
                              {"seconds", out.seconds},
+                             {"commits", commits},
                              {"nodes", o.nodes},
                              {"window", o.window},
                              {"count", o.count},
@@ -401,6 +436,9 @@ int main(int argc, char** argv) {
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "max latency", max / 1000.0);
+    std::printf("  %-18s %12lld   (%.1f round trips per commit, all daemons)\n", "commits",
+                static_cast<long long>(commits),
+                commits > 0 ? static_cast<double>(out.latency_us.size()) / commits : 0.0);
     std::printf("  %-18s %12zu   (lost %llu, wrong %llu, errors %llu)\n", "completed",
                 out.latency_us.size(), static_cast<unsigned long long>(out.lost),
                 static_cast<unsigned long long>(out.wrong),

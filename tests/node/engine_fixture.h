@@ -51,8 +51,12 @@ class EngineFixture {
     REQUIRE(txn.ok());
     Batch batch;
     Status s = fn(*txn, batch);
-    if (!s.ok()) return s;
-    HANDOFF_RETURN_IF_ERROR(txn->Commit());
+    if (s.ok()) s = txn->Commit();
+    if (!s.ok()) {
+      txn->Abort();
+      REQUIRE(engine_->Rollback().ok());  // as handoffd does after a failed turn
+      return s;
+    }
     engine_->Commit(batch);
     last_batch_ = batch;
     return Status::OK();

@@ -233,7 +233,8 @@ void Node::Turn(Inbound& in) {
   }
   bool peer_work = !in.peer_data.empty() || !in.pinged.empty();
   bool trims = false;
-  for (const auto& link : links_) trims = trims || link->NeedsTrim();
+  const int64_t now = options_.clock->NowMs();
+  for (const auto& link : links_) trims = trims || link->TrimDue(now);
   const bool write = writes > 0 || !in.peer_data.empty() || trims || engine_->LeaseExpiryDue() ||
                      engine_->TimerDue() || HasDeliverableWork() || !undelivered_.empty();
   if (requests.empty() && !write && !peer_work) {

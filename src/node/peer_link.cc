@@ -65,6 +65,7 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
     return;
   }
   if (acked > acked_) {
+    if (!NeedsTrim()) trim_pending_since_ms_ = now;
     acked_ = acked;
     last_progress_ms_ = now;
     rto_ms_ = rto_initial_ms_;
@@ -126,6 +127,7 @@ void PeerLink::SendFrom(storage::Store& store, int64_t now) {
 
 int64_t PeerLink::NextWakeMs(int64_t now) const {
   int64_t next = next_ping_ms_;
+  if (NeedsTrim()) next = std::min(next, trim_pending_since_ms_ + kTrimDelayMs);
   if (next_send_ > acked_ + 1) next = std::min(next, last_progress_ms_ + rto_ms_);
   if (next_send_ <= std::min(assigned_, acked_ + kWindow)) {
     next = std::min(next, std::max(now, blocked_until_ms_));

@@ -55,6 +55,12 @@ class PeerLink {
 
   // Outbox entries up to here may be deleted; false once they are.
   bool NeedsTrim() const { return acked_ > trimmed_; }
+  // Deleting acknowledged entries rides along with the next write; it is worth a commit of
+  // its own only once many have piled up or the oldest waited a while.
+  bool TrimDue(int64_t now) const {
+    return NeedsTrim() &&
+           (acked_ - trimmed_ >= kTrimBatch || now - trim_pending_since_ms_ >= kTrimDelayMs);
+  }
   uint64_t acked() const { return acked_; }
   void Trimmed(uint64_t upto) { trimmed_ = upto; }
 
@@ -65,6 +71,9 @@ class PeerLink {
   uint64_t sent() const { return sent_; }
 
  private:
+  static constexpr uint64_t kTrimBatch = 1024;
+  static constexpr int64_t kTrimDelayMs = 1000;
+
   void SendFrom(storage::Store& store, int64_t now);
 
   std::string self_;
@@ -78,6 +87,7 @@ class PeerLink {
   uint64_t assigned_ = 0;   // last seq in the outbox
   uint64_t acked_ = 0;      // last seq the peer applied
   uint64_t trimmed_ = 0;    // outbox entries up to here are deleted
+  int64_t trim_pending_since_ms_ = 0;  // when acked_ first passed trimmed_
   uint64_t next_send_ = 1;  // next seq to put on the wire
   int64_t rto_ms_;
   int64_t last_progress_ms_ = 0;  // last ack progress, or first send after a quiet link

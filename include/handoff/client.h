@@ -121,6 +121,9 @@ class Client {
   // Sends a new intent that repeats an ended one (same payload, addresses, correlation id),
   // linked both ways. Returns the new intent's receipt.
   Result<SendReceipt> Replay(std::string_view intent_id, std::string_view actor = {});
+  // Deletes an ended intent, its payload, result and events now (dead letters included),
+  // instead of after the node's retention. Conflict while it is live; NotFound if unknown.
+  Status Purge(std::string_view intent_id);
   // The node-wide audit trail: every event recorded on this node after `since`, oldest first.
   Result<std::vector<AuditEntry>> Audit(uint64_t since = 0, size_t limit = 1000);
   // The daemon's own report: node, version, counts by status, receivers, ...

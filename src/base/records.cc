@@ -148,6 +148,7 @@ std::string EncodeEvent(const EventRecord& e) {
   MsgWriter w;
   w.BeginMap();
   WriteEventFields(w, e);
+  if (e.audit_seq != 0) w.Field("audit_seq", e.audit_seq);
   w.EndMap();
   return w.Release();
 }
@@ -210,6 +211,7 @@ Status ReadEventFields(const MapReader& m, EventRecord* e) {
   HANDOFF_RETURN_IF_ERROR(m.OptString("node", &e->node));
   HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &e->actor));
   if (const msgpack::object* details = m.Find("details")) e->details = Pack(*details);
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("audit_seq", &e->audit_seq));
   return Status::OK();
 }
 

@@ -70,6 +70,8 @@ struct EventRecord {
   std::string node;
   std::string actor;
   std::string details;  // one encoded msgpack map, or empty
+  // Its place in the node-wide audit trail (0: not known); stored, not sent.
+  uint64_t audit_seq = 0;
 };
 
 // An ErrorInfo as a map {code, message, retryable}, the one form it takes everywhere.

@@ -132,6 +132,12 @@ int Main(int argc, char** argv) {
   c->add_option("id", replay_id, "intent id")->required();
   c->callback([&] { run = [&] { return Replay(g, replay_id); }; });
 
+  std::vector<std::string> purge_ids;
+  c = app.add_subcommand("purge",
+                         "delete ended intents (dead letters included) and their events now");
+  c->add_option("id", purge_ids, "intent ids")->required();
+  c->callback([&] { run = [&] { return Purge(g, purge_ids); }; });
+
   c = app.add_subcommand("status", "show the daemon's state");
   c->callback([&] { run = [&] { return NodeStatus(g); }; });
 

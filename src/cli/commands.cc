@@ -365,6 +365,23 @@ int Replay(const Global& g, const std::string& id) {
   return kExitOk;
 }
 
+int Purge(const Global& g, const std::vector<std::string>& ids) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  std::vector<std::string> purged;
+  for (const std::string& id : ids) {
+    Status s = (*client)->Purge(id);
+    if (!s.ok()) {
+      if (g.json && !purged.empty()) PrintJson(OrderedJson{{"purged", purged}});
+      return Error(s);
+    }
+    purged.push_back(id);
+    if (!g.json) Print("purged " + id + "\n");
+  }
+  if (g.json) PrintJson(OrderedJson{{"purged", purged}});
+  return kExitOk;
+}
+
 int Approve(const Global& g, const DecideFlags& f) {
   auto client = Connect(g);
   if (!client.ok()) return Error(client.status());

@@ -116,6 +116,8 @@ struct AuditFlags {
 };
 int Audit(const Global& g, const AuditFlags& f);
 int Replay(const Global& g, const std::string& id);
+// Deletes ended intents (dead letters included) and their history now.
+int Purge(const Global& g, const std::vector<std::string>& ids);
 
 // Shared by the commands.
 int Error(const Status& status);

@@ -244,6 +244,13 @@ Status Client::RequestApproval(std::string_view intent_id, uint32_t attempt,
       .status();
 }
 
+Status Client::Purge(std::string_view intent_id) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  return connection_
+      ->Call("purge", [&](MsgWriter& w) { WriteId(w, intent_id); }, Connection::Resend::kNo)
+      .status();
+}
+
 Result<SendReceipt> Client::Replay(std::string_view intent_id, std::string_view actor) {
   HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
   // Not resent: each replay request makes a new intent.

@@ -181,6 +181,11 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.idempotency_ttl_ms, 1000, 365LL * 86'400'000,
                                 "between 1s and 365d");
        }},
+      {"node", "retention", "a duration like \"7d\" (\"0s\": keep ended intents forever)", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.retention_ms, 0, 3650LL * 86'400'000,
+                                "between 0 (forever) and 3650d");
+       }},
       {"node", "peer_heartbeat", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {
          return DurationBetween(n, &t.config.node.peer_heartbeat_ms, 50, 60'000,

@@ -1,9 +1,12 @@
 #include "node/agent_service.h"
 
+#include "base/units.h"
+
 #include <array>
 #include <utility>
 
 #include "base/names.h"
+#include "base/units.h"
 
 namespace handoff::node {
 namespace {
@@ -57,12 +60,12 @@ AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& wa
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
          op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
-         op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kApprove ||
+         op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kPurge || op == wire::op::kApprove ||
          op == wire::op::kReject || op == wire::op::kRequestApproval;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
-  static const std::array<std::pair<std::string_view, Handler>, 19> kHandlers = {{
+  static const std::array<std::pair<std::string_view, Handler>, 20> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
       {wire::op::kSend, &AgentService::OnSend},
       {wire::op::kGet, &AgentService::OnGet},
@@ -78,6 +81,7 @@ AgentService::Handler AgentService::Find(std::string_view op) {
       {wire::op::kFail, &AgentService::OnFail},
       {wire::op::kStatus, &AgentService::OnStatus},
       {wire::op::kReplay, &AgentService::OnReplay},
+      {wire::op::kPurge, &AgentService::OnPurge},
       {wire::op::kApprove, &AgentService::OnDecide},
       {wire::op::kReject, &AgentService::OnDecide},
       {wire::op::kRequestApproval, &AgentService::OnRequestApproval},
@@ -100,7 +104,7 @@ std::optional<std::string> AgentService::Handle(Txn& txn, Batch& batch,
             "unknown operation '" + request.op.substr(0, 64) +
             "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
             "heartbeat, checkpoint, complete, fail, request_approval, approve, reject, replay, "
-            "status"));
+            "purge, audit, status"));
   }
   if (MayWrite(request.op) && !txn.is_write()) {
     return wire::EncodeErrorReply(request.rid, Status::Unavailable("no write transaction"));
@@ -144,6 +148,25 @@ std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
   Status s = engine_.Get(txn, waiter.id, &view);
   if (!s.ok()) return wire::EncodeErrorReply(waiter.rid, s);
   return EncodeWaitReply(waiter.rid, view);
+}
+
+Status AgentService::CheckRoom(size_t payload_bytes) {
+  // What a new intent may take by the time it has ended: its payload, record, events and
+  // index entries, plus room for a result and the events still to come.
+  const uint64_t cost = payload_bytes + kIntentSpaceEstimate;
+  if (cost <= send_budget_) {
+    send_budget_ -= cost;
+    refusing_sends_ = false;
+    return Status::OK();
+  }
+  ++refused_sends_;
+  refusing_sends_ = true;
+  return Status::ResourceExhausted(
+      "the store is full (" + FormatByteSize(stats_.space_in_use) + " of map_size " +
+      FormatByteSize(info_.map_size) +
+      " in use or set aside for intents already accepted): new sends are refused until ended "
+      "intents are purged (retention, handoffctl purge) or map_size is raised; intents already "
+      "accepted still complete");
 }
 
 AgentService::Reply AgentService::OnHello(Txn&, Batch&, const std::string&,
@@ -195,6 +218,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   } else {
     p.payload = std::string(1, static_cast<char>(0x80));  // {}
   }
+  HANDOFF_RETURN_IF_ERROR(CheckRoom(p.payload.size()));
   HANDOFF_ASSIGN_OR_RETURN(SendResult sent, engine_.Send(txn, batch, p));
   ReplyBuilder b(req.rid);
   b.w().Field("intent_id", sent.record.id.ToText().view());
@@ -435,8 +459,19 @@ AgentService::Reply AgentService::OnAudit(Txn& txn, Batch&, const std::string&,
   return std::optional<std::string>(b.Finish());
 }
 
+AgentService::Reply AgentService::OnPurge(Txn& txn, Batch& batch, const std::string&,
+                                          const wire::Request& req) {
+  HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(req.body()));
+  HANDOFF_RETURN_IF_ERROR(engine_.Purge(txn, batch, id));
+  ReplyBuilder b(req.rid);
+  b.w().Field("intent_id", id.ToText().view());
+  b.w().Field("purged", true);
+  return std::optional<std::string>(b.Finish());
+}
+
 AgentService::Reply AgentService::OnReplay(Txn& txn, Batch& batch, const std::string&,
                                            const wire::Request& req) {
+  HANDOFF_RETURN_IF_ERROR(CheckRoom(0));
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
   std::string actor;
@@ -480,6 +515,10 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("deliveries", stats_.deliveries);
   w.Field("rejected", stats_.rejected);
   w.Field("failed_commits", stats_.failed_commits);
+  w.Field("purged", stats_.purged);
+  w.Field("accepting_sends", !refusing_sends_);
+  w.Field("refused_sends", refused_sends_);
+  if (stats_.space_in_use != 0) w.Field("data_in_use_bytes", stats_.space_in_use);
   w.Field("waiters", static_cast<uint64_t>(waiters_.size()));
   w.Key("receivers");
   w.BeginArray();

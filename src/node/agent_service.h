@@ -41,7 +41,14 @@ struct NodeStats {
   uint64_t deliveries = 0;      // intents pushed to agents
   uint64_t rejected = 0;        // requests refused before reaching the engine
   uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
+  uint64_t purged = 0;          // ended intents deleted (retention or purge)
+  uint64_t space_in_use = 0;    // bytes of live data in the map at the last check
 };
+
+// Space a new intent is charged against the store's room when it is sent, on top of its
+// payload: its record, events and index entries through to the end, a modest result, and
+// LMDB's page overhead. Sends stop while the room left cannot cover another.
+inline constexpr uint64_t kIntentSpaceEstimate = 6 * 1024;
 
 // Longest a single `wait` request may be parked; clients wait longer by repeating it.
 inline constexpr int64_t kMaxWaitMs = 5 * 60 * 1000;
@@ -68,6 +75,11 @@ class AgentService {
   static std::string EncodeWaitReply(uint64_t rid, const IntentView& view);
   // Adds the node's peer links to `status` replies.
   void set_peer_status(std::function<void(MsgWriter&)> fn) { peer_status_ = std::move(fn); }
+  // Room in the store for new intents this turn, in bytes (Node::CheckSpace measures it).
+  void set_send_budget(uint64_t bytes) {
+    send_budget_ = bytes;
+    if (bytes >= kRoomToAcceptAgain) refusing_sends_ = false;
+  }
   // A delivery push for a freshly leased intent.
   static std::string DeliveryPush(const IntentView& view);
 
@@ -96,6 +108,10 @@ class AgentService {
                           const wire::Request& req);
   Reply OnAudit(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnReplay(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  // Charges a new intent of `payload_bytes` against the room for sends; ResourceExhausted when
+  // the room is used up.
+  Status CheckRoom(size_t payload_bytes);
+  Reply OnPurge(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
 
   // A reply carrying the intent (with blobs) as "intent".
@@ -108,6 +124,11 @@ class AgentService {
   const NodeStats& stats_;
   storage::Env& env_;
   std::function<void(MsgWriter&)> peer_status_;
+  uint64_t refused_sends_ = 0;  // sends refused for want of space
+  uint64_t send_budget_ = UINT64_MAX;  // bytes new intents may still take (set each turn)
+  // The latest send was refused for want of room, and the room has not grown since.
+  bool refusing_sends_ = false;
+  static constexpr uint64_t kRoomToAcceptAgain = 64 * 1024 + kIntentSpaceEstimate;
 };
 
 }  // namespace handoff::node

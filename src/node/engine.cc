@@ -58,7 +58,13 @@ Status Engine::Recover() {
 
 void Engine::Commit(const Batch& batch) {
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
-  for (const auto& [id, record] : staged_) cache_.Put(record);
+  for (const auto& [id, record] : staged_) {
+    if (record) {
+      cache_.Put(*record);
+    } else {
+      cache_.Erase(id);
+    }
+  }
   staged_.clear();
 }
 
@@ -75,9 +81,10 @@ bool Engine::LeaseExpiryDue() const {
   return next && *next <= clock_.NowMs();
 }
 
-Status Engine::WriteEvent(Txn& txn, const EventRecord& e) {
+Status Engine::WriteEvent(Txn& txn, EventRecord& e) {
+  e.audit_seq = ++audit_seq_;
   HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
-  return store_.PutAudit(txn, ++audit_seq_, e.id, e.seq);
+  return store_.PutAudit(txn, e.audit_seq, e.id, e.seq);
 }
 
 Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
@@ -87,7 +94,8 @@ Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<u
 
 Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
   if (auto it = staged_.find(id); it != staged_.end()) {
-    *out = it->second;
+    if (!it->second) return Status::NotFound("intent " + id.ToString() + " not found");
+    *out = *it->second;
     return Status::OK();
   }
   if (const IntentRecord* cached = cache_.Find(id)) {
@@ -164,9 +172,47 @@ Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus 
   }
   if (IsTerminal(to)) {
     batch.settled.push_back(r.id);
+    HANDOFF_RETURN_IF_ERROR(ScheduleRetention(txn, r));
     HANDOFF_RETURN_IF_ERROR(OnEnded(txn, batch, r));
   }
   return Status::OK();
+}
+
+Status Engine::ScheduleRetention(Txn& txn, const IntentRecord& r) {
+  if (options_.retention_ms == 0) return Status::OK();
+  // A dead letter waits for an operator (replay schedules it); where another node sent it
+  // from, the origin keeps the dead letter and this copy goes like any other.
+  if (r.status == IntentStatus::kFailed && !IsReplica(r)) {
+    return Status::OK();
+  }
+  return ScheduleTimer(txn, storage::TimerKind::kPurge, r, clock_.NowMs() + options_.retention_ms);
+}
+
+Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
+  HANDOFF_RETURN_IF_ERROR(store_.PurgeIntent(txn, r.id));
+  if (!r.idempotency_key.empty()) {
+    IntentId owner;
+    std::string hash;
+    Status known = store_.GetIdempotencyKey(txn, r.from_agent, r.idempotency_key, &owner, &hash);
+    if (known.ok() && owner == r.id) {
+      HANDOFF_RETURN_IF_ERROR(store_.DeleteIdempotencyKey(txn, r.from_agent, r.idempotency_key));
+    }
+  }
+  --batch.status_delta[static_cast<size_t>(r.status)];
+  ++batch.purged;
+  staged_.insert_or_assign(r.id, std::nullopt);
+  return Status::OK();
+}
+
+Status Engine::Purge(Txn& txn, Batch& batch, const IntentId& id) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  if (!IsTerminal(r.status)) {
+    return Status::Conflict("intent " + id.ToString() + " is " +
+                            std::string(IntentStatusName(r.status)) +
+                            "; only an ended intent can be purged (cancel it first)");
+  }
+  return Erase(txn, batch, r);
 }
 
 Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {

@@ -62,6 +62,10 @@ struct EngineOptions {
   int64_t retry_max_ms = 60'000;
   // How long an idempotency key is remembered. Default: 24 h.
   int64_t idempotency_ttl_ms = 24LL * 3600 * 1000;
+  // How long an ended intent and its history are kept before they are deleted; 0: forever.
+  // A dead letter (FAILED, where it was sent) is kept until it is replayed, then this long.
+  // Default: 7 days.
+  int64_t retention_ms = 7LL * 24 * 3600 * 1000;
 };
 
 // Decoded intent records kept in memory (about 1 KiB each).
@@ -128,6 +132,7 @@ struct Batch {
   std::vector<IntentId> settled;            // reached a terminal status
   std::vector<IntentId> released;           // no longer leased to the agent that held it
   std::map<std::string, uint64_t> emitted;  // peer -> last link seq written to its outbox
+  uint64_t purged = 0;                      // ended intents deleted (retention or purge)
 };
 
 class Engine {
@@ -192,8 +197,10 @@ class Engine {
   // Returns every lease that expired by now (at most `max`) to the queue, or fails the intent
   // if it has used up its attempts.
   Result<size_t> ExpireLeases(Txn& txn, Batch& batch, size_t max);
+  // Deletes an ended intent and its history now (an operator's purge); Conflict while it lives.
+  Status Purge(Txn& txn, Batch& batch, const IntentId& id);
   // Fires every timer due by now (at most `max`): deadlines time intents out, ended backoffs
-  // send them out again.
+  // send them out again, ended retentions purge.
   Result<size_t> FireTimers(Txn& txn, Batch& batch, size_t max);
 
   // --- From peers. Each applies one message of an in-order link exactly once. ---
@@ -248,7 +255,7 @@ class Engine {
   // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
   Status CheckSize(std::string_view what, size_t size) const;
   // Stores an event and its entry in the node-wide audit trail.
-  Status WriteEvent(Txn& txn, const EventRecord& e);
+  Status WriteEvent(Txn& txn, EventRecord& e);
   // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with
   // the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
@@ -282,6 +289,10 @@ class Engine {
   Status AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error);
   // Queues a SUBMITTED intent for its local agent, or forwards it to the node that hosts it.
   Status Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload);
+  // Schedules the purge of an ended intent after the retention, unless it is a dead letter.
+  Status ScheduleRetention(Txn& txn, const IntentRecord& r);
+  // Deletes an ended intent and everything stored with it.
+  Status Erase(Txn& txn, Batch& batch, const IntentRecord& r);
   // Called when an intent this node originated ends: sends its reply_to its outcome.
   Status OnEnded(Txn& txn, Batch& batch, IntentRecord& r);
   // Checks that `attempt` names the live delivery of a leased intent.
@@ -297,10 +308,10 @@ class Engine {
   std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
   uint64_t audit_seq_ = 0;             // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};
-  // Committed records, and the ones this turn wrote (moved into the cache at Commit). Loads are
-  // logically const: both only spare decoding what the store holds.
+  // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache
+  // at Commit. Loads are logically const: both only spare decoding what the store holds.
   mutable RecordCache cache_{kRecordCacheCapacity};
-  std::unordered_map<IntentId, IntentRecord, IntentIdHash> staged_;
+  std::unordered_map<IntentId, std::optional<IntentRecord>, IntentIdHash> staged_;
 };
 
 }  // namespace handoff::node

@@ -89,6 +89,11 @@ Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(
       Record(txn, batch, r, "intent.replayed", actor.empty() ? "operator" : actor, details.Release()));
+  if (r.status == IntentStatus::kFailed && options_.retention_ms > 0) {
+    // A dead letter no longer once replayed: kept for the retention, like any ended intent.
+    HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kPurge, r,
+                                          clock_.NowMs() + options_.retention_ms));
+  }
   return replay;
 }
 

@@ -158,6 +158,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     ++batch.status_delta[static_cast<size_t>(r.status)];
     if (IsTerminal(r.status)) {
       batch.settled.push_back(r.id);
+      HANDOFF_RETURN_IF_ERROR(ScheduleRetention(txn, r));
       HANDOFF_RETURN_IF_ERROR(OnEnded(txn, batch, r));
     }
   }

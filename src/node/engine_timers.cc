@@ -115,6 +115,10 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
       }
       continue;
     }
+    if (t->kind == storage::TimerKind::kPurge) {
+      if (IsTerminal(r.status)) HANDOFF_RETURN_IF_ERROR(Erase(txn, batch, r));
+      continue;
+    }
     if (IsTerminal(r.status)) continue;  // ended some other way first
     if (t->kind == storage::TimerKind::kDeadline) {
       HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));

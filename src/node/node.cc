@@ -16,6 +16,8 @@ namespace handoff::node {
 namespace {
 
 constexpr int64_t kRejectLogPeriodMs = 5000;
+// Counting free pages walks the freelist: near the limit, at most this often.
+constexpr int64_t kSpaceCheckPeriodMs = 50;
 // The longest the loop sleeps with nothing scheduled, so a stuck clock cannot park it forever.
 constexpr long kMaxPollMs = 1000;
 
@@ -78,6 +80,7 @@ Status Node::Init() {
   engine.retry_multiplier = options_.retry_multiplier;
   engine.retry_max_ms = options_.retry_max_ms;
   engine.idempotency_ttl_ms = options_.idempotency_ttl_ms;
+  engine.retention_ms = options_.retention_ms;
   engine_ = std::make_unique<Engine>(*store_, *options_.clock, engine);
   HANDOFF_RETURN_IF_ERROR(engine_->Recover());
   peer_service_ = std::make_unique<PeerService>(*engine_, *store_);
@@ -249,6 +252,7 @@ void Node::Turn(Inbound& in) {
     for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, txn.status());
     return;
   }
+  if (write) CheckSpace(*txn);
   Batch batch;
   std::vector<Outgoing> replies;
   replies.reserve(requests.size());
@@ -273,6 +277,11 @@ void Node::Turn(Inbound& in) {
   if (!s.ok()) {
     txn->Abort();
     ++stats_.failed_commits;
+    if (s.IsResourceExhausted()) {
+      // The estimate fell short: count again at the next turn, whatever the period.
+      last_space_check_ms_ = 0;
+      free_bytes_ = 0;
+    }
     spdlog::error("a turn failed and nothing of it was stored; {} request(s) refused: {}{}",
                   requests.size(), s.ToString(),
                   s.IsResourceExhausted() || s.IsIOError()
@@ -294,6 +303,7 @@ void Node::Turn(Inbound& in) {
     ++stats_.commits;
     stats_.writes += writes;
     stats_.deliveries += pushes.size();
+    stats_.purged += batch.purged;
     undelivered_.clear();
     for (const IntentId& id : batch.released) receivers_.Release(id);
   }
@@ -302,6 +312,49 @@ void Node::Turn(Inbound& in) {
   SendAll(pushes);
   AnswerWaiters(batch);
   AfterPeers(write, batch, acks);
+}
+
+void Node::CheckSpace(const Txn& txn) {
+  auto high = store_->env().UsedBytes();
+  if (!high.ok()) return;
+  const uint64_t map = options_.map_size;
+  const uint64_t margin = std::max<uint64_t>(map / 20, 256 << 10);
+  uint64_t live = 0;
+  for (int i = 0; i < kIntentStatusCount; ++i) {
+    if (!IsTerminal(static_cast<IntentStatus>(i))) {
+      live += static_cast<uint64_t>(std::max<int64_t>(0, engine_->status_counts()[i]));
+    }
+  }
+  const uint64_t set_aside = margin + live * kIntentSpaceEstimate;
+  auto room = [&](uint64_t in_use) { return map > in_use + set_aside ? map - in_use - set_aside : 0; };
+  // Counting free pages walks LMDB's freelist: only when the high-water mark says room is
+  // getting short, and then at most every kSpaceCheckPeriodMs.
+  const int64_t now = options_.clock->NowMs();
+  if (room(*high) < map / 4 && now - last_space_check_ms_ >= kSpaceCheckPeriodMs) {
+    last_space_check_ms_ = now;
+    auto free = txn.FreeBytes();
+    if (free.ok()) {
+      free_bytes_ = *free;
+    } else {
+      spdlog::warn("cannot measure free space: {}", free.status().ToString());
+    }
+  } else if (room(*high) >= map / 4) {
+    free_bytes_ = 0;  // not needed: the high-water mark alone leaves room
+  }
+  const uint64_t in_use = *high > free_bytes_ ? *high - free_bytes_ : 0;
+  stats_.space_in_use = in_use;
+  const bool was_refusing = refusing_sends_;
+  refusing_sends_ = room(in_use) < kIntentSpaceEstimate;
+  if (refusing_sends_ && !was_refusing) {
+    spdlog::warn(
+        "the store is full ({} of map_size {} in use, {} live intents): refusing new sends "
+        "until ended intents are purged or map_size is raised",
+        FormatByteSize(in_use), FormatByteSize(map), live);
+  } else if (!refusing_sends_ && was_refusing) {
+    spdlog::info("the store has room again ({} of map_size {} in use): accepting new sends",
+                 FormatByteSize(in_use), FormatByteSize(map));
+  }
+  service_->set_send_budget(room(in_use));
 }
 
 Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,

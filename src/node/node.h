@@ -82,6 +82,11 @@ class Node {
   void DrainPeers(Inbound* in);
   // One turn: apply `in` and due timers in one transaction, commit, then reply.
   void Turn(Inbound& in);
+  // Admission control: sets the room for new sends this turn to what the map has left after
+  // the live data (high-water mark minus free pages), a margin (5% of map_size, at least
+  // 256 KiB) and the space every live intent may still need to finish. What was accepted
+  // always has room to complete; only new sends are refused.
+  void CheckSpace(const Txn& txn);
   // Leases queued intents to receivers with room; the pushes go out after commit.
   Status Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
                  std::vector<IntentId>* assigned);
@@ -122,6 +127,9 @@ class Node {
   // Rejected input since the last warning, so a flood logs one line per period.
   uint64_t rejected_ = 0;
   int64_t last_reject_log_ms_ = 0;
+  int64_t last_space_check_ms_ = 0;
+  uint64_t free_bytes_ = 0;  // free pages below the high-water mark at the last count
+  bool refusing_sends_ = false;
 };
 
 }  // namespace handoff::node

@@ -76,6 +76,9 @@ struct NodeOptions {
   int64_t retry_max_ms = 60'000;
   // [node] idempotency_ttl: how long a send's idempotency key is remembered. Default: 24 h.
   int64_t idempotency_ttl_ms = 24LL * 3600 * 1000;
+  // [node] retention: how long ended intents and their events are kept; 0: forever. Dead
+  // letters (FAILED here) are kept until replayed or purged. Default: 7 days.
+  int64_t retention_ms = 7LL * 24 * 3600 * 1000;
 
   // Source of time; must outlive the node. Default: the system clock.
   const Clock* clock = &SystemClock::Instance();

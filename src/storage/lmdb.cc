@@ -149,6 +149,27 @@ Status Txn::Append(Table table, std::string_view key, std::string_view value) {
   return MdbStatus(mdb_put(txn_, table, &k, &v, MDB_APPEND), "append");
 }
 
+Result<uint64_t> Txn::FreeBytes() const {
+  MDB_stat stat;
+  int rc = mdb_stat(txn_, 0, &stat);  // dbi 0: the freelist
+  if (rc != MDB_SUCCESS) return MdbStatus(rc, "mdb_stat(freelist)");
+  MDB_cursor* cursor = nullptr;
+  rc = mdb_cursor_open(txn_, 0, &cursor);
+  if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening a freelist cursor");
+  uint64_t pages = 0;
+  MDB_val key, value;
+  // Each entry lists the pages one transaction freed: a count, then the page numbers.
+  for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+    size_t count = 0;
+    if (value.mv_size >= sizeof(count)) std::memcpy(&count, value.mv_data, sizeof(count));
+    pages += count;
+  }
+  mdb_cursor_close(cursor);
+  if (rc != MDB_NOTFOUND) return MdbStatus(rc, "reading the freelist");
+  return pages * stat.ms_psize;
+}
+
 Status Txn::Delete(Table table, std::string_view key) {
   MDB_val k = Val(key);
   int rc = mdb_del(txn_, table, &k, nullptr);

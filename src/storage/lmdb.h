@@ -48,8 +48,10 @@ class Env {
   const EnvOptions& options() const { return options_; }
   const std::string& dir() const { return dir_; }
 
-  // Bytes of the map in use (last page number times page size).
+  // Bytes of the map in use (last page number times page size): the data file's high-water
+  // mark. Pages freed since are reused before the file grows.
   Result<uint64_t> UsedBytes() const;
+  uint64_t map_size() const { return options_.map_size; }
 
  private:
   Env(MDB_env* env, std::string dir, EnvOptions options)
@@ -94,6 +96,9 @@ class Txn {
   Status Delete(Table table, std::string_view key);
   // Number of entries in the table.
   Result<uint64_t> Count(Table table) const;
+  // Bytes on free pages below the high-water mark, waiting to be reused (LMDB's freelist as
+  // this transaction sees it).
+  Result<uint64_t> FreeBytes() const;
 
  private:
   Txn(MDB_txn* txn, bool write) : txn_(txn), write_(write) {}

@@ -54,6 +54,7 @@ enum class TimerKind : char {
   kDeadline = 'D',    // the intent's deadline: it times out
   kRetry = 'R',       // a retryable failure's backoff ended: deliver it again
   kIdemExpiry = 'K',  // its idempotency key's retention ended: forget the key
+  kPurge = 'P',       // the ended intent's retention ended: delete it and its history
 };
 
 enum class BlobKind : char {

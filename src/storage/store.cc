@@ -127,6 +127,27 @@ Status Store::PutIntent(Txn& txn, const IntentRecord& record) {
   return txn.Put(intents_, record.id.bytes(), EncodeIntent(record));
 }
 
+Status Store::PurgeIntent(Txn& txn, const IntentId& id) {
+  HANDOFF_RETURN_IF_ERROR(txn.Delete(intents_, id.bytes()));
+  for (BlobKind kind : {BlobKind::kPayload, BlobKind::kCheckpoint, BlobKind::kResult}) {
+    HANDOFF_RETURN_IF_ERROR(txn.Delete(blobs_, BlobKey(id, kind)));
+  }
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, events_));
+  const std::string_view prefix = id.bytes();
+  bool more = cursor.Seek(EventKey(id, 0));
+  while (more && cursor.key().substr(0, prefix.size()) == prefix) {
+    HANDOFF_ASSIGN_OR_RETURN(EventRecord event, DecodeEvent(cursor.value()));
+    if (event.audit_seq != 0) {
+      std::string key;
+      AppendU64(&key, event.audit_seq);
+      HANDOFF_RETURN_IF_ERROR(txn.Delete(audit_, key));
+    }
+    HANDOFF_RETURN_IF_ERROR(cursor.DeleteCurrent());
+    more = cursor.Seek(EventKey(id, event.seq + 1));
+  }
+  return cursor.status();
+}
+
 Status Store::ScanIntents(const Txn& txn,
                           const std::function<bool(const IntentRecord&)>& fn) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, intents_));

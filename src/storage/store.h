@@ -51,6 +51,8 @@ class Store {
   // Intents. GetIntent is NotFound for an unknown id.
   Status GetIntent(const Txn& txn, const IntentId& id, IntentRecord* out) const;
   Status PutIntent(Txn& txn, const IntentRecord& record);
+  // Deletes an intent with its blobs, its events and their audit entries.
+  Status PurgeIntent(Txn& txn, const IntentId& id);
   // Calls `fn` for each intent, newest first, until it returns false.
   Status ScanIntents(const Txn& txn, const std::function<bool(const IntentRecord&)>& fn) const;
 

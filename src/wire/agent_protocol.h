@@ -41,6 +41,7 @@ inline constexpr std::string_view kComplete = "complete";
 inline constexpr std::string_view kFail = "fail";
 inline constexpr std::string_view kStatus = "status";
 inline constexpr std::string_view kReplay = "replay";
+inline constexpr std::string_view kPurge = "purge";
 inline constexpr std::string_view kApprove = "approve";
 inline constexpr std::string_view kReject = "reject";
 inline constexpr std::string_view kRequestApproval = "request_approval";

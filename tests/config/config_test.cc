@@ -62,6 +62,7 @@ fsync = false
 default_lease = "250ms"
 max_payload_bytes = 4096
 map_size = "64MiB"
+retention = "2d"
 )",
                       "test.toml");
   REQUIRE(config.ok());
@@ -71,7 +72,10 @@ map_size = "64MiB"
   CHECK(config->node.max_payload_bytes == 4096);
   CHECK(config->node.map_size == (uint64_t{64} << 20));
   CHECK(config->node.max_batch == 1024);
+  CHECK(config->node.retention_ms == 2LL * 86'400'000);
   CHECK(Parse("", "empty.toml").ok());
+  CHECK(Parse("", "empty.toml")->node.retention_ms == 7LL * 86'400'000);
+  CHECK(Parse("[node]\nretention = \"0s\"\n", "forever.toml")->node.retention_ms == 0);
 }
 
 void CheckError(const char* text, const char* where, const char* what) {
@@ -95,6 +99,8 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("name = \"a\"\n", "n.toml:1", "unknown key 'name'");
   CheckError("[node]\nname = \n", "n.toml:2", "");
   CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
+  CheckError("[node]\nretention = \"-1d\"\n", "n.toml:2", "retention");
+  CheckError("[node]\nretention = \"9999d\"\n", "n.toml:2", "3650d");
 }
 
 TEST_CASE("PeersAndRoutesAreRead") {

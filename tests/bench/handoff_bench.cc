@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,6 +135,40 @@ int64_t Commits(const Daemon& d) {
   auto s = (*c)->NodeStatus();
   if (!s.ok()) return -1;
   return s->value("commits", int64_t{-1});
+}
+
+// What a daemon holds at the end of a run: its resident memory (now and at its peak), its
+// data file (apparent size and blocks on disk), and how many ended intents it purged.
+struct Footprint {
+  int64_t rss_kb = -1, peak_rss_kb = -1;
+  int64_t file_bytes = -1, file_disk_bytes = -1;
+  int64_t purged = -1, live_data_bytes = -1;
+};
+
+Footprint Measure(const Daemon& d, const std::string& dir) {
+  Footprint f;
+  std::ifstream status("/proc/" + std::to_string(d.pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) f.rss_kb = std::atoll(line.c_str() + 6);
+    if (line.rfind("VmHWM:", 0) == 0) f.peak_rss_kb = std::atoll(line.c_str() + 6);
+  }
+  struct stat st {};
+  const std::string file = dir + "/" + d.name + "/data.mdb";
+  if (::stat(file.c_str(), &st) == 0) {
+    f.file_bytes = st.st_size;
+    f.file_disk_bytes = static_cast<int64_t>(st.st_blocks) * 512;
+  }
+  handoff::ClientOptions client;
+  client.endpoint = d.endpoint;
+  client.request_timeout = std::chrono::seconds(5);
+  if (auto c = handoff::Client::Connect(client); c.ok()) {
+    if (auto s = (*c)->NodeStatus(); s.ok()) {
+      f.purged = s->value("purged", int64_t{-1});
+      f.live_data_bytes = s->value("data_in_use_bytes", int64_t{-1});
+    }
+  }
+  return f;
 }
 
 void StopDaemon(Daemon& d) {
@@ -397,6 +432,8 @@ int main(int argc, char** argv) {
   agent.join();
   int64_t commits = 0;
   for (size_t i = 0; i < daemons.size(); ++i) commits += Commits(daemons[i]) - commits_before[i];
+  std::vector<Footprint> footprints;
+  for (const Daemon& d : daemons) footprints.push_back(Measure(d, dir));
   for (auto& d : daemons) StopDaemon(d);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
@@ -426,6 +463,16 @@ int main(int argc, char** argv) {
                              {"payload", o.payload},
                              {"fsync", o.fsync},
                              {"ok", ok}};
+    for (size_t i = 0; i < daemons.size(); ++i) {
+      const Footprint& f = footprints[i];
+      j["daemons"][daemons[i].name] = {{"rss_kb", f.rss_kb},
+                                       {"peak_rss_kb", f.peak_rss_kb},
+                                       {"data_file_bytes", f.file_bytes},
+                                       {"data_file_disk_bytes", f.file_disk_bytes},
+                                       {"data_in_use_bytes", f.live_data_bytes},
+                                       {"purged", f.purged}};
+    }
+    if (!o.extra_node_config.empty()) j["node_config"] = o.extra_node_config;
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf(
@@ -439,6 +486,14 @@ int main(int argc, char** argv) {
     std::printf("  %-18s %12lld   (%.1f round trips per commit, all daemons)\n", "commits",
                 static_cast<long long>(commits),
                 commits > 0 ? static_cast<double>(out.latency_us.size()) / commits : 0.0);
+    for (size_t i = 0; i < daemons.size(); ++i) {
+      const Footprint& f = footprints[i];
+      std::printf("  %-18s RSS %lld KiB (peak %lld KiB), data file %lld bytes (%lld on disk), "
+                  "%lld purged\n",
+                  daemons[i].name.c_str(), static_cast<long long>(f.rss_kb),
+                  static_cast<long long>(f.peak_rss_kb), static_cast<long long>(f.file_bytes),
+                  static_cast<long long>(f.file_disk_bytes), static_cast<long long>(f.purged));
+    }
     std::printf("  %-18s %12zu   (lost %llu, wrong %llu, errors %llu)\n", "completed",
                 out.latency_us.size(), static_cast<unsigned long long>(out.lost),
                 static_cast<unsigned long long>(out.wrong),

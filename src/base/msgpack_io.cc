@@ -17,7 +17,7 @@ void MsgWriter::Open(bool is_map) {
     std::fprintf(stderr, "MsgWriter: nesting deeper than %zu\n", kMaxDepth);
     std::abort();
   }
-  frames_[depth_++] = {buffer_.data.size(), 0, is_map};
+  frames_[depth_++] = {buffer_.used, 0, is_map};
   // map32/array32 with the count patched in Close.
   const char header[5] = {static_cast<char>(is_map ? 0xdf : 0xdd), 0, 0, 0, 0};
   buffer_.write(header, sizeof(header));

@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <msgpack.hpp>
 #include <optional>
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +28,7 @@ namespace handoff {
 
 class MsgWriter {
  public:
-  MsgWriter() : packer_(buffer_) { buffer_.data.reserve(256); }
+  MsgWriter() : packer_(buffer_) {}
   MsgWriter(const MsgWriter&) = delete;
   MsgWriter& operator=(const MsgWriter&) = delete;
 
@@ -90,21 +92,31 @@ class MsgWriter {
     Raw(encoded);
   }
 
-  std::string_view view() const { return buffer_.data; }
-  size_t size() const { return buffer_.data.size(); }
-  std::string str() const { return buffer_.data; }
+  std::string_view view() const { return {buffer_.data.data(), buffer_.used}; }
+  size_t size() const { return buffer_.used; }
+  std::string str() const { return std::string(view()); }
   // Moves the encoding out; the writer is empty afterwards.
-  std::string Release() { return std::move(buffer_.data); }
+  std::string Release() {
+    buffer_.data.resize(buffer_.used);
+    buffer_.used = 0;
+    return std::move(buffer_.data);
+  }
 
   // Maps and arrays open at once; our encoders nest a few levels (payloads go in as Raw).
   static constexpr size_t kMaxDepth = 32;
 
  private:
-  // msgpack's packer writes to any stream with write(); this one appends to a string, so the
-  // encoding can be moved out without a copy.
+  // msgpack's packer writes to any stream with write(). This one fills a string sized ahead
+  // (an encoder makes many writes of a few bytes: a plain memcpy each), and the encoding is
+  // moved out without a copy.
   struct Buffer {
-    std::string data;
-    void write(const char* p, size_t n) { data.append(p, n); }
+    std::string data = std::string(256, '\0');
+    size_t used = 0;
+    void write(const char* p, size_t n) {
+      if (n > data.size() - used) data.resize(std::max(2 * data.size(), used + n));
+      std::memcpy(data.data() + used, p, n);
+      used += n;
+    }
   };
   struct Frame {
     size_t header_offset;

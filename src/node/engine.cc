@@ -56,7 +56,22 @@ Status Engine::Recover() {
   });
 }
 
+Status Engine::Flush(Txn& txn) {
+  for (const IntentId& id : unflushed_) {
+    const std::optional<IntentRecord>& record = staged_.at(id);
+    if (record) HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, *record));
+  }
+  unflushed_.clear();
+  return Status::OK();
+}
+
 void Engine::Commit(const Batch& batch) {
+  if (!unflushed_.empty()) {
+    // A caller committed without Flush: those records are not in the store. Continuing would
+    // answer clients with state that a restart forgets.
+    spdlog::critical("{} intent record(s) committed without Engine::Flush", unflushed_.size());
+    std::abort();
+  }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
   for (const auto& [id, record] : staged_) {
     if (record) {
@@ -70,6 +85,7 @@ void Engine::Commit(const Batch& batch) {
 
 Status Engine::Rollback() {
   staged_.clear();
+  unflushed_.clear();
   cache_.Clear();
   return Recover();
 }
@@ -108,10 +124,9 @@ Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const
   return Status::OK();
 }
 
-Status Engine::Put(Txn& txn, const IntentRecord& r) {
-  HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, r));
+void Engine::Put(const IntentRecord& r) {
   staged_.insert_or_assign(r.id, r);
-  return Status::OK();
+  unflushed_.insert(r.id);
 }
 
 Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
@@ -129,7 +144,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  if (store_record) HANDOFF_RETURN_IF_ERROR(Put(txn, r));
+  if (store_record) Put(r);
   if (!IsReplica(r)) return Status::OK();
 
   // The origin keeps the whole history: every event here goes back to it, in order, with the
@@ -201,6 +216,7 @@ Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
   --batch.status_delta[static_cast<size_t>(r.status)];
   ++batch.purged;
   staged_.insert_or_assign(r.id, std::nullopt);
+  unflushed_.erase(r.id);
   return Status::OK();
 }
 
@@ -633,8 +649,8 @@ Status Engine::Events(const Txn& txn, const IntentId& id, uint32_t since, size_t
   return store_.ListEvents(txn, id, since, limit, out);
 }
 
-Status Engine::List(const Txn& txn, const ListFilter& filter,
-                    std::vector<IntentRecord>* out) const {
+Status Engine::List(Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) {
+  if (txn.is_write()) HANDOFF_RETURN_IF_ERROR(Flush(txn));
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     if (filter.status && r.status != *filter.status) return true;
     if (!filter.to_agent.empty() && r.to_agent != filter.to_agent) return true;

@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -144,7 +145,10 @@ class Engine {
   // lease from now), addresses with queued work. Call once before anything else.
   Status Recover();
 
-  // Applies a committed batch's effects to the in-memory state.
+  // Writes the intent records this turn changed, each once however many transitions it went
+  // through. Call after the turn's last change, before committing the transaction.
+  Status Flush(Txn& txn);
+  // Applies a committed batch's effects to the in-memory state. The turn must be flushed.
   void Commit(const Batch& batch);
   // After a batch failed to commit: rebuilds the in-memory state from the store, dropping
   // whatever the batch's calls changed in memory.
@@ -233,7 +237,8 @@ class Engine {
   }
   Status Events(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
                 std::vector<EventRecord>* out) const;
-  Status List(const Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) const;
+  // Flushes first when `txn` writes, so a list sees this turn's own changes.
+  Status List(Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out);
   // The node-wide trail: events with audit seq > `since`, in the order they were recorded.
   Status Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
                std::vector<EventRecord>* out) const;
@@ -259,8 +264,8 @@ class Engine {
   // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with
   // the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
-  // Stores the record and stages it for the cache (it enters the cache at Commit).
-  Status Put(Txn& txn, const IntentRecord& r);
+  // Stages the record: Load sees it at once, Flush stores it, Commit caches it.
+  void Put(const IntentRecord& r);
   // Appends an event for the record's current status and stores the record. On the
   // destination of a forwarded intent, also queues the event as an update to the origin.
   // `store_record` false leaves storing the record to a later call in the same request (Send
@@ -312,6 +317,7 @@ class Engine {
   // at Commit. Loads are logically const: both only spare decoding what the store holds.
   mutable RecordCache cache_{kRecordCacheCapacity};
   std::unordered_map<IntentId, std::optional<IntentRecord>, IntentIdHash> staged_;
+  std::unordered_set<IntentId, IntentIdHash> unflushed_;  // staged records not yet stored
 };
 
 }  // namespace handoff::node

@@ -88,7 +88,7 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   if (IsRemote(r) && a.mid_work) {
     // Its agent waits on the destination: the decision is made there, and comes back as an
     // update. Recording it here already refuses a second one.
-    HANDOFF_RETURN_IF_ERROR(Put(txn, r));
+    Put(r);
     HANDOFF_RETURN_IF_ERROR(
         Emit(txn, batch, r.target_node, wire::peer_kind::kControl, [&](MsgWriter& w) {
           w.Field("intent_id", r.id.ToString());

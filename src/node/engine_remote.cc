@@ -130,7 +130,8 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     // Ended here first (canceled, say): the destination's later events do not change it.
     spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
                   IntentStatusName(r.status), u.event.event_type, peer);
-    return Put(txn, r);
+    Put(r);
+    return Status::OK();
   }
   if (!u.checkpoint.empty()) {
     HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, u.checkpoint));
@@ -152,7 +153,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   e.seq = r.seq;
   e.status = r.status;
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  HANDOFF_RETURN_IF_ERROR(Put(txn, r));
+  Put(r);
   if (from != r.status) {
     --batch.status_delta[static_cast<size_t>(from)];
     ++batch.status_delta[static_cast<size_t>(r.status)];

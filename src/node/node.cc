@@ -272,6 +272,7 @@ void Node::Turn(Inbound& in) {
     if (s.ok()) s = engine_->FireTimers(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
+    if (s.ok()) s = engine_->Flush(*txn);
     if (s.ok()) s = txn->Commit();
   }
   if (!s.ok()) {

@@ -47,6 +47,12 @@ void AppendU64(std::string* out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
 }
 
+uint32_t ReadU32(std::string_view bytes) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4 && i < bytes.size(); ++i) v = v << 8 | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+
 uint64_t ReadU64(std::string_view bytes) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8 && i < bytes.size(); ++i) v = v << 8 | static_cast<uint8_t>(bytes[i]);
@@ -136,14 +142,20 @@ Status Store::PurgeIntent(Txn& txn, const IntentId& id) {
   const std::string_view prefix = id.bytes();
   bool more = cursor.Seek(EventKey(id, 0));
   while (more && cursor.key().substr(0, prefix.size()) == prefix) {
-    HANDOFF_ASSIGN_OR_RETURN(EventRecord event, DecodeEvent(cursor.value()));
-    if (event.audit_seq != 0) {
+    // Only the audit seq is needed: read that field, not the whole event.
+    const uint32_t seq = ReadU32(cursor.key().substr(prefix.size()));
+    auto handle = Unpack(cursor.value());
+    if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
+    HANDOFF_ASSIGN_OR_RETURN(MapReader event, MapReader::From(handle->get(), "event record"));
+    uint64_t audit_seq = 0;
+    HANDOFF_RETURN_IF_ERROR(event.OptUint("audit_seq", &audit_seq));
+    if (audit_seq != 0) {
       std::string key;
-      AppendU64(&key, event.audit_seq);
+      AppendU64(&key, audit_seq);
       HANDOFF_RETURN_IF_ERROR(txn.Delete(audit_, key));
     }
     HANDOFF_RETURN_IF_ERROR(cursor.DeleteCurrent());
-    more = cursor.Seek(EventKey(id, event.seq + 1));
+    more = cursor.Seek(EventKey(id, seq + 1));
   }
   return cursor.status();
 }

@@ -37,8 +37,14 @@ struct TestNode {
     auto txn = store->BeginWrite();
     REQUIRE(txn.ok());
     Batch batch;
-    HANDOFF_RETURN_IF_ERROR(fn(*txn, batch));
-    HANDOFF_RETURN_IF_ERROR(txn->Commit());
+    Status s = fn(*txn, batch);
+    if (s.ok()) s = engine->Flush(*txn);
+    if (s.ok()) s = txn->Commit();
+    if (!s.ok()) {
+      txn->Abort();
+      REQUIRE(engine->Rollback().ok());  // as handoffd does after a failed turn
+      return s;
+    }
     engine->Commit(batch);
     last = batch;
     return Status::OK();

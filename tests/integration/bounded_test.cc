@@ -13,6 +13,7 @@
 #include "handoff/agent.h"
 #include "handoff/client.h"
 #include "support/agent_pool.h"
+#include "support/cluster.h"
 #include "support/daemon.h"
 
 namespace handoff::testing {
@@ -124,6 +125,45 @@ TEST_CASE("EndedIntentsArePurgedAfterTheRetentionAndDeadLettersAreKept") {
   CHECK(refused.err.find("only an ended intent can be purged") != std::string::npos);
   CHECK(client->Get(live->intent_id).ok());
   CHECK(daemon.Ctl({"purge", "018f0000-0000-7000-8000-000000000000"}).exit_code == 1);
+}
+
+TEST_CASE("AcrossNodesTheOriginKeepsTheDeadLetterAndTheDestinationsCopyGoes") {
+  TempDir dir;
+  const std::string retention = "retention = \"1s\"\nmax_attempts = 1";
+  Cluster cluster(dir, {{"node-a", {}, retention}, {"node-b", {"agent://acme/remote/*"}, retention}});
+  cluster.StartAll();
+  cluster.WaitConnected();
+  AgentPool agents(cluster["node-b"], "agent://acme/remote/worker", 1, DoubleOrFail);
+  auto a = cluster["node-a"].Connect();
+  auto b = cluster["node-b"].Connect();
+
+  SendRequest good = Work(3), bad = Work(-3);
+  good.to_agent = bad.to_agent = "agent://acme/remote/worker";
+  auto done = a->Send(good);
+  auto failed = a->Send(bad);
+  REQUIRE(done.ok());
+  REQUIRE(failed.ok());
+  auto d = a->Wait(done->intent_id, std::chrono::seconds(30));
+  auto f = a->Wait(failed->intent_id, std::chrono::seconds(30));
+  REQUIRE(d.ok());
+  REQUIRE(f.ok());
+  CHECK(d->status == IntentStatus::kCompleted);
+  CHECK(f->status == IntentStatus::kFailed);
+
+  // Both copies of the completed one go; node-b's copy of the failed one goes too, while
+  // node-a, where it was sent from, keeps it as a dead letter.
+  CHECK(Eventually([&] {
+    return a->Get(done->intent_id).status().IsNotFound() &&
+           b->Get(done->intent_id).status().IsNotFound() &&
+           b->Get(failed->intent_id).status().IsNotFound();
+  }));
+  auto kept = a->Get(failed->intent_id);
+  REQUIRE(kept.ok());
+  CHECK(kept->status == IntentStatus::kFailed);
+  auto history = a->Events(failed->intent_id);
+  REQUIRE(history.ok());
+  CHECK(history->back().event_type == "intent.failed");
+  CHECK(history->back().node == "node-b");
 }
 
 TEST_CASE("RetentionTimersSurviveASigkill") {

@@ -92,7 +92,8 @@ void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
   std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
                         << d.name << "\"\nagent_endpoint = \"" << d.endpoint
                         << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
-                        << "\nmax_batch = 4096\n"
+                        << "\nmax_batch = 4096\nmax_payload_bytes = "
+                        << std::max(1 << 20, 2 * o.payload) << "\n"
                         << o.extra_node_config << extra;
   d.pid = ::fork();
   if (d.pid == 0) {
@@ -377,8 +378,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--count", o.count, "round trips to run (default 20000)")
       ->check(CLI::Range(1, 100000000));
-  app.add_option("--payload", o.payload, "payload bytes (default 1024)")
-      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--payload", o.payload,
+                 "payload bytes, encoded (default 1024; at least the ~24 bytes of its fields)")
+      ->check(CLI::Range(0, 16 << 20));
   app.add_flag("--no-fsync", no_fsync, "run the daemons with fsync = false");
   app.add_flag("--json", o.json, "print one JSON object");
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");

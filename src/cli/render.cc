@@ -228,6 +228,14 @@ std::string StatusText(const Json& s) {
     }
     rows.push_back({"intents:", counts.empty() ? "none" : counts});
   }
+  for (const char* key : {"commits", "purged"}) {
+    if (s.contains(key)) rows.push_back({std::string(key) + ":", Compact(s[key])});
+  }
+  if (s.contains("accepting_sends")) {
+    rows.push_back({"sends:", s["accepting_sends"].get<bool>()
+                                  ? "accepted"
+                                  : "REFUSED: the store is full (purge or raise map_size)"});
+  }
   if (s.contains("peers") && s["peers"].is_array()) {
     for (const Json& p : s["peers"]) {
       std::string line = p.value("name", "") + " " +

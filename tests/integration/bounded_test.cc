@@ -211,6 +211,9 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   CHECK(daemon.running());
   nlohmann::json status = Status(daemon);
   CHECK_FALSE(status["accepting_sends"].get<bool>());
+  CommandResult text = daemon.Ctl({"status"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("REFUSED: the store is full") != std::string::npos);
   CHECK(status["intents"]["SUBMITTED"].get<size_t>() == accepted.size());
   CommandResult ctl = daemon.Ctl({"send", "--to", kWorker, "--type", "intent.test.double.v1",
                                   "--payload", R"({"n": 1})"});

@@ -264,11 +264,10 @@ AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& co
   uint64_t timeout_ms = 30'000;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("timeout_ms", &timeout_ms));
   if (timeout_ms > static_cast<uint64_t>(kMaxWaitMs)) timeout_ms = kMaxWaitMs;
-  IntentRecord record;
-  HANDOFF_RETURN_IF_ERROR(engine_.GetRecord(txn, id, &record));
-  if (IsTerminal(record.status) || timeout_ms == 0) {
-    IntentView view;
-    HANDOFF_RETURN_IF_ERROR(engine_.Get(txn, id, &view));
+  IntentView view;
+  HANDOFF_RETURN_IF_ERROR(engine_.GetRecord(txn, id, &view.record));
+  if (IsTerminal(view.record.status) || timeout_ms == 0) {
+    HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view));
     return std::optional<std::string>(EncodeWaitReply(req.rid, view));
   }
   waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms)});

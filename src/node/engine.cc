@@ -73,9 +73,9 @@ void Engine::Commit(const Batch& batch) {
     std::abort();
   }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
-  for (const auto& [id, record] : staged_) {
+  for (auto& [id, record] : staged_) {
     if (record) {
-      cache_.Put(*record);
+      cache_.Put(std::move(*record));
     } else {
       cache_.Erase(id);
     }
@@ -629,6 +629,11 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
 
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &out->record));
+  return ReadBlobs(txn, out);
+}
+
+Status Engine::ReadBlobs(const Txn& txn, IntentView* out) const {
+  const IntentId& id = out->record.id;
   HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, id, BlobKind::kPayload, &out->payload));
   // Only a checkpointed intent has a checkpoint, and only a completed one a result.
   if (out->record.has_checkpoint) {

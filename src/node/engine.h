@@ -231,6 +231,8 @@ class Engine {
   // --- Reads ---
 
   Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
+  // The blobs of `out->record` (loaded by GetRecord) into `out`.
+  Status ReadBlobs(const Txn& txn, IntentView* out) const;
   // The record alone, without reading its blobs.
   Status GetRecord(const Txn& txn, const IntentId& id, IntentRecord* out) const {
     return Load(txn, id, out);

@@ -9,11 +9,11 @@ const IntentRecord* RecordCache::Find(const IntentId& id) {
   return &it->second.record;
 }
 
-void RecordCache::Put(const IntentRecord& record) {
+void RecordCache::Put(IntentRecord record) {
   if (capacity_ == 0) return;
   auto it = map_.find(record.id);
   if (it != map_.end()) {
-    it->second.record = record;
+    it->second.record = std::move(record);
     lru_.splice(lru_.begin(), lru_, it->second.position);
     return;
   }
@@ -22,7 +22,8 @@ void RecordCache::Put(const IntentRecord& record) {
     lru_.pop_back();
   }
   lru_.push_front(record.id);
-  map_.emplace(record.id, Entry{record, lru_.begin()});
+  const IntentId id = record.id;
+  map_.emplace(id, Entry{std::move(record), lru_.begin()});
 }
 
 void RecordCache::Erase(const IntentId& id) {

@@ -27,7 +27,7 @@ class RecordCache {
   // is valid until the next Put, Erase or Clear.
   const IntentRecord* Find(const IntentId& id);
   // Inserts or replaces; evicts the least recently used record beyond capacity.
-  void Put(const IntentRecord& record);
+  void Put(IntentRecord record);
   void Erase(const IntentId& id);
   void Clear();
 

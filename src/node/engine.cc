@@ -14,15 +14,15 @@ namespace {
 
 constexpr size_t kMaxIdFieldLength = 255;
 
-std::string AttemptDetails(uint32_t attempt) {
+}  // namespace
+
+std::string Engine::AttemptDetails(uint32_t attempt) {
   MsgWriter w;
   w.BeginMap();
   w.Field("attempt", attempt);
   w.EndMap();
   return w.Release();
 }
-
-}  // namespace
 
 Engine::Engine(storage::Store& store, const Clock& clock, EngineOptions options)
     : store_(store),
@@ -130,7 +130,7 @@ void Engine::Put(const IntentRecord& r) {
 }
 
 Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
-                      std::string_view actor, std::string details, bool store_record) {
+                      std::string_view actor, std::string details) {
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
   ++r.seq;
@@ -144,7 +144,7 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  if (store_record) Put(r);
+  Put(r);
   if (!IsReplica(r)) return Status::OK();
 
   // The origin keeps the whole history: every event here goes back to it, in order, with the
@@ -191,79 +191,6 @@ Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus 
     HANDOFF_RETURN_IF_ERROR(OnEnded(txn, batch, r));
   }
   return Status::OK();
-}
-
-Status Engine::ScheduleRetention(Txn& txn, const IntentRecord& r) {
-  if (options_.retention_ms == 0) return Status::OK();
-  // A dead letter waits for an operator (replay schedules it); where another node sent it
-  // from, the origin keeps the dead letter and this copy goes like any other.
-  if (r.status == IntentStatus::kFailed && !IsReplica(r)) {
-    return Status::OK();
-  }
-  return ScheduleTimer(txn, storage::TimerKind::kPurge, r, clock_.NowMs() + options_.retention_ms);
-}
-
-Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
-  HANDOFF_RETURN_IF_ERROR(store_.PurgeIntent(txn, r.id));
-  if (!r.idempotency_key.empty()) {
-    IntentId owner;
-    std::string hash;
-    Status known = store_.GetIdempotencyKey(txn, r.from_agent, r.idempotency_key, &owner, &hash);
-    if (known.ok() && owner == r.id) {
-      HANDOFF_RETURN_IF_ERROR(store_.DeleteIdempotencyKey(txn, r.from_agent, r.idempotency_key));
-    }
-  }
-  --batch.status_delta[static_cast<size_t>(r.status)];
-  ++batch.purged;
-  staged_.insert_or_assign(r.id, std::nullopt);
-  unflushed_.erase(r.id);
-  return Status::OK();
-}
-
-Status Engine::Purge(Txn& txn, Batch& batch, const IntentId& id) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  if (!IsTerminal(r.status)) {
-    return Status::Conflict("intent " + id.ToString() + " is " +
-                            std::string(IntentStatusName(r.status)) +
-                            "; only an ended intent can be purged (cancel it first)");
-  }
-  return Erase(txn, batch, r);
-}
-
-Status Engine::CheckLease(const IntentRecord& r, uint32_t* attempt) const {
-  if (IsRemote(r)) {
-    return Status::Conflict("intent " + r.id.ToString() + " is delivered by node " + r.target_node +
-                            "; agent calls go to that node's daemon");
-  }
-  if (*attempt == 0) *attempt = r.delivery_attempt;
-  if (r.status == IntentStatus::kCanceled) {
-    return Status::Cancelled("intent " + r.id.ToString() + " was canceled; stop working on it");
-  }
-  if (r.status == IntentStatus::kTimedOut) {
-    return Status::TimedOut("intent " + r.id.ToString() + " passed its deadline (" +
-                            FormatRfc3339(r.deadline_ms) + "); stop working on it");
-  }
-  if (IsTerminal(r.status)) {
-    return Status::Conflict("intent " + r.id.ToString() + " has already ended as " +
-                            std::string(IntentStatusName(r.status)));
-  }
-  if (*attempt != r.delivery_attempt) {
-    return Status::Conflict("lease lost: intent " + r.id.ToString() +
-                            " was delivered again (now attempt " +
-                            std::to_string(r.delivery_attempt) + "); attempt " +
-                            std::to_string(*attempt) + " no longer holds it");
-  }
-  if (!IsLeased(r.status)) {
-    return Status::Conflict("lease lost: intent " + r.id.ToString() + " is " +
-                            std::string(IntentStatusName(r.status)) +
-                            ", not leased to an agent (its lease may have expired)");
-  }
-  return Status::OK();
-}
-
-void Engine::ArmLease(const IntentRecord& r) {
-  leases_.Arm(r.id, r.delivery_attempt, clock_.NowMs() + r.lease_ms);
 }
 
 Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
@@ -364,8 +291,8 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     d.EndMap();
     created_details = d.Release();
   }
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.created", r.from_agent,
-                                 std::move(created_details), /*store_record=*/false));
+  HANDOFF_RETURN_IF_ERROR(
+      Record(txn, batch, r, "intent.created", r.from_agent, std::move(created_details)));
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   if (r.deadline_ms != 0) {
@@ -437,194 +364,6 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
         }));
   }
   return r;
-}
-
-Result<IntentRecord> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                 bool start) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (r.status == IntentStatus::kDelivered) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kAcknowledged,
-                                       "intent.acknowledged", r.to_agent, AttemptDetails(attempt)));
-  }
-  if (start && r.status == IntentStatus::kAcknowledged) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
-                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
-  }
-  ArmLease(r);
-  return r;
-}
-
-Result<HeartbeatResult> Engine::Heartbeat(Txn& txn, Batch& batch, const IntentId& id,
-                                          uint32_t attempt) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (r.status != IntentStatus::kInProgress) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
-                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
-  }
-  ArmLease(r);
-  return HeartbeatResult{r, clock_.NowMs() + r.lease_ms};
-}
-
-Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& id,
-                                        uint32_t attempt, std::string_view state) {
-  HANDOFF_RETURN_IF_ERROR(CheckSize("checkpoint", state.size()));
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (r.status != IntentStatus::kInProgress) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
-                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
-  }
-  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kCheckpoint, state));
-  r.has_checkpoint = true;
-  MsgWriter details;
-  details.BeginMap();
-  details.Field("attempt", attempt);
-  details.Field("bytes", static_cast<uint64_t>(state.size()));
-  details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.checkpointed", r.to_agent, details.Release()));
-  ArmLease(r);
-  return r;
-}
-
-Status Engine::PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
-                              IntentRecord* r, bool* repeated) {
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
-  const uint32_t asked = attempt == 0 ? r->delivery_attempt : attempt;
-  // A resent outcome finds the intent as the first one left it: ended, or (a retryable
-  // failure) waiting out its backoff.
-  const bool backing_off = ending == IntentStatus::kFailed && r->status == IntentStatus::kWaiting &&
-                           r->waiting_reason == "TIME";
-  *repeated = (r->status == ending || backing_off) && asked == r->delivery_attempt;
-  if (*repeated) return Status::OK();  // a resent request: the first one already counted
-  // An outcome that arrives after the lease expired, before the intent went out again, still
-  // counts: the work is done, and redelivering it would only repeat it.
-  if (r->status == IntentStatus::kSubmitted && r->delivery_attempt > 0 &&
-      asked == r->delivery_attempt) {
-    return store_.Dequeue(txn, r->to_agent, id);
-  }
-  return CheckLease(*r, &attempt);
-}
-
-Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                      std::string_view result) {
-  HANDOFF_RETURN_IF_ERROR(CheckSize("result", result.size()));
-  IntentRecord r;
-  bool repeated = false;
-  HANDOFF_RETURN_IF_ERROR(
-      PrepareOutcome(txn, id, attempt, IntentStatus::kCompleted, &r, &repeated));
-  if (repeated) return r;
-  if (!result.empty()) HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kResult, result));
-  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCompleted, "intent.completed",
-                                     r.to_agent, AttemptDetails(r.delivery_attempt)));
-  return r;
-}
-
-Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                  const ErrorInfo& error) {
-  IntentRecord r;
-  bool repeated = false;
-  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, id, attempt, IntentStatus::kFailed, &r, &repeated));
-  if (repeated) return r;
-  ErrorInfo e = error;
-  if (e.code.empty()) e.code = "agent_error";
-  HANDOFF_RETURN_IF_ERROR(AfterFailedAttempt(txn, batch, r, e));
-  return r;
-}
-
-Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
-                                                      const std::string& address) {
-  while (true) {
-    HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentId> next, store_.FirstQueued(txn, address));
-    if (!next) {
-      ready_.erase(address);
-      return std::optional<IntentView>();
-    }
-    HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, address, *next));
-    IntentView view;
-    Status s = Load(txn, *next, &view.record);
-    if (s.IsNotFound() || (s.ok() && view.record.status != IntentStatus::kSubmitted)) {
-      // A queue entry without a SUBMITTED intent behind it cannot be delivered; dropping it is
-      // the repair. Not expected: every transition out of SUBMITTED dequeues.
-      spdlog::warn("dropped stale queue entry for intent {} at {}", next->ToString(), address);
-      continue;
-    }
-    HANDOFF_RETURN_IF_ERROR(s);
-    IntentRecord& r = view.record;
-    if (r.deadline_ms != 0 && r.deadline_ms <= clock_.NowMs()) {
-      // Never delivered after its deadline, even if its timer has not fired yet.
-      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, address, r.id));  // TimeOut dequeues it
-      HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));
-      continue;
-    }
-    ++r.delivery_attempt;
-    MsgWriter details;
-    details.BeginMap();
-    details.Field("attempt", r.delivery_attempt);
-    details.Field("lease_ms", r.lease_ms);
-    details.EndMap();
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kDelivered, "intent.delivered",
-                                       "system", details.Release()));
-    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &view.payload));
-    if (r.has_checkpoint) {
-      HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &view.checkpoint));
-    }
-    ArmLease(r);
-    return std::optional<IntentView>(std::move(view));
-  }
-}
-
-Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt) {
-  IntentRecord r;
-  Status s = Load(txn, id, &r);
-  if (s.IsNotFound()) return Status::OK();
-  HANDOFF_RETURN_IF_ERROR(s);
-  if (r.status != IntentStatus::kDelivered || r.delivery_attempt != attempt) return Status::OK();
-  --r.delivery_attempt;
-  MsgWriter details;
-  details.BeginMap();
-  details.Field("attempt", attempt);
-  details.Field("reason", "the agent connection was gone before the intent reached it");
-  details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
-                                     "intent.delivery_failed", "system", details.Release()));
-  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
-  ready_.insert(r.to_agent);
-  return Status::OK();
-}
-
-Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
-  size_t expired = 0;
-  for (const LeaseTable::Expired& lease : leases_.TakeExpired(clock_.NowMs(), max)) {
-    IntentRecord r;
-    Status s = Load(txn, lease.id, &r);
-    if (s.IsNotFound()) continue;
-    HANDOFF_RETURN_IF_ERROR(s);
-    if (!IsLeased(r.status) || r.delivery_attempt != lease.attempt) continue;  // stale entry
-    if (r.max_attempts != 0 && r.delivery_attempt >= r.max_attempts) {
-      HANDOFF_RETURN_IF_ERROR(
-          AfterFailedAttempt(txn, batch, r,
-                             ErrorInfo{"lease_expired",
-                                       "the agent held attempt " + std::to_string(lease.attempt) +
-                                           " past its lease without a heartbeat",
-                                       true}));
-      ++expired;
-      continue;
-    }
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
-                                       "intent.lease_expired", "system",
-                                       AttemptDetails(lease.attempt)));
-    HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
-    ready_.insert(r.to_agent);
-    spdlog::info("lease of intent {} (attempt {}) expired; it will be delivered again to {}",
-                 r.id.ToString(), lease.attempt, r.to_agent);
-    ++expired;
-  }
-  return expired;
 }
 
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {

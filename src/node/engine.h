@@ -259,6 +259,8 @@ class Engine {
   const Clock& clock() const { return clock_; }
 
  private:
+  // The details of an event that names only the attempt: {"attempt": N}.
+  static std::string AttemptDetails(uint32_t attempt);
   // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
   Status CheckSize(std::string_view what, size_t size) const;
   // Stores an event and its entry in the node-wide audit trail.
@@ -268,12 +270,10 @@ class Engine {
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
   // Stages the record: Load sees it at once, Flush stores it, Commit caches it.
   void Put(const IntentRecord& r);
-  // Appends an event for the record's current status and stores the record. On the
+  // Appends an event for the record's current status and stages the record. On the
   // destination of a forwarded intent, also queues the event as an update to the origin.
-  // `store_record` false leaves storing the record to a later call in the same request (Send
-  // records CREATED and SUBMITTED, and stores the record once).
   Status Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
-                std::string_view actor, std::string details, bool store_record = true);
+                std::string_view actor, std::string details);
   // Writes one data message for `peer` to the outbox, numbered on that link.
   Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
               const std::function<void(MsgWriter&)>& body);

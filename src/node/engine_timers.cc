@@ -9,18 +9,6 @@
 #include "node/engine.h"
 
 namespace handoff::node {
-namespace {
-
-std::string AttemptDetails(uint32_t attempt) {
-  MsgWriter w;
-  w.BeginMap();
-  w.Field("attempt", attempt);
-  w.EndMap();
-  return w.Release();
-}
-
-}  // namespace
-
 Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error) {
   const uint32_t attempt = r.delivery_attempt;
   r.last_error = error;

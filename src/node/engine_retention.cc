@@ -1,0 +1,46 @@
+// Retention: ended intents are purged with their history once the node's retention has passed
+// (durable timers, fired by FireTimers), or at once by an operator's purge. Dead letters wait.
+
+#include "node/engine.h"
+
+namespace handoff::node {
+
+Status Engine::ScheduleRetention(Txn& txn, const IntentRecord& r) {
+  if (options_.retention_ms == 0) return Status::OK();
+  // A dead letter waits for an operator (replay schedules it); where another node sent it
+  // from, the origin keeps the dead letter and this copy goes like any other.
+  if (r.status == IntentStatus::kFailed && !IsReplica(r)) {
+    return Status::OK();
+  }
+  return ScheduleTimer(txn, storage::TimerKind::kPurge, r, clock_.NowMs() + options_.retention_ms);
+}
+
+Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
+  HANDOFF_RETURN_IF_ERROR(store_.PurgeIntent(txn, r.id));
+  if (!r.idempotency_key.empty()) {
+    IntentId owner;
+    std::string hash;
+    Status known = store_.GetIdempotencyKey(txn, r.from_agent, r.idempotency_key, &owner, &hash);
+    if (known.ok() && owner == r.id) {
+      HANDOFF_RETURN_IF_ERROR(store_.DeleteIdempotencyKey(txn, r.from_agent, r.idempotency_key));
+    }
+  }
+  --batch.status_delta[static_cast<size_t>(r.status)];
+  ++batch.purged;
+  staged_.insert_or_assign(r.id, std::nullopt);
+  unflushed_.erase(r.id);
+  return Status::OK();
+}
+
+Status Engine::Purge(Txn& txn, Batch& batch, const IntentId& id) {
+  IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  if (!IsTerminal(r.status)) {
+    return Status::Conflict("intent " + id.ToString() + " is " +
+                            std::string(IntentStatusName(r.status)) +
+                            "; only an ended intent can be purged (cancel it first)");
+  }
+  return Erase(txn, batch, r);
+}
+
+}  // namespace handoff::node

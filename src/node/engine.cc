@@ -42,6 +42,7 @@ Status Engine::Recover() {
   counts_.fill(0);
   leases_ = LeaseTable();
   ready_.clear();
+  queue_floor_.clear();
   HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> first, store_.FirstTimer(txn));
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;
@@ -91,6 +92,12 @@ Status Engine::Rollback() {
 }
 
 void Engine::ExpireLeaseNow(const IntentId& id) { leases_.ExpireNow(id); }
+
+Status Engine::Enqueue(Txn& txn, const std::string& address, const IntentId& id) {
+  auto floor = queue_floor_.find(address);
+  if (floor != queue_floor_.end() && id < floor->second) floor->second = id;
+  return store_.Enqueue(txn, address, id);
+}
 
 bool Engine::LeaseExpiryDue() const {
   auto next = leases_.NextExpiry();
@@ -331,7 +338,7 @@ Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::stri
       wire::WriteIntent(w, r, payload, {}, {});
     });
   }
-  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   return Status::OK();
 }

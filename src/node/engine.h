@@ -302,6 +302,8 @@ class Engine {
   Status Erase(Txn& txn, Batch& batch, const IntentRecord& r);
   // Called when an intent this node originated ends: sends its reply_to its outcome.
   Status OnEnded(Txn& txn, Batch& batch, IntentRecord& r);
+  // Queues the intent for `address` (store_.Enqueue, keeping queue_floor_ true).
+  Status Enqueue(Txn& txn, const std::string& address, const IntentId& id);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
   void ArmLease(const IntentRecord& r);
@@ -312,6 +314,9 @@ class Engine {
   RouteTable routes_;
   LeaseTable leases_;
   std::set<std::string> ready_;
+  // Per address, an id no queued intent is older than: DeliverNext starts its search there
+  // rather than at the head, past entries it dequeued whose deletions are not committed yet.
+  std::unordered_map<std::string, IntentId> queue_floor_;
   std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
   uint64_t audit_seq_ = 0;             // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};

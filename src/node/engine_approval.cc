@@ -117,7 +117,7 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, event, a.decided_by, details.Release()));
   if (a.mid_work) {
-    HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+    HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
     ready_.insert(r.to_agent);
     return r;
   }

@@ -145,12 +145,16 @@ Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, ui
 Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
                                                       const std::string& address) {
   while (true) {
-    HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentId> next, store_.FirstQueued(txn, address));
+    auto floor = queue_floor_.find(address);
+    HANDOFF_ASSIGN_OR_RETURN(
+        std::optional<IntentId> next,
+        store_.FirstQueued(txn, address, floor != queue_floor_.end() ? &floor->second : nullptr));
     if (!next) {
       ready_.erase(address);
       return std::optional<IntentView>();
     }
     HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, address, *next));
+    queue_floor_.insert_or_assign(address, *next);
     IntentView view;
     Status s = Load(txn, *next, &view.record);
     if (s.IsNotFound() || (s.ok() && view.record.status != IntentStatus::kSubmitted)) {
@@ -163,7 +167,7 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
     IntentRecord& r = view.record;
     if (r.deadline_ms != 0 && r.deadline_ms <= clock_.NowMs()) {
       // Never delivered after its deadline, even if its timer has not fired yet.
-      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, address, r.id));  // TimeOut dequeues it
+      HANDOFF_RETURN_IF_ERROR(Enqueue(txn, address, r.id));  // TimeOut dequeues it
       HANDOFF_RETURN_IF_ERROR(TimeOut(txn, batch, r));
       continue;
     }
@@ -198,7 +202,7 @@ Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uin
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
                                      "intent.delivery_failed", "system", details.Release()));
-  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   return Status::OK();
 }
@@ -224,7 +228,7 @@ Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted,
                                        "intent.lease_expired", "system",
                                        AttemptDetails(lease.attempt)));
-    HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+    HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
     ready_.insert(r.to_agent);
     spdlog::info("lease of intent {} (attempt {}) expired; it will be delivered again to {}",
                  r.id.ToString(), lease.attempt, r.to_agent);

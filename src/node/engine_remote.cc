@@ -74,7 +74,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   details.Field("from_node", peer);
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.Release()));
-  HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+  HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   if (r.deadline_ms != 0) {
     HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kDeadline, r, r.deadline_ms));

@@ -117,7 +117,7 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
       }
       HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.retrying",
                                          "system", AttemptDetails(r.delivery_attempt + 1)));
-      HANDOFF_RETURN_IF_ERROR(store_.Enqueue(txn, r.to_agent, r.id));
+      HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
       ready_.insert(r.to_agent);
     }
   }

@@ -49,6 +49,7 @@ Status ValidateOptions(const NodeOptions& o) {
 Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
 
 Node::~Node() {
+  committer_.reset();  // joins its thread (it may still write to the wake pipe)
   links_.clear();
   peers_in_.reset();
   agents_.reset();
@@ -103,6 +104,10 @@ Status Node::Init() {
   }
   wake_read_fd_ = fds[0];
   wake_write_fd_ = fds[1];
+  committer_ = std::make_unique<storage::Committer>(store_->env(), [fd = wake_write_fd_] {
+    char byte = 1;
+    [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);  // a full pipe wakes the loop anyway
+  });
 
   HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint));
   net::SocketOptions socket;
@@ -153,10 +158,14 @@ Status Node::Run() {
       }
     }
     if (stop_.load()) break;
+    if (committer_->busy()) {
+      if (std::optional<Status> committed = committer_->TakeResult()) OnCommitted(*committed);
+    }
     in = Inbound();
     Drain(&in);
     Turn(in);
   }
+  FinishCommits();  // what was accepted before the stop is stored and answered
   spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
                options_.name, waiters_.size(), receivers_.size());
   return Status::OK();
@@ -215,6 +224,31 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
   SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
 }
 
+void Node::Pending::Absorb(Pending&& later) {
+  writes.Absorb(later.writes);
+  for (size_t i = 0; i < batch.status_delta.size(); ++i) {
+    batch.status_delta[i] += later.batch.status_delta[i];
+  }
+  auto append = [](auto& to, auto& from) {
+    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  };
+  append(batch.settled, later.batch.settled);
+  append(batch.released, later.batch.released);
+  for (const auto& [peer, seq] : later.batch.emitted) {
+    batch.emitted[peer] = std::max(batch.emitted[peer], seq);
+  }
+  batch.purged += later.batch.purged;
+  append(replies, later.replies);
+  append(pushes, later.pushes);
+  append(answers, later.answers);
+  append(answered, later.answered);
+  append(assigned, later.assigned);
+  for (const auto& [peer, seq] : later.acks) acks[peer] = std::max(acks[peer], seq);
+  append(requests, later.requests);
+  append(undelivered, later.undelivered);
+  write_requests += later.write_requests;
+}
+
 void Node::Turn(Inbound& in) {
   struct Parsed {
     Incoming* in;
@@ -240,47 +274,54 @@ void Node::Turn(Inbound& in) {
   for (const auto& link : links_) trims = trims || link->TrimDue(now);
   const bool write = writes > 0 || !in.peer_data.empty() || trims || engine_->LeaseExpiryDue() ||
                      engine_->TimerDue() || HasDeliverableWork() || !undelivered_.empty();
-  if (requests.empty() && !write && !peer_work) {
-    AnswerWaiters(Batch());
-    AfterPeers(false, Batch(), {});
+  const bool idle = committing_ == nullptr && next_ == nullptr;
+  const auto next_wait = waiters_.NextDeadline();
+  const bool waits_expired = next_wait && *next_wait <= now;
+  if (requests.empty() && !write && !peer_work && (idle || !waits_expired)) {
+    // Nothing to store; at most waits that timed out to answer, and with nothing pending the
+    // store holds exactly what they may be told.
+    if (waits_expired) {
+      auto txn = store_->BeginRead();
+      if (txn.ok()) AnswerWaiters(*txn, Batch(), nullptr);
+    }
+    for (const auto& link : links_) link->Pump(*store_, now);
     return;
   }
 
-  auto txn = write ? store_->BeginWrite() : store_->BeginRead();
+  auto turn = std::make_unique<Pending>();
+  auto txn = Txn::BeginLayered(store_->env(), &turn->writes,
+                               {next_ ? &next_->writes : nullptr,
+                                committing_ ? &committing_->writes : nullptr});
   if (!txn.ok()) {
     spdlog::error("cannot begin a transaction: {}", txn.status().ToString());
     for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, txn.status());
     return;
   }
   if (write) CheckSpace(*txn);
-  Batch batch;
-  std::vector<Outgoing> replies;
-  replies.reserve(requests.size());
+  Batch& batch = turn->batch;
+  turn->replies.reserve(requests.size());
+  turn->requests.reserve(requests.size());
   for (const Parsed& p : requests) {
+    turn->requests.emplace_back(p.in->routing_id, p.request.rid);
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
-    if (reply) replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
+    if (reply) turn->replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
   }
 
-  std::vector<Outgoing> pushes;
-  std::vector<IntentId> assigned;
-  std::map<std::string, uint64_t> acks;
-  Status s = ApplyPeers(*txn, batch, in, &acks);
+  Status s = ApplyPeers(*txn, batch, in, &turn->acks);
   if (write) {
     for (const auto& [id, attempt] : undelivered_) {
       if (s.ok()) s = engine_->ReturnUndelivered(*txn, batch, id, attempt);
     }
     if (s.ok()) s = engine_->FireTimers(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
-    if (s.ok()) s = Deliver(*txn, batch, &pushes, &assigned);
+    if (s.ok()) s = Deliver(*txn, batch, &turn->pushes, &turn->assigned);
     if (s.ok()) s = engine_->Flush(*txn);
-    if (s.ok()) s = txn->Commit();
   }
   if (!s.ok()) {
     txn->Abort();
     ++stats_.failed_commits;
     if (s.IsResourceExhausted()) {
-      // The estimate fell short: count again at the next turn, whatever the period.
-      last_space_check_ms_ = 0;
+      last_space_check_ms_ = 0;  // the estimate fell short: count again at the next turn
       free_bytes_ = 0;
     }
     spdlog::error("a turn failed and nothing of it was stored; {} request(s) refused: {}{}",
@@ -288,10 +329,13 @@ void Node::Turn(Inbound& in) {
                   s.IsResourceExhausted() || s.IsIOError()
                       ? " (check free disk space and [node] map_size)"
                       : "");
-    for (const IntentId& id : assigned) receivers_.Release(id);
+    for (const IntentId& id : turn->assigned) receivers_.Release(id);
+    // The in-memory state holds the pending turns too: let them finish, then rebuild it from
+    // the store without this one.
+    FinishCommits();
     Status rebuilt = engine_->Rollback();
     if (!rebuilt.ok()) {
-      spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
+      spdlog::error("rebuilding state after a failed turn: {}", rebuilt.ToString());
     }
     for (const Parsed& p : requests) {
       SendAll(
@@ -299,20 +343,92 @@ void Node::Turn(Inbound& in) {
     }
     return;  // peers are not acknowledged: they send it again
   }
-  if (write) {
-    engine_->Commit(batch);
-    ++stats_.commits;
-    stats_.writes += writes;
-    stats_.deliveries += pushes.size();
-    stats_.purged += batch.purged;
-    undelivered_.clear();
-    for (const IntentId& id : batch.released) receivers_.Release(id);
+  if (write) engine_->Commit(batch);  // the in-memory state follows the layered view
+  AnswerWaiters(*txn, batch, turn.get());
+  txn->Abort();  // ends the snapshot; the writes stay in turn->writes
+  turn->undelivered = std::move(undelivered_);
+  undelivered_.clear();
+  turn->write_requests = writes;
+  if (next_) {
+    next_->Absorb(std::move(*turn));
+  } else {
+    next_ = std::move(turn);
   }
-  txn->Abort();  // ends a read transaction; a committed one is already finished
-  SendAll(replies);
-  SendAll(pushes);
-  AnswerWaiters(batch);
-  AfterPeers(write, batch, acks);
+  MaybeStartCommit();
+}
+
+void Node::MaybeStartCommit() {
+  if (committing_ != nullptr || next_ == nullptr) return;
+  if (!next_->writes.empty()) {
+    committing_ = std::move(next_);
+    committer_->Start(&committing_->writes);
+    return;
+  }
+  // Nothing to store, and nothing before it is pending: what it holds is durable already.
+  std::unique_ptr<Pending> done = std::move(next_);
+  SendAll(done->replies);
+  SendAll(done->pushes);
+  SendAll(done->answers);
+  AfterPeers(done->batch, done->acks);
+}
+
+void Node::OnCommitted(const Status& s) {
+  std::unique_ptr<Pending> done = std::move(committing_);
+  if (!s.ok()) {
+    ++stats_.failed_commits;
+    if (s.IsResourceExhausted()) {
+      last_space_check_ms_ = 0;
+      free_bytes_ = 0;
+    }
+    size_t refused = done->requests.size() + (next_ ? next_->requests.size() : 0);
+    spdlog::error("a commit failed and nothing of it was stored; {} request(s) refused: {}{}",
+                  refused, s.ToString(),
+                  s.IsResourceExhausted() || s.IsIOError()
+                      ? " (check free disk space and [node] map_size)"
+                      : "");
+    // The turns gathered since were built on top of it: they fail with it.
+    FailPending(*done, s);
+    if (next_) FailPending(*next_, s);
+    next_.reset();
+    Status rebuilt = engine_->Rollback();
+    if (!rebuilt.ok()) {
+      spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
+    }
+    return;
+  }
+  ++stats_.commits;
+  stats_.writes += done->write_requests;
+  stats_.deliveries += done->pushes.size();
+  stats_.purged += done->batch.purged;
+  for (const IntentId& id : done->batch.released) receivers_.Release(id);
+  // The next batch goes to the Committer first, so its fsync overlaps the sends below.
+  MaybeStartCommit();
+  SendAll(done->replies);
+  SendAll(done->pushes);
+  SendAll(done->answers);
+  AfterPeers(done->batch, done->acks);
+}
+
+void Node::FinishCommits() {
+  while (committing_ != nullptr) OnCommitted(committer_->Wait());
+  MaybeStartCommit();
+  while (committing_ != nullptr) OnCommitted(committer_->Wait());
+}
+
+void Node::FailPending(Pending& p, const Status& why) {
+  for (const IntentId& id : p.assigned) receivers_.Release(id);
+  for (Waiter& w : p.answered) waiters_.Add(std::move(w));
+  undelivered_.insert(undelivered_.end(), p.undelivered.begin(), p.undelivered.end());
+  for (const auto& [routing_id, rid] : p.requests) {
+    SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
+  }
+}
+
+uint64_t Node::PendingBytes() const {
+  uint64_t bytes = 0;
+  if (committing_) bytes += committing_->writes.bytes();
+  if (next_) bytes += next_->writes.bytes();
+  return bytes;
 }
 
 void Node::CheckSpace(const Txn& txn) {
@@ -342,10 +458,15 @@ void Node::CheckSpace(const Txn& txn) {
   } else if (room(*high) >= map / 4) {
     free_bytes_ = 0;  // not needed: the high-water mark alone leaves room
   }
-  const uint64_t in_use = *high > free_bytes_ ? *high - free_bytes_ : 0;
+  // What the pending turns will add is not in the high-water mark yet; B-tree pages take about
+  // twice the bytes written.
+  const uint64_t in_use = (*high > free_bytes_ ? *high - free_bytes_ : 0) + 2 * PendingBytes();
   stats_.space_in_use = in_use;
   const bool was_refusing = refusing_sends_;
-  refusing_sends_ = room(in_use) < kIntentSpaceEstimate;
+  // Once refusing, sends stay refused until there is room for several intents (a 50th of the
+  // map, at least four), so a store at its limit does not flap between refusing and taking one.
+  const uint64_t resume_room = std::max<uint64_t>(4 * kIntentSpaceEstimate, map / 50);
+  refusing_sends_ = room(in_use) < (was_refusing ? resume_room : kIntentSpaceEstimate);
   if (refusing_sends_ && !was_refusing) {
     spdlog::warn(
         "the store is full ({} of map_size {} in use, {} live intents): refusing new sends "
@@ -381,22 +502,25 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
   return Status::OK();
 }
 
-void Node::AnswerWaiters(const Batch& batch) {
+void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Pending* out) {
   std::vector<Waiter> ready;
   for (const IntentId& id : batch.settled) {
     for (Waiter& w : waiters_.TakeFor(id)) ready.push_back(std::move(w));
   }
   for (Waiter& w : waiters_.TakeExpired(options_.clock->NowMs())) ready.push_back(std::move(w));
   if (ready.empty()) return;
-  auto txn = store_->BeginRead();
   std::vector<Outgoing> replies;
   for (const Waiter& w : ready) {
-    replies.push_back(
-        {w.routing_id,
-         txn.ok() ? service_->WaitReply(*txn, w) : wire::EncodeErrorReply(w.rid, txn.status()),
-         std::nullopt, 0});
+    replies.push_back({w.routing_id, service_->WaitReply(txn, w), std::nullopt, 0});
   }
-  SendAll(replies);
+  if (out == nullptr) {
+    SendAll(replies);
+    return;
+  }
+  out->answers.insert(out->answers.end(), std::make_move_iterator(replies.begin()),
+                      std::make_move_iterator(replies.end()));
+  out->answered.insert(out->answered.end(), std::make_move_iterator(ready.begin()),
+                       std::make_move_iterator(ready.end()));
 }
 
 void Node::SendAll(const std::vector<Outgoing>& messages) {

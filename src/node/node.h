@@ -3,12 +3,19 @@
 //
 // The loop (one thread) repeats a turn: wait for requests, peer messages or the next timer;
 // take everything that is ready (at most max_batch per socket); apply it all, expired leases
-// and new deliveries in ONE write transaction; commit it (one fsync); only then send the
-// replies, acknowledge the peers and push the deliveries. Durability therefore costs one fsync
-// per turn however many intents the turn carried (group commit), and no client or peer ever
-// hears of a change that is not on disk.
+// and new deliveries to a write set layered over the store (storage/write_set.h). What the
+// turn must say (replies, deliveries, peer acknowledgements, answered waits) is held back with
+// its writes. The Committer thread commits the held turns' writes in ONE LMDB transaction (one
+// fsync) while the loop goes on with the next turns; when the commit is durable the loop sends
+// everything those turns held, and hands the turns gathered meanwhile to the Committer.
+// Durability therefore costs one fsync per batch of turns however many intents they carried
+// (group commit), the fsync overlaps the work of the next batch, and no client or peer ever
+// hears of a change that is not on disk. If a commit fails, nothing it (or any turn after it)
+// held is sent: those requests get the error, and the in-memory state is rebuilt from the
+// store.
 //
-// Thread safety: Run() on one thread; Stop() from any thread or a signal handler.
+// Thread safety: Run() on one thread; Stop() from any thread or a signal handler. The
+// Committer's thread only touches the store and the wake pipe.
 
 #ifndef HANDOFF_NODE_NODE_H_
 #define HANDOFF_NODE_NODE_H_
@@ -31,8 +38,10 @@
 #include "node/peer_service.h"
 #include "node/receivers.h"
 #include "node/waiters.h"
+#include "storage/committer.h"
 #include "storage/dir_lock.h"
 #include "storage/store.h"
+#include "storage/write_set.h"
 
 namespace handoff::node {
 
@@ -63,6 +72,22 @@ class Node {
     std::string routing_id;
     zmq::message_t frame;
   };
+  // Turns whose writes are not durable yet, with everything they may only do once they are.
+  struct Pending {
+    storage::WriteSet writes;
+    Batch batch;
+    std::vector<Outgoing> replies;  // sent in this order: replies, deliveries, answered waits
+    std::vector<Outgoing> pushes;
+    std::vector<Outgoing> answers;
+    std::vector<Waiter> answered;  // parked again if the commit fails
+    std::vector<IntentId> assigned;
+    std::map<std::string, uint64_t> acks;  // peer -> last link seq applied
+    std::vector<std::pair<std::string, uint64_t>> requests;  // (connection, rid): for errors
+    std::vector<std::pair<IntentId, uint32_t>> undelivered;  // returned: again if it fails
+    uint64_t write_requests = 0;
+    // Appends a later turn.
+    void Absorb(Pending&& later);
+  };
   // What one turn took off the sockets.
   struct Inbound {
     std::vector<Incoming> agents;
@@ -80,8 +105,21 @@ class Node {
   // Takes what is queued on every socket (at most max_batch from each ROUTER).
   void Drain(Inbound* in);
   void DrainPeers(Inbound* in);
-  // One turn: apply `in` and due timers in one transaction, commit, then reply.
+  // One turn: apply `in`, due timers and deliveries over the pending writes, and hold what it
+  // must say until they are durable.
   void Turn(Inbound& in);
+  // Hands the gathered turns to the Committer when it is idle; sends at once what a batch
+  // without writes held.
+  void MaybeStartCommit();
+  // The Committer finished `committing_` with `s`: send what it held, or fail it and every
+  // turn after it.
+  void OnCommitted(const Status& s);
+  // Waits until every pending turn is committed (or failed).
+  void FinishCommits();
+  // Answers a failed batch's requests with `why` and undoes its in-memory holds.
+  void FailPending(Pending& p, const Status& why);
+  // Bytes the pending write sets will add to the store, at most.
+  uint64_t PendingBytes() const;
   // Admission control: sets the room for new sends this turn to what the map has left after
   // the live data (high-water mark minus free pages), a margin (5% of map_size, at least
   // 256 KiB) and the space every live intent may still need to finish. What was accepted
@@ -94,11 +132,12 @@ class Node {
   // acknowledge to each peer.
   Status ApplyPeers(Txn& txn, Batch& batch, const Inbound& in,
                     std::map<std::string, uint64_t>* acks);
-  // After a turn: notes what its commit (if `committed`) trimmed and wrote, acknowledges the
-  // peers, and lets every link send what is due.
-  void AfterPeers(bool committed, const Batch& batch, const std::map<std::string, uint64_t>& acks);
-  // Answers parked waits whose intent ended in `batch` or whose time ran out.
-  void AnswerWaiters(const Batch& batch);
+  // After a commit: tells each link what it wrote to the outbox, acknowledges the peers, and
+  // lets every link send what is due.
+  void AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>& acks);
+  // Answers parked waits whose intent ended in `batch` or whose time ran out, reading through
+  // `txn`: into `out` (sent later) when given, else at once.
+  void AnswerWaiters(const Txn& txn, const Batch& batch, Pending* out);
   void SendAll(const std::vector<Outgoing>& messages);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
@@ -118,6 +157,9 @@ class Node {
   std::unique_ptr<net::Router> agents_;
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint
   std::vector<std::unique_ptr<PeerLink>> links_;
+  std::unique_ptr<storage::Committer> committer_;
+  std::unique_ptr<Pending> committing_;  // handed to the Committer
+  std::unique_ptr<Pending> next_;        // turns since, for the next commit
   // Deliveries whose push failed: returned to the queue at the next turn.
   std::vector<std::pair<IntentId, uint32_t>> undelivered_;
   int wake_read_fd_ = -1;

@@ -92,18 +92,18 @@ Status Node::ApplyPeers(Txn& txn, Batch& batch, const Inbound& in,
       HANDOFF_ASSIGN_OR_RETURN((*acks)[peer], peer_service_->Applied(txn, peer));
     }
   }
-  if (!txn.is_write()) return Status::OK();
   for (const auto& link : links_) {
     if (!link->NeedsTrim()) continue;
     HANDOFF_RETURN_IF_ERROR(store_->TrimOutbox(txn, link->name(), link->acked()).status());
+    // Noted now, so the next turns do not trim the same entries again. Should this turn's
+    // commit fail, the entries stay until the next trim, which starts at the link's first.
+    link->Trimmed(link->acked());
   }
   return Status::OK();
 }
 
-void Node::AfterPeers(bool committed, const Batch& batch,
-                      const std::map<std::string, uint64_t>& acks) {
+void Node::AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>& acks) {
   for (const auto& link : links_) {
-    if (committed && link->NeedsTrim()) link->Trimmed(link->acked());
     auto emitted = batch.emitted.find(link->name());
     if (emitted != batch.emitted.end()) link->Assigned(emitted->second);
   }

@@ -1,9 +1,12 @@
 #include "storage/lmdb.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+
+#include "storage/write_set.h"
 
 namespace handoff::storage {
 namespace {
@@ -88,6 +91,8 @@ Txn& Txn::operator=(Txn&& other) noexcept {
     Abort();
     txn_ = other.txn_;
     write_ = other.write_;
+    top_ = other.top_;
+    below_ = other.below_;
     other.txn_ = nullptr;
   }
   return *this;
@@ -107,8 +112,20 @@ Result<Txn> Txn::BeginRead(Env& env) {
   return Txn(txn, false);
 }
 
+Result<Txn> Txn::BeginLayered(Env& env, WriteSet* top, std::array<const WriteSet*, 2> below) {
+  if (top == nullptr) return Status::InvalidArgument("a layered transaction needs a write set");
+  HANDOFF_ASSIGN_OR_RETURN(Txn txn, BeginRead(env));
+  txn.write_ = true;
+  txn.top_ = top;
+  txn.below_ = below;
+  return txn;
+}
+
 Status Txn::Commit() {
   if (txn_ == nullptr) return Status::InvalidArgument("commit of a finished transaction");
+  if (top_ != nullptr) {
+    return Status::InvalidArgument("a layered transaction is committed through its write sets");
+  }
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
   return MdbStatus(rc, "committing");
@@ -129,6 +146,17 @@ Result<Table> Txn::OpenTable(const char* name) {
 }
 
 Status Txn::Get(Table table, std::string_view key, std::string_view* value) const {
+  if (top_ != nullptr) {
+    const WriteSet::Entry* entry = top_->Find(table, key);
+    for (size_t i = 0; entry == nullptr && i < below_.size(); ++i) {
+      if (below_[i] != nullptr) entry = below_[i]->Find(table, key);
+    }
+    if (entry != nullptr) {
+      if (entry->erased) return Status::NotFound("get: key not found");
+      *value = entry->value;
+      return Status::OK();
+    }
+  }
   MDB_val k = Val(key);
   MDB_val v;
   int rc = mdb_get(txn_, table, &k, &v);
@@ -138,12 +166,20 @@ Status Txn::Get(Table table, std::string_view key, std::string_view* value) cons
 }
 
 Status Txn::Put(Table table, std::string_view key, std::string_view value) {
+  if (top_ != nullptr) {
+    top_->Put(table, key, value);
+    return Status::OK();
+  }
   MDB_val k = Val(key);
   MDB_val v = Val(value);
   return MdbStatus(mdb_put(txn_, table, &k, &v, 0), "put");
 }
 
 Status Txn::Append(Table table, std::string_view key, std::string_view value) {
+  if (top_ != nullptr) {
+    top_->Put(table, key, value, /*append=*/true);
+    return Status::OK();
+  }
   MDB_val k = Val(key);
   MDB_val v = Val(value);
   return MdbStatus(mdb_put(txn_, table, &k, &v, MDB_APPEND), "append");
@@ -171,6 +207,10 @@ Result<uint64_t> Txn::FreeBytes() const {
 }
 
 Status Txn::Delete(Table table, std::string_view key) {
+  if (top_ != nullptr) {
+    top_->Erase(table, key);
+    return Status::OK();
+  }
   MDB_val k = Val(key);
   int rc = mdb_del(txn_, table, &k, nullptr);
   if (rc == MDB_NOTFOUND) return Status::OK();
@@ -178,17 +218,82 @@ Status Txn::Delete(Table table, std::string_view key) {
 }
 
 Result<uint64_t> Txn::Count(Table table) const {
+  if (top_ != nullptr) return Status::InvalidArgument("Count in a layered transaction");
   MDB_stat stat;
   int rc = mdb_stat(txn_, table, &stat);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "stat");
   return static_cast<uint64_t>(stat.ms_entries);
 }
 
+// The merge of a layered transaction's write sets (newest first) over an LMDB cursor, as in
+// leveldb's merging iterator: every source sits at its first key on the far side of the
+// current one in the direction of travel; the current key is the nearest of them, its value
+// from the newest source that holds it; tombstones are stepped over.
+struct Cursor::Merge {
+  struct Layer {
+    const WriteSet::Map* map;
+    WriteSet::Map::const_iterator it;
+    bool valid = false;
+  };
+  WriteSet* top = nullptr;
+  Table table = 0;
+  std::vector<Layer> layers;  // newest first
+  // LMDB, the oldest source.
+  bool base_valid = false;
+  std::string_view base_key, base_value;
+  bool forward = true;
+  std::string current;  // the key the cursor is at (owned: DeleteCurrent changes the layers)
+};
+
+namespace {
+
+// Positions one LMDB cursor; false at the end (or on error, which lands in *status).
+bool BaseMove(MDB_cursor* cursor, MDB_cursor_op op, std::string_view seek, std::string_view* key,
+              std::string_view* value, Status* status) {
+  MDB_val k = Val(seek);
+  MDB_val v{0, nullptr};
+  int rc = mdb_cursor_get(cursor, &k, &v, op);
+  if (rc != MDB_SUCCESS) {
+    if (rc != MDB_NOTFOUND) *status = MdbStatus(rc, "cursor");
+    return false;
+  }
+  *key = View(k);
+  *value = View(v);
+  return true;
+}
+
+}  // namespace
+
+Cursor::Cursor(MDB_cursor* cursor) : cursor_(cursor) {}
+
+Cursor::Cursor(Cursor&& other) noexcept
+    : cursor_(other.cursor_),
+      key_(other.key_),
+      value_(other.value_),
+      status_(std::move(other.status_)),
+      merge_(std::move(other.merge_)) {
+  other.cursor_ = nullptr;
+}
+
 Result<Cursor> Cursor::Open(const Txn& txn, Table table) {
   MDB_cursor* cursor = nullptr;
   int rc = mdb_cursor_open(txn.raw(), table, &cursor);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening a cursor");
-  return Cursor(cursor);
+  Cursor c(cursor);
+  if (txn.top_ != nullptr) {
+    if (table >= WriteSet::kMaxTables) return Status::InvalidArgument("table number too large");
+    c.merge_ = std::make_unique<Merge>();
+    c.merge_->top = txn.top_;
+    c.merge_->table = table;
+    // The top layer always takes part: DeleteCurrent writes its tombstones there.
+    c.merge_->layers.push_back({&txn.top_->table(table), {}, false});
+    for (const WriteSet* below : txn.below_) {
+      if (below != nullptr && !below->table(table).empty()) {
+        c.merge_->layers.push_back({&below->table(table), {}, false});
+      }
+    }
+  }
+  return c;
 }
 
 Cursor::~Cursor() {
@@ -209,15 +314,162 @@ bool Cursor::Move(MDB_cursor_op op, std::string_view seek) {
   return true;
 }
 
-bool Cursor::Seek(std::string_view key) { return Move(MDB_SET_RANGE, key); }
+// Where MergeTo puts every source: at the first or last key, at the first key >=, > the given
+// one, or at the last key <=, < it.
+enum class Cursor::Place : int { kFirst, kLast, kAtOrAfter, kAfter, kAtOrBefore, kBefore };
+
+bool Cursor::First() { return merge_ ? MergeTo(Place::kFirst, {}) : Move(MDB_FIRST); }
+bool Cursor::Last() { return merge_ ? MergeTo(Place::kLast, {}) : Move(MDB_LAST); }
+
+bool Cursor::Seek(std::string_view key) {
+  return merge_ ? MergeTo(Place::kAtOrAfter, key) : Move(MDB_SET_RANGE, key);
+}
 
 bool Cursor::SeekLastAtOrBefore(std::string_view key) {
+  if (merge_) return MergeTo(Place::kAtOrBefore, key);
   if (!Seek(key)) return status_.ok() && Last();
   if (key_ == key) return true;
   return Prev();
 }
 
+bool Cursor::Next() {
+  if (!merge_) return Move(MDB_NEXT);
+  if (key_.data() == nullptr) return false;
+  if (!merge_->forward) return MergeTo(Place::kAfter, merge_->current);
+  Step(true);
+  return Settle();
+}
+
+bool Cursor::Prev() {
+  if (!merge_) return Move(MDB_PREV);
+  if (key_.data() == nullptr) return false;
+  if (merge_->forward) return MergeTo(Place::kBefore, merge_->current);
+  Step(false);
+  return Settle();
+}
+
+bool Cursor::MergeTo(Place place, std::string_view key) {
+  Merge& m = *merge_;
+  status_ = Status::OK();
+  m.forward = place == Place::kFirst || place == Place::kAtOrAfter || place == Place::kAfter;
+  for (Merge::Layer& layer : m.layers) {
+    const WriteSet::Map& map = *layer.map;
+    switch (place) {
+      case Place::kFirst:
+        layer.it = map.begin();
+        break;
+      case Place::kAtOrAfter:
+        layer.it = map.lower_bound(key);
+        break;
+      case Place::kAfter:
+        layer.it = map.upper_bound(key);
+        break;
+      case Place::kLast:
+      case Place::kAtOrBefore:
+      case Place::kBefore: {
+        auto it = place == Place::kLast       ? map.end()
+                  : place == Place::kBefore   ? map.lower_bound(key)
+                                              : map.upper_bound(key);
+        layer.valid = it != map.begin();
+        if (layer.valid) layer.it = std::prev(it);
+        continue;
+      }
+    }
+    layer.valid = layer.it != map.end();
+  }
+  std::string_view& k = m.base_key;
+  std::string_view& v = m.base_value;
+  switch (place) {
+    case Place::kFirst:
+      m.base_valid = BaseMove(cursor_, MDB_FIRST, {}, &k, &v, &status_);
+      break;
+    case Place::kLast:
+      m.base_valid = BaseMove(cursor_, MDB_LAST, {}, &k, &v, &status_);
+      break;
+    case Place::kAtOrAfter:
+    case Place::kAfter:
+      m.base_valid = BaseMove(cursor_, MDB_SET_RANGE, key, &k, &v, &status_);
+      if (m.base_valid && place == Place::kAfter && k == key) {
+        m.base_valid = BaseMove(cursor_, MDB_NEXT, {}, &k, &v, &status_);
+      }
+      break;
+    case Place::kAtOrBefore:
+    case Place::kBefore:
+      m.base_valid = BaseMove(cursor_, MDB_SET_RANGE, key, &k, &v, &status_);
+      if (m.base_valid) {
+        if (place == Place::kBefore || k != key) {
+          m.base_valid = BaseMove(cursor_, MDB_PREV, {}, &k, &v, &status_);
+        }
+      } else if (status_.ok()) {
+        m.base_valid = BaseMove(cursor_, MDB_LAST, {}, &k, &v, &status_);
+      }
+      break;
+  }
+  return Settle();
+}
+
+void Cursor::Step(bool forward) {
+  Merge& m = *merge_;
+  const std::string& at = m.current;
+  for (Merge::Layer& layer : m.layers) {
+    if (!layer.valid || layer.it->first != at) continue;
+    if (forward) {
+      layer.valid = ++layer.it != layer.map->end();
+    } else {
+      layer.valid = layer.it != layer.map->begin();
+      if (layer.valid) --layer.it;
+    }
+  }
+  if (m.base_valid && m.base_key == at) {
+    m.base_valid = BaseMove(cursor_, forward ? MDB_NEXT : MDB_PREV, {}, &m.base_key,
+                            &m.base_value, &status_);
+  }
+}
+
+bool Cursor::Settle() {
+  Merge& m = *merge_;
+  while (status_.ok()) {
+    // The nearest key in the direction of travel; on a tie the newest source wins (LMDB last).
+    const WriteSet::Entry* entry = nullptr;
+    std::string_view best;
+    bool found = false;
+    for (const Merge::Layer& layer : m.layers) {
+      if (!layer.valid) continue;
+      std::string_view key = layer.it->first;
+      if (!found || (m.forward ? key < best : key > best)) {
+        best = key;
+        entry = &layer.it->second;
+        found = true;
+      }
+    }
+    std::string_view value;
+    if (m.base_valid && (!found || (m.forward ? m.base_key < best : m.base_key > best))) {
+      best = m.base_key;
+      value = m.base_value;
+      entry = nullptr;
+      found = true;
+    }
+    if (!found) break;
+    m.current.assign(best);
+    if (entry != nullptr && entry->erased) {
+      Step(m.forward);
+      continue;
+    }
+    key_ = m.current;
+    value_ = entry != nullptr ? std::string_view(entry->value) : value;
+    return true;
+  }
+  key_ = value_ = {};
+  return false;
+}
+
 Status Cursor::DeleteCurrent() {
+  if (merge_) {
+    if (key_.data() == nullptr) return Status::InvalidArgument("cursor delete: no current entry");
+    merge_->top->Erase(merge_->table, merge_->current);
+    key_ = value_ = {};
+    return Status::OK();
+  }
   int rc = mdb_cursor_del(cursor_, 0);
   key_ = value_ = {};
   return MdbStatus(rc, "cursor delete");

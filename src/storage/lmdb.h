@@ -5,18 +5,24 @@
 // Keys and values are byte strings; a value returned by Get or a Cursor points into the memory
 // map and is valid only until the transaction ends or the next write through it.
 //
-// Thread safety: an Env may be shared; each Txn and Cursor belongs to one thread. handoffd uses
-// all of them from its single loop thread, which also makes it LMDB's only writer.
+// A layered Txn (BeginLayered) reads an LMDB snapshot with write sets on top and writes into the
+// topmost one instead of LMDB; its cursors merge the layers. That is how handoffd's loop goes on
+// with the next turn while the Committer makes the previous ones durable.
+//
+// Thread safety: an Env may be shared; each Txn and Cursor belongs to one thread. handoffd's
+// loop thread reads and runs layered transactions; its Committer thread is LMDB's only writer.
 
 #ifndef HANDOFF_STORAGE_LMDB_H_
 #define HANDOFF_STORAGE_LMDB_H_
 
 #include <lmdb.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "handoff/status.h"
 
@@ -63,12 +69,21 @@ class Env {
 
 using Table = MDB_dbi;
 
+class WriteSet;
+
 class Txn {
  public:
   static Result<Txn> BeginWrite(Env& env);
   static Result<Txn> BeginRead(Env& env);
+  // Reads a snapshot of LMDB under `below` (newest first; each may be null) under `top`, and
+  // writes into `top`. Commit is refused: the caller hands the write sets to a Committer. The
+  // write sets must outlive the Txn and its cursors, and `below` must not change meanwhile.
+  static Result<Txn> BeginLayered(Env& env, WriteSet* top, std::array<const WriteSet*, 2> below);
 
-  Txn(Txn&& other) noexcept : txn_(other.txn_), write_(other.write_) { other.txn_ = nullptr; }
+  Txn(Txn&& other) noexcept
+      : txn_(other.txn_), write_(other.write_), top_(other.top_), below_(other.below_) {
+    other.txn_ = nullptr;
+  }
   Txn& operator=(Txn&& other) noexcept;
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
@@ -81,6 +96,7 @@ class Txn {
   void Abort();
 
   bool is_write() const { return write_; }
+  bool is_layered() const { return top_ != nullptr; }
   MDB_txn* raw() const { return txn_; }
 
   // Opens a named table, creating it in a write transaction.
@@ -94,34 +110,36 @@ class Txn {
   Status Append(Table table, std::string_view key, std::string_view value);
   // Removes the key; OK whether or not it was present.
   Status Delete(Table table, std::string_view key);
-  // Number of entries in the table.
+  // Number of entries in the table (LMDB's count: refused in a layered transaction).
   Result<uint64_t> Count(Table table) const;
   // Bytes on free pages below the high-water mark, waiting to be reused (LMDB's freelist as
   // this transaction sees it).
   Result<uint64_t> FreeBytes() const;
 
  private:
+  friend class Cursor;
   Txn(MDB_txn* txn, bool write) : txn_(txn), write_(write) {}
   MDB_txn* txn_;
   bool write_;
+  WriteSet* top_ = nullptr;                     // layered: where writes go
+  std::array<const WriteSet*, 2> below_ = {};  // layered: older unapplied writes, newest first
 };
 
 // Iterates one table inside one transaction. Positioning calls return false at the end of the
-// table or on error; status() tells which.
+// table or on error; status() tells which. In a layered transaction it merges the write sets
+// over LMDB (the newest layer wins; tombstones hide keys).
 class Cursor {
  public:
   static Result<Cursor> Open(const Txn& txn, Table table);
-  Cursor(Cursor&& other) noexcept : cursor_(other.cursor_), key_(other.key_), value_(other.value_) {
-    other.cursor_ = nullptr;
-  }
+  Cursor(Cursor&& other) noexcept;
   Cursor(const Cursor&) = delete;
   Cursor& operator=(const Cursor&) = delete;
   ~Cursor();
 
-  bool First() { return Move(MDB_FIRST); }
-  bool Last() { return Move(MDB_LAST); }
-  bool Next() { return Move(MDB_NEXT); }
-  bool Prev() { return Move(MDB_PREV); }
+  bool First();
+  bool Last();
+  bool Next();
+  bool Prev();
   // Positions at the first key >= `key`.
   bool Seek(std::string_view key);
   // Positions at the last key <= `key`.
@@ -135,12 +153,20 @@ class Cursor {
   Status DeleteCurrent();
 
  private:
-  explicit Cursor(MDB_cursor* cursor) : cursor_(cursor) {}
+  struct Merge;
+  enum class Place : int;
+  explicit Cursor(MDB_cursor* cursor);
   bool Move(MDB_cursor_op op, std::string_view seek = {});
+  // Merged cursors: position every source (MergeTo) or move the ones at the current key one
+  // step (Step), then pick the current key, stepping over tombstones (Settle).
+  bool MergeTo(Place place, std::string_view key);
+  void Step(bool forward);
+  bool Settle();
   MDB_cursor* cursor_;
   std::string_view key_;
   std::string_view value_;
   Status status_;
+  std::unique_ptr<Merge> merge_;  // set in a layered transaction
 };
 
 }  // namespace handoff::storage

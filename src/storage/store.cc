@@ -211,10 +211,13 @@ Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {
   return txn.Delete(queue_, key);
 }
 
-Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_view address) const {
+Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_view address,
+                                                   const IntentId* from) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
   const std::string prefix = QueuePrefix(address);
-  if (!cursor.Seek(prefix)) {
+  std::string start = prefix;
+  if (from != nullptr) start.append(from->bytes());
+  if (!cursor.Seek(start)) {
     HANDOFF_RETURN_IF_ERROR(cursor.status());
     return std::optional<IntentId>();
   }
@@ -255,12 +258,17 @@ Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, uint64_t upt
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
   const std::string prefix = QueuePrefix(peer);
   uint64_t removed = 0;
-  while (cursor.Seek(prefix)) {
+  // Each seek starts past the entry just deleted, so a layered transaction's cursor does not
+  // step over the tombstones of this trim again and again.
+  std::string from = prefix;
+  while (cursor.Seek(from)) {
     std::string_view key = cursor.key();
     if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) break;
-    if (ReadU64(key.substr(prefix.size())) > upto) break;
+    const uint64_t seq = ReadU64(key.substr(prefix.size()));
+    if (seq > upto) break;
     HANDOFF_RETURN_IF_ERROR(cursor.DeleteCurrent());
     ++removed;
+    from = OutboxKey(peer, seq + 1);
   }
   HANDOFF_RETURN_IF_ERROR(cursor.status());
   return removed;

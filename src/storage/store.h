@@ -68,8 +68,10 @@ class Store {
   // The delivery queue of each agent address.
   Status Enqueue(Txn& txn, std::string_view address, const IntentId& id);
   Status Dequeue(Txn& txn, std::string_view address, const IntentId& id);
-  // The oldest queued intent for `address`, or nullopt.
-  Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address) const;
+  // The oldest queued intent for `address`, or nullopt; with `from`, the oldest not older than
+  // it (the caller knows nothing older is queued).
+  Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address,
+                                              const IntentId* from = nullptr) const;
 
   // The node-wide audit trail: one entry per event, numbered in the order recorded.
   Status PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq);

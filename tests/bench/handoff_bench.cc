@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,7 +28,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -170,6 +173,29 @@ Footprint Measure(const Daemon& d, const std::string& dir) {
     }
   }
   return f;
+}
+
+// CPU seconds (user + system) a process has used, from /proc/PID/stat; -1 if unreadable.
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15: utime, stime
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 void StopDaemon(Daemon& d) {
@@ -428,10 +454,20 @@ int main(int argc, char** argv) {
                     std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
   std::vector<int64_t> commits_before;
-  for (const Daemon& d : daemons) commits_before.push_back(Commits(d));
+  std::vector<double> cpu_before;
+  for (const Daemon& d : daemons) {
+    commits_before.push_back(Commits(d));
+    cpu_before.push_back(CpuSeconds(d.pid));
+  }
+  const double self_cpu_before = SelfCpuSeconds();
   Outcome out = RunSender(ctx, o, daemons.front().endpoint);
   stop.store(true);
   agent.join();
+  const double bench_cpu = SelfCpuSeconds() - self_cpu_before;
+  std::vector<double> daemon_cpu;
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    daemon_cpu.push_back(CpuSeconds(daemons[i].pid) - cpu_before[i]);
+  }
   int64_t commits = 0;
   for (size_t i = 0; i < daemons.size(); ++i) commits += Commits(daemons[i]) - commits_before[i];
   std::vector<Footprint> footprints;
@@ -446,6 +482,10 @@ int main(int argc, char** argv) {
   const int64_t max =
       out.latency_us.empty() ? 0 : *std::max_element(out.latency_us.begin(), out.latency_us.end());
   const uint64_t errors = out.errors + agent_errors.load();
+  // CPU microseconds per round trip, so a run shows who used the machine's cores.
+  auto per_rt = [&](double seconds) {
+    return out.latency_us.empty() ? 0.0 : seconds * 1e6 / static_cast<double>(out.latency_us.size());
+  };
   const bool ok =
       out.latency_us.size() == static_cast<size_t>(o.count) && out.wrong == 0 && out.lost == 0;
   if (o.json) {
@@ -464,10 +504,12 @@ int main(int argc, char** argv) {
                              {"count", o.count},
                              {"payload", o.payload},
                              {"fsync", o.fsync},
+                             {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"ok", ok}};
     for (size_t i = 0; i < daemons.size(); ++i) {
       const Footprint& f = footprints[i];
-      j["daemons"][daemons[i].name] = {{"rss_kb", f.rss_kb},
+      j["daemons"][daemons[i].name] = {{"cpu_us_per_round_trip", per_rt(daemon_cpu[i])},
+                                       {"rss_kb", f.rss_kb},
                                        {"peak_rss_kb", f.peak_rss_kb},
                                        {"data_file_bytes", f.file_bytes},
                                        {"data_file_disk_bytes", f.file_disk_bytes},
@@ -488,6 +530,12 @@ int main(int argc, char** argv) {
     std::printf("  %-18s %12lld   (%.1f round trips per commit, all daemons)\n", "commits",
                 static_cast<long long>(commits),
                 commits > 0 ? static_cast<double>(out.latency_us.size()) / commits : 0.0);
+    std::printf("  %-18s %12.1f us per round trip (the bench's own agents)\n", "bench CPU",
+                per_rt(bench_cpu));
+    for (size_t i = 0; i < daemons.size(); ++i) {
+      std::printf("  %-18s %12.1f us per round trip\n", (daemons[i].name + " CPU").c_str(),
+                  per_rt(daemon_cpu[i]));
+    }
     for (size_t i = 0; i < daemons.size(); ++i) {
       const Footprint& f = footprints[i];
       std::printf("  %-18s RSS %lld KiB (peak %lld KiB), data file %lld bytes (%lld on disk), "

@@ -1,0 +1,74 @@
+// WriteSet: writes that are not in LMDB yet, kept in memory in key order.
+//
+// The loop thread runs its turns against a snapshot of LMDB with the write sets of the turns
+// that are not durable yet layered on top (Txn::BeginLayered); the Committer applies a write
+// set to LMDB in one write transaction and commits it, on its own thread, while the loop goes
+// on. Each table holds key -> value, or a tombstone for a deleted key, so a layer can hide what
+// a lower one or LMDB holds.
+//
+// Thread safety: none while it is written; a write set handed to the Committer is read-only
+// from then on, and reads from several threads are safe.
+
+#ifndef HANDOFF_STORAGE_WRITE_SET_H_
+#define HANDOFF_STORAGE_WRITE_SET_H_
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "handoff/status.h"
+#include "storage/lmdb.h"
+
+namespace handoff::storage {
+
+class WriteSet {
+ public:
+  struct Entry {
+    std::string value;
+    bool erased = false;  // a tombstone: the key is deleted
+    bool append = false;  // written by Txn::Append: applied with MDB_APPEND
+  };
+  using Map = std::map<std::string, Entry, std::less<>>;
+
+  WriteSet();
+  WriteSet(WriteSet&&) = default;
+  WriteSet& operator=(WriteSet&&) = default;
+  WriteSet(const WriteSet&) = delete;
+  WriteSet& operator=(const WriteSet&) = delete;
+
+  void Put(Table table, std::string_view key, std::string_view value, bool append = false);
+  void Erase(Table table, std::string_view key);
+  // The entry for `key` (a tombstone when deleted), or null when this set does not touch it.
+  const Entry* Find(Table table, std::string_view key) const;
+  // The table's entries (empty when untouched). The reference stays valid as long as the set.
+  const Map& table(Table table) const { return tables_.at(table); }
+  Map& mutable_table(Table table) { return tables_.at(table); }
+
+  // Moves `newer`'s entries in, replacing this set's entries for the same keys; `newer` is
+  // left empty.
+  void Absorb(WriteSet& newer);
+  // Applies every entry to a write transaction of the LMDB environment.
+  Status ApplyTo(Txn& txn) const;
+
+  // True when nothing was written (no Put or Erase since construction or Clear).
+  bool empty() const { return writes_ == 0; }
+  // Bytes of the keys and values written, counting a key again each time it is rewritten: at
+  // least what applying the set adds to the store's data.
+  uint64_t bytes() const { return bytes_; }
+  void Clear();
+
+  // The largest table number (LMDB dbi) a write set holds.
+  static constexpr size_t kMaxTables = 64;
+
+ private:
+  std::vector<Map> tables_;
+  size_t writes_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace handoff::storage
+
+#endif  // HANDOFF_STORAGE_WRITE_SET_H_

@@ -1,0 +1,226 @@
+// storage/: write sets layered over LMDB (Txn::BeginLayered, merged cursors) and the
+// Committer, checked against a plain std::map model of what the layers mean.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "storage/committer.h"
+#include "storage/lmdb.h"
+#include "storage/write_set.h"
+#include "support/temp_dir.h"
+
+namespace handoff::storage {
+namespace {
+
+using testing::TempDir;
+using Model = std::map<std::string, std::string>;
+
+std::string Key(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "k%04d", i);
+  return buf;
+}
+
+// Everything a cursor sees from First to the end, and from Last back to the start.
+std::vector<std::pair<std::string, std::string>> Forward(const Txn& txn, Table t) {
+  auto c = Cursor::Open(txn, t);
+  REQUIRE(c.ok());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (bool more = c->First(); more; more = c->Next()) out.emplace_back(c->key(), c->value());
+  REQUIRE(c->status().ok());
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Backward(const Txn& txn, Table t) {
+  auto c = Cursor::Open(txn, t);
+  REQUIRE(c.ok());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (bool more = c->Last(); more; more = c->Prev()) out.emplace_back(c->key(), c->value());
+  REQUIRE(c->status().ok());
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Items(const Model& m) {
+  return {m.begin(), m.end()};
+}
+
+TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
+  TempDir dir;
+  auto env = Env::Open(dir.path(), {});
+  REQUIRE(env.ok());
+  Table t = 0;
+  Model model;
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  {
+    auto txn = Txn::BeginWrite(**env);
+    REQUIRE(txn.ok());
+    auto table = txn->OpenTable("t");
+    REQUIRE(table.ok());
+    t = *table;
+    for (int i = 0; i < 200; i += 2) {
+      model[Key(i)] = "base" + std::to_string(i);
+      REQUIRE(txn->Put(t, Key(i), model[Key(i)]).ok());
+    }
+    REQUIRE(txn->Commit().ok());
+  }
+
+  // Three layers of random puts and deletes, newest on top, each mirrored in the model.
+  WriteSet older, newer, top;
+  auto scribble = [&](Txn& txn, int ops) {
+    for (int n = 0; n < ops; ++n) {
+      const std::string k = Key(pick(220));
+      if (pick(3) == 0) {
+        REQUIRE(txn.Delete(t, k).ok());
+        model.erase(k);
+      } else {
+        std::string v = std::to_string(rng());
+        v.insert(0, 1, 'v');
+        REQUIRE(txn.Put(t, k, v).ok());
+        model[k] = v;
+      }
+    }
+  };
+  for (WriteSet* layer : {&older, &newer, &top}) {
+    const WriteSet* below0 = layer == &top ? &newer : layer == &newer ? &older : nullptr;
+    const WriteSet* below1 = layer == &top ? &older : nullptr;
+    auto txn = Txn::BeginLayered(**env, layer, {below0, below1});
+    REQUIRE(txn.ok());
+    scribble(*txn, 150);
+  }
+
+  auto txn = Txn::BeginLayered(**env, &top, {&newer, &older});
+  REQUIRE(txn.ok());
+  CHECK(Forward(*txn, t) == Items(model));
+  auto reversed = Items(model);
+  std::reverse(reversed.begin(), reversed.end());
+  CHECK(Backward(*txn, t) == reversed);
+  CHECK(txn->Commit().IsInvalidArgument());
+
+  for (int i = 0; i < 230; ++i) {
+    const std::string k = Key(i);
+    std::string_view v;
+    Status s = txn->Get(t, k, &v);
+    auto it = model.find(k);
+    if (it == model.end()) {
+      CHECK(s.IsNotFound());
+    } else {
+      REQUIRE(s.ok());
+      CHECK(v == it->second);
+    }
+    // Seek and SeekLastAtOrBefore from every key, then a step each way.
+    auto c = Cursor::Open(*txn, t);
+    REQUIRE(c.ok());
+    auto ge = model.lower_bound(k);
+    CHECK(c->Seek(k) == (ge != model.end()));
+    if (ge != model.end()) {
+      CHECK(c->key() == ge->first);
+      auto prev = ge;
+      CHECK(c->Prev() == (prev != model.begin()));
+      if (prev != model.begin()) CHECK(c->key() == std::prev(prev)->first);
+    }
+    auto le = model.upper_bound(k);
+    const bool has_le = le != model.begin();
+    CHECK(c->SeekLastAtOrBefore(k) == has_le);
+    if (has_le) {
+      --le;
+      CHECK(c->key() == le->first);
+      CHECK(c->value() == le->second);
+      auto next = std::next(le);
+      CHECK(c->Next() == (next != model.end()));
+      if (next != model.end()) CHECK(c->key() == next->first);
+    }
+  }
+
+  // Deleting through a cursor writes tombstones into the top layer only.
+  {
+    auto c = Cursor::Open(*txn, t);
+    REQUIRE(c.ok());
+    int deleted = 0;
+    for (bool more = c->Seek(Key(50)); more && deleted < 10;) {
+      const std::string k(c->key());
+      REQUIRE(c->DeleteCurrent().ok());
+      model.erase(k);
+      ++deleted;
+      more = c->Seek(k);  // the tombstone hides it: lands on the next key
+    }
+    CHECK(deleted == 10);
+  }
+  CHECK(Forward(*txn, t) == Items(model));
+  txn->Abort();
+
+  // The Committer applies the layers oldest first; LMDB then holds exactly the model.
+  std::atomic<int> done{0};
+  Committer committer(**env, [&] { ++done; });
+  CHECK(!committer.busy());
+  older.Absorb(newer);
+  CHECK(newer.empty());
+  committer.Start(&older);
+  CHECK(committer.busy());
+  CHECK(committer.Wait().ok());
+  committer.Start(&top);
+  Status result;
+  for (int i = 0; i < 5000; ++i) {
+    if (auto r = committer.TakeResult()) {
+      result = *r;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(!committer.busy());
+  CHECK(result.ok());
+  CHECK(done.load() == 2);
+  auto read = Txn::BeginRead(**env);
+  REQUIRE(read.ok());
+  CHECK(Forward(*read, t) == Items(model));
+}
+
+TEST_CASE("AppendsReachLmdbInOrderAndAFailedCommitReportsItsError") {
+  TempDir dir;
+  EnvOptions options;
+  options.map_size = 1 << 20;
+  auto env = Env::Open(dir.path(), options);
+  REQUIRE(env.ok());
+  Table t = 0;
+  {
+    auto txn = Txn::BeginWrite(**env);
+    REQUIRE(txn.ok());
+    t = *txn->OpenTable("seq");
+    REQUIRE(txn->Commit().ok());
+  }
+  Committer committer(**env, nullptr);
+  WriteSet ws;
+  {
+    auto txn = Txn::BeginLayered(**env, &ws, {});
+    REQUIRE(txn.ok());
+    for (int i = 0; i < 100; ++i) REQUIRE(txn->Append(t, Key(i), "x").ok());
+    REQUIRE(txn->Delete(t, Key(5)).ok());
+  }
+  committer.Start(&ws);
+  REQUIRE(committer.Wait().ok());
+  {
+    auto read = Txn::BeginRead(**env);
+    REQUIRE(read.ok());
+    auto items = Forward(*read, t);
+    CHECK(items.size() == 99);
+    CHECK(items.front().first == Key(0));
+    CHECK(items.back().first == Key(99));
+  }
+  // More than the map holds: the commit fails as a whole and LMDB keeps what it had.
+  WriteSet big;
+  for (int i = 0; i < 40; ++i) big.Put(t, "big" + std::to_string(i), std::string(64 << 10, 'b'));
+  committer.Start(&big);
+  CHECK(committer.Wait().IsResourceExhausted());
+  auto read = Txn::BeginRead(**env);
+  REQUIRE(read.ok());
+  CHECK(Forward(*read, t).size() == 99);
+}
+
+}  // namespace
+}  // namespace handoff::storage

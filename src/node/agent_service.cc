@@ -153,8 +153,10 @@ std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
 Status AgentService::CheckRoom(size_t payload_bytes) {
   // What a new intent may take by the time it has ended: its payload, record, events and
   // index entries, plus room for a result and the events still to come.
+  // Once a send was refused, every send is until the room has grown back (set_send_budget):
+  // a store at its limit does not flap between refusing sends and taking a small one.
   const uint64_t cost = payload_bytes + kIntentSpaceEstimate;
-  if (cost <= send_budget_) {
+  if (!refusing_sends_ && cost <= send_budget_) {
     send_budget_ -= cost;
     refusing_sends_ = false;
     return Status::OK();

@@ -463,10 +463,7 @@ void Node::CheckSpace(const Txn& txn) {
   const uint64_t in_use = (*high > free_bytes_ ? *high - free_bytes_ : 0) + 2 * PendingBytes();
   stats_.space_in_use = in_use;
   const bool was_refusing = refusing_sends_;
-  // Once refusing, sends stay refused until there is room for several intents (a 50th of the
-  // map, at least four), so a store at its limit does not flap between refusing and taking one.
-  const uint64_t resume_room = std::max<uint64_t>(4 * kIntentSpaceEstimate, map / 50);
-  refusing_sends_ = room(in_use) < (was_refusing ? resume_room : kIntentSpaceEstimate);
+  refusing_sends_ = room(in_use) < kIntentSpaceEstimate;
   if (refusing_sends_ && !was_refusing) {
     spdlog::warn(
         "the store is full ({} of map_size {} in use, {} live intents): refusing new sends "

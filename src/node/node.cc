@@ -146,8 +146,14 @@ Status Node::Run() {
 
   Inbound in;
   while (!stop_.load()) {
+    // With turns gathered and the Committer idle, only look whether more input is waiting:
+    // the gathered turns are committed once the sockets are quiet (or the batch is full), so
+    // a busy node commits big batches and an idle one commits at once.
+    const bool gathering = next_ != nullptr && !committer_->busy();
+    int ready = 0;
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(NextTimeoutMs()));
+      ready = zmq::poll(items.data(), items.size(),
+                        std::chrono::milliseconds(gathering ? 0 : NextTimeoutMs()));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return net::ZmqStatus(e, "polling");
@@ -160,6 +166,8 @@ Status Node::Run() {
     if (stop_.load()) break;
     if (committer_->busy()) {
       if (std::optional<Status> committed = committer_->TakeResult()) OnCommitted(*committed);
+    } else if (gathering && (ready == 0 || next_->requests.size() >= options_.max_batch)) {
+      MaybeStartCommit();
     }
     in = Inbound();
     Drain(&in);
@@ -224,8 +232,7 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
   SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
 }
 
-void Node::Pending::Absorb(Pending&& later) {
-  writes.Absorb(later.writes);
+void Node::Held::Absorb(Held&& later) {
   for (size_t i = 0; i < batch.status_delta.size(); ++i) {
     batch.status_delta[i] += later.batch.status_delta[i];
   }
@@ -288,33 +295,33 @@ void Node::Turn(Inbound& in) {
     return;
   }
 
-  auto turn = std::make_unique<Pending>();
-  auto txn = Txn::BeginLayered(store_->env(), &turn->writes,
-                               {next_ ? &next_->writes : nullptr,
-                                committing_ ? &committing_->writes : nullptr});
+  if (next_ == nullptr) next_ = std::make_unique<Pending>();
+  auto txn = Txn::BeginLayered(store_->env(), &next_->writes,
+                               {committing_ ? &committing_->writes : nullptr, nullptr});
   if (!txn.ok()) {
     spdlog::error("cannot begin a transaction: {}", txn.status().ToString());
     for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, txn.status());
     return;
   }
   if (write) CheckSpace(*txn);
-  Batch& batch = turn->batch;
-  turn->replies.reserve(requests.size());
-  turn->requests.reserve(requests.size());
+  Held turn;
+  Batch& batch = turn.batch;
+  turn.replies.reserve(requests.size());
+  turn.requests.reserve(requests.size());
   for (const Parsed& p : requests) {
-    turn->requests.emplace_back(p.in->routing_id, p.request.rid);
+    turn.requests.emplace_back(p.in->routing_id, p.request.rid);
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
-    if (reply) turn->replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
+    if (reply) turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
   }
 
-  Status s = ApplyPeers(*txn, batch, in, &turn->acks);
+  Status s = ApplyPeers(*txn, batch, in, &turn.acks);
   if (write) {
     for (const auto& [id, attempt] : undelivered_) {
       if (s.ok()) s = engine_->ReturnUndelivered(*txn, batch, id, attempt);
     }
     if (s.ok()) s = engine_->FireTimers(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
-    if (s.ok()) s = Deliver(*txn, batch, &turn->pushes, &turn->assigned);
+    if (s.ok()) s = Deliver(*txn, batch, &turn.pushes, &turn.assigned);
     if (s.ok()) s = engine_->Flush(*txn);
   }
   if (!s.ok()) {
@@ -324,14 +331,18 @@ void Node::Turn(Inbound& in) {
       last_space_check_ms_ = 0;  // the estimate fell short: count again at the next turn
       free_bytes_ = 0;
     }
+    // Its writes are mixed with those of the turns gathered since the last commit began:
+    // they fail together.
+    std::unique_ptr<Pending> gathered = std::move(next_);
     spdlog::error("a turn failed and nothing of it was stored; {} request(s) refused: {}{}",
-                  requests.size(), s.ToString(),
+                  requests.size() + gathered->requests.size(), s.ToString(),
                   s.IsResourceExhausted() || s.IsIOError()
                       ? " (check free disk space and [node] map_size)"
                       : "");
-    for (const IntentId& id : turn->assigned) receivers_.Release(id);
-    // The in-memory state holds the pending turns too: let them finish, then rebuild it from
-    // the store without this one.
+    for (const IntentId& id : turn.assigned) receivers_.Release(id);
+    FailPending(*gathered, s);
+    // The in-memory state holds the committing batch too: let it finish, then rebuild the
+    // state from the store.
     FinishCommits();
     Status rebuilt = engine_->Rollback();
     if (!rebuilt.ok()) {
@@ -344,17 +355,12 @@ void Node::Turn(Inbound& in) {
     return;  // peers are not acknowledged: they send it again
   }
   if (write) engine_->Commit(batch);  // the in-memory state follows the layered view
-  AnswerWaiters(*txn, batch, turn.get());
-  txn->Abort();  // ends the snapshot; the writes stay in turn->writes
-  turn->undelivered = std::move(undelivered_);
+  AnswerWaiters(*txn, batch, &turn);
+  txn->Abort();  // ends the snapshot; the writes stay in next_->writes
+  turn.undelivered = std::move(undelivered_);
   undelivered_.clear();
-  turn->write_requests = writes;
-  if (next_) {
-    next_->Absorb(std::move(*turn));
-  } else {
-    next_ = std::move(turn);
-  }
-  MaybeStartCommit();
+  turn.write_requests = writes;
+  next_->Absorb(std::move(turn));
 }
 
 void Node::MaybeStartCommit() {
@@ -401,8 +407,6 @@ void Node::OnCommitted(const Status& s) {
   stats_.deliveries += done->pushes.size();
   stats_.purged += done->batch.purged;
   for (const IntentId& id : done->batch.released) receivers_.Release(id);
-  // The next batch goes to the Committer first, so its fsync overlaps the sends below.
-  MaybeStartCommit();
   SendAll(done->replies);
   SendAll(done->pushes);
   SendAll(done->answers);
@@ -415,7 +419,7 @@ void Node::FinishCommits() {
   while (committing_ != nullptr) OnCommitted(committer_->Wait());
 }
 
-void Node::FailPending(Pending& p, const Status& why) {
+void Node::FailPending(Held& p, const Status& why) {
   for (const IntentId& id : p.assigned) receivers_.Release(id);
   for (Waiter& w : p.answered) waiters_.Add(std::move(w));
   undelivered_.insert(undelivered_.end(), p.undelivered.begin(), p.undelivered.end());
@@ -499,7 +503,7 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
   return Status::OK();
 }
 
-void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Pending* out) {
+void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Held* out) {
   std::vector<Waiter> ready;
   for (const IntentId& id : batch.settled) {
     for (Waiter& w : waiters_.TakeFor(id)) ready.push_back(std::move(w));

@@ -72,9 +72,8 @@ class Node {
     std::string routing_id;
     zmq::message_t frame;
   };
-  // Turns whose writes are not durable yet, with everything they may only do once they are.
-  struct Pending {
-    storage::WriteSet writes;
+  // What turns may only do once their writes are durable.
+  struct Held {
     Batch batch;
     std::vector<Outgoing> replies;  // sent in this order: replies, deliveries, answered waits
     std::vector<Outgoing> pushes;
@@ -85,8 +84,13 @@ class Node {
     std::vector<std::pair<std::string, uint64_t>> requests;  // (connection, rid): for errors
     std::vector<std::pair<IntentId, uint32_t>> undelivered;  // returned: again if it fails
     uint64_t write_requests = 0;
-    // Appends a later turn.
-    void Absorb(Pending&& later);
+    // Appends a later turn's.
+    void Absorb(Held&& later);
+  };
+  // Turns whose writes are not durable yet: the writes of all of them in one set (a turn adds
+  // to the set its predecessors gathered, so a turn that fails fails them too).
+  struct Pending : Held {
+    storage::WriteSet writes;
   };
   // What one turn took off the sockets.
   struct Inbound {
@@ -117,7 +121,7 @@ class Node {
   // Waits until every pending turn is committed (or failed).
   void FinishCommits();
   // Answers a failed batch's requests with `why` and undoes its in-memory holds.
-  void FailPending(Pending& p, const Status& why);
+  void FailPending(Held& p, const Status& why);
   // Bytes the pending write sets will add to the store, at most.
   uint64_t PendingBytes() const;
   // Admission control: sets the room for new sends this turn to what the map has left after
@@ -137,7 +141,7 @@ class Node {
   void AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>& acks);
   // Answers parked waits whose intent ended in `batch` or whose time ran out, reading through
   // `txn`: into `out` (sent later) when given, else at once.
-  void AnswerWaiters(const Txn& txn, const Batch& batch, Pending* out);
+  void AnswerWaiters(const Txn& txn, const Batch& batch, Held* out);
   void SendAll(const std::vector<Outgoing>& messages);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;

@@ -1,14 +1,38 @@
 #include "storage/write_set.h"
 
+#include <cstring>
+
 namespace handoff::storage {
 
 WriteSet::WriteSet() : tables_(kMaxTables) {}
 
+std::string_view WriteSet::Keep(std::string_view bytes) {
+  if (bytes.empty()) return {};
+  if (bytes.size() > free_bytes_) {
+    if (bytes.size() > kBlockBytes / 4) {
+      // Its own block, inserted before the current one so that block's free end stays usable.
+      auto block = std::make_unique<char[]>(bytes.size());
+      std::memcpy(block.get(), bytes.data(), bytes.size());
+      std::string_view kept(block.get(), bytes.size());
+      blocks_.insert(blocks_.empty() ? blocks_.end() : std::prev(blocks_.end()), std::move(block));
+      return kept;
+    }
+    blocks_.push_back(std::make_unique<char[]>(kBlockBytes));
+    free_ = blocks_.back().get();
+    free_bytes_ = kBlockBytes;
+  }
+  std::memcpy(free_, bytes.data(), bytes.size());
+  std::string_view kept(free_, bytes.size());
+  free_ += bytes.size();
+  free_bytes_ -= bytes.size();
+  return kept;
+}
+
 void WriteSet::Put(Table table, std::string_view key, std::string_view value, bool append) {
   Map& map = tables_.at(table);
-  auto it = map.find(key);
-  if (it == map.end()) it = map.emplace_hint(it, std::string(key), Entry{});
-  it->second.value.assign(value);
+  auto it = map.lower_bound(key);
+  if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  it->second.value = Keep(value);
   it->second.erased = false;
   it->second.append = append;
   ++writes_;
@@ -17,9 +41,9 @@ void WriteSet::Put(Table table, std::string_view key, std::string_view value, bo
 
 void WriteSet::Erase(Table table, std::string_view key) {
   Map& map = tables_.at(table);
-  auto it = map.find(key);
-  if (it == map.end()) it = map.emplace_hint(it, std::string(key), Entry{});
-  it->second.value.clear();
+  auto it = map.lower_bound(key);
+  if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  it->second.value = {};
   it->second.erased = true;
   it->second.append = false;
   ++writes_;
@@ -31,25 +55,6 @@ const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key) const {
   if (map.empty()) return nullptr;
   auto it = map.find(key);
   return it == map.end() ? nullptr : &it->second;
-}
-
-void WriteSet::Absorb(WriteSet& newer) {
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    Map& mine = tables_[t];
-    Map& theirs = newer.tables_[t];
-    if (theirs.empty()) continue;
-    if (mine.empty()) {
-      mine.swap(theirs);
-      continue;
-    }
-    theirs.merge(mine);  // moves over our keys that `newer` lacks; theirs win on conflicts
-    mine.swap(theirs);
-    theirs.clear();      // our replaced entries
-  }
-  writes_ += newer.writes_;
-  bytes_ += newer.bytes_;
-  newer.writes_ = 0;
-  newer.bytes_ = 0;
 }
 
 Status WriteSet::ApplyTo(Txn& txn) const {
@@ -73,6 +78,9 @@ Status WriteSet::ApplyTo(Txn& txn) const {
 
 void WriteSet::Clear() {
   for (Map& map : tables_) map.clear();
+  blocks_.clear();
+  free_ = nullptr;
+  free_bytes_ = 0;
   writes_ = 0;
   bytes_ = 0;
 }

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,16 +27,16 @@ namespace handoff::storage {
 
 class WriteSet {
  public:
+  // Keys and values point into the set's own arena: they live as long as the set.
   struct Entry {
-    std::string value;
+    std::string_view value;
     bool erased = false;  // a tombstone: the key is deleted
     bool append = false;  // written by Txn::Append: applied with MDB_APPEND
   };
-  using Map = std::map<std::string, Entry, std::less<>>;
+  using Map = std::map<std::string_view, Entry>;
 
   WriteSet();
-  WriteSet(WriteSet&&) = default;
-  WriteSet& operator=(WriteSet&&) = default;
+  // Not movable: transactions and cursors hold pointers to it and into its memory.
   WriteSet(const WriteSet&) = delete;
   WriteSet& operator=(const WriteSet&) = delete;
 
@@ -47,9 +48,6 @@ class WriteSet {
   const Map& table(Table table) const { return tables_.at(table); }
   Map& mutable_table(Table table) { return tables_.at(table); }
 
-  // Moves `newer`'s entries in, replacing this set's entries for the same keys; `newer` is
-  // left empty.
-  void Absorb(WriteSet& newer);
   // Applies every entry to a write transaction of the LMDB environment.
   Status ApplyTo(Txn& txn) const;
 
@@ -64,7 +62,15 @@ class WriteSet {
   static constexpr size_t kMaxTables = 64;
 
  private:
+  // Copies `bytes` into the arena: one allocation per block of kBlockBytes rather than one
+  // per key and value; a large value gets a block of its own.
+  std::string_view Keep(std::string_view bytes);
+  static constexpr size_t kBlockBytes = 64 * 1024;
+
   std::vector<Map> tables_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* free_ = nullptr;  // the unused end of the last block
+  size_t free_bytes_ = 0;
   size_t writes_ = 0;
   uint64_t bytes_ = 0;
 };

@@ -11,13 +11,13 @@ std::string_view WriteSet::Keep(std::string_view bytes) {
   if (bytes.size() > free_bytes_) {
     if (bytes.size() > kBlockBytes / 4) {
       // Its own block, inserted before the current one so that block's free end stays usable.
-      auto block = std::make_unique<char[]>(bytes.size());
+      std::unique_ptr<char[]> block(new char[bytes.size()]);  // not zeroed: written at once
       std::memcpy(block.get(), bytes.data(), bytes.size());
       std::string_view kept(block.get(), bytes.size());
       blocks_.insert(blocks_.empty() ? blocks_.end() : std::prev(blocks_.end()), std::move(block));
       return kept;
     }
-    blocks_.push_back(std::make_unique<char[]>(kBlockBytes));
+    blocks_.emplace_back(new char[kBlockBytes]);  // not zeroed: filled as it is used
     free_ = blocks_.back().get();
     free_bytes_ = kBlockBytes;
   }

@@ -177,7 +177,7 @@ Status Txn::Put(Table table, std::string_view key, std::string_view value) {
 
 Status Txn::Append(Table table, std::string_view key, std::string_view value) {
   if (top_ != nullptr) {
-    top_->Put(table, key, value, /*append=*/true);
+    top_->Put(table, key, value);  // WriteSet::ApplyTo appends what it can
     return Status::OK();
   }
   MDB_val k = Val(key);

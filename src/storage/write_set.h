@@ -31,7 +31,6 @@ class WriteSet {
   struct Entry {
     std::string_view value;
     bool erased = false;  // a tombstone: the key is deleted
-    bool append = false;  // written by Txn::Append: applied with MDB_APPEND
   };
   using Map = std::map<std::string_view, Entry>;
 
@@ -40,7 +39,7 @@ class WriteSet {
   WriteSet(const WriteSet&) = delete;
   WriteSet& operator=(const WriteSet&) = delete;
 
-  void Put(Table table, std::string_view key, std::string_view value, bool append = false);
+  void Put(Table table, std::string_view key, std::string_view value);
   void Erase(Table table, std::string_view key);
   // The entry for `key` (a tombstone when deleted), or null when this set does not touch it.
   const Entry* Find(Table table, std::string_view key) const;
@@ -48,7 +47,8 @@ class WriteSet {
   const Map& table(Table table) const { return tables_.at(table); }
   Map& mutable_table(Table table) { return tables_.at(table); }
 
-  // Applies every entry to a write transaction of the LMDB environment.
+  // Applies every entry to a write transaction of the LMDB environment; keys past a table's
+  // last one are appended (MDB_APPEND).
   Status ApplyTo(Txn& txn) const;
 
   // True when nothing was written (no Put or Erase since construction or Clear).

@@ -474,7 +474,7 @@ int main(int argc, char** argv) {
   for (const Daemon& d : daemons) footprints.push_back(Measure(d, dir));
   for (auto& d : daemons) StopDaemon(d);
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  if (!std::getenv("HANDOFF_BENCH_KEEP"))   std::filesystem::remove_all(dir, ec);
 
   const double rps = out.seconds > 0 ? static_cast<double>(out.latency_us.size()) / out.seconds : 0;
   const int64_t p50 = Percentile(out.latency_us, 0.50);

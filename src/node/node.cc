@@ -20,6 +20,9 @@ constexpr int64_t kRejectLogPeriodMs = 5000;
 constexpr int64_t kSpaceCheckPeriodMs = 50;
 // The longest the loop sleeps with nothing scheduled, so a stuck clock cannot park it forever.
 constexpr long kMaxPollMs = 1000;
+// Turns gathered for one commit while input keeps coming (each takes up to max_batch messages
+// from every socket): past this, the gathered turns are committed even though input waits.
+constexpr uint32_t kMaxGatheredTurns = 8;
 
 Status ValidateOptions(const NodeOptions& o) {
   HANDOFF_RETURN_IF_ERROR(ValidateNodeName(o.name));
@@ -166,7 +169,8 @@ Status Node::Run() {
     if (stop_.load()) break;
     if (committer_->busy()) {
       if (std::optional<Status> committed = committer_->TakeResult()) OnCommitted(*committed);
-    } else if (gathering && (ready == 0 || next_->requests.size() >= options_.max_batch)) {
+    } else if (gathering && (ready == 0 || next_->turns >= kMaxGatheredTurns ||
+                             next_->requests.size() >= options_.max_batch)) {
       MaybeStartCommit();
     }
     in = Inbound();
@@ -254,6 +258,7 @@ void Node::Held::Absorb(Held&& later) {
   append(requests, later.requests);
   append(undelivered, later.undelivered);
   write_requests += later.write_requests;
+  turns += later.turns;
 }
 
 void Node::Turn(Inbound& in) {
@@ -360,6 +365,7 @@ void Node::Turn(Inbound& in) {
   turn.undelivered = std::move(undelivered_);
   undelivered_.clear();
   turn.write_requests = writes;
+  turn.turns = 1;
   next_->Absorb(std::move(turn));
 }
 

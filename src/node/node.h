@@ -84,6 +84,7 @@ class Node {
     std::vector<std::pair<std::string, uint64_t>> requests;  // (connection, rid): for errors
     std::vector<std::pair<IntentId, uint32_t>> undelivered;  // returned: again if it fails
     uint64_t write_requests = 0;
+    uint32_t turns = 0;
     // Appends a later turn's.
     void Absorb(Held&& later);
   };

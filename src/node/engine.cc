@@ -43,6 +43,7 @@ Status Engine::Recover() {
   leases_ = LeaseTable();
   ready_.clear();
   queue_floor_.clear();
+  timer_floor_.reset();
   HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> first, store_.FirstTimer(txn));
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;

@@ -318,6 +318,9 @@ class Engine {
   // rather than at the head, past entries it dequeued whose deletions are not committed yet.
   std::unordered_map<std::string, IntentId> queue_floor_;
   std::optional<int64_t> next_timer_;  // earliest timer in the store (a hint)
+  // A timer no stored timer comes before: FireTimers starts there rather than stepping over
+  // the deleted timers of pending turns again for every timer it fires.
+  std::optional<storage::TimerEntry> timer_floor_;
   uint64_t audit_seq_ = 0;             // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache

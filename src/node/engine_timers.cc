@@ -49,8 +49,10 @@ Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const
 }
 
 Status Engine::ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at) {
-  HANDOFF_RETURN_IF_ERROR(store_.PutTimer(txn, {at, r.id, kind, r.delivery_attempt}));
+  const storage::TimerEntry timer{at, r.id, kind, r.delivery_attempt};
+  HANDOFF_RETURN_IF_ERROR(store_.PutTimer(txn, timer));
   if (!next_timer_ || at < *next_timer_) next_timer_ = at;
+  if (timer_floor_ && storage::TimerBefore(timer, *timer_floor_)) timer_floor_ = timer;
   return Status::OK();
 }
 
@@ -83,12 +85,14 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
   const int64_t now = clock_.NowMs();
   size_t fired = 0;
   while (fired < max) {
-    HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> t, store_.FirstTimer(txn));
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<storage::TimerEntry> t,
+                             store_.FirstTimer(txn, timer_floor_ ? &*timer_floor_ : nullptr));
     next_timer_.reset();
     if (!t) break;
     next_timer_ = t->fire_at_ms;
     if (t->fire_at_ms > now) break;
     HANDOFF_RETURN_IF_ERROR(store_.DeleteTimer(txn, *t));
+    timer_floor_ = *t;
     ++fired;
     IntentRecord r;
     Status s = Load(txn, t->id, &r);

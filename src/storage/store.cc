@@ -301,9 +301,9 @@ Status Store::DeleteTimer(Txn& txn, const TimerEntry& timer) {
   return txn.Delete(timers_, TimerKey(timer));
 }
 
-Result<std::optional<TimerEntry>> Store::FirstTimer(const Txn& txn) const {
+Result<std::optional<TimerEntry>> Store::FirstTimer(const Txn& txn, const TimerEntry* from) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, timers_));
-  if (!cursor.First()) {
+  if (!(from != nullptr ? cursor.Seek(TimerKey(*from)) : cursor.First())) {
     HANDOFF_RETURN_IF_ERROR(cursor.status());
     return std::optional<TimerEntry>();
   }

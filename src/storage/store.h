@@ -36,6 +36,15 @@ struct TimerEntry {
   uint32_t attempt = 0;
 };
 
+// The order of the timers table: by fire time, then intent id, then kind.
+inline bool TimerBefore(const TimerEntry& a, const TimerEntry& b) {
+  if (a.fire_at_ms != b.fire_at_ms) {
+    return static_cast<uint64_t>(a.fire_at_ms) < static_cast<uint64_t>(b.fire_at_ms);
+  }
+  if (a.id != b.id) return a.id < b.id;
+  return static_cast<unsigned char>(a.kind) < static_cast<unsigned char>(b.kind);
+}
+
 class Store {
  public:
   // Opens the environment in `dir`, creates missing tables and checks the schema version.
@@ -92,8 +101,10 @@ class Store {
   // Timers, in firing order.
   Status PutTimer(Txn& txn, const TimerEntry& timer);
   Status DeleteTimer(Txn& txn, const TimerEntry& timer);
-  // The earliest timer, or nullopt.
-  Result<std::optional<TimerEntry>> FirstTimer(const Txn& txn) const;
+  // The earliest timer, or nullopt; with `from`, the earliest not before it (the caller knows
+  // no earlier timer exists).
+  Result<std::optional<TimerEntry>> FirstTimer(const Txn& txn,
+                                               const TimerEntry* from = nullptr) const;
 
   // Peer links: per-peer counters ("out/<peer>", "in/<peer>"; 0 when unset) and the outbox of
   // messages each peer has not acknowledged yet.

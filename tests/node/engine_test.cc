@@ -154,6 +154,32 @@ TEST_CASE("RedeliversAfterLeaseExpiryWithTheLatestCheckpoint") {
   }
 }
 
+TEST_CASE("AnIntentBackInTheQueueIsDeliveredBeforeNewerOnes") {
+  // DeliverNext searches from the last intent it took; an older one queued again (its lease
+  // ran out) must still come first.
+  EngineFixture f;
+  IntentId old = f.Send("agent://acme/prod/worker", 1000);
+  f.clock().Advance(1);
+  IntentId middle = f.Send();
+  auto d = f.Deliver();
+  REQUIRE(d.has_value());
+  CHECK(d->record.id == old);
+  auto d2 = f.Deliver();
+  REQUIRE(d2.has_value());
+  CHECK(d2->record.id == middle);
+  IntentId newer = f.Send();
+  f.clock().Advance(1000);
+  f.ExpireLeases();  // `old` is queued again, behind where the search left off
+  auto again = f.Deliver();
+  REQUIRE(again.has_value());
+  CHECK(again->record.id == old);
+  CHECK(again->record.delivery_attempt == 2);
+  auto last = f.Deliver();
+  REQUIRE(last.has_value());
+  CHECK(last->record.id == newer);
+  CHECK_FALSE(f.Deliver().has_value());
+}
+
 TEST_CASE("HeartbeatExtendsTheLease") {
   EngineFixture f;
   IntentId id = f.Send("agent://acme/prod/worker", 1000);

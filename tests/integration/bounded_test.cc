@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -235,6 +236,39 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   for (const std::string& id : accepted) REQUIRE(client->Purge(id).ok());
   CHECK(Eventually([&] { return client->Send(Work(1, 1000)).ok(); }));
   CHECK(Status(daemon)["accepting_sends"].get<bool>());
+}
+
+TEST_CASE("ACommitThatFailsRefusesItsBatchAndTheNodeGoesOn") {
+  // Completes are not charged against the room for new sends, so a result far bigger than
+  // the 6 KiB allowance can overflow the map in the Committer: that commit fails as a whole,
+  // its complete is refused, and the intent is delivered again once its lease runs out.
+  TempDir dir;
+  Daemon daemon(dir, "node-a", "map_size = \"1MiB\"");
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto receipt = client->Send(Work(21));
+  REQUIRE(receipt.ok());
+  std::atomic<int> calls{0};
+  {
+    AgentPool agents(daemon, kWorker, 1, [&](Task& task) {
+      if (calls++ == 0) return Outcome::Complete({{"huge", std::string(1000 << 10, 'r')}});
+      return DoubleOrFail(task);
+    });
+    auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
+    REQUIRE(done.ok());
+    CHECK(done->status == IntentStatus::kCompleted);
+    CHECK(done->result == Doubled(21));
+  }
+  CHECK(calls.load() == 2);
+  CHECK(daemon.running());
+  CHECK(Status(daemon)["failed_commits"].get<int64_t>() >= 1);
+  CHECK(daemon.Log().find("a commit failed and nothing of it was stored") != std::string::npos);
+  auto history = client->Events(receipt->intent_id);
+  REQUIRE(history.ok());
+  int completed = 0;
+  for (const auto& e : *history) completed += e.event_type == "intent.completed";
+  CHECK(completed == 1);  // the refused complete left no trace
+  CHECK(client->Send(Work(22)).ok());  // and the node takes new work
 }
 
 }  // namespace

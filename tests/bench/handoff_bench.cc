@@ -11,6 +11,9 @@
 //
 //   handoff-bench [--nodes 1|2] [--window 256] [--count 20000] [--payload 1024] [--no-fsync]
 //                 [--json]
+//
+// With HANDOFF_BENCH_KEEP set in the environment, the temporary directory (each daemon's log
+// and data directory) is kept and named on stderr.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -474,7 +477,11 @@ int main(int argc, char** argv) {
   for (const Daemon& d : daemons) footprints.push_back(Measure(d, dir));
   for (auto& d : daemons) StopDaemon(d);
   std::error_code ec;
-  if (!std::getenv("HANDOFF_BENCH_KEEP"))   std::filesystem::remove_all(dir, ec);
+  if (std::getenv("HANDOFF_BENCH_KEEP") != nullptr) {
+    std::fprintf(stderr, "handoff-bench: kept %s (daemon logs and data)\n", dir.c_str());
+  } else {
+    std::filesystem::remove_all(dir, ec);
+  }
 
   const double rps = out.seconds > 0 ? static_cast<double>(out.latency_us.size()) / out.seconds : 0;
   const int64_t p50 = Percentile(out.latency_us, 0.50);

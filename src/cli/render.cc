@@ -1,6 +1,7 @@
 #include "cli/render.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 #include "base/time_format.h"
@@ -228,9 +229,17 @@ std::string StatusText(const Json& s) {
     }
     rows.push_back({"intents:", counts.empty() ? "none" : counts});
   }
-  for (const char* key : {"commits", "purged"}) {
-    if (s.contains(key)) rows.push_back({std::string(key) + ":", Compact(s[key])});
+  if (s.contains("commits")) {
+    std::string commits = Compact(s["commits"]);
+    if (s.contains("commit_us_avg") && s["commits"].is_number() && s["commits"].get<int64_t>() > 0) {
+      char timing[96];
+      std::snprintf(timing, sizeof(timing), " (%.2f ms each on average, slowest %.2f ms)",
+                    s.value("commit_us_avg", 0.0) / 1000.0, s.value("commit_us_max", 0.0) / 1000.0);
+      commits += timing;
+    }
+    rows.push_back({"commits:", commits});
   }
+  if (s.contains("purged")) rows.push_back({"purged:", Compact(s["purged"])});
   if (s.contains("accepting_sends")) {
     rows.push_back({"sends:", s["accepting_sends"].get<bool>()
                                   ? "accepted"

@@ -516,6 +516,8 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("deliveries", stats_.deliveries);
   w.Field("rejected", stats_.rejected);
   w.Field("failed_commits", stats_.failed_commits);
+  w.Field("commit_us_avg", stats_.commits > 0 ? stats_.commit_us_total / stats_.commits : 0);
+  w.Field("commit_us_max", stats_.commit_us_max);
   w.Field("purged", stats_.purged);
   w.Field("accepting_sends", !refusing_sends_);
   w.Field("refused_sends", refused_sends_);

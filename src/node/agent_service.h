@@ -43,6 +43,10 @@ struct NodeStats {
   uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
   uint64_t purged = 0;          // ended intents deleted (retention or purge)
   uint64_t space_in_use = 0;    // bytes of live data in the map at the last check
+  // Time the Committer took for the commits that succeeded: applying their writes plus LMDB's
+  // commit (page writes and fsync), in microseconds; total and the slowest.
+  uint64_t commit_us_total = 0;
+  uint64_t commit_us_max = 0;
 };
 
 // Space a new intent is charged against the store's room when it is sent, on top of its

@@ -409,6 +409,9 @@ void Node::OnCommitted(const Status& s) {
     return;
   }
   ++stats_.commits;
+  const auto took = static_cast<uint64_t>(committer_->last_apply_us() + committer_->last_commit_us());
+  stats_.commit_us_total += took;
+  stats_.commit_us_max = std::max(stats_.commit_us_max, took);
   stats_.writes += done->write_requests;
   stats_.deliveries += done->pushes.size();
   stats_.purged += done->batch.purged;

@@ -1,5 +1,7 @@
 #include "storage/committer.h"
 
+#include <chrono>
+
 namespace handoff::storage {
 
 Committer::Committer(Env& env, std::function<void()> on_done)
@@ -29,6 +31,8 @@ std::optional<Status> Committer::TakeResult() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!result_) return std::nullopt;
   busy_ = false;
+  last_apply_us_ = apply_us_;
+  last_commit_us_ = commit_us_;
   std::optional<Status> out = std::move(result_);
   result_.reset();
   return out;
@@ -39,6 +43,8 @@ Status Committer::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return result_.has_value(); });
   busy_ = false;
+  last_apply_us_ = apply_us_;
+  last_commit_us_ = commit_us_;
   Status out = std::move(*result_);
   result_.reset();
   return out;
@@ -51,13 +57,23 @@ void Committer::Loop() {
     if (job_ == nullptr) return;  // stopping with nothing left to commit
     const WriteSet* writes = job_;
     lock.unlock();
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point start = Clock::now();
+    Clock::time_point applied = start;
     Status s = [&]() -> Status {
       HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(env_));
       HANDOFF_RETURN_IF_ERROR(writes->ApplyTo(txn));
+      applied = Clock::now();
       return txn.Commit();
     }();
+    const Clock::time_point end = Clock::now();
+    auto us = [](Clock::duration d) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    };
     lock.lock();
     job_ = nullptr;
+    apply_us_ = us(applied - start);
+    commit_us_ = us(end - applied);
     result_ = std::move(s);
     cv_.notify_all();
     if (on_done_) {

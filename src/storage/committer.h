@@ -42,6 +42,10 @@ class Committer {
   std::optional<Status> TakeResult();
   // Blocks until the running commit finishes and returns its result (OK when none runs).
   Status Wait();
+  // How long the commit whose result was taken last took, in microseconds: applying the
+  // write set, and LMDB's commit (its page writes and syncs).
+  int64_t last_apply_us() const { return last_apply_us_; }
+  int64_t last_commit_us() const { return last_commit_us_; }
 
  private:
   void Loop();
@@ -53,6 +57,10 @@ class Committer {
   std::condition_variable cv_;
   const WriteSet* job_ = nullptr;  // guarded by mu_
   std::optional<Status> result_;   // guarded by mu_
+  int64_t apply_us_ = 0;           // guarded by mu_: of the finished commit
+  int64_t commit_us_ = 0;          // guarded by mu_
+  int64_t last_apply_us_ = 0;      // owner's copies, set when a result is taken
+  int64_t last_commit_us_ = 0;
   bool stop_ = false;              // guarded by mu_
   std::thread thread_;
 };

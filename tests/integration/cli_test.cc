@@ -237,9 +237,15 @@ TEST_CASE("EventsListAndStatusShowTheLifecycle") {
   CHECK(status["intents"]["SUBMITTED"] == 1);
   CHECK(status["intents"]["CANCELED"] == 1);
   CHECK(status["fsync"] == true);
+  // Every commit took some time (applying its writes and an fsync); the slowest at least the
+  // average.
+  REQUIRE(status["commits"].get<int64_t>() >= 3);
+  CHECK(status["commit_us_avg"].get<int64_t>() > 0);
+  CHECK(status["commit_us_max"].get<int64_t>() >= status["commit_us_avg"].get<int64_t>());
   auto text = f.Ctl({"status"});
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("node-a") != std::string::npos);
+  CHECK(text.out.find("ms each on average, slowest") != std::string::npos);
 }
 
 TEST_CASE("AuditShowsTheNodeWideTrailAndFollowsIt") {

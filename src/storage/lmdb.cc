@@ -45,6 +45,12 @@ Status MdbStatus(int rc, std::string_view what) {
 }
 
 Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions& options) {
+  // LMDB numbers named tables from 2 (0 is its freelist, 1 its main table); a write set holds
+  // every number the environment can hand out.
+  if (options.max_tables + 2 > WriteSet::kMaxTables) {
+    return Status::InvalidArgument("at most " + std::to_string(WriteSet::kMaxTables - 2) +
+                                   " tables");
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create data directory " + dir + ": " + ec.message());
@@ -281,7 +287,6 @@ Result<Cursor> Cursor::Open(const Txn& txn, Table table) {
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening a cursor");
   Cursor c(cursor);
   if (txn.top_ != nullptr) {
-    if (table >= WriteSet::kMaxTables) return Status::InvalidArgument("table number too large");
     c.merge_ = std::make_unique<Merge>();
     c.merge_->top = txn.top_;
     c.merge_->table = table;

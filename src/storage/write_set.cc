@@ -84,13 +84,4 @@ Status WriteSet::ApplyTo(Txn& txn) const {
   return Status::OK();
 }
 
-void WriteSet::Clear() {
-  for (Map& map : tables_) map.clear();
-  blocks_.clear();
-  free_ = nullptr;
-  free_bytes_ = 0;
-  writes_ = 0;
-  bytes_ = 0;
-}
-
 }  // namespace handoff::storage

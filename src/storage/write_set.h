@@ -13,10 +13,8 @@
 #define HANDOFF_STORAGE_WRITE_SET_H_
 
 #include <cstddef>
-#include <functional>
 #include <map>
 #include <memory>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -45,7 +43,6 @@ class WriteSet {
   const Entry* Find(Table table, std::string_view key) const;
   // The table's entries (empty when untouched). The reference stays valid as long as the set.
   const Map& table(Table table) const { return tables_.at(table); }
-  Map& mutable_table(Table table) { return tables_.at(table); }
 
   // Applies every entry to a write transaction of the LMDB environment; keys past a table's
   // last one are appended (MDB_APPEND).
@@ -56,9 +53,8 @@ class WriteSet {
   // Bytes of the keys and values written, counting a key again each time it is rewritten: at
   // least what applying the set adds to the store's data.
   uint64_t bytes() const { return bytes_; }
-  void Clear();
 
-  // The largest table number (LMDB dbi) a write set holds.
+  // Table numbers (LMDB dbis) a write set holds: 0 to kMaxTables - 1.
   static constexpr size_t kMaxTables = 64;
 
  private:

@@ -306,6 +306,10 @@ class Engine {
   Status Enqueue(Txn& txn, const std::string& address, const IntentId& id);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
+  // Loads a leased intent an agent reports on (heartbeat, checkpoint), checks the lease and
+  // moves it to IN_PROGRESS if it is not there yet.
+  Status LoadForWork(Txn& txn, Batch& batch, const IntentId& id, uint32_t* attempt,
+                     IntentRecord* r);
   void ArmLease(const IntentRecord& r);
 
   storage::Store& store_;

@@ -62,15 +62,19 @@ Result<IntentRecord> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id, uin
   return r;
 }
 
+Status Engine::LoadForWork(Txn& txn, Batch& batch, const IntentId& id, uint32_t* attempt,
+                           IntentRecord* r) {
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
+  HANDOFF_RETURN_IF_ERROR(CheckLease(*r, attempt));
+  if (r->status == IntentStatus::kInProgress) return Status::OK();
+  return Transition(txn, batch, *r, IntentStatus::kInProgress, "intent.in_progress", r->to_agent,
+                    AttemptDetails(*attempt));
+}
+
 Result<HeartbeatResult> Engine::Heartbeat(Txn& txn, Batch& batch, const IntentId& id,
                                           uint32_t attempt) {
   IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (r.status != IntentStatus::kInProgress) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
-                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
-  }
+  HANDOFF_RETURN_IF_ERROR(LoadForWork(txn, batch, id, &attempt, &r));
   ArmLease(r);
   return HeartbeatResult{r, clock_.NowMs() + r.lease_ms};
 }
@@ -79,12 +83,7 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
                                         uint32_t attempt, std::string_view state) {
   HANDOFF_RETURN_IF_ERROR(CheckSize("checkpoint", state.size()));
   IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
-  if (r.status != IntentStatus::kInProgress) {
-    HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kInProgress,
-                                       "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
-  }
+  HANDOFF_RETURN_IF_ERROR(LoadForWork(txn, batch, id, &attempt, &r));
   HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kCheckpoint, state));
   r.has_checkpoint = true;
   MsgWriter details;

@@ -378,10 +378,14 @@ void Node::MaybeStartCommit() {
   }
   // Nothing to store, and nothing before it is pending: what it holds is durable already.
   std::unique_ptr<Pending> done = std::move(next_);
-  SendAll(done->replies);
-  SendAll(done->pushes);
-  SendAll(done->answers);
-  AfterPeers(done->batch, done->acks);
+  SendHeld(*done);
+}
+
+void Node::SendHeld(const Held& held) {
+  SendAll(held.replies);
+  SendAll(held.pushes);
+  SendAll(held.answers);
+  AfterPeers(held.batch, held.acks);
 }
 
 void Node::OnCommitted(const Status& s) {
@@ -416,10 +420,7 @@ void Node::OnCommitted(const Status& s) {
   stats_.deliveries += done->pushes.size();
   stats_.purged += done->batch.purged;
   for (const IntentId& id : done->batch.released) receivers_.Release(id);
-  SendAll(done->replies);
-  SendAll(done->pushes);
-  SendAll(done->answers);
-  AfterPeers(done->batch, done->acks);
+  SendHeld(*done);
 }
 
 void Node::FinishCommits() {

@@ -119,6 +119,8 @@ class Node {
   // The Committer finished `committing_` with `s`: send what it held, or fail it and every
   // turn after it.
   void OnCommitted(const Status& s);
+  // Sends what a durable batch held: replies, deliveries, answered waits, peer acks.
+  void SendHeld(const Held& held);
   // Waits until every pending turn is committed (or failed).
   void FinishCommits();
   // Answers a failed batch's requests with `why` and undoes its in-memory holds.

@@ -30,18 +30,17 @@ std::optional<Status> Committer::TakeResult() {
   if (!busy_) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
   if (!result_) return std::nullopt;
-  busy_ = false;
-  last_apply_us_ = apply_us_;
-  last_commit_us_ = commit_us_;
-  std::optional<Status> out = std::move(result_);
-  result_.reset();
-  return out;
+  return TakeLocked();
 }
 
 Status Committer::Wait() {
   if (!busy_) return Status::OK();
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return result_.has_value(); });
+  return TakeLocked();
+}
+
+Status Committer::TakeLocked() {
   busy_ = false;
   last_apply_us_ = apply_us_;
   last_commit_us_ = commit_us_;

@@ -49,6 +49,8 @@ class Committer {
 
  private:
   void Loop();
+  // Takes the finished commit's result and timings; requires mu_ held and result_ set.
+  Status TakeLocked();
 
   Env& env_;
   std::function<void()> on_done_;

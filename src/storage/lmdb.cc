@@ -306,17 +306,10 @@ Cursor::~Cursor() {
 }
 
 bool Cursor::Move(MDB_cursor_op op, std::string_view seek) {
-  MDB_val k = Val(seek);
-  MDB_val v{0, nullptr};
-  int rc = mdb_cursor_get(cursor_, &k, &v, op);
-  if (rc != MDB_SUCCESS) {
-    status_ = rc == MDB_NOTFOUND ? Status::OK() : MdbStatus(rc, "cursor");
-    key_ = value_ = {};
-    return false;
-  }
-  key_ = View(k);
-  value_ = View(v);
-  return true;
+  status_ = Status::OK();
+  if (BaseMove(cursor_, op, seek, &key_, &value_, &status_)) return true;
+  key_ = value_ = {};
+  return false;
 }
 
 // Where MergeTo puts every source: at the first or last key, at the first key >=, > the given

@@ -96,7 +96,6 @@ class Txn {
   void Abort();
 
   bool is_write() const { return write_; }
-  bool is_layered() const { return top_ != nullptr; }
   MDB_txn* raw() const { return txn_; }
 
   // Opens a named table, creating it in a write transaction.

@@ -87,6 +87,9 @@ Status ReadApproval(const MapReader& m, Approval* out);
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r);
 void WriteEventFields(MsgWriter& w, const EventRecord& e);
 
+// The stored form of records (the values of the intents and events tables): a compact binary
+// encoding private to a data directory. Decode also reads the msgpack maps earlier versions
+// stored.
 std::string EncodeIntent(const IntentRecord& r);
 std::string EncodeEvent(const EventRecord& e);
 
@@ -96,6 +99,8 @@ Status ReadEventFields(const MapReader& m, EventRecord* e);
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes);
 Result<EventRecord> DecodeEvent(std::string_view bytes);
+// The audit seq of a stored event (0: none), without decoding the rest of it.
+Result<uint64_t> StoredEventAuditSeq(std::string_view bytes);
 
 }  // namespace handoff
 

@@ -142,13 +142,8 @@ Status Store::PurgeIntent(Txn& txn, const IntentId& id) {
   const std::string_view prefix = id.bytes();
   bool more = cursor.Seek(EventKey(id, 0));
   while (more && cursor.key().substr(0, prefix.size()) == prefix) {
-    // Only the audit seq is needed: read that field, not the whole event.
     const uint32_t seq = ReadU32(cursor.key().substr(prefix.size()));
-    auto handle = Unpack(cursor.value());
-    if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
-    HANDOFF_ASSIGN_OR_RETURN(MapReader event, MapReader::From(handle->get(), "event record"));
-    uint64_t audit_seq = 0;
-    HANDOFF_RETURN_IF_ERROR(event.OptUint("audit_seq", &audit_seq));
+    HANDOFF_ASSIGN_OR_RETURN(const uint64_t audit_seq, StoredEventAuditSeq(cursor.value()));
     if (audit_seq != 0) {
       std::string key;
       AppendU64(&key, audit_seq);

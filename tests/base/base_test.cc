@@ -244,6 +244,164 @@ TEST_CASE("RecordsRoundTrip") {
   CHECK(DecodeEvent("\x90").status().IsCorruption());
 }
 
+// Every field of both records survives the stored form, including the optional parts.
+TEST_CASE("StoredRecordsKeepEveryField") {
+  IntentRecord r;
+  r.id = NewIntentId(1'700'000'000'000);
+  r.intent_type = "intent.test.v1";
+  r.from_agent = "agent://a/b/c";
+  r.to_agent = "agent://a/b/d";
+  r.correlation_id = "corr";
+  r.parent_id = "parent";
+  r.origin_node = "node-a";
+  r.target_node = "node-b";
+  r.lease_ms = -5;
+  r.status = IntentStatus::kTimedOut;
+  r.waiting_reason = "approval";
+  r.delivery_attempt = 7;
+  r.has_checkpoint = true;
+  r.error = ErrorInfo{"deadline_exceeded", "too late", false};
+  r.created_at_ms = 1;
+  r.updated_at_ms = 2;
+  r.seq = 12;
+  r.deadline_ms = 99;
+  r.max_attempts = 4;
+  r.retry_initial_ms = 250;
+  r.retry_multiplier = 1.5;
+  r.retry_max_ms = 9000;
+  r.last_error = ErrorInfo{"exit_status", "crashed", true};
+  r.idempotency_key = "key-1";
+  r.reply_to = "agent://a/b/r";
+  r.replay_of = "0190c0de-0000-7000-8000-000000000000";
+  r.approval = Approval{"ship it?", {"yes", "no"}, "agent://a/b/c", 5, true, "yes",
+                        "fine", "operator", 6};
+  r.remote_seq = uint64_t{1} << 40;
+  const std::string stored = EncodeIntent(r);
+  auto back = DecodeIntent(stored);
+  REQUIRE(back.ok());
+  CHECK(back->id == r.id);
+  CHECK(back->intent_type == r.intent_type);
+  CHECK(back->from_agent == r.from_agent);
+  CHECK(back->to_agent == r.to_agent);
+  CHECK(back->correlation_id == r.correlation_id);
+  CHECK(back->parent_id == r.parent_id);
+  CHECK(back->origin_node == r.origin_node);
+  CHECK(back->target_node == r.target_node);
+  CHECK(back->lease_ms == r.lease_ms);
+  CHECK(back->status == r.status);
+  CHECK(back->waiting_reason == r.waiting_reason);
+  CHECK(back->delivery_attempt == r.delivery_attempt);
+  CHECK(back->has_checkpoint);
+  CHECK(back->error == r.error);
+  CHECK(back->created_at_ms == 1);
+  CHECK(back->updated_at_ms == 2);
+  CHECK(back->seq == 12);
+  CHECK(back->deadline_ms == 99);
+  CHECK(back->max_attempts == 4);
+  CHECK(back->retry_initial_ms == 250);
+  CHECK(back->retry_multiplier == 1.5);
+  CHECK(back->retry_max_ms == 9000);
+  CHECK(back->last_error == r.last_error);
+  CHECK(back->idempotency_key == r.idempotency_key);
+  CHECK(back->reply_to == r.reply_to);
+  CHECK(back->replay_of == r.replay_of);
+  REQUIRE(back->approval.has_value());
+  CHECK(back->approval->question == "ship it?");
+  CHECK(back->approval->outcomes == std::vector<std::string>{"yes", "no"});
+  CHECK(back->approval->requested_by == "agent://a/b/c");
+  CHECK(back->approval->requested_at_ms == 5);
+  CHECK(back->approval->mid_work);
+  CHECK(back->approval->decision == "yes");
+  CHECK(back->approval->comment == "fine");
+  CHECK(back->approval->decided_by == "operator");
+  CHECK(back->approval->decided_at_ms == 6);
+  CHECK(back->remote_seq == r.remote_seq);
+
+  // Every cut of the stored bytes, and a byte too many, is corruption, never a crash.
+  for (size_t n = 0; n < stored.size(); ++n) {
+    CHECK(DecodeIntent(stored.substr(0, n)).status().IsCorruption());
+  }
+  CHECK(DecodeIntent(stored + "x").status().IsCorruption());
+  std::string bad_status = stored;
+  bad_status[1 + IntentId::kSize + 7 * 4 + r.intent_type.size() + r.from_agent.size() +
+             r.to_agent.size() + r.correlation_id.size() + r.parent_id.size() +
+             r.origin_node.size() + r.target_node.size() + 8] = 42;
+  CHECK(DecodeIntent(bad_status).status().IsCorruption());
+
+  EventRecord e;
+  e.id = r.id;
+  e.seq = 4;
+  e.event_type = "intent.completed";
+  e.status = IntentStatus::kCompleted;
+  e.at_ms = 77;
+  e.node = "node-a";
+  e.actor = "agent://a/b/d";
+  e.details = std::string("\x81\xa1\x61\x01", 4);
+  e.audit_seq = 31;
+  const std::string stored_event = EncodeEvent(e);
+  auto eb = DecodeEvent(stored_event);
+  REQUIRE(eb.ok());
+  CHECK(eb->id == e.id);
+  CHECK(eb->seq == 4);
+  CHECK(eb->event_type == e.event_type);
+  CHECK(eb->status == e.status);
+  CHECK(eb->at_ms == 77);
+  CHECK(eb->node == e.node);
+  CHECK(eb->actor == e.actor);
+  CHECK(eb->details == e.details);
+  CHECK(eb->audit_seq == 31);
+  CHECK(StoredEventAuditSeq(stored_event).value() == 31);
+  for (size_t n = 0; n < stored_event.size(); ++n) {
+    CHECK(DecodeEvent(stored_event.substr(0, n)).status().IsCorruption());
+  }
+}
+
+// Data directories written before the binary stored form hold msgpack maps: still read.
+TEST_CASE("RecordsStoredAsMsgpackMapsAreStillRead") {
+  IntentRecord r;
+  r.id = NewIntentId(1'700'000'000'000);
+  r.intent_type = "intent.test.v1";
+  r.from_agent = "agent://a/b/c";
+  r.to_agent = "agent://a/b/d";
+  r.origin_node = "node-a";
+  r.status = IntentStatus::kWaiting;
+  r.waiting_reason = "approval";
+  r.seq = 3;
+  r.approval = Approval{"ok?", {}, "agent://a/b/c", 5, false, "", "", "", 0};
+  MsgWriter w;
+  w.BeginMap();
+  WriteIntentFields(w, r);
+  w.EndMap();
+  auto back = DecodeIntent(w.Release());
+  REQUIRE(back.ok());
+  CHECK(back->id == r.id);
+  CHECK(back->status == IntentStatus::kWaiting);
+  CHECK(back->waiting_reason == "approval");
+  CHECK(back->seq == 3);
+  REQUIRE(back->approval.has_value());
+  CHECK(back->approval->question == "ok?");
+
+  EventRecord e;
+  e.id = r.id;
+  e.seq = 2;
+  e.event_type = "intent.submitted";
+  e.status = IntentStatus::kSubmitted;
+  e.node = "node-a";
+  e.actor = "agent://a/b/c";
+  MsgWriter ew;
+  ew.BeginMap();
+  WriteEventFields(ew, e);
+  ew.Field("audit_seq", uint64_t{8});
+  ew.EndMap();
+  const std::string old_event = ew.Release();
+  CHECK(StoredEventAuditSeq(old_event).value() == 8);
+  auto eb = DecodeEvent(old_event);
+  REQUIRE(eb.ok());
+  CHECK(eb->seq == 2);
+  CHECK(eb->event_type == "intent.submitted");
+  CHECK(eb->audit_seq == 8);
+}
+
 TEST_CASE("StatusNamesAndCodesRoundTrip") {
   for (int i = 0; i < kIntentStatusCount; ++i) {
     auto s = static_cast<IntentStatus>(i);

@@ -2,6 +2,10 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 namespace handoff {
 namespace {
@@ -33,31 +37,49 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
 }
 
 // The stored form of records: a version byte, then every field in a fixed order, integers
-// little-endian and strings length-prefixed. Records are encoded and decoded on every turn,
-// and a msgpack map spent most of that on its ~30 field names; the stored form is private to
-// a data directory (wire messages stay msgpack maps). Records written by earlier versions, as
-// msgpack maps, are still read: a map never starts with kStoredV1.
+// little-endian and fixed-width, strings length-prefixed, optional parts behind a presence
+// byte. Records are encoded and decoded on every turn, and a msgpack map spent most of that on
+// its ~30 field names; the stored form is private to a data directory (wire messages stay
+// msgpack maps). Records written by earlier versions, as msgpack maps, are still read: a map
+// never starts with kStoredV1.
+//
+// The order is written once, in the Fields functions below, and both directions follow it:
+// BinWriter and BinReader each take every field type through operator(), one writing it and
+// the other reading into it.
 constexpr char kStoredV1 = 0x01;
 
 class BinWriter {
  public:
-  explicit BinWriter(size_t reserve) { out_.reserve(reserve); }
-  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void Bool(bool v) { U8(v ? 1 : 0); }
-  void U32(uint32_t v) { Fixed(v); }
-  void U64(uint64_t v) { Fixed(v); }
-  void I64(int64_t v) { Fixed(static_cast<uint64_t>(v)); }
-  void F64(double v) {
+  explicit BinWriter(size_t reserve) {
+    out_.reserve(reserve);
+    out_.push_back(kStoredV1);
+  }
+  std::string Release() { return std::move(out_); }
+
+  void operator()(bool v) { out_.push_back(v ? 1 : 0); }
+  void operator()(IntentStatus v) { out_.push_back(static_cast<char>(v)); }
+  void operator()(uint32_t v) { Fixed(v); }
+  void operator()(uint64_t v) { Fixed(v); }
+  void operator()(int64_t v) { Fixed(static_cast<uint64_t>(v)); }
+  void operator()(double v) {
     uint64_t bits;
     std::memcpy(&bits, &v, sizeof(bits));
     Fixed(bits);
   }
-  void Str(std::string_view v) {
-    U32(static_cast<uint32_t>(v.size()));
+  void operator()(const IntentId& v) { out_.append(v.bytes()); }
+  void operator()(const std::string& v) {
+    Fixed(static_cast<uint32_t>(v.size()));
     out_.append(v);
   }
-  void Raw(std::string_view v) { out_.append(v); }
-  std::string Release() { return std::move(out_); }
+  void operator()(const std::vector<std::string>& v) {
+    Fixed(static_cast<uint32_t>(v.size()));
+    for (const std::string& s : v) (*this)(s);
+  }
+  template <typename T>
+  void operator()(const std::optional<T>& v) {
+    (*this)(v.has_value());
+    if (v) Fields(*this, *v);
+  }
 
  private:
   template <typename T>
@@ -69,36 +91,53 @@ class BinWriter {
   std::string out_;
 };
 
-// Reads what BinWriter wrote; every read checks the bounds, and the first failure sticks.
+// Reads what BinWriter wrote (after the version byte); every read checks the bounds, and the
+// first failure sticks: the caller checks done() once at the end.
 class BinReader {
  public:
   explicit BinReader(std::string_view in) : in_(in) {}
-  bool ok() const { return ok_; }
+  // Everything read, nothing left over.
   bool done() const { return ok_ && in_.empty(); }
-  void Fail() { ok_ = false; }
-
-  uint8_t U8() { return Take(1) ? static_cast<uint8_t>(last_[0]) : 0; }
-  bool Bool() { return U8() != 0; }
-  uint32_t U32() { return static_cast<uint32_t>(Fixed(4)); }
   uint64_t U64() { return Fixed(8); }
-  int64_t I64() { return static_cast<int64_t>(Fixed(8)); }
-  double F64() {
-    uint64_t bits = Fixed(8);
-    double v;
+
+  void operator()(bool& v) { v = Fixed(1) != 0; }
+  void operator()(IntentStatus& v) {
+    const uint64_t n = Fixed(1);
+    if (n >= kIntentStatusCount) ok_ = false;
+    v = static_cast<IntentStatus>(ok_ ? n : 0);
+  }
+  void operator()(uint32_t& v) { v = static_cast<uint32_t>(Fixed(4)); }
+  void operator()(uint64_t& v) { v = Fixed(8); }
+  void operator()(int64_t& v) { v = static_cast<int64_t>(Fixed(8)); }
+  void operator()(double& v) {
+    const uint64_t bits = Fixed(8);
     std::memcpy(&v, &bits, sizeof(v));
-    return v;
   }
-  void Str(std::string* out) {
-    uint32_t n = U32();
-    if (Take(n)) out->assign(last_);
+  void operator()(IntentId& v) {
+    if (!Take(IntentId::kSize)) return;
+    auto id = IntentId::FromBytes(last_);
+    if (id.ok()) v = *id;
+    ok_ = ok_ && id.ok();
   }
-  std::string_view Raw(size_t n) { return Take(n) ? last_ : std::string_view(); }
+  void operator()(std::string& v) {
+    const auto n = static_cast<size_t>(Fixed(4));
+    if (Take(n)) v.assign(last_);
+  }
+  void operator()(std::vector<std::string>& v) {
+    const uint64_t n = Fixed(4);
+    for (uint64_t i = 0; i < n && ok_; ++i) (*this)(v.emplace_back());
+  }
+  template <typename T>
+  void operator()(std::optional<T>& v) {
+    bool present = false;
+    (*this)(present);
+    if (present) Fields(*this, v.emplace());
+  }
 
  private:
   bool Take(size_t n) {
     if (!ok_ || in_.size() < n) {
       ok_ = false;
-      last_ = {};
       return false;
     }
     last_ = in_.substr(0, n);
@@ -115,162 +154,87 @@ class BinReader {
   bool ok_ = true;
 };
 
-void PutError(BinWriter& w, const std::optional<ErrorInfo>& e) {
-  w.Bool(e.has_value());
-  if (!e) return;
-  w.Str(e->code);
-  w.Str(e->message);
-  w.Bool(e->retryable);
+// Io is BinWriter (with const records) or BinReader.
+template <typename Io, typename E>
+void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, ErrorInfo> {
+  io(e.code);
+  io(e.message);
+  io(e.retryable);
 }
 
-void GetError(BinReader& r, std::optional<ErrorInfo>* out) {
-  if (!r.Bool()) return;
-  ErrorInfo e;
-  r.Str(&e.code);
-  r.Str(&e.message);
-  e.retryable = r.Bool();
-  *out = std::move(e);
+template <typename Io, typename A>
+void Fields(Io& io, A& a) requires std::is_same_v<std::remove_const_t<A>, Approval> {
+  io(a.question);
+  io(a.outcomes);
+  io(a.requested_by);
+  io(a.requested_at_ms);
+  io(a.mid_work);
+  io(a.decision);
+  io(a.comment);
+  io(a.decided_by);
+  io(a.decided_at_ms);
 }
 
-void GetStatus(BinReader& r, IntentStatus* out) {
-  const uint8_t v = r.U8();
-  if (v >= kIntentStatusCount) {
-    r.Fail();
-    return;
-  }
-  *out = static_cast<IntentStatus>(v);
+template <typename Io, typename R>
+void Fields(Io& io, R& r) requires std::is_same_v<std::remove_const_t<R>, IntentRecord> {
+  io(r.id);
+  io(r.intent_type);
+  io(r.from_agent);
+  io(r.to_agent);
+  io(r.correlation_id);
+  io(r.parent_id);
+  io(r.origin_node);
+  io(r.target_node);
+  io(r.lease_ms);
+  io(r.status);
+  io(r.waiting_reason);
+  io(r.delivery_attempt);
+  io(r.has_checkpoint);
+  io(r.error);
+  io(r.created_at_ms);
+  io(r.updated_at_ms);
+  io(r.seq);
+  io(r.deadline_ms);
+  io(r.max_attempts);
+  io(r.retry_initial_ms);
+  io(r.retry_multiplier);
+  io(r.retry_max_ms);
+  io(r.last_error);
+  io(r.idempotency_key);
+  io(r.reply_to);
+  io(r.replay_of);
+  io(r.approval);
+  io(r.remote_seq);
 }
 
-Result<IntentId> GetId(BinReader& r) {
-  std::string_view bytes = r.Raw(IntentId::kSize);
-  if (!r.ok()) return Status::Corruption("truncated");
-  return IntentId::FromBytes(bytes);
+// audit_seq comes last: StoredEventAuditSeq reads it from the end.
+template <typename Io, typename E>
+void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventRecord> {
+  io(e.id);
+  io(e.seq);
+  io(e.event_type);
+  io(e.status);
+  io(e.at_ms);
+  io(e.node);
+  io(e.actor);
+  io(e.details);
+  io(e.audit_seq);
 }
 
-std::string EncodeStoredIntent(const IntentRecord& r) {
-  BinWriter w(256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size());
-  w.U8(static_cast<uint8_t>(kStoredV1));
-  w.Raw(r.id.bytes());
-  w.Str(r.intent_type);
-  w.Str(r.from_agent);
-  w.Str(r.to_agent);
-  w.Str(r.correlation_id);
-  w.Str(r.parent_id);
-  w.Str(r.origin_node);
-  w.Str(r.target_node);
-  w.I64(r.lease_ms);
-  w.U8(static_cast<uint8_t>(r.status));
-  w.Str(r.waiting_reason);
-  w.U32(r.delivery_attempt);
-  w.Bool(r.has_checkpoint);
-  PutError(w, r.error);
-  w.I64(r.created_at_ms);
-  w.I64(r.updated_at_ms);
-  w.U32(r.seq);
-  w.I64(r.deadline_ms);
-  w.U32(r.max_attempts);
-  w.I64(r.retry_initial_ms);
-  w.F64(r.retry_multiplier);
-  w.I64(r.retry_max_ms);
-  PutError(w, r.last_error);
-  w.Str(r.idempotency_key);
-  w.Str(r.reply_to);
-  w.Str(r.replay_of);
-  w.Bool(r.approval.has_value());
-  if (r.approval) {
-    const Approval& a = *r.approval;
-    w.Str(a.question);
-    w.U32(static_cast<uint32_t>(a.outcomes.size()));
-    for (const std::string& o : a.outcomes) w.Str(o);
-    w.Str(a.requested_by);
-    w.I64(a.requested_at_ms);
-    w.Bool(a.mid_work);
-    w.Str(a.decision);
-    w.Str(a.comment);
-    w.Str(a.decided_by);
-    w.I64(a.decided_at_ms);
-  }
-  w.U64(r.remote_seq);
+template <typename R>
+std::string EncodeStored(const R& record, size_t reserve) {
+  BinWriter w(reserve);
+  Fields(w, record);
   return w.Release();
 }
 
-Result<IntentRecord> DecodeStoredIntent(std::string_view bytes) {
-  BinReader in(bytes.substr(1));
-  IntentRecord r;
-  HANDOFF_ASSIGN_OR_RETURN(r.id, GetId(in));
-  in.Str(&r.intent_type);
-  in.Str(&r.from_agent);
-  in.Str(&r.to_agent);
-  in.Str(&r.correlation_id);
-  in.Str(&r.parent_id);
-  in.Str(&r.origin_node);
-  in.Str(&r.target_node);
-  r.lease_ms = in.I64();
-  GetStatus(in, &r.status);
-  in.Str(&r.waiting_reason);
-  r.delivery_attempt = in.U32();
-  r.has_checkpoint = in.Bool();
-  GetError(in, &r.error);
-  r.created_at_ms = in.I64();
-  r.updated_at_ms = in.I64();
-  r.seq = in.U32();
-  r.deadline_ms = in.I64();
-  r.max_attempts = in.U32();
-  r.retry_initial_ms = in.I64();
-  r.retry_multiplier = in.F64();
-  r.retry_max_ms = in.I64();
-  GetError(in, &r.last_error);
-  in.Str(&r.idempotency_key);
-  in.Str(&r.reply_to);
-  in.Str(&r.replay_of);
-  if (in.Bool()) {
-    Approval a;
-    in.Str(&a.question);
-    const uint32_t outcomes = in.U32();
-    for (uint32_t i = 0; i < outcomes && in.ok(); ++i) in.Str(&a.outcomes.emplace_back());
-    in.Str(&a.requested_by);
-    a.requested_at_ms = in.I64();
-    a.mid_work = in.Bool();
-    in.Str(&a.decision);
-    in.Str(&a.comment);
-    in.Str(&a.decided_by);
-    a.decided_at_ms = in.I64();
-    r.approval = std::move(a);
-  }
-  r.remote_seq = in.U64();
-  if (!in.done()) return Status::Corruption("truncated or overlong");
-  return r;
-}
-
-std::string EncodeStoredEvent(const EventRecord& e) {
-  BinWriter w(64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size());
-  w.U8(static_cast<uint8_t>(kStoredV1));
-  w.Raw(e.id.bytes());
-  w.U32(e.seq);
-  w.Str(e.event_type);
-  w.U8(static_cast<uint8_t>(e.status));
-  w.I64(e.at_ms);
-  w.Str(e.node);
-  w.Str(e.actor);
-  w.Str(e.details);
-  w.U64(e.audit_seq);
-  return w.Release();
-}
-
-Result<EventRecord> DecodeStoredEvent(std::string_view bytes) {
-  BinReader in(bytes.substr(1));
-  EventRecord e;
-  HANDOFF_ASSIGN_OR_RETURN(e.id, GetId(in));
-  e.seq = in.U32();
-  in.Str(&e.event_type);
-  GetStatus(in, &e.status);
-  e.at_ms = in.I64();
-  in.Str(&e.node);
-  in.Str(&e.actor);
-  in.Str(&e.details);
-  e.audit_seq = in.U64();
-  if (!in.done()) return Status::Corruption("truncated or overlong");
-  return e;
+template <typename R>
+Result<R> DecodeStored(std::string_view bytes, std::string_view what) {
+  BinReader in(bytes.substr(1));  // after the version byte
+  R record;
+  Fields(in, record);
+  if (!in.done()) return Status::Corruption(std::string(what) + ": truncated, overlong or invalid");
+  return record;
 }
 
 }  // namespace
@@ -380,9 +344,13 @@ void WriteEventFields(MsgWriter& w, const EventRecord& e) {
   if (!e.details.empty()) w.FieldRaw("details", e.details);
 }
 
-std::string EncodeIntent(const IntentRecord& r) { return EncodeStoredIntent(r); }
+std::string EncodeIntent(const IntentRecord& r) {
+  return EncodeStored(r, 256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size());
+}
 
-std::string EncodeEvent(const EventRecord& e) { return EncodeStoredEvent(e); }
+std::string EncodeEvent(const EventRecord& e) {
+  return EncodeStored(e, 64 + e.event_type.size() + e.actor.size() + e.details.size());
+}
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   HANDOFF_RETURN_IF_ERROR(ReadId(m, &r->id));
@@ -447,11 +415,7 @@ Status ReadEventFields(const MapReader& m, EventRecord* e) {
 }
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1) {
-    auto r = DecodeStoredIntent(bytes);
-    if (!r.ok()) return Status::Corruption("intent record: " + r.status().message());
-    return r;
-  }
+  if (!bytes.empty() && bytes[0] == kStoredV1) return DecodeStored<IntentRecord>(bytes, "intent record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("intent record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "intent record");
@@ -474,11 +438,7 @@ Result<uint64_t> StoredEventAuditSeq(std::string_view bytes) {
 }
 
 Result<EventRecord> DecodeEvent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1) {
-    auto e = DecodeStoredEvent(bytes);
-    if (!e.ok()) return Status::Corruption("event record: " + e.status().message());
-    return e;
-  }
+  if (!bytes.empty() && bytes[0] == kStoredV1) return DecodeStored<EventRecord>(bytes, "event record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "event record");

@@ -93,13 +93,19 @@ Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits&
                               limits.max_string, limits.max_string, limits.max_depth);
   size_t offset = 0;
   try {
-    msgpack::object_handle handle =
-        msgpack::unpack(data.data(), data.size(), offset, nullptr, nullptr, limit);
+    // The zone's first chunk sized for the message (its strings are copied in, and each field
+    // adds an object or two) rather than msgpack's default 8 KiB: a request of a kilobyte or
+    // two then takes one modest allocation. A zone that runs out adds chunks as it needs them.
+    auto zone = std::make_unique<msgpack::zone>(
+        std::clamp<size_t>(2 * data.size() + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
+    bool referenced = false;
+    msgpack::object object = msgpack::unpack(*zone, data.data(), data.size(), offset, referenced,
+                                             nullptr, nullptr, limit);
     if (offset != data.size()) {
       return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
                                      " trailing bytes after the first value");
     }
-    return handle;
+    return msgpack::object_handle(object, std::move(zone));
   } catch (const msgpack::insufficient_bytes&) {
     return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
   } catch (const msgpack::depth_size_overflow&) {
@@ -111,10 +117,44 @@ Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits&
   }
 }
 
+size_t PackedSizeBound(const msgpack::object& object) {
+  constexpr size_t kHeader = 9;  // the widest header: a type byte and 8 bytes (a float64)
+  switch (object.type) {
+    case msgpack::type::STR:
+      return kHeader + object.via.str.size;
+    case msgpack::type::BIN:
+      return kHeader + object.via.bin.size;
+    case msgpack::type::EXT:
+      return kHeader + 1 + object.via.ext.size;
+    case msgpack::type::ARRAY: {
+      size_t n = kHeader;
+      for (const msgpack::object& o : object.via.array) n += PackedSizeBound(o);
+      return n;
+    }
+    case msgpack::type::MAP: {
+      size_t n = kHeader;
+      for (const msgpack::object_kv& kv : object.via.map) {
+        n += PackedSizeBound(kv.key) + PackedSizeBound(kv.val);
+      }
+      return n;
+    }
+    default:
+      return kHeader;
+  }
+}
+
 std::string Pack(const msgpack::object& object) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, object);
-  return std::string(buffer.data(), buffer.size());
+  // msgpack's packer writes to anything with write(); this one appends to a string reserved
+  // at the size's bound, so packing allocates once (msgpack::sbuffer starts at 8 KiB).
+  struct Appender {
+    std::string* out;
+    void write(const char* p, size_t n) { out->append(p, n); }
+  };
+  std::string out;
+  out.reserve(PackedSizeBound(object));
+  Appender appender{&out};
+  msgpack::pack(appender, object);
+  return out;
 }
 
 std::string_view MsgTypeName(const msgpack::object& object) {

@@ -92,6 +92,12 @@ class MsgWriter {
     Raw(encoded);
   }
 
+  // Makes room for `bytes` more without growing again (an encoder that knows it is about to
+  // write a large value saves the copies of doubling into it).
+  void Reserve(size_t bytes) {
+    if (bytes > buffer_.data.size() - buffer_.used) buffer_.data.resize(buffer_.used + bytes);
+  }
+
   std::string_view view() const { return {buffer_.data.data(), buffer_.used}; }
   size_t size() const { return buffer_.used; }
   std::string str() const { return std::string(view()); }
@@ -144,8 +150,11 @@ struct UnpackLimits {
 // handle's zone, so the handle does not depend on `data` afterwards.
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
 
-// Encodes one decoded value again (to store a sub-object, such as a payload, as bytes).
+// Encodes one decoded value again (to store a sub-object, such as a payload, as bytes), into
+// a string allocated once at the right size.
 std::string Pack(const msgpack::object& object);
+// At least the bytes Pack(object) takes.
+size_t PackedSizeBound(const msgpack::object& object);
 
 std::string_view MsgTypeName(const msgpack::object& object);
 

@@ -1,35 +1,40 @@
 #include "storage/write_set.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+#include <type_traits>
 
 namespace handoff::storage {
 
-WriteSet::WriteSet() : tables_(kMaxTables) {}
+// The maps are never destroyed (write_set.h): nothing in them may need a destructor.
+static_assert(std::is_trivially_destructible_v<WriteSet::Entry> &&
+              std::is_trivially_destructible_v<std::string_view>);
+
+WriteSet::WriteSet() {
+  void* maps = arena_.allocate(sizeof(Map) * kMaxTables, alignof(Map));
+  tables_ = static_cast<Map*>(maps);
+  for (size_t t = 0; t < kMaxTables; ++t) new (&tables_[t]) Map(&arena_);
+}
+
+Table WriteSet::Check(Table table) {
+  if (table >= kMaxTables) {
+    std::fprintf(stderr, "handoff: write set table %u out of range\n", table);
+    std::abort();
+  }
+  return table;
+}
 
 std::string_view WriteSet::Keep(std::string_view bytes) {
   if (bytes.empty()) return {};
-  if (bytes.size() > free_bytes_) {
-    if (bytes.size() > kBlockBytes / 4) {
-      // Its own block, inserted before the current one so that block's free end stays usable.
-      std::unique_ptr<char[]> block(new char[bytes.size()]);  // not zeroed: written at once
-      std::memcpy(block.get(), bytes.data(), bytes.size());
-      std::string_view kept(block.get(), bytes.size());
-      blocks_.insert(blocks_.empty() ? blocks_.end() : std::prev(blocks_.end()), std::move(block));
-      return kept;
-    }
-    blocks_.emplace_back(new char[kBlockBytes]);  // not zeroed: filled as it is used
-    free_ = blocks_.back().get();
-    free_bytes_ = kBlockBytes;
-  }
-  std::memcpy(free_, bytes.data(), bytes.size());
-  std::string_view kept(free_, bytes.size());
-  free_ += bytes.size();
-  free_bytes_ -= bytes.size();
-  return kept;
+  char* kept = static_cast<char*>(arena_.allocate(bytes.size(), 1));
+  std::memcpy(kept, bytes.data(), bytes.size());
+  return {kept, bytes.size()};
 }
 
 void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
-  Map& map = tables_.at(table);
+  Map& map = tables_[Check(table)];
   auto it = map.lower_bound(key);
   if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
   it->second.value = Keep(value);
@@ -39,7 +44,7 @@ void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
 }
 
 void WriteSet::Erase(Table table, std::string_view key) {
-  Map& map = tables_.at(table);
+  Map& map = tables_[Check(table)];
   auto it = map.lower_bound(key);
   if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
   it->second.value = {};
@@ -49,14 +54,14 @@ void WriteSet::Erase(Table table, std::string_view key) {
 }
 
 const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key) const {
-  const Map& map = tables_.at(table);
+  const Map& map = tables_[Check(table)];
   if (map.empty()) return nullptr;
   auto it = map.find(key);
   return it == map.end() ? nullptr : &it->second;
 }
 
 Status WriteSet::ApplyTo(Txn& txn) const {
-  for (size_t t = 0; t < tables_.size(); ++t) {
+  for (size_t t = 0; t < kMaxTables; ++t) {
     const Map& map = tables_[t];
     if (map.empty()) continue;
     const Table table = static_cast<Table>(t);

@@ -101,6 +101,9 @@ Result<Reply> DecodeReply(std::string_view frame) {
 
 void WriteIntent(MsgWriter& w, const IntentRecord& record, std::string_view payload,
                  std::string_view checkpoint, std::string_view result) {
+  // Room for the record's fields (a few hundred bytes unless it carries long strings) and the
+  // three blobs, so the encoding grows once rather than doubling its way past the payload.
+  w.Reserve(1024 + payload.size() + checkpoint.size() + result.size());
   w.BeginMap();
   WriteIntentFields(w, record);
   w.FieldRaw("payload", payload);

@@ -58,7 +58,12 @@ Status Engine::Recover() {
   });
 }
 
-Status Engine::Flush(Txn& txn) {
+Status Engine::Flush(Txn& txn, Batch& batch) {
+  HANDOFF_RETURN_IF_ERROR(FlushRecords(txn));
+  return EmitUpdates(txn, batch);
+}
+
+Status Engine::FlushRecords(Txn& txn) {
   for (const IntentId& id : unflushed_) {
     const std::optional<IntentRecord>& record = staged_.at(id);
     if (record) HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, *record));
@@ -68,10 +73,11 @@ Status Engine::Flush(Txn& txn) {
 }
 
 void Engine::Commit(const Batch& batch) {
-  if (!unflushed_.empty()) {
-    // A caller committed without Flush: those records are not in the store. Continuing would
-    // answer clients with state that a restart forgets.
-    spdlog::critical("{} intent record(s) committed without Engine::Flush", unflushed_.size());
+  if (!unflushed_.empty() || !updates_.empty()) {
+    // A caller committed without Flush: those records (or updates) are not in the store.
+    // Continuing would answer clients with state that a restart forgets.
+    spdlog::critical("{} intent record(s) and {} update(s) committed without Engine::Flush",
+                     unflushed_.size(), updates_.size());
     std::abort();
   }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
@@ -88,6 +94,8 @@ void Engine::Commit(const Batch& batch) {
 Status Engine::Rollback() {
   staged_.clear();
   unflushed_.clear();
+  updates_.clear();
+  update_of_.clear();
   cache_.Clear();
   return Recover();
 }
@@ -137,7 +145,7 @@ void Engine::Put(const IntentRecord& r) {
   unflushed_.insert(r.id);
 }
 
-Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
+Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
                       std::string_view actor, std::string details) {
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
@@ -156,11 +164,16 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   if (!IsReplica(r)) return Status::OK();
 
   // The origin keeps the whole history: every event here goes back to it, in order, with the
-  // state it leaves and any checkpoint or result it stored.
-  wire::RemoteUpdate u;
+  // state the last one leaves and any checkpoint or result stored (EmitUpdates).
+  auto [at, added] = update_of_.try_emplace(r.id, updates_.size());
+  if (added) {
+    updates_.emplace_back();
+    updates_.back().peer = r.origin_node;
+  }
+  PendingUpdate& pending = updates_[at->second];
+  wire::RemoteUpdate& u = pending.update;
   u.id = r.id;
   u.remote_seq = r.seq;
-  u.event = e;
   u.status = r.status;
   u.delivery_attempt = r.delivery_attempt;
   u.waiting_reason = r.waiting_reason;
@@ -168,15 +181,9 @@ Status Engine::Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view 
   u.last_error = r.last_error;
   u.approval = r.approval;
   u.has_checkpoint = r.has_checkpoint;
-  if (event_type == "intent.checkpointed") {
-    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &u.checkpoint));
-  }
-  if (r.status == IntentStatus::kCompleted) {
-    Status s = store_.GetBlob(txn, r.id, BlobKind::kResult, &u.result);
-    if (!s.ok() && !s.IsNotFound()) return s;
-  }
-  return Emit(txn, batch, r.origin_node, wire::peer_kind::kUpdate,
-              [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
+  if (event_type == "intent.checkpointed") pending.checkpointed = true;
+  u.events.push_back(std::move(e));
+  return Status::OK();
 }
 
 Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
@@ -186,7 +193,7 @@ Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus 
   const IntentStatus from = r.status;
   r.status = to;
   if (to != IntentStatus::kWaiting) r.waiting_reason.clear();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, event_type, actor, std::move(details)));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, event_type, actor, std::move(details)));
   --batch.status_delta[static_cast<size_t>(from)];
   ++batch.status_delta[static_cast<size_t>(to)];
   if (IsLeased(from) && !IsLeased(to)) {
@@ -300,7 +307,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     created_details = d.Release();
   }
   HANDOFF_RETURN_IF_ERROR(
-      Record(txn, batch, r, "intent.created", r.from_agent, std::move(created_details)));
+      Record(txn, r, "intent.created", r.from_agent, std::move(created_details)));
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   if (r.deadline_ms != 0) {
@@ -402,7 +409,7 @@ Status Engine::Events(const Txn& txn, const IntentId& id, uint32_t since, size_t
 }
 
 Status Engine::List(Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) {
-  if (txn.is_write()) HANDOFF_RETURN_IF_ERROR(Flush(txn));
+  if (txn.is_write()) HANDOFF_RETURN_IF_ERROR(FlushRecords(txn));
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     if (filter.status && r.status != *filter.status) return true;
     if (!filter.to_agent.empty() && r.to_agent != filter.to_agent) return true;

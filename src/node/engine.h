@@ -146,8 +146,9 @@ class Engine {
   Status Recover();
 
   // Writes the intent records this turn changed, each once however many transitions it went
-  // through. Call after the turn's last change, before committing the transaction.
-  Status Flush(Txn& txn);
+  // through, and the updates for the origins of replicas, one per intent however many events
+  // it recorded. Call after the turn's last change, before committing the transaction.
+  Status Flush(Txn& txn, Batch& batch);
   // Applies a committed batch's effects to the in-memory state. The turn must be flushed.
   void Commit(const Batch& batch);
   // After a batch failed to commit: rebuilds the in-memory state from the store, dropping
@@ -271,12 +272,21 @@ class Engine {
   // Stages the record: Load sees it at once, Flush stores it, Commit caches it.
   void Put(const IntentRecord& r);
   // Appends an event for the record's current status and stages the record. On the
-  // destination of a forwarded intent, also queues the event as an update to the origin.
-  Status Record(Txn& txn, Batch& batch, IntentRecord& r, std::string_view event_type,
+  // destination of a forwarded intent, also adds the event to the intent's update for the
+  // origin (sent at Flush).
+  Status Record(Txn& txn, IntentRecord& r, std::string_view event_type,
                 std::string_view actor, std::string details);
-  // Writes one data message for `peer` to the outbox, numbered on that link.
+  // Writes the staged records (Flush without the updates).
+  Status FlushRecords(Txn& txn);
+  // Writes one data message for `peer` to the outbox, numbered on that link. The updates
+  // gathered so far go first, so every peer receives messages in the order of the changes
+  // they carry.
   Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
               const std::function<void(MsgWriter&)>& body);
+  Status EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
+                 const std::function<void(MsgWriter&)>& body);
+  // Writes the gathered updates to the outbox, in the order their intents first recorded.
+  Status EmitUpdates(Txn& txn, Batch& batch);
   // Another node delivers this intent; this one only mirrors its state.
   bool IsRemote(const IntentRecord& r) const;
   // This node delivers an intent whose origin is another node.
@@ -332,6 +342,17 @@ class Engine {
   mutable RecordCache cache_{kRecordCacheCapacity};
   std::unordered_map<IntentId, std::optional<IntentRecord>, IntentIdHash> staged_;
   std::unordered_set<IntentId, IntentIdHash> unflushed_;  // staged records not yet stored
+  // The events replicas recorded since the last Flush, for their origins: one update per
+  // intent carrying all of them and the state the last one left (a delivery records received
+  // and delivered in one turn, and they cross the link, are stored and are applied as one
+  // message rather than two).
+  struct PendingUpdate {
+    std::string peer;
+    wire::RemoteUpdate update;
+    bool checkpointed = false;  // one of the events saved a checkpoint: the update carries it
+  };
+  std::vector<PendingUpdate> updates_;
+  std::unordered_map<IntentId, size_t, IntentIdHash> update_of_;  // index in updates_
 };
 
 }  // namespace handoff::node

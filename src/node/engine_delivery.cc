@@ -91,7 +91,7 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   details.Field("attempt", attempt);
   details.Field("bytes", static_cast<uint64_t>(state.size()));
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.checkpointed", r.to_agent, details.Release()));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.checkpointed", r.to_agent, details.Release()));
   ArmLease(r);
   return r;
 }

@@ -39,7 +39,7 @@ Status Engine::OnEnded(Txn& txn, Batch& batch, IntentRecord& r) {
     details.Field("reply_intent_id", reply->record.id.ToString());
     details.Field("reply_to", r.reply_to);
     details.EndMap();
-    return Record(txn, batch, r, "intent.reply_sent", "system", details.Release());
+    return Record(txn, r, "intent.reply_sent", "system", details.Release());
   }
   // A reply that cannot be made (its payload too big, say) must not undo the ending itself.
   if (reply.status().IsIOError() || reply.status().IsResourceExhausted() ||
@@ -52,7 +52,7 @@ Status Engine::OnEnded(Txn& txn, Batch& batch, IntentRecord& r) {
   details.Field("code", CodeName(reply.status().code()));
   details.Field("message", reply.status().message());
   details.EndMap();
-  return Record(txn, batch, r, "intent.reply_failed", "system", details.Release());
+  return Record(txn, r, "intent.reply_failed", "system", details.Release());
 }
 
 Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
@@ -88,7 +88,7 @@ Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
   details.Field("replay_intent_id", replay.record.id.ToString());
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(
-      Record(txn, batch, r, "intent.replayed", actor.empty() ? "operator" : actor, details.Release()));
+      Record(txn, r, "intent.replayed", actor.empty() ? "operator" : actor, details.Release()));
   if (r.status == IntentStatus::kFailed && options_.retention_ms > 0) {
     // A dead letter no longer once replayed: kept for the retention, like any ended intent.
     HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kPurge, r,

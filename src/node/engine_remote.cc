@@ -19,6 +19,32 @@ bool Engine::IsReplica(const IntentRecord& r) const {
 
 Status Engine::Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                     const std::function<void(MsgWriter&)>& body) {
+  HANDOFF_RETURN_IF_ERROR(EmitUpdates(txn, batch));
+  return EmitNow(txn, batch, peer, kind, body);
+}
+
+Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
+  if (updates_.empty()) return Status::OK();
+  std::vector<PendingUpdate> updates = std::move(updates_);
+  updates_.clear();
+  update_of_.clear();
+  for (PendingUpdate& pending : updates) {
+    wire::RemoteUpdate& u = pending.update;
+    if (pending.checkpointed) {
+      HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, u.id, BlobKind::kCheckpoint, &u.checkpoint));
+    }
+    if (u.status == IntentStatus::kCompleted) {
+      Status s = store_.GetBlob(txn, u.id, BlobKind::kResult, &u.result);
+      if (!s.ok() && !s.IsNotFound()) return s;
+    }
+    HANDOFF_RETURN_IF_ERROR(EmitNow(txn, batch, pending.peer, wire::peer_kind::kUpdate,
+                                    [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); }));
+  }
+  return Status::OK();
+}
+
+Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
+                       const std::function<void(MsgWriter&)>& body) {
   const std::string counter = "out/" + peer;
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
   const uint64_t seq = last + 1;
@@ -73,7 +99,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   details.BeginMap();
   details.Field("from_node", peer);
   details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, batch, r, "intent.received", "system", details.Release()));
+  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.received", "system", details.Release()));
   HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   if (r.deadline_ms != 0) {
@@ -92,19 +118,21 @@ Status Engine::RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& pee
   u.error =
       ErrorInfo{"rejected_by_node",
                 "node " + options_.node_name + " refused the intent: " + why.message(), false};
-  u.event.id = id;
-  u.event.seq = 1;
-  u.event.event_type = "intent.rejected";
-  u.event.status = IntentStatus::kFailed;
-  u.event.at_ms = clock_.NowMs();
-  u.event.node = options_.node_name;
-  u.event.actor = "system";
+  EventRecord e;
+  e.id = id;
+  e.seq = 1;
+  e.event_type = "intent.rejected";
+  e.status = IntentStatus::kFailed;
+  e.at_ms = clock_.NowMs();
+  e.node = options_.node_name;
+  e.actor = "system";
   MsgWriter details;
   details.BeginMap();
   details.Field("code", CodeName(why.code()));
   details.Field("message", why.message());
   details.EndMap();
-  u.event.details = details.Release();
+  e.details = details.Release();
+  u.events.push_back(std::move(e));
   return Emit(txn, batch, peer, wire::peer_kind::kUpdate,
               [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); });
 }
@@ -125,11 +153,12 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     return Status::OK();
   }
   if (u.remote_seq <= r.remote_seq) return Status::OK();  // already applied
+  const uint64_t applied = r.remote_seq;
   r.remote_seq = u.remote_seq;
   if (IsTerminal(r.status)) {
     // Ended here first (canceled, say): the destination's later events do not change it.
     spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
-                  IntentStatusName(r.status), u.event.event_type, peer);
+                  IntentStatusName(r.status), u.events.back().event_type, peer);
     Put(r);
     return Status::OK();
   }
@@ -147,12 +176,17 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   if (u.approval) r.approval = u.approval;  // an update never erases a recorded decision
   r.has_checkpoint = u.has_checkpoint;
   r.updated_at_ms = clock_.NowMs();
-  ++r.seq;
-  EventRecord e = u.event;  // as it happened there: its node, time, actor and details
-  e.id = r.id;
-  e.seq = r.seq;
-  e.status = r.status;
-  HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
+  for (size_t i = 0; i < u.events.size(); ++i) {
+    // As it happened there: its node, time, actor, details and the status it left; numbered
+    // in this node's history. An event this node has (its seq there at or below the last
+    // one applied) is not recorded twice.
+    if (u.events[i].seq != 0 && u.events[i].seq <= applied) continue;
+    EventRecord e = u.events[i];
+    e.id = r.id;
+    e.seq = ++r.seq;
+    if (i + 1 == u.events.size()) e.status = r.status;  // the last: the state it leaves
+    HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
+  }
   Put(r);
   if (from != r.status) {
     --batch.status_delta[static_cast<size_t>(from)];

@@ -327,7 +327,7 @@ void Node::Turn(Inbound& in) {
     if (s.ok()) s = engine_->FireTimers(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = engine_->ExpireLeases(*txn, batch, options_.max_batch).status();
     if (s.ok()) s = Deliver(*txn, batch, &turn.pushes, &turn.assigned);
-    if (s.ok()) s = engine_->Flush(*txn);
+    if (s.ok()) s = engine_->Flush(*txn, batch);
   }
   if (!s.ok()) {
     txn->Abort();

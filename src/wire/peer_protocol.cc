@@ -13,8 +13,11 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a peer message"));
   uint64_t version = 0;
   HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
-  if (version != kPeerProtocolVersion) {
-    return Status::InvalidArgument("unsupported peer protocol version " + std::to_string(version));
+  if (version < kOldestPeerProtocolVersion || version > kPeerProtocolVersion) {
+    return Status::InvalidArgument("unsupported peer protocol version " + std::to_string(version) +
+                                   "; this handoffd speaks versions " +
+                                   std::to_string(kOldestPeerProtocolVersion) + " to " +
+                                   std::to_string(kPeerProtocolVersion));
   }
   PeerMessage msg;
   HANDOFF_RETURN_IF_ERROR(m.String("kind", &msg.kind));
@@ -82,10 +85,14 @@ std::string EncodePeerPing(std::string_view from, uint64_t boot) {
 void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
   w.Field("intent_id", u.id.ToText().view());
   w.Field("remote_seq", u.remote_seq);
-  w.Key("event");
-  w.BeginMap();
-  WriteEventFields(w, u.event);
-  w.EndMap();
+  w.Key("events");
+  w.BeginArray();
+  for (const EventRecord& e : u.events) {
+    w.BeginMap();
+    WriteEventFields(w, e);
+    w.EndMap();
+  }
+  w.EndArray();
   w.Field("status", IntentStatusName(u.status));
   w.Field("delivery_attempt", u.delivery_attempt);
   if (!u.waiting_reason.empty()) w.Field("waiting_reason", u.waiting_reason);
@@ -113,10 +120,18 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
   HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &id));
   HANDOFF_ASSIGN_OR_RETURN(u.id, IntentId::Parse(id));
   HANDOFF_RETURN_IF_ERROR(m.Uint("remote_seq", &u.remote_seq));
-  std::optional<MapReader> event;
-  HANDOFF_RETURN_IF_ERROR(m.OptMap("event", &event));
-  if (!event) return Status::InvalidArgument("update without an event");
-  HANDOFF_RETURN_IF_ERROR(ReadEventFields(*event, &u.event));
+  if (const msgpack::object* events = m.Find("events")) {
+    if (events->type != msgpack::type::ARRAY) return WrongType("events", "an array", *events);
+    for (const msgpack::object& item : events->via.array) {
+      HANDOFF_ASSIGN_OR_RETURN(MapReader event, MapReader::From(item, "an update's event"));
+      HANDOFF_RETURN_IF_ERROR(ReadEventFields(event, &u.events.emplace_back()));
+    }
+  } else {
+    std::optional<MapReader> event;  // version 1: one event
+    HANDOFF_RETURN_IF_ERROR(m.OptMap("event", &event));
+    if (event) HANDOFF_RETURN_IF_ERROR(ReadEventFields(*event, &u.events.emplace_back()));
+  }
+  if (u.events.empty()) return Status::InvalidArgument("update without an event");
   HANDOFF_RETURN_IF_ERROR(m.String("status", &status));
   auto parsed = ParseIntentStatus(status);
   if (!parsed) return Status::InvalidArgument("update with unknown status '" + status + "'");

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/msgpack_io.h"
 #include "base/records.h"
@@ -24,13 +25,17 @@
 
 namespace handoff::wire {
 
-inline constexpr uint64_t kPeerProtocolVersion = 1;
+// Version 2: an update carries every event one turn at the destination recorded for an intent
+// (`events`), where version 1 carried one (`event`). A node reads both and writes version 2;
+// a node of version 1 refuses version 2 messages, so upgrade every node of a cluster together.
+inline constexpr uint64_t kPeerProtocolVersion = 2;
+inline constexpr uint64_t kOldestPeerProtocolVersion = 1;
 
 namespace peer_kind {
 inline constexpr std::string_view kPing = "ping";        // sender -> receiver: say where we are
 inline constexpr std::string_view kAck = "ack";          // receiver -> sender: applied up to
 inline constexpr std::string_view kIntent = "intent";    // origin -> destination: a new intent
-inline constexpr std::string_view kUpdate = "update";    // destination -> origin: an event
+inline constexpr std::string_view kUpdate = "update";    // destination -> origin: events
 inline constexpr std::string_view kControl = "control";  // origin -> destination: cancel
 }  // namespace peer_kind
 
@@ -63,11 +68,12 @@ class PeerMessageBuilder {
 std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked);
 std::string EncodePeerPing(std::string_view from, uint64_t boot);
 
-// An event that happened at the destination of a forwarded intent, with the state it left.
+// Events that happened at the destination of a forwarded intent, with the state the last one
+// left.
 struct RemoteUpdate {
   IntentId id;
-  uint64_t remote_seq = 0;  // the event's seq at the destination
-  EventRecord event;
+  uint64_t remote_seq = 0;          // the last event's seq at the destination
+  std::vector<EventRecord> events;  // in the order recorded; at least one
   IntentStatus status = IntentStatus::kSubmitted;
   uint32_t delivery_attempt = 0;
   std::string waiting_reason;
@@ -75,8 +81,8 @@ struct RemoteUpdate {
   std::optional<ErrorInfo> last_error;
   std::optional<Approval> approval;
   bool has_checkpoint = false;
-  std::string checkpoint;  // encoded value when this event saved one, else empty
-  std::string result;      // encoded value when this event completed the intent, else empty
+  std::string checkpoint;  // encoded value when one of the events saved one, else empty
+  std::string result;      // encoded value when the events completed the intent, else empty
 };
 
 void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u);

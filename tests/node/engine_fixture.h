@@ -51,7 +51,7 @@ class EngineFixture {
     REQUIRE(txn.ok());
     Batch batch;
     Status s = fn(*txn, batch);
-    if (s.ok()) s = engine_->Flush(*txn);
+    if (s.ok()) s = engine_->Flush(*txn, batch);
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) {
       txn->Abort();

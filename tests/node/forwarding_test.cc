@@ -38,7 +38,7 @@ struct TestNode {
     REQUIRE(txn.ok());
     Batch batch;
     Status s = fn(*txn, batch);
-    if (s.ok()) s = engine->Flush(*txn);
+    if (s.ok()) s = engine->Flush(*txn, batch);
     if (s.ok()) s = txn->Commit();
     if (!s.ok()) {
       txn->Abort();
@@ -221,10 +221,27 @@ TEST_CASE("TheDestinationsLifecycleReachesTheOriginWithCheckpointAndResult") {
   CHECK(nodes == std::vector<std::string>{"node-a", "node-a", "node-b", "node-b", "node-b",
                                           "node-b", "node-b", "node-b"});
 
+  // Each event at the origin keeps the status it left at the destination (the update that
+  // carried ack, in_progress and checkpointed together ended IN_PROGRESS, but the acknowledged
+  // event still says ACKNOWLEDGED).
+  const std::vector<EventRecord> there = n.b.Events(id);
+  const std::vector<EventRecord> here = n.a.Events(id);
+  REQUIRE(there.size() == 6);
+  REQUIRE(here.size() == 8);
+  for (size_t i = 0; i < there.size(); ++i) {
+    CAPTURE(i);
+    CHECK(here[i + 2].event_type == there[i].event_type);
+    CHECK(here[i + 2].status == there[i].status);
+    CHECK(here[i + 2].at_ms == there[i].at_ms);
+  }
+  CHECK(there[2].status == IntentStatus::kAcknowledged);
+
   // Every update retransmitted: nothing changes, no second event.
   for (const auto& entry : n.b.Outbox("node-a")) n.a.Receive(entry.frame);
   CHECK(n.a.Events(id).size() == 8);
-  CHECK(shipped == 6);
+  // One update per intent per transaction at the destination, however many events it
+  // recorded: received; delivered; acknowledged, in_progress and checkpointed; completed.
+  CHECK(shipped == 4);
 }
 
 TEST_CASE("LinkMessagesApplyInOrderAndExactlyOnce") {

@@ -1,9 +1,11 @@
 #include "storage/lmdb.h"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <system_error>
 
 #include "storage/write_set.h"
@@ -14,6 +16,10 @@ namespace {
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 
 std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+// A missing key is an everyday answer, not an error: its message is short enough to be held
+// without an allocation.
+constexpr const char* kKeyNotFound = "key not found";
 
 }  // namespace
 
@@ -158,7 +164,7 @@ Status Txn::Get(Table table, std::string_view key, std::string_view* value) cons
       if (below_[i] != nullptr) entry = below_[i]->Find(table, key);
     }
     if (entry != nullptr) {
-      if (entry->erased) return Status::NotFound("get: key not found");
+      if (entry->erased) return Status::NotFound(kKeyNotFound);
       *value = entry->value;
       return Status::OK();
     }
@@ -166,6 +172,7 @@ Status Txn::Get(Table table, std::string_view key, std::string_view* value) cons
   MDB_val k = Val(key);
   MDB_val v;
   int rc = mdb_get(txn_, table, &k, &v);
+  if (rc == MDB_NOTFOUND) return Status::NotFound(kKeyNotFound);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "get");
   *value = View(v);
   return Status::OK();
@@ -243,7 +250,13 @@ struct Cursor::Merge {
   };
   WriteSet* top = nullptr;
   Table table = 0;
-  std::vector<Layer> layers;  // newest first
+  // Newest first: the top and the layers below it that touch the table (held inline: a
+  // cursor is opened several times per request).
+  static constexpr size_t kMaxLayers = 3;
+  std::array<Layer, kMaxLayers> slots;
+  size_t count = 0;
+  std::span<Layer> layers() { return {slots.data(), count}; }
+  void Add(const WriteSet::Map* map) { slots[count++] = Layer{map, {}, false}; }
   // LMDB, the oldest source.
   bool base_valid = false;
   std::string_view base_key, base_value;
@@ -291,10 +304,11 @@ Result<Cursor> Cursor::Open(const Txn& txn, Table table) {
     c.merge_->top = txn.top_;
     c.merge_->table = table;
     // The top layer always takes part: DeleteCurrent writes its tombstones there.
-    c.merge_->layers.push_back({&txn.top_->table(table), {}, false});
+    static_assert(1 + std::tuple_size_v<decltype(txn.below_)> <= Merge::kMaxLayers);
+    c.merge_->Add(&txn.top_->table(table));
     for (const WriteSet* below : txn.below_) {
       if (below != nullptr && !below->table(table).empty()) {
-        c.merge_->layers.push_back({&below->table(table), {}, false});
+        c.merge_->Add(&below->table(table));
       }
     }
   }
@@ -350,7 +364,7 @@ bool Cursor::MergeTo(Place place, std::string_view key) {
   Merge& m = *merge_;
   status_ = Status::OK();
   m.forward = place == Place::kFirst || place == Place::kAtOrAfter || place == Place::kAfter;
-  for (Merge::Layer& layer : m.layers) {
+  for (Merge::Layer& layer : m.layers()) {
     const WriteSet::Map& map = *layer.map;
     switch (place) {
       case Place::kFirst:
@@ -409,7 +423,7 @@ bool Cursor::MergeTo(Place place, std::string_view key) {
 void Cursor::Step(bool forward) {
   Merge& m = *merge_;
   const std::string& at = m.current;
-  for (Merge::Layer& layer : m.layers) {
+  for (Merge::Layer& layer : m.layers()) {
     if (!layer.valid || layer.it->first != at) continue;
     if (forward) {
       layer.valid = ++layer.it != layer.map->end();
@@ -431,7 +445,7 @@ bool Cursor::Settle() {
     const WriteSet::Entry* entry = nullptr;
     std::string_view best;
     bool found = false;
-    for (const Merge::Layer& layer : m.layers) {
+    for (const Merge::Layer& layer : m.layers()) {
       if (!layer.valid) continue;
       std::string_view key = layer.it->first;
       if (!found || (m.forward ? key < best : key > best)) {

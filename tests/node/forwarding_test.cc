@@ -244,6 +244,67 @@ TEST_CASE("TheDestinationsLifecycleReachesTheOriginWithCheckpointAndResult") {
   CHECK(shipped == 4);
 }
 
+TEST_CASE("UpdatesGatheredInATurnLeaveBeforeAnyLaterMessageToThatPeer") {
+  // node-b also routes to node-a: an agent there sends an intent back mid-turn.
+  ManualClock clock;
+  TestNode a{"node-a", clock, {{"agent://acme/prod/*", "node-b"}}};
+  TestNode b{"node-b", clock, {{"agent://acme/lab/*", "node-a"}}};
+  IntentId id;
+  REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
+               SendParams p;
+               p.intent_type = "intent.remote.v1";
+               p.from_agent = "agent://acme/lab/sender";
+               p.to_agent = kRemoteAgent;
+               p.payload = Payload();
+               auto r = a.engine->Send(txn, batch, p);
+               if (r.ok()) id = r->record.id;
+               return r.status();
+             }).ok());
+  Pump(a, b, "node-b");
+  const size_t before = b.Outbox("node-a").size();  // the update with intent.received
+
+  // One turn: delivered (an update starts), an intent for node-a (must follow that update),
+  // then acknowledged and in progress (a new update, after the intent, with both events).
+  REQUIRE(b.Write([&](Txn& txn, Batch& batch) {
+               HANDOFF_RETURN_IF_ERROR(b.engine->DeliverNext(txn, batch, kRemoteAgent).status());
+               SendParams p;
+               p.intent_type = "intent.answer.v1";
+               p.from_agent = kRemoteAgent;
+               p.to_agent = "agent://acme/lab/sender";
+               p.payload = Payload();
+               HANDOFF_RETURN_IF_ERROR(b.engine->Send(txn, batch, p).status());
+               return b.engine->Ack(txn, batch, id, 1, true).status();
+             }).ok());
+  auto entries = b.Outbox("node-a");
+  REQUIRE(entries.size() == before + 3);
+  std::vector<std::string> kinds;
+  std::vector<std::vector<std::string>> events;
+  for (size_t i = before; i < entries.size(); ++i) {
+    auto msg = wire::DecodePeerMessage(entries[i].frame);
+    REQUIRE(msg.ok());
+    kinds.push_back(msg->kind);
+    std::vector<std::string> types;
+    if (msg->kind == wire::peer_kind::kUpdate) {
+      auto u = wire::ReadRemoteUpdate(*msg->body);
+      REQUIRE(u.ok());
+      for (const EventRecord& e : u->events) types.push_back(e.event_type);
+    }
+    events.push_back(types);
+  }
+  CHECK(kinds == std::vector<std::string>{"update", "intent", "update"});
+  CHECK(events[0] == std::vector<std::string>{"intent.delivered"});
+  CHECK(events[2] == std::vector<std::string>{"intent.acknowledged", "intent.in_progress"});
+
+  // Applied in that order, the origin's history is complete and in order.
+  Pump(b, a, "node-a");
+  std::vector<std::string> types;
+  for (const auto& e : a.Events(id)) types.push_back(e.event_type);
+  CHECK(types == std::vector<std::string>{"intent.created", "intent.submitted", "intent.received",
+                                          "intent.delivered", "intent.acknowledged",
+                                          "intent.in_progress"});
+  CHECK(a.Get(id).record.status == IntentStatus::kInProgress);
+}
+
 TEST_CASE("LinkMessagesApplyInOrderAndExactlyOnce") {
   Pair n;
   IntentId first = n.Send();

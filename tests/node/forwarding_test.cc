@@ -117,26 +117,29 @@ std::string Payload() {
   return w.str();
 }
 
+// Sends an intent from node `a` to kRemoteAgent, which a's routes give to another node.
+IntentId SendRemote(TestNode& a) {
+  IntentId id;
+  REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
+             SendParams p;
+             p.intent_type = "intent.remote.v1";
+             p.from_agent = "agent://acme/lab/sender";
+             p.to_agent = kRemoteAgent;
+             p.payload = Payload();
+             p.correlation_id = "corr-1";
+             auto r = a.engine->Send(txn, batch, p);
+             if (r.ok()) id = r->record.id;
+             return r.status();
+           }).ok());
+  return id;
+}
+
 struct Pair {
   ManualClock clock;
   TestNode a{"node-a", clock, {{"agent://acme/prod/*", "node-b"}}};
   TestNode b{"node-b", clock, {}};
 
-  IntentId Send() {
-    IntentId id;
-    REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
-               SendParams p;
-               p.intent_type = "intent.remote.v1";
-               p.from_agent = "agent://acme/lab/sender";
-               p.to_agent = kRemoteAgent;
-               p.payload = Payload();
-               p.correlation_id = "corr-1";
-               auto r = a.engine->Send(txn, batch, p);
-               if (r.ok()) id = r->record.id;
-               return r.status();
-             }).ok());
-    return id;
-  }
+  IntentId Send() { return SendRemote(a); }
 };
 
 TEST_CASE("ARoutedIntentIsStoredAtTheOriginAndForwardedThroughTheOutbox") {
@@ -249,17 +252,7 @@ TEST_CASE("UpdatesGatheredInATurnLeaveBeforeAnyLaterMessageToThatPeer") {
   ManualClock clock;
   TestNode a{"node-a", clock, {{"agent://acme/prod/*", "node-b"}}};
   TestNode b{"node-b", clock, {{"agent://acme/lab/*", "node-a"}}};
-  IntentId id;
-  REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
-               SendParams p;
-               p.intent_type = "intent.remote.v1";
-               p.from_agent = "agent://acme/lab/sender";
-               p.to_agent = kRemoteAgent;
-               p.payload = Payload();
-               auto r = a.engine->Send(txn, batch, p);
-               if (r.ok()) id = r->record.id;
-               return r.status();
-             }).ok());
+  const IntentId id = SendRemote(a);
   Pump(a, b, "node-b");
   const size_t before = b.Outbox("node-a").size();  // the update with intent.received
 

@@ -39,6 +39,10 @@ Status Engine::CheckSize(std::string_view what, size_t size) const {
 
 Status Engine::Recover() {
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, store_.BeginRead());
+  return Recover(txn);
+}
+
+Status Engine::Recover(const Txn& txn) {
   counts_.fill(0);
   leases_ = LeaseTable();
   ready_.clear();
@@ -92,12 +96,17 @@ void Engine::Commit(const Batch& batch) {
 }
 
 Status Engine::Rollback() {
+  HANDOFF_ASSIGN_OR_RETURN(Txn txn, store_.BeginRead());
+  return Rollback(txn);
+}
+
+Status Engine::Rollback(const Txn& view) {
   staged_.clear();
   unflushed_.clear();
   updates_.clear();
   update_of_.clear();
   cache_.Clear();
-  return Recover();
+  return Recover(view);
 }
 
 void Engine::ExpireLeaseNow(const IntentId& id) { leases_.ExpireNow(id); }

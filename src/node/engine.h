@@ -144,6 +144,8 @@ class Engine {
   // Rebuilds the in-memory state from the store: status counts, leases (re-armed for a full
   // lease from now), addresses with queued work. Call once before anything else.
   Status Recover();
+  // The same, reading through `txn` (a view with the writes not yet in LMDB on top).
+  Status Recover(const Txn& txn);
 
   // Writes the intent records this turn changed, each once however many transitions it went
   // through, and the updates for the origins of replicas, one per intent however many events
@@ -151,8 +153,11 @@ class Engine {
   Status Flush(Txn& txn, Batch& batch);
   // Applies a committed batch's effects to the in-memory state. The turn must be flushed.
   void Commit(const Batch& batch);
-  // After a batch failed to commit: rebuilds the in-memory state from the store, dropping
-  // whatever the batch's calls changed in memory.
+  // After a batch failed to commit: rebuilds the in-memory state from `view` (the store with
+  // the durable batches not yet in LMDB on top), dropping whatever the batch's calls changed
+  // in memory.
+  Status Rollback(const Txn& view);
+  // The same, reading the store alone (nothing durable is waiting outside LMDB).
   Status Rollback();
   // Makes the lease of `id` expire at the next ExpireLeases (its connection is gone).
   void ExpireLeaseNow(const IntentId& id);

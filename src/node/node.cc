@@ -107,7 +107,7 @@ Status Node::Init() {
   }
   wake_read_fd_ = fds[0];
   wake_write_fd_ = fds[1];
-  committer_ = std::make_unique<storage::Committer>(store_->env(), [fd = wake_write_fd_] {
+  committer_ = std::make_unique<storage::Committer>(*store_, [fd = wake_write_fd_] {
     char byte = 1;
     [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);  // a full pipe wakes the loop anyway
   });
@@ -167,9 +167,8 @@ Status Node::Run() {
       }
     }
     if (stop_.load()) break;
-    if (committer_->busy()) {
-      if (std::optional<Status> committed = committer_->TakeResult()) OnCommitted(*committed);
-    } else if (gathering && (ready == 0 || next_->turns >= kMaxGatheredTurns ||
+    OnReport(committer_->Take());
+    if (!committer_->busy() && gathering && (ready == 0 || next_->turns >= kMaxGatheredTurns ||
                              next_->requests.size() >= options_.max_batch)) {
       MaybeStartCommit();
     }
@@ -177,7 +176,7 @@ Status Node::Run() {
     Drain(&in);
     Turn(in);
   }
-  FinishCommits();  // what was accepted before the stop is stored and answered
+  FinishCommits(true);  // what was accepted before the stop is stored and answered
   spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
                options_.name, waiters_.size(), receivers_.size());
   return Status::OK();
@@ -286,23 +285,25 @@ void Node::Turn(Inbound& in) {
   for (const auto& link : links_) trims = trims || link->TrimDue(now);
   const bool write = writes > 0 || !in.peer_data.empty() || trims || engine_->LeaseExpiryDue() ||
                      engine_->TimerDue() || HasDeliverableWork() || !undelivered_.empty();
-  const bool idle = committing_ == nullptr && next_ == nullptr;
+  const bool idle = logging_ == nullptr && next_ == nullptr;
   const auto next_wait = waiters_.NextDeadline();
   const bool waits_expired = next_wait && *next_wait <= now;
   if (requests.empty() && !write && !peer_work && (idle || !waits_expired)) {
     // Nothing to store; at most waits that timed out to answer, and with nothing pending the
     // store holds exactly what they may be told.
     if (waits_expired) {
-      auto txn = store_->BeginRead();
+      auto txn = BeginView();
       if (txn.ok()) AnswerWaiters(*txn, Batch(), nullptr);
     }
-    for (const auto& link : links_) link->Pump(*store_, now);
+    for (const auto& link : links_) link->Pump(*store_, [this] { return BeginView(); }, now);
     return;
   }
 
   if (next_ == nullptr) next_ = std::make_unique<Pending>();
+  std::array<const storage::WriteSet*, Txn::kMaxBelow> below;
+  const size_t layers = Below(&below);
   auto txn = Txn::BeginLayered(store_->env(), &next_->writes,
-                               {committing_ ? &committing_->writes : nullptr, nullptr});
+                               std::span<const storage::WriteSet* const>(below.data(), layers));
   if (!txn.ok()) {
     spdlog::error("cannot begin a transaction: {}", txn.status().ToString());
     for (const Parsed& p : requests) Reject(p.in->routing_id, p.request.rid, txn.status());
@@ -346,13 +347,10 @@ void Node::Turn(Inbound& in) {
                       : "");
     for (const IntentId& id : turn.assigned) receivers_.Release(id);
     FailPending(*gathered, s);
-    // The in-memory state holds the committing batch too: let it finish, then rebuild the
+    // The in-memory state holds the batch being logged too: let it finish, then rebuild the
     // state from the store.
-    FinishCommits();
-    Status rebuilt = engine_->Rollback();
-    if (!rebuilt.ok()) {
-      spdlog::error("rebuilding state after a failed turn: {}", rebuilt.ToString());
-    }
+    FinishCommits(false);
+    RebuildState();
     for (const Parsed& p : requests) {
       SendAll(
           {Outgoing{p.in->routing_id, wire::EncodeErrorReply(p.request.rid, s), std::nullopt, 0}});
@@ -370,10 +368,10 @@ void Node::Turn(Inbound& in) {
 }
 
 void Node::MaybeStartCommit() {
-  if (committing_ != nullptr || next_ == nullptr) return;
+  if (logging_ != nullptr || next_ == nullptr) return;
   if (!next_->writes.empty()) {
-    committing_ = std::move(next_);
-    committer_->Start(&committing_->writes);
+    logging_ = std::move(next_);
+    committer_->Start(&logging_->writes);
     return;
   }
   // Nothing to store, and nothing before it is pending: what it holds is durable already.
@@ -388,8 +386,44 @@ void Node::SendHeld(const Held& held) {
   AfterPeers(held.batch, held.acks);
 }
 
+void Node::OnReport(storage::Committer::Report report) {
+  if (report.durable) OnCommitted(*report.durable);
+  // The Committer applies batches in the order they became durable.
+  for (; report.applied > 0 && !unapplied_.empty(); --report.applied) unapplied_.pop_front();
+}
+
+size_t Node::Below(std::array<const storage::WriteSet*, Txn::kMaxBelow>* below) const {
+  size_t n = 0;
+  if (logging_) (*below)[n++] = &logging_->writes;
+  for (auto it = unapplied_.rbegin(); it != unapplied_.rend() && n < below->size(); ++it) {
+    (*below)[n++] = &(*it)->writes;
+  }
+  if (n < (logging_ ? 1 : 0) + unapplied_.size()) {
+    // The Committer holds at most kMaxHeld batches out of LMDB, and the loop takes its reports
+    // before it starts another: more layers than a Txn reads is a bug, and reading fewer
+    // would show stale data.
+    spdlog::critical("{} write sets await LMDB; a transaction reads at most {}",
+                     unapplied_.size() + (logging_ ? 1 : 0), below->size());
+    std::abort();
+  }
+  return n;
+}
+
+Result<Txn> Node::BeginView() const {
+  std::array<const storage::WriteSet*, Txn::kMaxBelow> below;
+  const size_t layers = Below(&below);
+  return Txn::BeginLayered(store_->env(), nullptr,
+                           std::span<const storage::WriteSet* const>(below.data(), layers));
+}
+
+void Node::RebuildState() {
+  auto view = BeginView();
+  Status rebuilt = view.ok() ? engine_->Rollback(*view) : view.status();
+  if (!rebuilt.ok()) spdlog::error("rebuilding state after a failure: {}", rebuilt.ToString());
+}
+
 void Node::OnCommitted(const Status& s) {
-  std::unique_ptr<Pending> done = std::move(committing_);
+  std::unique_ptr<Pending> done = std::move(logging_);
   if (!s.ok()) {
     ++stats_.failed_commits;
     if (s.IsResourceExhausted()) {
@@ -406,10 +440,7 @@ void Node::OnCommitted(const Status& s) {
     FailPending(*done, s);
     if (next_) FailPending(*next_, s);
     next_.reset();
-    Status rebuilt = engine_->Rollback();
-    if (!rebuilt.ok()) {
-      spdlog::error("rebuilding state after a failed commit: {}", rebuilt.ToString());
-    }
+    RebuildState();
     return;
   }
   ++stats_.commits;
@@ -421,12 +452,17 @@ void Node::OnCommitted(const Status& s) {
   stats_.purged += done->batch.purged;
   for (const IntentId& id : done->batch.released) receivers_.Release(id);
   SendHeld(*done);
+  // Its writes stay a layer until the Committer has applied them to LMDB; what it held is
+  // sent and goes now.
+  static_cast<Held&>(*done) = Held();
+  unapplied_.push_back(std::move(done));
 }
 
-void Node::FinishCommits() {
-  while (committing_ != nullptr) OnCommitted(committer_->Wait());
+void Node::FinishCommits(bool drain) {
+  while (logging_ != nullptr) OnReport(committer_->Wait());
   MaybeStartCommit();
-  while (committing_ != nullptr) OnCommitted(committer_->Wait());
+  while (logging_ != nullptr) OnReport(committer_->Wait());
+  if (drain) OnReport(committer_->Drain());
 }
 
 void Node::FailPending(Held& p, const Status& why) {
@@ -440,7 +476,8 @@ void Node::FailPending(Held& p, const Status& why) {
 
 uint64_t Node::PendingBytes() const {
   uint64_t bytes = 0;
-  if (committing_) bytes += committing_->writes.bytes();
+  if (logging_) bytes += logging_->writes.bytes();
+  for (const auto& p : unapplied_) bytes += p->writes.bytes();
   if (next_) bytes += next_->writes.bytes();
   return bytes;
 }

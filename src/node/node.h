@@ -5,13 +5,15 @@
 // take everything that is ready (at most max_batch per socket); apply it all, expired leases
 // and new deliveries to a write set layered over the store (storage/write_set.h). What the
 // turn must say (replies, deliveries, peer acknowledgements, answered waits) is held back with
-// its writes. The Committer thread commits the held turns' writes in ONE LMDB transaction (one
-// fsync) while the loop goes on with the next turns; when the commit is durable the loop sends
-// everything those turns held, and hands the turns gathered meanwhile to the Committer.
-// Durability therefore costs one fsync per batch of turns however many intents they carried
-// (group commit), the fsync overlaps the work of the next batch, and no client or peer ever
-// hears of a change that is not on disk. If a commit fails, nothing it (or any turn after it)
-// held is sent: those requests get the error, and the in-memory state is rebuilt from the
+// its writes. The Committer thread makes the held turns' writes durable as ONE batch (one
+// append to the write-ahead log, one flush) while the loop goes on with the next turns; when
+// the batch is durable the loop sends everything those turns held, and hands the turns
+// gathered meanwhile to the Committer. Durability therefore costs one flush per batch of
+// turns however many intents they carried (group commit), the flush overlaps the work of the
+// next batch, and no client or peer ever hears of a change that is not on disk. A durable
+// batch stays one of the loop's layers until the Committer has applied it to LMDB, a few
+// batches at a time (storage/committer.h). If a batch fails, nothing it (or any turn after
+// it) held is sent: those requests get the error, and the in-memory state is rebuilt from the
 // store.
 //
 // Thread safety: Run() on one thread; Stop() from any thread or a signal handler. The
@@ -20,7 +22,9 @@
 #ifndef HANDOFF_NODE_NODE_H_
 #define HANDOFF_NODE_NODE_H_
 
+#include <array>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -116,13 +120,23 @@ class Node {
   // Hands the gathered turns to the Committer when it is idle; sends at once what a batch
   // without writes held.
   void MaybeStartCommit();
-  // The Committer finished `committing_` with `s`: send what it held, or fail it and every
+  // Acts on what the Committer reported: OnCommitted for the batch it made durable (or
+  // failed), then drops the layers of the batches it applied to LMDB.
+  void OnReport(storage::Committer::Report report);
+  // The Committer finished `logging_` with `s`: send what it held, or fail it and every
   // turn after it.
   void OnCommitted(const Status& s);
+  // The write sets under the gathering turns, newest first: the batch being logged, then the
+  // durable ones not yet in LMDB. Returns how many it put in `below`.
+  size_t Below(std::array<const storage::WriteSet*, Txn::kMaxBelow>* below) const;
+  // A read of the store as the loop sees it: LMDB with every batch not yet in it on top.
+  Result<Txn> BeginView() const;
+  // After a failure: rebuilds the Engine's in-memory state from the view.
+  void RebuildState();
   // Sends what a durable batch held: replies, deliveries, answered waits, peer acks.
   void SendHeld(const Held& held);
-  // Waits until every pending turn is committed (or failed).
-  void FinishCommits();
+  // Waits until every pending turn is durable (or failed) and, with `drain`, applied to LMDB.
+  void FinishCommits(bool drain);
   // Answers a failed batch's requests with `why` and undoes its in-memory holds.
   void FailPending(Held& p, const Status& why);
   // Bytes the pending write sets will add to the store, at most.
@@ -165,8 +179,11 @@ class Node {
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint
   std::vector<std::unique_ptr<PeerLink>> links_;
   std::unique_ptr<storage::Committer> committer_;
-  std::unique_ptr<Pending> committing_;  // handed to the Committer
-  std::unique_ptr<Pending> next_;        // turns since, for the next commit
+  std::unique_ptr<Pending> logging_;  // handed to the Committer
+  std::unique_ptr<Pending> next_;     // turns since, for the next batch
+  // Durable batches whose writes the Committer has not applied to LMDB yet, oldest first:
+  // the loop reads through their write sets.
+  std::deque<std::unique_ptr<Pending>> unapplied_;
   // Deliveries whose push failed: returned to the queue at the next turn.
   std::vector<std::pair<IntentId, uint32_t>> undelivered_;
   int wake_read_fd_ = -1;

@@ -112,12 +112,12 @@ void Node::AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>&
     if (!s.ok()) spdlog::debug("ack to {} not sent: {}", peer, s.ToString());
   }
   const int64_t now = options_.clock->NowMs();
-  for (const auto& link : links_) link->Pump(*store_, now);
+  for (const auto& link : links_) link->Pump(*store_, [this] { return BeginView(); }, now);
 }
 
 void Node::WritePeerStatus(MsgWriter& w) const {
   const int64_t now = options_.clock->NowMs();
-  auto txn = store_->BeginRead();
+  auto txn = BeginView();
   w.Key("peers");
   w.BeginArray();
   for (const auto& link : links_) {

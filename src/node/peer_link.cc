@@ -78,7 +78,7 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
   next_send_ = std::max(next_send_, acked_ + 1);
 }
 
-void PeerLink::Pump(storage::Store& store, int64_t now) {
+void PeerLink::Pump(storage::Store& store, const BeginView& view, int64_t now) {
   if (now >= next_ping_ms_) {
     next_ping_ms_ = now + heartbeat_ms_;
     Status s = dealer_->Send(wire::EncodePeerPing(self_, boot_));
@@ -94,13 +94,13 @@ void PeerLink::Pump(storage::Store& store, int64_t now) {
     last_progress_ms_ = now;
     blocked_until_ms_ = 0;
   }
-  if (now >= blocked_until_ms_) SendFrom(store, now);
+  if (now >= blocked_until_ms_) SendFrom(store, view, now);
 }
 
-void PeerLink::SendFrom(storage::Store& store, int64_t now) {
+void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t now) {
   const uint64_t last = std::min(assigned_, acked_ + kWindow);
   if (next_send_ > last) return;
-  auto txn = store.BeginRead();
+  auto txn = view();
   if (!txn.ok()) {
     spdlog::error("link to {}: cannot read the outbox: {}", peer_.name, txn.status().ToString());
     return;

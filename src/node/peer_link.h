@@ -18,6 +18,7 @@
 #define HANDOFF_NODE_PEER_LINK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <zmq.hpp>
@@ -48,8 +49,10 @@ class PeerLink {
   void Assigned(uint64_t seq);
   // The peer (in its run `boot`) applied everything up to `acked`.
   void OnAck(uint64_t acked, uint64_t boot, int64_t now);
+  // Begins a read of the outbox as the loop sees it (what is durable, applied to LMDB or not).
+  using BeginView = std::function<Result<storage::Txn>()>;
   // Sends what is due: a ping, a retransmission, messages not yet sent.
-  void Pump(storage::Store& store, int64_t now);
+  void Pump(storage::Store& store, const BeginView& view, int64_t now);
   // When Pump next has something to do.
   int64_t NextWakeMs(int64_t now) const;
 
@@ -74,7 +77,7 @@ class PeerLink {
   static constexpr uint64_t kTrimBatch = 1024;
   static constexpr int64_t kTrimDelayMs = 1000;
 
-  void SendFrom(storage::Store& store, int64_t now);
+  void SendFrom(storage::Store& store, const BeginView& view, int64_t now);
 
   std::string self_;
   uint64_t boot_;

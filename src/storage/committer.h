@@ -1,69 +1,130 @@
-// Committer: makes write sets durable on a thread of its own.
+// Committer: makes write sets durable on a thread of its own, one flush per batch.
 //
-// Start hands it a write set; it applies the set to LMDB in one write transaction and commits
-// it (with fsync unless the environment has sync off), then calls `on_done` from its thread
-// (handoffd's loop wakes up on it). Meanwhile the loop thread goes on reading through the set
-// (Txn::BeginLayered) and collecting the next one, so the fsync of one batch overlaps the work
-// of the next: group commit without stopping the loop. One commit runs at a time.
+// Start hands it a write set (a batch: the turns the loop gathered). The thread applies the
+// set to an LMDB write transaction it keeps open (which is where a full map shows, before
+// anything is promised), appends the set to the write-ahead log and flushes the log: the
+// batch is durable, and the loop may send what it held. The transaction goes on collecting
+// later batches and is committed (its data pages flushed, its meta page written without a
+// flush of its own) once it holds kMaxHeld batches, or kMaxHeldBytes, or when no batch came
+// for kIdleCommitMs, or the log needs restarting; it records the last log seq it carries in
+// meta, so that opening the store replays only what LMDB lacks (store.h). Until a batch is in
+// LMDB its write set is one of the loop's layers (Txn::BeginLayered), so the loop and every
+// read see it; Take tells the loop how many it may drop.
 //
-// Thread safety: Start, busy, TakeResult and Wait from one thread (the owner's); the write set
-// must stay unchanged and alive until its result is taken.
+// Without a log (or for a batch too big for it), a batch is committed to LMDB and synced on
+// its own, meta page included: durable and applied at once.
+//
+// If applying or logging a batch fails, the batch fails as a whole and LMDB's transaction is
+// rebuilt from the batches held before it, which stay durable. If committing held batches
+// fails (the disk is full), they stay in the log and in the loop's layers; the Committer
+// tries again every second and refuses new batches with that error meanwhile.
+//
+// Thread safety: Start, busy, Take, Wait and Drain from one thread (the owner's). A write set
+// must stay unchanged and alive until Take has counted it applied (or its batch failed).
 
 #ifndef HANDOFF_STORAGE_COMMITTER_H_
 #define HANDOFF_STORAGE_COMMITTER_H_
 
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "handoff/status.h"
 #include "storage/lmdb.h"
+#include "storage/store.h"
 #include "storage/write_set.h"
 
 namespace handoff::storage {
 
 class Committer {
  public:
-  // `env` must outlive the Committer. `on_done` runs on the committer thread after each commit.
-  Committer(Env& env, std::function<void()> on_done);
-  // Waits for a running commit, then stops the thread.
+  // Batches a transaction holds before it is committed, and the bytes that commit it sooner.
+  static constexpr size_t kMaxHeld = 12;
+  static constexpr uint64_t kMaxHeldBytes = uint64_t{1} << 20;
+  // With no new batch for this long, the held ones are committed.
+  static constexpr int kIdleCommitMs = 2;
+
+  // What happened since the last Take.
+  struct Report {
+    std::optional<Status> durable;  // the started batch's outcome, once it is known
+    size_t applied = 0;             // durable batches now in LMDB, oldest first
+  };
+
+  // `store` must outlive the Committer. `on_event` runs on the committer thread after each
+  // outcome and each commit (handoffd's loop wakes up on it).
+  Committer(Store& store, std::function<void()> on_event);
+  // Finishes the running batch, commits what is held, then stops the thread.
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
-  // Starts committing `writes`. Requires !busy().
+  // Starts making `writes` durable. Requires !busy().
   void Start(const WriteSet* writes);
-  // True from Start until its result is taken.
+  // True from Start until its outcome is taken.
   bool busy() const { return busy_; }
-  // The result of the commit Start began, once it has finished; nullopt while it runs (or when
-  // none was started).
-  std::optional<Status> TakeResult();
-  // Blocks until the running commit finishes and returns its result (OK when none runs).
-  Status Wait();
-  // How long the commit whose result was taken last took, in microseconds: applying the
-  // write set, and LMDB's commit (its page writes and syncs).
+  // What happened since the last call; never blocks.
+  Report Take();
+  // Blocks until the started batch's outcome is known (returns at once when none runs).
+  Report Wait();
+  // Blocks until every durable batch is in LMDB and synced (or that failed).
+  Report Drain();
+  // For the last batch whose outcome was taken, in microseconds: applying its writes to the
+  // LMDB transaction, and appending it to the log with the flush.
   int64_t last_apply_us() const { return last_apply_us_; }
   int64_t last_commit_us() const { return last_commit_us_; }
+  // LMDB transactions committed (each holding one or more batches).
+  uint64_t lmdb_commits() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   void Loop();
-  // Takes the finished commit's result and timings; requires mu_ held and result_ set.
-  Status TakeLocked();
+  // On the thread: makes `writes` durable; returns its outcome.
+  Status Process(const WriteSet* writes);
+  Status ApplyDirect(const WriteSet* writes);
+  Status EnsureTxn();
+  // Commits the held batches to LMDB; on failure keeps them for Retry.
+  Status CommitHeld();
+  // Aborts the transaction and applies the held batches to a new one.
+  Status Rebuild();
+  Report TakeLocked();
 
+  Store& store_;
   Env& env_;
-  std::function<void()> on_done_;
-  bool busy_ = false;  // owner's view
+  Log* log_;
+  std::function<void()> on_event_;
+  bool busy_ = false;             // owner's view
+  int64_t last_apply_us_ = 0;     // owner's copies
+  int64_t last_commit_us_ = 0;
+
   std::mutex mu_;
   std::condition_variable cv_;
   const WriteSet* job_ = nullptr;  // guarded by mu_
   std::optional<Status> result_;   // guarded by mu_
-  int64_t apply_us_ = 0;           // guarded by mu_: of the finished commit
-  int64_t commit_us_ = 0;          // guarded by mu_
-  int64_t last_apply_us_ = 0;      // owner's copies, set when a result is taken
-  int64_t last_commit_us_ = 0;
+  size_t applied_ = 0;             // guarded by mu_: since the last Take
+  bool draining_ = false;          // guarded by mu_
   bool stop_ = false;              // guarded by mu_
+  int64_t apply_us_ = 0;           // guarded by mu_: of the batch whose outcome is in result_
+  int64_t commit_us_ = 0;          // guarded by mu_
+  uint64_t lmdb_commits_ = 0;      // guarded by mu_
+
+  // The thread's own.
+  std::optional<Txn> txn_;               // holds the batches in held_
+  std::deque<const WriteSet*> held_;     // durable, not yet committed to LMDB
+  uint64_t held_bytes_ = 0;
+  Clock::time_point held_since_;         // when the last batch was added to held_
+  uint64_t next_seq_;                    // of the next log record
+  Status commit_error_;                  // the last CommitHeld's, until one succeeds
+  Clock::time_point retry_at_;
+  size_t applied_now_ = 0;               // counted by the thread, moved to applied_
+  int64_t apply_us_now_ = 0;             // of the batch Process ran last
+  int64_t log_us_now_ = 0;
+  uint64_t commits_now_ = 0;
+  std::string record_;                   // the log record being written
   std::thread thread_;
 };
 

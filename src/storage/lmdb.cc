@@ -21,6 +21,8 @@ std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_
 // without an allocation.
 constexpr const char* kKeyNotFound = "key not found";
 
+Status ReadOnly() { return Status::InvalidArgument("a write through a read-only view"); }
+
 }  // namespace
 
 Status MdbStatus(int rc, std::string_view what) {
@@ -77,7 +79,7 @@ Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions&
   // NOTLS: read transactions are not tied to threads (the client of this wrapper owns them).
   // NOMEMINIT: pages are fully written before they reach the disk anyway.
   unsigned flags = MDB_NOTLS | MDB_NOMEMINIT;
-  if (!options.sync) flags |= MDB_NOSYNC;
+  flags |= options.sync ? MDB_NOMETASYNC : MDB_NOSYNC;
   if ((rc = mdb_env_open(env, dir.c_str(), flags, 0600)) != MDB_SUCCESS) {
     return fail(rc, "opening LMDB environment in " + dir);
   }
@@ -88,6 +90,11 @@ Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions&
 }
 
 Env::~Env() { mdb_env_close(env_); }
+
+Status Env::Sync() {
+  if (!options_.sync) return Status::OK();
+  return MdbStatus(mdb_env_sync(env_, 1), "flushing the data file");
+}
 
 Result<uint64_t> Env::UsedBytes() const {
   MDB_envinfo info;
@@ -103,6 +110,7 @@ Txn& Txn::operator=(Txn&& other) noexcept {
     Abort();
     txn_ = other.txn_;
     write_ = other.write_;
+    layered_ = other.layered_;
     top_ = other.top_;
     below_ = other.below_;
     other.txn_ = nullptr;
@@ -124,18 +132,22 @@ Result<Txn> Txn::BeginRead(Env& env) {
   return Txn(txn, false);
 }
 
-Result<Txn> Txn::BeginLayered(Env& env, WriteSet* top, std::array<const WriteSet*, 2> below) {
-  if (top == nullptr) return Status::InvalidArgument("a layered transaction needs a write set");
+Result<Txn> Txn::BeginLayered(Env& env, WriteSet* top, std::span<const WriteSet* const> below) {
+  if (below.size() > kMaxBelow) {
+    return Status::InvalidArgument("a layered transaction over " + std::to_string(below.size()) +
+                                   " write sets; at most " + std::to_string(kMaxBelow));
+  }
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, BeginRead(env));
-  txn.write_ = true;
+  txn.write_ = top != nullptr;
+  txn.layered_ = true;
   txn.top_ = top;
-  txn.below_ = below;
+  std::copy(below.begin(), below.end(), txn.below_.begin());
   return txn;
 }
 
 Status Txn::Commit() {
   if (txn_ == nullptr) return Status::InvalidArgument("commit of a finished transaction");
-  if (top_ != nullptr) {
+  if (layered_) {
     return Status::InvalidArgument("a layered transaction is committed through its write sets");
   }
   int rc = mdb_txn_commit(txn_);
@@ -158,8 +170,8 @@ Result<Table> Txn::OpenTable(const char* name) {
 }
 
 Status Txn::Get(Table table, std::string_view key, std::string_view* value) const {
-  if (top_ != nullptr) {
-    const WriteSet::Entry* entry = top_->Find(table, key);
+  if (layered_) {
+    const WriteSet::Entry* entry = top_ != nullptr ? top_->Find(table, key) : nullptr;
     for (size_t i = 0; entry == nullptr && i < below_.size(); ++i) {
       if (below_[i] != nullptr) entry = below_[i]->Find(table, key);
     }
@@ -179,7 +191,8 @@ Status Txn::Get(Table table, std::string_view key, std::string_view* value) cons
 }
 
 Status Txn::Put(Table table, std::string_view key, std::string_view value) {
-  if (top_ != nullptr) {
+  if (layered_) {
+    if (top_ == nullptr) return ReadOnly();
     top_->Put(table, key, value);
     return Status::OK();
   }
@@ -189,7 +202,8 @@ Status Txn::Put(Table table, std::string_view key, std::string_view value) {
 }
 
 Status Txn::Append(Table table, std::string_view key, std::string_view value) {
-  if (top_ != nullptr) {
+  if (layered_) {
+    if (top_ == nullptr) return ReadOnly();
     top_->Put(table, key, value);  // WriteSet::ApplyTo appends what it can
     return Status::OK();
   }
@@ -220,7 +234,8 @@ Result<uint64_t> Txn::FreeBytes() const {
 }
 
 Status Txn::Delete(Table table, std::string_view key) {
-  if (top_ != nullptr) {
+  if (layered_) {
+    if (top_ == nullptr) return ReadOnly();
     top_->Erase(table, key);
     return Status::OK();
   }
@@ -231,7 +246,7 @@ Status Txn::Delete(Table table, std::string_view key) {
 }
 
 Result<uint64_t> Txn::Count(Table table) const {
-  if (top_ != nullptr) return Status::InvalidArgument("Count in a layered transaction");
+  if (layered_) return Status::InvalidArgument("Count in a layered transaction");
   MDB_stat stat;
   int rc = mdb_stat(txn_, table, &stat);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "stat");
@@ -252,7 +267,7 @@ struct Cursor::Merge {
   Table table = 0;
   // Newest first: the top and the layers below it that touch the table (held inline: a
   // cursor is opened several times per request).
-  static constexpr size_t kMaxLayers = 3;
+  static constexpr size_t kMaxLayers = 1 + Txn::kMaxBelow;
   std::array<Layer, kMaxLayers> slots;
   size_t count = 0;
   std::span<Layer> layers() { return {slots.data(), count}; }
@@ -299,13 +314,13 @@ Result<Cursor> Cursor::Open(const Txn& txn, Table table) {
   int rc = mdb_cursor_open(txn.raw(), table, &cursor);
   if (rc != MDB_SUCCESS) return MdbStatus(rc, "opening a cursor");
   Cursor c(cursor);
-  if (txn.top_ != nullptr) {
+  if (txn.layered_) {
     c.merge_ = std::make_unique<Merge>();
     c.merge_->top = txn.top_;
     c.merge_->table = table;
     // The top layer always takes part: DeleteCurrent writes its tombstones there.
     static_assert(1 + std::tuple_size_v<decltype(txn.below_)> <= Merge::kMaxLayers);
-    c.merge_->Add(&txn.top_->table(table));
+    if (txn.top_ != nullptr) c.merge_->Add(&txn.top_->table(table));
     for (const WriteSet* below : txn.below_) {
       if (below != nullptr && !below->table(table).empty()) {
         c.merge_->Add(&below->table(table));
@@ -478,6 +493,7 @@ bool Cursor::Settle() {
 Status Cursor::DeleteCurrent() {
   if (merge_) {
     if (key_.data() == nullptr) return Status::InvalidArgument("cursor delete: no current entry");
+    if (merge_->top == nullptr) return ReadOnly();
     merge_->top->Erase(merge_->table, merge_->current);
     key_ = value_ = {};
     return Status::OK();

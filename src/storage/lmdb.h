@@ -19,7 +19,9 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +34,16 @@ struct EnvOptions {
   // Largest size the data file may grow to; writes beyond it fail with ResourceExhausted.
   // Default: 1 GiB.
   uint64_t map_size = uint64_t{1} << 30;
-  // fsync (fdatasync) on every commit. Off, a crash of the machine (not of the process) may
-  // lose the last commits. Default: true.
+  // Flush what is committed. On, a commit flushes its data pages (fdatasync) but writes its
+  // meta page without a flush of its own (MDB_NOMETASYNC): the next commit's flush, or Sync,
+  // makes it durable, and until then a crash of the machine may undo the last commit but
+  // never corrupts the file. The write-ahead log (log.h) is what makes each batch durable.
+  // Off, nothing is flushed and a crash of the machine (not of the process) may lose the last
+  // commits. Default: true.
   bool sync = true;
+  // Size of the write-ahead log (Store::Open); 0 for none, when every batch is committed to
+  // LMDB and synced. Default: 16 MiB.
+  uint64_t log_bytes = uint64_t{16} << 20;
   // Named tables the environment may hold. Default: 16.
   unsigned max_tables = 16;
 };
@@ -57,6 +66,8 @@ class Env {
   // Bytes of the map in use (last page number times page size): the data file's high-water
   // mark. Pages freed since are reused before the file grows.
   Result<uint64_t> UsedBytes() const;
+  // Makes every commit so far durable, meta page included (with sync on; a no-op off).
+  Status Sync();
   uint64_t map_size() const { return options_.map_size; }
 
  private:
@@ -75,13 +86,24 @@ class Txn {
  public:
   static Result<Txn> BeginWrite(Env& env);
   static Result<Txn> BeginRead(Env& env);
-  // Reads a snapshot of LMDB under `below` (newest first; each may be null) under `top`, and
-  // writes into `top`. Commit is refused: the caller hands the write sets to a Committer. The
-  // write sets must outlive the Txn and its cursors, and `below` must not change meanwhile.
-  static Result<Txn> BeginLayered(Env& env, WriteSet* top, std::array<const WriteSet*, 2> below);
+  // Reads a snapshot of LMDB under `below` (newest first; at most kMaxBelow, each may be
+  // null) under `top`, and writes into `top`; with no `top` it only reads (a view of what is
+  // stored, and what is on its way into LMDB). Commit is refused: the caller hands the write
+  // sets to a Committer. The write sets must outlive the Txn and its cursors, and `below` must
+  // not change meanwhile.
+  static constexpr size_t kMaxBelow = 13;
+  static Result<Txn> BeginLayered(Env& env, WriteSet* top, std::span<const WriteSet* const> below);
+  static Result<Txn> BeginLayered(Env& env, WriteSet* top,
+                                  std::initializer_list<const WriteSet*> below) {
+    return BeginLayered(env, top, std::span<const WriteSet* const>(below.begin(), below.size()));
+  }
 
   Txn(Txn&& other) noexcept
-      : txn_(other.txn_), write_(other.write_), top_(other.top_), below_(other.below_) {
+      : txn_(other.txn_),
+        write_(other.write_),
+        layered_(other.layered_),
+        top_(other.top_),
+        below_(other.below_) {
     other.txn_ = nullptr;
   }
   Txn& operator=(Txn&& other) noexcept;
@@ -120,8 +142,9 @@ class Txn {
   Txn(MDB_txn* txn, bool write) : txn_(txn), write_(write) {}
   MDB_txn* txn_;
   bool write_;
-  WriteSet* top_ = nullptr;                     // layered: where writes go
-  std::array<const WriteSet*, 2> below_ = {};  // layered: older unapplied writes, newest first
+  bool layered_ = false;
+  WriteSet* top_ = nullptr;  // layered: where writes go (null in a read-only view)
+  std::array<const WriteSet*, kMaxBelow> below_ = {};  // layered: older writes, newest first
 };
 
 // Iterates one table inside one transaction. Positioning calls return false at the end of the

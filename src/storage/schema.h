@@ -4,7 +4,8 @@
 //
 //   table    key                                   value
 //   -------  ------------------------------------  --------------------------------------------
-//   meta     ascii name                            ascii/bytes: "schema_version", "node_name"
+//   meta     ascii name                            ascii/bytes: "schema_version", "node_name",
+//                                                  "log_seq" (u64 LE: last log record applied)
 //   intents  intent id (16 bytes, UUIDv7)          IntentRecord, msgpack map (records.h)
 //   blobs    intent id (16) + kind (1 byte)        one msgpack value: 'p' payload,
 //                                                  'c' latest checkpoint, 'r' result
@@ -48,6 +49,8 @@ inline constexpr const char* kAuditTable = "audit";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";
+// u64 little-endian: the last write-ahead log record applied to LMDB (log.h).
+inline constexpr const char* kMetaLogSeq = "log_seq";
 
 // What a timer does when it fires.
 enum class TimerKind : char {

@@ -3,6 +3,10 @@
 #include <cstring>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
+#include "storage/write_set.h"
+
 namespace handoff::storage {
 namespace {
 
@@ -80,7 +84,62 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOpti
   HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Env> env, Env::Open(dir, options));
   std::unique_ptr<Store> store(new Store(std::move(env)));
   HANDOFF_RETURN_IF_ERROR(store->OpenTables(node_name));
+  if (options.log_bytes > 0) HANDOFF_RETURN_IF_ERROR(store->Replay(options));
   return store;
+}
+
+Status Store::Replay(const EnvOptions& options) {
+  HANDOFF_ASSIGN_OR_RETURN(log_, Log::Open(env_->dir() + "/wal", options.log_bytes, options.sync));
+  HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(*env_));
+  HANDOFF_ASSIGN_OR_RETURN(const uint64_t applied, GetLogSeq(txn));
+  uint64_t last = applied;
+  uint64_t replayed = 0;
+  // Records up to `applied` are in LMDB already (the log is only restarted once they are
+  // durably so); the first one past it must be the next.
+  HANDOFF_RETURN_IF_ERROR(log_->Scan([&](uint64_t seq, std::string_view payload) -> Status {
+    if (seq <= applied) return Status::OK();
+    if (seq != last + 1) {
+      return Status::Corruption(log_->path() + " holds batch " + std::to_string(seq) +
+                                " but the data file holds batches up to " + std::to_string(last) +
+                                " only: the data directory is inconsistent");
+    }
+    WriteSet writes;
+    HANDOFF_RETURN_IF_ERROR(WriteSet::Decode(payload, &writes));
+    HANDOFF_RETURN_IF_ERROR(writes.ApplyTo(txn));
+    last = seq;
+    ++replayed;
+    return Status::OK();
+  }));
+  if (replayed > 0) {
+    HANDOFF_RETURN_IF_ERROR(PutLogSeq(txn, last));
+    HANDOFF_RETURN_IF_ERROR(txn.Commit());
+    // Durable, meta page included, before the log may be overwritten.
+    HANDOFF_RETURN_IF_ERROR(env_->Sync());
+    spdlog::info("replayed {} batch(es) from the write-ahead log (up to batch {})", replayed,
+                 last);
+  } else {
+    txn.Abort();
+  }
+  next_log_seq_ = last + 1;
+  log_->Restart();
+  return Status::OK();
+}
+
+Status Store::PutLogSeq(Txn& txn, uint64_t seq) {
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(seq >> (8 * i));
+  return txn.Put(meta_, kMetaLogSeq, std::string_view(bytes, sizeof(bytes)));
+}
+
+Result<uint64_t> Store::GetLogSeq(const Txn& txn) const {
+  std::string_view value;
+  Status s = txn.Get(meta_, kMetaLogSeq, &value);
+  if (s.IsNotFound()) return uint64_t{0};
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (value.size() != 8) return Status::Corruption("meta log_seq is not 8 bytes");
+  uint64_t seq = 0;
+  for (int i = 7; i >= 0; --i) seq = seq << 8 | static_cast<uint8_t>(value[i]);
+  return seq;
 }
 
 Status Store::OpenTables(std::string_view node_name) {
@@ -117,7 +176,8 @@ Status Store::OpenTables(std::string_view node_name) {
                                      "': set [node] name to match, or use another data_dir");
     }
   }
-  return txn.Commit();
+  HANDOFF_RETURN_IF_ERROR(txn.Commit());
+  return env_->Sync();
 }
 
 Status Store::GetIntent(const Txn& txn, const IntentId& id, IntentRecord* out) const {

@@ -19,6 +19,7 @@
 #include "base/records.h"
 #include "handoff/status.h"
 #include "storage/lmdb.h"
+#include "storage/log.h"
 #include "storage/schema.h"
 
 namespace handoff::storage {
@@ -54,6 +55,13 @@ class Store {
                                              std::string_view node_name);
 
   Env& env() { return *env_; }
+  // The write-ahead log (null when EnvOptions::log_bytes is 0), and the seq its next record
+  // takes. Open has applied every record the log held to LMDB.
+  Log* log() { return log_.get(); }
+  uint64_t next_log_seq() const { return next_log_seq_; }
+  // Where the last log record applied is recorded: written in the transaction that applies it.
+  Status PutLogSeq(Txn& txn, uint64_t seq);
+  Result<uint64_t> GetLogSeq(const Txn& txn) const;
   Result<Txn> BeginWrite() { return Txn::BeginWrite(*env_); }
   Result<Txn> BeginRead() { return Txn::BeginRead(*env_); }
 
@@ -121,8 +129,12 @@ class Store {
  private:
   explicit Store(std::unique_ptr<Env> env) : env_(std::move(env)) {}
   Status OpenTables(std::string_view node_name);
+  // Opens the log and applies to LMDB the records it holds past meta's log_seq.
+  Status Replay(const EnvOptions& options);
 
   std::unique_ptr<Env> env_;
+  std::unique_ptr<Log> log_;
+  uint64_t next_log_seq_ = 1;
   Table meta_ = 0;
   Table intents_ = 0;
   Table blobs_ = 0;

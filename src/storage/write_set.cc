@@ -60,6 +60,66 @@ const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key) const {
   return it == map.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+void AppendU32(std::string* out, size_t v) {
+  for (int i = 0; i < 4; ++i, v >>= 8) out->push_back(static_cast<char>(v));
+}
+
+bool ReadU32(std::string_view* in, uint32_t* v) {
+  if (in->size() < 4) return false;
+  *v = 0;
+  for (int i = 3; i >= 0; --i) *v = *v << 8 | static_cast<uint8_t>((*in)[i]);
+  in->remove_prefix(4);
+  return true;
+}
+
+bool ReadBytes(std::string_view* in, std::string_view* bytes) {
+  uint32_t n = 0;
+  if (!ReadU32(in, &n) || in->size() < n) return false;
+  *bytes = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+void WriteSet::Encode(std::string* out) const {
+  out->reserve(out->size() + bytes_ + 10 * writes_);
+  for (size_t t = 0; t < kMaxTables; ++t) {
+    for (const auto& [key, entry] : tables_[t]) {
+      out->push_back(entry.erased ? 'E' : 'P');
+      out->push_back(static_cast<char>(t));
+      AppendU32(out, key.size());
+      out->append(key);
+      if (!entry.erased) {
+        AppendU32(out, entry.value.size());
+        out->append(entry.value);
+      }
+    }
+  }
+}
+
+Status WriteSet::Decode(std::string_view bytes, WriteSet* out) {
+  while (!bytes.empty()) {
+    if (bytes.size() < 2) return Status::Corruption("write set record cut short");
+    const char op = bytes[0];
+    const auto table = static_cast<uint8_t>(bytes[1]);
+    bytes.remove_prefix(2);
+    std::string_view key, value;
+    if ((op != 'P' && op != 'E') || table >= kMaxTables || !ReadBytes(&bytes, &key) ||
+        (op == 'P' && !ReadBytes(&bytes, &value))) {
+      return Status::Corruption("malformed write set record");
+    }
+    if (op == 'P') {
+      out->Put(table, key, value);
+    } else {
+      out->Erase(table, key);
+    }
+  }
+  return Status::OK();
+}
+
 Status WriteSet::ApplyTo(Txn& txn) const {
   for (size_t t = 0; t < kMaxTables; ++t) {
     const Map& map = tables_[t];

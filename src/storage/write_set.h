@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <map>
 #include <memory_resource>
+#include <string>
 #include <string_view>
 
 #include "handoff/status.h"
@@ -49,6 +50,13 @@ class WriteSet {
   // Applies every entry to a write transaction of the LMDB environment; keys past a table's
   // last one are appended (MDB_APPEND).
   Status ApplyTo(Txn& txn) const;
+
+  // The set as bytes (the write-ahead log's record payload): each entry in table and key
+  // order, as op (1 byte: 'P' put, 'E' erase), table (1 byte), key length (u32 little-endian),
+  // key, and for a put the value's length (u32 little-endian) and the value. Appends to `out`.
+  void Encode(std::string* out) const;
+  // Reads Encode's bytes into an empty set. Corruption when they do not parse.
+  static Status Decode(std::string_view bytes, WriteSet* out);
 
   // True when nothing was written (no Put or Erase since construction or Clear).
   bool empty() const { return writes_ == 0; }

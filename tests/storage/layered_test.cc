@@ -12,6 +12,7 @@
 
 #include "storage/committer.h"
 #include "storage/lmdb.h"
+#include "storage/store.h"
 #include "storage/write_set.h"
 #include "support/temp_dir.h"
 
@@ -52,14 +53,15 @@ std::vector<std::pair<std::string, std::string>> Items(const Model& m) {
 
 TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   TempDir dir;
-  auto env = Env::Open(dir.path(), {});
-  REQUIRE(env.ok());
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
   Table t = 0;
   Model model;
   std::mt19937 rng(7);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   {
-    auto txn = Txn::BeginWrite(**env);
+    auto txn = Txn::BeginWrite(*env);
     REQUIRE(txn.ok());
     auto table = txn->OpenTable("t");
     REQUIRE(table.ok());
@@ -90,12 +92,12 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   for (WriteSet* layer : {&older, &newer, &top}) {
     const WriteSet* below0 = layer == &top ? &newer : layer == &newer ? &older : nullptr;
     const WriteSet* below1 = layer == &top ? &older : nullptr;
-    auto txn = Txn::BeginLayered(**env, layer, {below0, below1});
+    auto txn = Txn::BeginLayered(*env, layer, {below0, below1});
     REQUIRE(txn.ok());
     scribble(*txn, 150);
   }
 
-  auto txn = Txn::BeginLayered(**env, &top, {&newer, &older});
+  auto txn = Txn::BeginLayered(*env, &top, {&newer, &older});
   REQUIRE(txn.ok());
   CHECK(Forward(*txn, t) == Items(model));
   auto reversed = Items(model);
@@ -155,29 +157,36 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   CHECK(Forward(*txn, t) == Items(model));
   txn->Abort();
 
-  // The Committer applies the layers oldest first; LMDB then holds exactly the model.
-  std::atomic<int> done{0};
-  Committer committer(**env, [&] { ++done; });
+  // The Committer makes the layers durable oldest first and applies them to LMDB in order;
+  // LMDB then holds exactly the model.
+  std::atomic<int> events{0};
+  Committer committer(**store, [&] { ++events; });
   CHECK(!committer.busy());
   CHECK(!newer.empty());
+  size_t applied = 0;
   for (const WriteSet* layer : {&older, &newer}) {
     committer.Start(layer);
     CHECK(committer.busy());
-    CHECK(committer.Wait().ok());
+    Committer::Report r = committer.Wait();
+    REQUIRE(r.durable.has_value());
+    CHECK(r.durable->ok());
+    applied += r.applied;
   }
   committer.Start(&top);
-  Status result;
-  for (int i = 0; i < 5000; ++i) {
-    if (auto r = committer.TakeResult()) {
-      result = *r;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::optional<Status> result;
+  for (int i = 0; i < 5000 && !result; ++i) {
+    Committer::Report r = committer.Take();
+    result = r.durable;
+    applied += r.applied;
+    if (!result) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(!committer.busy());
-  CHECK(result.ok());
-  CHECK(done.load() == 3);
-  auto read = Txn::BeginRead(**env);
+  REQUIRE(result.has_value());
+  CHECK(result->ok());
+  CHECK(events.load() >= 3);
+  applied += committer.Drain().applied;
+  CHECK(applied == 3);
+  auto read = Txn::BeginRead(*env);
   REQUIRE(read.ok());
   CHECK(Forward(*read, t) == Items(model));
 }
@@ -186,39 +195,48 @@ TEST_CASE("AppendsReachLmdbInOrderAndAFailedCommitReportsItsError") {
   TempDir dir;
   EnvOptions options;
   options.map_size = 1 << 20;
-  auto env = Env::Open(dir.path(), options);
-  REQUIRE(env.ok());
+  auto store = Store::Open(dir.path(), options, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
   Table t = 0;
   {
-    auto txn = Txn::BeginWrite(**env);
+    auto txn = Txn::BeginWrite(*env);
     REQUIRE(txn.ok());
     t = *txn->OpenTable("seq");
     REQUIRE(txn->Commit().ok());
   }
-  Committer committer(**env, nullptr);
+  Committer committer(**store, nullptr);
   WriteSet ws;
   {
-    auto txn = Txn::BeginLayered(**env, &ws, {});
+    auto txn = Txn::BeginLayered(*env, &ws, {});
     REQUIRE(txn.ok());
     for (int i = 0; i < 100; ++i) REQUIRE(txn->Append(t, Key(i), "x").ok());
     REQUIRE(txn->Delete(t, Key(5)).ok());
   }
   committer.Start(&ws);
-  REQUIRE(committer.Wait().ok());
+  Committer::Report r = committer.Wait();
+  REQUIRE(r.durable.has_value());
+  REQUIRE(r.durable->ok());
+  r = committer.Drain();
+  CHECK(r.applied == 1);
   {
-    auto read = Txn::BeginRead(**env);
+    auto read = Txn::BeginRead(*env);
     REQUIRE(read.ok());
     auto items = Forward(*read, t);
     CHECK(items.size() == 99);
     CHECK(items.front().first == Key(0));
     CHECK(items.back().first == Key(99));
   }
-  // More than the map holds: the commit fails as a whole and LMDB keeps what it had.
+  // More than the map holds: the batch fails as a whole, before it is logged, and LMDB
+  // keeps what it had.
   WriteSet big;
   for (int i = 0; i < 40; ++i) big.Put(t, "big" + std::to_string(i), std::string(64 << 10, 'b'));
   committer.Start(&big);
-  CHECK(committer.Wait().IsResourceExhausted());
-  auto read = Txn::BeginRead(**env);
+  r = committer.Wait();
+  REQUIRE(r.durable.has_value());
+  CHECK(r.durable->IsResourceExhausted());
+  CHECK(committer.Drain().applied == 0);
+  auto read = Txn::BeginRead(*env);
   REQUIRE(read.ok());
   CHECK(Forward(*read, t).size() == 99);
 }

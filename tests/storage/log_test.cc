@@ -1,0 +1,267 @@
+// storage/: the write-ahead log (log.h) and what the Committer and Store::Open make of it. A
+// crash is a forked child that makes batches durable and then _exits without committing its
+// LMDB transaction or running a destructor: what it was told is durable must be there when
+// the store opens again.
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/intent_id.h"
+#include "storage/committer.h"
+#include "storage/log.h"
+#include "storage/store.h"
+#include "storage/write_set.h"
+#include "support/temp_dir.h"
+
+namespace handoff::storage {
+namespace {
+
+using testing::TempDir;
+
+std::vector<std::pair<uint64_t, std::string>> ScanAll(const Log& log) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  REQUIRE(log.Scan([&](uint64_t seq, std::string_view payload) {
+                out.emplace_back(seq, std::string(payload));
+                return Status::OK();
+              })
+              .ok());
+  return out;
+}
+
+// Overwrites one byte of `path` at `offset`.
+void Scribble(const std::string& path, uint64_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  char c = 'X';
+  REQUIRE(::pwrite(fd, &c, 1, static_cast<off_t>(offset)) == 1);
+  ::close(fd);
+}
+
+// Runs `body` in a child process that then dies without cleaning up (as SIGKILL would leave
+// it); returns once it has.
+void InACrashingChild(const std::function<bool()>& body) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(body() ? 0 : 1);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("LogRecordsReadBackInOrderUntilOneIsTornStaleOrOutOfSequence") {
+  TempDir dir;
+  const std::string path = dir.path() + "/wal";
+  auto log = Log::Open(path, 64 << 10, true);
+  REQUIRE(log.ok());
+  CHECK((*log)->bytes() == (64 << 10));
+  CHECK(ScanAll(**log).empty());  // zeros: no record
+  REQUIRE((*log)->Append(1, "one").ok());
+  REQUIRE((*log)->Append(2, std::string(5000, 'b')).ok());  // spans two pages
+  REQUIRE((*log)->Append(3, "three").ok());
+  CHECK((*log)->offset() == 4 * Log::kAlign);
+  auto records = ScanAll(**log);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0] == std::make_pair(uint64_t{1}, std::string("one")));
+  CHECK(records[1].second == std::string(5000, 'b'));
+  CHECK(records[2].first == 3);
+
+  // A record that does not fit in what is left, or in the file at all.
+  CHECK(!(*log)->FitsEver(64 << 10));
+  CHECK((*log)->Fits(4000));
+  CHECK(!(*log)->Fits(60 << 10));
+  CHECK((*log)->Append(4, std::string(60 << 10, 'x')).IsInvalidArgument());
+
+  // Restarted, the log overwrites from the start; the records of the earlier pass that
+  // follow are stale (their seqs do not follow on) and are not read.
+  (*log)->Restart();
+  REQUIRE((*log)->Append(10, "ten").ok());
+  records = ScanAll(**log);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].first == 10);
+  REQUIRE((*log)->Append(11, "eleven").ok());  // over the first page of record 2
+  REQUIRE((*log)->Append(12, "twelve").ok());  // over its second page
+  REQUIRE((*log)->Append(13, "thirteen").ok());  // over record 3
+  CHECK(ScanAll(**log).size() == 4);
+
+  // A torn record (one byte of its payload changed) ends the log before it.
+  Scribble(path, 2 * Log::kAlign + Log::kHeaderBytes + 2);
+  records = ScanAll(**log);
+  REQUIRE(records.size() == 2);
+  CHECK(records.back().first == 11);
+
+  // Reopened, the file keeps its size and its records.
+  log->reset();
+  auto again = Log::Open(path, 16 << 10, true);
+  REQUIRE(again.ok());
+  CHECK((*again)->bytes() == (64 << 10));
+  CHECK(ScanAll(**again).size() == 2);
+}
+
+TEST_CASE("WriteSetsEncodeAndDecodeToTheSameWritesAndMalformedBytesAreRefused") {
+  WriteSet ws;
+  ws.Put(3, "k1", "v1");
+  ws.Put(3, "k0", std::string(300, 'v'));
+  ws.Erase(5, "gone");
+  ws.Put(7, std::string("\0key", 4), "");
+  std::string bytes;
+  ws.Encode(&bytes);
+  WriteSet back;
+  REQUIRE(WriteSet::Decode(bytes, &back).ok());
+  for (Table t : {3u, 5u, 7u}) {
+    REQUIRE(back.table(t).size() == ws.table(t).size());
+    for (const auto& [key, entry] : ws.table(t)) {
+      const WriteSet::Entry* got = back.Find(t, key);
+      REQUIRE(got != nullptr);
+      CHECK(got->erased == entry.erased);
+      CHECK(got->value == entry.value);
+    }
+  }
+  WriteSet junk;
+  CHECK(WriteSet::Decode(bytes.substr(0, bytes.size() - 1), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("Q\x03\0\0\0\0", 6), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("P\x7f\0\0\0\0\0\0\0\0", 10), &junk).IsCorruption());
+}
+
+// Batch b stores idempotency keys b*100 .. b*100+99 (through the Store, into a write set, as
+// handoffd's loop does) and deletes the first key of batch b-1.
+std::string KeyOf(int n) { return "key" + std::to_string(100000 + n); }
+std::string ValueOf(int b, int value_bytes) {
+  return std::to_string(b) + std::string(static_cast<size_t>(value_bytes), 'v');
+}
+const IntentId kId;
+
+std::vector<std::unique_ptr<WriteSet>> MakeBatches(Store& store, int count, int value_bytes) {
+  std::vector<std::unique_ptr<WriteSet>> sets;
+  for (int b = 0; b < count; ++b) {
+    auto ws = std::make_unique<WriteSet>();
+    auto txn = Txn::BeginLayered(store.env(), ws.get(), {});
+    REQUIRE(txn.ok());
+    for (int i = 0; i < 100; ++i) {
+      REQUIRE(store.PutIdempotencyKey(*txn, "agent", KeyOf(b * 100 + i), kId,
+                                      ValueOf(b, value_bytes)).ok());
+    }
+    if (b > 0) REQUIRE(store.DeleteIdempotencyKey(*txn, "agent", KeyOf((b - 1) * 100)).ok());
+    sets.push_back(std::move(ws));
+  }
+  return sets;
+}
+
+// Checks that LMDB holds exactly what `batches` batches leave.
+void CheckHolds(Store& store, int batches, int value_bytes) {
+  auto txn = store.BeginRead();
+  REQUIRE(txn.ok());
+  int wrong = 0;
+  for (int b = 0; b <= batches; ++b) {
+    for (int i = 0; i < 100; ++i) {
+      IntentId id;
+      std::string value;
+      Status s = store.GetIdempotencyKey(*txn, "agent", KeyOf(b * 100 + i), &id, &value);
+      const bool present = b < batches && !(i == 0 && b + 1 < batches);
+      if (present ? !(s.ok() && value == ValueOf(b, value_bytes)) : !s.IsNotFound()) ++wrong;
+    }
+  }
+  CHECK(wrong == 0);
+}
+
+// In a child: makes `count` batches durable one by one, then dies.
+void CrashAfterDurableBatches(const std::string& dir, const EnvOptions& options, int count,
+                              int value_bytes) {
+  InACrashingChild([&] {
+    auto store = Store::Open(dir, options, "node-test");
+    if (!store.ok()) return false;
+    auto batches = MakeBatches(**store, count, value_bytes);
+    Committer committer(**store, nullptr);
+    for (const auto& ws : batches) {
+      committer.Start(ws.get());
+      Committer::Report r = committer.Wait();
+      if (!r.durable || !r.durable->ok()) return false;
+    }
+    ::_exit(0);  // no destructor: the Committer's open transaction is never committed
+  });
+}
+
+TEST_CASE("DurableBatchesNotYetInLmdbAreReplayedWhenTheStoreOpens") {
+  TempDir dir;
+  CrashAfterDurableBatches(dir.path(), {}, 3, 10);  // fewer than a commit's worth
+  {
+    // The log holds all three (LMDB at most the ones an idle moment let the child commit).
+    auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
+    REQUIRE(log.ok());
+    CHECK(ScanAll(**log).size() == 3);
+  }
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  CheckHolds(**store, 3, 10);
+  CHECK((*store)->next_log_seq() == 4);
+  {
+    auto txn = (*store)->BeginRead();
+    REQUIRE(txn.ok());
+    CHECK(*(*store)->GetLogSeq(*txn) == 3);
+  }
+  // Opening again replays nothing more and changes nothing.
+  store->reset();
+  store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  CheckHolds(**store, 3, 10);
+}
+
+TEST_CASE("ALogThatWrapsManyTimesStillReplaysExactlyWhatLmdbLacks") {
+  TempDir dir;
+  EnvOptions options;
+  options.log_bytes = 64 << 10;  // a batch is ~12 KiB: the log restarts every few batches
+  CrashAfterDurableBatches(dir.path(), options, 40, 100);
+  auto store = Store::Open(dir.path(), options, "node-test");
+  REQUIRE(store.ok());
+  CheckHolds(**store, 40, 100);
+  CHECK((*store)->next_log_seq() == 41);
+}
+
+TEST_CASE("ATornLastRecordIsNotReplayedAndAGapInTheLogIsRefused") {
+  TempDir dir;
+  CrashAfterDurableBatches(dir.path(), {}, 3, 10);
+  {
+    auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
+    REQUIRE(log.ok());
+    auto records = ScanAll(**log);
+    REQUIRE(records.size() == 3);
+    // Tear the third record: as if the machine lost power before its flush finished (it
+    // was never acknowledged then).
+    uint64_t third = 0;
+    for (int i = 0; i < 2; ++i) {
+      third += (Log::kHeaderBytes + records[static_cast<size_t>(i)].second.size() + Log::kAlign -
+                1) / Log::kAlign * Log::kAlign;
+    }
+    Scribble(dir.path() + "/wal", third + Log::kHeaderBytes + 7);
+  }
+  {
+    auto store = Store::Open(dir.path(), {}, "node-test");
+    REQUIRE(store.ok());
+    CheckHolds(**store, 2, 10);
+    CHECK((*store)->next_log_seq() == 3);
+  }
+
+  // A log whose first record is past what LMDB holds plus one: batches went missing.
+  {
+    auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
+    REQUIRE(log.ok());
+    WriteSet ws;
+    ws.Put(2, "k", "v");
+    std::string bytes;
+    ws.Encode(&bytes);
+    REQUIRE((*log)->Append(9, bytes).ok());
+  }
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(!store.ok());
+  CHECK(store.status().IsCorruption());
+  CHECK(store.status().message().find("inconsistent") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace handoff::storage

@@ -515,6 +515,7 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("writes", stats_.writes);
   w.Field("deliveries", stats_.deliveries);
   w.Field("rejected", stats_.rejected);
+  w.Field("lmdb_commits", stats_.lmdb_commits);
   w.Field("failed_commits", stats_.failed_commits);
   w.Field("commit_us_avg", stats_.commits > 0 ? stats_.commit_us_total / stats_.commits : 0);
   w.Field("commit_us_max", stats_.commit_us_max);

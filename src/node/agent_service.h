@@ -36,15 +36,16 @@ struct NodeInfo {
 
 // Counters of the loop's work, reported by `status`.
 struct NodeStats {
-  uint64_t commits = 0;         // write transactions committed (one fsync each)
-  uint64_t writes = 0;          // write requests those commits carried
+  uint64_t commits = 0;         // batches made durable (one log append and flush each)
+  uint64_t writes = 0;          // write requests those batches carried
   uint64_t deliveries = 0;      // intents pushed to agents
   uint64_t rejected = 0;        // requests refused before reaching the engine
+  uint64_t lmdb_commits = 0;    // LMDB transactions those batches were applied in
   uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
   uint64_t purged = 0;          // ended intents deleted (retention or purge)
   uint64_t space_in_use = 0;    // bytes of live data in the map at the last check
-  // Time the Committer took for the commits that succeeded: applying their writes plus LMDB's
-  // commit (page writes and fsync), in microseconds; total and the slowest.
+  // Time the Committer took for the batches that succeeded: applying their writes to LMDB's
+  // open transaction plus the log's append and flush, in microseconds; total and the slowest.
   uint64_t commit_us_total = 0;
   uint64_t commit_us_max = 0;
 };

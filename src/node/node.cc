@@ -387,6 +387,7 @@ void Node::SendHeld(const Held& held) {
 }
 
 void Node::OnReport(storage::Committer::Report report) {
+  if (report.durable || report.applied > 0) stats_.lmdb_commits = committer_->lmdb_commits();
   if (report.durable) OnCommitted(*report.durable);
   // The Committer applies batches in the order they became durable.
   for (; report.applied > 0 && !unapplied_.empty(); --report.applied) unapplied_.pop_front();

@@ -62,7 +62,7 @@ Committer::Report Committer::Drain() {
 }
 
 uint64_t Committer::lmdb_commits() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard<std::mutex> lock(mu_);
   return lmdb_commits_;
 }
 

@@ -101,7 +101,7 @@ class Committer {
   int64_t last_apply_us_ = 0;     // owner's copies
   int64_t last_commit_us_ = 0;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   const WriteSet* job_ = nullptr;  // guarded by mu_
   std::optional<Status> result_;   // guarded by mu_

@@ -226,6 +226,20 @@ TEST_CASE("GroupCommitPutsManyPipelinedSendsIntoFewCommits") {
   CHECK(commits >= 1);
   CHECK(commits <= kSends / 5);  // batches of several sends per fsync, not one each
   CHECK((*after)["intents"]["SUBMITTED"] == kSends);
+  // LMDB takes the durable batches a few at a time, and all of them once the node is idle
+  // (after at most 2 ms): never more LMDB commits than batches (plus one that may have taken
+  // the batches made durable before `before`).
+  int64_t lmdb_commits = 0;
+  CHECK(WaitFor(
+      [&] {
+        auto now = client->NodeStatus();
+        REQUIRE(now.ok());
+        lmdb_commits = (*now)["lmdb_commits"].get<int64_t>() -
+                       (*before)["lmdb_commits"].get<int64_t>();
+        return lmdb_commits >= 1;
+      },
+      std::chrono::seconds(10)));
+  CHECK(lmdb_commits <= commits + 1);
 }
 
 TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {

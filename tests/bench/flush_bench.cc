@@ -8,9 +8,9 @@
 // (records of 2,700 bytes, about one round trip's writes, appended to one table):
 //
 //   log fdatasync       pwrite of the bytes into a preallocated file, then fdatasync: the cost
-//                       of a write-ahead log, one flush per commit
-//   lmdb sync           an LMDB commit as handoffd makes it: data pages, fdatasync, then the
-//                       meta page written with O_DSYNC (two flushes)
+//                       of a write-ahead log, one flush per commit (what handoffd does now)
+//   lmdb sync           an LMDB commit with full sync (handoffd's commit before the log): data
+//                       pages, fdatasync, then the meta page written with O_DSYNC (two flushes)
 //   lmdb nometasync     the same without the meta page's flush (not durable on its own: the
 //                       last commit survives power loss only once the next one has synced)
 //   nometasync + log    nometasync with a log record written and fdatasync'd on a second

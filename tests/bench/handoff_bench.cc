@@ -368,7 +368,11 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
           right = status == "COMPLETED" && n == f.n;
         }
         if (!right) {
-          ++out.wrong;
+          if (out.wrong++ == 0) {
+            std::fprintf(stderr, "round trip %d came back wrong: %s\n", f.n,
+                         reply->status.ok() ? "not COMPLETED with its result"
+                                            : reply->status.ToString().c_str());
+          }
           continue;
         }
         out.latency_us.push_back(

@@ -46,8 +46,10 @@ class Committer {
   // Batches a transaction holds before it is committed, and the bytes that commit it sooner.
   static constexpr size_t kMaxHeld = 12;
   static constexpr uint64_t kMaxHeldBytes = uint64_t{1} << 20;
-  // With no new batch for this long, the held ones are committed.
-  static constexpr int kIdleCommitMs = 2;
+  // With no new batch for this long, the held ones are committed. Long enough that a node
+  // working at one round trip in flight does not flush LMDB between every two batches (its
+  // flushes would queue with the log's, its own and a neighbour's on the same disk).
+  static constexpr int kIdleCommitMs = 100;
 
   // What happened since the last Take.
   struct Report {

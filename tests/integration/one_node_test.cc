@@ -227,7 +227,7 @@ TEST_CASE("GroupCommitPutsManyPipelinedSendsIntoFewCommits") {
   CHECK(commits <= kSends / 5);  // batches of several sends per fsync, not one each
   CHECK((*after)["intents"]["SUBMITTED"] == kSends);
   // LMDB takes the durable batches a few at a time, and all of them once the node is idle
-  // (after at most 2 ms): never more LMDB commits than batches (plus one that may have taken
+  // (after 100 ms): never more LMDB commits than batches (plus one that may have taken
   // the batches made durable before `before`).
   int64_t lmdb_commits = 0;
   CHECK(WaitFor(

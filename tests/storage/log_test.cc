@@ -153,8 +153,9 @@ std::vector<std::unique_ptr<WriteSet>> MakeBatches(Store& store, int count, int 
   return sets;
 }
 
-// Checks that LMDB holds exactly what `batches` batches leave.
-void CheckHolds(Store& store, int batches, int value_bytes) {
+// Checks that LMDB holds exactly what `batches` batches leave (the last one's values of
+// `last_value_bytes`, when given).
+void CheckHolds(Store& store, int batches, int value_bytes, int last_value_bytes = -1) {
   auto txn = store.BeginRead();
   REQUIRE(txn.ok());
   int wrong = 0;
@@ -164,7 +165,8 @@ void CheckHolds(Store& store, int batches, int value_bytes) {
       std::string value;
       Status s = store.GetIdempotencyKey(*txn, "agent", KeyOf(b * 100 + i), &id, &value);
       const bool present = b < batches && !(i == 0 && b + 1 < batches);
-      if (present ? !(s.ok() && value == ValueOf(b, value_bytes)) : !s.IsNotFound()) ++wrong;
+      const int bytes = b == batches - 1 && last_value_bytes >= 0 ? last_value_bytes : value_bytes;
+      if (present ? !(s.ok() && value == ValueOf(b, bytes)) : !s.IsNotFound()) ++wrong;
     }
   }
   CHECK(wrong == 0);
@@ -261,6 +263,42 @@ TEST_CASE("ATornLastRecordIsNotReplayedAndAGapInTheLogIsRefused") {
   REQUIRE(!store.ok());
   CHECK(store.status().IsCorruption());
   CHECK(store.status().message().find("inconsistent") != std::string::npos);
+}
+
+TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
+  TempDir dir;
+  EnvOptions options;
+  options.log_bytes = 64 << 10;
+  auto store = Store::Open(dir.path(), options, "node-test");
+  REQUIRE(store.ok());
+  // Two small batches (logged, held), then one of ~100 KiB (more than the whole log).
+  auto small = MakeBatches(**store, 2, 10);
+  WriteSet big;
+  {
+    auto txn = Txn::BeginLayered((*store)->env(), &big, {});
+    REQUIRE(txn.ok());
+    for (int i = 0; i < 100; ++i) {
+      REQUIRE((*store)->PutIdempotencyKey(*txn, "agent", KeyOf(200 + i), kId, ValueOf(2, 1000))
+                  .ok());
+    }
+    REQUIRE((*store)->DeleteIdempotencyKey(*txn, "agent", KeyOf(100)).ok());
+  }
+  Committer committer(**store, nullptr);
+  size_t applied = 0;
+  for (const auto& ws : small) {
+    committer.Start(ws.get());
+    Committer::Report r = committer.Wait();
+    REQUIRE(r.durable.has_value());
+    REQUIRE(r.durable->ok());
+    applied += r.applied;
+  }
+  committer.Start(&big);
+  Committer::Report r = committer.Wait();
+  REQUIRE(r.durable.has_value());
+  REQUIRE(r.durable->ok());
+  // Durable and in LMDB at once, with the two held before it.
+  CHECK(applied + r.applied == 3);
+  CheckHolds(**store, 3, 10, 1000);
 }
 
 }  // namespace

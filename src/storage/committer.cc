@@ -95,7 +95,9 @@ void Committer::Loop() {
       lock.lock();
     }
   };
-  auto next_due = [&] { return commit_error_.ok() ? held_since_ + std::chrono::milliseconds(kIdleCommitMs) : retry_at_; };
+  auto next_due = [&] {
+    return commit_error_.ok() ? held_since_ + std::chrono::milliseconds(kIdleCommitMs) : retry_at_;
+  };
   auto due = [&](Clock::time_point now) {
     if (held_.empty()) return false;
     if (draining_ || stop_) return true;
@@ -230,9 +232,10 @@ Status Committer::CommitHeld() {
   txn_.reset();
   if (!s.ok()) {
     if (commit_error_.ok()) {
-      spdlog::error("{} durable batch(es) could not be written to the data file; they stay in "
-                    "the write-ahead log and are tried again every second: {}",
-                    held_.size(), s.ToString());
+      spdlog::error(
+          "{} durable batch(es) could not be written to the data file; they stay in "
+          "the write-ahead log and are tried again every second: {}",
+          held_.size(), s.ToString());
     }
     commit_error_ = s;
     retry_at_ = Clock::now() + kRetryAfter;

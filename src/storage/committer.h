@@ -99,8 +99,8 @@ class Committer {
   Env& env_;
   Log* log_;
   std::function<void()> on_event_;
-  bool busy_ = false;             // owner's view
-  int64_t last_apply_us_ = 0;     // owner's copies
+  bool busy_ = false;          // owner's view
+  int64_t last_apply_us_ = 0;  // owner's copies
   int64_t last_commit_us_ = 0;
 
   mutable std::mutex mu_;
@@ -115,18 +115,18 @@ class Committer {
   uint64_t lmdb_commits_ = 0;      // guarded by mu_
 
   // The thread's own.
-  std::optional<Txn> txn_;               // holds the batches in held_
-  std::deque<const WriteSet*> held_;     // durable, not yet committed to LMDB
+  std::optional<Txn> txn_;            // holds the batches in held_
+  std::deque<const WriteSet*> held_;  // durable, not yet committed to LMDB
   uint64_t held_bytes_ = 0;
-  Clock::time_point held_since_;         // when the last batch was added to held_
-  uint64_t next_seq_;                    // of the next log record
-  Status commit_error_;                  // the last CommitHeld's, until one succeeds
+  Clock::time_point held_since_;  // when the last batch was added to held_
+  uint64_t next_seq_;             // of the next log record
+  Status commit_error_;           // the last CommitHeld's, until one succeeds
   Clock::time_point retry_at_;
-  size_t applied_now_ = 0;               // counted by the thread, moved to applied_
-  int64_t apply_us_now_ = 0;             // of the batch Process ran last
+  size_t applied_now_ = 0;    // counted by the thread, moved to applied_
+  int64_t apply_us_now_ = 0;  // of the batch Process ran last
   int64_t log_us_now_ = 0;
   uint64_t commits_now_ = 0;
-  std::string record_;                   // the log record being written
+  std::string record_;  // the log record being written
   std::thread thread_;
 };
 

@@ -17,9 +17,8 @@ constexpr char kMagic[4] = {'H', 'O', 'w', 'l'};
 constexpr uint16_t kVersion = 1;
 // A fixed key: the checksum guards against torn and stale records, not against an attacker
 // (who could write the file anyway).
-constexpr unsigned char kChecksumKey[crypto_shorthash_KEYBYTES] = {'h', 'a', 'n', 'd', 'o', 'f',
-                                                                   'f', '-', 'w', 'a', 'l', '-',
-                                                                   'v', '1', '.', '0'};
+constexpr unsigned char kChecksumKey[crypto_shorthash_KEYBYTES] = {
+    'h', 'a', 'n', 'd', 'o', 'f', 'f', '-', 'w', 'a', 'l', '-', 'v', '1', '.', '0'};
 
 Status Errno(std::string_view what, const std::string& path) {
   return Status::IOError(std::string(what) + " " + path + ": " + std::strerror(errno));

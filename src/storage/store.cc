@@ -1,9 +1,9 @@
 #include "storage/store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cstring>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "storage/write_set.h"
 
@@ -115,8 +115,7 @@ Status Store::Replay(const EnvOptions& options) {
     HANDOFF_RETURN_IF_ERROR(txn.Commit());
     // Durable, meta page included, before the log may be overwritten.
     HANDOFF_RETURN_IF_ERROR(env_->Sync());
-    spdlog::info("replayed {} batch(es) from the write-ahead log (up to batch {})", replayed,
-                 last);
+    spdlog::info("replayed {} batch(es) from the write-ahead log (up to batch {})", replayed, last);
   } else {
     txn.Abort();
   }

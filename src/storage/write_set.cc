@@ -143,7 +143,8 @@ Status WriteSet::ApplyTo(Txn& txn) const {
     }
     for (auto it = appending; it != map.end(); ++it) {
       // Nothing to delete past the last key.
-      if (!it->second.erased) HANDOFF_RETURN_IF_ERROR(txn.Append(table, it->first, it->second.value));
+      if (!it->second.erased)
+        HANDOFF_RETURN_IF_ERROR(txn.Append(table, it->first, it->second.value));
     }
   }
   return Status::OK();

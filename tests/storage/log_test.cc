@@ -3,6 +3,8 @@
 // LMDB transaction or running a destructor: what it was told is durable must be there when
 // the store opens again.
 
+#include "storage/log.h"
+
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -14,7 +16,6 @@
 
 #include "base/intent_id.h"
 #include "storage/committer.h"
-#include "storage/log.h"
 #include "storage/store.h"
 #include "storage/write_set.h"
 #include "support/temp_dir.h"
@@ -27,9 +28,9 @@ using testing::TempDir;
 std::vector<std::pair<uint64_t, std::string>> ScanAll(const Log& log) {
   std::vector<std::pair<uint64_t, std::string>> out;
   REQUIRE(log.Scan([&](uint64_t seq, std::string_view payload) {
-                out.emplace_back(seq, std::string(payload));
-                return Status::OK();
-              })
+               out.emplace_back(seq, std::string(payload));
+               return Status::OK();
+             })
               .ok());
   return out;
 }
@@ -85,8 +86,8 @@ TEST_CASE("LogRecordsReadBackInOrderUntilOneIsTornStaleOrOutOfSequence") {
   records = ScanAll(**log);
   REQUIRE(records.size() == 1);
   CHECK(records[0].first == 10);
-  REQUIRE((*log)->Append(11, "eleven").ok());  // over the first page of record 2
-  REQUIRE((*log)->Append(12, "twelve").ok());  // over its second page
+  REQUIRE((*log)->Append(11, "eleven").ok());    // over the first page of record 2
+  REQUIRE((*log)->Append(12, "twelve").ok());    // over its second page
   REQUIRE((*log)->Append(13, "thirteen").ok());  // over record 3
   CHECK(ScanAll(**log).size() == 4);
 
@@ -144,8 +145,9 @@ std::vector<std::unique_ptr<WriteSet>> MakeBatches(Store& store, int count, int 
     auto txn = Txn::BeginLayered(store.env(), ws.get(), {});
     REQUIRE(txn.ok());
     for (int i = 0; i < 100; ++i) {
-      REQUIRE(store.PutIdempotencyKey(*txn, "agent", KeyOf(b * 100 + i), kId,
-                                      ValueOf(b, value_bytes)).ok());
+      REQUIRE(
+          store.PutIdempotencyKey(*txn, "agent", KeyOf(b * 100 + i), kId, ValueOf(b, value_bytes))
+              .ok());
     }
     if (b > 0) REQUIRE(store.DeleteIdempotencyKey(*txn, "agent", KeyOf((b - 1) * 100)).ok());
     sets.push_back(std::move(ws));
@@ -237,8 +239,9 @@ TEST_CASE("ATornLastRecordIsNotReplayedAndAGapInTheLogIsRefused") {
     // was never acknowledged then).
     uint64_t third = 0;
     for (int i = 0; i < 2; ++i) {
-      third += (Log::kHeaderBytes + records[static_cast<size_t>(i)].second.size() + Log::kAlign -
-                1) / Log::kAlign * Log::kAlign;
+      third +=
+          (Log::kHeaderBytes + records[static_cast<size_t>(i)].second.size() + Log::kAlign - 1) /
+          Log::kAlign * Log::kAlign;
     }
     Scribble(dir.path() + "/wal", third + Log::kHeaderBytes + 7);
   }
@@ -278,8 +281,8 @@ TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
     auto txn = Txn::BeginLayered((*store)->env(), &big, {});
     REQUIRE(txn.ok());
     for (int i = 0; i < 100; ++i) {
-      REQUIRE((*store)->PutIdempotencyKey(*txn, "agent", KeyOf(200 + i), kId, ValueOf(2, 1000))
-                  .ok());
+      REQUIRE(
+          (*store)->PutIdempotencyKey(*txn, "agent", KeyOf(200 + i), kId, ValueOf(2, 1000)).ok());
     }
     REQUIRE((*store)->DeleteIdempotencyKey(*txn, "agent", KeyOf(100)).ok());
   }

@@ -104,8 +104,13 @@ Status Store::Replay(const EnvOptions& options) {
                                 " only: the data directory is inconsistent");
     }
     WriteSet writes;
-    HANDOFF_RETURN_IF_ERROR(WriteSet::Decode(payload, &writes));
-    HANDOFF_RETURN_IF_ERROR(writes.ApplyTo(txn));
+    Status s = WriteSet::Decode(payload, &writes);
+    if (s.ok()) s = writes.ApplyTo(txn);
+    if (!s.ok()) {
+      // Nothing is applied (the transaction is aborted), and the log stays as it is.
+      return Status(s.code(), "replaying batch " + std::to_string(seq) + " from " + log_->path() +
+                                  " (nothing was applied; the log is kept): " + s.message());
+    }
     last = seq;
     ++replayed;
     return Status::OK();

@@ -268,6 +268,22 @@ TEST_CASE("ATornLastRecordIsNotReplayedAndAGapInTheLogIsRefused") {
   CHECK(store.status().message().find("inconsistent") != std::string::npos);
 }
 
+TEST_CASE("ARecordThatChecksOutButDoesNotParseStopsTheOpenWithAClearError") {
+  TempDir dir;
+  { REQUIRE(Store::Open(dir.path(), {}, "node-test").ok()); }
+  {
+    auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
+    REQUIRE(log.ok());
+    REQUIRE((*log)->Append(1, "not a write set").ok());
+  }
+  for (int i = 0; i < 2; ++i) {  // refused every time: the log is kept for whoever looks
+    auto store = Store::Open(dir.path(), {}, "node-test");
+    REQUIRE(!store.ok());
+    CHECK(store.status().IsCorruption());
+    CHECK(store.status().message().find("replaying batch 1") != std::string::npos);
+  }
+}
+
 TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
   TempDir dir;
   EnvOptions options;

@@ -7,10 +7,15 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <functional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -318,6 +323,67 @@ TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
   // Durable and in LMDB at once, with the two held before it.
   CHECK(applied + r.applied == 3);
   CheckHolds(**store, 3, 10, 1000);
+}
+
+// A disk that fills up after batches were logged: the LMDB commit that should take them fails.
+// Here the child limits the size of file it may write (RLIMIT_FSIZE) to the log's size, so the
+// preallocated log is still written but LMDB's data file cannot grow past it.
+TEST_CASE("WhenTheDataFileCannotBeWrittenLoggedBatchesWaitInTheLogAndNewOnesAreRefused") {
+  TempDir dir;
+  EnvOptions options;
+  options.log_bytes = 64 << 10;  // a batch of 100-byte values is ~15 KiB: four fit
+  constexpr int kValueBytes = 100;
+  InACrashingChild([&] {
+    auto fail = [](const char* what) {
+      std::fprintf(stderr, "in the child: %s\n", what);
+      return false;
+    };
+    auto store = Store::Open(dir.path(), options, "node-test");
+    if (!store.ok()) return fail("the store does not open");
+    auto batches = MakeBatches(**store, 6, kValueBytes);
+    std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+    rlimit limit{};
+    limit.rlim_cur = options.log_bytes;
+    limit.rlim_max = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return fail("setrlimit");
+
+    Committer committer(**store, nullptr);
+    size_t applied = 0;
+    auto run = [&](size_t b) {
+      committer.Start(batches[b].get());
+      Committer::Report r = committer.Wait();
+      applied += r.applied;
+      return r.durable.value_or(Status::IOError("no outcome"));
+    };
+    for (size_t b = 0; b < 4; ++b) {
+      if (!run(b).ok()) return fail("a batch that fits the log was not made durable");
+    }
+    // The fifth needs the log's room: the four must go into LMDB first, and cannot.
+    if (run(4).ok()) return fail("a batch was accepted although LMDB cannot take the log's");
+    Status refused = run(4);
+    if (refused.ok() || refused.message().find("refused") == std::string::npos) {
+      return fail("a batch after the failed commit was not refused with a clear error");
+    }
+    if (applied != 0) return fail("batches were reported in LMDB although its commit failed");
+
+    // Room again: the Committer's retry (once a second) puts the four into LMDB unprompted.
+    limit.rlim_cur = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return fail("setrlimit");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (applied < 4 && std::chrono::steady_clock::now() < deadline) {
+      applied += committer.Take().applied;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (applied != 4) return fail("the held batches did not reach LMDB once it had room");
+    for (size_t b = 4; b < 6; ++b) {
+      if (!run(b).ok()) return fail("a batch was refused after the data file had room again");
+    }
+    ::_exit(0);  // a crash: the last two are in the log alone
+  });
+  auto store = Store::Open(dir.path(), options, "node-test");
+  REQUIRE(store.ok());
+  CheckHolds(**store, 6, kValueBytes);
+  CHECK((*store)->next_log_seq() == 7);
 }
 
 }  // namespace

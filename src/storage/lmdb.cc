@@ -171,9 +171,10 @@ Result<Table> Txn::OpenTable(const char* name) {
 
 Status Txn::Get(Table table, std::string_view key, std::string_view* value) const {
   if (layered_) {
-    const WriteSet::Entry* entry = top_ != nullptr ? top_->Find(table, key) : nullptr;
+    const uint64_t hash = WriteSet::KeyHash(table, key);  // once for every layer
+    const WriteSet::Entry* entry = top_ != nullptr ? top_->Find(table, key, hash) : nullptr;
     for (size_t i = 0; entry == nullptr && i < below_.size(); ++i) {
-      if (below_[i] != nullptr) entry = below_[i]->Find(table, key);
+      if (below_[i] != nullptr) entry = below_[i]->Find(table, key, hash);
     }
     if (entry != nullptr) {
       if (entry->erased) return Status::NotFound(kKeyNotFound);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <type_traits>
 
@@ -33,8 +34,23 @@ std::string_view WriteSet::Keep(std::string_view bytes) {
   return {kept, bytes.size()};
 }
 
+uint64_t WriteSet::KeyHash(Table table, std::string_view key) {
+  return std::hash<std::string_view>()(key) ^ (uint64_t{table} * 0x9e3779b97f4a7c15ULL);
+}
+
+void WriteSet::Mark(uint64_t hash) {
+  filter_[(hash >> 6) % kFilterWords] |= uint64_t{1} << (hash & 63);
+  filter_[(hash >> 38) % kFilterWords] |= uint64_t{1} << ((hash >> 32) & 63);
+}
+
+bool WriteSet::MayHold(uint64_t hash) const {
+  return (filter_[(hash >> 6) % kFilterWords] >> (hash & 63) & 1) != 0 &&
+         (filter_[(hash >> 38) % kFilterWords] >> ((hash >> 32) & 63) & 1) != 0;
+}
+
 void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
   Map& map = tables_[Check(table)];
+  Mark(KeyHash(table, key));
   auto it = map.lower_bound(key);
   if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
   it->second.value = Keep(value);
@@ -45,6 +61,7 @@ void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
 
 void WriteSet::Erase(Table table, std::string_view key) {
   Map& map = tables_[Check(table)];
+  Mark(KeyHash(table, key));
   auto it = map.lower_bound(key);
   if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
   it->second.value = {};
@@ -53,9 +70,9 @@ void WriteSet::Erase(Table table, std::string_view key) {
   bytes_ += key.size();
 }
 
-const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key) const {
+const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key, uint64_t hash) const {
   const Map& map = tables_[Check(table)];
-  if (map.empty()) return nullptr;
+  if (map.empty() || !MayHold(hash)) return nullptr;
   auto it = map.find(key);
   return it == map.end() ? nullptr : &it->second;
 }

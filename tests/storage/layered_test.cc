@@ -51,6 +51,40 @@ std::vector<std::pair<std::string, std::string>> Items(const Model& m) {
   return {m.begin(), m.end()};
 }
 
+TEST_CASE("AWriteSetFindsEveryKeyItTouchesAndNoOtherWhateverItsSize") {
+  // Past the filter's design load (it saturates and every lookup searches the map) as well as
+  // below it: no key written is ever missed, and no key is found in the wrong table.
+  WriteSet ws;
+  constexpr int kKeys = 100000;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    if (i % 7 == 0) {
+      ws.Erase(2, key);
+    } else {
+      ws.Put(2, key, std::to_string(i));
+    }
+    if (i == 1000 || i == kKeys - 1) {  // light and saturated
+      int missed = 0, wrong = 0, phantom = 0;
+      for (int j = 0; j <= i; ++j) {
+        const std::string k = "key" + std::to_string(j);
+        const WriteSet::Entry* e = ws.Find(2, k);
+        if (e == nullptr) {
+          ++missed;
+        } else if (e->erased != (j % 7 == 0) || (!e->erased && e->value != std::to_string(j))) {
+          ++wrong;
+        }
+        if (ws.Find(3, k) != nullptr) ++phantom;
+        if (ws.Find(2, "other" + std::to_string(j)) != nullptr) ++phantom;
+      }
+      CHECK(missed == 0);
+      CHECK(wrong == 0);
+      CHECK(phantom == 0);
+    }
+  }
+  // A caller's hash is the set's own.
+  CHECK(ws.Find(2, "key5", WriteSet::KeyHash(2, "key5")) == ws.Find(2, "key5"));
+}
+
 TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-test");

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <array>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -9,12 +11,16 @@
 namespace handoff {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Hex digit -> value, and -1 for every other byte: ids are parsed from every request and
+// peer message, several per round trip, so a lookup rather than a chain of range tests.
+constexpr std::array<int8_t, 256> kHexValues = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<size_t>(c)] = static_cast<int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[static_cast<size_t>(c)] = static_cast<int8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[static_cast<size_t>(c)] = static_cast<int8_t>(c - 'A' + 10);
+  return t;
+}();
 
 void EnsureSodium() {
   static std::once_flag once;
@@ -31,21 +37,22 @@ Result<IntentId> IntentId::Parse(std::string_view text) {
     return Status::InvalidArgument("malformed intent id '" + std::string(text.substr(0, 64)) +
                                    "': expected a UUID like 0190f1c2-7b3a-7c4d-8e5f-0123456789ab");
   };
-  if (text.size() != 36) return invalid();
-  IntentId id;
-  size_t out = 0;
-  for (size_t i = 0; i < text.size();) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return invalid();
-      ++i;
-      continue;
-    }
-    int hi = HexValue(text[i]);
-    int lo = HexValue(text[i + 1]);
-    if (hi < 0 || lo < 0) return invalid();
-    id.bytes_[out++] = static_cast<uint8_t>(hi << 4 | lo);
-    i += 2;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+      text[23] != '-') {
+    return invalid();
   }
+  // Where each of the 16 bytes' two digits start: 8-4-4-4-12 digits between the dashes.
+  static constexpr uint8_t kAt[kSize] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                         19, 21, 24, 26, 28, 30, 32, 34};
+  IntentId id;
+  int bad = 0;  // any digit's -1 makes it negative
+  for (size_t i = 0; i < kSize; ++i) {
+    const int hi = kHexValues[static_cast<uint8_t>(text[kAt[i]])];
+    const int lo = kHexValues[static_cast<uint8_t>(text[kAt[i] + 1])];
+    bad |= hi | lo;
+    id.bytes_[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  if (bad < 0) return invalid();
   return id;
 }
 

@@ -44,6 +44,18 @@ TEST_CASE("MalformedIntentIdsAreRefused") {
     CAPTURE(bad);
     CHECK(IntentId::Parse(bad).status().IsInvalidArgument());
   }
+  // Any one character out of place: a digit that is not hex (or not ASCII), a dash moved.
+  const std::string good = "0190f1c2-7b3a-7c4d-8e5f-0123456789ab";
+  REQUIRE(IntentId::Parse(good).ok());
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (char c : {'x', '\xff', '-', ' '}) {
+      if (c == good[i]) continue;
+      std::string bad = good;
+      bad[i] = c;
+      CAPTURE(bad);
+      CHECK(IntentId::Parse(bad).status().IsInvalidArgument());
+    }
+  }
   CHECK(IntentId::FromBytes("short").status().IsCorruption());
 }
 

@@ -42,8 +42,7 @@ Result<IntentId> IntentId::Parse(std::string_view text) {
     return invalid();
   }
   // Where each of the 16 bytes' two digits start: 8-4-4-4-12 digits between the dashes.
-  static constexpr uint8_t kAt[kSize] = {0,  2,  4,  6,  9,  11, 14, 16,
-                                         19, 21, 24, 26, 28, 30, 32, 34};
+  static constexpr uint8_t kAt[kSize] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
   IntentId id;
   int bad = 0;  // any digit's -1 makes it negative
   for (size_t i = 0; i < kSize; ++i) {

@@ -1,7 +1,6 @@
 #include "node/agent_service.h"
 
-#include "base/units.h"
-
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -60,8 +59,8 @@ AgentService::AgentService(Engine& engine, ReceiverSet& receivers, WaiterSet& wa
 bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
          op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
-         op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kPurge || op == wire::op::kApprove ||
-         op == wire::op::kReject || op == wire::op::kRequestApproval;
+         op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kPurge ||
+         op == wire::op::kApprove || op == wire::op::kReject || op == wire::op::kRequestApproval;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
@@ -180,9 +179,19 @@ AgentService::Reply AgentService::OnHello(Txn&, Batch&, const std::string&,
   return std::optional<std::string>(b.Finish());
 }
 
-AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::string&,
+AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::string& conn,
                                          const wire::Request& req) {
   MapReader m = req.body();
+  // A send that is also a wait: its outcome is answered as a `wait` with this rid would be.
+  uint64_t wait_rid = 0;
+  uint64_t wait_timeout_ms = 30'000;
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("wait_rid", &wait_rid));
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("wait_timeout_ms", &wait_timeout_ms));
+  if (wait_rid != 0 && wait_rid == req.rid) {
+    return Status::InvalidArgument(
+        "wait_rid must differ from the send's rid: the wait's answer is a reply of its own");
+  }
+  wait_timeout_ms = std::min<uint64_t>(wait_timeout_ms, static_cast<uint64_t>(kMaxWaitMs));
   SendParams p;
   std::string id_text;
   HANDOFF_RETURN_IF_ERROR(m.OptString("intent_id", &id_text));
@@ -222,6 +231,17 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   }
   HANDOFF_RETURN_IF_ERROR(CheckRoom(p.payload.size()));
   HANDOFF_ASSIGN_OR_RETURN(SendResult sent, engine_.Send(txn, batch, p));
+  if (wait_rid != 0) {
+    // Parked like a `wait` sent right after: answered when the intent ends (or at once, when
+    // a repeated send names one that has ended already), after the send's own reply.
+    const int64_t now = engine_.clock().NowMs();
+    Waiter w{sent.record.id, conn, wait_rid,
+             IsTerminal(sent.record.status) || wait_timeout_ms == 0
+                 ? now
+                 : now + static_cast<int64_t>(wait_timeout_ms)};
+    waiters_.Add(w);
+    send_waits_.push_back(std::move(w));
+  }
   ReplyBuilder b(req.rid);
   b.w().Field("intent_id", sent.record.id.ToText().view());
   b.w().Field("status", IntentStatusName(sent.record.status));

@@ -87,6 +87,10 @@ class AgentService {
   }
   // A delivery push for a freshly leased intent.
   static std::string DeliveryPush(const IntentView& view);
+  // The waits that sends with a `wait_rid` parked since the last call. The loop keeps them
+  // with the turn, so that a batch that fails takes them back (WaiterSet::Remove): a send that
+  // was not stored gets its error reply and nothing after it.
+  std::vector<Waiter> TakeSendWaits() { return std::move(send_waits_); }
 
  private:
   // A reply to send, nullopt for a parked request, or an error to send as an error reply.
@@ -125,11 +129,12 @@ class AgentService {
   Engine& engine_;
   ReceiverSet& receivers_;
   WaiterSet& waiters_;
+  std::vector<Waiter> send_waits_;  // parked by this turn's sends (TakeSendWaits)
   const NodeInfo& info_;
   const NodeStats& stats_;
   storage::Env& env_;
   std::function<void(MsgWriter&)> peer_status_;
-  uint64_t refused_sends_ = 0;  // sends refused for want of space
+  uint64_t refused_sends_ = 0;         // sends refused for want of space
   uint64_t send_budget_ = UINT64_MAX;  // bytes new intents may still take (set each turn)
   // The latest send was refused for want of room, and the room has not grown since.
   bool refusing_sends_ = false;

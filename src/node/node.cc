@@ -168,8 +168,9 @@ Status Node::Run() {
     }
     if (stop_.load()) break;
     OnReport(committer_->Take());
-    if (!committer_->busy() && gathering && (ready == 0 || next_->turns >= kMaxGatheredTurns ||
-                             next_->requests.size() >= options_.max_batch)) {
+    if (!committer_->busy() && gathering &&
+        (ready == 0 || next_->turns >= kMaxGatheredTurns ||
+         next_->requests.size() >= options_.max_batch)) {
       MaybeStartCommit();
     }
     in = Inbound();
@@ -252,6 +253,7 @@ void Node::Held::Absorb(Held&& later) {
   append(pushes, later.pushes);
   append(answers, later.answers);
   append(answered, later.answered);
+  append(send_waits, later.send_waits);
   append(assigned, later.assigned);
   for (const auto& [peer, seq] : later.acks) acks[peer] = std::max(acks[peer], seq);
   append(requests, later.requests);
@@ -295,7 +297,9 @@ void Node::Turn(Inbound& in) {
       auto txn = BeginView();
       if (txn.ok()) AnswerWaiters(*txn, Batch(), nullptr);
     }
-    for (const auto& link : links_) link->Pump(*store_, [this] { return BeginView(); }, now);
+    for (const auto& link : links_)
+      link->Pump(
+          *store_, [this] { return BeginView(); }, now);
     return;
   }
 
@@ -320,6 +324,7 @@ void Node::Turn(Inbound& in) {
     if (reply) turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
   }
 
+  turn.send_waits = service_->TakeSendWaits();
   Status s = ApplyPeers(*txn, batch, in, &turn.acks);
   if (write) {
     for (const auto& [id, attempt] : undelivered_) {
@@ -346,6 +351,7 @@ void Node::Turn(Inbound& in) {
                       ? " (check free disk space and [node] map_size)"
                       : "");
     for (const IntentId& id : turn.assigned) receivers_.Release(id);
+    for (const Waiter& w : turn.send_waits) waiters_.Remove(w);
     FailPending(*gathered, s);
     // The in-memory state holds the batch being logged too: let it finish, then rebuild the
     // state from the store.
@@ -445,7 +451,8 @@ void Node::OnCommitted(const Status& s) {
     return;
   }
   ++stats_.commits;
-  const auto took = static_cast<uint64_t>(committer_->last_apply_us() + committer_->last_commit_us());
+  const auto took =
+      static_cast<uint64_t>(committer_->last_apply_us() + committer_->last_commit_us());
   stats_.commit_us_total += took;
   stats_.commit_us_max = std::max(stats_.commit_us_max, took);
   stats_.writes += done->write_requests;
@@ -469,6 +476,9 @@ void Node::FinishCommits(bool drain) {
 void Node::FailPending(Held& p, const Status& why) {
   for (const IntentId& id : p.assigned) receivers_.Release(id);
   for (Waiter& w : p.answered) waiters_.Add(std::move(w));
+  // Their sends were not stored: their waits go (after the re-parking above, which may hold
+  // one answered at once), and only the sends' error replies are sent.
+  for (const Waiter& w : p.send_waits) waiters_.Remove(w);
   undelivered_.insert(undelivered_.end(), p.undelivered.begin(), p.undelivered.end());
   for (const auto& [routing_id, rid] : p.requests) {
     SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
@@ -495,7 +505,9 @@ void Node::CheckSpace(const Txn& txn) {
     }
   }
   const uint64_t set_aside = margin + live * kIntentSpaceEstimate;
-  auto room = [&](uint64_t in_use) { return map > in_use + set_aside ? map - in_use - set_aside : 0; };
+  auto room = [&](uint64_t in_use) {
+    return map > in_use + set_aside ? map - in_use - set_aside : 0;
+  };
   // Counting free pages walks LMDB's freelist: only when the high-water mark says room is
   // getting short, and then at most every kSpaceCheckPeriodMs.
   const int64_t now = options_.clock->NowMs();

@@ -82,9 +82,10 @@ class Node {
     std::vector<Outgoing> replies;  // sent in this order: replies, deliveries, answered waits
     std::vector<Outgoing> pushes;
     std::vector<Outgoing> answers;
-    std::vector<Waiter> answered;  // parked again if the commit fails
+    std::vector<Waiter> answered;    // parked again if the commit fails
+    std::vector<Waiter> send_waits;  // parked by sends with a wait_rid: taken back if it fails
     std::vector<IntentId> assigned;
-    std::map<std::string, uint64_t> acks;  // peer -> last link seq applied
+    std::map<std::string, uint64_t> acks;                    // peer -> last link seq applied
     std::vector<std::pair<std::string, uint64_t>> requests;  // (connection, rid): for errors
     std::vector<std::pair<IntentId, uint32_t>> undelivered;  // returned: again if it fails
     uint64_t write_requests = 0;

@@ -25,6 +25,21 @@ std::vector<Waiter> WaiterSet::TakeFor(const IntentId& id) {
   return out;
 }
 
+void WaiterSet::Remove(const Waiter& w) {
+  auto [first, last] = by_intent_.equal_range(w.id);
+  for (auto it = first; it != last; ++it) {
+    if (it->second != w.deadline_ms) continue;
+    auto [dfirst, dlast] = by_deadline_.equal_range(w.deadline_ms);
+    for (auto d = dfirst; d != dlast; ++d) {
+      if (d->second.id == w.id && d->second.routing_id == w.routing_id && d->second.rid == w.rid) {
+        by_deadline_.erase(d);
+        by_intent_.erase(it);
+        return;
+      }
+    }
+  }
+}
+
 std::vector<Waiter> WaiterSet::TakeExpired(int64_t now_ms) {
   std::vector<Waiter> out;
   while (!by_deadline_.empty() && by_deadline_.begin()->first <= now_ms) {

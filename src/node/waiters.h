@@ -30,6 +30,8 @@ class WaiterSet {
   void Add(Waiter waiter);
   // Removes and returns everyone waiting on `id`.
   std::vector<Waiter> TakeFor(const IntentId& id);
+  // Removes the waiter `w` names (intent, connection and rid), if it is still waiting.
+  void Remove(const Waiter& w);
   // Removes and returns the waiters whose deadline is at or before `now_ms`.
   std::vector<Waiter> TakeExpired(int64_t now_ms);
   std::optional<int64_t> NextDeadline() const;

@@ -395,9 +395,9 @@ bool Cursor::MergeTo(Place place, std::string_view key) {
       case Place::kLast:
       case Place::kAtOrBefore:
       case Place::kBefore: {
-        auto it = place == Place::kLast       ? map.end()
-                  : place == Place::kBefore   ? map.lower_bound(key)
-                                              : map.upper_bound(key);
+        auto it = place == Place::kLast     ? map.end()
+                  : place == Place::kBefore ? map.lower_bound(key)
+                                            : map.upper_bound(key);
         layer.valid = it != map.begin();
         if (layer.valid) layer.it = std::prev(it);
         continue;
@@ -449,8 +449,8 @@ void Cursor::Step(bool forward) {
     }
   }
   if (m.base_valid && m.base_key == at) {
-    m.base_valid = BaseMove(cursor_, forward ? MDB_NEXT : MDB_PREV, {}, &m.base_key,
-                            &m.base_value, &status_);
+    m.base_valid =
+        BaseMove(cursor_, forward ? MDB_NEXT : MDB_PREV, {}, &m.base_key, &m.base_value, &status_);
   }
 }
 

@@ -285,8 +285,8 @@ TEST_CASE("StoredRecordsKeepEveryField") {
   r.idempotency_key = "key-1";
   r.reply_to = "agent://a/b/r";
   r.replay_of = "0190c0de-0000-7000-8000-000000000000";
-  r.approval = Approval{"ship it?", {"yes", "no"}, "agent://a/b/c", 5, true, "yes",
-                        "fine", "operator", 6};
+  r.approval =
+      Approval{"ship it?", {"yes", "no"}, "agent://a/b/c", 5, true, "yes", "fine", "operator", 6};
   r.remote_seq = uint64_t{1} << 40;
   const std::string stored = EncodeIntent(r);
   auto back = DecodeIntent(stored);

@@ -125,7 +125,8 @@ class Lmdb {
     return txn;
   }
   static void Commit(MDB_txn* txn) {
-    if (int rc = mdb_txn_commit(txn); rc != 0) Fail(std::string("lmdb commit: ") + mdb_strerror(rc));
+    if (int rc = mdb_txn_commit(txn); rc != 0)
+      Fail(std::string("lmdb commit: ") + mdb_strerror(rc));
   }
 
  private:
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir, "where to write (default: a new directory under the temp dir)");
   app.add_option("--bytes", bytes, "bytes per commit (default 2700: one round trip's writes)")
       ->check(CLI::Range(size_t{1}, size_t{64} << 20));
-  app.add_option("--commits", commits, "commits per way (default 300)")->check(CLI::Range(10, 100000));
+  app.add_option("--commits", commits, "commits per way (default 300)")
+      ->check(CLI::Range(10, 100000));
   CLI11_PARSE(app, argc, argv);
 
   const bool own_dir = dir.empty();

@@ -10,7 +10,10 @@
 // checked; a lost or wrong one makes the run fail.
 //
 //   handoff-bench [--nodes 1|2] [--window 256] [--count 20000] [--payload 1024] [--no-fsync]
-//                 [--json]
+//                 [--wait-request] [--json]
+//
+// A waits for each result with the send itself (its wait_rid), or with --wait-request with a
+// `wait` request sent once the send's reply came back.
 //
 // With HANDOFF_BENCH_KEEP set in the environment, the temporary directory (each daemon's log
 // and data directory) is kept and named on stderr.
@@ -33,8 +36,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,6 +61,9 @@ struct Options {
   int count = 20'000;
   int payload = 1024;
   bool fsync = true;
+  // A waits with a `wait` request after each send's reply, rather than with the send's own
+  // wait_rid (docs/protocol.md): the workload as measured before sends could wait.
+  bool wait_request = false;
   bool json = false;
   std::string handoffd = HANDOFF_BENCH_HANDOFFD;
   std::string extra_node_config;  // more [node] lines, from --node-config
@@ -310,7 +316,12 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
     while (issued < o.count && issued - done < o.window) {
       Flight f{issued, handoff::NewIntentId(handoff::SystemClock::Instance().NowMs()).ToString(),
                SteadyClock::now()};
-      std::string frame = Request("send", rid, [&](MsgWriter& w) {
+      const uint64_t send_rid = rid++;
+      std::string frame = Request("send", send_rid, [&](MsgWriter& w) {
+        if (!o.wait_request) {  // the result comes back as the answer to a wait with this rid
+          w.Field("wait_rid", rid);
+          w.Field("wait_timeout_ms", uint64_t{120'000});
+        }
         w.Field("intent_id", f.id);
         w.Field("intent_type", "intent.bench.roundtrip.v1");
         w.Field("from_agent", "agent://bench/a/sender");
@@ -322,7 +333,12 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
         w.EndMap();
       });
       s.send(zmq::buffer(frame), zmq::send_flags::none);
-      sends.emplace(rid++, std::move(f));
+      if (o.wait_request) {
+        sends.emplace(send_rid, std::move(f));
+      } else {
+        sends.emplace(send_rid, f);
+        waits.emplace(rid++, std::move(f));
+      }
       ++issued;
     }
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
@@ -341,8 +357,10 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
           std::fprintf(stderr, "send %d refused: %s\n", f.n, reply->status.ToString().c_str());
           ++out.errors;
           ++out.lost;
+          if (!o.wait_request) waits.erase(reply->rid + 1);  // a refused send parks no wait
           continue;
         }
+        if (!o.wait_request) continue;  // its wait was parked with it
         std::string frame = Request("wait", rid, [&](MsgWriter& w) {
           w.Field("intent_id", f.id);
           w.Field("timeout_ms", uint64_t{120'000});
@@ -418,6 +436,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 16 << 20));
   app.add_flag("--no-fsync", no_fsync, "run the daemons with fsync = false");
   app.add_flag("--json", o.json, "print one JSON object");
+  app.add_flag("--wait-request", o.wait_request,
+               "wait with a separate wait request after each send's reply, instead of the "
+               "send's wait_rid");
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
   std::vector<std::string> node_config;
   app.add_option("--node-config", node_config,
@@ -497,7 +518,8 @@ int main(int argc, char** argv) {
   const uint64_t errors = out.errors + agent_errors.load();
   // CPU microseconds per round trip, so a run shows who used the machine's cores.
   auto per_rt = [&](double seconds) {
-    return out.latency_us.empty() ? 0.0 : seconds * 1e6 / static_cast<double>(out.latency_us.size());
+    return out.latency_us.empty() ? 0.0
+                                  : seconds * 1e6 / static_cast<double>(out.latency_us.size());
   };
   const bool ok =
       out.latency_us.size() == static_cast<size_t>(o.count) && out.wrong == 0 && out.lost == 0;
@@ -517,6 +539,7 @@ int main(int argc, char** argv) {
                              {"count", o.count},
                              {"payload", o.payload},
                              {"fsync", o.fsync},
+                             {"wait", o.wait_request ? "request" : "wait_rid"},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"ok", ok}};
     for (size_t i = 0; i < daemons.size(); ++i) {
@@ -535,8 +558,9 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s\n",
-        o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off");
+        "payload, fsync %s, %s\n",
+        o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off",
+        o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)");
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);
@@ -553,11 +577,12 @@ int main(int argc, char** argv) {
     }
     for (size_t i = 0; i < daemons.size(); ++i) {
       const Footprint& f = footprints[i];
-      std::printf("  %-18s RSS %lld KiB (peak %lld KiB), data file %lld bytes (%lld on disk), "
-                  "%lld purged\n",
-                  daemons[i].name.c_str(), static_cast<long long>(f.rss_kb),
-                  static_cast<long long>(f.peak_rss_kb), static_cast<long long>(f.file_bytes),
-                  static_cast<long long>(f.file_disk_bytes), static_cast<long long>(f.purged));
+      std::printf(
+          "  %-18s RSS %lld KiB (peak %lld KiB), data file %lld bytes (%lld on disk), "
+          "%lld purged\n",
+          daemons[i].name.c_str(), static_cast<long long>(f.rss_kb),
+          static_cast<long long>(f.peak_rss_kb), static_cast<long long>(f.file_bytes),
+          static_cast<long long>(f.file_disk_bytes), static_cast<long long>(f.purged));
     }
     std::printf("  %-18s %12zu   (lost %llu, wrong %llu, errors %llu)\n", "completed",
                 out.latency_us.size(), static_cast<unsigned long long>(out.lost),

@@ -10,6 +10,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "base/clock.h"
+#include "base/intent_id.h"
 #include "handoff/agent.h"
 #include "handoff/client.h"
 #include "support/agent_pool.h"
@@ -234,12 +236,125 @@ TEST_CASE("GroupCommitPutsManyPipelinedSendsIntoFewCommits") {
       [&] {
         auto now = client->NodeStatus();
         REQUIRE(now.ok());
-        lmdb_commits = (*now)["lmdb_commits"].get<int64_t>() -
-                       (*before)["lmdb_commits"].get<int64_t>();
+        lmdb_commits =
+            (*now)["lmdb_commits"].get<int64_t>() - (*before)["lmdb_commits"].get<int64_t>();
         return lmdb_commits >= 1;
       },
       std::chrono::seconds(10)));
   CHECK(lmdb_commits <= commits + 1);
+}
+
+TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(daemon.endpoint());
+  const std::string id = NewIntentId(SystemClock::Instance().NowMs()).ToString();
+  auto send = [&](uint64_t rid, uint64_t wait_rid, const std::string& to_agent,
+                  uint64_t wait_timeout_ms) {
+    wire::RequestBuilder b("send", rid);
+    b.w().Field("intent_id", id);
+    b.w().Field("intent_type", "intent.test.double.v1");
+    b.w().Field("to_agent", to_agent);
+    b.w().Field("wait_rid", wait_rid);
+    if (wait_timeout_ms != 0) b.w().Field("wait_timeout_ms", wait_timeout_ms);
+    b.w().Key("payload");
+    b.w().BeginMap();
+    b.w().Field("n", int64_t{7});
+    b.w().EndMap();
+    std::string frame = b.Finish();
+    socket.send(zmq::buffer(frame), zmq::send_flags::none);
+  };
+  std::vector<uint64_t> seen;  // rids, in the order their replies came
+  // The next reply; its frame is kept with it (the decoded reply points into it).
+  std::vector<std::unique_ptr<zmq::message_t>> frames;
+  auto next = [&]() -> wire::Reply {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(20)) == 1);
+    frames.push_back(std::make_unique<zmq::message_t>());
+    REQUIRE(socket.recv(*frames.back(), zmq::recv_flags::none));
+    auto reply = wire::DecodeReply(frames.back()->to_string_view());
+    REQUIRE(reply.ok());
+    seen.push_back(reply->rid);
+    return std::move(reply).value();
+  };
+  auto outcome = [](const wire::Reply& r, std::string* status, int64_t* doubled) {
+    bool terminal = false;
+    auto body = r.body();
+    REQUIRE(body.OptBool("terminal", &terminal).ok());
+    auto intent = MapReader::From(*body.Find("intent"), "intent");
+    REQUIRE(intent.ok());
+    REQUIRE(intent->OptString("status", status).ok());
+    if (const msgpack::object* result = intent->Find("result")) {
+      auto m = MapReader::From(*result, "result");
+      REQUIRE(m.ok());
+      REQUIRE(m->OptInt("double", doubled).ok());
+    }
+    return terminal;
+  };
+
+  // The wait needs a rid of its own.
+  send(1, 1, kWorker, 0);
+  wire::Reply same = next();
+  CHECK(same.rid == 1);
+  CHECK(same.status.IsInvalidArgument());
+  CHECK(same.status.message().find("wait_rid") != std::string::npos);
+  // A refused send parks no wait: nothing ever answers rid 11, though it would time out at
+  // once (the last step below waits 300 ms for an answer that must come after it).
+  send(10, 11, "not an address", 1);
+  wire::Reply refused = next();
+  CHECK(refused.rid == 10);
+  CHECK(refused.status.IsInvalidArgument());
+
+  // Stored, then answered once an agent completed it: its reply first, then the wait's.
+  send(20, 21, kWorker, 0);
+  wire::Reply sent = next();
+  REQUIRE(sent.rid == 20);
+  REQUIRE(sent.status.ok());
+  {
+    AgentPool agents(daemon, kWorker, 1);
+    wire::Reply done = next();
+    CHECK(done.rid == 21);
+    std::string status;
+    int64_t doubled = 0;
+    CHECK(outcome(done, &status, &doubled));
+    CHECK(status == "COMPLETED");
+    CHECK(doubled == 14);
+  }
+  // Sent again (the same id and body): the intent has ended, so the wait is answered at once.
+  send(30, 31, kWorker, 0);
+  wire::Reply again = next();
+  CHECK(again.rid == 30);
+  CHECK(again.status.ok());
+  wire::Reply at_once = next();
+  CHECK(at_once.rid == 31);
+  std::string status;
+  int64_t doubled = 0;
+  CHECK(outcome(at_once, &status, &doubled));
+  CHECK(doubled == 14);
+
+  // Nobody serves this address: the wait runs out after wait_timeout_ms, not terminal.
+  const std::string other = NewIntentId(SystemClock::Instance().NowMs()).ToString();
+  {
+    wire::RequestBuilder b("send", 40);
+    b.w().Field("intent_id", other);
+    b.w().Field("intent_type", "intent.test.double.v1");
+    b.w().Field("to_agent", "agent://acme/test/nobody");
+    b.w().Field("wait_rid", uint64_t{41});
+    b.w().Field("wait_timeout_ms", uint64_t{300});
+    std::string frame = b.Finish();
+    socket.send(zmq::buffer(frame), zmq::send_flags::none);
+  }
+  CHECK(next().rid == 40);
+  wire::Reply ran_out = next();
+  CHECK(ran_out.rid == 41);
+  status.clear();
+  CHECK_FALSE(outcome(ran_out, &status, &doubled));
+  CHECK(status == "SUBMITTED");
+  CHECK(seen == std::vector<uint64_t>{1, 10, 20, 21, 30, 31, 40, 41});
 }
 
 TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {

@@ -15,8 +15,8 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/intent_id.h"

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,6 +108,12 @@ class Client {
   // Blocks until the intent reaches a terminal status and returns it; TimedOut if `timeout`
   // passes first. Survives restarts of the daemon.
   Result<Intent> Wait(std::string_view intent_id, std::chrono::milliseconds timeout);
+  // Send, then Wait, in one request: the daemon parks the wait with the send (the protocol's
+  // wait_rid), so there is no second request and no gap between them. `on_stored`, if given,
+  // gets the receipt as soon as the intent is on disk (before its outcome). Errors as Send's
+  // before `on_stored` is called, as Wait's after it.
+  Result<Intent> SendAndWait(const SendRequest& request, std::chrono::milliseconds timeout,
+                             const std::function<void(const SendReceipt&)>& on_stored = nullptr);
   // Intents, newest first, without payloads, checkpoints or results.
   Result<std::vector<Intent>> List(const ListOptions& options = {});
   // Cancels a live intent; Conflict if it has already ended.
@@ -147,6 +154,9 @@ class Client {
 
  private:
   explicit Client(std::unique_ptr<Connection> connection);
+  // Send, with a wait parked for `wait_rid` (0: none) of `wait_timeout`.
+  Result<SendReceipt> SendWithWait(const SendRequest& request, uint64_t wait_rid,
+                                   std::chrono::milliseconds wait_timeout);
   std::unique_ptr<Connection> connection_;
 };
 

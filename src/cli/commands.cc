@@ -187,23 +187,29 @@ int Send(const Global& g, const SendFlags& f) {
   if (!timeout.ok()) return Error(timeout.status());
   auto client = Connect(g);
   if (!client.ok()) return Error(client.status());
+  if (f.wait) {
+    // One request: the daemon parks the wait with the send. The id is shown once stored.
+    bool stored = false;
+    auto done = (*client)->SendAndWait(req, *timeout, [&](const SendReceipt& receipt) {
+      stored = true;
+      if (!g.json) {
+        Print(receipt.intent_id + "\n");
+        std::fflush(stdout);
+      }
+    });
+    if (!stored) return Error(done.status());
+    return ReportWait(g, std::move(done));
+  }
   auto receipt = (*client)->Send(req);
   if (!receipt.ok()) return Error(receipt.status());
-  if (!f.wait) {
-    if (g.json) {
-      PrintJson(OrderedJson{{"intent_id", receipt->intent_id},
-                            {"status", std::string(IntentStatusName(receipt->status))},
-                            {"created", receipt->created}});
-    } else {
-      Print(receipt->intent_id + "\n");
-    }
-    return kExitOk;
-  }
-  if (!g.json) {
+  if (g.json) {
+    PrintJson(OrderedJson{{"intent_id", receipt->intent_id},
+                          {"status", std::string(IntentStatusName(receipt->status))},
+                          {"created", receipt->created}});
+  } else {
     Print(receipt->intent_id + "\n");
-    std::fflush(stdout);
   }
-  return ReportWait(g, (*client)->Wait(receipt->intent_id, *timeout));
+  return kExitOk;
 }
 
 int Get(const Global& g, const std::string& id) {

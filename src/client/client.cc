@@ -42,11 +42,18 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 const std::string& Client::endpoint() const { return connection_->options().endpoint; }
 
 Result<SendReceipt> Client::Send(const SendRequest& request) {
+  return SendWithWait(request, 0, milliseconds(0));
+}
+
+Result<SendReceipt> Client::SendWithWait(const SendRequest& request, uint64_t wait_rid,
+                                         milliseconds wait_timeout) {
   if (!request.payload.is_object()) {
     return Status::InvalidArgument("payload must be a JSON object, not " +
                                    std::string(request.payload.type_name()));
   }
-  // The id is chosen here so that resending after a lost reply cannot store a second intent.
+  // The id is chosen here so that resending after a lost reply cannot store a second intent
+  // (a resend with a wait_rid parks a second wait; its answer comes to a rid nobody awaits
+  // any more and is dropped).
   std::string id = request.intent_id.empty()
                        ? NewIntentId(SystemClock::Instance().NowMs()).ToString()
                        : request.intent_id;
@@ -75,6 +82,10 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
     if (request.retry_max.count() > 0) {
       w.Field("retry_max_ms", static_cast<int64_t>(request.retry_max.count()));
     }
+    if (wait_rid != 0) {
+      w.Field("wait_rid", wait_rid);
+      w.Field("wait_timeout_ms", static_cast<uint64_t>(wait_timeout.count()));
+    }
     w.FieldRaw("payload", payload);
   }));
   MapReader body = got.reply.body();
@@ -85,6 +96,24 @@ Result<SendReceipt> Client::Send(const SendRequest& request) {
   HANDOFF_RETURN_IF_ERROR(body.OptBool("created", &receipt.created));
   receipt.status = ParseIntentStatus(status).value_or(IntentStatus::kSubmitted);
   return receipt;
+}
+
+Result<Intent> Client::SendAndWait(const SendRequest& request, milliseconds timeout,
+                                   const std::function<void(const SendReceipt&)>& on_stored) {
+  const auto deadline = SteadyClock::now() + timeout;
+  const milliseconds chunk = std::clamp(timeout, milliseconds(0), kWaitChunk);
+  const uint64_t wait_rid = connection_->ReserveRid();
+  HANDOFF_ASSIGN_OR_RETURN(SendReceipt receipt, SendWithWait(request, wait_rid, chunk));
+  if (on_stored) on_stored(receipt);
+  // The wait parked with the send answers within `chunk`, unless the connection or the daemon
+  // went away meanwhile: then, or when the intent is still live, go on as Wait does.
+  auto answer = connection_->AwaitReply(wait_rid, chunk + kWaitGrace);
+  if (answer.ok() && answer->has_value()) {
+    HANDOFF_ASSIGN_OR_RETURN(Intent intent, IntentFromReply(**answer));
+    if (IsTerminal(intent.status)) return intent;
+  }
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+  return Wait(receipt.intent_id, std::max(left, milliseconds(0)));
 }
 
 Result<Intent> Client::Get(std::string_view intent_id) {
@@ -247,7 +276,8 @@ Status Client::RequestApproval(std::string_view intent_id, uint32_t attempt,
 Status Client::Purge(std::string_view intent_id) {
   HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
   return connection_
-      ->Call("purge", [&](MsgWriter& w) { WriteId(w, intent_id); }, Connection::Resend::kNo)
+      ->Call(
+          "purge", [&](MsgWriter& w) { WriteId(w, intent_id); }, Connection::Resend::kNo)
       .status();
 }
 

@@ -74,23 +74,31 @@ Result<ReceivedReply> Connection::Call(std::string_view op,
     const auto resend_at = resend == Resend::kYes
                                ? std::min(deadline, SteadyClock::now() + options_.resend_interval)
                                : deadline;
-    while (SteadyClock::now() < resend_at) {
-      HANDOFF_ASSIGN_OR_RETURN(std::optional<ReceivedReply> got, ReceiveOne(Remaining(resend_at)));
-      if (!got) break;
-      if (!got->reply.push.empty()) {
-        pushes_.push_back(std::move(*got));
-        continue;
-      }
-      if (got->reply.rid != rid) continue;  // a late reply to an abandoned request
-      if (!got->reply.status.ok()) return got->reply.status;
-      return std::move(*got);
-    }
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<ReceivedReply> got,
+                             AwaitReply(rid, Remaining(resend_at)));
+    if (got) return std::move(*got);
     if (SteadyClock::now() >= deadline) {
       return Status::Unavailable("handoffd at " + options_.endpoint + " did not answer '" +
                                  std::string(op) + "' within " + std::to_string(timeout.count()) +
                                  " ms");
     }
   }
+}
+
+Result<std::optional<ReceivedReply>> Connection::AwaitReply(uint64_t rid, milliseconds timeout) {
+  const auto until = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < until) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<ReceivedReply> got, ReceiveOne(Remaining(until)));
+    if (!got) break;
+    if (!got->reply.push.empty()) {
+      pushes_.push_back(std::move(*got));
+      continue;
+    }
+    if (got->reply.rid != rid) continue;  // a late reply to an abandoned request
+    if (!got->reply.status.ok()) return got->reply.status;
+    return got;
+  }
+  return std::optional<ReceivedReply>();
 }
 
 Result<std::optional<ReceivedReply>> Connection::NextPush(milliseconds timeout) {

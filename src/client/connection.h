@@ -44,6 +44,12 @@ class Connection {
                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // The next pushed message, waiting at most `timeout`; nullopt on timeout.
   Result<std::optional<ReceivedReply>> NextPush(std::chrono::milliseconds timeout);
+  // A rid for a reply that comes without a request of its own (a send's wait_rid).
+  uint64_t ReserveRid() { return next_rid_++; }
+  // The reply with `rid`, waiting at most `timeout`; nullopt on timeout, an error reply as its
+  // Status. Pushes that arrive meanwhile are kept for NextPush; replies to other rids (late
+  // ones to abandoned requests) are dropped.
+  Result<std::optional<ReceivedReply>> AwaitReply(uint64_t rid, std::chrono::milliseconds timeout);
 
   const ClientOptions& options() const { return options_; }
 

@@ -357,6 +357,57 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
   CHECK(seen == std::vector<uint64_t>{1, 10, 20, 21, 30, 31, 40, 41});
 }
 
+TEST_CASE("SendAndWaitReturnsTheOutcomeInOneRequestAndOutlivesADaemonRestart") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  {
+    AgentPool agents(daemon, kWorker, 1);
+    std::vector<std::string> stored;
+    auto done = client->SendAndWait(Work(21), std::chrono::seconds(20),
+                                    [&](const SendReceipt& r) { stored.push_back(r.intent_id); });
+    REQUIRE(done.ok());
+    CHECK(done->status == IntentStatus::kCompleted);
+    CHECK(done->result["double"] == 42);
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0] == done->intent_id);
+  }
+  // Nobody serves it: TimedOut once the time is up, as Wait.
+  auto pending = client->SendAndWait(Work(1), std::chrono::milliseconds(300));
+  CHECK(pending.status().IsTimedOut());
+  // A refused send: its error, and no receipt.
+  SendRequest bad = Work(2);
+  bad.to_agent = "not an address";
+  bool called = false;
+  auto refused =
+      client->SendAndWait(bad, std::chrono::seconds(5), [&](const SendReceipt&) { called = true; });
+  CHECK(refused.status().IsInvalidArgument());
+  CHECK_FALSE(called);
+
+  // The daemon dies after the send is stored: the wait parked with it is gone, and the client
+  // goes on waiting as Wait does, across the restart.
+  std::atomic<bool> on_disk{false};
+  Result<Intent> outcome = Status::IOError("not yet");
+  std::thread sender([&] {
+    outcome = client->SendAndWait(Work(5), std::chrono::seconds(60),
+                                  [&](const SendReceipt&) { on_disk = true; });
+  });
+  const bool was_stored = WaitFor([&] { return on_disk.load(); }, std::chrono::seconds(10));
+  CHECK(was_stored);
+  if (was_stored) {
+    daemon.Kill();
+    daemon.Start();
+  }
+  {  // the sender is joined whatever happened above
+    AgentPool agents(daemon, kWorker, 1);
+    sender.join();
+  }
+  REQUIRE(outcome.ok());
+  CHECK(outcome->status == IntentStatus::kCompleted);
+  CHECK(outcome->result["double"] == 10);
+}
+
 TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {
   TempDir dir;
   Daemon daemon(dir);

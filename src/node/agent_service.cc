@@ -135,18 +135,26 @@ std::string AgentService::DeliveryPush(const IntentView& view) {
 }
 
 std::string AgentService::EncodeWaitReply(uint64_t rid, const IntentView& view) {
+  return EncodeWaitReply(rid, view.record, view.payload, view.checkpoint, view.result);
+}
+
+std::string AgentService::EncodeWaitReply(uint64_t rid, const IntentRecord& record,
+                                          std::string_view payload, std::string_view checkpoint,
+                                          std::string_view result) {
   ReplyBuilder b(rid);
-  b.w().Field("terminal", IsTerminal(view.record.status));
+  b.w().Field("terminal", IsTerminal(record.status));
   b.w().Key("intent");
-  wire::WriteIntent(b.w(), view.record, view.payload, view.checkpoint, view.result);
+  wire::WriteIntent(b.w(), record, payload, checkpoint, result);
   return b.Finish();
 }
 
 std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
-  IntentView view;
-  Status s = engine_.Get(txn, waiter.id, &view);
-  if (!s.ok()) return wire::EncodeErrorReply(waiter.rid, s);
-  return EncodeWaitReply(waiter.rid, view);
+  // Encoded straight from the record and blobs where they are kept: a wait's answer is the
+  // one read of an intent on every round trip.
+  auto peeked = engine_.Peek(txn, waiter.id);
+  if (!peeked.ok()) return wire::EncodeErrorReply(waiter.rid, peeked.status());
+  return EncodeWaitReply(waiter.rid, peeked->record(), peeked->payload, peeked->checkpoint,
+                         peeked->result);
 }
 
 Status AgentService::CheckRoom(size_t payload_bytes) {

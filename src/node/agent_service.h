@@ -78,6 +78,9 @@ class AgentService {
   // The reply to a parked wait, once its intent ended or its time ran out.
   std::string WaitReply(const Txn& txn, const Waiter& waiter);
   static std::string EncodeWaitReply(uint64_t rid, const IntentView& view);
+  static std::string EncodeWaitReply(uint64_t rid, const IntentRecord& record,
+                                     std::string_view payload, std::string_view checkpoint,
+                                     std::string_view result);
   // Adds the node's peer links to `status` replies.
   void set_peer_status(std::function<void(MsgWriter&)> fn) { peer_status_ = std::move(fn); }
   // Room in the store for new intents this turn, in bytes (Node::CheckSpace measures it).

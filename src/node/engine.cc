@@ -340,7 +340,8 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     details.Field("question", r.approval->question);
     details.EndMap();
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
-                                       "intent.approval_requested", r.from_agent, details.Release()));
+                                       "intent.approval_requested", r.from_agent,
+                                       details.Release()));
     return SendResult{std::move(r), true};
   }
   HANDOFF_RETURN_IF_ERROR(Dispatch(txn, batch, r, p.payload));
@@ -393,6 +394,32 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &out->record));
   return ReadBlobs(txn, out);
+}
+
+Result<Engine::Peeked> Engine::Peek(const Txn& txn, const IntentId& id) const {
+  Peeked out;
+  if (auto it = staged_.find(id); it != staged_.end()) {
+    if (!it->second) return Status::NotFound("intent " + id.ToString() + " not found");
+    out.borrowed = &*it->second;
+  } else if (const IntentRecord* cached = cache_.Find(id)) {
+    out.borrowed = cached;
+  } else {
+    out.owned.emplace();
+    HANDOFF_RETURN_IF_ERROR(store_.GetIntent(txn, id, &*out.owned));
+    cache_.Put(*out.owned);  // committed state (nothing this turn wrote is staged), as Load
+  }
+  const IntentRecord& r = out.record();
+  HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, id, BlobKind::kPayload, &out.payload));
+  // Only a checkpointed intent has a checkpoint, and only an ended one a result.
+  if (r.has_checkpoint) {
+    Status s = store_.GetBlobView(txn, id, BlobKind::kCheckpoint, &out.checkpoint);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  if (IsTerminal(r.status)) {
+    Status s = store_.GetBlobView(txn, id, BlobKind::kResult, &out.result);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  return out;
 }
 
 Status Engine::ReadBlobs(const Txn& txn, IntentView* out) const {

@@ -237,6 +237,16 @@ class Engine {
   // --- Reads ---
 
   Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
+  // The same without copying, for a reader that is done with it before the Engine or `txn`
+  // changes (a wait's answer): the record in the turn's or the cache's keeping, and its blobs
+  // in the transaction's.
+  struct Peeked {
+    const IntentRecord& record() const { return owned ? *owned : *borrowed; }
+    const IntentRecord* borrowed = nullptr;
+    std::optional<IntentRecord> owned;  // read from the store: neither kept it
+    std::string_view payload, checkpoint, result;
+  };
+  Result<Peeked> Peek(const Txn& txn, const IntentId& id) const;
   // The blobs of `out->record` (loaded by GetRecord) into `out`.
   Status ReadBlobs(const Txn& txn, IntentView* out) const;
   // The record alone, without reading its blobs.
@@ -279,8 +289,8 @@ class Engine {
   // Appends an event for the record's current status and stages the record. On the
   // destination of a forwarded intent, also adds the event to the intent's update for the
   // origin (sent at Flush).
-  Status Record(Txn& txn, IntentRecord& r, std::string_view event_type,
-                std::string_view actor, std::string details);
+  Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
+                std::string details);
   // Writes the staged records (Flush without the updates).
   Status FlushRecords(Txn& txn);
   // Writes one data message for `peer` to the outbox, numbered on that link. The updates
@@ -340,7 +350,7 @@ class Engine {
   // A timer no stored timer comes before: FireTimers starts there rather than stepping over
   // the deleted timers of pending turns again for every timer it fires.
   std::optional<storage::TimerEntry> timer_floor_;
-  uint64_t audit_seq_ = 0;             // last audit seq written
+  uint64_t audit_seq_ = 0;  // last audit seq written
   std::array<int64_t, kIntentStatusCount> counts_{};
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache
   // at Commit. Loads are logically const: both only spare decoding what the store holds.

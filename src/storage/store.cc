@@ -231,9 +231,14 @@ Status Store::ScanIntents(const Txn& txn,
 
 Status Store::GetBlob(const Txn& txn, const IntentId& id, BlobKind kind, std::string* out) const {
   std::string_view bytes;
-  HANDOFF_RETURN_IF_ERROR(txn.Get(blobs_, BlobKey(id, kind), &bytes));
+  HANDOFF_RETURN_IF_ERROR(GetBlobView(txn, id, kind, &bytes));
   out->assign(bytes);
   return Status::OK();
+}
+
+Status Store::GetBlobView(const Txn& txn, const IntentId& id, BlobKind kind,
+                          std::string_view* out) const {
+  return txn.Get(blobs_, BlobKey(id, kind), out);
 }
 
 Status Store::PutBlob(Txn& txn, const IntentId& id, BlobKind kind, std::string_view value) {

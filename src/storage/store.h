@@ -75,6 +75,9 @@ class Store {
 
   // Blobs: NotFound when the intent has none of that kind.
   Status GetBlob(const Txn& txn, const IntentId& id, BlobKind kind, std::string* out) const;
+  // The same without a copy: `out` is valid while `txn` is open and unwritten.
+  Status GetBlobView(const Txn& txn, const IntentId& id, BlobKind kind,
+                     std::string_view* out) const;
   Status PutBlob(Txn& txn, const IntentId& id, BlobKind kind, std::string_view value);
 
   // Events of one intent with seq > `since`, at most `limit`, in seq order.

@@ -133,14 +133,18 @@ Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<u
   return store_.ListAudit(txn, since, limit, seqs, out);
 }
 
-Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
+Result<const IntentRecord*> Engine::Kept(const IntentId& id) const {
   if (auto it = staged_.find(id); it != staged_.end()) {
     if (!it->second) return Status::NotFound("intent " + id.ToString() + " not found");
-    *out = *it->second;
-    return Status::OK();
+    return &*it->second;
   }
-  if (const IntentRecord* cached = cache_.Find(id)) {
-    *out = *cached;
+  return cache_.Find(id);
+}
+
+Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* kept, Kept(id));
+  if (kept != nullptr) {
+    *out = *kept;
     return Status::OK();
   }
   HANDOFF_RETURN_IF_ERROR(store_.GetIntent(txn, id, out));
@@ -398,40 +402,35 @@ Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
 
 Result<Engine::Peeked> Engine::Peek(const Txn& txn, const IntentId& id) const {
   Peeked out;
-  if (auto it = staged_.find(id); it != staged_.end()) {
-    if (!it->second) return Status::NotFound("intent " + id.ToString() + " not found");
-    out.borrowed = &*it->second;
-  } else if (const IntentRecord* cached = cache_.Find(id)) {
-    out.borrowed = cached;
-  } else {
+  HANDOFF_ASSIGN_OR_RETURN(out.borrowed, Kept(id));
+  if (out.borrowed == nullptr) {
     out.owned.emplace();
     HANDOFF_RETURN_IF_ERROR(store_.GetIntent(txn, id, &*out.owned));
     cache_.Put(*out.owned);  // committed state (nothing this turn wrote is staged), as Load
   }
-  const IntentRecord& r = out.record();
-  HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, id, BlobKind::kPayload, &out.payload));
-  // Only a checkpointed intent has a checkpoint, and only an ended one a result.
-  if (r.has_checkpoint) {
-    Status s = store_.GetBlobView(txn, id, BlobKind::kCheckpoint, &out.checkpoint);
-    if (!s.ok() && !s.IsNotFound()) return s;
-  }
-  if (IsTerminal(r.status)) {
-    Status s = store_.GetBlobView(txn, id, BlobKind::kResult, &out.result);
-    if (!s.ok() && !s.IsNotFound()) return s;
-  }
+  HANDOFF_RETURN_IF_ERROR(BlobViews(txn, out.record(), &out.payload, &out.checkpoint, &out.result));
   return out;
 }
 
 Status Engine::ReadBlobs(const Txn& txn, IntentView* out) const {
-  const IntentId& id = out->record.id;
-  HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, id, BlobKind::kPayload, &out->payload));
-  // Only a checkpointed intent has a checkpoint, and only a completed one a result.
-  if (out->record.has_checkpoint) {
-    Status s = store_.GetBlob(txn, id, BlobKind::kCheckpoint, &out->checkpoint);
+  std::string_view payload, checkpoint, result;
+  HANDOFF_RETURN_IF_ERROR(BlobViews(txn, out->record, &payload, &checkpoint, &result));
+  out->payload.assign(payload);
+  out->checkpoint.assign(checkpoint);
+  out->result.assign(result);
+  return Status::OK();
+}
+
+Status Engine::BlobViews(const Txn& txn, const IntentRecord& r, std::string_view* payload,
+                         std::string_view* checkpoint, std::string_view* result) const {
+  HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, r.id, BlobKind::kPayload, payload));
+  // Only a checkpointed intent has a checkpoint, and only an ended one a result.
+  if (r.has_checkpoint) {
+    Status s = store_.GetBlobView(txn, r.id, BlobKind::kCheckpoint, checkpoint);
     if (!s.ok() && !s.IsNotFound()) return s;
   }
-  if (IsTerminal(out->record.status)) {
-    Status s = store_.GetBlob(txn, id, BlobKind::kResult, &out->result);
+  if (IsTerminal(r.status)) {
+    Status s = store_.GetBlobView(txn, r.id, BlobKind::kResult, result);
     if (!s.ok() && !s.IsNotFound()) return s;
   }
   return Status::OK();

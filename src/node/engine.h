@@ -284,6 +284,12 @@ class Engine {
   // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with
   // the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
+  // The record as this turn staged it or the cache keeps it; null when neither holds it (the
+  // store may), NotFound when this turn deleted it.
+  Result<const IntentRecord*> Kept(const IntentId& id) const;
+  // Views of r's blobs in `txn`; the checkpoint and result stay empty when r has none.
+  Status BlobViews(const Txn& txn, const IntentRecord& r, std::string_view* payload,
+                   std::string_view* checkpoint, std::string_view* result) const;
   // Stages the record: Load sees it at once, Flush stores it, Commit caches it.
   void Put(const IntentRecord& r);
   // Appends an event for the record's current status and stages the record. On the

@@ -1,3 +1,7 @@
+// Node's loop: start-up, the poll loop, turns (decoding requests, running them against the
+// layered view, delivering and answering waits) and sending replies. node_commit.cc has what
+// happens to a turn's batch; node_peers.cc the peer links.
+
 #include "node/node.h"
 
 #include <fcntl.h>
@@ -9,15 +13,12 @@
 #include <cstring>
 
 #include "base/names.h"
-#include "base/units.h"
 #include "net/endpoint.h"
 
 namespace handoff::node {
 namespace {
 
 constexpr int64_t kRejectLogPeriodMs = 5000;
-// Counting free pages walks the freelist: near the limit, at most this often.
-constexpr int64_t kSpaceCheckPeriodMs = 50;
 // The longest the loop sleeps with nothing scheduled, so a stuck clock cannot park it forever.
 constexpr long kMaxPollMs = 1000;
 // Turns gathered for one commit while input keeps coming (each takes up to max_batch messages
@@ -236,32 +237,6 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
   SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
 }
 
-void Node::Held::Absorb(Held&& later) {
-  for (size_t i = 0; i < batch.status_delta.size(); ++i) {
-    batch.status_delta[i] += later.batch.status_delta[i];
-  }
-  auto append = [](auto& to, auto& from) {
-    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-  };
-  append(batch.settled, later.batch.settled);
-  append(batch.released, later.batch.released);
-  for (const auto& [peer, seq] : later.batch.emitted) {
-    batch.emitted[peer] = std::max(batch.emitted[peer], seq);
-  }
-  batch.purged += later.batch.purged;
-  append(replies, later.replies);
-  append(pushes, later.pushes);
-  append(answers, later.answers);
-  append(answered, later.answered);
-  append(send_waits, later.send_waits);
-  append(assigned, later.assigned);
-  for (const auto& [peer, seq] : later.acks) acks[peer] = std::max(acks[peer], seq);
-  append(requests, later.requests);
-  append(undelivered, later.undelivered);
-  write_requests += later.write_requests;
-  turns += later.turns;
-}
-
 void Node::Turn(Inbound& in) {
   struct Parsed {
     Incoming* in;
@@ -371,173 +346,6 @@ void Node::Turn(Inbound& in) {
   turn.write_requests = writes;
   turn.turns = 1;
   next_->Absorb(std::move(turn));
-}
-
-void Node::MaybeStartCommit() {
-  if (logging_ != nullptr || next_ == nullptr) return;
-  if (!next_->writes.empty()) {
-    logging_ = std::move(next_);
-    committer_->Start(&logging_->writes);
-    return;
-  }
-  // Nothing to store, and nothing before it is pending: what it holds is durable already.
-  std::unique_ptr<Pending> done = std::move(next_);
-  SendHeld(*done);
-}
-
-void Node::SendHeld(const Held& held) {
-  SendAll(held.replies);
-  SendAll(held.pushes);
-  SendAll(held.answers);
-  AfterPeers(held.batch, held.acks);
-}
-
-void Node::OnReport(storage::Committer::Report report) {
-  if (report.durable || report.applied > 0) stats_.lmdb_commits = committer_->lmdb_commits();
-  if (report.durable) OnCommitted(*report.durable);
-  // The Committer applies batches in the order they became durable.
-  for (; report.applied > 0 && !unapplied_.empty(); --report.applied) unapplied_.pop_front();
-}
-
-size_t Node::Below(std::array<const storage::WriteSet*, Txn::kMaxBelow>* below) const {
-  size_t n = 0;
-  if (logging_) (*below)[n++] = &logging_->writes;
-  for (auto it = unapplied_.rbegin(); it != unapplied_.rend() && n < below->size(); ++it) {
-    (*below)[n++] = &(*it)->writes;
-  }
-  if (n < (logging_ ? 1 : 0) + unapplied_.size()) {
-    // The Committer holds at most kMaxHeld batches out of LMDB, and the loop takes its reports
-    // before it starts another: more layers than a Txn reads is a bug, and reading fewer
-    // would show stale data.
-    spdlog::critical("{} write sets await LMDB; a transaction reads at most {}",
-                     unapplied_.size() + (logging_ ? 1 : 0), below->size());
-    std::abort();
-  }
-  return n;
-}
-
-Result<Txn> Node::BeginView() const {
-  std::array<const storage::WriteSet*, Txn::kMaxBelow> below;
-  const size_t layers = Below(&below);
-  return Txn::BeginLayered(store_->env(), nullptr,
-                           std::span<const storage::WriteSet* const>(below.data(), layers));
-}
-
-void Node::RebuildState() {
-  auto view = BeginView();
-  Status rebuilt = view.ok() ? engine_->Rollback(*view) : view.status();
-  if (!rebuilt.ok()) spdlog::error("rebuilding state after a failure: {}", rebuilt.ToString());
-}
-
-void Node::OnCommitted(const Status& s) {
-  std::unique_ptr<Pending> done = std::move(logging_);
-  if (!s.ok()) {
-    ++stats_.failed_commits;
-    if (s.IsResourceExhausted()) {
-      last_space_check_ms_ = 0;
-      free_bytes_ = 0;
-    }
-    size_t refused = done->requests.size() + (next_ ? next_->requests.size() : 0);
-    spdlog::error("a commit failed and nothing of it was stored; {} request(s) refused: {}{}",
-                  refused, s.ToString(),
-                  s.IsResourceExhausted() || s.IsIOError()
-                      ? " (check free disk space and [node] map_size)"
-                      : "");
-    // The turns gathered since were built on top of it: they fail with it.
-    FailPending(*done, s);
-    if (next_) FailPending(*next_, s);
-    next_.reset();
-    RebuildState();
-    return;
-  }
-  ++stats_.commits;
-  const auto took =
-      static_cast<uint64_t>(committer_->last_apply_us() + committer_->last_commit_us());
-  stats_.commit_us_total += took;
-  stats_.commit_us_max = std::max(stats_.commit_us_max, took);
-  stats_.writes += done->write_requests;
-  stats_.deliveries += done->pushes.size();
-  stats_.purged += done->batch.purged;
-  for (const IntentId& id : done->batch.released) receivers_.Release(id);
-  SendHeld(*done);
-  // Its writes stay a layer until the Committer has applied them to LMDB; what it held is
-  // sent and goes now.
-  static_cast<Held&>(*done) = Held();
-  unapplied_.push_back(std::move(done));
-}
-
-void Node::FinishCommits(bool drain) {
-  while (logging_ != nullptr) OnReport(committer_->Wait());
-  MaybeStartCommit();
-  while (logging_ != nullptr) OnReport(committer_->Wait());
-  if (drain) OnReport(committer_->Drain());
-}
-
-void Node::FailPending(Held& p, const Status& why) {
-  for (const IntentId& id : p.assigned) receivers_.Release(id);
-  for (Waiter& w : p.answered) waiters_.Add(std::move(w));
-  // Their sends were not stored: their waits go (after the re-parking above, which may hold
-  // one answered at once), and only the sends' error replies are sent.
-  for (const Waiter& w : p.send_waits) waiters_.Remove(w);
-  undelivered_.insert(undelivered_.end(), p.undelivered.begin(), p.undelivered.end());
-  for (const auto& [routing_id, rid] : p.requests) {
-    SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
-  }
-}
-
-uint64_t Node::PendingBytes() const {
-  uint64_t bytes = 0;
-  if (logging_) bytes += logging_->writes.bytes();
-  for (const auto& p : unapplied_) bytes += p->writes.bytes();
-  if (next_) bytes += next_->writes.bytes();
-  return bytes;
-}
-
-void Node::CheckSpace(const Txn& txn) {
-  auto high = store_->env().UsedBytes();
-  if (!high.ok()) return;
-  const uint64_t map = options_.map_size;
-  const uint64_t margin = std::max<uint64_t>(map / 20, 256 << 10);
-  uint64_t live = 0;
-  for (int i = 0; i < kIntentStatusCount; ++i) {
-    if (!IsTerminal(static_cast<IntentStatus>(i))) {
-      live += static_cast<uint64_t>(std::max<int64_t>(0, engine_->status_counts()[i]));
-    }
-  }
-  const uint64_t set_aside = margin + live * kIntentSpaceEstimate;
-  auto room = [&](uint64_t in_use) {
-    return map > in_use + set_aside ? map - in_use - set_aside : 0;
-  };
-  // Counting free pages walks LMDB's freelist: only when the high-water mark says room is
-  // getting short, and then at most every kSpaceCheckPeriodMs.
-  const int64_t now = options_.clock->NowMs();
-  if (room(*high) < map / 4 && now - last_space_check_ms_ >= kSpaceCheckPeriodMs) {
-    last_space_check_ms_ = now;
-    auto free = txn.FreeBytes();
-    if (free.ok()) {
-      free_bytes_ = *free;
-    } else {
-      spdlog::warn("cannot measure free space: {}", free.status().ToString());
-    }
-  } else if (room(*high) >= map / 4) {
-    free_bytes_ = 0;  // not needed: the high-water mark alone leaves room
-  }
-  // What the pending turns will add is not in the high-water mark yet; B-tree pages take about
-  // twice the bytes written.
-  const uint64_t in_use = (*high > free_bytes_ ? *high - free_bytes_ : 0) + 2 * PendingBytes();
-  stats_.space_in_use = in_use;
-  const bool was_refusing = refusing_sends_;
-  refusing_sends_ = room(in_use) < kIntentSpaceEstimate;
-  if (refusing_sends_ && !was_refusing) {
-    spdlog::warn(
-        "the store is full ({} of map_size {} in use, {} live intents): refusing new sends "
-        "until ended intents are purged or map_size is raised",
-        FormatByteSize(in_use), FormatByteSize(map), live);
-  } else if (!refusing_sends_ && was_refusing) {
-    spdlog::info("the store has room again ({} of map_size {} in use): accepting new sends",
-                 FormatByteSize(in_use), FormatByteSize(map));
-  }
-  service_->set_send_budget(room(in_use));
 }
 
 Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,

@@ -44,10 +44,12 @@ uint64_t Checksum(const unsigned char* header, std::string_view payload) {
   return GetLe(out, 8);
 }
 
-// Writes the whole buffer at `offset`, resuming after short writes and signals.
-bool PwriteAll(int fd, const char* data, size_t size, off_t offset) {
+// Moves `size` bytes at `offset` with `io` (pread or pwrite), resuming after short transfers
+// and signals; false on an error or the end of the file.
+template <typename Byte, typename Io>
+bool TransferAll(int fd, Byte* data, size_t size, off_t offset, Io io) {
   while (size > 0) {
-    ssize_t n = ::pwrite(fd, data, size, offset);
+    ssize_t n = io(fd, data, size, offset);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
@@ -57,17 +59,12 @@ bool PwriteAll(int fd, const char* data, size_t size, off_t offset) {
   return true;
 }
 
+bool PwriteAll(int fd, const char* data, size_t size, off_t offset) {
+  return TransferAll(fd, data, size, offset, ::pwrite);
+}
+
 bool PreadAll(int fd, void* data, size_t size, off_t offset) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = ::pread(fd, p, size, offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-    offset += n;
-  }
-  return true;
+  return TransferAll(fd, static_cast<char*>(data), size, offset, ::pread);
 }
 
 }  // namespace

@@ -49,6 +49,14 @@ void Scribble(const std::string& path, uint64_t offset) {
   ::close(fd);
 }
 
+// Store::Open refuses the data directory as Corruption, with `why` in the message.
+void CheckOpenRefused(const std::string& dir, const std::string& why) {
+  auto store = Store::Open(dir, {}, "node-test");
+  REQUIRE(!store.ok());
+  CHECK(store.status().IsCorruption());
+  CHECK(store.status().message().find(why) != std::string::npos);
+}
+
 // Runs `body` in a child process that then dies without cleaning up (as SIGKILL would leave
 // it); returns once it has.
 void InACrashingChild(const std::function<bool()>& body) {
@@ -267,10 +275,7 @@ TEST_CASE("ATornLastRecordIsNotReplayedAndAGapInTheLogIsRefused") {
     ws.Encode(&bytes);
     REQUIRE((*log)->Append(9, bytes).ok());
   }
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(!store.ok());
-  CHECK(store.status().IsCorruption());
-  CHECK(store.status().message().find("inconsistent") != std::string::npos);
+  CheckOpenRefused(dir.path(), "inconsistent");
 }
 
 TEST_CASE("ARecordThatChecksOutButDoesNotParseStopsTheOpenWithAClearError") {
@@ -282,10 +287,7 @@ TEST_CASE("ARecordThatChecksOutButDoesNotParseStopsTheOpenWithAClearError") {
     REQUIRE((*log)->Append(1, "not a write set").ok());
   }
   for (int i = 0; i < 2; ++i) {  // refused every time: the log is kept for whoever looks
-    auto store = Store::Open(dir.path(), {}, "node-test");
-    REQUIRE(!store.ok());
-    CHECK(store.status().IsCorruption());
-    CHECK(store.status().message().find("replaying batch 1") != std::string::npos);
+    CheckOpenRefused(dir.path(), "replaying batch 1");
   }
 }
 

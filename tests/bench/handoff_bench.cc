@@ -19,7 +19,9 @@
 // and data directory) is kept and named on stderr.
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -186,12 +188,15 @@ Footprint Measure(const Daemon& d, const std::string& dir) {
   return f;
 }
 
-// CPU seconds (user + system) a process has used, from /proc/PID/stat; -1 if unreadable.
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+// CPU seconds (user + system) from a /proc .../stat file, and the command name in it; -1 if
+// unreadable.
+double StatCpuSeconds(const std::string& path, std::string* comm = nullptr) {
+  std::ifstream stat(path);
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t open = text.find('(');
   const size_t close = text.rfind(')');  // the command name may hold spaces
-  if (close == std::string::npos) return -1;
+  if (open == std::string::npos || close == std::string::npos || close < open) return -1;
+  if (comm != nullptr) *comm = text.substr(open + 1, close - open - 1);
   std::istringstream fields(text.substr(close + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -200,6 +205,51 @@ double CpuSeconds(pid_t pid) {
     if (i == 15) stime = std::stoull(field);
   }
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds a process has used, its exited threads included.
+double CpuSeconds(pid_t pid) { return StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat"); }
+
+// CPU seconds of each live thread of a process, keyed by thread id, with the thread's role:
+// `main_role` for the main thread, "committer" and "agent_b" for the threads handoffd and this
+// bench name so, "zmq_io" for ZeroMQ's I/O threads, "other" for the rest.
+struct ThreadCpu {
+  std::string role;
+  double seconds;
+};
+std::map<pid_t, ThreadCpu> ThreadsCpu(pid_t pid, const std::string& main_role) {
+  std::map<pid_t, ThreadCpu> threads;
+  std::error_code ec;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(entry.path().filename().c_str()));
+    std::string comm;
+    const double seconds = StatCpuSeconds(entry.path() / "stat", &comm);
+    if (tid <= 0 || seconds < 0) continue;  // the thread exited meanwhile
+    std::string role = "other";
+    if (tid == pid) {
+      role = main_role;
+    } else if (comm == "hoff-committer") {
+      role = "committer";
+    } else if (comm == "agent-b") {
+      role = "agent_b";
+    } else if (comm.rfind("ZMQbg/IO", 0) == 0) {
+      role = "zmq_io";
+    }
+    threads[tid] = {role, seconds};
+  }
+  return threads;
+}
+
+// CPU seconds by role between two ThreadsCpu snapshots of one process.
+std::map<std::string, double> CpuByRole(const std::map<pid_t, ThreadCpu>& before,
+                                        const std::map<pid_t, ThreadCpu>& after) {
+  std::map<std::string, double> roles;
+  for (const auto& [tid, t] : after) {
+    auto it = before.find(tid);
+    roles[t.role] += t.seconds - (it == before.end() ? 0.0 : it->second.seconds);
+  }
+  return roles;
 }
 
 double SelfCpuSeconds() {
@@ -236,6 +286,7 @@ std::string Request(std::string_view op, uint64_t rid,
 // Agent B: completes every delivery at once with a small result naming the payload's n.
 void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, std::atomic<bool>& stop,
               std::atomic<uint64_t>& errors) {
+  ::pthread_setname_np(::pthread_self(), "agent-b");  // for the CPU breakdown by thread
   zmq::socket_t s = Dealer(ctx, endpoint);
   uint64_t rid = 1;
   auto send = [&](const std::string& frame) { s.send(zmq::buffer(frame), zmq::send_flags::none); };
@@ -422,6 +473,13 @@ int64_t Percentile(std::vector<int64_t>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The same slack handoffd keeps (daemons/handoffd.cc). Without it glibc gives the agents' and
+  // ZeroMQ's freed blocks back to the kernel after each burst (madvise, and a TLB flush on every
+  // core), and the benchmark's own threads took a fifth more CPU per round trip, CPU the
+  // daemons share on a small machine (docs/performance.md).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
   Options o;
   bool no_fsync = false;
   CLI::App app{"handoff-bench: durable handoff round trips against real handoffd daemons"};
@@ -485,18 +543,25 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
   std::vector<int64_t> commits_before;
   std::vector<double> cpu_before;
+  std::vector<std::map<pid_t, ThreadCpu>> threads_before;
   for (const Daemon& d : daemons) {
     commits_before.push_back(Commits(d));
     cpu_before.push_back(CpuSeconds(d.pid));
+    threads_before.push_back(ThreadsCpu(d.pid, "loop"));
   }
   const double self_cpu_before = SelfCpuSeconds();
+  const auto self_threads_before = ThreadsCpu(::getpid(), "agent_a");
   Outcome out = RunSender(ctx, o, daemons.front().endpoint);
+  // Agent B's thread is read before it is joined: an exited thread leaves /proc/PID/task.
+  const auto bench_by_role = CpuByRole(self_threads_before, ThreadsCpu(::getpid(), "agent_a"));
   stop.store(true);
   agent.join();
   const double bench_cpu = SelfCpuSeconds() - self_cpu_before;
   std::vector<double> daemon_cpu;
+  std::vector<std::map<std::string, double>> daemon_by_role;
   for (size_t i = 0; i < daemons.size(); ++i) {
     daemon_cpu.push_back(CpuSeconds(daemons[i].pid) - cpu_before[i]);
+    daemon_by_role.push_back(CpuByRole(threads_before[i], ThreadsCpu(daemons[i].pid, "loop")));
   }
   int64_t commits = 0;
   for (size_t i = 0; i < daemons.size(); ++i) commits += Commits(daemons[i]) - commits_before[i];
@@ -521,6 +586,21 @@ int main(int argc, char** argv) {
     return out.latency_us.empty() ? 0.0
                                   : seconds * 1e6 / static_cast<double>(out.latency_us.size());
   };
+  auto per_rt_by_role = [&](const std::map<std::string, double>& roles) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto& [role, seconds] : roles) j[role] = per_rt(seconds);
+    return j;
+  };
+  auto print_by_role = [&](const std::map<std::string, double>& roles) {
+    std::string line;
+    for (const auto& [role, seconds] : roles) {
+      char part[64];
+      std::snprintf(part, sizeof(part), "%s%s %.1f", line.empty() ? "" : ", ", role.c_str(),
+                    per_rt(seconds));
+      line += part;
+    }
+    std::printf("  %-18s %s\n", "", line.c_str());
+  };
   const bool ok =
       out.latency_us.size() == static_cast<size_t>(o.count) && out.wrong == 0 && out.lost == 0;
   if (o.json) {
@@ -541,10 +621,12 @@ int main(int argc, char** argv) {
                              {"fsync", o.fsync},
                              {"wait", o.wait_request ? "request" : "wait_rid"},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
+                             {"bench_cpu_us_by_thread", per_rt_by_role(bench_by_role)},
                              {"ok", ok}};
     for (size_t i = 0; i < daemons.size(); ++i) {
       const Footprint& f = footprints[i];
       j["daemons"][daemons[i].name] = {{"cpu_us_per_round_trip", per_rt(daemon_cpu[i])},
+                                       {"cpu_us_by_thread", per_rt_by_role(daemon_by_role[i])},
                                        {"commit_us_avg", f.commit_us_avg},
                                        {"rss_kb", f.rss_kb},
                                        {"peak_rss_kb", f.peak_rss_kb},
@@ -568,12 +650,14 @@ int main(int argc, char** argv) {
     std::printf("  %-18s %12lld   (%.1f round trips per commit, all daemons)\n", "commits",
                 static_cast<long long>(commits),
                 commits > 0 ? static_cast<double>(out.latency_us.size()) / commits : 0.0);
-    std::printf("  %-18s %12.1f us per round trip (the bench's own agents)\n", "bench CPU",
-                per_rt(bench_cpu));
+    std::printf("  %-18s %12.1f us per round trip (the bench's own agents), by thread:\n",
+                "bench CPU", per_rt(bench_cpu));
+    print_by_role(bench_by_role);
     for (size_t i = 0; i < daemons.size(); ++i) {
-      std::printf("  %-18s %12.1f us per round trip; commits take %.2f ms on average\n",
+      std::printf("  %-18s %12.1f us per round trip; commits take %.2f ms on average; by thread:\n",
                   (daemons[i].name + " CPU").c_str(), per_rt(daemon_cpu[i]),
                   footprints[i].commit_us_avg / 1000.0);
+      print_by_role(daemon_by_role[i]);
     }
     for (size_t i = 0; i < daemons.size(); ++i) {
       const Footprint& f = footprints[i];

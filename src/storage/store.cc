@@ -41,8 +41,12 @@ FixedKey<IntentId::kSize + 4> EventKey(const IntentId& id, uint32_t seq) {
   return key;
 }
 
-std::string QueuePrefix(std::string_view address) {
-  std::string key(address);
+// `address` and its terminator, with room reserved for `room` more bytes, so that appending
+// the rest of the key does not allocate a second time.
+std::string QueuePrefix(std::string_view address, size_t room = 0) {
+  std::string key;
+  key.reserve(address.size() + 1 + room);
+  key.append(address);
   key.push_back('\0');
   return key;
 }
@@ -72,7 +76,7 @@ std::string TimerKey(const TimerEntry& t) {
 }
 
 std::string OutboxKey(std::string_view peer, uint64_t seq) {
-  std::string key = QueuePrefix(peer);
+  std::string key = QueuePrefix(peer, 8);
   AppendU64(&key, seq);
   return key;
 }
@@ -264,13 +268,13 @@ Status Store::ListEvents(const Txn& txn, const IntentId& id, uint32_t since, siz
 }
 
 Status Store::Enqueue(Txn& txn, std::string_view address, const IntentId& id) {
-  std::string key = QueuePrefix(address);
+  std::string key = QueuePrefix(address, IntentId::kSize);
   key.append(id.bytes());
   return txn.Put(queue_, key, {});
 }
 
 Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {
-  std::string key = QueuePrefix(address);
+  std::string key = QueuePrefix(address, IntentId::kSize);
   key.append(id.bytes());
   return txn.Delete(queue_, key);
 }
@@ -278,8 +282,8 @@ Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {
 Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_view address,
                                                    const IntentId* from) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
-  const std::string prefix = QueuePrefix(address);
-  std::string start = prefix;
+  std::string start = QueuePrefix(address, IntentId::kSize);
+  const std::string_view prefix(start.data(), address.size() + 1);  // `start` grows in place
   if (from != nullptr) start.append(from->bytes());
   if (!cursor.Seek(start)) {
     HANDOFF_RETURN_IF_ERROR(cursor.status());
@@ -386,7 +390,7 @@ Result<std::optional<TimerEntry>> Store::FirstTimer(const Txn& txn, const TimerE
 
 Status Store::GetIdempotencyKey(const Txn& txn, std::string_view from, std::string_view key,
                                 IntentId* id, std::string* hash) const {
-  std::string k = QueuePrefix(from);
+  std::string k = QueuePrefix(from, key.size());
   k.append(key);
   std::string_view value;
   HANDOFF_RETURN_IF_ERROR(txn.Get(idem_, k, &value));
@@ -398,7 +402,7 @@ Status Store::GetIdempotencyKey(const Txn& txn, std::string_view from, std::stri
 
 Status Store::PutIdempotencyKey(Txn& txn, std::string_view from, std::string_view key,
                                 const IntentId& id, std::string_view hash) {
-  std::string k = QueuePrefix(from);
+  std::string k = QueuePrefix(from, key.size());
   k.append(key);
   std::string value(id.bytes());
   value.append(hash);
@@ -406,7 +410,7 @@ Status Store::PutIdempotencyKey(Txn& txn, std::string_view from, std::string_vie
 }
 
 Status Store::DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_view key) {
-  std::string k = QueuePrefix(from);
+  std::string k = QueuePrefix(from, key.size());
   k.append(key);
   return txn.Delete(idem_, k);
 }

@@ -1,0 +1,138 @@
+#include "bench/bench_daemons.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "handoff/client.h"
+
+namespace handoff::bench {
+
+// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all held open while they are
+// picked, so the kernel cannot hand out the same one twice).
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    fds.push_back(fd);
+    ports.push_back(port);
+  }
+  for (int fd : fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  return ports;
+}
+
+// Starts one handoffd with its config in `dir`.
+void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra) {
+  const std::string config = dir + "/" + d.name + ".toml";
+  std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
+                        << d.name << "\"\nagent_endpoint = \"" << d.endpoint
+                        << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
+                        << "\nmax_batch = 4096\nmax_payload_bytes = "
+                        << std::max(1 << 20, 2 * o.payload) << "\n"
+                        << o.extra_node_config << extra;
+  d.pid = ::fork();
+  if (d.pid == 0) {
+    const std::string log = dir + "/" + d.name + ".log";
+    std::freopen(log.c_str(), "a", stderr);
+    ::execl(o.handoffd.c_str(), o.handoffd.c_str(), "--config", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+}
+
+// Waits until the daemon answers `status` and sees all its peers connected.
+bool WaitReady(const Daemon& d) {
+  handoff::ClientOptions client;
+  client.endpoint = d.endpoint;
+  client.request_timeout = std::chrono::seconds(2);
+  for (int i = 0; i < 300; ++i) {
+    auto c = handoff::Client::Connect(client);
+    if (c.ok()) {
+      auto s = (*c)->NodeStatus();
+      if (s.ok()) {
+        bool peers_up = true;
+        if (s->contains("peers")) {
+          for (const auto& p : (*s)["peers"]) peers_up = peers_up && p.value("connected", false);
+        }
+        if (peers_up) return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+namespace {
+
+// The daemon's `status` answer, or nothing if it does not answer within 5 s.
+std::optional<handoff::Json> Status(const Daemon& d) {
+  handoff::ClientOptions client;
+  client.endpoint = d.endpoint;
+  client.request_timeout = std::chrono::seconds(5);
+  auto c = handoff::Client::Connect(client);
+  if (!c.ok()) return std::nullopt;
+  auto s = (*c)->NodeStatus();
+  if (!s.ok()) return std::nullopt;
+  return std::move(s).value();
+}
+
+}  // namespace
+
+int64_t Commits(const Daemon& d) {
+  auto s = Status(d);
+  return s ? s->value("commits", int64_t{-1}) : -1;
+}
+
+Footprint Measure(const Daemon& d, const std::string& dir) {
+  Footprint f;
+  std::ifstream status("/proc/" + std::to_string(d.pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) f.rss_kb = std::atoll(line.c_str() + 6);
+    if (line.rfind("VmHWM:", 0) == 0) f.peak_rss_kb = std::atoll(line.c_str() + 6);
+  }
+  struct stat st {};
+  const std::string file = dir + "/" + d.name + "/data.mdb";
+  if (::stat(file.c_str(), &st) == 0) {
+    f.file_bytes = st.st_size;
+    f.file_disk_bytes = static_cast<int64_t>(st.st_blocks) * 512;
+  }
+  if (auto s = Status(d)) {
+    f.purged = s->value("purged", int64_t{-1});
+    f.live_data_bytes = s->value("data_in_use_bytes", int64_t{-1});
+    f.commit_us_avg = s->value("commit_us_avg", int64_t{-1});
+  }
+  return f;
+}
+
+void StopDaemon(Daemon& d) {
+  if (d.pid <= 0) return;
+  ::kill(d.pid, SIGTERM);
+  int status = 0;
+  ::waitpid(d.pid, &status, 0);
+  d.pid = -1;
+}
+
+}  // namespace handoff::bench

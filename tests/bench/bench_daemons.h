@@ -1,0 +1,60 @@
+// handoff-bench's daemons: starting handoffd processes on a temporary directory, waiting until
+// they serve, asking them for their figures and stopping them.
+#ifndef HANDOFF_TESTS_BENCH_BENCH_DAEMONS_H_
+#define HANDOFF_TESTS_BENCH_BENCH_DAEMONS_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace handoff::bench {
+
+struct Options {
+  int nodes = 1;
+  int window = 256;
+  int count = 20'000;
+  int payload = 1024;
+  bool fsync = true;
+  // A waits with a `wait` request after each send's reply, rather than with the send's own
+  // wait_rid (docs/protocol.md): the workload as measured before sends could wait.
+  bool wait_request = false;
+  bool json = false;
+  std::string handoffd = HANDOFF_BENCH_HANDOFFD;
+  std::string extra_node_config;  // more [node] lines, from --node-config
+};
+
+struct Daemon {
+  std::string name, endpoint;
+  pid_t pid = -1;
+};
+
+// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
+std::vector<int> FreePorts(int n);
+
+// Starts one handoffd with its config (the options' node settings and `extra`) in `dir`.
+void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra);
+
+// Waits until the daemon answers `status` and sees all its peers connected.
+bool WaitReady(const Daemon& d);
+
+// The daemon's commit count (each one fsync'd when fsync is on); -1 if it does not answer.
+int64_t Commits(const Daemon& d);
+
+// What a daemon holds at the end of a run: its resident memory (now and at its peak), its
+// data file (apparent size and blocks on disk), and how many ended intents it purged.
+struct Footprint {
+  int64_t rss_kb = -1, peak_rss_kb = -1;
+  int64_t file_bytes = -1, file_disk_bytes = -1;
+  int64_t purged = -1, live_data_bytes = -1;
+  int64_t commit_us_avg = -1;  // the daemon's average commit (apply and sync), since it started
+};
+Footprint Measure(const Daemon& d, const std::string& dir);
+
+// SIGTERM, and waits for it to exit.
+void StopDaemon(Daemon& d);
+
+}  // namespace handoff::bench
+
+#endif  // HANDOFF_TESTS_BENCH_BENCH_DAEMONS_H_

@@ -4,6 +4,7 @@
 // ask the node to stop; the loop finishes its turn and returns.
 
 #include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "base/logging.h"
 #include "config/config.h"
+#include "net/curve_keys.h"
 #include "node/node.h"
 
 namespace {
@@ -40,17 +42,43 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string log_level;
   bool check_config = false;
+  bool show_public_key = false;
+  std::string keygen_path;
   app.add_option("-c,--config", config_path, "TOML config file (see config/handoffd.toml)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   app.add_flag("--check-config", check_config, "validate the config, print it and exit");
+  app.add_flag("--show-public-key", show_public_key,
+               "print this node's CURVE public key (creating its key pair if there is none) and "
+               "exit; reads only [node]");
+  app.add_option("--keygen", keygen_path,
+                 "write a new secret key file at FILE (mode 0600), print its public key and exit")
+      ->type_name("FILE");
   app.set_version_flag("--version", std::string("handoffd ") + HANDOFF_VERSION);
   CLI11_PARSE(app, argc, argv);
 
+  if (!keygen_path.empty()) {
+    auto pair = handoff::net::GenerateCurveKeyPair();
+    if (!pair.ok()) return Fail(pair.status());
+    if (handoff::Status s = handoff::net::WriteSecretKeyFile(keygen_path, *pair); !s.ok()) {
+      return Fail(s);
+    }
+    std::printf("%s\n", pair->public_key.c_str());
+    return 0;
+  }
+
   handoff::config::DaemonConfig config;
   if (!config_path.empty()) {
-    auto loaded = handoff::config::LoadFile(config_path);
+    auto loaded =
+        handoff::config::LoadFile(config_path, show_public_key ? handoff::config::Scope::kNodeOnly
+                                                               : handoff::config::Scope::kAll);
     if (!loaded.ok()) return Fail(loaded.status());
     config = std::move(loaded).value();
+  }
+  if (show_public_key) {
+    auto pair = handoff::net::LoadOrCreateSecretKeyFile(handoff::node::SecretKeyPath(config.node));
+    if (!pair.ok()) return Fail(pair.status());
+    std::printf("%s\n", pair->public_key.c_str());
+    return 0;
   }
   if (!log_level.empty()) config.log_level = log_level;
   if (handoff::Status s = handoff::InitLogging(config.log_level); !s.ok()) return Fail(s);

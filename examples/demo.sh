@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The handoff story across two daemons on this machine, with real processes:
-#   1. node-a (the analyzer's host) and node-b (the processor's host) start and link up;
+#   0. each node gets a CURVE key pair, and lists the other's public key in [[peers]];
+#   1. node-a (the analyzer's host) and node-b (the processor's host) start and link up,
+#      encrypted and authenticated;
 #   2. a processor agent (handoffctl serve + processor.sh) waits for work on node-b;
 #   3. the analyzer hands intent.handoff.process.v1 (a handoff id and a record count) to
 #      node-a, which stores it and forwards it to node-b;
@@ -56,7 +58,7 @@ peer_disconnected() { a --json status | grep -q '"connected": false'; }
 
 port_a=$(free_port)
 port_b=$(free_port)
-write_config() {  # name, port, peer, peer port, route pattern for the peer
+write_config() {  # name, port, peer, peer port, route pattern for the peer, peer's key, [node] extra
   cat >"$work/$1.toml" <<TOML
 [node]
 name = "$1"
@@ -64,18 +66,28 @@ data_dir = "$work/$1"
 agent_endpoint = "ipc://$work/$1.sock"
 peer_endpoint = "tcp://127.0.0.1:$2"
 peer_heartbeat = "250ms"
+${7:-}
 
 [[peers]]
 name = "$3"
 endpoint = "tcp://127.0.0.1:$4"
+public_key = "$6"
 
 [[routes]]
 match = "$5"
 node = "$3"
 TOML
 }
-write_config node-a "$port_a" node-b "$port_b" "agent://demo/b/*"
-write_config node-b "$port_b" node-a "$port_a" "agent://demo/a/*"
+
+say "0. give each node a key pair (peer links are CURVE-encrypted and authenticated)"
+# node-a's key in a file of its own; node-b's made in its data directory on first need.
+key_a=$(handoffd --keygen "$work/node-a.key")
+write_config node-b "$port_b" node-a "$port_a" "agent://demo/a/*" "$key_a"
+key_b=$(handoffd --config "$work/node-b.toml" --show-public-key)
+write_config node-a "$port_a" node-b "$port_b" "agent://demo/b/*" "$key_b" \
+  "secret_key_file = \"$work/node-a.key\""
+echo "node-a public key: $key_a (listed in node-b's [[peers]])"
+echo "node-b public key: $key_b (listed in node-a's [[peers]])"
 start_node() {
   handoffd --config "$work/$1.toml" 2>>"$work/$1.log" &
   pids+=($!)
@@ -94,7 +106,7 @@ start_node node-b
 wait_until 15 a status
 wait_until 15 b status
 wait_until 15 peer_connected
-a status | grep -E 'node:|peer:'
+a status | grep -E 'node:|peer_security:|peer:'
 
 say "2. start the processor agent on node-b ($processor)"
 start_processor

@@ -215,7 +215,8 @@ std::string DeadLettersText(const std::vector<Intent>& intents, int64_t now_ms) 
 std::string StatusText(const Json& s) {
   std::vector<std::vector<std::string>> rows;
   for (const char* key : {"node", "version", "pid", "agent_endpoint", "peer_endpoint", "data_dir",
-                          "fsync", "data_bytes", "map_size", "uptime_ms", "leases", "waiters"}) {
+                          "fsync", "data_bytes", "map_size", "uptime_ms", "leases", "waiters",
+                          "peer_security", "public_key"}) {
     if (!s.contains(key)) continue;
     const Json& v = s[key];
     rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : Compact(v)});
@@ -231,7 +232,8 @@ std::string StatusText(const Json& s) {
   }
   if (s.contains("commits")) {
     std::string commits = Compact(s["commits"]);
-    if (s.contains("commit_us_avg") && s["commits"].is_number() && s["commits"].get<int64_t>() > 0) {
+    if (s.contains("commit_us_avg") && s["commits"].is_number() &&
+        s["commits"].get<int64_t>() > 0) {
       char timing[96];
       std::snprintf(timing, sizeof(timing), " (%.2f ms each on average, slowest %.2f ms)",
                     s.value("commit_us_avg", 0.0) / 1000.0, s.value("commit_us_max", 0.0) / 1000.0);
@@ -245,12 +247,24 @@ std::string StatusText(const Json& s) {
                                   ? "accepted"
                                   : "REFUSED: the store is full (purge or raise map_size)"});
   }
+  if (s.value("auth_failures", 0) > 0) {
+    rows.push_back({"auth_failures:",
+                    Compact(s["auth_failures"]) + " (unknown keys " +
+                        Compact(s.value("auth_failures_unknown_key", Json(0))) + ", handshakes " +
+                        Compact(s.value("auth_failures_handshake", Json(0))) +
+                        ", messages under another peer's name " +
+                        Compact(s.value("auth_failures_impersonation", Json(0))) + ")"});
+  }
   if (s.contains("peers") && s["peers"].is_array()) {
     for (const Json& p : s["peers"]) {
-      std::string line = p.value("name", "") + " " +
-                         (p.value("connected", false) ? "connected" : "DISCONNECTED") +
-                         " outbox=" + Compact(p.value("outbox_depth", Json(0))) +
-                         " retransmissions=" + Compact(p.value("retransmissions", Json(0)));
+      const std::string state =
+          p.value("state", p.value("connected", false) ? "connected" : "down");
+      std::string line = p.value("name", "") + " " + (state == "down" ? "DISCONNECTED" : state);
+      if (state == "auth_failed") line += " (" + p.value("auth_error", "") + ")";
+      if (p.value("auth_failures", 0) > 0) line += " auth_failures=" + Compact(p["auth_failures"]);
+      if (p.value("refused", 0) > 0) line += " refused=" + Compact(p["refused"]);
+      line += " outbox=" + Compact(p.value("outbox_depth", Json(0))) +
+              " retransmissions=" + Compact(p.value("retransmissions", Json(0)));
       if (p.contains("last_heard_ms_ago")) {
         line += " last_heard=" + Compact(p["last_heard_ms_ago"]) + "ms_ago";
       }

@@ -10,6 +10,7 @@
 
 #include "base/names.h"
 #include "base/units.h"
+#include "net/curve_keys.h"
 #include "net/endpoint.h"
 
 namespace handoff::config {
@@ -201,6 +202,25 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.retransmit_max_ms, 10, 600'000,
                                 "between 10ms and 10m");
        }},
+      {"node", "peer_security", "\"curve\" or \"none\"", false,
+       [](const toml::node& n, Target& t) {
+         std::string v;
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &v));
+         if (v == "curve") {
+           t.config.node.peer_security = node::PeerSecurity::kCurve;
+         } else if (v == "none") {
+           t.config.node.peer_security = node::PeerSecurity::kNone;
+         } else {
+           return Status::InvalidArgument("unknown value '" + v + "'");
+         }
+         return Status::OK();
+       }},
+      {"node", "secret_key_file", "a path to a file written by `handoffd --keygen FILE`", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.node.secret_key_file));
+         if (t.config.node.secret_key_file.empty()) return Status::InvalidArgument("empty");
+         return Status::OK();
+       }},
       {"peers", "name", "a node name", true,
        [](const toml::node& n, Target& t) {
          HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.peer->name));
@@ -210,6 +230,30 @@ const std::vector<Directive>& Directives() {
        [](const toml::node& n, Target& t) {
          HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.peer->endpoint));
          return net::ValidateEndpoint(t.peer->endpoint);
+       }},
+      {"peers", "public_key",
+       "a CURVE public key (40 characters of Z85), or a list of them while the peer rotates its "
+       "key",
+       false,
+       [](const toml::node& n, Target& t) {
+         std::vector<std::string>& keys = t.peer->public_keys;
+         if (const toml::array* list = n.as_array()) {
+           if (list->empty() || list->size() > 4) {
+             return Status::InvalidArgument("list 1 to 4 keys");
+           }
+           for (const toml::node& item : *list) {
+             HANDOFF_RETURN_IF_ERROR(ReadString(item, &keys.emplace_back()));
+           }
+         } else {
+           HANDOFF_RETURN_IF_ERROR(ReadString(n, &keys.emplace_back()));
+         }
+         for (size_t i = 0; i < keys.size(); ++i) {
+           HANDOFF_RETURN_IF_ERROR(net::ValidateCurveKey(keys[i]));
+           for (size_t j = 0; j < i; ++j) {
+             if (keys[j] == keys[i]) return Status::InvalidArgument("a key is listed twice");
+           }
+         }
+         return Status::OK();
        }},
       {"routes", "match", "an address pattern like \"agent://acme/prod/*\"", true,
        [](const toml::node& n, Target& t) {
@@ -268,8 +312,10 @@ Status CrossCheck(std::string_view source, const DaemonConfig& c,
                   const std::vector<toml::source_region>& peer_at,
                   const std::vector<toml::source_region>& route_at) {
   std::map<std::string, size_t> seen;
+  std::map<std::string, size_t> key_owner;
   for (size_t i = 0; i < c.node.peers.size(); ++i) {
-    const std::string& name = c.node.peers[i].name;
+    const node::PeerOptions& peer = c.node.peers[i];
+    const std::string& name = peer.name;
     if (name == c.node.name) {
       return Status::InvalidArgument(Where(source, peer_at[i]) + ": [[peers]] name '" + name +
                                      "' is this node's own name");
@@ -279,6 +325,23 @@ Status CrossCheck(std::string_view source, const DaemonConfig& c,
       return Status::InvalidArgument(Where(source, peer_at[i]) + ": [[peers]] name '" + name +
                                      "' is used twice (first at " +
                                      Where(source, peer_at[it->second]) + ")");
+    }
+    if (c.node.peer_security == node::PeerSecurity::kCurve && peer.public_keys.empty()) {
+      return Status::InvalidArgument(
+          Where(source, peer_at[i]) + ": [[peers]] '" + name +
+          "' has no public_key, and peer_security = \"curve\" (the default) admits a peer only "
+          "by its key. Run `handoffd --config <its config> --show-public-key` on node " +
+          name +
+          " and add public_key = \"<that key>\" here (or set peer_security = \"none\" "
+          "on every node of a trusted network)");
+    }
+    for (const std::string& key : peer.public_keys) {
+      auto [owner, first_use] = key_owner.emplace(key, i);
+      if (!first_use && owner->second != i) {
+        return Status::InvalidArgument(
+            Where(source, peer_at[i]) + ": [[peers]] '" + name + "' has the same public_key as '" +
+            c.node.peers[owner->second].name + "': a key names one node");
+      }
     }
   }
   for (size_t i = 0; i < c.node.routes.size(); ++i) {
@@ -300,7 +363,7 @@ std::vector<std::string> KnownKeys() {
   return keys;
 }
 
-Result<DaemonConfig> Parse(std::string_view text, std::string_view source) {
+Result<DaemonConfig> Parse(std::string_view text, std::string_view source, Scope scope) {
   toml::table root;
   try {
     root = toml::parse(text, source);
@@ -319,6 +382,8 @@ Result<DaemonConfig> Parse(std::string_view text, std::string_view source) {
       }
       Target target{config};
       HANDOFF_RETURN_IF_ERROR(ApplyTable(source, name, *table, target));
+    } else if (scope == Scope::kNodeOnly) {
+      continue;
     } else if (name == "peers" || name == "routes") {
       const toml::array* array = value.as_array();
       if (array == nullptr || !array->is_array_of_tables()) {
@@ -343,16 +408,18 @@ Result<DaemonConfig> Parse(std::string_view text, std::string_view source) {
           " (known: [node], [[peers]], [[routes]])");
     }
   }
-  HANDOFF_RETURN_IF_ERROR(CrossCheck(source, config, peer_at, route_at));
+  if (scope == Scope::kAll) {
+    HANDOFF_RETURN_IF_ERROR(CrossCheck(source, config, peer_at, route_at));
+  }
   return config;
 }
 
-Result<DaemonConfig> LoadFile(const std::string& path) {
+Result<DaemonConfig> LoadFile(const std::string& path, Scope scope) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read config file " + path);
   std::stringstream text;
   text << in.rdbuf();
-  return Parse(text.str(), path);
+  return Parse(text.str(), path, scope);
 }
 
 }  // namespace handoff::config

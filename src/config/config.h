@@ -27,10 +27,15 @@ struct DaemonConfig {
 // Every key the parser knows, as "table.key" ("node.fsync", "peers.name", ...).
 std::vector<std::string> KnownKeys();
 
+// What to read: the whole file, or only [node] (what `handoffd --show-public-key` needs, so it
+// works before the peers' keys are written into the file).
+enum class Scope { kAll, kNodeOnly };
+
 // Reads and parses the file at `path`.
-Result<DaemonConfig> LoadFile(const std::string& path);
+Result<DaemonConfig> LoadFile(const std::string& path, Scope scope = Scope::kAll);
 // Parses TOML text; `source` names it in error messages.
-Result<DaemonConfig> Parse(std::string_view text, std::string_view source);
+Result<DaemonConfig> Parse(std::string_view text, std::string_view source,
+                           Scope scope = Scope::kAll);
 
 }  // namespace handoff::config
 

@@ -1,5 +1,8 @@
 #include "net/sockets.h"
 
+#include <atomic>
+#include <cstring>
+
 namespace handoff::net {
 
 Status ZmqStatus(const zmq::error_t& e, std::string_view what) {
@@ -49,6 +52,11 @@ Result<std::unique_ptr<Router>> Router::Bind(zmq::context_t& context, const std:
     // Sending to an unknown or departed connection fails instead of vanishing silently.
     socket.set(zmq::sockopt::router_mandatory, 1);
     if (options.handover) socket.set(zmq::sockopt::router_handover, 1);
+    if (!options.curve_secret_key.empty()) {
+      socket.set(zmq::sockopt::curve_server, 1);
+      socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+    }
+    if (!options.zap_domain.empty()) socket.set(zmq::sockopt::zap_domain, options.zap_domain);
     socket.bind(endpoint);
     return std::unique_ptr<Router>(new Router(std::move(socket), endpoint));
   } catch (const zmq::error_t& e) {
@@ -66,6 +74,11 @@ Result<std::optional<RoutedMessage>> Router::TryReceive() {
       zmq::message_t part;
       // The rest of a message arrives with its first frame, so this does not wait.
       if (!socket_.recv(part, zmq::recv_flags::none)) break;
+      if (message.frames.empty()) {
+        // The connection's properties ride on the frames it sent, not on the routing id the
+        // ROUTER prepends.
+        if (const char* user = zmq_msg_gets(part.handle(), "User-Id")) message.user_id = user;
+      }
       message.frames.push_back(std::move(part));
     }
     return std::optional<RoutedMessage>(std::move(message));
@@ -95,10 +108,17 @@ Result<std::unique_ptr<Dealer>> Dealer::Connect(zmq::context_t& context,
   try {
     zmq::socket_t socket(context, zmq::socket_type::dealer);
     ApplyCommon(socket, options);
-    socket.set(zmq::sockopt::routing_id, zmq::buffer(routing_id.data(), routing_id.size()));
+    if (!routing_id.empty()) {
+      socket.set(zmq::sockopt::routing_id, zmq::buffer(routing_id.data(), routing_id.size()));
+    }
     if (options.immediate) socket.set(zmq::sockopt::immediate, 1);
+    if (!options.curve_server_key.empty()) {
+      socket.set(zmq::sockopt::curve_serverkey, options.curve_server_key);
+      socket.set(zmq::sockopt::curve_publickey, options.curve_public_key);
+      socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+    }
     socket.connect(endpoint);
-    return std::unique_ptr<Dealer>(new Dealer(std::move(socket)));
+    return std::unique_ptr<Dealer>(new Dealer(std::move(socket), endpoint));
   } catch (const zmq::error_t& e) {
     return ZmqStatus(e, "connecting to " + endpoint);
   }
@@ -112,6 +132,18 @@ Status Dealer::Send(std::string_view frame) {
     return Status::OK();
   } catch (const zmq::error_t& e) {
     return ZmqStatus(e, "sending to handoffd");
+  }
+}
+
+Status Dealer::ChangeServerKey(const std::string& server_key) {
+  try {
+    socket_.disconnect(endpoint_);
+    // Options are read when a connection is made, so the new one uses the new key.
+    socket_.set(zmq::sockopt::curve_serverkey, server_key);
+    socket_.connect(endpoint_);
+    return Status::OK();
+  } catch (const zmq::error_t& e) {
+    return ZmqStatus(e, "reconnecting to " + endpoint_);
   }
 }
 
@@ -131,6 +163,91 @@ Result<std::optional<zmq::message_t>> Dealer::Receive(std::chrono::milliseconds 
   } catch (const zmq::error_t& e) {
     return ZmqStatus(e, "receiving from handoffd");
   }
+}
+
+std::string ProtocolErrorText(int code) {
+  switch (code) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+      return "the other side uses another security mechanism (CURVE on one side, none on the "
+             "other)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+      return "a CURVE box did not open (the wrong server key, or a forged handshake)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+      return "the CURVE key exchange failed";
+    default:
+      if (code >= ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED) return "the ZAP exchange failed";
+      return "a ZMTP protocol error (code " + std::to_string(code) + ")";
+  }
+}
+
+Result<std::unique_ptr<SocketMonitor>> SocketMonitor::Attach(zmq::context_t& context,
+                                                             zmq::socket_t& socket) {
+  static std::atomic<uint64_t> next{0};
+  const std::string endpoint = "inproc://handoff-monitor-" + std::to_string(++next);
+  constexpr int kEvents = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+  try {
+    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), kEvents) != 0) {
+      throw zmq::error_t();
+    }
+    zmq::socket_t pair(context, zmq::socket_type::pair);
+    pair.set(zmq::sockopt::linger, 0);
+    pair.connect(endpoint);
+    return std::unique_ptr<SocketMonitor>(new SocketMonitor(socket, std::move(pair)));
+  } catch (const zmq::error_t& e) {
+    return ZmqStatus(e, "monitoring a socket");
+  }
+}
+
+SocketMonitor::~SocketMonitor() {
+  zmq_socket_monitor(watched_.handle(), nullptr, 0);
+  pair_.close();
+}
+
+std::vector<SocketEvent> SocketMonitor::Take(size_t max) {
+  std::vector<SocketEvent> events;
+  try {
+    while (events.size() < max) {
+      zmq::message_t head;
+      if (!pair_.recv(head, zmq::recv_flags::dontwait)) break;
+      zmq::message_t address;
+      if (head.more()) (void)pair_.recv(address, zmq::recv_flags::dontwait);
+      if (head.size() < 6) continue;
+      uint16_t id = 0;
+      int32_t value = 0;
+      std::memcpy(&id, head.data(), sizeof(id));
+      std::memcpy(&value, static_cast<const char*>(head.data()) + 2, sizeof(value));
+      SocketEvent e{SocketEvent::Kind::kConnected, value, address.to_string()};
+      switch (id) {
+        case ZMQ_EVENT_CONNECTED:
+          e.kind = SocketEvent::Kind::kConnected;
+          break;
+        case ZMQ_EVENT_DISCONNECTED:
+          e.kind = SocketEvent::Kind::kDisconnected;
+          break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+          e.kind = SocketEvent::Kind::kHandshakeOk;
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          e.kind = SocketEvent::Kind::kHandshakeAuth;
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+          e.kind = SocketEvent::Kind::kHandshakeProtocol;
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+          e.kind = SocketEvent::Kind::kHandshakeNoDetail;
+          break;
+        default:
+          continue;
+      }
+      events.push_back(std::move(e));
+    }
+  } catch (const zmq::error_t&) {
+    // The context is going away: no more events.
+  }
+  return events;
 }
 
 }  // namespace handoff::net

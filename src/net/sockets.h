@@ -44,11 +44,58 @@ struct SocketOptions {
   // ROUTER only: a new connection with a routing id already in use takes it over (a peer that
   // restarted before its old connection timed out). Default: false.
   bool handover = false;
+  // CURVE (docs/security.md). This socket's key pair, Z85; empty: plaintext. Default: empty.
+  std::string curve_public_key;
+  std::string curve_secret_key;
+  // DEALER with CURVE: the public key the server must prove it holds. Required with CURVE.
+  std::string curve_server_key;
+  // ROUTER with CURVE: the ZAP domain, which makes libzmq ask the context's ZAP handler
+  // (net/zap.h) about every client. Default: empty.
+  std::string zap_domain;
+};
+
+// What ZeroMQ's socket monitor reports about a socket's connections, as far as handoff cares.
+struct SocketEvent {
+  enum class Kind {
+    kConnected,          // TCP connected (the handshake follows)
+    kDisconnected,       // an established connection dropped
+    kHandshakeOk,        // the ZMTP (and CURVE) handshake completed
+    kHandshakeAuth,      // the server refused our credentials (ZAP said no); value: its code
+    kHandshakeProtocol,  // a protocol error: mechanism mismatch, a key that does not decrypt
+    kHandshakeNoDetail,  // the connection closed during the handshake
+  };
+  Kind kind;
+  int value = 0;  // the status code, ZMQ_PROTOCOL_ERROR_* or errno, by kind
+  std::string address;
+};
+
+// Describes a ZMQ_PROTOCOL_ERROR_* code for people.
+std::string ProtocolErrorText(int code);
+
+// Reads a socket's monitor events without blocking. Destroy it before the socket it watches.
+class SocketMonitor {
+ public:
+  static Result<std::unique_ptr<SocketMonitor>> Attach(zmq::context_t& context,
+                                                       zmq::socket_t& socket);
+  ~SocketMonitor();
+  SocketMonitor(const SocketMonitor&) = delete;
+  SocketMonitor& operator=(const SocketMonitor&) = delete;
+  // The events reported since the last call, oldest first (at most `max`).
+  std::vector<SocketEvent> Take(size_t max = 64);
+
+ private:
+  SocketMonitor(zmq::socket_t& watched, zmq::socket_t pair)
+      : watched_(watched), pair_(std::move(pair)) {}
+  zmq::socket_t& watched_;
+  zmq::socket_t pair_;
 };
 
 // One message received by a ROUTER: the sender's routing id and the frames it sent.
 struct RoutedMessage {
   std::string routing_id;
+  // The name the ZAP handler gave the connection (the owner of its CURVE key); empty on a
+  // socket without authentication.
+  std::string user_id;
   std::vector<zmq::message_t> frames;
 };
 
@@ -75,21 +122,27 @@ class Router {
 class Dealer {
  public:
   // Connects (asynchronously: ZeroMQ keeps reconnecting in the background) with the given
-  // routing id, which must be 1-255 bytes and not start with a zero byte.
+  // routing id, which must be 1-255 bytes and not start with a zero byte, or be empty for
+  // one the ROUTER picks.
   static Result<std::unique_ptr<Dealer>> Connect(zmq::context_t& context,
                                                  const std::string& endpoint,
                                                  const std::string& routing_id,
                                                  const SocketOptions& options);
   // Queues one frame. ResourceExhausted if the queue is full.
   Status Send(std::string_view frame);
+  // Drops the connection and connects again expecting the server to prove `server_key` (a peer
+  // listed with two keys while it rotates). What was queued is dropped.
+  Status ChangeServerKey(const std::string& server_key);
   // Waits up to `timeout` for one frame; nullopt on timeout. Extra frames are discarded.
   Result<std::optional<zmq::message_t>> Receive(std::chrono::milliseconds timeout);
 
   zmq::socket_t& socket() { return socket_; }
 
  private:
-  explicit Dealer(zmq::socket_t socket) : socket_(std::move(socket)) {}
+  Dealer(zmq::socket_t socket, std::string endpoint)
+      : socket_(std::move(socket)), endpoint_(std::move(endpoint)) {}
   zmq::socket_t socket_;
+  std::string endpoint_;
 };
 
 // Maps a zmq::error_t to a Status, naming the operation.

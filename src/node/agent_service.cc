@@ -224,7 +224,9 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   }
   uint64_t max_attempts = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("max_attempts", &max_attempts));
-  if (max_attempts > 1'000'000) return Status::InvalidArgument("max_attempts is above 1000000");
+  if (max_attempts > kMaxAttemptsLimit) {
+    return Status::InvalidArgument("max_attempts is above 1000000");
+  }
   p.max_attempts = static_cast<uint32_t>(max_attempts);
   HANDOFF_RETURN_IF_ERROR(m.OptInt("retry_initial_ms", &p.retry_initial_ms));
   HANDOFF_RETURN_IF_ERROR(m.OptDouble("retry_multiplier", &p.retry_multiplier));
@@ -430,10 +432,7 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
   HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
   ErrorInfo info;
   if (error) HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
-  if (info.code.size() > 64) return Status::InvalidArgument("error code is longer than 64 bytes");
-  if (info.message.size() > 64 * 1024) {
-    return Status::InvalidArgument("error message is longer than 64 KiB");
-  }
+  HANDOFF_RETURN_IF_ERROR(CheckErrorInfo("error", info));
   HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Fail(txn, batch, id, attempt, info));
   return BriefReply(req.rid, r);
 }

@@ -10,11 +10,6 @@
 #include "wire/agent_protocol.h"
 
 namespace handoff::node {
-namespace {
-
-constexpr size_t kMaxIdFieldLength = 255;
-
-}  // namespace
 
 std::string Engine::AttemptDetails(uint32_t attempt) {
   MsgWriter w;
@@ -160,6 +155,11 @@ void Engine::Put(const IntentRecord& r) {
 
 Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
                       std::string_view actor, std::string details) {
+  if (r.seq == UINT32_MAX) {
+    // Events are numbered per intent in 32 bits: a wrap would overwrite the first ones.
+    return Status::Conflict("intent " + r.id.ToString() + " has recorded " + std::to_string(r.seq) +
+                            " events, the most an intent can");
+  }
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
   ++r.seq;
@@ -228,33 +228,26 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
       p.from_agent.empty() ? "agent://" + options_.node_name + "/local/anonymous" : p.from_agent;
   HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(from));
   HANDOFF_RETURN_IF_ERROR(CheckSize("payload", p.payload.size()));
-  if (p.correlation_id.size() > kMaxIdFieldLength) {
-    return Status::InvalidArgument("correlation_id is longer than 255 bytes");
-  }
+  HANDOFF_RETURN_IF_ERROR(CheckIdField("correlation_id", p.correlation_id));
   if (!p.parent_id.empty()) HANDOFF_RETURN_IF_ERROR(IntentId::Parse(p.parent_id).status());
   if (!p.reply_to.empty()) HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(p.reply_to));
   int64_t lease_ms = p.lease_ms == 0 ? options_.default_lease_ms : p.lease_ms;
-  if (lease_ms < kMinLeaseMs || lease_ms > kMaxLeaseMs) {
-    return Status::InvalidArgument("lease " + FormatDurationMs(lease_ms) +
-                                   " is out of range: use 100ms to 24h");
-  }
+  HANDOFF_RETURN_IF_ERROR(CheckLeaseMs(lease_ms));
 
   const int64_t now = clock_.NowMs();
-  if (p.deadline_ms != 0 && p.deadline_ms <= now) {
-    return Status::InvalidArgument("the deadline " + FormatRfc3339(p.deadline_ms) +
-                                   " has already passed");
+  if (p.deadline_ms != 0) {
+    HANDOFF_RETURN_IF_ERROR(CheckTimestamp("deadline", p.deadline_ms));
+    if (p.deadline_ms <= now) {
+      return Status::InvalidArgument("the deadline " + FormatRfc3339(p.deadline_ms) +
+                                     " has already passed");
+    }
   }
-  if (p.retry_multiplier != 0 && (p.retry_multiplier < 1.0 || p.retry_multiplier > 100.0)) {
-    return Status::InvalidArgument("retry_multiplier must be between 1 and 100");
-  }
-  if (p.retry_initial_ms < 0 || p.retry_max_ms < 0) {
-    return Status::InvalidArgument("retry delays must not be negative");
-  }
+  HANDOFF_RETURN_IF_ERROR(
+      CheckRetryPolicy(p.max_attempts, p.retry_initial_ms, p.retry_multiplier, p.retry_max_ms));
+  if (p.approval) HANDOFF_RETURN_IF_ERROR(CheckApproval(*p.approval));
   std::string request_hash;
   if (!p.idempotency_key.empty()) {
-    if (p.idempotency_key.size() > kMaxIdFieldLength) {
-      return Status::InvalidArgument("idempotency_key is longer than 255 bytes");
-    }
+    HANDOFF_RETURN_IF_ERROR(CheckIdField("idempotency_key", p.idempotency_key));
     // The same sender repeating the same key: the same request, or a mistake.
     request_hash = ContentHash({p.intent_type, p.to_agent, p.payload});
     IntentId first;

@@ -33,6 +33,7 @@
 #include "base/records.h"
 #include "handoff/status.h"
 #include "node/lease_table.h"
+#include "node/limits.h"
 #include "node/options.h"
 #include "node/record_cache.h"
 #include "node/routes.h"
@@ -71,10 +72,6 @@ struct EngineOptions {
 
 // Decoded intent records kept in memory (about 1 KiB each).
 inline constexpr size_t kRecordCacheCapacity = 16384;
-
-// Shortest and longest lease an intent may ask for.
-inline constexpr int64_t kMinLeaseMs = 100;
-inline constexpr int64_t kMaxLeaseMs = 24LL * 3600 * 1000;
 
 // A send request after the wire layer decoded it; the Engine validates the rest.
 struct SendParams {
@@ -216,7 +213,7 @@ class Engine {
   // --- From peers. Each applies one message of an in-order link exactly once. ---
 
   // A peer forwarded an intent for a local agent: store it (same id) and queue it. False if it
-  // was already here (a retransmission).
+  // was already here (a retransmission). The caller has validated it (PeerService::CheckIntent).
   Result<bool> AcceptRemoteIntent(Txn& txn, Batch& batch, const std::string& peer,
                                   const IntentRecord& incoming, std::string_view payload,
                                   std::string_view checkpoint);
@@ -224,12 +221,16 @@ class Engine {
   // fails with code "rejected_by_node". Nothing is stored here but the message.
   Status RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
                             const Status& why);
-  // The destination of an intent forwarded from here reports an event: append it to the
-  // history here and mirror the status. Updates already applied (by remote_seq) are skipped.
+  // The destination of an intent forwarded from here reports events: append them to the
+  // history here and mirror the status, each change checked against the lifecycle table.
+  // Updates already applied (by remote_seq) are skipped. NotFound or InvalidArgument, with
+  // nothing changed, for an intent this node did not forward to `peer` or a change the table
+  // refuses.
   Status ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
                            const wire::RemoteUpdate& update);
   // The origin ended or decided an intent this node delivers: action "cancel", "timeout",
-  // "approve" or "reject" (with `outcome`, and the comment as `reason`).
+  // "approve" or "reject" (with `outcome`, and the comment as `reason`). InvalidArgument, with
+  // nothing changed, unless `peer` forwarded the intent here.
   Status ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& peer, const IntentId& id,
                             std::string_view action, std::string_view actor,
                             std::string_view reason, std::string_view outcome = {});
@@ -261,6 +262,11 @@ class Engine {
   Status Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
                std::vector<EventRecord>* out) const;
 
+  // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
+  Status CheckSize(std::string_view what, size_t size) const;
+  // The node that hosts `address` by this node's routes; empty when it is this one.
+  std::string NodeFor(std::string_view address) const { return routes_.NodeFor(address); }
+
   // --- In-memory state ---
 
   std::optional<int64_t> NextLeaseExpiry() const { return leases_.NextExpiry(); }
@@ -277,8 +283,6 @@ class Engine {
  private:
   // The details of an event that names only the attempt: {"attempt": N}.
   static std::string AttemptDetails(uint32_t attempt);
-  // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
-  Status CheckSize(std::string_view what, size_t size) const;
   // Stores an event and its entry in the node-wide audit trail.
   Status WriteEvent(Txn& txn, EventRecord& e);
   // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with

@@ -10,20 +10,6 @@
 namespace handoff::node {
 namespace {
 
-constexpr size_t kMaxQuestion = 4096;
-constexpr size_t kMaxOutcomes = 16;
-
-Status CheckQuestion(const Approval& a) {
-  if (a.question.size() > kMaxQuestion)
-    return Status::InvalidArgument("the question is over 4 KiB");
-  if (a.outcomes.size() > kMaxOutcomes) return Status::InvalidArgument("more than 16 outcomes");
-  for (const std::string& o : a.outcomes) {
-    if (o.empty() || o.size() > 64)
-      return Status::InvalidArgument("an outcome must be 1 to 64 bytes");
-  }
-  return Status::OK();
-}
-
 bool WaitingForHuman(const IntentRecord& r) {
   return r.status == IntentStatus::kWaiting && r.waiting_reason == "HUMAN" && r.approval;
 }
@@ -32,7 +18,7 @@ bool WaitingForHuman(const IntentRecord& r) {
 
 Result<IntentRecord> Engine::RequestApproval(Txn& txn, Batch& batch, const IntentId& id,
                                              uint32_t attempt, const Approval& question) {
-  HANDOFF_RETURN_IF_ERROR(CheckQuestion(question));
+  HANDOFF_RETURN_IF_ERROR(CheckApproval(question));
   IntentRecord r;
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
   HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
@@ -52,7 +38,9 @@ Result<IntentRecord> Engine::RequestApproval(Txn& txn, Batch& batch, const Inten
 Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
                                     std::string_view outcome, std::string_view comment,
                                     std::string_view actor) {
-  if (comment.size() > kMaxQuestion) return Status::InvalidArgument("the comment is over 4 KiB");
+  if (comment.size() > kMaxQuestionBytes) {
+    return Status::InvalidArgument("the comment is over 4 KiB");
+  }
   IntentRecord r;
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
   if (r.approval && r.approval->decided()) {

@@ -5,6 +5,7 @@
 
 #include "base/names.h"
 #include "node/engine.h"
+#include "node/lifecycle.h"
 #include "wire/agent_protocol.h"
 
 namespace handoff::node {
@@ -63,9 +64,6 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   Status found = Load(txn, incoming.id, &existing);
   if (found.ok()) return false;
   if (!found.IsNotFound()) return found;
-  HANDOFF_RETURN_IF_ERROR(ValidateIntentType(incoming.intent_type));
-  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(incoming.to_agent));
-  HANDOFF_RETURN_IF_ERROR(CheckSize("payload", payload.size()));
 
   IntentRecord r;
   r.id = incoming.id;
@@ -76,9 +74,9 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   r.parent_id = incoming.parent_id;
   r.replay_of = incoming.replay_of;
   r.approval = incoming.approval;  // a decision made before delivery travels with it
-  r.origin_node = incoming.origin_node.empty() ? peer : incoming.origin_node;
+  r.origin_node = peer;
   r.target_node = options_.node_name;
-  r.lease_ms = incoming.lease_ms >= kMinLeaseMs ? incoming.lease_ms : options_.default_lease_ms;
+  r.lease_ms = incoming.lease_ms != 0 ? incoming.lease_ms : options_.default_lease_ms;
   // The origin resolved the policy; this node delivers by it.
   r.deadline_ms = incoming.deadline_ms;
   r.max_attempts = incoming.max_attempts;
@@ -142,26 +140,45 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
   IntentRecord r;
   Status s = Load(txn, u.id, &r);
   if (s.IsNotFound()) {
-    spdlog::warn("node {} sent an update for intent {}, which this node does not have; ignored",
-                 peer, u.id.ToString());
-    return Status::OK();
+    return Status::NotFound("an update for intent " + u.id.ToString() +
+                            ", which this node does not have");
   }
   HANDOFF_RETURN_IF_ERROR(s);
-  if (r.target_node != peer) {
-    spdlog::warn("node {} sent an update for intent {}, which is delivered by '{}'; ignored", peer,
-                 u.id.ToString(), r.target_node);
-    return Status::OK();
+  if (r.target_node != peer || r.origin_node != options_.node_name) {
+    return Status::InvalidArgument("an update for intent " + u.id.ToString() +
+                                   ", which this node did not forward to node " + peer);
   }
   if (u.remote_seq <= r.remote_seq) return Status::OK();  // already applied
   const uint64_t applied = r.remote_seq;
-  r.remote_seq = u.remote_seq;
   if (IsTerminal(r.status)) {
     // Ended here first (canceled, say): the destination's later events do not change it.
     spdlog::debug("intent {} already {} here; {} from {} not applied", r.id.ToString(),
                   IntentStatusName(r.status), u.events.back().event_type, peer);
+    r.remote_seq = u.remote_seq;
     Put(r);
     return Status::OK();
   }
+  // Every change the events make must be one the lifecycle allows, as a local one must.
+  size_t fresh = 0;
+  IntentStatus walk = r.status;
+  for (size_t i = 0; i <= u.events.size(); ++i) {
+    const bool last = i == u.events.size();
+    if (!last && u.events[i].seq != 0 && u.events[i].seq <= applied) continue;
+    if (!last) ++fresh;
+    const IntentStatus next = last ? u.status : u.events[i].status;
+    if (next == walk) continue;
+    Status allowed = CheckTransition(walk, next);
+    if (!allowed.ok()) {
+      return Status::InvalidArgument("an update for intent " + u.id.ToString() + ": " +
+                                     allowed.message());
+    }
+    walk = next;
+  }
+  if (fresh > UINT32_MAX - r.seq) {
+    return Status::InvalidArgument("an update for intent " + u.id.ToString() +
+                                   " would number its events past 2^32");
+  }
+  r.remote_seq = u.remote_seq;
   if (!u.checkpoint.empty()) {
     HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, u.checkpoint));
   }
@@ -184,6 +201,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     EventRecord e = u.events[i];
     e.id = r.id;
     e.seq = ++r.seq;
+    e.audit_seq = 0;
     if (i + 1 == u.events.size()) e.status = r.status;  // the last: the state it leaves
     HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
   }
@@ -206,12 +224,16 @@ Status Engine::ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& pee
                                   std::string_view outcome) {
   IntentRecord r;
   Status s = Load(txn, id, &r);
-  if (s.IsNotFound()) return Status::OK();  // never arrived here: nothing to stop
+  if (s.IsNotFound()) {
+    // Never forwarded here, or refused before it was stored (rejected_by_node): nothing to
+    // stop either way; reported, so a peer's controls for intents it never sent are counted.
+    return Status::NotFound("'" + std::string(action) + "' for intent " + id.ToString() +
+                            ", which this node does not have");
+  }
   HANDOFF_RETURN_IF_ERROR(s);
-  if (r.origin_node != peer) {
-    spdlog::warn("node {} sent '{}' for intent {}, whose origin is '{}'; ignored", peer, action,
-                 id.ToString(), r.origin_node);
-    return Status::OK();
+  if (r.origin_node != peer || r.target_node != options_.node_name) {
+    return Status::InvalidArgument("'" + std::string(action) + "' for intent " + id.ToString() +
+                                   ", which node " + peer + " did not forward here");
   }
   if (IsTerminal(r.status)) return Status::OK();
   if (action == "cancel") return Cancel(txn, batch, id, actor, reason).status();

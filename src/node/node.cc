@@ -55,7 +55,9 @@ Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
 Node::~Node() {
   committer_.reset();  // joins its thread (it may still write to the wake pipe)
   links_.clear();
+  peers_in_monitor_.reset();  // before the socket it watches
   peers_in_.reset();
+  zap_.reset();
   agents_.reset();
   if (wake_read_fd_ >= 0) ::close(wake_read_fd_);
   if (wake_write_fd_ >= 0) ::close(wake_write_fd_);

@@ -34,7 +34,9 @@
 #include <zmq.hpp>
 
 #include "handoff/status.h"
+#include "net/curve_keys.h"
 #include "net/sockets.h"
+#include "net/zap.h"
 #include "node/agent_service.h"
 #include "node/engine.h"
 #include "node/options.h"
@@ -163,6 +165,18 @@ class Node {
   void SendAll(const std::vector<Outgoing>& messages);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
+  // Loads (or creates) this node's key pair and starts the ZAP handler that admits the peers'
+  // keys, when peer_security is curve; warns loudly when it is none.
+  Status OpenPeerSecurity();
+  // Checks who sent a message on the peer ROUTER: the authenticated name (CURVE) or the
+  // configured peer it claims to be (none), which its routing id, if it chose one, and its
+  // `from` must match. Logs, counts and returns false for anything else.
+  bool Admit(const net::RoutedMessage& routed, const wire::PeerMessage& msg);
+  // Reads the peer ROUTER's monitor and every link's: handshake failures, counted.
+  void PollHandshakes(int64_t now);
+  // Logs a refusal on the peer port unless one with the same `key` was logged within the
+  // last minute (bounded: a flood logs a line a minute, not a line a message).
+  bool ShouldLogRefusal(const std::string& key, int64_t now);
 
   NodeOptions options_;
   uint64_t boot_ = 0;  // random per run: lets peers recognise a restart
@@ -177,8 +191,17 @@ class Node {
   std::unique_ptr<PeerService> peer_service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
+  std::optional<net::CurveKeyPair> keys_;  // this node's, when peer_security is curve
+  std::unique_ptr<net::ZapHandler> zap_;   // admits the peers' keys; before peers_in_ binds
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint
+  std::unique_ptr<net::SocketMonitor> peers_in_monitor_;  // destroyed before peers_in_
   std::vector<std::unique_ptr<PeerLink>> links_;
+  // Per peer name: the ROUTER connection its latest accepted message came on (where acks go),
+  // and messages refused because the connection was not who they claimed to be.
+  std::map<std::string, std::string> peer_routes_;
+  std::map<std::string, uint64_t> impostor_messages_;  // by the authenticated name
+  uint64_t handshake_failures_ = 0;  // CURVE or ZMTP handshakes failed on the peer port
+  std::map<std::string, int64_t> refusal_logged_;  // ShouldLogRefusal's memory
   std::unique_ptr<storage::Committer> committer_;
   std::unique_ptr<Pending> logging_;  // handed to the Committer
   std::unique_ptr<Pending> next_;     // turns since, for the next batch

@@ -19,6 +19,16 @@ namespace handoff::node {
 struct PeerOptions {
   std::string name;      // its [node] name
   std::string endpoint;  // its peer_endpoint, e.g. tcp://10.0.0.2:7400
+  // Its CURVE public keys (Z85): the keys it may connect with, and the keys it may prove when
+  // this node connects to it. Two while it rotates its key (docs/security.md). Required when
+  // peer_security is curve.
+  std::vector<std::string> public_keys;
+};
+
+// [node] peer_security: how peer links are protected.
+enum class PeerSecurity {
+  kCurve,  // encrypted, and both ends prove their keys (ZeroMQ CURVE, keys admitted by ZAP)
+  kNone,   // plaintext and unauthenticated: for a network where every host is trusted
 };
 
 // [[routes]]: agent addresses (a pattern; '*' matches any run of characters) hosted by a node.
@@ -41,6 +51,11 @@ struct NodeOptions {
   // [node] peer_endpoint: where peer nodes connect, e.g. tcp://0.0.0.0:7400. Default: empty,
   // which accepts no peer links (this node may still link out to its peers).
   std::string peer_endpoint;
+  // [node] peer_security: "curve" or "none". Default: curve.
+  PeerSecurity peer_security = PeerSecurity::kCurve;
+  // [node] secret_key_file: this node's CURVE secret key (net/curve_keys.h). Default: empty,
+  // which means <data_dir>/node.key, created on first need.
+  std::string secret_key_file;
   // [[peers]] and [[routes]]. Addresses that match no route are local. Default: none.
   std::vector<PeerOptions> peers;
   std::vector<RouteOptions> routes;
@@ -83,6 +98,14 @@ struct NodeOptions {
   // Source of time; must outlive the node. Default: the system clock.
   const Clock* clock = &SystemClock::Instance();
 };
+
+// The file in the data directory that holds the node's secret key when secret_key_file is unset.
+inline constexpr const char* kSecretKeyFileName = "node.key";
+
+// Where this node's secret key lives: secret_key_file, else <data_dir>/node.key.
+inline std::string SecretKeyPath(const NodeOptions& o) {
+  return o.secret_key_file.empty() ? o.data_dir + "/" + kSecretKeyFileName : o.secret_key_file;
+}
 
 }  // namespace handoff::node
 

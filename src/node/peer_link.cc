@@ -11,16 +11,21 @@ namespace {
 
 constexpr int64_t kBlockedRetryMs = 100;
 constexpr size_t kReadChunk = 256;
+// A handshake the peer closes within this long of the TCP connect was refused, not timed out
+// (ZeroMQ gives a handshake 30 s).
+constexpr int64_t kQuickCloseMs = 5000;
 
 }  // namespace
 
-PeerLink::PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options)
+PeerLink::PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options,
+                   const net::CurveKeyPair* keys)
     : self_(std::move(self)),
       boot_(boot),
       peer_(std::move(peer)),
       heartbeat_ms_(options.peer_heartbeat_ms),
       rto_initial_ms_(options.retransmit_initial_ms),
       rto_max_ms_(options.retransmit_max_ms),
+      keys_(keys),
       rto_ms_(options.retransmit_initial_ms) {}
 
 Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
@@ -28,7 +33,18 @@ Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
   socket.immediate = true;
   socket.heartbeat_ms = static_cast<int>(heartbeat_ms_);
   socket.reconnect_max_ms = static_cast<int>(std::max<int64_t>(heartbeat_ms_, 100));
-  HANDOFF_ASSIGN_OR_RETURN(dealer_, net::Dealer::Connect(context, peer_.endpoint, self_, socket));
+  if (keys_ != nullptr) {
+    if (peer_.public_keys.empty()) {
+      return Status::InvalidArgument("peer " + peer_.name + " has no public_key");
+    }
+    socket.curve_public_key = keys_->public_key;
+    socket.curve_secret_key = keys_->secret_key;
+    socket.curve_server_key = peer_.public_keys[key_index_];
+  }
+  // No routing id: the peer's ROUTER names the connection itself, and knows this node by the
+  // key it proved (or, without CURVE, by the `from` of its messages).
+  HANDOFF_ASSIGN_OR_RETURN(dealer_, net::Dealer::Connect(context, peer_.endpoint, "", socket));
+  HANDOFF_ASSIGN_OR_RETURN(monitor_, net::SocketMonitor::Attach(context, dealer_->socket()));
 
   HANDOFF_ASSIGN_OR_RETURN(storage::Txn txn, store.BeginRead());
   HANDOFF_ASSIGN_OR_RETURN(assigned_, store.GetLinkCounter(txn, "out/" + peer_.name));
@@ -43,6 +59,84 @@ Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
                  peer_.name, assigned_ - acked_);
   }
   return Status::OK();
+}
+
+void PeerLink::PollHandshakes(int64_t now) {
+  using Kind = net::SocketEvent::Kind;
+  for (const net::SocketEvent& e : monitor_->Take()) {
+    switch (e.kind) {
+      case Kind::kConnected:
+        connected_at_ms_ = now;
+        break;
+      case Kind::kHandshakeOk:
+        if (!auth_error_.empty()) {
+          spdlog::info("link to {}: handshake succeeded{}", peer_.name,
+                       keys_ ? " with key " + server_key() : std::string());
+        }
+        auth_error_.clear();
+        logged_error_.clear();
+        fast_closes_ = 0;
+        break;
+      case Kind::kHandshakeAuth:
+        OnHandshakeFailed(keys_ ? "node " + peer_.name + " refused this node's key " +
+                                      keys_->public_key + ": add this key to [[peers]] on node " +
+                                      peer_.name + " (public_key in the entry named '" + self_ +
+                                      "') and restart it"
+                                : "node " + peer_.name + " refused the connection (code " +
+                                      std::to_string(e.value) + ")");
+        break;
+      case Kind::kHandshakeProtocol:
+        if (e.value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+          OnHandshakeFailed(keys_ ? "node " + peer_.name +
+                                        " does not use CURVE (peer_security = \"none\" "
+                                        "there?): set the same peer_security on both nodes"
+                                  : "node " + peer_.name +
+                                        " requires CURVE and this node has peer_security = "
+                                        "\"none\": set the same peer_security on both nodes");
+        } else {
+          OnHandshakeFailed("handshake with node " + peer_.name +
+                            " failed: " + net::ProtocolErrorText(e.value));
+        }
+        break;
+      case Kind::kHandshakeNoDetail: {
+        // The peer closed the connection during the handshake. A CURVE server does that at
+        // once when our HELLO does not open with its secret key: the key listed for it here
+        // is not its key. A handshake that merely timed out (a stalled peer) takes far longer.
+        if (now - connected_at_ms_ > kQuickCloseMs) break;
+        if (++fast_closes_ < 2 && peer_.public_keys.size() < 2) break;
+        OnHandshakeFailed(
+            keys_ ? "node " + peer_.name + " at " + peer_.endpoint +
+                        " closed the connection during the CURVE handshake: the key listed for "
+                        "it here (" +
+                        server_key() +
+                        ") is probably not its key; check with "
+                        "`handoffd --show-public-key` on node " +
+                        peer_.name
+                  : "node " + peer_.name +
+                        " closed the connection during the handshake: it "
+                        "probably requires CURVE (peer_security = \"curve\" there) while this node "
+                        "has peer_security = \"none\"; set the same peer_security on both nodes");
+        break;
+      }
+      case Kind::kDisconnected:
+        break;
+    }
+  }
+}
+
+void PeerLink::OnHandshakeFailed(const std::string& why) {
+  ++auth_failures_;
+  auth_error_ = why;
+  if (why != logged_error_) {
+    spdlog::error("link to {}: auth_failed: {}", peer_.name, why);
+    logged_error_ = why;
+  }
+  if (keys_ != nullptr && peer_.public_keys.size() > 1) {
+    // Listed with several keys while it rotates: it holds one of them; try the next.
+    key_index_ = (key_index_ + 1) % peer_.public_keys.size();
+    Status s = dealer_->ChangeServerKey(peer_.public_keys[key_index_]);
+    if (!s.ok()) spdlog::error("link to {}: {}", peer_.name, s.ToString());
+  }
 }
 
 void PeerLink::Assigned(uint64_t seq) { assigned_ = std::max(assigned_, seq); }

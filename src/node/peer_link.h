@@ -12,6 +12,11 @@
 // A ping every peer_heartbeat asks the peer for an ack; a peer silent for three heartbeats is
 // reported as disconnected.
 //
+// With CURVE the DEALER proves this node's key and checks that the peer proves one of the keys
+// listed for it. A socket monitor reports each handshake: one that fails marks the link
+// auth_failed (with what to do, logged once until a handshake succeeds), and with several keys
+// listed the link tries the next one.
+//
 // Thread safety: none; the loop thread only.
 
 #ifndef HANDOFF_NODE_PEER_LINK_H_
@@ -24,6 +29,7 @@
 #include <zmq.hpp>
 
 #include "handoff/status.h"
+#include "net/curve_keys.h"
 #include "net/sockets.h"
 #include "node/options.h"
 #include "storage/store.h"
@@ -35,11 +41,15 @@ class PeerLink {
   // Most messages sent and not yet acknowledged.
   static constexpr uint64_t kWindow = 4096;
 
-  // `boot` identifies this run of this node (see peer_protocol.h).
-  PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options);
+  // `boot` identifies this run of this node (see peer_protocol.h). `keys` is this node's key
+  // pair, or null for plaintext (peer_security = "none"); it must outlive the link.
+  PeerLink(std::string self, uint64_t boot, PeerOptions peer, const NodeOptions& options,
+           const net::CurveKeyPair* keys);
 
   // Connects the DEALER and loads the link's position from the store.
   Status Open(zmq::context_t& context, storage::Store& store);
+  // Reads what the socket monitor reported about handshakes since the last call.
+  void PollHandshakes(int64_t now);
 
   const std::string& name() const { return peer_.name; }
   const std::string& endpoint() const { return peer_.endpoint; }
@@ -68,6 +78,13 @@ class PeerLink {
   void Trimmed(uint64_t upto) { trimmed_ = upto; }
 
   bool connected(int64_t now) const;
+  // A handshake failed since the last one that succeeded: the link is down for a reason only
+  // an operator can fix, said by auth_error().
+  bool auth_failed() const { return !auth_error_.empty(); }
+  const std::string& auth_error() const { return auth_error_; }
+  uint64_t auth_failures() const { return auth_failures_; }
+  // The key the DEALER expects the peer to prove (empty without CURVE).
+  std::string server_key() const { return keys_ ? peer_.public_keys[key_index_] : std::string(); }
   int64_t last_heard_ms() const { return last_heard_ms_; }
   uint64_t pending() const { return assigned_ - acked_; }
   uint64_t retransmissions() const { return retransmissions_; }
@@ -78,6 +95,8 @@ class PeerLink {
   static constexpr int64_t kTrimDelayMs = 1000;
 
   void SendFrom(storage::Store& store, const BeginView& view, int64_t now);
+  // A handshake failed with `why`: mark the link, log it once, and try the peer's next key.
+  void OnHandshakeFailed(const std::string& why);
 
   std::string self_;
   uint64_t boot_;
@@ -85,13 +104,21 @@ class PeerLink {
   int64_t heartbeat_ms_;
   int64_t rto_initial_ms_;
   int64_t rto_max_ms_;
+  const net::CurveKeyPair* keys_;  // null: plaintext
   std::unique_ptr<net::Dealer> dealer_;
+  std::unique_ptr<net::SocketMonitor> monitor_;  // declared after dealer_: destroyed first
+  size_t key_index_ = 0;                         // into peer_.public_keys
+  std::string auth_error_;                       // empty: no failure since the last success
+  std::string logged_error_;                     // the last error logged, to log each once
+  uint64_t auth_failures_ = 0;
+  int fast_closes_ = 0;          // handshakes the peer closed quickly since the last success
+  int64_t connected_at_ms_ = 0;  // the last TCP connect
 
-  uint64_t assigned_ = 0;   // last seq in the outbox
-  uint64_t acked_ = 0;      // last seq the peer applied
-  uint64_t trimmed_ = 0;    // outbox entries up to here are deleted
+  uint64_t assigned_ = 0;              // last seq in the outbox
+  uint64_t acked_ = 0;                 // last seq the peer applied
+  uint64_t trimmed_ = 0;               // outbox entries up to here are deleted
   int64_t trim_pending_since_ms_ = 0;  // when acked_ first passed trimmed_
-  uint64_t next_send_ = 1;  // next seq to put on the wire
+  uint64_t next_send_ = 1;             // next seq to put on the wire
   int64_t rto_ms_;
   int64_t last_progress_ms_ = 0;  // last ack progress, or first send after a quiet link
   int64_t last_heard_ms_ = 0;     // 0: never

@@ -2,16 +2,42 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/names.h"
+#include "node/limits.h"
 #include "wire/agent_protocol.h"
 
 namespace handoff::node {
 namespace {
+
+constexpr int64_t kRefusalLogPeriodMs = 10'000;
+constexpr uint64_t kRefusalsLoggedEachPeriod = 10;
 
 std::string InKey(const std::string& peer) { return "in/" + peer; }
 
 // Failures of the store mean "try the batch again"; anything else is about the message.
 bool IsStorageFailure(const Status& s) {
   return s.IsIOError() || s.IsResourceExhausted() || s.IsCorruption() || s.IsUnavailable();
+}
+
+// Prefixes a check's message with the field it is about.
+Status Field(std::string_view field, const Status& s) {
+  if (s.ok()) return s;
+  return Status(s.code(), std::string(field) + ": " + s.message());
+}
+
+// The intent a data message is about, for log lines ("?" if it names none readably).
+std::string IntentIdOf(const wire::PeerMessage& msg) {
+  auto body = MapReader::From(*msg.body, "body");
+  if (!body.ok()) return "?";
+  std::string id;
+  std::optional<MapReader> intent;
+  if (body->OptMap("intent", &intent).ok() && intent) {
+    (void)intent->OptString("intent_id", &id);
+  } else {
+    (void)body->OptString("intent_id", &id);
+  }
+  auto parsed = IntentId::Parse(id);
+  return parsed.ok() ? parsed->ToString() : "?";
 }
 
 }  // namespace
@@ -26,11 +52,106 @@ Result<uint64_t> PeerService::Apply(Txn& txn, Batch& batch, const wire::PeerMess
   Status s = Dispatch(txn, batch, msg);
   if (!s.ok()) {
     if (IsStorageFailure(s)) return s;
-    spdlog::error("{} #{} from node {} cannot be applied and is skipped: {}", msg.kind, msg.seq,
-                  msg.from, s.ToString());
+    Refused(msg, s);
   }
   HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(msg.from), msg.seq));
   return msg.seq;
+}
+
+void PeerService::Refused(const wire::PeerMessage& msg, const Status& why) {
+  ++refused_[msg.from];
+  const int64_t now = engine_.clock().NowMs();
+  if (now - last_refusal_log_ms_ >= kRefusalLogPeriodMs) {
+    if (unlogged_refusals_ > 0) {
+      spdlog::warn("{} more refused peer message(s) were not logged", unlogged_refusals_);
+    }
+    last_refusal_log_ms_ = now;
+    unlogged_refusals_ = 0;
+  }
+  if (unlogged_refusals_ >= kRefusalsLoggedEachPeriod) {
+    ++unlogged_refusals_;
+    return;
+  }
+  if (++unlogged_refusals_ == kRefusalsLoggedEachPeriod) {
+    spdlog::warn("refusing many messages from peers; logging the first {} every {} s",
+                 kRefusalsLoggedEachPeriod, kRefusalLogPeriodMs / 1000);
+  }
+  spdlog::error("refused {} #{} from node {} (intent {}): {}; nothing stored changed", msg.kind,
+                msg.seq, msg.from, IntentIdOf(msg), why.message());
+}
+
+Status PeerService::CheckIntent(const std::string& peer, const IntentRecord& in,
+                                std::string_view payload, std::string_view checkpoint) const {
+  if (in.id.IsZero()) return Status::InvalidArgument("intent_id: must not be all zeros");
+  if (!in.origin_node.empty()) {
+    HANDOFF_RETURN_IF_ERROR(Field("origin_node", ValidateNodeName(in.origin_node)));
+    if (in.origin_node != peer) {
+      return Status::InvalidArgument("origin_node: '" + in.origin_node +
+                                     "' is not the node that forwarded it ('" + peer +
+                                     "'); a node forwards only its own intents");
+    }
+  }
+  HANDOFF_RETURN_IF_ERROR(Field("intent_type", ValidateIntentType(in.intent_type)));
+  HANDOFF_RETURN_IF_ERROR(Field("to_agent", ValidateAgentAddress(in.to_agent)));
+  HANDOFF_RETURN_IF_ERROR(Field("from_agent", ValidateAgentAddress(in.from_agent)));
+  if (!in.reply_to.empty()) {
+    HANDOFF_RETURN_IF_ERROR(Field("reply_to", ValidateAgentAddress(in.reply_to)));
+  }
+  const std::string host = engine_.NodeFor(in.to_agent);
+  if (!host.empty()) {
+    return Status::InvalidArgument("to_agent: " + in.to_agent + " is not hosted by node " +
+                                   engine_.options().node_name + " (its routes give it to '" +
+                                   host + "')");
+  }
+  HANDOFF_RETURN_IF_ERROR(CheckIdField("correlation_id", in.correlation_id));
+  HANDOFF_RETURN_IF_ERROR(CheckIdField("idempotency_key", in.idempotency_key));
+  if (!in.parent_id.empty()) {
+    HANDOFF_RETURN_IF_ERROR(Field("parent_id", IntentId::Parse(in.parent_id).status()));
+  }
+  if (!in.replay_of.empty()) {
+    HANDOFF_RETURN_IF_ERROR(Field("replay_of", IntentId::Parse(in.replay_of).status()));
+  }
+  if (in.lease_ms != 0) HANDOFF_RETURN_IF_ERROR(CheckLeaseMs(in.lease_ms));
+  HANDOFF_RETURN_IF_ERROR(CheckTimestamp("deadline", in.deadline_ms));
+  HANDOFF_RETURN_IF_ERROR(CheckTimestamp("created_at", in.created_at_ms));
+  HANDOFF_RETURN_IF_ERROR(
+      CheckRetryPolicy(in.max_attempts, in.retry_initial_ms, in.retry_multiplier, in.retry_max_ms));
+  if (in.approval) HANDOFF_RETURN_IF_ERROR(CheckApproval(*in.approval));
+  HANDOFF_RETURN_IF_ERROR(Field("payload", engine_.CheckSize("payload", payload.size())));
+  return Field("checkpoint", engine_.CheckSize("checkpoint", checkpoint.size()));
+}
+
+Status PeerService::CheckUpdate(const std::string& peer, const wire::RemoteUpdate& u) const {
+  if (u.remote_seq == 0) return Status::InvalidArgument("remote_seq: must be at least 1");
+  if (u.events.size() > kMaxUpdateEvents) {
+    return Status::InvalidArgument("events: more than " + std::to_string(kMaxUpdateEvents));
+  }
+  for (const EventRecord& e : u.events) {
+    if (e.event_type.size() > kMaxEventTypeBytes || e.event_type.rfind("intent.", 0) != 0) {
+      return Status::InvalidArgument(
+          "events: an event type must be intent.<name>, at most 64 "
+          "bytes");
+    }
+    if (e.node != peer) {
+      return Status::InvalidArgument("events: an event recorded on node '" + e.node.substr(0, 64) +
+                                     "' sent by node '" + peer +
+                                     "'; a node reports only its own events");
+    }
+    HANDOFF_RETURN_IF_ERROR(Field("events", CheckIdField("actor", e.actor)));
+    HANDOFF_RETURN_IF_ERROR(Field("events", CheckTimestamp("at", e.at_ms)));
+    if (e.details.size() > kMaxEventDetailsBytes) {
+      return Status::InvalidArgument("events: details over 64 KiB");
+    }
+  }
+  const std::string& w = u.waiting_reason;
+  if (!w.empty() && w != "HUMAN" && w != "AGENT" && w != "TOOL" && w != "TIME") {
+    return Status::InvalidArgument("waiting_reason: must be HUMAN, AGENT, TOOL or TIME");
+  }
+  if (u.error) HANDOFF_RETURN_IF_ERROR(CheckErrorInfo("error", *u.error));
+  if (u.last_error) HANDOFF_RETURN_IF_ERROR(CheckErrorInfo("last_error", *u.last_error));
+  if (u.approval) HANDOFF_RETURN_IF_ERROR(CheckApproval(*u.approval));
+  HANDOFF_RETURN_IF_ERROR(engine_.CheckSize("checkpoint", u.checkpoint.size()));
+  return engine_.CheckSize("result", u.result.size());
 }
 
 Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& msg) {
@@ -40,22 +161,36 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     HANDOFF_RETURN_IF_ERROR(body.OptMap("intent", &intent));
     if (!intent) return Status::InvalidArgument("intent message without an intent");
     IntentRecord incoming;
-    HANDOFF_RETURN_IF_ERROR(ReadIntentFields(*intent, &incoming));
+    Status read = ReadIntentFields(*intent, &incoming);
     const msgpack::object* payload = intent->Find("payload");
     const msgpack::object* checkpoint = intent->Find("checkpoint");
-    if (payload == nullptr || payload->type != msgpack::type::MAP) {
-      return Status::InvalidArgument("intent message without a payload map");
+    if (read.ok() && (payload == nullptr || payload->type != msgpack::type::MAP)) {
+      read = Status::InvalidArgument("payload: not a map");
     }
-    Status accepted = engine_
-                          .AcceptRemoteIntent(txn, batch, msg.from, incoming, Pack(*payload),
-                                              checkpoint ? Pack(*checkpoint) : std::string())
-                          .status();
-    if (accepted.ok() || IsStorageFailure(accepted)) return accepted;
-    // Valid enough to name, but not acceptable here: its origin must not wait for it forever.
-    return engine_.RejectRemoteIntent(txn, batch, msg.from, incoming.id, accepted);
+    const std::string payload_bytes = read.ok() ? Pack(*payload) : std::string();
+    const std::string checkpoint_bytes =
+        read.ok() && checkpoint != nullptr && checkpoint->type != msgpack::type::NIL
+            ? Pack(*checkpoint)
+            : std::string();
+    Status checked =
+        read.ok() ? CheckIntent(msg.from, incoming, payload_bytes, checkpoint_bytes) : read;
+    if (checked.ok()) {
+      checked =
+          engine_
+              .AcceptRemoteIntent(txn, batch, msg.from, incoming, payload_bytes, checkpoint_bytes)
+              .status();
+      if (checked.ok() || IsStorageFailure(checked)) return checked;
+    }
+    // Named well enough to answer: its origin must not wait for it forever.
+    if (!incoming.id.IsZero()) {
+      HANDOFF_RETURN_IF_ERROR(
+          engine_.RejectRemoteIntent(txn, batch, msg.from, incoming.id, checked));
+    }
+    return checked;
   }
   if (msg.kind == wire::peer_kind::kUpdate) {
     HANDOFF_ASSIGN_OR_RETURN(wire::RemoteUpdate update, wire::ReadRemoteUpdate(*msg.body));
+    HANDOFF_RETURN_IF_ERROR(CheckUpdate(msg.from, update));
     return engine_.ApplyRemoteUpdate(txn, batch, msg.from, update);
   }
   // control
@@ -66,6 +201,12 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
   HANDOFF_RETURN_IF_ERROR(body.OptString("reason", &reason));
   HANDOFF_RETURN_IF_ERROR(body.OptString("outcome", &outcome));
   HANDOFF_ASSIGN_OR_RETURN(IntentId intent_id, IntentId::Parse(id));
+  if (action != "cancel" && action != "timeout" && action != "approve" && action != "reject") {
+    return Status::InvalidArgument("action: unknown control action '" + action.substr(0, 32) + "'");
+  }
+  HANDOFF_RETURN_IF_ERROR(CheckIdField("actor", actor));
+  if (reason.size() > kMaxQuestionBytes) return Status::InvalidArgument("reason: over 4 KiB");
+  if (outcome.size() > kMaxOutcomeBytes) return Status::InvalidArgument("outcome: over 64 bytes");
   return engine_.ApplyRemoteControl(txn, batch, msg.from, intent_id, action, actor, reason,
                                     outcome);
 }

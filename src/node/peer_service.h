@@ -1,4 +1,5 @@
-// PeerService: applies the data messages peers send, in link order, exactly once.
+// PeerService: applies the data messages peers send, in link order, exactly once, and is where
+// a peer's message becomes trusted.
 //
 // Each direction of each link numbers its data messages 1, 2, 3, ... The receiver keeps the
 // last seq it applied per peer ("in/<peer>" in the links table), updated in the same
@@ -6,9 +7,14 @@
 // beyond the next is out of order (an earlier one was lost) and is dropped, to be sent again.
 // Either way the reply is a cumulative ack of what is applied, sent once the batch commits.
 //
-// A message that is well formed but cannot be applied (an unknown intent, a bad address) is
-// logged and counted as applied, so one bad message cannot stall a link forever; a storage
-// failure fails the whole batch instead, and the peer sends it again.
+// Before anything is written, a message is validated as a local request would be (limits.h)
+// and authorized: peer P may forward intents only for addresses this node hosts, with itself as
+// their origin; send updates only for intents this node forwarded to P; send controls only for
+// intents P forwarded here. A forwarded intent that fails is refused back to P (its origin ends
+// it FAILED with rejected_by_node, naming the field); anything else that fails is dropped. Both
+// are logged with the peer and intent id, counted per peer, and counted as applied, so one bad
+// message cannot stall a link; a storage failure fails the whole batch instead, and the peer
+// sends it again.
 //
 // Thread safety: none; the loop thread only.
 
@@ -16,6 +22,7 @@
 #define HANDOFF_NODE_PEER_SERVICE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "node/engine.h"
@@ -23,6 +30,9 @@
 #include "wire/peer_protocol.h"
 
 namespace handoff::node {
+
+// Most events one update may carry.
+inline constexpr size_t kMaxUpdateEvents = 4096;
 
 class PeerService {
  public:
@@ -34,12 +44,28 @@ class PeerService {
   Result<uint64_t> Apply(Txn& txn, Batch& batch, const wire::PeerMessage& msg);
   // The last seq applied from `peer`.
   Result<uint64_t> Applied(const Txn& txn, const std::string& peer) const;
+  // Messages from `peer` refused as invalid or not its to send.
+  uint64_t refused(const std::string& peer) const {
+    auto it = refused_.find(peer);
+    return it == refused_.end() ? 0 : it->second;
+  }
+
+  // The checks a forwarded intent from `peer` must pass before it is stored (exposed for tests).
+  Status CheckIntent(const std::string& peer, const IntentRecord& in, std::string_view payload,
+                     std::string_view checkpoint) const;
+  // The checks an update from `peer` must pass before the Engine looks at it.
+  Status CheckUpdate(const std::string& peer, const wire::RemoteUpdate& u) const;
 
  private:
   Status Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& msg);
+  // Logs (bounded) and counts a refused message.
+  void Refused(const wire::PeerMessage& msg, const Status& why);
 
   Engine& engine_;
   storage::Store& store_;
+  std::map<std::string, uint64_t> refused_;
+  int64_t last_refusal_log_ms_ = 0;
+  uint64_t unlogged_refusals_ = 0;
 };
 
 }  // namespace handoff::node

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "handoff/client.h"
+#include "net/curve_keys.h"
 
 namespace handoff::bench {
 
@@ -42,6 +43,26 @@ std::vector<int> FreePorts(int n) {
     if (fd >= 0) ::close(fd);
   }
   return ports;
+}
+
+std::optional<std::map<std::string, PeerKey>> PeerKeys(const Options& o, const std::string& dir,
+                                                       const std::vector<std::string>& nodes) {
+  std::map<std::string, PeerKey> keys;
+  for (const std::string& node : nodes) {
+    PeerKey& k = keys[node];
+    k.own = "peer_security = \"" + o.peer_security + "\"\n";
+    if (o.peer_security != "curve") continue;
+    const std::string file = dir + "/" + node + ".key";
+    auto pair = net::GenerateCurveKeyPair();
+    Status written = pair.ok() ? net::WriteSecretKeyFile(file, *pair) : pair.status();
+    if (!written.ok()) {
+      std::fprintf(stderr, "handoff-bench: %s\n", written.ToString().c_str());
+      return std::nullopt;
+    }
+    k.own += "secret_key_file = \"" + file + "\"\n";
+    k.listed = "public_key = \"" + pair->public_key + "\"\n";
+  }
+  return keys;
 }
 
 // Starts one handoffd with its config in `dir`.

@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,8 @@ struct Options {
   // wait_rid (docs/protocol.md): the workload as measured before sends could wait.
   bool wait_request = false;
   bool json = false;
+  // "curve" (each daemon with a key of its own, listed in the other's [[peers]]) or "none".
+  std::string peer_security = "curve";
   std::string handoffd = HANDOFF_BENCH_HANDOFFD;
   std::string extra_node_config;  // more [node] lines, from --node-config
 };
@@ -32,6 +36,16 @@ struct Daemon {
 
 // `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
 std::vector<int> FreePorts(int n);
+
+// Config lines for one node's CURVE key: `own` for its [node] table (peer_security and, with
+// CURVE, its secret_key_file), `listed` for its [[peers]] entry on the others (its public_key).
+struct PeerKey {
+  std::string own, listed;
+};
+// Makes a key per node in `dir` (none with peer_security = "none"); nullopt, with a message on
+// stderr, if a key cannot be made.
+std::optional<std::map<std::string, PeerKey>> PeerKeys(const Options& o, const std::string& dir,
+                                                       const std::vector<std::string>& nodes);
 
 // Starts one handoffd with its config (the options' node settings and `extra`) in `dir`.
 void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra);

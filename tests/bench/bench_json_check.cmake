@@ -2,7 +2,7 @@
 # and the issue name, that they agree with the conditions asked for, and that every result came back.
 # It checks no speed. Run by ctest:
 #   cmake -DBENCH=<handoff-bench> -DNODES=1 -DWINDOW=16 -DCOUNT=300 -DPAYLOAD=256 -DFSYNC=true
-#         [-DEXTRA="--wait-request"] -P bench_json_check.cmake
+#         [-DEXTRA="--wait-request"] [-DPEER_SECURITY=curve] -P bench_json_check.cmake
 set(args --json --nodes ${NODES} --window ${WINDOW} --count ${COUNT} --payload ${PAYLOAD})
 if(NOT FSYNC)
   list(APPEND args --no-fsync)
@@ -41,6 +41,9 @@ if(FSYNC)
   expect(fsync ON)
 else()
   expect(fsync OFF)
+endif()
+if(DEFINED PEER_SECURITY)
+  expect(peer_security ${PEER_SECURITY})
 endif()
 # Every result came back and was right.
 expect(ok ON)

@@ -290,6 +290,9 @@ int main(int argc, char** argv) {
   app.add_flag("--wait-request", o.wait_request,
                "wait with a separate wait request after each send's reply, instead of the "
                "send's wait_rid");
+  app.add_option("--peer-security", o.peer_security,
+                 "curve (default: encrypted, authenticated links) or none (plaintext)")
+      ->check(CLI::IsMember({"curve", "none"}));
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
   std::vector<std::string> node_config;
   app.add_option("--node-config", node_config,
@@ -307,14 +310,17 @@ int main(int argc, char** argv) {
     daemons.push_back({"node-b", "ipc://" + dir + "/b.sock"});
     const std::vector<int> ports = FreePorts(2);
     const std::string a_port = std::to_string(ports[0]), b_port = std::to_string(ports[1]);
+    auto keys = PeerKeys(o, dir, {"node-a", "node-b"});
+    if (!keys) return 1;
     StartDaemon(o, dir, daemons[0],
-                "peer_endpoint = \"tcp://127.0.0.1:" + a_port +
-                    "\"\n[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:" + b_port +
-                    "\"\n[[routes]]\nmatch = \"agent://bench/b/*\"\nnode = \"node-b\"\n");
+                "peer_endpoint = \"tcp://127.0.0.1:" + a_port + "\"\n" + (*keys)["node-a"].own +
+                    "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:" + b_port +
+                    "\"\n" + (*keys)["node-b"].listed +
+                    "[[routes]]\nmatch = \"agent://bench/b/*\"\nnode = \"node-b\"\n");
     StartDaemon(o, dir, daemons[1],
-                "peer_endpoint = \"tcp://127.0.0.1:" + b_port +
-                    "\"\n[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://127.0.0.1:" + a_port +
-                    "\"\n");
+                "peer_endpoint = \"tcp://127.0.0.1:" + b_port + "\"\n" + (*keys)["node-b"].own +
+                    "[[peers]]\nname = \"node-a\"\nendpoint = \"tcp://127.0.0.1:" + a_port +
+                    "\"\n" + (*keys)["node-a"].listed);
   } else {
     StartDaemon(o, dir, daemons[0], "");
   }
@@ -412,6 +418,7 @@ int main(int argc, char** argv) {
                              {"count", o.count},
                              {"payload", o.payload},
                              {"fsync", o.fsync},
+                             {"peer_security", o.peer_security},
                              {"wait", o.wait_request ? "request" : "wait_rid"},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"bench_cpu_us_by_thread", per_rt_by_role(bench_by_role)},
@@ -433,8 +440,8 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s, %s\n",
-        o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off",
+        "payload, fsync %s, peer_security %s, %s\n",
+        o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off", o.peer_security.c_str(),
         o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)");
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);

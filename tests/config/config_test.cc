@@ -5,14 +5,61 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
+
+#include "net/curve_keys.h"
 
 namespace handoff::config {
 namespace {
 
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string NewPublicKey() {
+  auto pair = net::GenerateCurveKeyPair();
+  REQUIRE(pair.ok());
+  return pair->public_key;
+}
+
+// An example file with its "PASTE ..." placeholders filled in, as its comments say to.
+Result<DaemonConfig> LoadExample(const std::string& name, const std::string& key) {
+  const std::string path = HANDOFF_TEST_SOURCE_DIR "/config/" + name;
+  const std::string text = Slurp(path);
+  // Not std::regex_replace: a Z85 key may hold '$', which its format string reads.
+  std::string filled = text;
+  const std::regex placeholder("public_key = \"PASTE[^\"]*\"");
+  for (std::smatch m; std::regex_search(filled, m, placeholder);) {
+    filled.replace(m.position(0), m.length(0), "public_key = \"" + key + "\"");
+  }
+  REQUIRE(filled != text);
+  return Parse(filled, path);
+}
+
+TEST_CASE("TheExamplesStopAtTheirPlaceholdersWithWhatToDo") {
+  for (const char* name : {"handoffd.toml", "node-a.toml", "node-b.toml"}) {
+    auto config = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/" + std::string(name));
+    CAPTURE(name);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message().find("public_key must be a CURVE public key") !=
+          std::string::npos);
+    CHECK(config.status().message().find("--show-public-key") != std::string::npos);
+    // Only [node] is read to show the key, so the placeholders do not stand in its way.
+    CHECK(LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/" + std::string(name), Scope::kNodeOnly).ok());
+  }
+}
+
 TEST_CASE("TheCommentedExampleConfigParses") {
-  auto config = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/handoffd.toml");
+  const std::string key = NewPublicKey();
+  auto config = LoadExample("handoffd.toml", key);
   REQUIRE(config.ok());
+  CHECK(config->node.peer_security == node::PeerSecurity::kCurve);
+  CHECK(config->node.secret_key_file == "/etc/handoff/node-a.key");
+  CHECK(config->node.peers.at(0).public_keys == std::vector<std::string>{key});
   CHECK(config->node.name == "node-a");
   CHECK(config->node.data_dir == "/var/lib/handoff");
   CHECK(config->node.agent_endpoint == "ipc:///run/handoff/handoffd.sock");
@@ -44,8 +91,8 @@ TEST_CASE("TheCommentedExampleShowsEveryKey") {
 }
 
 TEST_CASE("TheTwoNodeExamplesParseAndPointAtEachOther") {
-  auto a = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/node-a.toml");
-  auto b = LoadFile(HANDOFF_TEST_SOURCE_DIR "/config/node-b.toml");
+  auto a = LoadExample("node-a.toml", NewPublicKey());
+  auto b = LoadExample("node-b.toml", NewPublicKey());
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   CHECK(a->node.peers.at(0).name == b->node.name);
@@ -110,6 +157,8 @@ name = "node-a"
 peer_endpoint = "tcp://0.0.0.0:7400"
 peer_heartbeat = "500ms"
 
+peer_security = "none"
+
 [[peers]]
 name = "node-b"
 endpoint = "tcp://127.0.0.1:7401"
@@ -139,10 +188,64 @@ node = "node-a"
   CHECK(config->node.routes[1].node == "node-a");  // its own name: local
 }
 
+TEST_CASE("PeerKeysAndSecurityAreRead") {
+  const std::string b1 = NewPublicKey(), b2 = NewPublicKey(), c = NewPublicKey();
+  auto config = Parse(
+      "[node]\nname = \"node-a\"\nsecret_key_file = \"/keys/a.key\"\n"
+      "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n"
+      "public_key = [\"" +
+          b1 + "\", \"" + b2 +
+          "\"]\n"
+          "[[peers]]\nname = \"node-c\"\nendpoint = \"tcp://127.0.0.1:7402\"\n"
+          "public_key = \"" +
+          c + "\"\n",
+      "keys.toml");
+  REQUIRE(config.ok());
+  CHECK(config->node.peer_security == node::PeerSecurity::kCurve);  // the default
+  CHECK(config->node.secret_key_file == "/keys/a.key");
+  CHECK(node::SecretKeyPath(config->node) == "/keys/a.key");
+  CHECK(config->node.peers[0].public_keys == std::vector<std::string>{b1, b2});
+  CHECK(config->node.peers[1].public_keys == std::vector<std::string>{c});
+  auto defaults = Parse("[node]\ndata_dir = \"/d\"\n", "d.toml");
+  REQUIRE(defaults.ok());
+  CHECK(node::SecretKeyPath(defaults->node) == "/d/node.key");
+  auto none = Parse(
+      "[node]\npeer_security = \"none\"\n[[peers]]\nname = \"node-b\"\n"
+      "endpoint = \"tcp://127.0.0.1:7401\"\n",
+      "none.toml");
+  REQUIRE(none.ok());
+  CHECK(none->node.peer_security == node::PeerSecurity::kNone);
+}
+
+TEST_CASE("BadPeerKeysNameTheFileLineAndPeer") {
+  const std::string key = NewPublicKey();
+  const std::string head = "[node]\nname = \"node-a\"\n";
+  const std::string peer_b = "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n";
+  // Under curve (the default), a peer without a key stops the daemon, naming it.
+  CheckError((head + peer_b).c_str(), "n.toml:3:1",
+             "[[peers]] 'node-b' has no public_key, and peer_security = \"curve\"");
+  CheckError((head + peer_b + "public_key = \"short\"\n").c_str(), "n.toml:6:14",
+             "5 characters, not 40");
+  CheckError((head + peer_b + "public_key = \"" + std::string(40, '~') + "\"\n").c_str(),
+             "n.toml:6:14", "not Z85");
+  CheckError((head + peer_b + "public_key = []\n").c_str(), "n.toml:6:14", "list 1 to 4 keys");
+  CheckError((head + peer_b + "public_key = [\"" + key + "\", \"" + key + "\"]\n").c_str(),
+             "n.toml:6:14", "a key is listed twice");
+  CheckError(
+      (head + peer_b + "public_key = \"" + key +
+       "\"\n[[peers]]\nname = \"node-c\"\nendpoint = \"tcp://c:1\"\npublic_key = \"" + key + "\"\n")
+          .c_str(),
+      "n.toml:7:1", "'node-c' has the same public_key as 'node-b'");
+  CheckError("[node]\npeer_security = \"tls\"\n", "n.toml:2:17", "\"curve\" or \"none\"");
+  CheckError("[node]\nsecret_key_file = \"\"\n", "n.toml:2:19", "secret_key_file");
+}
+
 TEST_CASE("BadPeerAndRouteConfigNamesTheFileLineAndKey") {
-  const char* peer_b = "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n";
-  CheckError((std::string("[node]\nname = \"node-a\"\n") + peer_b + peer_b).c_str(), "n.toml:6:1",
-             "[[peers]] name 'node-b' is used twice (first at n.toml:3:1)");
+  CheckError((std::string("[node]\nname = \"node-a\"\npeer_security = \"none\"\n") +
+              "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n" +
+              "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:7401\"\n")
+                 .c_str(),
+             "n.toml:7:1", "[[peers]] name 'node-b' is used twice (first at n.toml:4:1)");
   CheckError("[node]\nname = \"node-a\"\n[[routes]]\nmatch = \"agent://x/*\"\nnode = \"node-q\"\n",
              "n.toml:3:1", "[[routes]] node 'node-q' is not a peer");
   CheckError("[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://nowhere\"\n", "n.toml:3:12",

@@ -3,10 +3,12 @@
 #include "support/daemon.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 #include "handoff/client.h"
 #include "net/endpoint.h"
@@ -65,6 +67,68 @@ TEST_CASE("ABadConfigStopsTheDaemonWithFileLineAndKey") {
   CHECK(check.exit_code == 0);
   CHECK(check.out.find("name = node-z") != std::string::npos);
   CHECK(check.out.find("fsync = false") != std::string::npos);
+}
+
+TEST_CASE("KeygenAndShowPublicKeyGiveANodeItsKeyPair") {
+  TempDir dir;
+  // --keygen writes a new secret key file, 0600, and prints the public key only.
+  const std::string file = dir.Sub("keys/node.key");
+  REQUIRE(::mkdir(dir.Sub("keys").c_str(), 0700) == 0);
+  auto keygen = Run({HandoffdPath(), "--keygen", file});
+  REQUIRE(keygen.exit_code == 0);
+  const std::string public_key = keygen.out.substr(0, keygen.out.find('\n'));
+  CHECK(public_key.size() == 40);
+  CHECK(keygen.out == public_key + "\n");
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  // It never overwrites a key.
+  auto again = Run({HandoffdPath(), "--keygen", file});
+  CHECK(again.exit_code == 1);
+  CHECK(again.err.find("already exists") != std::string::npos);
+
+  // --show-public-key reads only [node]: peers without keys (or with bad ones) do not matter.
+  const std::string config = dir.Sub("node.toml");
+  std::ofstream(config) << "[node]\nname = \"node-k\"\ndata_dir = \"" << dir.Sub("data")
+                        << "\"\nsecret_key_file = \"" << file
+                        << "\"\n[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:1\"\n";
+  auto shown = Run({HandoffdPath(), "--config", config, "--show-public-key"});
+  CHECK(shown.exit_code == 0);
+  CHECK(shown.out == public_key + "\n");
+  // Without secret_key_file it creates the pair in the data directory, once.
+  const std::string fresh = dir.Sub("fresh.toml");
+  std::ofstream(fresh) << "[node]\nname = \"node-f\"\ndata_dir = \"" << dir.Sub("fresh-data")
+                       << "\"\n";
+  auto first = Run({HandoffdPath(), "--config", fresh, "--show-public-key"});
+  auto second = Run({HandoffdPath(), "--config", fresh, "--show-public-key"});
+  CHECK(first.exit_code == 0);
+  CHECK(first.out.size() == 41);
+  CHECK(second.out == first.out);
+  REQUIRE(::stat(dir.Sub("fresh-data/node.key").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  std::ifstream key_file(dir.Sub("fresh-data/node.key"));
+  std::stringstream key_text;
+  key_text << key_file.rdbuf();
+  CHECK(key_text.str().find(first.out.substr(0, 40)) != std::string::npos);  // in a comment
+
+  // A key file others may read is refused, saying how to fix it.
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  auto loose = Run({HandoffdPath(), "--config", config, "--show-public-key"});
+  CHECK(loose.exit_code == 1);
+  CHECK(loose.err.find("may be read by others (mode 0644); run: chmod 600 " + file) !=
+        std::string::npos);
+}
+
+TEST_CASE("APeerWithoutAKeyStopsTheDaemonAtStartUpNamingIt") {
+  TempDir dir;
+  const std::string config = dir.Sub("node.toml");
+  std::ofstream(config) << "[node]\nname = \"node-a\"\ndata_dir = \"" << dir.Sub("data")
+                        << "\"\nagent_endpoint = \"ipc://" << dir.Sub("a.sock") << "\"\n"
+                        << "[[peers]]\nname = \"node-b\"\nendpoint = \"tcp://127.0.0.1:1\"\n";
+  auto r = Run({HandoffdPath(), "--config", config});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find(config + ":5:1: [[peers]] 'node-b' has no public_key") != std::string::npos);
+  CHECK(r.err.find("--show-public-key") != std::string::npos);
 }
 
 TEST_CASE("SigtermStopsCleanlyAndASecondDaemonIsRefused") {

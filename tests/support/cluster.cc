@@ -8,6 +8,8 @@
 
 #include <sstream>
 
+#include "net/curve_keys.h"
+
 namespace handoff::testing {
 
 int FreeTcpPort() {
@@ -24,10 +26,20 @@ int FreeTcpPort() {
   return ntohs(addr.sin_port);
 }
 
-Cluster::Cluster(const TempDir& dir, const std::vector<NodeSpec>& nodes) {
-  std::map<std::string, std::string> endpoint;
+NodeKey MakeNodeKey(const std::string& file) {
+  auto pair = net::GenerateCurveKeyPair();
+  REQUIRE(pair.ok());
+  REQUIRE(net::WriteSecretKeyFile(file, *pair).ok());
+  return NodeKey{pair->public_key, pair->secret_key, file};
+}
+
+Cluster::Cluster(const TempDir& dir, const std::vector<NodeSpec>& nodes,
+                 const std::string& security) {
+  std::map<std::string, std::string>& endpoint = endpoints_;
+  const bool curve = security == "curve";
   for (const NodeSpec& n : nodes) {
     endpoint[n.name] = "tcp://127.0.0.1:" + std::to_string(FreeTcpPort());
+    if (curve) keys_[n.name] = MakeNodeKey(dir.Sub(n.name + ".key"));
   }
   for (const NodeSpec& n : nodes) {
     std::ostringstream extra;
@@ -35,11 +47,14 @@ Cluster::Cluster(const TempDir& dir, const std::vector<NodeSpec>& nodes) {
           << "peer_heartbeat = \"200ms\"\n"
           << "retransmit_initial = \"100ms\"\n"
           << "retransmit_max = \"1s\"\n"
-          << n.extra << "\n";
+          << "peer_security = \"" << security << "\"\n";
+    if (curve) extra << "secret_key_file = \"" << keys_[n.name].file << "\"\n";
+    extra << n.extra << "\n";
     for (const NodeSpec& other : nodes) {
       if (other.name == n.name) continue;
       extra << "[[peers]]\nname = \"" << other.name << "\"\nendpoint = \"" << endpoint[other.name]
             << "\"\n";
+      if (curve) extra << "public_key = \"" << keys_[other.name].public_key << "\"\n";
     }
     for (const NodeSpec& other : nodes) {
       if (other.name == n.name) continue;

@@ -1,0 +1,59 @@
+// RawPeer: a peer connection driven by hand, for tests of what a node accepts from the network:
+// a DEALER to a node's peer endpoint, plaintext or with any CURVE key, sending whatever frames
+// a test builds (wire::PeerMessageBuilder) and reading the acks that come back. RawPeerServer is
+// the other half: a ROUTER bound where a node's [[peers]] entry points, to read what the node
+// sends that peer.
+
+#ifndef HANDOFF_TESTS_SUPPORT_RAW_PEER_H_
+#define HANDOFF_TESTS_SUPPORT_RAW_PEER_H_
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "support/cluster.h"
+#include "wire/peer_protocol.h"
+
+namespace handoff::testing {
+
+class RawPeer {
+ public:
+  // Connects to `endpoint`. With `key` (its public and secret key set), speaks CURVE and
+  // expects the node to prove `server_key`; without, plaintext. `routing_id` may be empty.
+  RawPeer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr,
+          const std::string& server_key = "", const std::string& routing_id = "");
+
+  void Send(const std::vector<std::string>& frames);
+  void Send(const std::string& frame) { Send(std::vector<std::string>{frame}); }
+  // The next ack from the node within `timeout`: its `acked`, or nullopt.
+  std::optional<uint64_t> NextAck(std::chrono::milliseconds timeout);
+  // Pings until an ack says at least `seq` is applied; false after `timeout`.
+  bool WaitAcked(const std::string& from, uint64_t seq, std::chrono::milliseconds timeout);
+  // True if the CURVE/ZMTP handshake completed within `timeout` (a socket monitor says so).
+  bool Handshook(std::chrono::milliseconds timeout);
+
+ private:
+  zmq::context_t& context_;
+  zmq::socket_t socket_;
+  zmq::socket_t monitor_;
+};
+
+class RawPeerServer {
+ public:
+  // Binds a ROUTER at `endpoint` (tcp), with CURVE as `key` when given.
+  RawPeerServer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr);
+  // The next data message the node sends within `timeout` (pings skipped), decoded; every
+  // message is acknowledged so the node does not resend it.
+  std::optional<wire::PeerMessage> NextData(const std::string& self,
+                                            std::chrono::milliseconds timeout);
+
+ private:
+  zmq::socket_t socket_;
+  uint64_t applied_ = 0;
+};
+
+}  // namespace handoff::testing
+
+#endif  // HANDOFF_TESTS_SUPPORT_RAW_PEER_H_

@@ -16,20 +16,19 @@ bool AllNameChars(std::string_view s) {
   return !s.empty();
 }
 
-// Quotes user input in an error message without letting a huge or binary value through.
-std::string Quote(std::string_view s) {
+}  // namespace
+
+std::string Quoted(std::string_view s) {
   std::string out = "'";
   for (char c : s.substr(0, 80)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
   if (s.size() > 80) out += "...";
   return out + "'";
 }
 
-}  // namespace
-
 Status ValidateAgentAddress(std::string_view address) {
   static constexpr std::string_view kScheme = "agent://";
   auto bad = [&](std::string_view why) {
-    return Status::InvalidArgument("invalid agent address " + Quote(address) + ": " +
+    return Status::InvalidArgument("invalid agent address " + Quoted(address) + ": " +
                                    std::string(why) +
                                    "; expected agent://<org>/<env>/<name> using lowercase "
                                    "letters, digits, '.', '_' and '-'");
@@ -43,7 +42,7 @@ Status ValidateAgentAddress(std::string_view address) {
     std::string_view segment = rest.substr(0, slash);
     if (segment.empty()) return bad("empty segment");
     if (!AllNameChars(segment))
-      return bad("segment " + Quote(segment) + " has a forbidden character");
+      return bad("segment " + Quoted(segment) + " has a forbidden character");
     ++segments;
     if (slash == std::string_view::npos) break;
     rest = rest.substr(slash + 1);
@@ -54,7 +53,7 @@ Status ValidateAgentAddress(std::string_view address) {
 
 Status ValidateIntentType(std::string_view type) {
   auto bad = [&] {
-    return Status::InvalidArgument("invalid intent type " + Quote(type) +
+    return Status::InvalidArgument("invalid intent type " + Quoted(type) +
                                    ": expected intent.<name>.v<N>, like intent.handoff.process.v1, "
                                    "using lowercase letters, digits, '.', '_' and '-'");
   };
@@ -73,7 +72,7 @@ Status ValidateIntentType(std::string_view type) {
 
 Status ValidateNodeName(std::string_view name) {
   if (name.size() > kMaxNodeNameLength || !AllNameChars(name)) {
-    return Status::InvalidArgument("invalid node name " + Quote(name) +
+    return Status::InvalidArgument("invalid node name " + Quoted(name) +
                                    ": use 1 to 63 lowercase letters, digits, '.', '_' or '-'");
   }
   return Status::OK();

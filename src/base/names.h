@@ -10,6 +10,7 @@
 #ifndef HANDOFF_BASE_NAMES_H_
 #define HANDOFF_BASE_NAMES_H_
 
+#include <string>
 #include <string_view>
 
 #include "handoff/status.h"
@@ -21,6 +22,9 @@ inline constexpr size_t kMaxIntentTypeLength = 128;
 inline constexpr size_t kMaxNodeNameLength = 63;
 
 Status ValidateAgentAddress(std::string_view address);
+// `s` in single quotes, fit for a log line or an error message however it arrived: at most 80
+// bytes of it, anything outside printable ASCII shown as '?'.
+std::string Quoted(std::string_view s);
 Status ValidateIntentType(std::string_view type);
 Status ValidateNodeName(std::string_view name);
 

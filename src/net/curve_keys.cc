@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -127,7 +128,9 @@ Result<CurveKeyPair> ReadSecretKeyFile(const std::string& path) {
 
 Status WriteSecretKeyFile(const std::string& path, const CurveKeyPair& pair) {
   const std::filesystem::path target(path);
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  static std::atomic<uint64_t> writes{0};
+  const std::string temp =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++writes);
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IOError(Errno("cannot create " + temp));
   std::ostringstream text;

@@ -91,8 +91,8 @@ Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
       Record(txn, r, "intent.replayed", actor.empty() ? "operator" : actor, details.Release()));
   if (r.status == IntentStatus::kFailed && options_.retention_ms > 0) {
     // A dead letter no longer once replayed: kept for the retention, like any ended intent.
-    HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kPurge, r,
-                                          clock_.NowMs() + options_.retention_ms));
+    HANDOFF_RETURN_IF_ERROR(
+        ScheduleTimer(txn, storage::TimerKind::kPurge, r, clock_.NowMs() + options_.retention_ms));
   }
   return replay;
 }

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include "base/names.h"
 #include "net/endpoint.h"
 #include "node/node.h"
 #include "wire/peer_protocol.h"
@@ -13,13 +14,6 @@ namespace {
 
 constexpr int64_t kRefusalLogPeriodMs = 60'000;
 constexpr size_t kMaxRefusalKeys = 1024;
-
-// Printable and bounded, for names and ids that come from the network.
-std::string Printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  return out;
-}
 
 // ZeroMQ's ROUTER names a connection that chose no routing id with 5 bytes, the first zero.
 bool IsGeneratedRoutingId(std::string_view id) { return !id.empty() && id.front() == '\0'; }
@@ -139,11 +133,10 @@ bool Node::Admit(const net::RoutedMessage& routed, const wire::PeerMessage& msg)
     ++impostor_messages_[who];
     if (ShouldLogRefusal("impostor " + who + " " + msg.from, now)) {
       spdlog::error(
-          "refused a {} message claiming to be from '{}' (routing id '{}') on a connection "
+          "refused a {} message claiming to be from {} (routing id {}) on a connection "
           "authenticated as '{}': a peer may speak only for itself. If '{}' is compromised, "
           "remove its key from [[peers]] on node {}",
-          msg.kind, Printable(msg.from),
-          chosen_id ? Printable(routed.routing_id) : std::string("(none)"), who, who,
+          msg.kind, Quoted(msg.from), chosen_id ? Quoted(routed.routing_id) : "(none)", who, who,
           options_.name);
     }
     return false;
@@ -154,10 +147,9 @@ bool Node::Admit(const net::RoutedMessage& routed, const wire::PeerMessage& msg)
   ++impostor_messages_[""];
   if (ShouldLogRefusal("unknown " + msg.from, now)) {
     spdlog::error(
-        "dropped a message from '{}' (routing id '{}'): not a configured peer; add it to "
+        "dropped a message from {} (routing id {}): not a configured peer; add it to "
         "[[peers]] on node {}",
-        Printable(msg.from), chosen_id ? Printable(routed.routing_id) : std::string("(none)"),
-        options_.name);
+        Quoted(msg.from), chosen_id ? Quoted(routed.routing_id) : "(none)", options_.name);
   }
   return false;
 }
@@ -173,7 +165,7 @@ void Node::DrainPeers(Inbound* in) {
       auto msg = wire::DecodePeerMessage((*frame)->to_string_view());
       if (!msg.ok() || msg->kind != wire::peer_kind::kAck || msg->from != link->name()) {
         spdlog::warn("link to {}: dropped an unexpected message: {}", link->name(),
-                     msg.ok() ? "kind " + msg->kind + " from " + Printable(msg->from)
+                     msg.ok() ? "kind " + Quoted(msg->kind) + " from " + Quoted(msg->from)
                               : msg.status().ToString());
         continue;
       }
@@ -187,10 +179,10 @@ void Node::DrainPeers(Inbound* in) {
     auto m = peers_in_->TryReceive();
     if (!m.ok() || !m->has_value()) break;
     net::RoutedMessage& routed = **m;
-    const std::string who = keys_ ? routed.user_id : Printable(routed.routing_id);
+    const std::string who = Quoted(keys_ ? routed.user_id : routed.routing_id);
     if (routed.frames.size() != 1) {
       if (ShouldLogRefusal("frames " + who, now)) {
-        spdlog::warn("dropped a {}-frame message from peer connection '{}'", routed.frames.size(),
+        spdlog::warn("dropped a {}-frame message from peer connection {}", routed.frames.size(),
                      who);
       }
       continue;
@@ -198,7 +190,7 @@ void Node::DrainPeers(Inbound* in) {
     auto msg = wire::DecodePeerMessage(routed.frames[0].to_string_view());
     if (!msg.ok()) {
       if (ShouldLogRefusal("malformed " + who, now)) {
-        spdlog::warn("dropped a malformed message from peer connection '{}': {}", who,
+        spdlog::warn("dropped a malformed message from peer connection {}: {}", who,
                      msg.status().ToString());
       }
       continue;

@@ -133,8 +133,8 @@ Status PeerService::CheckUpdate(const std::string& peer, const wire::RemoteUpdat
           "bytes");
     }
     if (e.node != peer) {
-      return Status::InvalidArgument("events: an event recorded on node '" + e.node.substr(0, 64) +
-                                     "' sent by node '" + peer +
+      return Status::InvalidArgument("events: an event recorded on node " + Quoted(e.node) +
+                                     " sent by node '" + peer +
                                      "'; a node reports only its own events");
     }
     HANDOFF_RETURN_IF_ERROR(Field("events", CheckIdField("actor", e.actor)));
@@ -202,7 +202,7 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
   HANDOFF_RETURN_IF_ERROR(body.OptString("outcome", &outcome));
   HANDOFF_ASSIGN_OR_RETURN(IntentId intent_id, IntentId::Parse(id));
   if (action != "cancel" && action != "timeout" && action != "approve" && action != "reject") {
-    return Status::InvalidArgument("action: unknown control action '" + action.substr(0, 32) + "'");
+    return Status::InvalidArgument("action: unknown control action " + Quoted(action));
   }
   HANDOFF_RETURN_IF_ERROR(CheckIdField("actor", actor));
   if (reason.size() > kMaxQuestionBytes) return Status::InvalidArgument("reason: over 4 KiB");

@@ -36,7 +36,7 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
   } else if (msg.kind == peer_kind::kPing) {
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
   } else {
-    return Status::InvalidArgument("unknown peer message kind '" + msg.kind.substr(0, 32) + "'");
+    return Status::InvalidArgument("unknown peer message kind " + Quoted(msg.kind));
   }
   msg.handle = std::move(handle);
   // The body pointer stays valid: moving the handle keeps its zone.

@@ -1,4 +1,4 @@
-// Peer protocol v1: the messages between two handoffd nodes (docs/protocol.md, "Peer
+// Peer protocol: the messages between two handoffd nodes (docs/protocol.md, "Peer
 // protocol").
 //
 // One ZeroMQ frame holds one msgpack map: {v, kind, from, seq, body}. `from` is the sending
@@ -26,9 +26,13 @@
 namespace handoff::wire {
 
 // Version 2: an update carries every event one turn at the destination recorded for an intent
-// (`events`), where version 1 carried one (`event`). A node reads both and writes version 2;
-// a node of version 1 refuses version 2 messages, so upgrade every node of a cluster together.
-inline constexpr uint64_t kPeerProtocolVersion = 2;
+// (`events`), where version 1 carried one (`event`).
+// Version 3: links are CURVE-encrypted and authenticated by default (docs/security.md); a
+// DEALER sets no routing id, and the receiver knows the sender by its key; a message is applied
+// only if it is the sender's to send (node/peer_service.h). The messages are those of version 2.
+// A node reads versions 1 to 3 and writes 3; older nodes refuse 3 (and cannot do CURVE), so
+// upgrade every node of a cluster together.
+inline constexpr uint64_t kPeerProtocolVersion = 3;
 inline constexpr uint64_t kOldestPeerProtocolVersion = 1;
 
 namespace peer_kind {

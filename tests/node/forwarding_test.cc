@@ -7,140 +7,10 @@
 #include <functional>
 #include <memory>
 
-#include "node/engine.h"
-#include "node/peer_service.h"
-#include "support/temp_dir.h"
+#include "node/forwarding_fixture.h"
 
 namespace handoff::node {
 namespace {
-
-using storage::Store;
-
-constexpr const char* kRemoteAgent = "agent://acme/prod/worker";
-
-struct TestNode {
-  TestNode(const std::string& name, const Clock& clock, std::vector<RouteOptions> routes,
-           uint64_t max_payload_bytes = 1 << 20) {
-    auto opened = Store::Open(dir.Sub(name), {}, name);
-    REQUIRE(opened.ok());
-    store = std::move(opened.value());
-    EngineOptions options;
-    options.node_name = name;
-    options.routes = std::move(routes);
-    options.max_payload_bytes = max_payload_bytes;
-    engine = std::make_unique<Engine>(*store, clock, options);
-    REQUIRE(engine->Recover().ok());
-    peers = std::make_unique<PeerService>(*engine, *store);
-  }
-
-  Status Write(const std::function<Status(Txn&, Batch&)>& fn) {
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.ok());
-    Batch batch;
-    Status s = fn(*txn, batch);
-    if (s.ok()) s = engine->Flush(*txn, batch);
-    if (s.ok()) s = txn->Commit();
-    if (!s.ok()) {
-      txn->Abort();
-      REQUIRE(engine->Rollback().ok());  // as handoffd does after a failed turn
-      return s;
-    }
-    engine->Commit(batch);
-    last = batch;
-    return Status::OK();
-  }
-
-  std::vector<storage::OutboxEntry> Outbox(const std::string& peer) {
-    auto txn = store->BeginRead();
-    REQUIRE(txn.ok());
-    std::vector<storage::OutboxEntry> entries;
-    REQUIRE(store->ReadOutbox(*txn, peer, 1, 10000, &entries).ok());
-    return entries;
-  }
-
-  // Applies one frame as the peer service would; returns the acked seq.
-  uint64_t Receive(const std::string& frame) {
-    auto msg = wire::DecodePeerMessage(frame);
-    REQUIRE(msg.ok());
-    uint64_t acked = 0;
-    REQUIRE(Write([&](Txn& txn, Batch& batch) {
-              auto r = peers->Apply(txn, batch, *msg);
-              if (r.ok()) acked = *r;
-              return r.status();
-            }).ok());
-    return acked;
-  }
-
-  IntentView Get(const IntentId& id) {
-    auto txn = store->BeginRead();
-    REQUIRE(txn.ok());
-    IntentView view;
-    REQUIRE(engine->Get(*txn, id, &view).ok());
-    return view;
-  }
-
-  std::vector<EventRecord> Events(const IntentId& id) {
-    auto txn = store->BeginRead();
-    REQUIRE(txn.ok());
-    std::vector<EventRecord> events;
-    REQUIRE(engine->Events(*txn, id, 0, 1000, &events).ok());
-    return events;
-  }
-
-  testing::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<PeerService> peers;
-  Batch last;
-};
-
-// Moves every outbox entry of `from` towards `to` that `to` has not applied yet; returns the
-// last ack, as a lossless link would.
-uint64_t Pump(TestNode& from, TestNode& to, const std::string& to_name) {
-  uint64_t acked = 0;
-  for (const auto& entry : from.Outbox(to_name)) acked = to.Receive(entry.frame);
-  return acked;
-}
-
-// The same value with minimal msgpack headers, for comparing stored bytes.
-std::string Canonical(std::string_view bytes) {
-  auto handle = Unpack(bytes);
-  REQUIRE(handle.ok());
-  return Pack(handle->get());
-}
-
-std::string Payload() {
-  MsgWriter w;
-  w.BeginMap();
-  w.Field("records", int64_t{3});
-  w.EndMap();
-  return w.str();
-}
-
-// Sends an intent from node `a` to kRemoteAgent, which a's routes give to another node.
-IntentId SendRemote(TestNode& a) {
-  IntentId id;
-  REQUIRE(a.Write([&](Txn& txn, Batch& batch) {
-             SendParams p;
-             p.intent_type = "intent.remote.v1";
-             p.from_agent = "agent://acme/lab/sender";
-             p.to_agent = kRemoteAgent;
-             p.payload = Payload();
-             p.correlation_id = "corr-1";
-             auto r = a.engine->Send(txn, batch, p);
-             if (r.ok()) id = r->record.id;
-             return r.status();
-           }).ok());
-  return id;
-}
-
-struct Pair {
-  ManualClock clock;
-  TestNode a{"node-a", clock, {{"agent://acme/prod/*", "node-b"}}};
-  TestNode b{"node-b", clock, {}};
-
-  IntentId Send() { return SendRemote(a); }
-};
 
 TEST_CASE("ARoutedIntentIsStoredAtTheOriginAndForwardedThroughTheOutbox") {
   Pair n;
@@ -259,15 +129,15 @@ TEST_CASE("UpdatesGatheredInATurnLeaveBeforeAnyLaterMessageToThatPeer") {
   // One turn: delivered (an update starts), an intent for node-a (must follow that update),
   // then acknowledged and in progress (a new update, after the intent, with both events).
   REQUIRE(b.Write([&](Txn& txn, Batch& batch) {
-               HANDOFF_RETURN_IF_ERROR(b.engine->DeliverNext(txn, batch, kRemoteAgent).status());
-               SendParams p;
-               p.intent_type = "intent.answer.v1";
-               p.from_agent = kRemoteAgent;
-               p.to_agent = "agent://acme/lab/sender";
-               p.payload = Payload();
-               HANDOFF_RETURN_IF_ERROR(b.engine->Send(txn, batch, p).status());
-               return b.engine->Ack(txn, batch, id, 1, true).status();
-             }).ok());
+             HANDOFF_RETURN_IF_ERROR(b.engine->DeliverNext(txn, batch, kRemoteAgent).status());
+             SendParams p;
+             p.intent_type = "intent.answer.v1";
+             p.from_agent = kRemoteAgent;
+             p.to_agent = "agent://acme/lab/sender";
+             p.payload = Payload();
+             HANDOFF_RETURN_IF_ERROR(b.engine->Send(txn, batch, p).status());
+             return b.engine->Ack(txn, batch, id, 1, true).status();
+           }).ok());
   auto entries = b.Outbox("node-a");
   REQUIRE(entries.size() == before + 3);
   std::vector<std::string> kinds;

@@ -135,11 +135,21 @@ Status Dealer::Send(std::string_view frame) {
   }
 }
 
-Status Dealer::ChangeServerKey(const std::string& server_key) {
+Status Dealer::Disconnect() {
   try {
     socket_.disconnect(endpoint_);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != ENOENT) return ZmqStatus(e, "disconnecting from " + endpoint_);
+    // ZeroMQ already dropped it (a failed handshake ends the connection for good).
+  }
+  return Status::OK();
+}
+
+Status Dealer::Reconnect(const std::string& server_key) {
+  HANDOFF_RETURN_IF_ERROR(Disconnect());
+  try {
     // Options are read when a connection is made, so the new one uses the new key.
-    socket_.set(zmq::sockopt::curve_serverkey, server_key);
+    if (!server_key.empty()) socket_.set(zmq::sockopt::curve_serverkey, server_key);
     socket_.connect(endpoint_);
     return Status::OK();
   } catch (const zmq::error_t& e) {

@@ -130,9 +130,12 @@ class Dealer {
                                                  const SocketOptions& options);
   // Queues one frame. ResourceExhausted if the queue is full.
   Status Send(std::string_view frame);
-  // Drops the connection and connects again expecting the server to prove `server_key` (a peer
-  // listed with two keys while it rotates). What was queued is dropped.
-  Status ChangeServerKey(const std::string& server_key);
+  // Drops the connection (and stops ZeroMQ's reconnecting); what was queued is dropped.
+  Status Disconnect();
+  // Connects again, expecting the server to prove `server_key` when CURVE is on (a peer listed
+  // with two keys while it rotates). Needed after a handshake the peer refused: ZeroMQ gives up
+  // on a connection that failed its handshake with a protocol error.
+  Status Reconnect(const std::string& server_key);
   // Waits up to `timeout` for one frame; nullopt on timeout. Extra frames are discarded.
   Result<std::optional<zmq::message_t>> Receive(std::chrono::milliseconds timeout);
 

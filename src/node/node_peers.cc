@@ -105,20 +105,34 @@ void Node::PollHandshakes(int64_t now) {
   if (!peers_in_monitor_) return;
   for (const net::SocketEvent& e : peers_in_monitor_->Take()) {
     // Refusals by key are the ZAP handler's to count and log; these are connections that did
-    // not get as far as showing a key.
-    if (e.kind != net::SocketEvent::Kind::kHandshakeProtocol) continue;
+    // not get as far as showing a key. Which side notices a mechanism mismatch first is a
+    // race, so a plaintext client shows here as a protocol error or as a connection closed
+    // mid-handshake.
+    std::string why;
+    if (e.kind == net::SocketEvent::Kind::kHandshakeProtocol) {
+      why = net::ProtocolErrorText(e.value);
+    } else if (e.kind == net::SocketEvent::Kind::kHandshakeNoDetail) {
+      why =
+          "it closed during the handshake (a plaintext client, one expecting another key, or "
+          "a port scan)";
+    } else {
+      continue;
+    }
     ++handshake_failures_;
-    if (!ShouldLogRefusal("handshake " + std::to_string(e.value), now)) continue;
+    if (!ShouldLogRefusal(
+            "handshake " + std::to_string(static_cast<int>(e.kind)) + " " + std::to_string(e.value),
+            now)) {
+      continue;
+    }
     if (keys_) {
       spdlog::error(
           "refused a connection to the peer endpoint {}: {}. A node must connect with "
           "peer_security = \"curve\" and this node's public key {} listed for '{}' in its "
           "[[peers]]",
-          options_.peer_endpoint, net::ProtocolErrorText(e.value), keys_->public_key,
-          options_.name);
+          options_.peer_endpoint, why, keys_->public_key, options_.name);
     } else {
       spdlog::error("refused a connection to the peer endpoint {}: {}", options_.peer_endpoint,
-                    net::ProtocolErrorText(e.value));
+                    why);
     }
   }
 }

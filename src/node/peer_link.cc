@@ -14,6 +14,10 @@ constexpr size_t kReadChunk = 256;
 // A handshake the peer closes within this long of the TCP connect was refused, not timed out
 // (ZeroMQ gives a handshake 30 s).
 constexpr int64_t kQuickCloseMs = 5000;
+// After a refused handshake the link connects again after this, doubling up to the max: soon
+// enough to come up shortly after an operator fixes the keys, rare enough not to hammer a peer.
+constexpr int64_t kAuthRetryInitialMs = 250;
+constexpr int64_t kAuthRetryMaxMs = 5000;
 
 }  // namespace
 
@@ -26,6 +30,7 @@ PeerLink::PeerLink(std::string self, uint64_t boot, PeerOptions peer, const Node
       rto_initial_ms_(options.retransmit_initial_ms),
       rto_max_ms_(options.retransmit_max_ms),
       keys_(keys),
+      auth_backoff_ms_(kAuthRetryInitialMs),
       rto_ms_(options.retransmit_initial_ms) {}
 
 Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
@@ -64,6 +69,11 @@ Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
 void PeerLink::PollHandshakes(int64_t now) {
   using Kind = net::SocketEvent::Kind;
   for (const net::SocketEvent& e : monitor_->Take()) {
+    // While a reconnect is planned the connection was dropped on purpose: what it reports
+    // now is about the attempt already counted.
+    const bool failure = e.kind == Kind::kHandshakeAuth || e.kind == Kind::kHandshakeProtocol ||
+                         e.kind == Kind::kHandshakeNoDetail;
+    if (failure && reconnect_at_ms_ != 0) continue;
     switch (e.kind) {
       case Kind::kConnected:
         connected_at_ms_ = now;
@@ -76,67 +86,81 @@ void PeerLink::PollHandshakes(int64_t now) {
         auth_error_.clear();
         logged_error_.clear();
         fast_closes_ = 0;
+        auth_backoff_ms_ = kAuthRetryInitialMs;
         break;
       case Kind::kHandshakeAuth:
-        OnHandshakeFailed(keys_ ? "node " + peer_.name + " refused this node's key " +
-                                      keys_->public_key + ": add this key to [[peers]] on node " +
-                                      peer_.name + " (public_key in the entry named '" + self_ +
-                                      "') and restart it"
-                                : "node " + peer_.name + " refused the connection (code " +
-                                      std::to_string(e.value) + ")");
+        OnHandshakeFailed(RefusedWhy(e.value), now);
         break;
       case Kind::kHandshakeProtocol:
-        if (e.value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
-          OnHandshakeFailed(keys_ ? "node " + peer_.name +
-                                        " does not use CURVE (peer_security = \"none\" "
-                                        "there?): set the same peer_security on both nodes"
-                                  : "node " + peer_.name +
-                                        " requires CURVE and this node has peer_security = "
-                                        "\"none\": set the same peer_security on both nodes");
-        } else {
-          OnHandshakeFailed("handshake with node " + peer_.name +
-                            " failed: " + net::ProtocolErrorText(e.value));
-        }
+        OnHandshakeFailed(ProtocolWhy(e.value), now);
         break;
-      case Kind::kHandshakeNoDetail: {
+      case Kind::kHandshakeNoDetail:
         // The peer closed the connection during the handshake. A CURVE server does that at
         // once when our HELLO does not open with its secret key: the key listed for it here
         // is not its key. A handshake that merely timed out (a stalled peer) takes far longer.
         if (now - connected_at_ms_ > kQuickCloseMs) break;
         if (++fast_closes_ < 2 && peer_.public_keys.size() < 2) break;
-        OnHandshakeFailed(
-            keys_ ? "node " + peer_.name + " at " + peer_.endpoint +
-                        " closed the connection during the CURVE handshake: the key listed for "
-                        "it here (" +
-                        server_key() +
-                        ") is probably not its key; check with "
-                        "`handoffd --show-public-key` on node " +
-                        peer_.name
-                  : "node " + peer_.name +
-                        " closed the connection during the handshake: it "
-                        "probably requires CURVE (peer_security = \"curve\" there) while this node "
-                        "has peer_security = \"none\"; set the same peer_security on both nodes");
+        OnHandshakeFailed(ClosedWhy(), now);
         break;
-      }
       case Kind::kDisconnected:
         break;
     }
   }
 }
 
-void PeerLink::OnHandshakeFailed(const std::string& why) {
+std::string PeerLink::RefusedWhy(int code) const {
+  if (keys_ == nullptr) {
+    return "node " + peer_.name + " refused the connection (code " + std::to_string(code) + ")";
+  }
+  return "node " + peer_.name + " refused this node's key " + keys_->public_key +
+         ": add this key to [[peers]] on node " + peer_.name + " (public_key in the entry named '" +
+         self_ + "') and restart it";
+}
+
+std::string PeerLink::ProtocolWhy(int code) const {
+  if (code != ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+    return "handshake with node " + peer_.name + " failed: " + net::ProtocolErrorText(code);
+  }
+  if (keys_ == nullptr) {
+    return "node " + peer_.name +
+           " requires CURVE and this node has peer_security = \"none\": set the same "
+           "peer_security on both nodes";
+  }
+  return "node " + peer_.name +
+         " does not use CURVE (peer_security = \"none\" there?): set the same peer_security on "
+         "both nodes";
+}
+
+std::string PeerLink::ClosedWhy() const {
+  if (keys_ == nullptr) {
+    return "node " + peer_.name +
+           " closed the connection during the handshake: it probably requires CURVE "
+           "(peer_security = \"curve\" there) while this node has peer_security = \"none\"; set "
+           "the same peer_security on both nodes";
+  }
+  return "node " + peer_.name + " at " + peer_.endpoint +
+         " closed the connection during the CURVE handshake: the key listed for it here (" +
+         server_key() +
+         ") is probably not its key; check with `handoffd --show-public-key` on "
+         "node " +
+         peer_.name;
+}
+
+void PeerLink::OnHandshakeFailed(const std::string& why, int64_t now) {
   ++auth_failures_;
   auth_error_ = why;
   if (why != logged_error_) {
     spdlog::error("link to {}: auth_failed: {}", peer_.name, why);
     logged_error_ = why;
   }
-  if (keys_ != nullptr && peer_.public_keys.size() > 1) {
-    // Listed with several keys while it rotates: it holds one of them; try the next.
-    key_index_ = (key_index_ + 1) % peer_.public_keys.size();
-    Status s = dealer_->ChangeServerKey(peer_.public_keys[key_index_]);
-    if (!s.ok()) spdlog::error("link to {}: {}", peer_.name, s.ToString());
-  }
+  // Listed with several keys while it rotates: it holds one of them; try the next.
+  if (keys_ != nullptr) key_index_ = (key_index_ + 1) % peer_.public_keys.size();
+  // ZeroMQ gives up on a connection whose handshake failed with a protocol error, and would
+  // retry one that was closed with the key just left behind: take it from here.
+  Status s = dealer_->Disconnect();
+  if (!s.ok()) spdlog::error("link to {}: {}", peer_.name, s.ToString());
+  reconnect_at_ms_ = now + auth_backoff_ms_;
+  auth_backoff_ms_ = std::min(auth_backoff_ms_ * 2, kAuthRetryMaxMs);
 }
 
 void PeerLink::Assigned(uint64_t seq) { assigned_ = std::max(assigned_, seq); }
@@ -173,6 +197,11 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
 }
 
 void PeerLink::Pump(storage::Store& store, const BeginView& view, int64_t now) {
+  if (reconnect_at_ms_ != 0 && now >= reconnect_at_ms_) {
+    reconnect_at_ms_ = 0;
+    Status s = dealer_->Reconnect(server_key());
+    if (!s.ok()) spdlog::error("link to {}: {}", peer_.name, s.ToString());
+  }
   if (now >= next_ping_ms_) {
     next_ping_ms_ = now + heartbeat_ms_;
     Status s = dealer_->Send(wire::EncodePeerPing(self_, boot_));
@@ -221,6 +250,7 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
 
 int64_t PeerLink::NextWakeMs(int64_t now) const {
   int64_t next = next_ping_ms_;
+  if (reconnect_at_ms_ != 0) next = std::min(next, reconnect_at_ms_);
   if (NeedsTrim()) next = std::min(next, trim_pending_since_ms_ + kTrimDelayMs);
   if (next_send_ > acked_ + 1) next = std::min(next, last_progress_ms_ + rto_ms_);
   if (next_send_ <= std::min(assigned_, acked_ + kWindow)) {

@@ -14,8 +14,9 @@
 //
 // With CURVE the DEALER proves this node's key and checks that the peer proves one of the keys
 // listed for it. A socket monitor reports each handshake: one that fails marks the link
-// auth_failed (with what to do, logged once until a handshake succeeds), and with several keys
-// listed the link tries the next one.
+// auth_failed (with what to do, logged once until a handshake succeeds) and the link connects
+// again after a backoff (ZeroMQ itself gives up on a refused handshake), with the peer's next
+// key when several are listed.
 //
 // Thread safety: none; the loop thread only.
 
@@ -95,8 +96,14 @@ class PeerLink {
   static constexpr int64_t kTrimDelayMs = 1000;
 
   void SendFrom(storage::Store& store, const BeginView& view, int64_t now);
-  // A handshake failed with `why`: mark the link, log it once, and try the peer's next key.
-  void OnHandshakeFailed(const std::string& why);
+  // A handshake failed with `why`: mark the link, log it once, drop the connection and plan the
+  // next attempt (with the peer's next key when several are listed).
+  void OnHandshakeFailed(const std::string& why, int64_t now);
+  // What to tell the operator when the peer refused this node's key (ZAP `code`), when the
+  // handshake failed with ZMTP protocol error `code`, and when the peer closed it at once.
+  std::string RefusedWhy(int code) const;
+  std::string ProtocolWhy(int code) const;
+  std::string ClosedWhy() const;
 
   std::string self_;
   uint64_t boot_;
@@ -113,6 +120,8 @@ class PeerLink {
   uint64_t auth_failures_ = 0;
   int fast_closes_ = 0;          // handshakes the peer closed quickly since the last success
   int64_t connected_at_ms_ = 0;  // the last TCP connect
+  int64_t reconnect_at_ms_ = 0;  // after a refused handshake: connect again then; 0: no plan
+  int64_t auth_backoff_ms_;      // the wait before the next such attempt
 
   uint64_t assigned_ = 0;              // last seq in the outbox
   uint64_t acked_ = 0;                 // last seq the peer applied

@@ -131,7 +131,8 @@ TEST_CASE("EndedIntentsArePurgedAfterTheRetentionAndDeadLettersAreKept") {
 TEST_CASE("AcrossNodesTheOriginKeepsTheDeadLetterAndTheDestinationsCopyGoes") {
   TempDir dir;
   const std::string retention = "retention = \"1s\"\nmax_attempts = 1";
-  Cluster cluster(dir, {{"node-a", {}, retention}, {"node-b", {"agent://acme/remote/*"}, retention}});
+  Cluster cluster(dir,
+                  {{"node-a", {}, retention}, {"node-b", {"agent://acme/remote/*"}, retention}});
   cluster.StartAll();
   cluster.WaitConnected();
   AgentPool agents(cluster["node-b"], "agent://acme/remote/worker", 1, DoubleOrFail);
@@ -216,8 +217,8 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("REFUSED: the store is full") != std::string::npos);
   CHECK(status["intents"]["SUBMITTED"].get<size_t>() == accepted.size());
-  CommandResult ctl = daemon.Ctl({"send", "--to", kWorker, "--type", "intent.test.double.v1",
-                                  "--payload", R"({"n": 1})"});
+  CommandResult ctl = daemon.Ctl(
+      {"send", "--to", kWorker, "--type", "intent.test.double.v1", "--payload", R"({"n": 1})"});
   CHECK(ctl.exit_code == 1);
   CHECK(ctl.err.find("resource_exhausted") != std::string::npos);
 
@@ -267,7 +268,7 @@ TEST_CASE("ACommitThatFailsRefusesItsBatchAndTheNodeGoesOn") {
   REQUIRE(history.ok());
   int completed = 0;
   for (const auto& e : *history) completed += e.event_type == "intent.completed";
-  CHECK(completed == 1);  // the refused complete left no trace
+  CHECK(completed == 1);               // the refused complete left no trace
   CHECK(client->Send(Work(22)).ok());  // and the node takes new work
 }
 

@@ -23,15 +23,7 @@ namespace {
 
 constexpr const char* kWorker = "agent://acme/test/worker";
 
-SendRequest Work(int64_t n) {
-  SendRequest req;
-  req.to_agent = kWorker;
-  req.from_agent = "agent://acme/test/sender";
-  req.intent_type = "intent.test.double.v1";
-  req.payload = {{"n", n}};
-  req.lease = std::chrono::seconds(2);
-  return req;
-}
+SendRequest Work(int64_t n) { return DoubleWork(n, kWorker); }
 
 void CheckHistory(Client& client, const std::string& id) {
   auto events = client.Events(id);

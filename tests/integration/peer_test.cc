@@ -21,20 +21,8 @@ namespace {
 
 constexpr const char* kRemote = "agent://acme/remote/worker";
 
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 SendRequest Work(int64_t n, const char* to = kRemote) {
-  SendRequest req;
-  req.to_agent = to;
-  req.from_agent = "agent://acme/local/sender";
-  req.intent_type = "intent.test.double.v1";
-  req.payload = {{"n", n}};
-  req.lease = std::chrono::seconds(2);
-  return req;
+  return DoubleWork(n, to, std::chrono::seconds(2));
 }
 
 std::vector<NodeSpec> TwoNodes() {
@@ -186,9 +174,9 @@ TEST_CASE("TheDestinationKilledSeveralTimesLosesAndDuplicatesNothing") {
   });
   CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
   // The destination really went away three times and the link came back each time.
-  CHECK(Count(cluster["node-b"].Log(), "handoffd 0.1.0 node=node-b") == 4);
+  CHECK(Occurrences(cluster["node-b"].Log(), "handoffd 0.1.0 node=node-b") == 4);
   INFO("node-a log:\n" << cluster["node-a"].Log());
-  CHECK(Count(cluster["node-a"].Log(), "link to node-b is up") >= 4);
+  CHECK(Occurrences(cluster["node-a"].Log(), "link to node-b is up") >= 4);
 }
 
 TEST_CASE("TheOriginKilledSeveralTimesLosesAndDuplicatesNothing") {
@@ -204,7 +192,7 @@ TEST_CASE("TheOriginKilledSeveralTimesLosesAndDuplicatesNothing") {
     }
   });
   CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
-  CHECK(Count(cluster["node-a"].Log(), "handoffd 0.1.0 node=node-a") == 4);
+  CHECK(Occurrences(cluster["node-a"].Log(), "handoffd 0.1.0 node=node-a") == 4);
 }
 
 TEST_CASE("AStalledDestinationOnlyDelaysAndRetransmissionsAreAbsorbed") {
@@ -405,11 +393,11 @@ TEST_CASE("MalformedAndUnknownPeerMessagesAreLoggedAndDropped") {
     CHECK(done->status == IntentStatus::kCompleted);
   }
   Daemon& a = cluster["node-a"];
-  CHECK(WaitFor([&] { return Count(a.Log(), "a peer may speak only for itself") == 1; },
+  CHECK(WaitFor([&] { return Occurrences(a.Log(), "a peer may speak only for itself") == 1; },
                 std::chrono::seconds(10)));
-  CHECK(WaitFor([&] { return Count(a.Log(), "dropped a malformed message") == 1; },
+  CHECK(WaitFor([&] { return Occurrences(a.Log(), "dropped a malformed message") == 1; },
                 std::chrono::seconds(10)));
-  CHECK(WaitFor([&] { return Count(a.Log(), "dropped a 2-frame message") == 1; },
+  CHECK(WaitFor([&] { return Occurrences(a.Log(), "dropped a 2-frame message") == 1; },
                 std::chrono::seconds(10)));
   CHECK(a.running());
 }

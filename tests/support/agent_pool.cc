@@ -51,4 +51,14 @@ size_t AgentPool::Distinct() {
   return handled_.size();
 }
 
+SendRequest DoubleWork(int64_t n, const std::string& to, std::chrono::milliseconds lease) {
+  SendRequest req;
+  req.to_agent = to;
+  req.from_agent = "agent://acme/test/sender";
+  req.intent_type = "intent.test.double.v1";
+  req.payload = {{"n", n}};
+  req.lease = lease;
+  return req;
+}
+
 }  // namespace handoff::testing

@@ -35,6 +35,9 @@ class AgentPool {
 
 // The default handler's result for payload {"n": n}.
 Json Doubled(int64_t n);
+// The work most tests hand off: {"n": n}, of type intent.test.double.v1, to `to`.
+SendRequest DoubleWork(int64_t n, const std::string& to,
+                       std::chrono::milliseconds lease = std::chrono::seconds(2));
 
 }  // namespace handoff::testing
 

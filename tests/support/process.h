@@ -56,6 +56,9 @@ CommandResult Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env = {}, const std::string& input = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// How many times `what` occurs in `text` (log lines, say).
+size_t Occurrences(const std::string& text, const std::string& what);
+
 // Polls `condition` every `every` until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
              std::chrono::milliseconds every = std::chrono::milliseconds(20));

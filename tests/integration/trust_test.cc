@@ -17,6 +17,7 @@
 #include "handoff/client.h"
 #include "support/agent_pool.h"
 #include "support/cluster.h"
+#include "support/peer_messages.h"
 #include "support/raw_peer.h"
 #include "wire/agent_protocol.h"
 #include "wire/peer_protocol.h"
@@ -62,73 +63,15 @@ void SendAndComplete(Daemon& origin, int count, int64_t first = 0) {
   }
 }
 
-std::string Payload() {
-  MsgWriter w;
-  w.BeginMap();
-  w.Field("n", int64_t{1});
-  w.EndMap();
-  return w.Release();
-}
-
-// An intent as an origin forwards it.
-IntentRecord Forwardable(const std::string& to, const std::string& origin) {
-  IntentRecord r;
-  r.id = NewIntentId(1'700'000'000'000);
-  r.intent_type = "intent.test.double.v1";
-  r.from_agent = "agent://acme/local/sender";
-  r.to_agent = to;
-  r.origin_node = origin;
-  r.target_node = "";
-  r.lease_ms = 5000;
-  r.status = IntentStatus::kSubmitted;
-  r.created_at_ms = 1'700'000'000'000;
-  r.max_attempts = 3;
-  r.retry_initial_ms = 100;
-  r.retry_multiplier = 2.0;
-  r.retry_max_ms = 1000;
-  return r;
-}
-
-std::string IntentMessage(const std::string& from, uint64_t seq, const IntentRecord& r) {
-  wire::PeerMessageBuilder m(wire::peer_kind::kIntent, from, seq);
-  m.w().Key("intent");
-  wire::WriteIntent(m.w(), r, Payload(), {}, {});
-  return m.Finish();
-}
-
-std::string ControlMessage(const std::string& from, uint64_t seq, const std::string& id,
-                           const std::string& action) {
-  wire::PeerMessageBuilder m(wire::peer_kind::kControl, from, seq);
-  m.w().Field("intent_id", id);
-  m.w().Field("action", action);
-  m.w().Field("actor", "agent://acme/rogue/actor");
-  return m.Finish();
-}
-
 // An update that completes `id`, as its destination `from` would send it.
 std::string CompletingUpdate(const std::string& from, uint64_t seq, const std::string& id) {
-  wire::RemoteUpdate u;
-  u.id = *IntentId::Parse(id);
-  u.remote_seq = 50;
-  u.status = IntentStatus::kCompleted;
-  u.delivery_attempt = 1;
-  EventRecord e;
-  e.id = u.id;
-  e.seq = 50;
-  e.event_type = "intent.completed";
-  e.status = IntentStatus::kCompleted;
-  e.at_ms = 1'700'000'000'000;
-  e.node = from;
-  e.actor = "agent://acme/rogue/actor";
-  u.events.push_back(e);
+  wire::RemoteUpdate u = StatusUpdate(*IntentId::Parse(id), from, {IntentStatus::kCompleted}, 50);
   MsgWriter result;
   result.BeginMap();
   result.Field("forged", true);
   result.EndMap();
   u.result = result.Release();
-  wire::PeerMessageBuilder m(wire::peer_kind::kUpdate, from, seq);
-  wire::WriteRemoteUpdate(m.w(), u);
-  return m.Finish();
+  return UpdateFrame(from, seq, u);
 }
 
 std::vector<NodeSpec> ThreeNodes() {
@@ -148,7 +91,7 @@ TEST_CASE("ConnectionsWithoutTheirOwnAdmittedKeyAreRefusedLoggedCountedAndChange
   const std::string b_key = cluster.key("node-b").public_key;
   CHECK(Field(StatusOf(b), "auth_failures") == 0);
 
-  const IntentRecord forged = Forwardable(kRemote, "node-a");
+  const IntentRecord forged = ForwardableIntent(kRemote, "node-a");
   zmq::context_t context;
   // No key at all: a plaintext DEALER claiming node-a's name.
   RawPeer plaintext(context, endpoint, nullptr, "", "node-a");
@@ -160,7 +103,7 @@ TEST_CASE("ConnectionsWithoutTheirOwnAdmittedKeyAreRefusedLoggedCountedAndChange
   RawPeer named(context, endpoint, &c_key, b_key, "node-a");
   RawPeer unnamed(context, endpoint, &c_key, b_key);
   for (RawPeer* peer : {&plaintext, &unknown, &named, &unnamed}) {
-    for (uint64_t seq = 1; seq <= 3; ++seq) peer->Send(IntentMessage("node-a", seq, forged));
+    for (uint64_t seq = 1; seq <= 3; ++seq) peer->Send(IntentFrame("node-a", seq, forged));
     peer->Send(wire::EncodePeerPing("node-a", 7));
   }
   CHECK_FALSE(plaintext.Handshook(std::chrono::milliseconds(500)));
@@ -295,7 +238,7 @@ TEST_CASE("AnImpostorsMessagesNumberedAheadCannotMakeRealIntentsVanish") {
   RawPeer with_c_key(context, endpoint, &cluster.key("node-c"), b_key, "node-a");
   for (RawPeer* impostor : {&plaintext, &unknown, &with_c_key}) {
     for (uint64_t seq = 1; seq <= 100; ++seq) {
-      impostor->Send(IntentMessage("node-a", seq, Forwardable(kRemote, "node-a")));
+      impostor->Send(IntentFrame("node-a", seq, ForwardableIntent(kRemote, "node-a")));
     }
   }
   CHECK(with_c_key.Handshook(kWait));
@@ -348,11 +291,11 @@ TEST_CASE("APeerMayTouchOnlyWhatIsItsOwn") {
   REQUIRE(to_a.WaitAcked("node-c", 2, kWait));
   // To node-b: a cancel for node-a's intent; then an intent for an address node-b's routes
   // give to node-a; then one claiming node-a as its origin.
-  to_b.Send(ControlMessage("node-c", 1, real, "cancel"));
-  const IntentRecord elsewhere = Forwardable("agent://acme/aye/worker", "node-c");
-  to_b.Send(IntentMessage("node-c", 2, elsewhere));
-  const IntentRecord posing = Forwardable(kRemote, "node-a");
-  to_b.Send(IntentMessage("node-c", 3, posing));
+  to_b.Send(ControlFrame("node-c", 1, real, "cancel"));
+  const IntentRecord elsewhere = ForwardableIntent("agent://acme/aye/worker", "node-c");
+  to_b.Send(IntentFrame("node-c", 2, elsewhere));
+  const IntentRecord posing = ForwardableIntent(kRemote, "node-a");
+  to_b.Send(IntentFrame("node-c", 3, posing));
   REQUIRE(to_b.WaitAcked("node-c", 3, kWait));
 
   // Refused and counted per peer; logged with the peer and the intent id.
@@ -396,22 +339,22 @@ TEST_CASE("ForwardedIntentsOutOfBoundsAreRefusedBackToTheirOriginAndLocalSendsGo
   RawPeerServer c_server(context, cluster.peer_endpoint("node-c"), &c_key);
   RawPeer to_b(context, cluster.peer_endpoint("node-b"), &c_key, cluster.key("node-b").public_key);
 
-  IntentRecord long_origin = Forwardable(kRemote, std::string(600, 'x'));
-  IntentRecord long_lease = Forwardable(kRemote, "node-c");
+  IntentRecord long_origin = ForwardableIntent(kRemote, std::string(600, 'x'));
+  IntentRecord long_lease = ForwardableIntent(kRemote, "node-c");
   long_lease.lease_ms = 100LL * 365 * 24 * 3600 * 1000;
-  IntentRecord overflowing = Forwardable(kRemote, "node-c");
+  IntentRecord overflowing = ForwardableIntent(kRemote, "node-c");
   overflowing.retry_initial_ms = INT64_MAX;
   overflowing.retry_max_ms = INT64_MAX;
-  IntentRecord fine = Forwardable(kRemote, "node-c");
+  IntentRecord fine = ForwardableIntent(kRemote, "node-c");
   const std::vector<std::pair<IntentRecord, std::string>> bad = {
       {long_origin, "origin_node"}, {long_lease, "lease_ms"}, {overflowing, "retry_initial_ms"}};
   uint64_t seq = 0;
-  for (const auto& [record, field] : bad) to_b.Send(IntentMessage("node-c", ++seq, record));
+  for (const auto& [record, field] : bad) to_b.Send(IntentFrame("node-c", ++seq, record));
   // In the same second, a local send on node-b is stored and completes.
   auto local = b.Connect();
   auto receipt = local->Send(Work(21));
   REQUIRE(receipt.ok());
-  to_b.Send(IntentMessage("node-c", ++seq, fine));
+  to_b.Send(IntentFrame("node-c", ++seq, fine));
   REQUIRE(to_b.WaitAcked("node-c", seq, kWait));
   auto done = local->Wait(receipt->intent_id, kWait);
   REQUIRE(done.ok());

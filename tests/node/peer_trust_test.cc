@@ -9,7 +9,7 @@
 #include <cmath>
 
 #include "node/forwarding_fixture.h"
-#include "wire/agent_protocol.h"
+#include "support/peer_messages.h"
 
 namespace handoff::node {
 namespace {
@@ -20,57 +20,16 @@ Approval LongQuestion() {
   return a;
 }
 
+using testing::ControlFrame;
+using testing::IntentFrame;
+using testing::UpdateFrame;
+
 // An intent as node-a would forward it to node-b.
-IntentRecord Forwarded() {
-  IntentRecord r;
-  r.id = NewIntentId(1'700'000'000'000);
-  r.intent_type = "intent.remote.v1";
-  r.from_agent = "agent://acme/lab/sender";
-  r.to_agent = kRemoteAgent;
-  r.origin_node = "node-a";
-  r.lease_ms = 30'000;
-  r.created_at_ms = 1'700'000'000'000;
-  r.max_attempts = 5;
-  r.retry_initial_ms = 1000;
-  r.retry_multiplier = 2.0;
-  r.retry_max_ms = 60'000;
-  return r;
-}
+IntentRecord Forwarded() { return testing::ForwardableIntent(kRemoteAgent, "node-a"); }
 
-std::string IntentFrame(const std::string& from, uint64_t seq, const IntentRecord& r) {
-  wire::PeerMessageBuilder m(wire::peer_kind::kIntent, from, seq);
-  m.w().Key("intent");
-  wire::WriteIntent(m.w(), r, Payload(), {}, {});
-  return m.Finish();
-}
-
-std::string UpdateFrame(const std::string& from, uint64_t seq, const wire::RemoteUpdate& u) {
-  wire::PeerMessageBuilder m(wire::peer_kind::kUpdate, from, seq);
-  wire::WriteRemoteUpdate(m.w(), u);
-  return m.Finish();
-}
-
-// An update from `node` carrying one event per status in `statuses`, numbered from `first`.
 wire::RemoteUpdate Update(const IntentId& id, const std::string& node,
                           const std::vector<IntentStatus>& statuses, uint32_t first = 2) {
-  wire::RemoteUpdate u;
-  u.id = id;
-  u.delivery_attempt = 1;
-  for (IntentStatus s : statuses) {
-    EventRecord e;
-    e.id = id;
-    e.seq = first++;
-    e.event_type =
-        std::string(IntentStatusName(s)) == "COMPLETED" ? "intent.completed" : "intent.progress";
-    e.status = s;
-    e.at_ms = 1'700'000'000'000;
-    e.node = node;
-    e.actor = "system";
-    u.events.push_back(e);
-  }
-  u.remote_seq = first - 1;
-  u.status = statuses.back();
-  return u;
+  return testing::StatusUpdate(id, node, statuses, first);
 }
 
 TEST_CASE("AForwardedIntentIsHeldToTheLimitsOfALocalSendAndTheRefusalNamesTheField") {
@@ -220,17 +179,11 @@ TEST_CASE("APeerCannotUpdateOrControlIntentsThatAreNotItsOwn") {
   a.Receive(UpdateFrame("node-c", 2, Update(NewIntentId(1), "node-c", {IntentStatus::kFailed})));
   CHECK(a.peers->refused("node-c") == 2);
   // node-c cancels on node-b the intent node-a forwarded there.
-  wire::PeerMessageBuilder cancel(wire::peer_kind::kControl, "node-c", 1);
-  cancel.w().Field("intent_id", id.ToString());
-  cancel.w().Field("action", "cancel");
-  CHECK(b.Receive(cancel.Finish()) == 1);
+  CHECK(b.Receive(ControlFrame("node-c", 1, id.ToString(), "cancel")) == 1);
   CHECK(b.peers->refused("node-c") == 1);
   CHECK(b.Get(id).record.status == IntentStatus::kSubmitted);
   // The owner's own cancel still works.
-  wire::PeerMessageBuilder real(wire::peer_kind::kControl, "node-a", 2);
-  real.w().Field("intent_id", id.ToString());
-  real.w().Field("action", "cancel");
-  b.Receive(real.Finish());
+  b.Receive(ControlFrame("node-a", 2, id.ToString(), "cancel"));
   CHECK(b.Get(id).record.status == IntentStatus::kCanceled);
   CHECK(b.peers->refused("node-a") == 0);
 }
@@ -259,9 +212,8 @@ TEST_CASE("ALocalSendIsHeldToTheSameBounds") {
   CHECK(send([](SendParams& p) { p.lease_ms = 100LL * 365 * 24 * 3600 * 1000; })
             .message()
             .rfind("lease_ms: ", 0) == 0);
-  CHECK(send([](SendParams& p) { p.approval = LongQuestion(); })
-            .message()
-            .rfind("approval: ", 0) == 0);
+  CHECK(send([](SendParams& p) { p.approval = LongQuestion(); }).message().rfind("approval: ", 0) ==
+        0);
 }
 
 }  // namespace

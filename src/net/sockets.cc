@@ -1,7 +1,10 @@
 #include "net/sockets.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <iterator>
+#include <utility>
 
 namespace handoff::net {
 
@@ -229,29 +232,19 @@ std::vector<SocketEvent> SocketMonitor::Take(size_t max) {
       int32_t value = 0;
       std::memcpy(&id, head.data(), sizeof(id));
       std::memcpy(&value, static_cast<const char*>(head.data()) + 2, sizeof(value));
-      SocketEvent e{SocketEvent::Kind::kConnected, value, address.to_string()};
-      switch (id) {
-        case ZMQ_EVENT_CONNECTED:
-          e.kind = SocketEvent::Kind::kConnected;
-          break;
-        case ZMQ_EVENT_DISCONNECTED:
-          e.kind = SocketEvent::Kind::kDisconnected;
-          break;
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-          e.kind = SocketEvent::Kind::kHandshakeOk;
-          break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-          e.kind = SocketEvent::Kind::kHandshakeAuth;
-          break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-          e.kind = SocketEvent::Kind::kHandshakeProtocol;
-          break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-          e.kind = SocketEvent::Kind::kHandshakeNoDetail;
-          break;
-        default:
-          continue;
-      }
+      using Kind = SocketEvent::Kind;
+      static constexpr std::pair<uint16_t, Kind> kKinds[] = {
+          {ZMQ_EVENT_CONNECTED, Kind::kConnected},
+          {ZMQ_EVENT_DISCONNECTED, Kind::kDisconnected},
+          {ZMQ_EVENT_HANDSHAKE_SUCCEEDED, Kind::kHandshakeOk},
+          {ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, Kind::kHandshakeAuth},
+          {ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, Kind::kHandshakeProtocol},
+          {ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, Kind::kHandshakeNoDetail},
+      };
+      const auto* kind = std::find_if(std::begin(kKinds), std::end(kKinds),
+                                      [&](const auto& k) { return k.first == id; });
+      if (kind == std::end(kKinds)) continue;
+      SocketEvent e{kind->second, value, address.to_string()};
       events.push_back(std::move(e));
     }
   } catch (const zmq::error_t&) {

@@ -11,7 +11,8 @@ CMAKE_ARGS ?=
 # Everything the build, the tests and the demo need, by Debian package name.
 DEB_PACKAGES := cmake g++ make pkg-config \
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libspdlog-dev doctest-dev \
-  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev \
+  python3 python3-zmq python3-msgpack python3-pytest
 
 .PHONY: all deps build test demo sanitize clean
 

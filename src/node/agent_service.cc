@@ -366,7 +366,11 @@ AgentService::Reply AgentService::OnReceive(Txn&, Batch&, const std::string& con
   if (credit > kMaxCredit) {
     return Status::InvalidArgument("field 'credit' must be at most " + std::to_string(kMaxCredit));
   }
-  receivers_.Register(conn, address, static_cast<uint32_t>(credit));
+  if (!receivers_.Register(conn, address, static_cast<uint32_t>(credit))) {
+    return Status::InvalidArgument("this connection already receives for " +
+                                   std::to_string(kMaxAddressesPerConnection) +
+                                   " addresses, the most one connection may");
+  }
   ReplyBuilder b(req.rid);
   b.w().Field("address", address);
   b.w().Field("credit", credit);

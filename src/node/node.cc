@@ -364,7 +364,7 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
       if (!view) continue;
       pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view), view->record.id,
                          view->record.delivery_attempt});
-      receivers_.Assign(r->routing_id, view->record.id);
+      receivers_.Assign(r->routing_id, r->address, view->record.id);
       assigned->push_back(view->record.id);
       progress = true;
       --budget;

@@ -2,31 +2,43 @@
 
 namespace handoff::node {
 
-void ReceiverSet::Register(const std::string& routing_id, const std::string& address,
+bool ReceiverSet::Register(const std::string& routing_id, const std::string& address,
                            uint32_t credit) {
-  Receiver& r = receivers_[routing_id];
-  r.routing_id = routing_id;
-  r.address = address;
-  r.credit = credit;
+  Key key(routing_id, address);
+  auto it = receivers_.find(key);
+  if (it == receivers_.end()) {
+    size_t addresses = 0;
+    for (auto c = receivers_.lower_bound(Key(routing_id, ""));
+         c != receivers_.end() && c->first.first == routing_id; ++c) {
+      ++addresses;
+    }
+    if (addresses >= kMaxAddressesPerConnection) return false;
+    it = receivers_.emplace(key, Receiver{routing_id, address, 0, {}}).first;
+  }
+  it->second.credit = credit;
+  return true;
 }
 
 std::vector<IntentId> ReceiverSet::Remove(const std::string& routing_id) {
   std::vector<IntentId> held;
-  auto it = receivers_.find(routing_id);
-  if (it == receivers_.end()) return held;
-  for (const IntentId& id : it->second.held) {
-    holder_.erase(id);
-    held.push_back(id);
+  auto it = receivers_.lower_bound(Key(routing_id, ""));
+  while (it != receivers_.end() && it->first.first == routing_id) {
+    for (const IntentId& id : it->second.held) {
+      holder_.erase(id);
+      held.push_back(id);
+    }
+    it = receivers_.erase(it);
   }
-  receivers_.erase(it);
   return held;
 }
 
-void ReceiverSet::Assign(const std::string& routing_id, const IntentId& id) {
-  auto it = receivers_.find(routing_id);
+void ReceiverSet::Assign(const std::string& routing_id, const std::string& address,
+                         const IntentId& id) {
+  Key key(routing_id, address);
+  auto it = receivers_.find(key);
   if (it == receivers_.end()) return;
   it->second.held.insert(id);
-  holder_[id] = routing_id;
+  holder_[id] = std::move(key);
 }
 
 void ReceiverSet::Release(const IntentId& id) {

@@ -1,10 +1,11 @@
 // ReceiverSet: the agent connections that asked to receive intents for an address, and the
 // credit each has left.
 //
-// A connection registers with `receive {address, credit}`; credit is the number of intents it
-// may hold at once (delivered and not yet completed, failed or expired). Registrations live in
-// memory only: clients repeat `receive` periodically, which re-registers them after a daemon
-// restart. A connection that vanished is dropped the first time a push to it fails.
+// A connection registers with `receive {address, credit}`, once per address it serves; credit
+// is the number of intents of that address it may hold at once (delivered and not yet
+// completed, failed or expired). Registrations live in memory only: clients repeat `receive`
+// periodically, which re-registers them after a daemon restart. A connection that vanished is
+// dropped, with all its registrations, the first time a push to it fails.
 //
 // Thread safety: none; owned by the loop thread.
 
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/intent_id.h"
@@ -30,14 +32,22 @@ struct Receiver {
   bool has_room() const { return held.size() < credit; }
 };
 
+// Most addresses one connection may receive for.
+inline constexpr size_t kMaxAddressesPerConnection = 1024;
+
 class ReceiverSet {
  public:
-  // Adds or updates the registration of `routing_id`. Intents it already holds stay held.
-  void Register(const std::string& routing_id, const std::string& address, uint32_t credit);
-  // Drops a connection; returns the intents it held (their leases should end now).
+  using Key = std::pair<std::string, std::string>;  // (routing id, address)
+
+  // Adds or updates the registration of `routing_id` for `address`. Intents it already holds
+  // stay held. False, changing nothing, if the connection already receives for
+  // kMaxAddressesPerConnection other addresses.
+  bool Register(const std::string& routing_id, const std::string& address, uint32_t credit);
+  // Drops a connection and all its registrations; returns the intents they held (their leases
+  // should end now).
   std::vector<IntentId> Remove(const std::string& routing_id);
-  // Records that `id` was pushed to `routing_id`.
-  void Assign(const std::string& routing_id, const IntentId& id);
+  // Records that `id` was pushed to the registration of `routing_id` for `address`.
+  void Assign(const std::string& routing_id, const std::string& address, const IntentId& id);
   // `id` is no longer held by whoever held it.
   void Release(const IntentId& id);
 
@@ -45,11 +55,11 @@ class ReceiverSet {
   // its work.
   std::vector<Receiver*> WithRoom();
   size_t size() const { return receivers_.size(); }
-  const std::map<std::string, Receiver>& all() const { return receivers_; }
+  const std::map<Key, Receiver>& all() const { return receivers_; }
 
  private:
-  std::map<std::string, Receiver> receivers_;
-  std::unordered_map<IntentId, std::string, IntentIdHash> holder_;
+  std::map<Key, Receiver> receivers_;
+  std::unordered_map<IntentId, Key, IntentIdHash> holder_;
   size_t rotation_ = 0;
 };
 

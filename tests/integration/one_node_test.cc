@@ -12,6 +12,8 @@
 
 #include "base/clock.h"
 #include "base/intent_id.h"
+#include "client/connection.h"
+#include "client/convert.h"
 #include "handoff/agent.h"
 #include "handoff/client.h"
 #include "support/agent_pool.h"
@@ -398,6 +400,58 @@ TEST_CASE("SendAndWaitReturnsTheOutcomeInOneRequestAndOutlivesADaemonRestart") {
   REQUIRE(outcome.ok());
   CHECK(outcome->status == IntentStatus::kCompleted);
   CHECK(outcome->result["double"] == 10);
+}
+
+TEST_CASE("OneConnectionReceivesForSixteenAddressesEachWithItsOwnCredit") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  constexpr int kAddresses = 16, kEach = 5;
+  auto address = [](int i) { return "agent://acme/many/worker-" + std::to_string(i); };
+  auto sender = daemon.Connect();
+  for (int i = 0; i < kAddresses; ++i) {
+    for (int n = 0; n < kEach; ++n) REQUIRE(sender->Send(DoubleWork(n, address(i))).ok());
+  }
+  // One connection registers for all sixteen, credit 1 each, and completes every delivery
+  // at once. (The daemon kept one registration per connection before: 12 came, then none.)
+  auto conn = Connection::Open(daemon.client_options());
+  REQUIRE(conn.ok());
+  for (int i = 0; i < kAddresses; ++i) {
+    REQUIRE((*conn)
+                ->Call("receive",
+                       [&](MsgWriter& w) {
+                         w.Field("address", address(i));
+                         w.Field("credit", uint64_t{1});
+                       })
+                .ok());
+  }
+  std::map<std::string, int> per_address;
+  int completed = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (completed < kAddresses * kEach && std::chrono::steady_clock::now() < until) {
+    auto push = (*conn)->NextPush(std::chrono::milliseconds(500));
+    REQUIRE(push.ok());
+    if (!push->has_value()) continue;
+    const msgpack::object* body = (*push)->reply.body().Find("intent");
+    REQUIRE(body != nullptr);
+    auto intent = ReadIntent(*body);
+    REQUIRE(intent.ok());
+    ++per_address[intent->to_agent];
+    REQUIRE((*conn)
+                ->Call("complete",
+                       [&](MsgWriter& w) {
+                         w.Field("intent_id", intent->intent_id);
+                         w.Field("attempt", uint64_t{intent->delivery_attempt});
+                       })
+                .ok());
+    ++completed;
+  }
+  CHECK(completed == kAddresses * kEach);
+  REQUIRE(per_address.size() == kAddresses);
+  for (const auto& [to, n] : per_address) CHECK(n == kEach);
+  auto status = sender->NodeStatus();
+  REQUIRE(status.ok());
+  CHECK((*status)["receivers"].size() == kAddresses);
 }
 
 TEST_CASE("HeartbeatsKeepALongHandlersLeaseAlive") {

@@ -374,12 +374,12 @@ TEST_CASE("ReceiversRotateAndCountCredit") {
   set.Register("c1", "agent://a/b/c", 2);
   set.Register("c2", "agent://a/b/c", 1);
   IntentId x = NewIntentId(1), y = NewIntentId(2), z = NewIntentId(3);
-  set.Assign("c2", x);
+  set.Assign("c2", "agent://a/b/c", x);
   auto room = set.WithRoom();
   REQUIRE(room.size() == 1);
   CHECK(room[0]->routing_id == "c1");
-  set.Assign("c1", y);
-  set.Assign("c1", z);
+  set.Assign("c1", "agent://a/b/c", y);
+  set.Assign("c1", "agent://a/b/c", z);
   CHECK(set.WithRoom().empty());
   set.Release(y);
   REQUIRE(set.WithRoom().size() == 1);
@@ -392,6 +392,36 @@ TEST_CASE("ReceiversRotateAndCountCredit") {
   CHECK(held == std::vector<IntentId>{z});
   CHECK(set.size() == 1);
   set.Release(z);  // already gone: harmless
+}
+
+TEST_CASE("AConnectionReceivesForSeveralAddressesEachWithItsOwnCredit") {
+  ReceiverSet set;
+  for (int i = 0; i < 16; ++i) {
+    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1));
+  }
+  set.Register("c2", "agent://a/b/w0", 1);
+  CHECK(set.size() == 17);
+  CHECK(set.WithRoom().size() == 17);
+  // Holding one intent of w3 fills w3's credit only.
+  IntentId x = NewIntentId(1);
+  set.Assign("c1", "agent://a/b/w3", x);
+  auto room = set.WithRoom();
+  CHECK(room.size() == 16);
+  for (Receiver* r : room) CHECK_FALSE((r->routing_id == "c1" && r->address == "agent://a/b/w3"));
+  // Registering again keeps what is held; credit 0 stops that address only.
+  set.Register("c1", "agent://a/b/w3", 2);
+  CHECK(set.WithRoom().size() == 17);
+  set.Register("c1", "agent://a/b/w4", 0);
+  CHECK(set.WithRoom().size() == 16);
+  // The connection's addresses are bounded.
+  for (size_t i = 16; i < kMaxAddressesPerConnection; ++i) {
+    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1));
+  }
+  CHECK_FALSE(set.Register("c1", "agent://a/b/one-too-many", 1));
+  CHECK(set.Register("c1", "agent://a/b/w0", 5));  // an existing one may still change
+  // A vanished connection drops every registration, and gives back what they held.
+  CHECK(set.Remove("c1") == std::vector<IntentId>{x});
+  CHECK(set.size() == 1);
 }
 
 TEST_CASE("WaitersAreAnsweredByIntentOrByDeadline") {

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +22,63 @@ constexpr auto kTermGrace = std::chrono::seconds(2);
 
 Status Errno(const char* what) {
   return Status::IOError(std::string(what) + ": " + std::strerror(errno));
+}
+
+// Closes every descriptor from `from` up, but `keep` (>= from; async-signal-safe).
+void CloseFrom(int from, int keep) {
+  if ((keep == from || ::syscall(SYS_close_range, from, keep - 1, 0) == 0) &&
+      ::syscall(SYS_close_range, keep + 1, ~0U, 0) == 0) {
+    return;
+  }
+  for (int fd = from; fd < 4096; ++fd) {  // kernels before 5.9
+    if (fd != keep) ::close(fd);
+  }
+}
+
+// Runs in the forked guardian (async-signal-safe calls only) and never returns: starts the
+// command in a process group it leads, then waits for either the command to exit (exiting
+// with its status: its code, or 128 + the signal that ended it) or the lifeline to close
+// (killing the group, itself included).
+[[noreturn]] void Guard(const int lifeline[2], const int in_pipe[2], const int out_pipe[2],
+                        const char* command, char* const envp[]) {
+  ::setpgid(0, 0);
+  ::close(lifeline[1]);
+  // serve stops a command with SIGTERM to the group; the guardian outlasts it to go on
+  // watching, and the final SIGKILL takes it too.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGTERM, &ignore, nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) ::_exit(127);
+  if (child == 0) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGTERM, &dfl, nullptr);
+    ::close(lifeline[0]);
+    ::dup2(in_pipe[0], STDIN_FILENO);
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    const char* argv[] = {"/bin/sh", "-c", command, nullptr};
+    ::execve("/bin/sh", const_cast<char* const*>(argv), envp);
+    ::_exit(127);
+  }
+  // Only the command keeps the pipes (their readers and writers must see them close with it),
+  // and nothing else of the parent's stays open here: not its sockets, nor the lifelines of
+  // other commands, which would keep those open after the parent died.
+  CloseFrom(STDERR_FILENO + 1, lifeline[0]);
+  const int child_fd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  while (true) {
+    pollfd fds[2] = {{lifeline[0], POLLIN, 0}, {child_fd, POLLIN, 0}};
+    // Without pidfds (kernels before 5.3) the command's exit is polled for.
+    const int ready = ::poll(fds, child_fd >= 0 ? 2 : 1, child_fd >= 0 ? -1 : 10);
+    if (ready > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ::kill(0, SIGKILL);  // the parent is gone: the whole group goes
+      ::_exit(137);
+    }
+    int status = 0;
+    if (::waitpid(child, &status, WNOHANG) == child) {
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+  }
 }
 
 std::vector<std::string> BuildEnv(const std::map<std::string, std::string>& extra) {
@@ -51,21 +108,20 @@ Result<ShellResult> RunShell(const std::string& command, const std::string& inpu
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  const pid_t parent = ::getpid();
+  int lifeline[2];
+  if (::pipe2(lifeline, O_CLOEXEC) != 0) {
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1]}) ::close(fd);
+    return Errno("pipe");
+  }
 
   pid_t pid = ::fork();
   if (pid < 0) return Errno("fork");
   if (pid == 0) {
-    // Child: only async-signal-safe calls from here to exec.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
-    ::dup2(in_pipe[0], STDIN_FILENO);
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-    ::execve("/bin/sh", const_cast<char* const*>(argv), envp.data());
-    ::_exit(127);
+    // The guardian. This process has threads, so only async-signal-safe calls from here on.
+    Guard(lifeline, in_pipe, out_pipe, command.c_str(), envp.data());
   }
+  // The write end stays open (and close-on-exec) until this process exits, however it exits.
+  ::close(lifeline[0]);
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   int in_fd = in_pipe[1];
@@ -119,6 +175,7 @@ Result<ShellResult> RunShell(const std::string& command, const std::string& inpu
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return Errno("waitpid");
   }
+  ::close(lifeline[1]);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

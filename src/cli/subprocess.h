@@ -1,8 +1,12 @@
 // RunShell: runs `/bin/sh -c command` with the given stdin and extra environment, collects its
 // stdout, and stops it early when asked.
 //
-// The child gets its own process group and is killed (SIGKILL) if this process dies, so a
-// SIGKILLed `handoffctl serve` does not leave its command running. Its stderr is inherited.
+// The command runs under a guardian: a forked copy of this process that leads a process group
+// of its own, starts the shell in it, and holds the read end of a pipe whose write end only
+// this process has. When this process dies, by any signal, the pipe closes and the guardian
+// kills the whole group (SIGKILL): the shell and everything it forked, however deep, so a
+// SIGKILLed `handoffctl serve` leaves nothing working on an intent it no longer holds. The
+// command's stderr is inherited.
 //
 // Thread safety: call from one thread; `should_stop` is polled from that thread.
 

@@ -69,7 +69,7 @@ TEST_CASE("AnAgentKilledMidWorkResumesFromItsCheckpointOnAttempt2") {
         return in.ok() && in->checkpoint == Json{{"step", 2}};
       },
       std::chrono::seconds(20)));
-  serve->Signal(SIGKILL);  // serve only: its command must die with it (PR_SET_PDEATHSIG)
+  serve->Signal(SIGKILL);  // serve only: its command must die with it (its guardian sees to it)
   serve->Wait(std::chrono::seconds(5));
 
   // The lease ran out while no agent held it; the intent waits, queued with its checkpoint.
@@ -101,6 +101,53 @@ TEST_CASE("AnAgentKilledMidWorkResumesFromItsCheckpointOnAttempt2") {
   CHECK(std::count(types.begin(), types.end(), "intent.lease_expired") == 1);
   CHECK(std::count(types.begin(), types.end(), "intent.checkpointed") == 5);
   CHECK(types.back() == "intent.completed");
+}
+
+TEST_CASE("ACommandThatForksDiesWithAKilledServeAndItsAttemptGoesNoFurther") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  SendRequest req;
+  req.to_agent = kProcessor;
+  req.intent_type = "intent.handoff.process.v1";
+  req.payload = {{"records", 5}};
+  req.lease = std::chrono::seconds(1);
+  auto receipt = client->Send(req);
+  REQUIRE(receipt.ok());
+  const std::string id = receipt->intent_id;
+  // The command forks a worker that checkpoints attempt 1 for ever (counting in its state),
+  // and records its pid; `wait` keeps the shell itself alive too.
+  const std::string pidfile = dir.Sub("worker.pid");
+  const std::string command =
+      "(n=0; while :; do n=$((n+1)); handoffctl checkpoint \"$HANDOFF_INTENT_ID\" "
+      "--state \"{\\\"n\\\":$n}\" || exit 9; sleep 0.05; done) & echo $! > " +
+      pidfile + "; wait";
+  auto serve = StartServe(daemon, dir, command, "serve-fork.log");
+  REQUIRE(WaitFor(
+      [&] {
+        auto in = client->Get(id);
+        return in.ok() && in->checkpoint.is_object() && in->checkpoint.value("n", 0) >= 3;
+      },
+      std::chrono::seconds(20)));
+  std::ifstream pid_in(pidfile);
+  pid_t worker = 0;
+  pid_in >> worker;
+  REQUIRE(worker > 0);
+  REQUIRE(::kill(worker, 0) == 0);
+
+  serve->Signal(SIGKILL);  // serve only, not its process group
+  serve->Wait(std::chrono::seconds(5));
+  // Its command's whole tree is gone: the forked worker too.
+  CHECK(WaitFor([&] { return ::kill(worker, 0) != 0 && errno == ESRCH; }, std::chrono::seconds(5)));
+  // Nothing is left to report on attempt 1: its lease runs out and the intent waits for
+  // another agent.
+  CHECK(WaitFor(
+      [&] {
+        auto in = client->Get(id);
+        return in.ok() && in->status == IntentStatus::kSubmitted;
+      },
+      std::chrono::seconds(20)));
 }
 
 TEST_CASE("ServeGivesTheCommandThePayloadAndTheIntentsIdentity") {

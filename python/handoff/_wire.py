@@ -1,0 +1,130 @@
+"""The agent protocol's envelope (docs/protocol.md, "Agent protocol, version 1"): defaults,
+encoding, intent ids, and the checks the client makes before anything is sent."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+import uuid
+from typing import Any, Dict, Mapping, Optional
+
+import msgpack
+
+from .errors import Corruption, HandoffError, InvalidArgument, Unavailable, error_for
+
+PROTOCOL_VERSION = 1
+SOCKET_ENV = "HANDOFF_SOCKET"
+# A reply later than this is taken as lost (the daemon restarted) and the request is sent
+# again; a call gives up after its timeout. The same figures as the C++ client.
+RESEND_INTERVAL = 2.0
+REQUEST_TIMEOUT = 10.0
+# A parked wait is answered at its deadline: waits are sent in chunks of this, and silence
+# this much longer than a chunk means the daemon lost it.
+WAIT_CHUNK = 5.0
+WAIT_GRACE = 1.5
+
+
+def default_endpoint() -> str:
+    """$HANDOFF_SOCKET, else the daemon's default: ipc:///tmp/handoff-<uid>/handoffd.sock."""
+    env = os.environ.get(SOCKET_ENV)
+    if env:
+        return env
+    return f"ipc:///tmp/handoff-{os.getuid()}/handoffd.sock"
+
+
+def probe(endpoint: str) -> None:
+    """Raises Unavailable at once when nothing listens on an ipc:// endpoint.
+
+    A ZeroMQ connect never fails; a plain connect() to the socket file tells "no daemon" in
+    microseconds instead of after a request's timeout. Other transports are not probed.
+    """
+    if not endpoint.startswith("ipc://"):
+        return
+    path = endpoint[len("ipc://") :]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        raise Unavailable(
+            f"handoffd is not running at {endpoint} ({e.strerror or e}); start it with "
+            f"`handoffd`, or point {SOCKET_ENV} at its agent_endpoint"
+        ) from None
+    finally:
+        s.close()
+
+
+def new_intent_id() -> str:
+    """A UUIDv7 (time-ordered) in text form, as handoff makes them."""
+    ms = int(time.time() * 1000)
+    rand = secrets.token_bytes(10)
+    b = bytearray(ms.to_bytes(6, "big") + rand)
+    b[6] = 0x70 | (b[6] & 0x0F)  # version 7
+    b[8] = 0x80 | (b[8] & 0x3F)  # variant 10
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
+def check_intent_id(value: Any, field: str = "intent_id") -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{field} must be a string, not {type(value).__name__}")
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(f"{field} {value!r} is not a UUID") from None
+    if len(value) != 36:
+        raise InvalidArgument(f"{field} {value!r} is not a UUID in 36-character text form")
+    return value
+
+
+def encode(op: str, rid: int, fields: Mapping[str, Any]) -> bytes:
+    message: Dict[str, Any] = {"v": PROTOCOL_VERSION, "op": op, "rid": rid}
+    for key, value in fields.items():
+        if value is not None:
+            message[key] = value
+    try:
+        return msgpack.packb(message, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidArgument(f"'{op}' cannot be encoded: {e}") from None
+
+
+def decode(frame: bytes) -> Dict[str, Any]:
+    try:
+        message = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise Corruption(f"a frame from handoffd does not decode: {e}") from None
+    if not isinstance(message, dict):
+        raise Corruption("a frame from handoffd is not a map")
+    return message
+
+
+def raise_if_error(reply: Mapping[str, Any]) -> None:
+    if reply.get("ok", False):
+        return
+    error = reply.get("error") or {}
+    if not isinstance(error, dict):
+        raise Corruption("an error reply without an error map")
+    raise error_for(str(error.get("code", "unknown")), str(error.get("message", "")))
+
+
+def seconds_to_ms(value: Optional[float], field: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"{field} must be a number of seconds, not {type(value).__name__}")
+    if value < 0:
+        raise InvalidArgument(f"{field} must not be negative")
+    return int(round(value * 1000))
+
+
+__all__ = [
+    "HandoffError",
+    "default_endpoint",
+    "probe",
+    "new_intent_id",
+    "check_intent_id",
+    "encode",
+    "decode",
+    "raise_if_error",
+    "seconds_to_ms",
+]

@@ -1,0 +1,238 @@
+"""The sender's side against a real handoffd: every call, every send option, every error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+
+import pytest
+
+import handoff
+from handoff.client import Connection
+from handoff.errors import error_for
+
+from conftest import Daemon, wait_until
+
+PROCESSOR = "agent://myorg/production/processor"
+
+
+def work(**extra):
+    intent = {
+        "intent_type": "intent.handoff.process.v1",
+        "to_agent": PROCESSOR,
+        "payload": {"handoff_id": "HO-2026-0033", "records": 1200},
+    }
+    intent.update(extra)
+    return intent
+
+
+def take_delivery(daemon: Daemon, address: str = PROCESSOR) -> dict:
+    """Plays the agent by hand: registers for `address` and returns the next intent pushed."""
+    conn = Connection(daemon.endpoint)
+    try:
+        conn.call("receive", {"address": address, "credit": 1})
+        push = conn.next_push(15)
+        assert push is not None, "no delivery"
+        return push["intent"]
+    finally:
+        conn.close()
+
+
+def complete_next(daemon: Daemon, result) -> str:
+    intent = take_delivery(daemon)
+    with daemon.client() as client:
+        client.complete(intent["intent_id"], result, intent["delivery_attempt"])
+    return intent["intent_id"]
+
+
+def test_send_get_events_list_and_status(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        intent_id = client.send_intent(work())
+        assert len(intent_id) == 36
+        got = client.get(intent_id)
+        assert got["status"] == "SUBMITTED"
+        assert got["payload"] == {"handoff_id": "HO-2026-0033", "records": 1200}
+        assert [e["event_type"] for e in client.events(intent_id)] == [
+            "intent.created",
+            "intent.submitted",
+        ]
+        assert [e["seq"] for e in client.events(intent_id, since=1)] == [2]
+        # Keywords alone work too, and list filters.
+        other = client.send_intent(
+            intent_type="intent.other.v1", to_agent="agent://myorg/production/other"
+        )
+        listed = [i["intent_id"] for i in client.list(status="SUBMITTED")]
+        assert listed == [other, intent_id]  # newest first
+        assert [i["intent_id"] for i in client.list(to_agent=PROCESSOR)] == [intent_id]
+        assert "payload" not in client.list(limit=1)[0] or client.list(limit=1)[0]["payload"] is None
+        status = client.status()
+        assert status["node"] == "node-py"
+        assert status["intents"]["SUBMITTED"] == 2
+
+
+def test_wait_for_returns_the_outcome(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        intent_id = client.send_intent(work())
+        agent = threading.Thread(target=complete_next, args=(daemon, {"ok": 1}))
+        agent.start()
+        outcome = client.wait_for(intent_id, timeout=30)
+        agent.join(30)
+        assert outcome["status"] == "COMPLETED"
+        assert outcome["result"] == {"ok": 1}
+        with pytest.raises(handoff.TimedOut) as timed_out:
+            client.wait_for(client.send_intent(work()), timeout=0.5)
+        assert timed_out.value.intent["status"] == "SUBMITTED"
+        assert timed_out.value.code == "timed_out"
+
+
+def test_every_send_option_reaches_the_record(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        parent = client.send_intent(work())
+        chosen = handoff._wire.new_intent_id()
+        deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        receipt = client.send(
+            work(),
+            intent_id=chosen,
+            from_agent="agent://myorg/production/analyzer",
+            correlation_id="corr-7",
+            parent_id=parent,
+            lease=5,
+            deadline=deadline,
+            max_attempts=3,
+            retry_initial=0.5,
+            retry_multiplier=3.0,
+            retry_max=10,
+            reply_to="agent://myorg/production/inbox",
+        )
+        assert receipt == {**receipt, "intent_id": chosen, "status": "SUBMITTED", "created": True}
+        got = client.get(chosen)
+        assert got["from_agent"] == "agent://myorg/production/analyzer"
+        assert got["correlation_id"] == "corr-7"
+        assert got["parent_id"] == parent
+        assert got["lease_ms"] == 5000
+        assert abs(got["deadline"] - int(deadline.timestamp() * 1000)) <= 1
+        assert got["max_attempts"] == 3
+        assert got["retry_initial_ms"] == 500
+        assert got["retry_multiplier"] == 3.0
+        assert got["retry_max_ms"] == 10000
+        assert got["reply_to"] == "agent://myorg/production/inbox"
+        # The same intent id again is the same intent; an idempotency key names the request.
+        again = client.send(work(), intent_id=chosen, from_agent="agent://myorg/production/analyzer")
+        assert again["created"] is False
+        first = client.send_intent(work(), idempotency_key="order-1")
+        assert client.send_intent(work(), idempotency_key="order-1") == first
+
+
+def test_approvals_approve_reject_replay_dlq_purge_audit_cancel(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        held = client.send_intent(work(), require_approval=True, prompt="Ship it?",
+                                  outcomes=["ship", "hold"])
+        other = client.send_intent(work(), require_approval={"question": "Really?"})
+        assert client.get(held)["status"] == "WAITING"
+        pending = {i["intent_id"]: i for i in client.approvals()}
+        assert set(pending) == {held, other}
+        assert pending[held]["approval"]["question"] == "Ship it?"
+        assert client.approve(held, comment="ok", outcome="ship", actor="alice")["status"] == "SUBMITTED"
+        assert client.reject(other, comment="no")["status"] == "CANCELED"
+        with pytest.raises(handoff.Conflict):
+            client.approve(held)  # already decided
+        # A dead letter, replayed and purged.
+        client.cancel(held)  # out of the way of the next delivery
+        dead = client.send_intent(work())
+        delivered = take_delivery(daemon)
+        assert delivered["intent_id"] == dead
+        client.fail(dead, "broken input", code="bad_input", retryable=False,
+                    attempt=delivered["delivery_attempt"])
+        assert [i["intent_id"] for i in client.dlq()] == [dead]
+        assert client.get(dead)["error"]["code"] == "bad_input"
+        again = client.replay(dead)
+        assert client.get(again)["replay_of"] == dead
+        client.purge(dead)
+        with pytest.raises(handoff.NotFound):
+            client.get(dead)
+        entries = client.audit()
+        assert [e["audit_seq"] for e in entries] == sorted(e["audit_seq"] for e in entries)
+        assert client.audit(since=entries[-2]["audit_seq"]) == entries[-1:]
+        assert client.cancel(again, reason="obsolete")["status"] == "CANCELED"
+        with pytest.raises(handoff.Conflict):
+            client.cancel(again)
+
+
+def test_every_error_class_carries_its_code_and_message(daemon: Daemon, tmp_root) -> None:
+    with daemon.client() as client:
+        with pytest.raises(handoff.NotFound) as e:
+            client.get(handoff._wire.new_intent_id())
+        assert e.value.code == "not_found" and e.value.message
+        with pytest.raises(handoff.InvalidArgument) as e:
+            client.send_intent(work(to_agent="agent://Not Valid"))
+        assert e.value.code == "invalid_argument"
+        with pytest.raises(handoff.InvalidArgument):
+            client.send_intent(work(payload=[1, 2]))  # checked before sending
+        with pytest.raises(handoff.InvalidArgument) as e:
+            client.send_intent(work(lease_seconds=3))
+        assert "unknown send option" in e.value.message
+        chosen = client.send_intent(work())
+        with pytest.raises(handoff.AlreadyExists):
+            client.send_intent(work(intent_id=chosen, payload={"other": True}))
+        client.cancel(chosen)
+        with pytest.raises(handoff.Conflict):
+            client.cancel(chosen)
+        with pytest.raises(handoff.Canceled):
+            client.checkpoint(chosen, {"step": 1})
+        for err in (handoff.NotFound, handoff.Conflict):
+            assert issubclass(err, handoff.HandoffError)
+    # Codes the daemon sends that are hard to provoke map to their classes too.
+    for code, cls in [("corruption", handoff.Corruption), ("io_error", handoff.IOFailure),
+                      ("resource_exhausted", handoff.ResourceExhausted),
+                      ("unavailable", handoff.Unavailable), ("timed_out", handoff.TimedOut),
+                      ("cancelled", handoff.Canceled), ("already_exists", handoff.AlreadyExists)]:
+        err = error_for(code, "m")
+        assert type(err) is cls and err.code == code and err.message == "m"
+    assert error_for("brand_new", "m").code == "brand_new"
+
+
+def test_a_full_store_refuses_sends_with_resource_exhausted(make_daemon) -> None:
+    d = make_daemon("node-full", 'map_size = "1MiB"\nmax_payload_bytes = "256KiB"\n')
+    d.start()
+    with d.client() as client:
+        with pytest.raises(handoff.ResourceExhausted) as e:
+            for i in range(64):
+                client.send_intent(work(payload={"blob": "x" * 200_000, "i": i}))
+        assert e.value.code == "resource_exhausted"
+
+
+def test_a_missing_or_stalled_daemon_is_unavailable_within_the_timeout(daemon: Daemon, tmp_root) -> None:
+    started = time.monotonic()
+    with pytest.raises(handoff.Unavailable):
+        handoff.Client(f"ipc://{tmp_root}/nobody.sock")
+    assert time.monotonic() - started < 1.0  # at once, not after a timeout
+    with daemon.client(timeout=1.0) as client:
+        daemon.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(handoff.Unavailable) as e:
+                client.status()
+            assert time.monotonic() - started < 3.0
+            assert "did not answer 'status'" in e.value.message
+        finally:
+            daemon.proc.send_signal(signal.SIGCONT)
+        assert client.status()["node"] == "node-py"
+
+
+def test_wait_for_survives_a_daemon_sigkill_and_restart(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        intent_id = client.send_intent(work())
+        outcome = {}
+        waiter = threading.Thread(
+            target=lambda: outcome.update(client.wait_for(intent_id, timeout=60)))
+        waiter.start()
+        with daemon.client() as watcher:  # the wait is parked with the daemon to be killed
+            assert wait_until(lambda: watcher.status()["waiters"] >= 1)
+        daemon.kill()
+        daemon.start()
+        assert complete_next(daemon, {"after": "restart"}) == intent_id
+        waiter.join(60)
+        assert outcome["status"] == "COMPLETED"
+        assert outcome["result"] == {"after": "restart"}

@@ -1,0 +1,503 @@
+"""handoff over asyncio (zmq.asyncio): the same Client and Agent, as coroutines.
+
+    from handoff import aio
+
+    async def main():
+        async with aio.Client() as client:
+            intent_id = await client.send_intent({...})
+            outcome = await client.wait_for(intent_id, timeout=300)
+
+    agent = aio.Agent("agent://myorg/production/processor", credit=4)
+
+    @agent.handler
+    async def process(task):
+        await task.save_checkpoint({"step": 1})
+        return {"ok": True}
+
+    asyncio.run(agent.run())
+
+One connection serves any number of concurrent calls: a reader task hands each reply to the
+call that waits for it by rid. When an intent is canceled, its handler's asyncio task is
+cancelled (the handler sees asyncio.CancelledError, the asyncio way), and
+``task.save_checkpoint`` and ``task.heartbeat`` raise handoff.Canceled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import zmq
+import zmq.asyncio
+
+from . import _ops
+from ._wire import (
+    RESEND_INTERVAL,
+    REQUEST_TIMEOUT,
+    WAIT_CHUNK,
+    WAIT_GRACE,
+    check_intent_id,
+    decode,
+    default_endpoint,
+    encode,
+    probe,
+    raise_if_error,
+)
+from .errors import (
+    Canceled,
+    Conflict,
+    HandoffError,
+    InvalidArgument,
+    NotFound,
+    PermanentError,
+    TimedOut,
+    Unavailable,
+)
+
+log = logging.getLogger("handoff")
+
+
+class Connection:
+    """One DEALER to handoffd; concurrent calls, replies matched by rid, pushes queued."""
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        timeout: float = REQUEST_TIMEOUT,
+        resend_interval: float = RESEND_INTERVAL,
+    ) -> None:
+        self.endpoint = endpoint or default_endpoint()
+        self.timeout = timeout
+        self.resend_interval = resend_interval
+        probe(self.endpoint)
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.ROUTING_ID, b"py-" + uuid.uuid4().hex.encode())
+        self._socket.connect(self.endpoint)
+        self._rid = 0
+        self._waiting: Dict[int, asyncio.Future] = {}
+        self._pushes: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
+        self._reader: Optional[asyncio.Task] = None
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._socket.close(linger=0)
+        self._context.term()
+
+    def _start_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            frame = await self._socket.recv()
+            try:
+                message = decode(frame)
+            except HandoffError as e:
+                log.warning("dropped a frame from handoffd: %s", e)
+                continue
+            if "push" in message:
+                self._pushes.put_nowait(message)
+                continue
+            waiter = self._waiting.get(message.get("rid", 0))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
+
+    async def _send(self, frame: bytes) -> None:
+        try:
+            await self._socket.send(frame, zmq.DONTWAIT)
+        except zmq.Again:
+            pass  # the queue to a vanished daemon is full: the resend or the timeout decides
+
+    async def call(
+        self,
+        op: str,
+        fields: Mapping[str, Any],
+        timeout: Optional[float] = None,
+        resend: bool = True,
+    ) -> Dict[str, Any]:
+        """Sends `op` and returns its reply; raises its error, or Unavailable after `timeout`."""
+        self._start_reader()
+        self._rid += 1
+        rid = self._rid
+        frame = encode(op, rid, fields)
+        limit = self.timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiting[rid] = waiter
+        try:
+            await self._send(frame)
+            deadline = time.monotonic() + limit
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Unavailable(
+                        f"handoffd at {self.endpoint} did not answer '{op}' within "
+                        f"{int(limit * 1000)} ms"
+                    )
+                try:
+                    reply = await asyncio.wait_for(
+                        asyncio.shield(waiter), min(left, self.resend_interval) if resend else left
+                    )
+                except asyncio.TimeoutError:
+                    if resend:
+                        await self._send(frame)  # a daemon that restarted lost it
+                    continue
+                raise_if_error(reply)
+                return reply
+        finally:
+            self._waiting.pop(rid, None)
+
+    async def next_push(self, timeout: float) -> Optional[Dict[str, Any]]:
+        self._start_reader()
+        try:
+            return await asyncio.wait_for(self._pushes.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+class Client:
+    """handoff.Client as coroutines; see that class for what each call does."""
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        timeout: float = REQUEST_TIMEOUT,
+        resend_interval: float = RESEND_INTERVAL,
+    ) -> None:
+        self._conn = Connection(endpoint, timeout, resend_interval)
+
+    @property
+    def endpoint(self) -> str:
+        return self._conn.endpoint
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def send_intent(self, intent: Optional[Mapping[str, Any]] = None, **options: Any) -> str:
+        return (await self.send(intent, **options))["intent_id"]
+
+    async def send(self, intent: Optional[Mapping[str, Any]] = None, **options: Any) -> Dict[str, Any]:
+        return await self._conn.call("send", _ops.send_fields(intent, options))
+
+    async def get(self, intent_id: str) -> Dict[str, Any]:
+        reply = await self._conn.call("get", {"intent_id": check_intent_id(intent_id)})
+        return _ops.intent_of(reply)
+
+    async def events(self, intent_id: str, since: int = 0) -> List[Dict[str, Any]]:
+        fields = {"intent_id": check_intent_id(intent_id), "since": since}
+        return _ops.list_of(await self._conn.call("events", fields), "events")
+
+    async def wait_for(self, intent_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        check_intent_id(intent_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: Optional[Dict[str, Any]] = None
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimedOut(f"intent {intent_id} has not ended within {timeout} s", intent=last)
+            seconds, timeout_ms = _ops.wait_chunk(remaining, WAIT_CHUNK)
+            try:
+                reply = await self._conn.call(
+                    "wait",
+                    {"intent_id": intent_id, "timeout_ms": timeout_ms},
+                    timeout=seconds + WAIT_GRACE,
+                    resend=False,
+                )
+            except Unavailable:
+                continue
+            last = _ops.intent_of(reply)
+            if reply.get("terminal"):
+                return last
+
+    async def list(
+        self,
+        status: Optional[str] = None,
+        to_agent: Optional[str] = None,
+        from_agent: Optional[str] = None,
+        limit: int = 100,
+    ) -> List[Dict[str, Any]]:
+        reply = await self._conn.call("list", _ops.list_fields(status, to_agent, from_agent, limit))
+        return _ops.list_of(reply, "intents")
+
+    async def cancel(
+        self, intent_id: str, reason: Optional[str] = None, actor: Optional[str] = None
+    ) -> Dict[str, Any]:
+        fields = {"intent_id": check_intent_id(intent_id), "reason": reason, "actor": actor}
+        return await self._conn.call("cancel", fields, resend=False)
+
+    async def approvals(self, limit: int = 100) -> List[Dict[str, Any]]:
+        return _ops.pending_approvals(await self.list(status="WAITING", limit=limit))
+
+    async def approve(
+        self,
+        intent_id: str,
+        comment: Optional[str] = None,
+        outcome: Optional[str] = None,
+        actor: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        fields = _ops.decide_fields(intent_id, comment, outcome, actor)
+        return await self._conn.call("approve", fields, resend=False)
+
+    async def reject(
+        self, intent_id: str, comment: Optional[str] = None, actor: Optional[str] = None
+    ) -> Dict[str, Any]:
+        fields = _ops.decide_fields(intent_id, comment, None, actor)
+        return await self._conn.call("reject", fields, resend=False)
+
+    async def replay(self, intent_id: str, actor: Optional[str] = None) -> str:
+        fields = {"intent_id": check_intent_id(intent_id), "actor": actor}
+        return (await self._conn.call("replay", fields, resend=False))["intent_id"]
+
+    async def dlq(self, limit: int = 100) -> List[Dict[str, Any]]:
+        return await self.list(status="FAILED", limit=limit)
+
+    async def purge(self, intent_id: str) -> None:
+        await self._conn.call("purge", {"intent_id": check_intent_id(intent_id)}, resend=False)
+
+    async def audit(self, since: int = 0, limit: int = 1000) -> List[Dict[str, Any]]:
+        reply = await self._conn.call("audit", {"since": since, "limit": limit})
+        return _ops.list_of(reply, "entries")
+
+    async def status(self) -> Dict[str, Any]:
+        return await self._conn.call("status", {})
+
+    async def ack(self, intent_id: str, attempt: int = 0, start: bool = True) -> Dict[str, Any]:
+        return await self._conn.call("ack", _ops.report_fields(intent_id, attempt, start=start))
+
+    async def heartbeat(self, intent_id: str, attempt: int = 0) -> Dict[str, Any]:
+        return await self._conn.call("heartbeat", _ops.report_fields(intent_id, attempt))
+
+    async def checkpoint(self, intent_id: str, state: Any, attempt: int = 0) -> Dict[str, Any]:
+        fields = _ops.report_fields(intent_id, attempt, state=state)
+        return await self._conn.call("checkpoint", fields)
+
+    async def complete(self, intent_id: str, result: Any = None, attempt: int = 0) -> Dict[str, Any]:
+        fields = _ops.report_fields(intent_id, attempt, result=result)
+        return await self._conn.call("complete", fields)
+
+    async def fail(
+        self,
+        intent_id: str,
+        message: str,
+        code: str = "agent_error",
+        retryable: bool = False,
+        attempt: int = 0,
+    ) -> Dict[str, Any]:
+        fields = _ops.fail_fields(intent_id, attempt, code, message, retryable)
+        return await self._conn.call("fail", fields)
+
+    async def request_approval(
+        self, intent_id: str, question: str, outcomes: Optional[List[str]] = None, attempt: int = 0
+    ) -> Dict[str, Any]:
+        fields = _ops.report_fields(intent_id, attempt, question=question, outcomes=outcomes or [])
+        return await self._conn.call("request_approval", fields)
+
+
+class Task:
+    """One delivery, as handoff.Task, with coroutine calls."""
+
+    def __init__(self, intent: Dict[str, Any], client: Client) -> None:
+        self.intent = intent
+        self._client = client
+        self.canceled = False
+        self.lease_lost = False
+        self.suspended = False
+
+    intent_id = property(lambda self: self.intent["intent_id"])
+    intent_type = property(lambda self: self.intent.get("intent_type", ""))
+    payload = property(lambda self: self.intent.get("payload") or {})
+    attempt = property(lambda self: int(self.intent.get("delivery_attempt", 0)))
+    checkpoint = property(lambda self: self.intent.get("checkpoint"))
+    approval = property(lambda self: self.intent.get("approval"))
+
+    async def _check(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except (Canceled, TimedOut) as e:
+            self.canceled = True
+            raise Canceled(f"intent {self.intent_id} ended: {e.message}") from None
+        except Conflict:
+            self.lease_lost = True
+            raise
+
+    async def save_checkpoint(self, state: Any) -> None:
+        await self._check(self._client.checkpoint(self.intent_id, state, self.attempt))
+
+    async def heartbeat(self) -> None:
+        await self._check(self._client.heartbeat(self.intent_id, self.attempt))
+
+    async def request_approval(self, question: str, outcomes: Optional[List[str]] = None) -> None:
+        await self._check(
+            self._client.request_approval(self.intent_id, question, outcomes, self.attempt)
+        )
+        self.suspended = True
+
+
+AsyncHandler = Callable[[Task], Awaitable[Any]]
+_FINAL = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
+
+
+class Agent:
+    """handoff.Agent for async handlers: every intent a task on the running event loop."""
+
+    def __init__(
+        self,
+        address: Union[str, Sequence[str]],
+        handler: Optional[AsyncHandler] = None,
+        *,
+        credit: int = 1,
+        endpoint: Optional[str] = None,
+        timeout: float = REQUEST_TIMEOUT,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self.addresses: List[str] = [address] if isinstance(address, str) else list(address)
+        if not self.addresses:
+            raise InvalidArgument("an Agent needs at least one address")
+        if credit < 1:
+            raise InvalidArgument("credit must be at least 1")
+        self.credit = credit
+        self.endpoint = endpoint or default_endpoint()
+        self.timeout = timeout
+        self.refresh_interval = refresh_interval
+        self._handler = handler
+        self._stop: Optional[asyncio.Event] = None
+        self._running: Dict[str, "tuple[Task, asyncio.Task]"] = {}
+
+    def handler(self, fn: AsyncHandler) -> AsyncHandler:
+        self._handler = fn
+        return fn
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, handler: Optional[AsyncHandler] = None) -> None:
+        """Serves until stop(), SIGTERM or SIGINT; running handlers finish first."""
+        if handler is not None:
+            self._handler = handler
+        if self._handler is None:
+            raise InvalidArgument("an Agent needs a handler: agent.run(fn) or @agent.handler")
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+                signals.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread
+        client = Client(self.endpoint, self.timeout)
+        beats = loop.create_task(self._heartbeats(client))
+        handlers: "set[asyncio.Task]" = set()
+        try:
+            last_register = 0.0
+            warned = False
+            while not self._stop.is_set():
+                if time.monotonic() - last_register >= self.refresh_interval:
+                    try:
+                        for address in self.addresses:
+                            await client._conn.call(
+                                "receive", {"address": address, "credit": self.credit}
+                            )
+                        warned = False
+                    except Unavailable as e:
+                        if not warned:
+                            log.warning("agent cannot register with handoffd (will keep trying): %s", e)
+                            warned = True
+                    last_register = time.monotonic()
+                push = await client._conn.next_push(min(0.2, self.refresh_interval))
+                if push is None:
+                    continue
+                intent = push.get("intent")
+                if not isinstance(intent, dict) or "intent_id" not in intent:
+                    log.warning("ignored an undecodable delivery")
+                    continue
+                job = loop.create_task(self._handle(Task(intent, client)))
+                handlers.add(job)
+                job.add_done_callback(handlers.discard)
+        finally:
+            self._stop.set()
+            if handlers:
+                await asyncio.gather(*handlers, return_exceptions=True)
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
+            await client.close()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    async def _handle(self, task: Task) -> None:
+        try:
+            await task._client.ack(task.intent_id, task.attempt, start=True)
+        except HandoffError as e:
+            log.info("skipping intent %s (attempt %d): %s", task.intent_id, task.attempt, e)
+            return
+        job = asyncio.ensure_future(self._handler(task))  # type: ignore[misc]
+        self._running[task.intent_id] = (task, job)
+        outcome: Optional[Callable[[], Awaitable[Any]]] = None
+        try:
+            result = await job
+            if not task.suspended and not task.canceled:
+                outcome = lambda: task._client.complete(task.intent_id, result, task.attempt)
+        except (Canceled, asyncio.CancelledError):
+            if not task.canceled:
+                raise  # cancelled from outside: the agent is going away
+        except PermanentError as e:
+            message, code = e.message, e.code
+            outcome = lambda: task._client.fail(task.intent_id, message, code, False, task.attempt)
+        except Exception as e:
+            message = f"{type(e).__name__}: {e}"
+            outcome = lambda: task._client.fail(
+                task.intent_id, message, "agent_error", True, task.attempt
+            )
+        finally:
+            self._running.pop(task.intent_id, None)
+        if outcome is not None and not task.lease_lost:
+            await self._report(task.intent_id, outcome)
+
+    async def _report(self, intent_id: str, send: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await send()
+                return
+            except _FINAL as e:
+                log.warning("the outcome of intent %s was refused: %s", intent_id, e)
+                return
+            except HandoffError as e:
+                log.warning("reporting intent %s: %s; retrying", intent_id, e)
+                await asyncio.sleep(0.5)
+
+    async def _heartbeats(self, client: Client) -> None:
+        while True:
+            lease_ms = min((t.intent.get("lease_ms", 30000) for t, _ in self._running.values()),
+                           default=3000)
+            await asyncio.sleep(max(0.1, lease_ms / 3000.0))
+            for task, job in list(self._running.values()):
+                try:
+                    await client.heartbeat(task.intent_id, task.attempt)
+                except (Canceled, TimedOut):
+                    task.canceled = True
+                    job.cancel()
+                except Conflict:
+                    task.lease_lost = True
+                except HandoffError as e:
+                    log.debug("heartbeat for intent %s: %s", task.intent_id, e)
+
+
+__all__ = ["Agent", "Client", "Connection", "Task"]

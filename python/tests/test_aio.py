@@ -1,0 +1,128 @@
+"""handoff.aio against a real handoffd: the same calls as coroutines, and an async agent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import handoff
+from handoff import aio
+
+from conftest import Daemon
+
+WORKER = "agent://acme/aio/worker"
+
+
+def send_fields(n: int, **extra):
+    fields = {"intent_type": "intent.test.double.v1", "to_agent": WORKER, "payload": {"n": n}}
+    fields.update(extra)
+    return fields
+
+
+def test_an_async_sender_and_an_async_agent(daemon: Daemon) -> None:
+    async def main() -> None:
+        agent = aio.Agent(WORKER, credit=4, endpoint=daemon.endpoint)
+        seen = []
+
+        @agent.handler
+        async def double(task: aio.Task):
+            await task.save_checkpoint({"seen": True})
+            seen.append(task.intent_id)
+            return {"double": 2 * task.payload["n"]}
+
+        runner = asyncio.get_running_loop().create_task(agent.run())
+        async with aio.Client(daemon.endpoint) as client:
+            ids = await asyncio.gather(*(client.send_intent(send_fields(n)) for n in range(50)))
+            outcomes = await asyncio.gather(*(client.wait_for(i, timeout=60) for i in ids))
+            for n, outcome in enumerate(outcomes):
+                assert outcome["status"] == "COMPLETED"
+                assert outcome["result"] == {"double": 2 * n}
+                assert outcome["checkpoint"] == {"seen": True}
+            assert sorted(seen) == sorted(ids)
+            got = await client.get(ids[0])
+            assert [e["event_type"] for e in await client.events(ids[0])][-1] == "intent.completed"
+            assert got["status"] == "COMPLETED"
+            assert len(await client.list(status="COMPLETED", limit=1000)) == 50
+            assert (await client.status())["intents"]["COMPLETED"] == 50
+            assert (await client.audit(limit=5))[0]["audit_seq"] == 1
+        agent.stop()
+        await asyncio.wait_for(runner, 30)
+
+    asyncio.run(main())
+
+
+def test_async_errors_timeouts_and_cancel(daemon: Daemon, tmp_root) -> None:
+    async def main() -> None:
+        with pytest.raises(handoff.Unavailable):
+            aio.Client(f"ipc://{tmp_root}/nobody.sock")
+        async with aio.Client(daemon.endpoint) as client:
+            with pytest.raises(handoff.NotFound):
+                await client.get(handoff._wire.new_intent_id())
+            with pytest.raises(handoff.InvalidArgument):
+                await client.send_intent(send_fields(1, to_agent="not an address"))
+            live = await client.send_intent(send_fields(1))
+            with pytest.raises(handoff.TimedOut):
+                await client.wait_for(live, timeout=0.3)
+            held = await client.send_intent(send_fields(2), require_approval=True, prompt="ok?")
+            assert [i["intent_id"] for i in await client.approvals()] == [held]
+            assert (await client.reject(held))["status"] == "CANCELED"
+            assert (await client.cancel(live))["status"] == "CANCELED"
+            with pytest.raises(handoff.Conflict):
+                await client.cancel(live)
+            assert await client.dlq() == []
+
+    asyncio.run(main())
+
+
+def test_a_canceled_intent_cancels_its_async_handler(daemon: Daemon) -> None:
+    async def main() -> None:
+        started = asyncio.Event()
+        stopped = asyncio.Event()
+        agent = aio.Agent(WORKER, endpoint=daemon.endpoint)
+
+        @agent.handler
+        async def forever(task: aio.Task):
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                stopped.set()
+                raise
+
+        runner = asyncio.get_running_loop().create_task(agent.run())
+        async with aio.Client(daemon.endpoint) as client:
+            intent_id = await client.send_intent(send_fields(1, lease=0.6))
+            await asyncio.wait_for(started.wait(), 15)
+            await client.cancel(intent_id)
+            await asyncio.wait_for(stopped.wait(), 15)
+            assert (await client.get(intent_id))["status"] == "CANCELED"
+        agent.stop()
+        await asyncio.wait_for(runner, 30)
+
+    asyncio.run(main())
+
+
+def test_async_failures_are_retried_or_permanent(daemon: Daemon) -> None:
+    async def main() -> None:
+        agent = aio.Agent(WORKER, endpoint=daemon.endpoint)
+
+        @agent.handler
+        async def flaky(task: aio.Task):
+            if task.payload["n"] < 0:
+                raise handoff.PermanentError("negative", code="bad_input")
+            if task.attempt == 1:
+                raise ValueError("once")
+            return task.attempt
+
+        runner = asyncio.get_running_loop().create_task(agent.run())
+        async with aio.Client(daemon.endpoint) as client:
+            retried = await client.send_intent(send_fields(1, retry_initial=0.1))
+            failed = await client.send_intent(send_fields(-1))
+            assert (await client.wait_for(retried, timeout=30))["result"] == 2
+            dead = await client.wait_for(failed, timeout=30)
+            assert dead["status"] == "FAILED" and dead["error"]["code"] == "bad_input"
+        agent.stop()
+        await asyncio.wait_for(runner, 30)
+
+    asyncio.run(main())

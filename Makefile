@@ -1,5 +1,5 @@
 # handoff: two commands do everything on a fresh Debian machine.
-#   make demo   install missing packages, build, run the main scenario
+#   make demo   install missing packages, build, run the main scenario (Python, then C++)
 #   make test   install missing packages, build, run every test
 # Other targets: deps, build, sanitize (ASan+UBSan build and tests), clean.
 
@@ -39,6 +39,7 @@ test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 
 demo: build
+	@./examples/python_demo.sh $(BUILD_DIR)
 	@./examples/demo.sh $(BUILD_DIR)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build; runs the unit tests and the fast

@@ -241,3 +241,18 @@ def test_python_and_cpp_interoperate(daemon: Daemon, tmp_root: Path) -> None:
                           "--payload", '{"n": 4}', "--wait", "--timeout", "30s")
         assert sent.returncode == 0, sent.stderr
         assert '"got"' in sent.stdout and '"n"' in sent.stdout
+
+
+def test_the_agent_loop_rides_out_a_daemon_restart(daemon: Daemon) -> None:
+    agent = handoff.Agent(WORKER, lambda task: task.payload["n"], endpoint=daemon.endpoint,
+                          refresh_interval=0.2)
+    with Running(agent):
+        with daemon.client() as client:
+            assert client.wait_for(send(client, 1), timeout=30)["result"] == 1
+        daemon.kill()
+        daemon.start()
+        # The agent registers again with the new daemon by itself and serves what comes.
+        with daemon.client() as client:
+            ids = [send(client, n) for n in range(2, 12)]
+            for n, intent_id in zip(range(2, 12), ids):
+                assert client.wait_for(intent_id, timeout=30)["result"] == n

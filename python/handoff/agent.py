@@ -181,7 +181,10 @@ class Agent:
         if self._handler is None:
             raise InvalidArgument("an Agent needs a handler: agent.run(fn) or @agent.handler")
         previous = self._install_signals()
-        inbox = Connection(self.endpoint, self.timeout)
+        inbox = self._connect()
+        if inbox is None:
+            self._restore_signals(previous)
+            return
         workers = ThreadPoolExecutor(
             max_workers=self.credit * len(self.addresses), thread_name_prefix="handoff-task"
         )
@@ -221,6 +224,19 @@ class Agent:
             for client in self._clients:
                 client.close()
             self._restore_signals(previous)
+
+    def _connect(self) -> Optional[Connection]:
+        """The inbox connection; waits for a daemon that is not running yet (None on stop)."""
+        warned = False
+        while not self._stop.is_set():
+            try:
+                return Connection(self.endpoint, self.timeout)
+            except Unavailable as e:
+                if not warned:
+                    log.warning("agent waits for handoffd: %s", e)
+                    warned = True
+                self._stop.wait(self.refresh_interval)
+        return None
 
     def _install_signals(self) -> Dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():

@@ -403,7 +403,20 @@ class Agent:
                 signals.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread
-        client = Client(self.endpoint, self.timeout)
+        client = None
+        warned = False
+        while client is None:
+            try:
+                client = Client(self.endpoint, self.timeout)
+            except Unavailable as e:  # a daemon not running yet: wait for it
+                if not warned:
+                    log.warning("agent waits for handoffd: %s", e)
+                    warned = True
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self.refresh_interval)
+                    return
+                except asyncio.TimeoutError:
+                    pass
         beats = loop.create_task(self._heartbeats(client))
         handlers: "set[asyncio.Task]" = set()
         try:

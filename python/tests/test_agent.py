@@ -256,3 +256,15 @@ def test_the_agent_loop_rides_out_a_daemon_restart(daemon: Daemon) -> None:
             ids = [send(client, n) for n in range(2, 12)]
             for n, intent_id in zip(range(2, 12), ids):
                 assert client.wait_for(intent_id, timeout=30)["result"] == n
+
+
+def test_an_agent_started_before_its_daemon_waits_for_it(tmp_root: Path) -> None:
+    d = Daemon(tmp_root, "node-late")
+    agent = handoff.Agent(WORKER, lambda task: "served", endpoint=d.endpoint, refresh_interval=0.2)
+    with Running(agent):
+        d.start()
+        try:
+            with d.client() as client:
+                assert client.wait_for(send(client, 1), timeout=30)["result"] == "served"
+        finally:
+            d.kill()

@@ -171,6 +171,49 @@ def fail_fields(
     )
 
 
+def agent_addresses(address: Any, credit: int) -> List[str]:
+    """An Agent's addresses (one, or several over one connection), its credit checked."""
+    addresses = [address] if isinstance(address, str) else list(address)
+    if not addresses:
+        raise InvalidArgument("an Agent needs at least one address")
+    if credit < 1:
+        raise InvalidArgument("credit must be at least 1")
+    return addresses
+
+
+class TaskFields:
+    """What a delivery says, read from the pushed intent (shared by both kinds of Task)."""
+
+    intent: Dict[str, Any]
+
+    @property
+    def intent_id(self) -> str:
+        return self.intent["intent_id"]
+
+    @property
+    def intent_type(self) -> str:
+        return self.intent.get("intent_type", "")
+
+    @property
+    def payload(self) -> Dict[str, Any]:
+        return self.intent.get("payload") or {}
+
+    @property
+    def attempt(self) -> int:
+        """This delivery's number: 1, then 2 after a redelivery, ..."""
+        return int(self.intent.get("delivery_attempt", 0))
+
+    @property
+    def checkpoint(self) -> Any:
+        """The latest checkpoint any earlier attempt saved, or None."""
+        return self.intent.get("checkpoint")
+
+    @property
+    def approval(self) -> Optional[Dict[str, Any]]:
+        """The human decision this delivery follows (after request_approval), or None."""
+        return self.intent.get("approval")
+
+
 def wait_chunk(remaining: Optional[float], chunk: float) -> Tuple[float, int]:
     """How long the next parked wait lasts: (seconds, its timeout_ms)."""
     seconds = chunk if remaining is None else max(0.0, min(chunk, remaining))

@@ -51,7 +51,7 @@ log = logging.getLogger("handoff")
 _FINAL = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
 
 
-class Task:
+class Task(_ops.TaskFields):
     """One delivery of an intent to this agent: what to do, and the calls to make about it."""
 
     def __init__(self, intent: Dict[str, Any], client: Client) -> None:
@@ -62,33 +62,6 @@ class Task:
         self.suspended = False  # handed to a human (request_approval): no outcome to send
         self._thread_id: Optional[int] = None  # the handler's thread, while it runs
         self._thread_lock = threading.Lock()  # guards _thread_id against a late interrupt
-
-    @property
-    def intent_id(self) -> str:
-        return self.intent["intent_id"]
-
-    @property
-    def intent_type(self) -> str:
-        return self.intent.get("intent_type", "")
-
-    @property
-    def payload(self) -> Dict[str, Any]:
-        return self.intent.get("payload") or {}
-
-    @property
-    def attempt(self) -> int:
-        """This delivery's number: 1, then 2 after a redelivery, ..."""
-        return int(self.intent.get("delivery_attempt", 0))
-
-    @property
-    def checkpoint(self) -> Any:
-        """The latest checkpoint any earlier attempt saved, or None."""
-        return self.intent.get("checkpoint")
-
-    @property
-    def approval(self) -> Optional[Dict[str, Any]]:
-        """The human decision this delivery follows (after request_approval), or None."""
-        return self.intent.get("approval")
 
     def _check(self, call: Callable[[], Any]) -> Any:
         try:
@@ -146,11 +119,7 @@ class Agent:
         timeout: float = REQUEST_TIMEOUT,
         refresh_interval: float = 1.0,
     ) -> None:
-        self.addresses: List[str] = [address] if isinstance(address, str) else list(address)
-        if not self.addresses:
-            raise InvalidArgument("an Agent needs at least one address")
-        if credit < 1:
-            raise InvalidArgument("credit must be at least 1")
+        self.addresses = _ops.agent_addresses(address, credit)
         self.credit = credit
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout

@@ -310,7 +310,7 @@ class Client:
         return await self._conn.call("request_approval", fields)
 
 
-class Task:
+class Task(_ops.TaskFields):
     """One delivery, as handoff.Task, with coroutine calls."""
 
     def __init__(self, intent: Dict[str, Any], client: Client) -> None:
@@ -319,13 +319,6 @@ class Task:
         self.canceled = False
         self.lease_lost = False
         self.suspended = False
-
-    intent_id = property(lambda self: self.intent["intent_id"])
-    intent_type = property(lambda self: self.intent.get("intent_type", ""))
-    payload = property(lambda self: self.intent.get("payload") or {})
-    attempt = property(lambda self: int(self.intent.get("delivery_attempt", 0)))
-    checkpoint = property(lambda self: self.intent.get("checkpoint"))
-    approval = property(lambda self: self.intent.get("approval"))
 
     async def _check(self, call: Awaitable[Any]) -> Any:
         try:
@@ -367,11 +360,7 @@ class Agent:
         timeout: float = REQUEST_TIMEOUT,
         refresh_interval: float = 1.0,
     ) -> None:
-        self.addresses: List[str] = [address] if isinstance(address, str) else list(address)
-        if not self.addresses:
-            raise InvalidArgument("an Agent needs at least one address")
-        if credit < 1:
-            raise InvalidArgument("credit must be at least 1")
+        self.addresses = _ops.agent_addresses(address, credit)
         self.credit = credit
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout

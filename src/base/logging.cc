@@ -1,10 +1,49 @@
 #include "base/logging.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <memory>
 #include <string>
 
 namespace handoff {
+namespace {
+
+// Formats with the pattern, then writes every control character of the result but the final
+// newline as \xNN: text that came from a client or a peer (a routing id, an address, an
+// operation name) cannot start a line of its own and pass for the daemon's.
+class EscapingFormatter final : public spdlog::formatter {
+ public:
+  explicit EscapingFormatter(std::unique_ptr<spdlog::formatter> inner) : inner_(std::move(inner)) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    spdlog::memory_buf_t line;
+    inner_->format(msg, line);
+    size_t n = line.size();
+    const bool eol = n > 0 && line[n - 1] == '\n';
+    if (eol) --n;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; ++i) {
+      const auto c = static_cast<unsigned char>(line[i]);
+      if (c >= 0x20 && c != 0x7f) {
+        dest.push_back(static_cast<char>(c));
+        continue;
+      }
+      const char escaped[] = {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+      dest.append(escaped, escaped + sizeof(escaped));
+    }
+    if (eol) dest.push_back('\n');
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<EscapingFormatter>(inner_->clone());
+  }
+
+ private:
+  std::unique_ptr<spdlog::formatter> inner_;
+};
+
+}  // namespace
 
 Status InitLogging(std::string_view level) {
   auto parsed = spdlog::level::from_str(std::string(level));
@@ -12,8 +51,10 @@ Status InitLogging(std::string_view level) {
     return Status::InvalidArgument("unknown log level '" + std::string(level) +
                                    "': use trace, debug, info, warn, error or off");
   }
+  spdlog::drop("handoff");  // a second call replaces the logger rather than failing
   auto logger = spdlog::stderr_logger_mt("handoff");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  logger->set_formatter(std::make_unique<EscapingFormatter>(
+      std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e %l %v")));
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

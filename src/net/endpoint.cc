@@ -1,6 +1,7 @@
 #include "net/endpoint.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -70,19 +71,52 @@ bool IpcListening(std::string_view endpoint) {
 Status PrepareIpcBind(std::string_view endpoint) {
   if (!IsIpc(endpoint)) return Status::OK();
   std::filesystem::path path(IpcPath(endpoint));
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   std::error_code ec;
-  if (path.has_parent_path() && !std::filesystem::exists(path.parent_path(), ec)) {
-    std::filesystem::create_directories(path.parent_path(), ec);
+  if (!std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
     if (ec) {
-      return Status::IOError("cannot create directory " + path.parent_path().string() +
-                             " for the agent socket: " + ec.message());
+      return Status::IOError("cannot create directory " + dir.string() +
+                             " for the socket: " + ec.message());
     }
-    std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  // Whoever may write the directory may replace the socket with their own and read what
+  // agents send: it must be this user's and closed to others.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Status::IOError("cannot inspect " + dir.string() + ": " + std::strerror(errno));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status::InvalidArgument(
+        "the socket's directory " + dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
+        ", not to this user (uid " + std::to_string(::geteuid()) +
+        "): another user could replace the socket. Remove it, or choose an endpoint in a "
+        "directory of your own");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::InvalidArgument("the socket's directory " + dir.string() +
+                                   " may be written by others (mode " + mode +
+                                   "): another user could replace the socket. Run chmod "
+                                   "go-w " +
+                                   dir.string() + ", or choose a directory of your own");
   }
   if (IpcListening(endpoint)) {
     return Status::Unavailable("another process is already listening on " + std::string(endpoint) +
                                " (is another handoffd running? stop it or choose another "
                                "agent_endpoint)");
+  }
+  return Status::OK();
+}
+
+Status RestrictIpcSocket(std::string_view endpoint) {
+  if (!IsIpc(endpoint)) return Status::OK();
+  const std::string path = IpcPath(endpoint);
+  // Explicit, whatever the umask was when ZeroMQ created it: the owner only.
+  if (::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0) {
+    return Status::IOError("cannot set the mode of " + path + ": " + std::strerror(errno));
   }
   return Status::OK();
 }

@@ -28,10 +28,13 @@ std::string IpcPath(std::string_view endpoint);
 // Always true for non-ipc endpoints, which cannot be probed this cheaply.
 bool IpcListening(std::string_view endpoint);
 
-// Before binding an ipc endpoint: creates its directory (mode 0700) and refuses, with
-// Unavailable, if a live process already listens on it. A stale socket file left by a killed
-// process is fine: binding replaces it.
+// Before binding an ipc endpoint: creates its directory (mode 0700); refuses, with
+// InvalidArgument, a directory that is not this user's or that others may write (they could
+// replace the socket), and, with Unavailable, an endpoint a live process already listens on. A
+// stale socket file left by a killed process is fine: binding replaces it.
 Status PrepareIpcBind(std::string_view endpoint);
+// After binding an ipc endpoint: sets the socket's mode to 0600, whatever the umask.
+Status RestrictIpcSocket(std::string_view endpoint);
 
 }  // namespace handoff::net
 

@@ -120,6 +120,7 @@ Status Node::Init() {
   socket.max_message_bytes = static_cast<int64_t>(
       std::max<uint64_t>(uint64_t{64} << 20, 2 * options_.max_payload_bytes + (1 << 20)));
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
+  HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
 
   const auto& counts = engine_->status_counts();

@@ -75,6 +75,7 @@ Status Node::OpenPeers() {
     HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.peer_endpoint));
     HANDOFF_ASSIGN_OR_RETURN(peers_in_,
                              net::Router::Bind(context_, options_.peer_endpoint, socket));
+    HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.peer_endpoint));
     HANDOFF_ASSIGN_OR_RETURN(peers_in_monitor_,
                              net::SocketMonitor::Attach(context_, peers_in_->socket()));
   }

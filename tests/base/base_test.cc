@@ -1,10 +1,16 @@
 // base/: ids, units, names, timestamps, msgpack helpers, records.
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "base/intent_id.h"
+#include "base/logging.h"
 #include "base/msgpack_io.h"
 #include "base/names.h"
 #include "base/records.h"
@@ -13,6 +19,29 @@
 
 namespace handoff {
 namespace {
+
+TEST_CASE("TextFromOutsideCannotForgeALogLine") {
+  char path[] = "/tmp/handoff-log-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(::dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  REQUIRE(InitLogging("info").ok());
+  spdlog::error("refused a message from '{}'", "x\n2026-01-01T00:00:00.000 error FORGED\x1b[2J");
+  spdlog::default_logger()->flush();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path);
+  const std::string log = text.str();
+  CAPTURE(log);
+  CHECK(std::count(log.begin(), log.end(), '\n') == 1);  // one line, however many it was sent
+  CHECK(log.find("x\\x0a2026-01-01T00:00:00.000 error FORGED\\x1b[2J") != std::string::npos);
+  CHECK(InitLogging("warn").ok());  // again: replaces the logger
+}
 
 TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
   IntentId a = NewIntentId(1'700'000'000'000);

@@ -131,6 +131,44 @@ TEST_CASE("APeerWithoutAKeyStopsTheDaemonAtStartUpNamingIt") {
   CHECK(r.err.find("--show-public-key") != std::string::npos);
 }
 
+TEST_CASE("TheAgentSocketCannotBeHijacked") {
+  TempDir dir;
+  auto config_for = [&](const std::string& name, const std::string& socket_dir) {
+    const std::string path = dir.Sub(name + ".toml");
+    std::ofstream(path) << "[node]\nname = \"" << name << "\"\ndata_dir = \"" << dir.Sub(name)
+                        << "\"\nagent_endpoint = \"ipc://" << socket_dir << "/handoffd.sock\"\n";
+    return path;
+  };
+  // A directory others may write: they could swap the socket for their own.
+  const std::string open_dir = dir.Sub("open");
+  REQUIRE(::mkdir(open_dir.c_str(), 0700) == 0);
+  REQUIRE(::chmod(open_dir.c_str(), 0777) == 0);
+  auto refused = Run({HandoffdPath(), "--config", config_for("node-o", open_dir)});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("the socket's directory " + open_dir +
+                         " may be written by others "
+                         "(mode 0777)") != std::string::npos);
+  // A directory of another user's (needs root to make one).
+  if (::geteuid() == 0) {
+    const std::string theirs = dir.Sub("theirs");
+    REQUIRE(::mkdir(theirs.c_str(), 0700) == 0);
+    REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+    auto other = Run({HandoffdPath(), "--config", config_for("node-t", theirs)});
+    CHECK(other.exit_code == 1);
+    CHECK(other.err.find("belongs to uid 65534, not to this user") != std::string::npos);
+  } else {
+    MESSAGE("not root: the directory-of-another-user case is skipped (CI runs it as root)");
+  }
+  // Under umask 0 the socket is still the owner's alone.
+  const mode_t old_mask = ::umask(0);
+  Daemon daemon(dir, "node-u");
+  daemon.Start();
+  ::umask(old_mask);
+  struct stat st {};
+  REQUIRE(::stat(net::IpcPath(daemon.endpoint()).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
 TEST_CASE("SigtermStopsCleanlyAndASecondDaemonIsRefused") {
   TempDir dir;
   Daemon daemon(dir);

@@ -168,7 +168,8 @@ const std::vector<Directive>& Directives() {
       {"node", "retry_multiplier", "a number from 1 to 100", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value<double>();
-         if (!v || *v < 1.0 || *v > 100.0) return Status::InvalidArgument("");
+         // Written so that nan, which fails every comparison, is refused too.
+         if (!v || !(*v >= 1.0 && *v <= 100.0)) return Status::InvalidArgument("");
          t.config.node.retry_multiplier = *v;
          return Status::OK();
        }},

@@ -148,6 +148,8 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
   CheckError("[node]\nretention = \"-1d\"\n", "n.toml:2", "retention");
   CheckError("[node]\nretention = \"9999d\"\n", "n.toml:2", "3650d");
+  CheckError("[node]\nretry_multiplier = nan\n", "n.toml:2", "retry_multiplier must be");
+  CheckError("[node]\nretry_multiplier = inf\n", "n.toml:2", "retry_multiplier must be");
 }
 
 TEST_CASE("PeersAndRoutesAreRead") {

@@ -131,10 +131,41 @@ Result<Json> ParseJsonArg(const std::string& text, const std::string& what) {
     buf << in.rdbuf();
     source = buf.str();
   }
+  return ParseJsonText(source, what);
+}
+
+Result<Json> ParseJsonText(const std::string& text, const std::string& what) {
+  // Nesting is counted before anything recursive runs: brackets outside strings.
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return Status::InvalidArgument(what + " is nested more than " +
+                                       std::to_string(kMaxJsonDepth) + " levels deep");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
   try {
-    return Json::parse(source);
-  } catch (const Json::parse_error& e) {
-    return Status::InvalidArgument(what + " is not valid JSON: " + e.what());
+    return Json::parse(text);
+  } catch (const Json::exception& e) {
+    // The parser quotes what it read last, which may be any bytes: printable ASCII only.
+    std::string why = e.what();
+    for (char& c : why) {
+      if (c < 0x20 || c >= 0x7f) c = '?';
+    }
+    return Status::InvalidArgument(what + " is not valid JSON: " + why);
   }
 }
 

@@ -125,6 +125,12 @@ Result<ClientOptions> MakeClientOptions(const Global& g);
 Result<std::unique_ptr<Client>> Connect(const Global& g);
 // JSON text, "@file", or "-" for stdin; `what` names the flag in errors.
 Result<Json> ParseJsonArg(const std::string& text, const std::string& what);
+// Parses JSON text that came from a user or a command, refusing with InvalidArgument what the
+// daemon could not take anyway before it can hurt: nesting deeper than kMaxJsonDepth (a
+// parser or a destructor recursing 100,000 deep overflows the stack), invalid UTF-8 and
+// everything else the parser refuses. `what` names the input in the message.
+inline constexpr size_t kMaxJsonDepth = 64;
+Result<Json> ParseJsonText(const std::string& text, const std::string& what);
 // The exit code for a terminal status.
 int ExitFor(IntentStatus status);
 

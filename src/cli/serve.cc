@@ -44,11 +44,8 @@ std::string Trim(std::string s) {
 Json ResultFrom(const std::string& out) {
   std::string text = Trim(out);
   if (text.empty()) return nullptr;
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error&) {
-    return text;
-  }
+  auto parsed = ParseJsonText(text, "the result");
+  return parsed.ok() ? std::move(parsed).value() : Json(text);
 }
 
 // True if the command ran `handoffctl request-approval` for this delivery: the intent now waits

@@ -123,6 +123,19 @@ TEST_CASE("BadInputGetsAOneLineErrorAndANonZeroExit") {
   CheckOneLineError(f.Ctl({"get", "01a20b67-dfc4-7000-9c02-2173baa0aecf"}), "not_found");
   CheckOneLineError(f.Ctl({"get", "not-an-id"}), "malformed intent id");
   CheckOneLineError(f.Ctl({"list", "--status", "DONE"}), "unknown status");
+  // Input that crashed handoffctl or came back as garbage: deep nesting (100,000 levels: it
+  // overflowed the stack), bytes that are not UTF-8, binary noise on stdin.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CheckOneLineError(f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "-"}, deep),
+                    "nested more than 64 levels deep");
+  CheckOneLineError(f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "-"},
+                          "\xff\xfe{\"a\":1}"),
+                    "not valid JSON");
+  std::string noise;
+  for (int i = 0; i < 100000; ++i) noise.push_back(static_cast<char>((i * 7919) % 256));
+  auto noisy = f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "-"}, noise);
+  CheckOneLineError(noisy, "--payload");
+  for (char c : noisy.err) CHECK(((c >= 0x20 && c < 0x7f) || c == '\n'));
   // Nothing was stored by any of them.
   Json all = ParseOut(f.Ctl({"--json", "list"}));
   CHECK(all.empty());

@@ -87,6 +87,74 @@ void MsgWriter::Raw(std::string_view encoded) {
   buffer_.write(encoded.data(), encoded.size());
 }
 
+namespace {
+
+// Follows msgpack-c's parser (which keeps its own stack, so depth costs no recursion) and
+// stops at the value of `key` in the top-level map.
+class TopLevelUint : public msgpack::null_visitor {
+ public:
+  explicit TopLevelUint(std::string_view key) : key_(key) {}
+  std::optional<uint64_t> found;
+
+  bool start_map(uint32_t) { return Open(); }
+  bool start_array(uint32_t) { return Open(); }
+  bool end_map() { return Close(); }
+  bool end_array() { return Close(); }
+  bool start_map_key() {
+    in_key_ = depth_ == 1;
+    return true;
+  }
+  bool end_map_key() {
+    in_key_ = false;
+    return true;
+  }
+  bool visit_str(const char* v, uint32_t size) {
+    if (in_key_) wanted_ = std::string_view(v, size) == key_;
+    return true;
+  }
+  bool end_map_value() {
+    if (depth_ == 1) wanted_ = false;
+    return true;
+  }
+  bool visit_positive_integer(uint64_t v) {
+    if (depth_ != 1 || !wanted_) return true;
+    found = v;
+    return false;  // done: stop parsing
+  }
+  void parse_error(size_t, size_t) {}
+  void insufficient_bytes(size_t, size_t) {}
+
+ private:
+  bool Open() {
+    if (depth_ == 0 && map_seen_) return false;  // only the first value counts
+    ++depth_;
+    map_seen_ = true;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    return depth_ > 0;  // the top-level container ended: done
+  }
+  std::string_view key_;
+  size_t depth_ = 0;
+  bool map_seen_ = false;
+  bool in_key_ = false;
+  bool wanted_ = false;  // the current top-level value belongs to `key`
+};
+
+}  // namespace
+
+std::optional<uint64_t> PeekTopLevelUint(std::string_view data, std::string_view key) {
+  TopLevelUint visitor(key);
+  size_t offset = 0;
+  try {
+    msgpack::parse(data.data(), data.size(), offset, visitor);
+  } catch (const std::exception&) {
+    // Whatever broke after the key was read does not matter here.
+  }
+  return visitor.found;
+}
+
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
   if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
   msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,

@@ -12,12 +12,12 @@
 #define HANDOFF_BASE_MSGPACK_IO_H_
 
 #define MSGPACK_NO_BOOST 1
-#include <cstdint>
-#include <msgpack.hpp>
-#include <optional>
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <msgpack.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,6 +149,11 @@ struct UnpackLimits {
 // Decodes exactly one msgpack value occupying all of `data`. Strings are copied into the
 // handle's zone, so the handle does not depend on `data` afterwards.
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
+
+// The unsigned integer under `key` in the top-level map of `data`, read without decoding the
+// rest (no allocation, no recursion), so that it can be found in a message too deep, too large
+// or too broken for Unpack: a request's rid, for the error reply. nullopt when it is not there.
+std::optional<uint64_t> PeekTopLevelUint(std::string_view data, std::string_view key);
 
 // Encodes one decoded value again (to store a sub-object, such as a payload, as bytes), into
 // a string allocated once at the right size.

@@ -19,7 +19,14 @@ Status CheckVersion(const MapReader& m) {
 
 Result<Request> DecodeRequest(std::string_view frame, uint64_t* rid) {
   *rid = 0;
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  auto unpacked = Unpack(frame);
+  if (!unpacked.ok()) {
+    // Too deep, too large or broken further on: its rid may still be readable, so that its
+    // sender hears of the error now rather than waiting out its timeout.
+    *rid = PeekTopLevelUint(frame, "rid").value_or(0);
+    return unpacked.status();
+  }
+  msgpack::object_handle handle = std::move(unpacked).value();
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a request"));
   Request request;
   // The rid comes first so that every later error can be matched to its request.

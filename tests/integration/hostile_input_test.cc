@@ -103,7 +103,8 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
       {"garbage bytes", {"this is not msgpack at all"}, Code::kInvalidArgument, 0, "msgpack"},
       {"empty frame", {""}, Code::kInvalidArgument, 0, "empty"},
       {"truncated msgpack", {std::string("\x85\xa1v", 3)}, Code::kInvalidArgument, 0, "msgpack"},
-      {"trailing bytes", {valid_send(5) + "xx"}, Code::kInvalidArgument, 0, "trailing"},
+      // Readable up to its rid: the error carries it, so the sender hears at once.
+      {"trailing bytes", {valid_send(5) + "xx"}, Code::kInvalidArgument, 5, "trailing"},
       {"two frames", {valid_send(6), valid_send(6)}, Code::kInvalidArgument, 0, "one frame"},
       {"not a map",
        {Packed([](MsgWriter& w) { w.String("send"); })},
@@ -111,6 +112,16 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
        0,
        "map"},
       {"nested too deep", {deep}, Code::kInvalidArgument, 0, "deep"},
+      {"a payload nested too deep",
+       {Request("send", 12,
+                [&](MsgWriter& w) {
+                  w.Field("intent_type", "intent.test.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.FieldRaw("payload", deep);
+                })},
+       Code::kInvalidArgument,
+       12,
+       "deep"},
       {"no version",
        {Packed([](MsgWriter& w) {
          w.BeginMap();

@@ -99,4 +99,35 @@ TEST_CASE("AnIntentCarriesItsBlobsAsNestedValues") {
 }
 
 }  // namespace
+TEST_CASE("TheRidOfARequestTooDeepToDecodeIsStillRead") {
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep.push_back(static_cast<char>(0x91));  // [[[...]]]
+  deep.push_back(static_cast<char>(0xc0));
+  auto frame = [&](bool rid_first) {
+    MsgWriter w;
+    w.BeginMap();
+    w.Field("v", uint64_t{1});
+    if (rid_first) w.Field("rid", uint64_t{41});
+    w.Key("payload");
+    w.BeginMap();
+    w.Field("rid", uint64_t{99});  // not the top level's
+    w.EndMap();
+    w.FieldRaw("deep", deep);
+    if (!rid_first) w.Field("rid", uint64_t{42});
+    w.EndMap();
+    return w.Release();
+  };
+  uint64_t rid = 0;
+  CHECK(DecodeRequest(frame(true), &rid).status().message().find("deep") != std::string::npos);
+  CHECK(rid == 41);
+  CHECK_FALSE(DecodeRequest(frame(false), &rid).ok());
+  CHECK(rid == 42);  // past 100,000 levels, without recursion
+  CHECK_FALSE(DecodeRequest(frame(true).substr(0, 20), &rid).ok());
+  CHECK(rid == 41);  // cut short after the rid
+  CHECK_FALSE(DecodeRequest("\x91\x01", &rid).ok());
+  CHECK(rid == 0);  // not a map: no rid
+  CHECK(PeekTopLevelUint(frame(true), "v") == std::optional<uint64_t>(1));
+  CHECK_FALSE(PeekTopLevelUint(frame(true), "absent").has_value());
+}
+
 }  // namespace handoff::wire

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -49,6 +50,8 @@ Status ReadString(const toml::node& n, std::string* out) {
 Result<int64_t> ReadDuration(const toml::node& n) {
   if (auto i = n.value_exact<int64_t>()) {
     if (*i < 0) return Status::InvalidArgument("must not be negative");
+    // Seconds to milliseconds must not overflow (a huge value once wrapped to 30 s).
+    if (*i > INT64_MAX / 1000) return Status::InvalidArgument("too long");
     return *i * 1000;
   }
   if (auto s = n.value_exact<std::string>()) return ParseDurationMs(*s);

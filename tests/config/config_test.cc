@@ -149,6 +149,8 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nretention = \"-1d\"\n", "n.toml:2", "retention");
   CheckError("[node]\nretention = \"9999d\"\n", "n.toml:2", "3650d");
   CheckError("[node]\nretry_multiplier = nan\n", "n.toml:2", "retry_multiplier must be");
+  CheckError("[node]\ndefault_lease = 9223372036854775807\n", "n.toml:2", "default_lease must be");
+  CheckError("[node]\nretention = 9223372036854\n", "n.toml:2", "retention must be");
   CheckError("[node]\nretry_multiplier = inf\n", "n.toml:2", "retry_multiplier must be");
 }
 

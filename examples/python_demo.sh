@@ -18,24 +18,8 @@ export PYTHONPATH="$here/../python"
 export HANDOFF_SOCKET="ipc://$work/handoffd.sock"
 pids=()
 
-cleanup() {
-  exec 2>/dev/null
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-wait_until() {  # polls a command every 100 ms for at most $1 seconds
-  local limit=$1; shift
-  for _ in $(seq 1 $((limit * 10))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "demo: timed out waiting for: $*" >&2
-  return 1
-}
+# shellcheck source=examples/lib.sh
+. "$here/lib.sh"
 step_at_least() {
   local step
   step=$(handoffctl --json get "$1" | sed -n 's/.*"step": *\([0-9]*\).*/\1/p' | head -n 1)

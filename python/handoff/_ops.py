@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ._wire import check_intent_id, new_intent_id, seconds_to_ms
-from .errors import Corruption, InvalidArgument
+from ._wire import check_intent_id, default_endpoint, new_intent_id, seconds_to_ms
+from .errors import Canceled, Conflict, Corruption, InvalidArgument, NotFound, TimedOut
 
 # The options of a send, as send_intent takes them (docs/protocol.md, `send`). Durations are in
 # seconds (lease, retry_initial, retry_max) or in milliseconds with the protocol's own names;
@@ -171,14 +171,44 @@ def fail_fields(
     )
 
 
-def agent_addresses(address: Any, credit: int) -> List[str]:
-    """An Agent's addresses (one, or several over one connection), its credit checked."""
-    addresses = [address] if isinstance(address, str) else list(address)
-    if not addresses:
-        raise InvalidArgument("an Agent needs at least one address")
-    if credit < 1:
-        raise InvalidArgument("credit must be at least 1")
-    return addresses
+# Errors after which an agent's outcome is not worth sending again: the intent has moved on.
+FINAL_ERRORS = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
+
+
+class AgentSettings:
+    """What both kinds of Agent are made with, checked once: the addresses (one, or several
+    over one connection), the credit of each, the daemon, and the handler."""
+
+    def __init__(
+        self,
+        address: Any,
+        handler: Any,
+        credit: int,
+        endpoint: Optional[str],
+        timeout: float,
+        refresh_interval: float,
+    ) -> None:
+        self.addresses: List[str] = [address] if isinstance(address, str) else list(address)
+        if not self.addresses:
+            raise InvalidArgument("an Agent needs at least one address")
+        if credit < 1:
+            raise InvalidArgument("credit must be at least 1")
+        self.credit = credit
+        self.endpoint = endpoint or default_endpoint()
+        self.timeout = timeout
+        self.refresh_interval = refresh_interval
+        self._handler = handler
+
+    def handler(self, fn: Any) -> Any:
+        """Decorator: makes `fn` this agent's handler."""
+        self._handler = fn
+        return fn
+
+    def _take_handler(self, handler: Any) -> None:
+        if handler is not None:
+            self._handler = handler
+        if self._handler is None:
+            raise InvalidArgument("an Agent needs a handler: agent.run(fn) or @agent.handler")
 
 
 class TaskFields:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Dict, Mapping, Optional
 
 import msgpack
+import zmq
 
 from .errors import Corruption, HandoffError, InvalidArgument, Unavailable, error_for
 
@@ -53,6 +54,14 @@ def probe(endpoint: str) -> None:
         ) from None
     finally:
         s.close()
+
+
+def connect_dealer(socket: Any, endpoint: str) -> None:
+    """Sets up a DEALER (blocking or asyncio) as the protocol asks and connects it: no linger,
+    and a routing id of its own so the daemon tells connections apart."""
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.ROUTING_ID, b"py-" + uuid.uuid4().hex.encode())
+    socket.connect(endpoint)
 
 
 def new_intent_id() -> str:
@@ -121,6 +130,7 @@ __all__ = [
     "HandoffError",
     "default_endpoint",
     "probe",
+    "connect_dealer",
     "new_intent_id",
     "check_intent_id",
     "encode",

@@ -32,14 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from . import _ops
-from ._wire import REQUEST_TIMEOUT, default_endpoint
+from ._wire import REQUEST_TIMEOUT
 from .client import Client, Connection
 from .errors import (
     Canceled,
     Conflict,
     HandoffError,
-    InvalidArgument,
-    NotFound,
     PermanentError,
     TimedOut,
     Unavailable,
@@ -47,8 +45,6 @@ from .errors import (
 
 log = logging.getLogger("handoff")
 
-# Errors after which an outcome is not worth sending again: the intent has moved on.
-_FINAL = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
 
 
 class Task(_ops.TaskFields):
@@ -105,7 +101,7 @@ def _raise_in_thread(thread_id: int, exc: type) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
 
 
-class Agent:
+class Agent(_ops.AgentSettings):
     """Receives intents for ``address`` (one, or several over one connection), ``credit`` at a
     time for each, and runs the handler on each."""
 
@@ -119,23 +115,13 @@ class Agent:
         timeout: float = REQUEST_TIMEOUT,
         refresh_interval: float = 1.0,
     ) -> None:
-        self.addresses = _ops.agent_addresses(address, credit)
-        self.credit = credit
-        self.endpoint = endpoint or default_endpoint()
-        self.timeout = timeout
-        self.refresh_interval = refresh_interval
-        self._handler = handler
+        super().__init__(address, handler, credit, endpoint, timeout, refresh_interval)
         self._stop = threading.Event()
         self._drained = threading.Event()  # every handler has returned after a stop
         self._running: Dict[str, Task] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._clients: List[Client] = []
-
-    def handler(self, fn: Handler) -> Handler:
-        """Decorator: makes `fn` this agent's handler."""
-        self._handler = fn
-        return fn
 
     def stop(self) -> None:
         """Asks run() to return: no new deliveries; running handlers finish first."""
@@ -145,10 +131,7 @@ class Agent:
 
     def run(self, handler: Optional[Handler] = None) -> None:
         """Serves until stop(), SIGTERM or SIGINT. Rides out daemon restarts."""
-        if handler is not None:
-            self._handler = handler
-        if self._handler is None:
-            raise InvalidArgument("an Agent needs a handler: agent.run(fn) or @agent.handler")
+        self._take_handler(handler)
         previous = self._install_signals()
         inbox = self._connect()
         if inbox is None:
@@ -173,8 +156,6 @@ class Agent:
                         if not warned:
                             log.warning("agent cannot register with handoffd (will keep trying): %s", e)
                             warned = True
-                    except InvalidArgument:
-                        raise
                     last_register = time.monotonic()
                 push = inbox.next_push(min(0.2, self.refresh_interval))
                 if push is None:
@@ -279,7 +260,7 @@ class Agent:
                 return
             except Canceled:
                 return  # an outcome raced with the cancel; the cancel won
-            except _FINAL as e:
+            except _ops.FINAL_ERRORS as e:
                 log.warning("the outcome of intent %s was refused: %s", intent_id, e)
                 return
             except HandoffError as e:

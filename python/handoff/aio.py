@@ -28,7 +28,6 @@ import asyncio
 import logging
 import signal
 import time
-import uuid
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import zmq
@@ -41,6 +40,7 @@ from ._wire import (
     WAIT_CHUNK,
     WAIT_GRACE,
     check_intent_id,
+    connect_dealer,
     decode,
     default_endpoint,
     encode,
@@ -51,8 +51,6 @@ from .errors import (
     Canceled,
     Conflict,
     HandoffError,
-    InvalidArgument,
-    NotFound,
     PermanentError,
     TimedOut,
     Unavailable,
@@ -76,9 +74,7 @@ class Connection:
         probe(self.endpoint)
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.ROUTING_ID, b"py-" + uuid.uuid4().hex.encode())
-        self._socket.connect(self.endpoint)
+        connect_dealer(self._socket, self.endpoint)
         self._rid = 0
         self._waiting: Dict[int, asyncio.Future] = {}
         self._pushes: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
@@ -344,10 +340,9 @@ class Task(_ops.TaskFields):
 
 
 AsyncHandler = Callable[[Task], Awaitable[Any]]
-_FINAL = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
 
 
-class Agent:
+class Agent(_ops.AgentSettings):
     """handoff.Agent for async handlers: every intent a task on the running event loop."""
 
     def __init__(
@@ -360,18 +355,9 @@ class Agent:
         timeout: float = REQUEST_TIMEOUT,
         refresh_interval: float = 1.0,
     ) -> None:
-        self.addresses = _ops.agent_addresses(address, credit)
-        self.credit = credit
-        self.endpoint = endpoint or default_endpoint()
-        self.timeout = timeout
-        self.refresh_interval = refresh_interval
-        self._handler = handler
+        super().__init__(address, handler, credit, endpoint, timeout, refresh_interval)
         self._stop: Optional[asyncio.Event] = None
         self._running: Dict[str, "tuple[Task, asyncio.Task]"] = {}
-
-    def handler(self, fn: AsyncHandler) -> AsyncHandler:
-        self._handler = fn
-        return fn
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -379,10 +365,7 @@ class Agent:
 
     async def run(self, handler: Optional[AsyncHandler] = None) -> None:
         """Serves until stop(), SIGTERM or SIGINT; running handlers finish first."""
-        if handler is not None:
-            self._handler = handler
-        if self._handler is None:
-            raise InvalidArgument("an Agent needs a handler: agent.run(fn) or @agent.handler")
+        self._take_handler(handler)
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         signals = []
@@ -478,7 +461,7 @@ class Agent:
             try:
                 await send()
                 return
-            except _FINAL as e:
+            except _ops.FINAL_ERRORS as e:
                 log.warning("the outcome of intent %s was refused: %s", intent_id, e)
                 return
             except HandoffError as e:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-import uuid
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
 import zmq
@@ -30,6 +29,7 @@ from ._wire import (
     WAIT_CHUNK,
     WAIT_GRACE,
     check_intent_id,
+    connect_dealer,
     decode,
     default_endpoint,
     encode,
@@ -62,9 +62,7 @@ class Connection:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.ROUTING_ID, b"py-" + uuid.uuid4().hex.encode())
-        self._socket.connect(self.endpoint)
+        connect_dealer(self._socket, self.endpoint)
         self._rid = 0
         self._pushes: Deque[Dict[str, Any]] = collections.deque()
 
@@ -72,10 +70,6 @@ class Connection:
         self._socket.close(linger=0)
         if self._own_context:
             self._context.term()
-
-    def next_rid(self) -> int:
-        self._rid += 1
-        return self._rid
 
     def _send(self, frame: bytes) -> None:
         try:
@@ -98,10 +92,10 @@ class Connection:
         fields: Mapping[str, Any],
         timeout: Optional[float] = None,
         resend: bool = True,
-        rid: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Sends `op` and returns its reply; raises its error, or Unavailable after `timeout`."""
-        rid = rid or self.next_rid()
+        self._rid += 1
+        rid = self._rid
         frame = encode(op, rid, fields)
         limit = self.timeout if timeout is None else timeout
         self._send(frame)

@@ -13,6 +13,7 @@
 #include "base/units.h"
 #include "net/curve_keys.h"
 #include "net/endpoint.h"
+#include "node/limits.h"
 
 namespace handoff::config {
 namespace {
@@ -153,32 +154,34 @@ const std::vector<Directive>& Directives() {
        }},
       {"node", "default_lease", "a duration like \"30s\"", false,
        [](const toml::node& n, Target& t) {
-         return DurationBetween(n, &t.config.node.default_lease_ms, 100, 86'400'000,
-                                "between 100ms and 24h");
+         return DurationBetween(n, &t.config.node.default_lease_ms, node::kMinLeaseMs,
+                                node::kMaxLeaseMs, "between 100ms and 24h");
        }},
       {"node", "max_attempts", "an integer from 0 (unlimited) to 1000000", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value_exact<int64_t>();
-         if (!v || *v < 0 || *v > 1'000'000) return Status::InvalidArgument("");
+         if (!v || *v < 0 || *v > node::kMaxAttemptsLimit) return Status::InvalidArgument("");
          t.config.node.max_attempts = static_cast<uint32_t>(*v);
          return Status::OK();
        }},
       {"node", "retry_initial", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {
-         return DurationBetween(n, &t.config.node.retry_initial_ms, 0, 86'400'000,
+         return DurationBetween(n, &t.config.node.retry_initial_ms, 0, node::kMaxRetryInitialMs,
                                 "between 0 and 24h");
        }},
       {"node", "retry_multiplier", "a number from 1 to 100", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value<double>();
          // Written so that nan, which fails every comparison, is refused too.
-         if (!v || !(*v >= 1.0 && *v <= 100.0)) return Status::InvalidArgument("");
+         if (!v || !(*v >= 1.0 && *v <= node::kMaxRetryMultiplier)) {
+           return Status::InvalidArgument("");
+         }
          t.config.node.retry_multiplier = *v;
          return Status::OK();
        }},
       {"node", "retry_max", "a duration like \"1m\"", false,
        [](const toml::node& n, Target& t) {
-         return DurationBetween(n, &t.config.node.retry_max_ms, 0, 7 * 86'400'000LL,
+         return DurationBetween(n, &t.config.node.retry_max_ms, 0, node::kMaxRetryMaxMs,
                                 "between 0 and 7d");
        }},
       {"node", "idempotency_ttl", "a duration like \"24h\"", false,

@@ -54,7 +54,6 @@ Result<std::unique_ptr<Router>> Router::Bind(zmq::context_t& context, const std:
     ApplyCommon(socket, options);
     // Sending to an unknown or departed connection fails instead of vanishing silently.
     socket.set(zmq::sockopt::router_mandatory, 1);
-    if (options.handover) socket.set(zmq::sockopt::router_handover, 1);
     if (!options.curve_secret_key.empty()) {
       socket.set(zmq::sockopt::curve_server, 1);
       socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);

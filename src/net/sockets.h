@@ -41,9 +41,6 @@ struct SocketOptions {
   // and 1 s.
   int reconnect_ms = 100;
   int reconnect_max_ms = 1000;
-  // ROUTER only: a new connection with a routing id already in use takes it over (a peer that
-  // restarted before its old connection timed out). Default: false.
-  bool handover = false;
   // CURVE (docs/security.md). This socket's key pair, Z85; empty: plaintext. Default: empty.
   std::string curve_public_key;
   std::string curve_secret_key;

@@ -39,6 +39,18 @@ std::string WriteScript(const TempDir& dir, const std::string& name, const std::
   return path;
 }
 
+// Hands the processor five records with a 1 s lease, so a killed agent's attempt ends soon.
+std::string SendProcessing(Client& client) {
+  SendRequest req;
+  req.to_agent = kProcessor;
+  req.intent_type = "intent.handoff.process.v1";
+  req.payload = {{"records", 5}};
+  req.lease = std::chrono::seconds(1);
+  auto receipt = client.Send(req);
+  REQUIRE(receipt.ok());
+  return receipt->intent_id;
+}
+
 std::unique_ptr<Process> StartServe(const Daemon& daemon, const TempDir& dir,
                                     const std::string& command, const std::string& log) {
   return std::make_unique<Process>(
@@ -53,14 +65,7 @@ TEST_CASE("AnAgentKilledMidWorkResumesFromItsCheckpointOnAttempt2") {
   std::string script = WriteScript(dir, "steps.sh", kStepScript);
   auto client = daemon.Connect();
 
-  SendRequest req;
-  req.to_agent = kProcessor;
-  req.intent_type = "intent.handoff.process.v1";
-  req.payload = {{"records", 5}};
-  req.lease = std::chrono::seconds(1);
-  auto receipt = client->Send(req);
-  REQUIRE(receipt.ok());
-  const std::string id = receipt->intent_id;
+  const std::string id = SendProcessing(*client);
 
   auto serve = StartServe(daemon, dir, "exec sh " + script, "serve1.log");
   REQUIRE(WaitFor(
@@ -108,14 +113,7 @@ TEST_CASE("ACommandThatForksDiesWithAKilledServeAndItsAttemptGoesNoFurther") {
   Daemon daemon(dir);
   daemon.Start();
   auto client = daemon.Connect();
-  SendRequest req;
-  req.to_agent = kProcessor;
-  req.intent_type = "intent.handoff.process.v1";
-  req.payload = {{"records", 5}};
-  req.lease = std::chrono::seconds(1);
-  auto receipt = client->Send(req);
-  REQUIRE(receipt.ok());
-  const std::string id = receipt->intent_id;
+  const std::string id = SendProcessing(*client);
   // The command forks a worker that checkpoints attempt 1 for ever (counting in its state),
   // and records its pid; `wait` keeps the shell itself alive too.
   const std::string pidfile = dir.Sub("worker.pid");

@@ -173,6 +173,14 @@ def test_every_error_class_carries_its_code_and_message(daemon: Daemon, tmp_root
         with pytest.raises(handoff.InvalidArgument) as e:
             client.send_intent(work(lease_seconds=3))
         assert "unknown send option" in e.value.message
+        # Extreme values: refused here or by the daemon, with the field named, nothing stored.
+        for bad, field in [({"lease": -1}, "lease"), ({"retry_multiplier": float("nan")},
+                           "retry_multiplier"), ({"retry_initial": 1e12}, "retry_initial_ms"),
+                           ({"deadline": 1e300}, "send"), ({"max_attempts": 2**40}, "max_attempts")]:
+            with pytest.raises(handoff.InvalidArgument) as e:
+                client.send_intent(work(**bad))
+            assert field in e.value.message, (bad, e.value.message)
+        assert client.list() == []
         chosen = client.send_intent(work())
         with pytest.raises(handoff.AlreadyExists):
             client.send_intent(work(intent_id=chosen, payload={"other": True}))

@@ -233,6 +233,10 @@ TEST_CASE("BadPeerKeysNameTheFileLineAndPeer") {
   CheckError((head + peer_b + "public_key = \"" + std::string(40, '~') + "\"\n").c_str(),
              "n.toml:6:14", "not Z85");
   CheckError((head + peer_b + "public_key = []\n").c_str(), "n.toml:6:14", "list 1 to 4 keys");
+  CheckError((head + peer_b + "public_key = [\"" + key + "\", \"" + NewPublicKey() + "\", \"" +
+              NewPublicKey() + "\", \"" + NewPublicKey() + "\", \"" + NewPublicKey() + "\"]\n")
+                 .c_str(),
+             "n.toml:6:14", "list 1 to 4 keys");
   CheckError((head + peer_b + "public_key = [\"" + key + "\", \"" + key + "\"]\n").c_str(),
              "n.toml:6:14", "a key is listed twice");
   CheckError(

@@ -180,6 +180,13 @@ def test_every_error_class_carries_its_code_and_message(daemon: Daemon, tmp_root
             with pytest.raises(handoff.InvalidArgument) as e:
                 client.send_intent(work(**bad))
             assert field in e.value.message, (bad, e.value.message)
+        # A payload must be showable as JSON: no bytes, integer keys or NaN.
+        for bad, where in [({"blob": b"\x00\x01"}, "payload.blob: binary"),
+                           ({"n": {1: "x"}}, "payload.n: a map key is an integer"),
+                           ({"x": float("nan")}, "payload.x: NaN")]:
+            with pytest.raises(handoff.InvalidArgument) as e:
+                client.send_intent(work(payload=bad))
+            assert where in e.value.message, (bad, e.value.message)
         assert client.list() == []
         chosen = client.send_intent(work())
         with pytest.raises(handoff.AlreadyExists):

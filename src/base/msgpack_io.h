@@ -163,6 +163,17 @@ size_t PackedSizeBound(const msgpack::object& object);
 
 std::string_view MsgTypeName(const msgpack::object& object);
 
+// OK when `object` can be shown as JSON exactly as it is: maps keyed by strings, strings of
+// valid UTF-8, no binary or extension values, finite numbers. Payloads, checkpoints, results and
+// event details are held to it where they enter, so that everything stored can be shown by
+// `handoffctl`, read by the Python client and handed to a shell agent. The error names the
+// place: "payload.items[3]: binary values cannot be shown as JSON; send a string (base64)".
+// Recursive; Unpack has bounded the depth.
+Status CheckJsonValue(std::string_view field, const msgpack::object& object);
+
+// OK when `text` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+
 class MapReader {
  public:
   // InvalidArgument unless `object` is a map; `what` names it in messages ("request").

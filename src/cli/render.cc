@@ -8,11 +8,12 @@
 #include "base/units.h"
 
 namespace handoff::cli {
-namespace {
 
-std::string Compact(const Json& value) {
+std::string CompactJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
+
+namespace {
 
 // Pads every row's columns to the widest cell.
 std::string Table(const std::vector<std::vector<std::string>>& rows) {
@@ -151,9 +152,9 @@ std::string IntentText(const Intent& in) {
     }
     rows.push_back({"approval:", line});
   }
-  rows.push_back({"payload:", Compact(in.payload)});
-  rows.push_back({"checkpoint:", Compact(in.checkpoint)});
-  rows.push_back({"result:", Compact(in.result)});
+  rows.push_back({"payload:", CompactJson(in.payload)});
+  rows.push_back({"checkpoint:", CompactJson(in.checkpoint)});
+  rows.push_back({"result:", CompactJson(in.result)});
   if (in.deadline_ms != 0) rows.push_back({"deadline:", FormatRfc3339(in.deadline_ms)});
   if (in.last_error && (!in.error || in.error->code != in.last_error->code)) {
     rows.push_back({"last_error:", in.last_error->code + ": " + in.last_error->message});
@@ -171,7 +172,7 @@ std::string EventsText(const std::vector<Event>& events) {
   for (const Event& e : events) {
     rows.push_back({std::to_string(e.seq), FormatRfc3339(e.at_ms), e.event_type,
                     std::string(IntentStatusName(e.status)), e.node, e.actor,
-                    e.details.is_null() ? "" : Compact(e.details)});
+                    e.details.is_null() ? "" : CompactJson(e.details)});
   }
   return Table(rows);
 }
@@ -184,7 +185,7 @@ std::string AuditText(const std::vector<AuditEntry>& entries, bool header) {
     const Event& e = a.event;
     rows.push_back({std::to_string(a.audit_seq), FormatRfc3339(e.at_ms), e.intent_id, e.event_type,
                     std::string(IntentStatusName(e.status)), e.node, e.actor,
-                    e.details.is_null() ? "" : Compact(e.details)});
+                    e.details.is_null() ? "" : CompactJson(e.details)});
   }
   return Table(rows);
 }
@@ -219,19 +220,19 @@ std::string StatusText(const Json& s) {
                           "peer_security", "public_key"}) {
     if (!s.contains(key)) continue;
     const Json& v = s[key];
-    rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : Compact(v)});
+    rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : CompactJson(v)});
   }
   if (s.contains("intents") && s["intents"].is_object()) {
     std::string counts;
     for (const auto& [status, n] : s["intents"].items()) {
       if (n.is_number() && n.get<int64_t>() > 0) {
-        counts += (counts.empty() ? "" : ", ") + status + "=" + Compact(n);
+        counts += (counts.empty() ? "" : ", ") + status + "=" + CompactJson(n);
       }
     }
     rows.push_back({"intents:", counts.empty() ? "none" : counts});
   }
   if (s.contains("commits")) {
-    std::string commits = Compact(s["commits"]);
+    std::string commits = CompactJson(s["commits"]);
     if (s.contains("commit_us_avg") && s["commits"].is_number() &&
         s["commits"].get<int64_t>() > 0) {
       char timing[96];
@@ -241,7 +242,7 @@ std::string StatusText(const Json& s) {
     }
     rows.push_back({"commits:", commits});
   }
-  if (s.contains("purged")) rows.push_back({"purged:", Compact(s["purged"])});
+  if (s.contains("purged")) rows.push_back({"purged:", CompactJson(s["purged"])});
   if (s.contains("accepting_sends")) {
     rows.push_back({"sends:", s["accepting_sends"].get<bool>()
                                   ? "accepted"
@@ -249,11 +250,11 @@ std::string StatusText(const Json& s) {
   }
   if (s.value("auth_failures", 0) > 0) {
     rows.push_back({"auth_failures:",
-                    Compact(s["auth_failures"]) + " (unknown keys " +
-                        Compact(s.value("auth_failures_unknown_key", Json(0))) + ", handshakes " +
-                        Compact(s.value("auth_failures_handshake", Json(0))) +
+                    CompactJson(s["auth_failures"]) + " (unknown keys " +
+                        CompactJson(s.value("auth_failures_unknown_key", Json(0))) + ", handshakes " +
+                        CompactJson(s.value("auth_failures_handshake", Json(0))) +
                         ", messages under another peer's name " +
-                        Compact(s.value("auth_failures_impersonation", Json(0))) + ")"});
+                        CompactJson(s.value("auth_failures_impersonation", Json(0))) + ")"});
   }
   if (s.contains("peers") && s["peers"].is_array()) {
     for (const Json& p : s["peers"]) {
@@ -261,15 +262,15 @@ std::string StatusText(const Json& s) {
           p.value("state", p.value("connected", false) ? "connected" : "down");
       std::string line = p.value("name", "") + " " + (state == "down" ? "DISCONNECTED" : state);
       if (state == "auth_failed") line += " (" + p.value("auth_error", "") + ")";
-      if (p.value("auth_failures", 0) > 0) line += " auth_failures=" + Compact(p["auth_failures"]);
-      if (p.value("refused", 0) > 0) line += " refused=" + Compact(p["refused"]);
-      line += " outbox=" + Compact(p.value("outbox_depth", Json(0))) +
-              " retransmissions=" + Compact(p.value("retransmissions", Json(0)));
+      if (p.value("auth_failures", 0) > 0) line += " auth_failures=" + CompactJson(p["auth_failures"]);
+      if (p.value("refused", 0) > 0) line += " refused=" + CompactJson(p["refused"]);
+      line += " outbox=" + CompactJson(p.value("outbox_depth", Json(0))) +
+              " retransmissions=" + CompactJson(p.value("retransmissions", Json(0)));
       if (p.contains("last_heard_ms_ago")) {
-        line += " last_heard=" + Compact(p["last_heard_ms_ago"]) + "ms_ago";
+        line += " last_heard=" + CompactJson(p["last_heard_ms_ago"]) + "ms_ago";
       }
       if (p.contains("oldest_pending_age_ms")) {
-        line += " oldest_pending=" + Compact(p["oldest_pending_age_ms"]) + "ms";
+        line += " oldest_pending=" + CompactJson(p["oldest_pending_age_ms"]) + "ms";
       }
       rows.push_back({"peer:", line});
     }
@@ -277,8 +278,8 @@ std::string StatusText(const Json& s) {
   if (s.contains("receivers") && s["receivers"].is_array()) {
     for (const Json& r : s["receivers"]) {
       rows.push_back({"receiver:", r.value("address", "") +
-                                       " credit=" + Compact(r.value("credit", Json(0))) +
-                                       " held=" + Compact(r.value("held", Json(0)))});
+                                       " credit=" + CompactJson(r.value("credit", Json(0))) +
+                                       " held=" + CompactJson(r.value("held", Json(0)))});
     }
   }
   return Table(rows);

@@ -16,6 +16,9 @@ namespace handoff::cli {
 // and the optional fields. `with_blobs` false leaves out payload, checkpoint and result.
 // Keys keep the order written here, so output reads naturally.
 using OrderedJson = nlohmann::ordered_json;
+// One line of JSON; bytes that are not UTF-8 (none are stored now) show as U+FFFD.
+std::string CompactJson(const Json& value);
+
 OrderedJson IntentJson(const Intent& intent, bool with_blobs = true);
 OrderedJson EventJson(const Event& event);
 OrderedJson ApprovalJson(const Approval& a);

@@ -235,6 +235,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
     if (payload->type != msgpack::type::MAP) {
       return WrongType("payload", "a map (JSON object)", *payload);
     }
+    HANDOFF_RETURN_IF_ERROR(CheckJsonValue("payload", *payload));
     p.payload = Pack(*payload);
   } else {
     p.payload = std::string(1, static_cast<char>(0x80));  // {}
@@ -410,6 +411,7 @@ AgentService::Reply AgentService::OnCheckpoint(Txn& txn, Batch& batch, const std
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   const msgpack::object* state = nullptr;
   HANDOFF_RETURN_IF_ERROR(m.Object("state", &state));
+  HANDOFF_RETURN_IF_ERROR(CheckJsonValue("state", *state));
   HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
                            engine_.Checkpoint(txn, batch, id, attempt, Pack(*state)));
   return BriefReply(req.rid, r);
@@ -421,6 +423,7 @@ AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   const msgpack::object* result = m.Find("result");
+  if (result != nullptr) HANDOFF_RETURN_IF_ERROR(CheckJsonValue("result", *result));
   HANDOFF_ASSIGN_OR_RETURN(
       IntentRecord r,
       engine_.Complete(txn, batch, id, attempt, result ? Pack(*result) : std::string()));

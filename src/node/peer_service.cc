@@ -167,6 +167,8 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     if (read.ok() && (payload == nullptr || payload->type != msgpack::type::MAP)) {
       read = Status::InvalidArgument("payload: not a map");
     }
+    if (read.ok()) read = CheckJsonValue("payload", *payload);
+    if (read.ok() && checkpoint != nullptr) read = CheckJsonValue("checkpoint", *checkpoint);
     const std::string payload_bytes = read.ok() ? Pack(*payload) : std::string();
     const std::string checkpoint_bytes =
         read.ok() && checkpoint != nullptr && checkpoint->type != msgpack::type::NIL

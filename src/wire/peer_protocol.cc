@@ -124,12 +124,20 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
     if (events->type != msgpack::type::ARRAY) return WrongType("events", "an array", *events);
     for (const msgpack::object& item : events->via.array) {
       HANDOFF_ASSIGN_OR_RETURN(MapReader event, MapReader::From(item, "an update's event"));
+      if (const msgpack::object* details = event.Find("details")) {
+        HANDOFF_RETURN_IF_ERROR(CheckJsonValue("events.details", *details));
+      }
       HANDOFF_RETURN_IF_ERROR(ReadEventFields(event, &u.events.emplace_back()));
     }
   } else {
     std::optional<MapReader> event;  // version 1: one event
     HANDOFF_RETURN_IF_ERROR(m.OptMap("event", &event));
-    if (event) HANDOFF_RETURN_IF_ERROR(ReadEventFields(*event, &u.events.emplace_back()));
+    if (event) {
+      if (const msgpack::object* details = event->Find("details")) {
+        HANDOFF_RETURN_IF_ERROR(CheckJsonValue("event.details", *details));
+      }
+      HANDOFF_RETURN_IF_ERROR(ReadEventFields(*event, &u.events.emplace_back()));
+    }
   }
   if (u.events.empty()) return Status::InvalidArgument("update without an event");
   HANDOFF_RETURN_IF_ERROR(m.String("status", &status));
@@ -162,8 +170,14 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
     u.approval = std::move(a);
   }
   HANDOFF_RETURN_IF_ERROR(m.OptBool("has_checkpoint", &u.has_checkpoint));
-  if (const msgpack::object* c = m.Find("checkpoint")) u.checkpoint = Pack(*c);
-  if (const msgpack::object* r = m.Find("result")) u.result = Pack(*r);
+  if (const msgpack::object* c = m.Find("checkpoint")) {
+    HANDOFF_RETURN_IF_ERROR(CheckJsonValue("checkpoint", *c));
+    u.checkpoint = Pack(*c);
+  }
+  if (const msgpack::object* r = m.Find("result")) {
+    HANDOFF_RETURN_IF_ERROR(CheckJsonValue("result", *r));
+    u.result = Pack(*r);
+  }
   return u;
 }
 

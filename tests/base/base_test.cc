@@ -234,6 +234,63 @@ TEST_CASE("UnpackRejectsMalformedInputWithoutThrowing") {
   CHECK(Unpack("\x93\x01\x02\x03", tight).status().IsInvalidArgument());
 }
 
+TEST_CASE("Utf8IsCheckedStrictly") {
+  CHECK(IsValidUtf8(""));
+  CHECK(IsValidUtf8("plain ascii"));
+  CHECK(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
+  CHECK_FALSE(IsValidUtf8("\xff"));
+  CHECK_FALSE(IsValidUtf8("\x80"));                  // a continuation byte first
+  CHECK_FALSE(IsValidUtf8("\xc3"));                  // cut short
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));              // overlong '/'
+  CHECK_FALSE(IsValidUtf8("\xe0\x80\xaf"));          // overlong, three bytes
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));          // a surrogate
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));      // past U+10FFFF
+  CHECK_FALSE(IsValidUtf8("ok\xe2\x82"));            // cut short at the end
+}
+
+TEST_CASE("OnlyValuesShowableAsJsonPassAndTheRefusalSaysWhere") {
+  auto check = [](const std::string& packed) {
+    auto decoded = Unpack(packed);
+    REQUIRE(decoded.ok());
+    return CheckJsonValue("payload", decoded->get());
+  };
+  MsgWriter fine;
+  fine.BeginMap();
+  fine.Field("s", "text");
+  fine.Field("n", int64_t{-3});
+  fine.Field("f", 1.5);
+  fine.Key("list");
+  fine.BeginArray();
+  fine.Nil();
+  fine.Bool(true);
+  fine.EndArray();
+  fine.Field("", "an empty key is a key");
+  fine.EndMap();
+  CHECK(check(fine.str()).ok());
+
+  struct Case {
+    std::string packed;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {std::string("\x81\x01\xa1x", 4), "payload: a map key is an integer; JSON object keys"},
+      {std::string("\x81\xa1k\xc4\x01\x00", 6), "payload.k: binary values"},
+      {std::string("\x81\xa1k\xd4\x01\x00", 6), "payload.k: msgpack extension values"},
+      {std::string("\x81\xa1k\xa1\xff", 5), "payload.k: a string that is not valid UTF-8"},
+      {std::string("\x81\xa1\xff\xa1x", 5), "payload: a map key is not valid UTF-8"},
+      {std::string("\x81\xa1k\x92\x01\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", 14),
+       "payload.k[1]: NaN and infinite numbers"},
+      {std::string("\x81\xa3" "a b\x81\xa1" "c\xca\x7f\xc0\x00\x00", 13),
+       "payload[\"a b\"].c: NaN"},
+  };
+  for (const Case& c : cases) {
+    Status s = check(c.packed);
+    CAPTURE(s.ToString());
+    CHECK(s.IsInvalidArgument());
+    CHECK(s.message().rfind(c.message, 0) == 0);
+  }
+}
+
 TEST_CASE("RecordsRoundTrip") {
   IntentRecord r;
   r.id = NewIntentId(1'700'000'000'000);

@@ -3,9 +3,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <zmq.hpp>
 
 #include "base/msgpack_io.h"
+#include "handoff/agent.h"
 #include "handoff/client.h"
 #include "support/daemon.h"
 #include "wire/agent_protocol.h"
@@ -163,6 +165,63 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
        Code::kInvalidArgument,
        11,
        "payload"},
+      // Payloads must be showable as JSON: what is stored can always be read back.
+      {"payload with an integer key",
+       {Request("send", 20,
+                [](MsgWriter& w) {
+                  w.Field("intent_type", "intent.ok.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.FieldRaw("payload", std::string("\x81\x01\xa1x", 4));
+                })},
+       Code::kInvalidArgument,
+       20,
+       "payload: a map key is an integer"},
+      {"payload with binary",
+       {Request("send", 21,
+                [](MsgWriter& w) {
+                  w.Field("intent_type", "intent.ok.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.FieldRaw("payload", std::string("\x81\xa1k\xc4\x01\x00", 6));
+                })},
+       Code::kInvalidArgument,
+       21,
+       "payload.k: binary"},
+      {"payload with an extension value",
+       {Request("send", 22,
+                [](MsgWriter& w) {
+                  w.Field("intent_type", "intent.ok.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.FieldRaw("payload", std::string("\x81\xa1k\xd4\x01\x00", 6));
+                })},
+       Code::kInvalidArgument,
+       22,
+       "payload.k: msgpack extension"},
+      {"payload with NaN",
+       {Request("send", 23,
+                [](MsgWriter& w) {
+                  w.Field("intent_type", "intent.ok.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.Key("payload");
+                  w.BeginMap();
+                  w.Field("x", std::nan(""));
+                  w.EndMap();
+                })},
+       Code::kInvalidArgument,
+       23,
+       "payload.x: NaN"},
+      {"payload with bad UTF-8",
+       {Request("send", 24,
+                [](MsgWriter& w) {
+                  w.Field("intent_type", "intent.ok.v1");
+                  w.Field("to_agent", "agent://acme/test/worker");
+                  w.Key("payload");
+                  w.BeginMap();
+                  w.Field("x", "caf\xe9");
+                  w.EndMap();
+                })},
+       Code::kInvalidArgument,
+       24,
+       "payload.x: a string that is not valid UTF-8"},
       {"malformed address",
        {Request("send", 12,
                 [](MsgWriter& w) {
@@ -240,6 +299,46 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
   CHECK(IntentCount(*client) == expected);
   CHECK(daemon.running());
   CHECK(daemon.Log().find("rejected") != std::string::npos);
+}
+
+TEST_CASE("CheckpointsAndResultsMustBeShowableAsJson") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  SendRequest req;
+  req.to_agent = "agent://acme/test/worker";
+  req.intent_type = "intent.ok.v1";
+  auto sent = client->Send(req);
+  REQUIRE(sent.ok());
+
+  AgentOptions options;
+  options.client.endpoint = daemon.endpoint();
+  options.address = req.to_agent;
+  auto agent = Agent::Connect(options);
+  REQUIRE(agent.ok());
+  Status binary_checkpoint, nan_checkpoint, binary_result;
+  Status result = (*agent)->Run([&](Task& task) {
+    binary_checkpoint = task.Checkpoint({{"blob", Json::binary({1, 2, 3})}});
+    nan_checkpoint = task.Checkpoint({{"x", std::nan("")}});
+    binary_result =
+        client->Complete(task.intent_id(), task.attempt(), {{"b", Json::binary({0})}});
+    (*agent)->Stop();
+    return Outcome::Complete({{"ok", true}});
+  });
+  REQUIRE(result.ok());
+  CHECK(binary_checkpoint.IsInvalidArgument());
+  CHECK(binary_checkpoint.message().find("state.blob: binary") != std::string::npos);
+  CHECK(nan_checkpoint.IsInvalidArgument());
+  CHECK(nan_checkpoint.message().find("state.x: NaN") != std::string::npos);
+  CHECK(binary_result.IsInvalidArgument());
+  CHECK(binary_result.message().find("result.b: binary") != std::string::npos);
+  // Nothing refused was stored; the result the agent then gave was.
+  auto done = client->Wait(sent->intent_id, std::chrono::seconds(10));
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(done->checkpoint.is_null());
+  CHECK(done->result == Json{{"ok", true}});
 }
 
 TEST_CASE("AFloodOfGarbageDoesNotStopTheDaemon") {

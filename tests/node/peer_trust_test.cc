@@ -188,6 +188,48 @@ TEST_CASE("APeerCannotUpdateOrControlIntentsThatAreNotItsOwn") {
   CHECK(b.peers->refused("node-a") == 0);
 }
 
+TEST_CASE("WhatAPeerSendsMustBeShowableAsJson") {
+  Pair n;
+  // An intent whose payload holds binary: refused, and its origin told which value.
+  MsgWriter binary;
+  binary.BeginMap();
+  binary.Key("blob");
+  binary.Raw(std::string("\xc4\x02\x00\x01", 4));  // bin 8, two bytes
+  binary.EndMap();
+  IntentRecord r = Forwarded();
+  n.b.Receive(IntentFrame("node-a", 1, r, binary.str()));
+  CHECK(n.b.peers->refused("node-a") == 1);
+  auto out = n.b.Outbox("node-a");
+  REQUIRE(out.size() == 1);
+  auto msg = wire::DecodePeerMessage(out[0].frame);
+  REQUIRE(msg.ok());
+  auto update = wire::ReadRemoteUpdate(*msg->body);
+  REQUIRE(update.ok());
+  CHECK(update->error->code == "rejected_by_node");
+  CHECK(update->error->message.find("payload.blob: binary") != std::string::npos);
+
+  // An update whose result has an integer key, or a NaN: refused, the intent unchanged.
+  IntentId id = n.Send();
+  Pump(n.a, n.b, "node-b");
+  const IntentView before = n.a.Get(id);
+  wire::RemoteUpdate done = Update(id, "node-b",
+                                   {IntentStatus::kDelivered, IntentStatus::kInProgress,
+                                    IntentStatus::kCompleted});
+  done.result = std::string("\x81\x01\xa1x", 4);  // {1: "x"}
+  n.a.Receive(UpdateFrame("node-b", 1, done));
+  CHECK(n.a.peers->refused("node-b") == 1);
+  done.result = std::string("\x81\xa1n\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", 12);  // {"n": NaN}
+  n.a.Receive(UpdateFrame("node-b", 2, done));
+  CHECK(n.a.peers->refused("node-b") == 2);
+  CHECK(n.a.Get(id).record.seq == before.record.seq);
+  CHECK(n.a.Get(id).result.empty());
+  // The same update with a showable result is applied.
+  done.result = Payload();
+  n.a.Receive(UpdateFrame("node-b", 3, done));
+  CHECK(n.a.peers->refused("node-b") == 2);
+  CHECK(n.a.Get(id).record.status == IntentStatus::kCompleted);
+}
+
 TEST_CASE("ALocalSendIsHeldToTheSameBounds") {
   Pair n;
   auto send = [&](const std::function<void(SendParams&)>& spoil) {

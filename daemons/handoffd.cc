@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
 
   if (check_config) {
     const auto& o = config.node;
+    if (handoff::Status s = handoff::node::ValidateNodeOptions(o); !s.ok()) return Fail(s);
     std::printf("name = %s\ndata_dir = %s\nagent_endpoint = %s\nfsync = %s\n", o.name.c_str(),
                 o.data_dir.c_str(), o.agent_endpoint.c_str(), o.fsync ? "true" : "false");
     return 0;

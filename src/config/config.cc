@@ -134,6 +134,9 @@ const std::vector<Directive>& Directives() {
          if (t.config.node.map_size < (uint64_t{1} << 20)) {
            return Status::InvalidArgument("below 1MiB");
          }
+         if (t.config.node.map_size > (uint64_t{64} << 40)) {
+           return Status::InvalidArgument("above 64TiB, more than a process may map");
+         }
          return Status::OK();
        }},
       {"node", "max_payload_bytes", "a size like \"1MiB\"", false,

@@ -25,14 +25,14 @@ constexpr long kMaxPollMs = 1000;
 // from every socket): past this, the gathered turns are committed even though input waits.
 constexpr uint32_t kMaxGatheredTurns = 8;
 
-Status ValidateOptions(const NodeOptions& o) {
+}  // namespace
+
+Status ValidateNodeOptions(const NodeOptions& o) {
   HANDOFF_RETURN_IF_ERROR(ValidateNodeName(o.name));
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.agent_endpoint));
   if (!o.peer_endpoint.empty()) HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.peer_endpoint));
   if (o.data_dir.empty()) return Status::InvalidArgument("data_dir must not be empty");
-  if (o.map_size < (uint64_t{1} << 20)) {
-    return Status::InvalidArgument("map_size must be at least 1MiB");
-  }
+  HANDOFF_RETURN_IF_ERROR(storage::CheckMapSize(o.map_size));
   if (o.max_payload_bytes < 1024 || o.max_payload_bytes > (uint64_t{64} << 20)) {
     return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
   }
@@ -48,8 +48,6 @@ Status ValidateOptions(const NodeOptions& o) {
   return Status::OK();
 }
 
-}  // namespace
-
 Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
 
 Node::~Node() {
@@ -64,7 +62,7 @@ Node::~Node() {
 }
 
 Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
-  HANDOFF_RETURN_IF_ERROR(ValidateOptions(options));
+  HANDOFF_RETURN_IF_ERROR(ValidateNodeOptions(options));
   std::unique_ptr<Node> node(new Node(options));
   HANDOFF_RETURN_IF_ERROR(node->Init());
   return node;

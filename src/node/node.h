@@ -51,6 +51,10 @@
 
 namespace handoff::node {
 
+// The checks Node::Open makes of its options before it touches anything (names, endpoints,
+// sizes against what this machine allows): `handoffd --check-config` runs them too.
+Status ValidateNodeOptions(const NodeOptions& options);
+
 class Node {
  public:
   // Validates the options, locks and opens the data directory, recovers in-memory state and

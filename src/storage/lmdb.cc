@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sys/resource.h>
 #include <span>
 #include <system_error>
 
+#include "base/units.h"
 #include "storage/write_set.h"
 
 namespace handoff::storage {
@@ -24,6 +26,35 @@ constexpr const char* kKeyNotFound = "key not found";
 Status ReadOnly() { return Status::InvalidArgument("a write through a read-only view"); }
 
 }  // namespace
+
+Status CheckMapSize(uint64_t map_size) {
+  // A 64-bit Linux process has 128 TiB of address space (47 bits); half of it is the most a
+  // map may take, leaving the rest to the heap, stacks, libraries and ZeroMQ's buffers.
+  constexpr uint64_t kMaxMap = uint64_t{64} << 40;
+  // Under an address-space limit, room for everything else the daemon maps.
+  constexpr uint64_t kOtherMappings = uint64_t{1} << 30;
+  constexpr uint64_t kMinMap = uint64_t{1} << 20;
+  if (map_size < kMinMap) {
+    return Status::InvalidArgument("map_size: " + FormatByteSize(map_size) +
+                                   " is below the minimum of 1MiB");
+  }
+  if (sizeof(void*) < 8 || map_size > kMaxMap) {
+    return Status::InvalidArgument("map_size: " + FormatByteSize(map_size) +
+                                   " is more than a process may map (at most 64TiB)");
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    const uint64_t room = limit.rlim_cur > kOtherMappings ? limit.rlim_cur - kOtherMappings : 0;
+    if (map_size > room) {
+      return Status::InvalidArgument(
+          "map_size: " + FormatByteSize(map_size) + " does not fit this process's address-space " +
+          "limit (ulimit -v: " + FormatByteSize(limit.rlim_cur) + ", of which 1GiB is kept for " +
+          "everything else); lower map_size to at most " + FormatByteSize(room) +
+          " or raise the limit");
+    }
+  }
+  return Status::OK();
+}
 
 Status MdbStatus(int rc, std::string_view what) {
   if (rc == MDB_SUCCESS) return Status::OK();
@@ -59,6 +90,7 @@ Result<std::unique_ptr<Env>> Env::Open(const std::string& dir, const EnvOptions&
     return Status::InvalidArgument("at most " + std::to_string(WriteSet::kMaxTables - 2) +
                                    " tables");
   }
+  HANDOFF_RETURN_IF_ERROR(CheckMapSize(options.map_size));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create data directory " + dir + ": " + ec.message());

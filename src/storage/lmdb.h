@@ -48,6 +48,11 @@ struct EnvOptions {
   unsigned max_tables = 16;
 };
 
+// OK when this process can map a data file of `map_size` bytes: LMDB reserves the whole map
+// in the address space when it opens. Past it (an address-space limit, RLIMIT_AS, or beyond
+// what a 64-bit process can address), InvalidArgument naming map_size, the bound and why.
+Status CheckMapSize(uint64_t map_size);
+
 // Maps an LMDB return code to a Status; `what` names the operation for the message.
 Status MdbStatus(int rc, std::string_view what);
 

@@ -69,6 +69,39 @@ TEST_CASE("ABadConfigStopsTheDaemonWithFileLineAndKey") {
   CHECK(check.out.find("fsync = false") != std::string::npos);
 }
 
+TEST_CASE("CheckConfigRefusesAMapSizeThisMachineCannotMap") {
+  TempDir dir;
+  auto config = [&](const std::string& map_size) {
+    const std::string path = dir.Sub("map-" + map_size + ".toml");
+    std::ofstream(path) << "[node]\nname = \"node-m\"\ndata_dir = \"" << dir.Sub("data")
+                        << "\"\nmap_size = \"" << map_size << "\"\n";
+    return path;
+  };
+  auto huge = Run({HandoffdPath(), "--config", config("100TiB"), "--check-config"});
+  CHECK(huge.exit_code == 1);
+  CHECK(huge.err.find(":4:12: [node] map_size") != std::string::npos);
+  CHECK(huge.err.find("above 64TiB, more than a process may map") != std::string::npos);
+#if defined(__SANITIZE_ADDRESS__)
+  MESSAGE("skipped: an address-space limit leaves no room for AddressSanitizer's shadow memory");
+#else
+  // Under `ulimit -v 4GiB` an 8 GiB map cannot be reserved: --check-config says so, and so
+  // does start-up, before anything is created.
+  const std::string eight = config("8GiB");
+  const std::string limited = "ulimit -v 4194304 && exec \"$0\" \"$@\"";
+  auto check = Run({"/bin/sh", "-c", limited, HandoffdPath(), "--config", eight, "--check-config"});
+  CHECK(check.exit_code == 1);
+  CHECK(check.err.find("map_size: 8GiB does not fit this process's address-space limit "
+                       "(ulimit -v: 4GiB") != std::string::npos);
+  CHECK(check.err.find("lower map_size to at most 3GiB") != std::string::npos);
+  auto start = Run({"/bin/sh", "-c", limited, HandoffdPath(), "--config", eight});
+  CHECK(start.exit_code == 1);
+  CHECK(start.err.find("map_size: 8GiB does not fit") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.Sub("data/handoff/data.mdb")));
+#endif
+  auto fine = Run({HandoffdPath(), "--config", config("8GiB"), "--check-config"});
+  CHECK(fine.exit_code == 0);
+}
+
 TEST_CASE("KeygenAndShowPublicKeyGiveANodeItsKeyPair") {
   TempDir dir;
   // --keygen writes a new secret key file, 0600, and prints the public key only.

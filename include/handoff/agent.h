@@ -72,7 +72,9 @@ class Task {
   bool suspended() const { return suspended_; }
 
   // Saves resume state; returns once it is durable. Conflict if the lease was lost,
-  // Cancelled if the intent was canceled.
+  // Cancelled if the intent was canceled. A checkpoint the daemon could not store (NotStored:
+  // a full disk) is tried again, with the lease held, until it is stored, the lease is lost,
+  // the intent is canceled or the agent is stopped.
   Status Checkpoint(const Json& state);
   // True once the daemon reported the intent canceled or past its deadline; the handler should
   // stop soon (its result would be refused).
@@ -82,9 +84,11 @@ class Task {
 
  private:
   friend class Agent;
-  Task(Intent intent, Client& client) : intent_(std::move(intent)), client_(client) {}
+  Task(Intent intent, Client& client, const std::atomic<bool>& stop)
+      : intent_(std::move(intent)), client_(client), stop_(stop) {}
   Intent intent_;
   Client& client_;
+  const std::atomic<bool>& stop_;  // the agent's
   std::atomic<bool> canceled_{false};
   std::atomic<bool> lease_lost_{false};
   bool suspended_ = false;
@@ -130,8 +134,9 @@ class Agent {
         std::unique_ptr<Heartbeats> heartbeats);
   Status Register();
   void Handle(Intent intent, const Handler& handler);
-  // Retries a report (complete/fail) until the daemon answers it or the stop flag is set.
-  void Report(const std::string& intent_id, const std::function<Status()>& report);
+  // Sends a report (complete/fail) again while the daemon is away or could not store it (a
+  // full disk), until it is stored, the lease is lost, or the agent is stopped.
+  void Report(Task& task, const std::function<Status()>& report);
 
   AgentOptions options_;
   std::unique_ptr<Client> client_;     // requests from the loop and the handler

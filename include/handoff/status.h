@@ -31,6 +31,8 @@ enum class Code : uint8_t {
   kTimedOut,           // a bounded wait ran out
   kResourceExhausted,  // a configured capacity is used up
   kCancelled,          // the work was cancelled
+  kNotStored,          // the daemon could not store the request (disk full, I/O error):
+                       // nothing of it took effect, and sending it again is safe
 };
 
 // The wire and CLI spelling of a code: "not_found", "invalid_argument", ...
@@ -58,6 +60,7 @@ class [[nodiscard]] Status {
     return Status(Code::kResourceExhausted, std::move(m));
   }
   static Status Cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
+  static Status NotStored(std::string m) { return Status(Code::kNotStored, std::move(m)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -73,6 +76,7 @@ class [[nodiscard]] Status {
   bool IsTimedOut() const { return code_ == Code::kTimedOut; }
   bool IsResourceExhausted() const { return code_ == Code::kResourceExhausted; }
   bool IsCancelled() const { return code_ == Code::kCancelled; }
+  bool IsNotStored() const { return code_ == Code::kNotStored; }
 
   // "ok", or "<code>: <message>".
   std::string ToString() const;

@@ -172,6 +172,9 @@ def fail_fields(
 
 
 # Errors after which an agent's outcome is not worth sending again: the intent has moved on.
+# Between tries of a checkpoint or an outcome the daemon could not store (a full disk).
+NOT_STORED_PAUSE = 0.5
+
 FINAL_ERRORS = (Conflict, Canceled, TimedOut, NotFound, InvalidArgument)
 
 

@@ -38,6 +38,7 @@ from .errors import (
     Canceled,
     Conflict,
     HandoffError,
+    NotStored,
     PermanentError,
     TimedOut,
     Unavailable,
@@ -57,6 +58,7 @@ class Task(_ops.TaskFields):
         self.lease_lost = False  # delivered again since: stop, nothing will be accepted
         self.suspended = False  # handed to a human (request_approval): no outcome to send
         self._thread_id: Optional[int] = None  # the handler's thread, while it runs
+        self._reporting = False  # its outcome is being sent: the heartbeats go on
         self._thread_lock = threading.Lock()  # guards _thread_id against a late interrupt
 
     def _check(self, call: Callable[[], Any]) -> Any:
@@ -75,7 +77,17 @@ class Task(_ops.TaskFields):
         Raises Canceled if the intent was canceled (stop working), Conflict if this attempt
         lost its lease.
         """
-        self._check(lambda: self._client.checkpoint(self.intent_id, state, self.attempt))
+        # A checkpoint the disk could not take (NotStored) is sent again, the lease held by the
+        # heartbeats, until it is stored or the intent is lost.
+        while True:
+            try:
+                self._check(lambda: self._client.checkpoint(self.intent_id, state, self.attempt))
+                return
+            except NotStored as e:
+                if self.canceled or self.lease_lost:
+                    raise
+                log.warning("checkpoint of intent %s: %s; retrying", self.intent_id, e)
+                time.sleep(_ops.NOT_STORED_PAUSE)
 
     def heartbeat(self) -> None:
         """Extends the lease now (the agent also does it by itself); raises as save_checkpoint."""
@@ -247,14 +259,27 @@ class Agent(_ops.AgentSettings):
                 task.intent_id, message, "agent_error", retryable=True, attempt=task.attempt
             )
         finally:
-            with self._lock:
-                self._running.pop(task.intent_id, None)
+            if outcome is None or task.lease_lost:
+                with self._lock:
+                    self._running.pop(task.intent_id, None)
         if outcome is not None and not task.lease_lost:
-            self._report(task.intent_id, outcome)
+            # Still among the running, so that the heartbeats hold the lease while a report
+            # the disk refuses (NotStored) is sent again.
+            task._reporting = True
+            try:
+                self._report(task, outcome)
+            finally:
+                with self._lock:
+                    self._running.pop(task.intent_id, None)
 
-    def _report(self, intent_id: str, send: Callable[[], Any]) -> None:
-        """Sends an outcome until the daemon has it or refuses it for good."""
+    def _report(self, task: Task, send: Callable[[], Any]) -> None:
+        """Sends an outcome until the daemon has it, refuses it for good, or the lease is
+        lost."""
+        intent_id = task.intent_id
         while True:
+            if task.lease_lost or task.canceled:
+                log.warning("the outcome of intent %s was dropped: its lease is lost", intent_id)
+                return
             try:
                 send()
                 return
@@ -301,7 +326,7 @@ class Agent(_ops.AgentSettings):
 
     @staticmethod
     def _beat(client: Client, task: Task) -> None:
-        if task._thread_id is None:
+        if task._thread_id is None and not task._reporting:
             return
         try:
             client.heartbeat(task.intent_id, task.attempt)

@@ -51,6 +51,7 @@ from .errors import (
     Canceled,
     Conflict,
     HandoffError,
+    NotStored,
     PermanentError,
     TimedOut,
     Unavailable,
@@ -327,7 +328,16 @@ class Task(_ops.TaskFields):
             raise
 
     async def save_checkpoint(self, state: Any) -> None:
-        await self._check(self._client.checkpoint(self.intent_id, state, self.attempt))
+        # Sent again while the daemon cannot store it (NotStored); the heartbeats hold the lease.
+        while True:
+            try:
+                await self._check(self._client.checkpoint(self.intent_id, state, self.attempt))
+                return
+            except NotStored as e:
+                if self.canceled or self.lease_lost:
+                    raise
+                log.warning("checkpoint of intent %s: %s; retrying", self.intent_id, e)
+                await asyncio.sleep(_ops.NOT_STORED_PAUSE)
 
     async def heartbeat(self) -> None:
         await self._check(self._client.heartbeat(self.intent_id, self.attempt))
@@ -452,12 +462,22 @@ class Agent(_ops.AgentSettings):
                 task.intent_id, message, "agent_error", True, task.attempt
             )
         finally:
-            self._running.pop(task.intent_id, None)
+            if outcome is None or task.lease_lost:
+                self._running.pop(task.intent_id, None)
         if outcome is not None and not task.lease_lost:
-            await self._report(task.intent_id, outcome)
+            # Still among the running, so that the heartbeats hold the lease while a report the
+            # disk refuses (NotStored) is sent again.
+            try:
+                await self._report(task, outcome)
+            finally:
+                self._running.pop(task.intent_id, None)
 
-    async def _report(self, intent_id: str, send: Callable[[], Awaitable[Any]]) -> None:
+    async def _report(self, task: Task, send: Callable[[], Awaitable[Any]]) -> None:
+        intent_id = task.intent_id
         while True:
+            if task.lease_lost or task.canceled:
+                log.warning("the outcome of intent %s was dropped: its lease is lost", intent_id)
+                return
             try:
                 await send()
                 return

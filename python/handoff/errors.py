@@ -60,6 +60,14 @@ class IOFailure(HandoffError):
     code = "io_error"
 
 
+class NotStored(HandoffError):
+    """The daemon could not store the request (disk full, I/O error): nothing of it took
+    effect and sending it again is safe. The agents retry their outcomes and checkpoints on it
+    for as long as they hold the lease."""
+
+    code = "not_stored"
+
+
 class Unavailable(HandoffError):
     """The daemon is not running, not reachable, or not answering in time; retrying may help."""
 
@@ -120,6 +128,7 @@ _BY_CODE: Dict[str, Type[HandoffError]] = {
         Conflict,
         Corruption,
         IOFailure,
+        NotStored,
         Unavailable,
         ResourceExhausted,
         Canceled,

@@ -268,3 +268,72 @@ def test_an_agent_started_before_its_daemon_waits_for_it(tmp_root: Path) -> None
                 assert client.wait_for(send(client, 1), timeout=30)["result"] == "served"
         finally:
             d.kill()
+
+
+def test_a_full_disk_holds_the_lease_and_the_result_until_the_disk_is_freed(
+    tmp_root: Path,
+) -> None:
+    """The data directory is a small tmpfs, filled up while the handler works: its checkpoint
+    and its result are refused with NotStored and sent again, the heartbeats holding the lease,
+    until the disk is freed. Nothing is redone. Needs root to mount; skipped otherwise."""
+    d = Daemon(tmp_root, "node-full", 'map_size = "256MiB"')
+    data = tmp_root / "node-full-data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        d.start()
+        started, go = threading.Event(), threading.Event()
+        runs: List[int] = []
+
+        def handler(task: handoff.Task):
+            runs.append(task.attempt)
+            started.set()
+            assert go.wait(60)
+            task.save_checkpoint({"step": 1})
+            return {"done": True}
+
+        with d.client() as client:
+            x = client.send_intent(intent_type="intent.work.v1", to_agent=WORKER, lease=1.0)
+            agent = handoff.Agent(WORKER, handler, endpoint=d.endpoint)
+            with Running(agent):
+                assert started.wait(20)
+                with open(data / "filler", "wb") as f:  # the disk fills up
+                    try:
+                        while True:
+                            f.write(b"f" * 65536)
+                            f.flush()
+                    except OSError:
+                        pass
+                refused = 0
+                for n in range(20000):
+                    try:
+                        client.send_intent(intent_type="intent.bulk.v1",
+                                           to_agent="agent://acme/py/nobody",
+                                           payload={"blob": "b" * 8000})
+                    except handoff.NotStored as e:
+                        assert "nothing of it took effect" in e.message
+                        refused += 1
+                        if refused == 3:
+                            break
+                assert refused == 3
+                assert client.status()["accepting_sends"] is False
+                before = client.status()["failed_commits"]
+                go.set()
+                # Retries keep failing for longer than the lease; the lease holds.
+                assert wait_until(lambda: client.status()["failed_commits"] >= before + 6, 30)
+                now = client.get(x)
+                assert now["status"] == "IN_PROGRESS" and now["delivery_attempt"] == 1
+                os.remove(data / "filler")  # the disk is freed
+                done = client.wait_for(x, timeout=30)
+                assert done["status"] == "COMPLETED"
+                assert done["result"] == {"done": True}
+                assert done["checkpoint"] == {"step": 1}
+                assert runs == [1]
+                assert wait_until(lambda: client.status()["accepting_sends"] is True, 10)
+    finally:
+        if d.proc is not None:
+            d.kill()
+        subprocess.run(["umount", "-l", str(data)], capture_output=True)

@@ -24,6 +24,10 @@ void Observe(const Status& s, std::atomic<bool>& canceled, std::atomic<bool>& le
   if (s.IsConflict()) lease_lost.store(true);
 }
 
+// Worth sending again: the daemon is away (restarting?), or could not store the request
+// (a full disk) and says nothing of it took effect.
+bool Retryable(const Status& s) { return s.IsUnavailable() || s.IsNotStored(); }
+
 }  // namespace
 
 Status Task::RequestApproval(std::string_view question, const std::vector<std::string>& outcomes) {
@@ -35,9 +39,21 @@ Status Task::RequestApproval(std::string_view question, const std::vector<std::s
 }
 
 Status Task::Checkpoint(const Json& state) {
-  Status s = client_.Checkpoint(intent_.intent_id, intent_.delivery_attempt, state);
-  Observe(s, canceled_, lease_lost_);
-  return s;
+  // The heartbeats hold the lease meanwhile: a checkpoint the disk could not take is tried
+  // again until it is stored, or the lease is lost, or the intent canceled.
+  bool warned = false;
+  while (true) {
+    Status s = client_.Checkpoint(intent_.intent_id, intent_.delivery_attempt, state);
+    Observe(s, canceled_, lease_lost_);
+    // Only not_stored: the daemon answers, and the heartbeats hold the lease. A daemon that
+    // is away is the handler's to judge.
+    if (!s.IsNotStored() || canceled_.load() || lease_lost_.load() || stop_.load()) return s;
+    if (!warned) {
+      spdlog::warn("checkpoint of intent {}: {}; retrying", intent_.intent_id, s.ToString());
+      warned = true;
+    }
+    std::this_thread::sleep_for(kReportRetryPause);
+  }
 }
 
 // Sends heartbeats for the running task from a thread (and connection) of its own, so a
@@ -167,7 +183,7 @@ Status Agent::Run(const Handler& handler) {
 }
 
 void Agent::Handle(Intent intent, const Handler& handler) {
-  Task task(std::move(intent), *client_);
+  Task task(std::move(intent), *client_, stop_);
   Status ack = client_->Ack(task.intent_id(), task.attempt(), /*start=*/true);
   if (!ack.ok() && !ack.IsUnavailable()) {
     // Canceled, ended, or delivered again elsewhere while it waited here: not ours to run.
@@ -187,19 +203,21 @@ void Agent::Handle(Intent intent, const Handler& handler) {
     outcome = Outcome::Fail("handler_exception", "the handler threw a non-standard exception",
                             /*retryable=*/true);
   }
-  heartbeats_->End();
   const std::string id = task.intent_id();
   const uint32_t attempt = task.attempt();
   if (task.suspended()) {
+    heartbeats_->End();
     spdlog::info("intent {} waits for a human decision; it comes back when one is made", id);
     return;
   }
+  // The heartbeats go on while the outcome is reported, so that a report the disk refuses
+  // for a while does not cost the lease (and the finished work).
   switch (outcome.kind) {
     case Outcome::Kind::kComplete:
-      Report(id, [&] { return client_->Complete(id, attempt, outcome.result); });
+      Report(task, [&] { return client_->Complete(id, attempt, outcome.result); });
       break;
     case Outcome::Kind::kFail:
-      Report(id, [&] { return client_->Fail(id, attempt, outcome.error); });
+      Report(task, [&] { return client_->Fail(id, attempt, outcome.error); });
       break;
     case Outcome::Kind::kAbandon:
       spdlog::info(
@@ -208,18 +226,34 @@ void Agent::Handle(Intent intent, const Handler& handler) {
           id, attempt);
       break;
   }
+  heartbeats_->End();
 }
 
-void Agent::Report(const std::string& intent_id, const std::function<Status()>& report) {
+void Agent::Report(Task& task, const std::function<Status()>& report) {
+  bool warned = false;
   while (true) {
     Status s = report();
-    if (s.ok()) return;
-    if (!s.IsUnavailable() || stop_.load()) {
-      spdlog::warn("the outcome of intent {} was refused: {}", intent_id, s.ToString());
+    if (s.ok()) {
+      if (warned) spdlog::info("the outcome of intent {} is stored", task.intent_id());
       return;
     }
-    // The daemon is away (restarting?). The outcome is worth keeping: try until it answers.
-    spdlog::warn("reporting intent {}: {}; retrying", intent_id, s.ToString());
+    Observe(s, task.canceled_, task.lease_lost_);
+    if (!Retryable(s) || task.lease_lost() || task.canceled()) {
+      spdlog::warn("the outcome of intent {} was refused: {}", task.intent_id(), s.ToString());
+      return;
+    }
+    if (stop_.load()) {
+      spdlog::warn(
+          "stopping with the outcome of intent {} unreported ({}); it is delivered again "
+          "when its lease runs out",
+          task.intent_id(), s.ToString());
+      return;
+    }
+    // The outcome is worth keeping: try until it is stored or the lease is lost.
+    if (!warned) {
+      spdlog::warn("reporting intent {}: {}; retrying", task.intent_id(), s.ToString());
+      warned = true;
+    }
     std::this_thread::sleep_for(kReportRetryPause);
   }
 }

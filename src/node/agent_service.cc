@@ -63,6 +63,11 @@ bool AgentService::MayWrite(std::string_view op) {
          op == wire::op::kApprove || op == wire::op::kReject || op == wire::op::kRequestApproval;
 }
 
+bool AgentService::IsPureRead(std::string_view op) {
+  return op == wire::op::kGet || op == wire::op::kList || op == wire::op::kEvents ||
+         op == wire::op::kAudit || op == wire::op::kStatus || op == wire::op::kHello;
+}
+
 AgentService::Handler AgentService::Find(std::string_view op) {
   static const std::array<std::pair<std::string_view, Handler>, 20> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
@@ -554,7 +559,10 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("commit_us_avg", stats_.commits > 0 ? stats_.commit_us_total / stats_.commits : 0);
   w.Field("commit_us_max", stats_.commit_us_max);
   w.Field("purged", stats_.purged);
-  w.Field("accepting_sends", !refusing_sends_);
+  // False while the store is full, or while the disk refuses writes (then store_error says
+  // why): a send now would be refused, or fail with not_stored.
+  w.Field("accepting_sends", !refusing_sends_ && store_fault_.ok());
+  if (!store_fault_.ok()) w.Field("store_error", store_fault_.ToString());
   w.Field("refused_sends", refused_sends_);
   if (stats_.space_in_use != 0) w.Field("data_in_use_bytes", stats_.space_in_use);
   w.Field("waiters", static_cast<uint64_t>(waiters_.size()));

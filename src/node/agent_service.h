@@ -70,6 +70,9 @@ class AgentService {
 
   // True for operations that may write, so the loop opens a write transaction for them.
   static bool MayWrite(std::string_view op);
+  // True for operations answered at once from what is stored, changing nothing (get, list,
+  // events, audit, status, hello): one whose turn failed is simply asked again.
+  static bool IsPureRead(std::string_view op);
 
   // The encoded reply, or nullopt when the request was parked.
   std::optional<std::string> Handle(Txn& txn, Batch& batch, const std::string& routing_id,
@@ -88,6 +91,8 @@ class AgentService {
     send_budget_ = bytes;
     if (bytes >= kRoomToAcceptAgain) refusing_sends_ = false;
   }
+  // Whether the store takes writes (storage::Committer::Report::store): `status` shows it.
+  void set_store_fault(Status fault) { store_fault_ = std::move(fault); }
   // A delivery push for a freshly leased intent.
   static std::string DeliveryPush(const IntentView& view);
   // The waits that sends with a `wait_rid` parked since the last call. The loop keeps them
@@ -141,6 +146,7 @@ class AgentService {
   uint64_t send_budget_ = UINT64_MAX;  // bytes new intents may still take (set each turn)
   // The latest send was refused for want of room, and the room has not grown since.
   bool refusing_sends_ = false;
+  Status store_fault_;  // OK while the disk takes writes
   static constexpr uint64_t kRoomToAcceptAgain = 64 * 1024 + kIntentSpaceEstimate;
 };
 

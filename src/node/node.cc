@@ -172,7 +172,7 @@ Status Node::Run() {
     OnReport(committer_->Take());
     if (!committer_->busy() && gathering &&
         (ready == 0 || next_->turns >= kMaxGatheredTurns ||
-         next_->requests.size() >= options_.max_batch)) {
+         next_->requests.size() + next_->reads.size() >= options_.max_batch)) {
       MaybeStartCommit();
     }
     in = Inbound();
@@ -186,7 +186,7 @@ Status Node::Run() {
 }
 
 long Node::NextTimeoutMs() const {
-  if (HasDeliverableWork() || !undelivered_.empty()) return 0;
+  if (HasDeliverableWork() || !undelivered_.empty() || !reread_.empty()) return 0;
   const int64_t now = options_.clock->NowMs();
   int64_t next = now + kMaxPollMs;
   if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
@@ -239,6 +239,12 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
 }
 
 void Node::Turn(Inbound& in) {
+  if (!reread_.empty()) {
+    // Reads whose turn failed go first: they have waited longest.
+    in.agents.insert(in.agents.begin(), std::make_move_iterator(reread_.begin()),
+                     std::make_move_iterator(reread_.end()));
+    reread_.clear();
+  }
   struct Parsed {
     Incoming* in;
     wire::Request request;
@@ -295,7 +301,12 @@ void Node::Turn(Inbound& in) {
   turn.replies.reserve(requests.size());
   turn.requests.reserve(requests.size());
   for (const Parsed& p : requests) {
-    turn.requests.emplace_back(p.in->routing_id, p.request.rid);
+    if (AgentService::IsPureRead(p.request.op)) {
+      // Decoded into its own zone: the frame is kept only to ask it again if the turn fails.
+      turn.reads.push_back({p.in->routing_id, std::move(p.in->frame), p.in->failed_turns});
+    } else {
+      turn.requests.emplace_back(p.in->routing_id, p.request.rid);
+    }
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
     if (reply) turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
   }
@@ -328,15 +339,16 @@ void Node::Turn(Inbound& in) {
                       : "");
     for (const IntentId& id : turn.assigned) receivers_.Release(id);
     for (const Waiter& w : turn.send_waits) waiters_.Remove(w);
-    FailPending(*gathered, s);
+    const Status not_stored = NotStoredBecause(s);
+    FailPending(*gathered, not_stored);
     // The in-memory state holds the batch being logged too: let it finish, then rebuild the
     // state from the store.
     FinishCommits(false);
     RebuildState();
-    for (const Parsed& p : requests) {
-      SendAll(
-          {Outgoing{p.in->routing_id, wire::EncodeErrorReply(p.request.rid, s), std::nullopt, 0}});
+    for (const auto& [routing_id, rid] : turn.requests) {
+      SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, not_stored), std::nullopt, 0}});
     }
+    Reread(std::move(turn.reads), not_stored);
     return;  // peers are not acknowledged: they send it again
   }
   if (write) engine_->Commit(batch);  // the in-memory state follows the layered view

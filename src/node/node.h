@@ -81,6 +81,7 @@ class Node {
   struct Incoming {
     std::string routing_id;
     zmq::message_t frame;
+    uint32_t failed_turns = 0;  // a pure read asked again after its turn failed
   };
   // What turns may only do once their writes are durable.
   struct Held {
@@ -93,6 +94,7 @@ class Node {
     std::vector<IntentId> assigned;
     std::map<std::string, uint64_t> acks;                    // peer -> last link seq applied
     std::vector<std::pair<std::string, uint64_t>> requests;  // (connection, rid): for errors
+    std::vector<Incoming> reads;  // pure reads, asked again if it fails (RetryReads)
     std::vector<std::pair<IntentId, uint32_t>> undelivered;  // returned: again if it fails
     uint64_t write_requests = 0;
     uint32_t turns = 0;
@@ -146,6 +148,12 @@ class Node {
   void FinishCommits(bool drain);
   // Answers a failed batch's requests with `why` and undoes its in-memory holds.
   void FailPending(Held& p, const Status& why);
+  // Queues pure reads whose turn failed for the next turn (each at most a few times, then it
+  // gets `why`).
+  void Reread(std::vector<Incoming>&& reads, const Status& why);
+  // What a request in a failed turn or batch is told: not_stored with the cause (or, for a
+  // full map, resource_exhausted).
+  static Status NotStoredBecause(const Status& cause);
   // Bytes the pending write sets will add to the store, at most.
   uint64_t PendingBytes() const;
   // Admission control: sets the room for new sends this turn to what the map has left after
@@ -214,6 +222,8 @@ class Node {
   std::deque<std::unique_ptr<Pending>> unapplied_;
   // Deliveries whose push failed: returned to the queue at the next turn.
   std::vector<std::pair<IntentId, uint32_t>> undelivered_;
+  // Pure reads whose turn failed, answered by the next turn from what is stored.
+  std::vector<Incoming> reread_;
   int wake_read_fd_ = -1;
   int wake_write_fd_ = -1;
   std::atomic<bool> stop_{false};

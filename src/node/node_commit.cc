@@ -38,6 +38,7 @@ void Node::Held::Absorb(Held&& later) {
   append(assigned, later.assigned);
   for (const auto& [peer, seq] : later.acks) acks[peer] = std::max(acks[peer], seq);
   append(requests, later.requests);
+  append(reads, later.reads);
   append(undelivered, later.undelivered);
   write_requests += later.write_requests;
   turns += later.turns;
@@ -64,6 +65,7 @@ void Node::SendHeld(const Held& held) {
 
 void Node::OnReport(storage::Committer::Report report) {
   if (report.durable || report.applied > 0) stats_.lmdb_commits = committer_->lmdb_commits();
+  service_->set_store_fault(report.store);
   if (report.durable) OnCommitted(*report.durable);
   // The Committer applies batches in the order they became durable.
   for (; report.applied > 0 && !unapplied_.empty(); --report.applied) unapplied_.pop_front();
@@ -113,9 +115,11 @@ void Node::OnCommitted(const Status& s) {
                   s.IsResourceExhausted() || s.IsIOError()
                       ? " (check free disk space and [node] map_size)"
                       : "");
-    // The turns gathered since were built on top of it: they fail with it.
-    FailPending(*done, s);
-    if (next_) FailPending(*next_, s);
+    // The turns gathered since were built on top of it: they fail with it. Nothing of them
+    // took effect (the Committer withdraws a failed batch), so sending again is safe.
+    const Status not_stored = NotStoredBecause(s);
+    FailPending(*done, not_stored);
+    if (next_) FailPending(*next_, not_stored);
     next_.reset();
     RebuildState();
     return;
@@ -143,6 +147,31 @@ void Node::FinishCommits(bool drain) {
   if (drain) OnReport(committer_->Drain());
 }
 
+Status Node::NotStoredBecause(const Status& cause) {
+  // A full map is a capacity, not a passing fault: it keeps resource_exhausted, which the
+  // agents do not retry (a result bigger than the map would be sent forever).
+  if (cause.IsResourceExhausted()) {
+    return Status::ResourceExhausted(cause.message() + "; nothing of this request took effect");
+  }
+  return Status::NotStored("the daemon could not store this request (" + cause.ToString() +
+                           "); nothing of it took effect: send it again once the disk takes "
+                           "writes");
+}
+
+void Node::Reread(std::vector<Incoming>&& reads, const Status& why) {
+  // A read that keeps landing in failing turns is told so rather than asked forever.
+  constexpr uint32_t kMaxFailedTurns = 3;
+  for (Incoming& read : reads) {
+    if (++read.failed_turns <= kMaxFailedTurns) {
+      reread_.push_back(std::move(read));
+      continue;
+    }
+    const std::string_view frame(static_cast<const char*>(read.frame.data()), read.frame.size());
+    const uint64_t rid = PeekTopLevelUint(frame, "rid").value_or(0);
+    SendAll({Outgoing{read.routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
+  }
+}
+
 void Node::FailPending(Held& p, const Status& why) {
   for (const IntentId& id : p.assigned) receivers_.Release(id);
   for (Waiter& w : p.answered) waiters_.Add(std::move(w));
@@ -153,6 +182,8 @@ void Node::FailPending(Held& p, const Status& why) {
   for (const auto& [routing_id, rid] : p.requests) {
     SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
   }
+  // Their replies were read from what the failed writes had changed: asked again.
+  Reread(std::move(p.reads), why);
 }
 
 uint64_t Node::PendingBytes() const {

@@ -78,6 +78,7 @@ Committer::Report Committer::TakeLocked() {
   }
   report.applied = applied_;
   applied_ = 0;
+  report.store = fault_;
   return report;
 }
 
@@ -91,6 +92,7 @@ void Committer::Loop() {
     lmdb_commits_ += commits_now_;
     applied_now_ = 0;
     commits_now_ = 0;
+    fault_ = Fault();
     cv_.notify_all();
     if (on_event_) {
       lock.unlock();
@@ -113,6 +115,8 @@ void Committer::Loop() {
       lock.unlock();
       apply_us_now_ = log_us_now_ = 0;
       Status s = Process(job);
+      // A full map fails the batch, not the store: smaller writes (and purges) still go in.
+      batch_error_ = s.IsResourceExhausted() ? Status::OK() : s;
       lock.lock();
       job_ = nullptr;
       result_ = std::move(s);
@@ -150,7 +154,22 @@ void Committer::Loop() {
   }
 }
 
+Status Committer::Fault() const {
+  if (!commit_error_.ok()) return commit_error_;
+  if (!flush_error_.ok()) return flush_error_;
+  return batch_error_;
+}
+
 Status Committer::Process(const WriteSet* writes) {
+  if (!flush_error_.ok()) {
+    // A batch committed on its own could not be flushed: nothing more until a flush works.
+    if (Status s = env_.Sync(); !s.ok()) {
+      return Status(s.code(), "the data file cannot be flushed (" + s.message() +
+                                  "); new writes are refused until it can");
+    }
+    spdlog::info("the data file is flushed again");
+    flush_error_ = Status::OK();
+  }
   if (!commit_error_.ok()) {
     // Batches already durable could not be put into LMDB (a full disk): try them again
     // before taking more.
@@ -176,7 +195,21 @@ Status Committer::Process(const WriteSet* writes) {
   const Clock::time_point start = Clock::now();
   Status s = writes->ApplyTo(*txn_);
   const Clock::time_point applied = Clock::now();
-  if (s.ok()) s = log_->Append(next_seq_, record_);
+  if (s.ok()) {
+    s = log_->Append(next_seq_, record_);
+    if (log_->withdraw_failed()) {
+      // The record may or may not be read back at the next open: this batch's outcome is
+      // unknown, so no answer may go out. Stopping is the honest course; the next start
+      // replays whatever the log holds, and clients ask again.
+      spdlog::critical(
+          "the write-ahead log {} failed ({}) and the partial record could not be withdrawn; "
+          "stopping so that no outcome is reported that a restart could contradict. Check the "
+          "disk, then start handoffd again",
+          log_->path(), s.ToString());
+      spdlog::shutdown();
+      std::abort();
+    }
+  }
   apply_us_now_ = Micros(applied - start);
   log_us_now_ = Micros(Clock::now() - applied);
   if (!s.ok()) {
@@ -216,7 +249,18 @@ Status Committer::ApplyDirect(const WriteSet* writes) {
   // Durable only once the meta page is: this batch is in no log.
   s = env_.Sync();
   log_us_now_ = Micros(Clock::now() - applied);
-  return s;
+  if (!s.ok()) {
+    // The batch is in LMDB and every reader sees it: it took effect, and reporting it failed
+    // would be false (sent again, it would be done twice). What is not known is whether it
+    // would survive a power cut, so nothing more is taken until a flush succeeds.
+    spdlog::error(
+        "a batch was committed to the data file but flushing it failed ({}): it is in effect "
+        "and survives a crash of handoffd, but a power cut before the next successful flush "
+        "may lose it; new writes are refused until a flush succeeds",
+        s.ToString());
+    flush_error_ = s;
+  }
+  return Status::OK();
 }
 
 Status Committer::EnsureTxn() {
@@ -246,6 +290,7 @@ Status Committer::CommitHeld() {
   }
   if (!commit_error_.ok()) spdlog::info("the data file is written again");
   commit_error_ = Status::OK();
+  batch_error_ = Status::OK();
   ++commits_now_;
   applied_now_ += held_.size();
   held_.clear();

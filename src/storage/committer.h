@@ -15,9 +15,14 @@
 // its own, meta page included: durable and applied at once.
 //
 // If applying or logging a batch fails, the batch fails as a whole and LMDB's transaction is
-// rebuilt from the batches held before it, which stay durable. If committing held batches
-// fails (the disk is full), they stay in the log and in the loop's layers; the Committer
-// tries again every second and refuses new batches with that error meanwhile.
+// rebuilt from the batches held before it, which stay durable; what was written of its log
+// record is withdrawn, so a failed batch never comes back at replay (a record that cannot be
+// withdrawn stops the daemon: whether it took effect would be unknown). If committing held
+// batches fails (the disk is full), they stay in the log and in the loop's layers; the
+// Committer tries again every second and refuses new batches with that error meanwhile. A
+// batch committed to LMDB whose flush then failed has taken effect and is reported so; new
+// batches are refused until a flush succeeds. Report::store says whether the store takes
+// writes.
 //
 // Thread safety: Start, busy, Take, Wait and Drain from one thread (the owner's). A write set
 // must stay unchanged and alive until Take has counted it applied (or its batch failed).
@@ -55,6 +60,9 @@ class Committer {
   struct Report {
     std::optional<Status> durable;  // the started batch's outcome, once it is known
     size_t applied = 0;             // durable batches now in LMDB, oldest first
+    // OK while the store takes writes; else why not (the last failure, until a batch or a
+    // retried commit succeeds).
+    Status store;
   };
 
   // `store` must outlive the Committer. `on_event` runs on the committer thread after each
@@ -94,6 +102,8 @@ class Committer {
   // Aborts the transaction and applies the held batches to a new one.
   Status Rebuild();
   Report TakeLocked();
+  // Why the store takes no writes now (OK when it does).
+  Status Fault() const;
 
   Store& store_;
   Env& env_;
@@ -113,6 +123,7 @@ class Committer {
   int64_t apply_us_ = 0;           // guarded by mu_: of the batch whose outcome is in result_
   int64_t commit_us_ = 0;          // guarded by mu_
   uint64_t lmdb_commits_ = 0;      // guarded by mu_
+  Status fault_;                   // guarded by mu_: the thread's Fault() when it published
 
   // The thread's own.
   std::optional<Txn> txn_;            // holds the batches in held_
@@ -121,6 +132,8 @@ class Committer {
   Clock::time_point held_since_;  // when the last batch was added to held_
   uint64_t next_seq_;             // of the next log record
   Status commit_error_;           // the last CommitHeld's, until one succeeds
+  Status flush_error_;            // a direct commit's failed flush, until a flush succeeds
+  Status batch_error_;            // the last batch's failure, until one succeeds
   Clock::time_point retry_at_;
   size_t applied_now_ = 0;    // counted by the thread, moved to applied_
   int64_t apply_us_now_ = 0;  // of the batch Process ran last

@@ -149,23 +149,36 @@ Status Log::Append(uint64_t seq, std::string_view payload) {
   std::array<iovec, 2> parts = {iovec{header, sizeof(header)},
                                 iovec{const_cast<char*>(payload.data()), payload.size()}};
   const size_t total = sizeof(header) + payload.size();
+  // Past this point something of the record may be in the file: a failure withdraws it.
+  auto failed = [&](std::string_view what) {
+    Status s = Errno(what, path_);
+    if (!Withdraw()) withdraw_failed_ = true;
+    return s;
+  };
   ssize_t n;
   do {
     n = ::pwritev(fd_, parts.data(), static_cast<int>(parts.size()), static_cast<off_t>(offset_));
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return Errno("cannot write", path_);
+  if (n < 0) return failed("cannot write");
   if (static_cast<size_t>(n) < total) {
     // A short write (rare: a signal mid-way, a full device): finish it piece by piece.
     std::string record(reinterpret_cast<const char*>(header), sizeof(header));
     record.append(payload);
     if (!PwriteAll(fd_, record.data() + n, total - static_cast<size_t>(n),
                    static_cast<off_t>(offset_) + n)) {
-      return Errno("cannot write", path_);
+      return failed("cannot write");
     }
   }
-  if (sync_ && ::fdatasync(fd_) != 0) return Errno("cannot flush", path_);
+  if (sync_ && ::fdatasync(fd_) != 0) return failed("cannot flush");
   offset_ += Span(payload.size());
   return Status::OK();
+}
+
+bool Log::Withdraw() {
+  // Scan stops at a record without its magic: zeroing the header is enough.
+  const char zeros[kHeaderBytes] = {};
+  if (!PwriteAll(fd_, zeros, sizeof(zeros), static_cast<off_t>(offset_))) return false;
+  return !sync_ || ::fdatasync(fd_) == 0;
 }
 
 }  // namespace handoff::storage

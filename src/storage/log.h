@@ -63,7 +63,12 @@ class Log {
   bool FitsEver(uint64_t payload) const { return Span(payload) <= bytes_; }
   bool Fits(uint64_t payload) const { return offset_ + Span(payload) <= bytes_; }
   // Writes record `seq` after the previous one and, with sync, flushes it. Requires Fits.
+  // On an error nothing of the record counts: what was written of it is withdrawn (its header
+  // zeroed and flushed), so a later Scan cannot find it. If even that fails,
+  // withdraw_failed() turns true: the record may come back at the next open, so whether it
+  // took effect is unknown, and the log must not be used again.
   Status Append(uint64_t seq, std::string_view payload);
+  bool withdraw_failed() const { return withdraw_failed_; }
   // The next Append writes at the start of the file. Only once every record in it is in
   // LMDB, durably: Appends overwrite them.
   void Restart() { offset_ = 0; }
@@ -75,6 +80,8 @@ class Log {
  private:
   Log(int fd, std::string path, uint64_t bytes, bool sync)
       : fd_(fd), path_(std::move(path)), bytes_(bytes), sync_(sync) {}
+  // Zeroes the header at offset_ and flushes it; false if that fails.
+  bool Withdraw();
   // Bytes a record of `payload` bytes takes, padding included.
   static uint64_t Span(uint64_t payload) {
     return (kHeaderBytes + payload + kAlign - 1) / kAlign * kAlign;
@@ -85,6 +92,7 @@ class Log {
   uint64_t bytes_;
   bool sync_;
   uint64_t offset_ = 0;
+  bool withdraw_failed_ = false;
 };
 
 }  // namespace handoff::storage

@@ -1,0 +1,218 @@
+// A disk that fills up under a running handoffd, for real: its data directory is a small
+// tmpfs, filled to the last byte by another file. What must hold: a request the daemon could
+// not store gets not_stored (and nothing of it exists, then or after a restart); every request
+// it acknowledged survives a SIGKILL; `status` says accepting_sends false while the disk
+// refuses and true once it takes writes again; an agent whose result the disk refused keeps
+// its lease and reports it again until it is stored, so the work is not redone.
+//
+// Mounting needs root (CAP_SYS_ADMIN); without it the test says so and skips.
+
+#include <doctest/doctest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "handoff/agent.h"
+#include "handoff/client.h"
+#include "support/daemon.h"
+
+namespace handoff::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr const char* kWorker = "agent://acme/test/worker";
+
+// A tmpfs of `size` at `path`, unmounted when the test ends.
+class SmallFilesystem {
+ public:
+  SmallFilesystem(std::string path, const std::string& size) : path_(std::move(path)) {
+    std::filesystem::create_directories(path_);
+    mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
+    if (!mounted_) error_ = std::strerror(errno);
+  }
+  ~SmallFilesystem() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+  std::string error_;
+};
+
+// Writes `path` until the file system has no room left.
+void FillUp(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  const std::string block(64 << 10, 'f');
+  while (std::fwrite(block.data(), 1, block.size(), f) == block.size()) {
+  }
+  std::fclose(f);
+  // Whatever fits in less than a block, too.
+  std::FILE* g = std::fopen((path + ".tail").c_str(), "wb");
+  if (g != nullptr) {
+    while (std::fputc('f', g) != EOF && std::fflush(g) == 0) {
+    }
+    std::fclose(g);
+  }
+}
+
+template <typename Pred>
+bool WaitFor(Pred pred, milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return pred();
+}
+
+// An intent id the client picks, numbered.
+std::string ChosenId(int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "01a20b67-dfc4-7000-8000-%012d", n);
+  return buf;
+}
+
+TEST_CASE("AFullDiskIsToldTruthfullyAndAFinishedResultIsKeptUntilTheDiskIsFreed") {
+  TempDir dir;
+  Daemon daemon(dir, "node-a", "map_size = \"256MiB\"");
+  SmallFilesystem fs(daemon.data_dir(), "48m");
+  if (!fs.mounted()) {
+    MESSAGE("skipped: cannot mount a tmpfs for the data directory (needs root): " << fs.error());
+    return;
+  }
+  daemon.Start();
+  auto client = daemon.Connect();
+
+  // An intent an agent starts on while the disk still has room. Its handler waits for the
+  // disk to fill before it returns its result.
+  SendRequest work;
+  work.to_agent = kWorker;
+  work.intent_type = "intent.work.v1";
+  work.lease = milliseconds(1000);
+  auto x = client->Send(work);
+  REQUIRE(x.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, go = false;
+  AgentOptions options;
+  options.client = daemon.client_options();
+  options.address = kWorker;
+  auto agent = Agent::Connect(options);
+  REQUIRE(agent.ok());
+  std::atomic<int> runs{0};
+  std::thread agent_thread([&] {
+    (void)(*agent)->Run([&](Task&) {
+      ++runs;
+      std::unique_lock<std::mutex> lock(mu);
+      started = true;
+      cv.notify_all();
+      cv.wait_for(lock, seconds(60), [&] { return go; });
+      return Outcome::Complete({{"done", true}});
+    });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(cv.wait_for(lock, seconds(20), [&] { return started; }));
+  }
+
+  // The disk fills. Sends go on until one is refused; each either was stored or was not.
+  const std::string filler = daemon.data_dir() + "/filler";
+  FillUp(filler);
+  std::vector<std::string> stored, refused;
+  SendRequest bulk;
+  bulk.to_agent = "agent://acme/test/nobody";
+  bulk.intent_type = "intent.bulk.v1";
+  bulk.payload = {{"blob", std::string(8000, 'b')}};
+  for (int i = 0; i < 20000 && refused.size() < 3; ++i) {
+    bulk.intent_id = ChosenId(i);
+    auto r = client->Send(bulk);
+    if (r.ok()) {
+      stored.push_back(bulk.intent_id);
+      continue;
+    }
+    CAPTURE(r.status().ToString());
+    REQUIRE(r.status().IsNotStored());
+    CHECK(r.status().message().find("nothing of it took effect") != std::string::npos);
+    refused.push_back(bulk.intent_id);
+  }
+  REQUIRE(refused.size() == 3);
+  for (const std::string& id : refused) CHECK(client->Get(id).status().IsNotFound());
+  auto status = client->NodeStatus();
+  REQUIRE(status.ok());
+  CHECK((*status)["accepting_sends"] == false);
+  CHECK((*status)["store_error"].get<std::string>().find("No space left") != std::string::npos);
+
+  // The agent finishes now: its result is refused, and it keeps the lease while it retries
+  // (more than the lease's length goes by: without heartbeats it would be delivered again).
+  const auto failed_before = (*status)["failed_commits"].get<uint64_t>();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  // Reads are answered all along: one that lands in a failing batch is asked again.
+  int status_errors = 0;
+  CHECK(WaitFor(
+      [&] {
+        auto s = client->NodeStatus();
+        if (!s.ok()) ++status_errors;
+        return s.ok() && (*s)["failed_commits"].get<uint64_t>() >= failed_before + 8;
+      },
+      seconds(30)));
+  CHECK(status_errors == 0);
+  auto held = client->Get(x->intent_id);
+  REQUIRE(held.ok());
+  CHECK(held->status == IntentStatus::kInProgress);
+  CHECK(held->delivery_attempt == 1);
+
+  // The disk is freed: the result is stored, the store takes writes again, nothing redone.
+  std::filesystem::remove(filler);
+  std::filesystem::remove(filler + ".tail");
+  auto done = client->Wait(x->intent_id, seconds(30));
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(done->result == Json{{"done", true}});
+  CHECK(done->delivery_attempt == 1);
+  CHECK(runs.load() == 1);
+  CHECK(WaitFor(
+      [&] {
+        auto s = client->NodeStatus();
+        return s.ok() && (*s)["accepting_sends"] == true && !s->contains("store_error");
+      },
+      seconds(10)));
+  bulk.intent_id = ChosenId(100000);
+  CHECK(client->Send(bulk).ok());
+  (*agent)->Stop();
+  agent_thread.join();
+
+  // What was acknowledged survives a SIGKILL; what was refused never appears.
+  client.reset();
+  daemon.Kill();
+  daemon.Start();
+  client = daemon.Connect();
+  for (const std::string& id : stored) {
+    CAPTURE(id);
+    CHECK(client->Get(id).ok());
+  }
+  for (const std::string& id : refused) CHECK(client->Get(id).status().IsNotFound());
+  CHECK(client->Get(x->intent_id)->status == IntentStatus::kCompleted);
+  CHECK(daemon.Log().find("No space left") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace handoff::testing

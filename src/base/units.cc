@@ -90,7 +90,11 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
     return Status::InvalidArgument("invalid size '" + std::string(text) + "': unknown unit '" +
                                    unit + "' (use KiB, MiB, GiB or TiB)");
   }
-  return static_cast<uint64_t>(std::llround(n * scale));
+  const double bytes = n * scale;
+  if (bytes >= 9.2e18) {  // beyond what llround can return
+    return Status::InvalidArgument("size '" + std::string(text) + "' is too large");
+  }
+  return static_cast<uint64_t>(std::llround(bytes));
 }
 
 std::string FormatByteSize(uint64_t bytes) {

@@ -120,18 +120,40 @@ Result<std::unique_ptr<Client>> Connect(const Global& g) {
   return Client::Connect(options);
 }
 
-Result<Json> ParseJsonArg(const std::string& text, const std::string& what) {
-  std::string source = text;
-  if (text == "-") {
-    source.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else if (!text.empty() && text[0] == '@') {
-    std::ifstream in(text.substr(1));
-    if (!in) return Status::InvalidArgument("cannot read " + what + " file " + text.substr(1));
-    std::stringstream buf;
-    buf << in.rdbuf();
-    source = buf.str();
+namespace {
+
+// All of `in`, unless it holds more than kMaxJsonInputBytes (a 10 GB file, /dev/zero).
+Result<std::string> ReadBounded(std::istream& in, const std::string& what,
+                                const std::string& source) {
+  std::string out;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
+    out.append(chunk, static_cast<size_t>(in.gcount()));
+    if (out.size() > kMaxJsonInputBytes) {
+      return Status::InvalidArgument(what + " from " + source + " is larger than " +
+                                     FormatByteSize(kMaxJsonInputBytes) +
+                                     " (the daemon takes at most 64MiB)");
+    }
   }
-  return ParseJsonText(source, what);
+  if (in.bad()) return Status::InvalidArgument("cannot read " + what + " from " + source);
+  return out;
+}
+
+}  // namespace
+
+Result<Json> ParseJsonArg(const std::string& text, const std::string& what) {
+  if (text == "-") {
+    HANDOFF_ASSIGN_OR_RETURN(std::string source, ReadBounded(std::cin, what, "stdin"));
+    return ParseJsonText(source, what);
+  }
+  if (!text.empty() && text[0] == '@') {
+    const std::string path = text.substr(1);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::InvalidArgument("cannot read " + what + " file " + path);
+    HANDOFF_ASSIGN_OR_RETURN(std::string source, ReadBounded(in, what, path));
+    return ParseJsonText(source, what);
+  }
+  return ParseJsonText(text, what);
 }
 
 Result<Json> ParseJsonText(const std::string& text, const std::string& what) {

@@ -123,7 +123,9 @@ int Purge(const Global& g, const std::vector<std::string>& ids);
 int Error(const Status& status);
 Result<ClientOptions> MakeClientOptions(const Global& g);
 Result<std::unique_ptr<Client>> Connect(const Global& g);
-// JSON text, "@file", or "-" for stdin; `what` names the flag in errors.
+// JSON text, "@file", or "-" for stdin (at most kMaxJsonInputBytes read); `what` names the
+// flag in errors.
+inline constexpr size_t kMaxJsonInputBytes = size_t{128} << 20;
 Result<Json> ParseJsonArg(const std::string& text, const std::string& what);
 // Parses JSON text that came from a user or a command, refusing with InvalidArgument what the
 // daemon could not take anyway before it can hurt: nesting deeper than kMaxJsonDepth (a

@@ -78,13 +78,22 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
   };
   const auto started = std::chrono::steady_clock::now();
   auto ran = RunShell(command, CompactJson(in.payload) + "\n", env,
-                      [&] { return g_stop.load() || task.canceled() || task.lease_lost(); });
+                      [&] { return g_stop.load() || task.canceled() || task.lease_lost(); },
+                      kMaxJsonInputBytes);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
   if (!ran.ok()) {
     spdlog::error("intent {}: cannot run the command: {}", in.intent_id, ran.status().ToString());
     return Outcome::Fail("exec_error", ran.status().message(), /*retryable=*/true);
+  }
+  if (ran->too_much_output) {
+    spdlog::warn("intent {} attempt {}: the command wrote more than {} and was stopped",
+                 in.intent_id, in.delivery_attempt, FormatByteSize(kMaxJsonInputBytes));
+    return Outcome::Fail("result_too_large",
+                         "the command wrote more than " + FormatByteSize(kMaxJsonInputBytes) +
+                             " to stdout; a result is at most max_payload_bytes",
+                         /*retryable=*/false);
   }
   if (ran->stopped) {
     const char* why = task.canceled() ? "canceled" : task.lease_lost() ? "lease lost" : "stopping";

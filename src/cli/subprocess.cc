@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -96,7 +97,7 @@ std::vector<std::string> BuildEnv(const std::map<std::string, std::string>& extr
 
 Result<ShellResult> RunShell(const std::string& command, const std::string& input,
                              const std::map<std::string, std::string>& env,
-                             const std::function<bool()>& should_stop) {
+                             const std::function<bool()>& should_stop, size_t max_output) {
   int in_pipe[2], out_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0) return Errno("pipe");
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -145,8 +146,12 @@ Result<ShellResult> RunShell(const std::string& command, const std::string& inpu
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       char buf[16384];
       ssize_t got = ::read(out_fd, buf, sizeof(buf));
-      if (got > 0) {
-        result.out.append(buf, static_cast<size_t>(got));
+      if (got > 0 && !result.too_much_output) {
+        const size_t room = max_output - result.out.size();
+        result.out.append(buf, std::min(room, static_cast<size_t>(got)));
+        if (static_cast<size_t>(got) > room) result.too_much_output = true;
+      } else if (got > 0) {
+        // Read and dropped while the command is being stopped, so that it never blocks.
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         ::close(out_fd);
         out_fd = -1;
@@ -160,7 +165,7 @@ Result<ShellResult> RunShell(const std::string& command, const std::string& inpu
         in_fd = -1;
       }
     }
-    if (!result.stopped && should_stop && should_stop()) {
+    if (!result.stopped && (result.too_much_output || (should_stop && should_stop()))) {
       result.stopped = true;
       ::kill(-pid, SIGTERM);
       term_sent = std::chrono::steady_clock::now();

@@ -24,12 +24,15 @@ namespace handoff::cli {
 struct ShellResult {
   int exit_code = 0;     // the command's exit status, or 128 + signal if a signal ended it
   bool stopped = false;  // ended because should_stop() turned true
-  std::string out;       // everything it wrote to stdout
+  bool too_much_output = false;  // stopped for writing more than max_output bytes
+  std::string out;               // everything it wrote to stdout (at most max_output bytes)
 };
 
+// A command that writes more than `max_output` bytes is stopped like one asked to stop
+// (SIGTERM to its group, SIGKILL after a grace period), with too_much_output set.
 Result<ShellResult> RunShell(const std::string& command, const std::string& input,
                              const std::map<std::string, std::string>& env,
-                             const std::function<bool()>& should_stop);
+                             const std::function<bool()>& should_stop, size_t max_output);
 
 }  // namespace handoff::cli
 

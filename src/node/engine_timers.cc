@@ -25,7 +25,9 @@ Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const
     for (uint32_t i = 1; i < attempt && delay < static_cast<double>(r.retry_max_ms); ++i) {
       delay *= r.retry_multiplier;
     }
-    const int64_t delay_ms = std::min<int64_t>(static_cast<int64_t>(delay), r.retry_max_ms);
+    // Compared as doubles before the conversion: a delay past int64 must not be converted.
+    const double cap = static_cast<double>(r.retry_max_ms);
+    const int64_t delay_ms = delay < cap ? static_cast<int64_t>(delay) : r.retry_max_ms;
     const int64_t retry_at = clock_.NowMs() + delay_ms;
     details.Field("retry_in_ms", delay_ms);
     details.Field("retry_at", retry_at);

@@ -113,6 +113,11 @@ TEST_CASE("SizesParseWithBinaryUnits") {
   CHECK(*ParseByteSize("1gib") == (uint64_t{1} << 30));
   CHECK(ParseByteSize("lots").status().IsInvalidArgument());
   CHECK(ParseByteSize("3 furlongs").status().IsInvalidArgument());
+  // Past what 64 bits hold: refused, never converted (float-cast-overflow under sanitize).
+  CHECK(ParseByteSize("99999999999999999999TiB").status().message().find("too large") !=
+        std::string::npos);
+  CHECK(ParseByteSize("16777216TiB").status().IsInvalidArgument());  // 2^64
+  CHECK(ParseDurationMs("99999999999999999999d").status().IsInvalidArgument());
   CHECK(FormatByteSize(1 << 20) == "1MiB");
 }
 

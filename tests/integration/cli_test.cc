@@ -136,6 +136,17 @@ TEST_CASE("BadInputGetsAOneLineErrorAndANonZeroExit") {
   auto noisy = f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "-"}, noise);
   CheckOneLineError(noisy, "--payload");
   for (char c : noisy.err) CHECK(((c >= 0x20 && c < 0x7f) || c == '\n'));
+  // A file without end is read only as far as the bound, and a missing one is named.
+  CheckOneLineError(
+      f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "@/dev/zero"}),
+      "--payload from /dev/zero is larger than 128MiB");
+  CheckOneLineError(
+      f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "@/nonexistent.json"}),
+      "cannot read --payload file /nonexistent.json");
+  // Well-formed JSON whose strings are not UTF-8.
+  CheckOneLineError(f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "-"},
+                          "{\"a\": \"caf\xe9\"}"),
+                    "not valid JSON");
   // Nothing was stored by any of them.
   Json all = ParseOut(f.Ctl({"--json", "list"}));
   CHECK(all.empty());

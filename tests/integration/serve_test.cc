@@ -209,6 +209,28 @@ TEST_CASE("ANonZeroExitUnderServeIsRetriedWithBackoffThenFails") {
   CHECK(delays == std::vector<int64_t>{200, 400});
 }
 
+TEST_CASE("ACommandThatWritesWithoutEndIsStoppedAndItsIntentFails") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  // `yes` writes forever: serve keeps at most 128 MiB of it, stops the command, and fails the
+  // intent for good instead of growing without bound.
+  auto serve = StartServe(daemon, dir, "yes", "serve.log");
+  auto client = daemon.Connect();
+  SendRequest req;
+  req.to_agent = kProcessor;
+  req.intent_type = "intent.flood.v1";
+  auto receipt = client->Send(req);
+  REQUIRE(receipt.ok());
+  auto done = client->Wait(receipt->intent_id, std::chrono::seconds(60));
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kFailed);
+  REQUIRE(done->error.has_value());
+  CHECK(done->error->code == "result_too_large");
+  CHECK(done->error->message.find("more than 128MiB") != std::string::npos);
+  CHECK(done->delivery_attempt == 1);
+}
+
 TEST_CASE("CancelingARunningIntentStopsItsCommandAndRefusesItsResult") {
   TempDir dir;
   Daemon daemon(dir);

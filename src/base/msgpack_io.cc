@@ -299,11 +299,10 @@ struct JsonPath {
     if (is_root) return std::string(key);
     std::string out = parent->ToString();
     if (key.data() == nullptr) return out + "[" + std::to_string(index) + "]";
-    const bool plain = !key.empty() && key.size() <= 40 &&
-                       std::all_of(key.begin(), key.end(), [](char c) {
-                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                                c == '-';
-                       });
+    const bool plain =
+        !key.empty() && key.size() <= 40 && std::all_of(key.begin(), key.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
     if (plain) return out + "." + std::string(key);
     std::string shown;
     for (char c : key.substr(0, 40)) {
@@ -355,8 +354,8 @@ Status CheckJson(const JsonPath& path, const msgpack::object& object) {
           return NotJson(path, "a map key is not valid UTF-8; JSON object keys are text");
         }
         // A key of "" still names an entry: its data() is never null.
-        HANDOFF_RETURN_IF_ERROR(CheckJson(JsonPath{&path, key.empty() ? "" : key, 0, false},
-                                          kv.val));
+        HANDOFF_RETURN_IF_ERROR(
+            CheckJson(JsonPath{&path, key.empty() ? "" : key, 0, false}, kv.val));
       }
       return Status::OK();
     }

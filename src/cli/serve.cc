@@ -71,15 +71,16 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
       {"HANDOFF_TO_AGENT", in.to_agent},
       {"HANDOFF_CORRELATION_ID", in.correlation_id},
       // The answer to this agent's own question (request-approval), when it brings it back.
-      {"HANDOFF_APPROVAL", in.approval && in.approval->mid_work && in.approval->decided()
-                               ? ApprovalJson(*in.approval).dump(-1, ' ', false, OrderedJson::error_handler_t::replace)
-                               : std::string()},
+      {"HANDOFF_APPROVAL",
+       in.approval && in.approval->mid_work && in.approval->decided()
+           ? ApprovalJson(*in.approval).dump(-1, ' ', false, OrderedJson::error_handler_t::replace)
+           : std::string()},
       {kSocketEnv, endpoint},
   };
   const auto started = std::chrono::steady_clock::now();
-  auto ran = RunShell(command, CompactJson(in.payload) + "\n", env,
-                      [&] { return g_stop.load() || task.canceled() || task.lease_lost(); },
-                      kMaxJsonInputBytes);
+  auto ran = RunShell(
+      command, CompactJson(in.payload) + "\n", env,
+      [&] { return g_stop.load() || task.canceled() || task.lease_lost(); }, kMaxJsonInputBytes);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();

@@ -148,6 +148,24 @@ const std::vector<Directive>& Directives() {
          }
          return Status::OK();
        }},
+      {"node", "max_client_backlog", "a size like \"16MiB\"", false,
+       [](const toml::node& n, Target& t) {
+         uint64_t& v = t.config.node.max_client_backlog;
+         HANDOFF_ASSIGN_OR_RETURN(v, ReadSize(n));
+         if (v < (uint64_t{64} << 10) || v > (uint64_t{4} << 30)) {
+           return Status::InvalidArgument("must be between 64KiB and 4GiB");
+         }
+         return Status::OK();
+       }},
+      {"node", "max_total_client_backlog", "a size like \"256MiB\"", false,
+       [](const toml::node& n, Target& t) {
+         uint64_t& v = t.config.node.max_total_client_backlog;
+         HANDOFF_ASSIGN_OR_RETURN(v, ReadSize(n));
+         if (v < (uint64_t{1} << 20) || v > (uint64_t{64} << 30)) {
+           return Status::InvalidArgument("must be between 1MiB and 64GiB");
+         }
+         return Status::OK();
+       }},
       {"node", "max_batch", "an integer from 1 to 65536", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value_exact<int64_t>();

@@ -564,6 +564,8 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("accepting_sends", !refusing_sends_ && store_fault_.ok());
   if (!store_fault_.ok()) w.Field("store_error", store_fault_.ToString());
   w.Field("refused_sends", refused_sends_);
+  w.Field("client_backlog_bytes", stats_.backlog_bytes);
+  w.Field("backlog_dropped_requests", stats_.backlog_dropped);
   if (stats_.space_in_use != 0) w.Field("data_in_use_bytes", stats_.space_in_use);
   w.Field("waiters", static_cast<uint64_t>(waiters_.size()));
   w.Key("receivers");

@@ -42,6 +42,10 @@ struct NodeStats {
   uint64_t rejected = 0;        // requests refused before reaching the engine
   uint64_t lmdb_commits = 0;    // LMDB transactions those batches were applied in
   uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
+  // Requests dropped unread because their connection left too much unread (Backlog), and
+  // the bytes waiting for agent connections now.
+  uint64_t backlog_dropped = 0;
+  uint64_t backlog_bytes = 0;
   uint64_t purged = 0;          // ended intents deleted (retention or purge)
   uint64_t space_in_use = 0;    // bytes of live data in the map at the last check
   // Time the Committer took for the batches that succeeded: applying their writes to LMDB's

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/names.h"
+#include "base/units.h"
 #include "net/endpoint.h"
 
 namespace handoff::node {
@@ -24,6 +25,22 @@ constexpr long kMaxPollMs = 1000;
 // Turns gathered for one commit while input keeps coming (each takes up to max_batch messages
 // from every socket): past this, the gathered turns are committed even though input waits.
 constexpr uint32_t kMaxGatheredTurns = 8;
+// The agent socket's high-water marks, per connection, in messages (see Init).
+constexpr int kAgentSendHwm = 256;
+constexpr int kAgentReceiveHwm = 256;
+// With a backlog, how soon the loop tries ZeroMQ's queues again.
+constexpr int64_t kBacklogRetryMs = 2;
+
+// A connection's routing id (ZeroMQ makes it up: five binary bytes) as hex, for the log.
+std::string HexId(std::string_view id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : id.substr(0, 32)) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -48,7 +65,10 @@ Status ValidateNodeOptions(const NodeOptions& o) {
   return Status::OK();
 }
 
-Node::Node(const NodeOptions& options) : options_(options), context_(1) {}
+Node::Node(const NodeOptions& options)
+    : options_(options),
+      context_(1),
+      backlog_(options.max_client_backlog, options.max_total_client_backlog) {}
 
 Node::~Node() {
   committer_.reset();  // joins its thread (it may still write to the wake pipe)
@@ -115,8 +135,14 @@ Status Node::Init() {
 
   HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint));
   net::SocketOptions socket;
-  socket.max_message_bytes = static_cast<int64_t>(
-      std::max<uint64_t>(uint64_t{64} << 20, 2 * options_.max_payload_bytes + (1 << 20)));
+  // A request carries at most one payload, checkpoint or result: room for it twice over, so
+  // that one a little too large gets a clear error reply rather than a dropped connection.
+  socket.max_message_bytes = static_cast<int64_t>(2 * options_.max_payload_bytes + (1 << 20));
+  // Per connection, in messages: ZeroMQ holds at most this many unread replies (more wait in
+  // the Backlog, bounded in bytes) and this many requests not yet taken by the loop (more
+  // stay in the client, which is slowed).
+  socket.send_hwm = kAgentSendHwm;
+  socket.receive_hwm = kAgentReceiveHwm;
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
   HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
@@ -169,6 +195,10 @@ Status Node::Run() {
       }
     }
     if (stop_.load()) break;
+    if (!backlog_.empty()) {
+      backlog_.Flush([this](const Outgoing& m) { return SendToAgent(m); });
+      stats_.backlog_bytes = backlog_.total_bytes();
+    }
     OnReport(committer_->Take());
     if (!committer_->busy() && gathering &&
         (ready == 0 || next_->turns >= kMaxGatheredTurns ||
@@ -189,6 +219,8 @@ long Node::NextTimeoutMs() const {
   if (HasDeliverableWork() || !undelivered_.empty() || !reread_.empty()) return 0;
   const int64_t now = options_.clock->NowMs();
   int64_t next = now + kMaxPollMs;
+  // ZeroMQ does not say when a connection's queue has room again: look soon.
+  if (!backlog_.empty()) next = now + kBacklogRetryMs;
   if (auto lease = engine_->NextLeaseExpiry()) next = std::min(next, *lease);
   if (auto wait = waiters_.NextDeadline()) next = std::min(next, *wait);
   if (auto timer = engine_->NextTimer()) next = std::min(next, *timer);
@@ -301,6 +333,9 @@ void Node::Turn(Inbound& in) {
   turn.replies.reserve(requests.size());
   turn.requests.reserve(requests.size());
   for (const Parsed& p : requests) {
+    // A connection that leaves more unread than its budget (queued and held replies alike)
+    // is not served until it reads: checked per request, so one turn cannot overshoot.
+    if (Backlogged(p.in->routing_id)) continue;
     if (AgentService::IsPureRead(p.request.op)) {
       // Decoded into its own zone: the frame is kept only to ask it again if the turn fails.
       turn.reads.push_back({p.in->routing_id, std::move(p.in->frame), p.in->failed_turns});
@@ -308,7 +343,10 @@ void Node::Turn(Inbound& in) {
       turn.requests.emplace_back(p.in->routing_id, p.request.rid);
     }
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
-    if (reply) turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
+    if (reply) {
+      backlog_.Hold(p.in->routing_id, reply->size());
+      turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
+    }
   }
 
   turn.send_waits = service_->TakeSendWaits();
@@ -345,6 +383,7 @@ void Node::Turn(Inbound& in) {
     // state from the store.
     FinishCommits(false);
     RebuildState();
+    Unhold(turn.replies);
     for (const auto& [routing_id, rid] : turn.requests) {
       SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, not_stored), std::nullopt, 0}});
     }
@@ -407,22 +446,51 @@ void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Held* out) {
 
 void Node::SendAll(const std::vector<Outgoing>& messages) {
   for (const Outgoing& m : messages) {
-    Status s = agents_->Send(m.routing_id, m.frame);
-    if (s.ok()) continue;
-    if (s.IsUnavailable()) {
-      // The connection is gone. A delivery that could not be pushed reached nobody: it goes
-      // back to the queue uncounted. Whatever else the connection held was received, so those
-      // leases end now rather than after a full lease.
-      if (m.delivery) {
-        receivers_.Release(*m.delivery);
-        undelivered_.emplace_back(*m.delivery, m.attempt);
-      }
-      for (const IntentId& id : receivers_.Remove(m.routing_id)) engine_->ExpireLeaseNow(id);
-      spdlog::debug("agent connection vanished before a message to it could be sent");
-    } else {
-      spdlog::warn("dropped a message to an agent connection: {}", s.ToString());
-    }
+    backlog_.Send(m, [this](const Outgoing& out) { return SendToAgent(out); });
   }
+  stats_.backlog_bytes = backlog_.total_bytes();
+}
+
+void Node::Unhold(const std::vector<Outgoing>& replies) {
+  for (const Outgoing& m : replies) backlog_.Unhold(m.routing_id, m.frame.size());
+}
+
+Backlog::Sent Node::SendToAgent(const Outgoing& m) {
+  Status s = agents_->Send(m.routing_id, m.frame);
+  if (s.ok()) return Backlog::Sent::kTaken;
+  if (s.IsResourceExhausted()) return Backlog::Sent::kFull;
+  if (s.IsUnavailable()) {
+    // The connection is gone. A delivery that could not be pushed reached nobody: it goes
+    // back to the queue uncounted. Whatever else the connection held was received, so those
+    // leases end now rather than after a full lease.
+    if (m.delivery) {
+      receivers_.Release(*m.delivery);
+      undelivered_.emplace_back(*m.delivery, m.attempt);
+    }
+    for (const IntentId& id : receivers_.Remove(m.routing_id)) engine_->ExpireLeaseNow(id);
+    spdlog::debug("agent connection vanished before a message to it could be sent");
+  } else {
+    spdlog::warn("dropped a message to an agent connection: {}", s.ToString());
+  }
+  return Backlog::Sent::kTaken;
+}
+
+bool Node::Backlogged(const std::string& routing_id) {
+  if (!backlog_.Over(routing_id)) return false;
+  ++backlogged_;
+  ++stats_.backlog_dropped;
+  const int64_t now = options_.clock->NowMs();
+  if (now - last_backlog_log_ms_ >= kRejectLogPeriodMs) {
+    spdlog::warn(
+        "dropped {} request(s) from agent connection {}: it leaves {} of replies unread (limit "
+        "{} per connection, {} for all: max_client_backlog, max_total_client_backlog); its "
+        "requests are served again once it reads them",
+        backlogged_, HexId(routing_id), FormatByteSize(backlog_.bytes(routing_id)),
+        FormatByteSize(backlog_.connection_budget()), FormatByteSize(backlog_.total_budget()));
+    backlogged_ = 0;
+    last_backlog_log_ms_ = now;
+  }
+  return true;
 }
 
 }  // namespace handoff::node

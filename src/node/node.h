@@ -38,6 +38,7 @@
 #include "net/sockets.h"
 #include "net/zap.h"
 #include "node/agent_service.h"
+#include "node/backlog.h"
 #include "node/engine.h"
 #include "node/options.h"
 #include "node/peer_link.h"
@@ -72,12 +73,6 @@ class Node {
   const NodeOptions& options() const { return options_; }
 
  private:
-  struct Outgoing {
-    std::string routing_id;
-    std::string frame;
-    std::optional<IntentId> delivery;  // set for a delivery push
-    uint32_t attempt = 0;
-  };
   struct Incoming {
     std::string routing_id;
     zmq::message_t frame;
@@ -175,6 +170,14 @@ class Node {
   // `txn`: into `out` (sent later) when given, else at once.
   void AnswerWaiters(const Txn& txn, const Batch& batch, Held* out);
   void SendAll(const std::vector<Outgoing>& messages);
+  // Replies held by a turn until its batch is durable, sent or dropped now: no longer counted
+  // against their connections' budgets (Backlog::Hold).
+  void Unhold(const std::vector<Outgoing>& replies);
+  // Hands one message to the agent socket: taken, or full (Backlog keeps it).
+  Backlog::Sent SendToAgent(const Outgoing& m);
+  // True (and counted, and logged now and then) when a request from `routing_id` must wait:
+  // the connection leaves more unread than its backlog budget.
+  bool Backlogged(const std::string& routing_id);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
   // Loads (or creates) this node's key pair and starts the ZAP handler that admits the peers'
@@ -203,6 +206,7 @@ class Node {
   std::unique_ptr<PeerService> peer_service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
+  Backlog backlog_;  // for agents_
   std::optional<net::CurveKeyPair> keys_;  // this node's, when peer_security is curve
   std::unique_ptr<net::ZapHandler> zap_;   // admits the peers' keys; before peers_in_ binds
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint
@@ -231,6 +235,8 @@ class Node {
   // Rejected input since the last warning, so a flood logs one line per period.
   uint64_t rejected_ = 0;
   int64_t last_reject_log_ms_ = 0;
+  uint64_t backlogged_ = 0;  // requests dropped since the last warning
+  int64_t last_backlog_log_ms_ = 0;
   int64_t last_space_check_ms_ = 0;
   uint64_t free_bytes_ = 0;  // free pages below the high-water mark at the last count
   bool refusing_sends_ = false;

@@ -57,6 +57,7 @@ void Node::MaybeStartCommit() {
 }
 
 void Node::SendHeld(const Held& held) {
+  Unhold(held.replies);
   SendAll(held.replies);
   SendAll(held.pushes);
   SendAll(held.answers);
@@ -173,6 +174,7 @@ void Node::Reread(std::vector<Incoming>&& reads, const Status& why) {
 }
 
 void Node::FailPending(Held& p, const Status& why) {
+  Unhold(p.replies);  // never sent: errors go instead
   for (const IntentId& id : p.assigned) receivers_.Release(id);
   for (Waiter& w : p.answered) waiters_.Add(std::move(w));
   // Their sends were not stored: their waits go (after the re-parking above, which may hold

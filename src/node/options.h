@@ -75,6 +75,12 @@ struct NodeOptions {
   // [node] max_payload_bytes: largest payload, checkpoint or result (msgpack-encoded).
   // Default: 1 MiB.
   uint64_t max_payload_bytes = uint64_t{1} << 20;
+  // [node] max_client_backlog: bytes of replies and deliveries an agent connection may leave
+  // unread beyond what ZeroMQ queues for it (kAgentSendHwm messages); past it, its requests
+  // wait until it reads. Default: 16 MiB.
+  uint64_t max_client_backlog = uint64_t{16} << 20;
+  // [node] max_total_client_backlog: the same for all connections together. Default: 256 MiB.
+  uint64_t max_total_client_backlog = uint64_t{256} << 20;
   // [node] max_batch: requests applied per commit (group commit). Default: 1024.
   uint32_t max_batch = 1024;
 

@@ -244,13 +244,13 @@ TEST_CASE("Utf8IsCheckedStrictly") {
   CHECK(IsValidUtf8("plain ascii"));
   CHECK(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
   CHECK_FALSE(IsValidUtf8("\xff"));
-  CHECK_FALSE(IsValidUtf8("\x80"));                  // a continuation byte first
-  CHECK_FALSE(IsValidUtf8("\xc3"));                  // cut short
-  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));              // overlong '/'
-  CHECK_FALSE(IsValidUtf8("\xe0\x80\xaf"));          // overlong, three bytes
-  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));          // a surrogate
-  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));      // past U+10FFFF
-  CHECK_FALSE(IsValidUtf8("ok\xe2\x82"));            // cut short at the end
+  CHECK_FALSE(IsValidUtf8("\x80"));              // a continuation byte first
+  CHECK_FALSE(IsValidUtf8("\xc3"));              // cut short
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  CHECK_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // overlong, three bytes
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));      // a surrogate
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  CHECK_FALSE(IsValidUtf8("ok\xe2\x82"));        // cut short at the end
 }
 
 TEST_CASE("OnlyValuesShowableAsJsonPassAndTheRefusalSaysWhere") {
@@ -285,7 +285,10 @@ TEST_CASE("OnlyValuesShowableAsJsonPassAndTheRefusalSaysWhere") {
       {std::string("\x81\xa1\xff\xa1x", 5), "payload: a map key is not valid UTF-8"},
       {std::string("\x81\xa1k\x92\x01\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", 14),
        "payload.k[1]: NaN and infinite numbers"},
-      {std::string("\x81\xa3" "a b\x81\xa1" "c\xca\x7f\xc0\x00\x00", 13),
+      {std::string("\x81\xa3"
+                   "a b\x81\xa1"
+                   "c\xca\x7f\xc0\x00\x00",
+                   13),
        "payload[\"a b\"].c: NaN"},
   };
   for (const Case& c : cases) {

@@ -321,8 +321,7 @@ TEST_CASE("CheckpointsAndResultsMustBeShowableAsJson") {
   Status result = (*agent)->Run([&](Task& task) {
     binary_checkpoint = task.Checkpoint({{"blob", Json::binary({1, 2, 3})}});
     nan_checkpoint = task.Checkpoint({{"x", std::nan("")}});
-    binary_result =
-        client->Complete(task.intent_id(), task.attempt(), {{"b", Json::binary({0})}});
+    binary_result = client->Complete(task.intent_id(), task.attempt(), {{"b", Json::binary({0})}});
     (*agent)->Stop();
     return Outcome::Complete({{"ok", true}});
   });

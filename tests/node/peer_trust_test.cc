@@ -212,9 +212,9 @@ TEST_CASE("WhatAPeerSendsMustBeShowableAsJson") {
   IntentId id = n.Send();
   Pump(n.a, n.b, "node-b");
   const IntentView before = n.a.Get(id);
-  wire::RemoteUpdate done = Update(id, "node-b",
-                                   {IntentStatus::kDelivered, IntentStatus::kInProgress,
-                                    IntentStatus::kCompleted});
+  wire::RemoteUpdate done =
+      Update(id, "node-b",
+             {IntentStatus::kDelivered, IntentStatus::kInProgress, IntentStatus::kCompleted});
   done.result = std::string("\x81\x01\xa1x", 4);  // {1: "x"}
   n.a.Receive(UpdateFrame("node-b", 1, done));
   CHECK(n.a.peers->refused("node-b") == 1);

@@ -27,7 +27,9 @@ constexpr long kMaxPollMs = 1000;
 constexpr uint32_t kMaxGatheredTurns = 8;
 // The agent socket's high-water marks, per connection, in messages (see Init).
 constexpr int kAgentSendHwm = 256;
-constexpr int kAgentReceiveHwm = 256;
+constexpr int kAgentReceiveHwm = 32;
+// Request bytes one turn takes from the agent socket (at least one request).
+constexpr uint64_t kMaxTurnFrameBytes = uint64_t{4} << 20;
 // With a backlog, how soon the loop tries ZeroMQ's queues again.
 constexpr int64_t kBacklogRetryMs = 2;
 
@@ -238,7 +240,10 @@ bool Node::HasDeliverableWork() const {
 }
 
 void Node::Drain(Inbound* in) {
-  while (in->agents.size() < options_.max_batch) {
+  // Bounded in bytes too: a turn decodes every request it takes before it handles them, and a
+  // frame decodes to at most ~16 bytes of objects per byte (one-byte values), plus its strings.
+  uint64_t bytes = 0;
+  while (in->agents.size() < options_.max_batch && bytes < kMaxTurnFrameBytes) {
     auto m = agents_->TryReceive();
     if (!m.ok()) {
       spdlog::error("reading the agent socket: {}", m.status().ToString());
@@ -251,6 +256,7 @@ void Node::Drain(Inbound* in) {
                                      std::to_string((*m)->frames.size())));
       continue;
     }
+    bytes += (*m)->frames[0].size();
     in->agents.push_back({std::move((*m)->routing_id), std::move((*m)->frames[0])});
   }
   DrainPeers(in);

@@ -63,8 +63,12 @@ Status Node::OpenPeerSecurity() {
 Status Node::OpenPeers() {
   HANDOFF_RETURN_IF_ERROR(OpenPeerSecurity());
   net::SocketOptions socket;
-  socket.max_message_bytes = static_cast<int64_t>(
-      std::max<uint64_t>(uint64_t{64} << 20, 2 * options_.max_payload_bytes + (1 << 20)));
+  // The largest peer message carries two blobs (an intent's payload and checkpoint, or an
+  // update's checkpoint and result) and up to 64 events: room for three, and 1 MiB.
+  socket.max_message_bytes = static_cast<int64_t>(3 * options_.max_payload_bytes + (1 << 20));
+  // Per connection, in messages: a peer that sends faster than the loop applies is slowed.
+  socket.receive_hwm = PeerLink::kSendHwm;
+  socket.send_hwm = PeerLink::kSendHwm;
   socket.heartbeat_ms = static_cast<int>(options_.peer_heartbeat_ms);
   if (keys_) {
     socket.curve_public_key = keys_->public_key;
@@ -189,11 +193,16 @@ void Node::DrainPeers(Inbound* in) {
   }
   // Data and pings arrive on the peer ROUTER.
   if (!peers_in_) return;
+  // Bounded in bytes as well as in messages: what a turn takes is decoded and held until the
+  // turn is done (at least one message).
+  constexpr uint64_t kMaxTurnPeerBytes = uint64_t{32} << 20;
   size_t taken = 0;
-  while (taken++ < options_.max_batch) {
+  uint64_t bytes = 0;
+  while (taken++ < options_.max_batch && bytes < kMaxTurnPeerBytes) {
     auto m = peers_in_->TryReceive();
     if (!m.ok() || !m->has_value()) break;
     net::RoutedMessage& routed = **m;
+    for (const zmq::message_t& f : routed.frames) bytes += f.size();
     const std::string who = Quoted(keys_ ? routed.user_id : routed.routing_id);
     if (routed.frames.size() != 1) {
       if (ShouldLogRefusal("frames " + who, now)) {
@@ -300,6 +309,7 @@ void Node::WritePeerStatus(MsgWriter& w) const {
     }
     w.Field("retransmissions", link->retransmissions());
     w.Field("sent", link->sent());
+    w.Field("in_flight_bytes", link->in_flight_bytes());
     w.Field("acked", link->acked());
     w.EndMap();
   }

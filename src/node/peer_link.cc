@@ -36,6 +36,7 @@ PeerLink::PeerLink(std::string self, uint64_t boot, PeerOptions peer, const Node
 Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
   net::SocketOptions socket;
   socket.immediate = true;
+  socket.send_hwm = kSendHwm;
   socket.heartbeat_ms = static_cast<int>(heartbeat_ms_);
   socket.reconnect_max_ms = static_cast<int>(std::max<int64_t>(heartbeat_ms_, 100));
   if (keys_ != nullptr) {
@@ -103,6 +104,7 @@ void PeerLink::PollHandshakes(int64_t now) {
         OnHandshakeFailed(ClosedWhy(), now);
         break;
       case Kind::kDisconnected:
+        ++connection_epoch_;  // what ZeroMQ queued for it is gone
         break;
     }
   }
@@ -157,6 +159,7 @@ void PeerLink::OnHandshakeFailed(const std::string& why, int64_t now) {
   if (keys_ != nullptr) key_index_ = (key_index_ + 1) % peer_.public_keys.size();
   // ZeroMQ gives up on a connection whose handshake failed with a protocol error, and would
   // retry one that was closed with the key just left behind: take it from here.
+  ++connection_epoch_;
   Status s = dealer_->Disconnect();
   if (!s.ok()) spdlog::error("link to {}: {}", peer_.name, s.ToString());
   reconnect_at_ms_ = now + auth_backoff_ms_;
@@ -185,12 +188,14 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
   if (acked > acked_) {
     if (!NeedsTrim()) trim_pending_since_ms_ = now;
     acked_ = acked;
+    ForgetInFlight(acked_);
     last_progress_ms_ = now;
     rto_ms_ = rto_initial_ms_;
   }
   if (was_down) {
     spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name, assigned_ - acked_);
     next_send_ = acked_ + 1;  // send it again now, not after a retransmission timeout
+    ForgetInFlight(assigned_);
     blocked_until_ms_ = 0;
   }
   next_send_ = std::max(next_send_, acked_ + 1);
@@ -208,16 +213,31 @@ void PeerLink::Pump(storage::Store& store, const BeginView& view, int64_t now) {
     if (!s.ok()) blocked_until_ms_ = now + kBlockedRetryMs;
   }
   const bool in_flight = next_send_ > acked_ + 1;
-  if (in_flight && now - last_progress_ms_ >= rto_ms_) {
+  if (in_flight && now - last_progress_ms_ >= rto_ms_ && round_epoch_ == connection_epoch_ &&
+      last_heard_ms_ <= last_progress_ms_) {
+    // Silent on the connection the messages went out on: they wait in its queues (the peer is
+    // stalled), and copies would only pile up behind them. ZeroMQ's heartbeats drop the
+    // connection if it stays silent; then they are sent again.
+    last_progress_ms_ = now;
+    rto_ms_ = std::min(rto_ms_ * 2, rto_max_ms_);
+  } else if (in_flight && now - last_progress_ms_ >= rto_ms_) {
     retransmissions_ += next_send_ - 1 - acked_;
     spdlog::debug("link to {}: no ack for {} ms; resending from #{}", peer_.name, rto_ms_,
                   acked_ + 1);
     next_send_ = acked_ + 1;
+    ForgetInFlight(assigned_);
     rto_ms_ = std::min(rto_ms_ * 2, rto_max_ms_);
     last_progress_ms_ = now;
     blocked_until_ms_ = 0;
   }
   if (now >= blocked_until_ms_) SendFrom(store, view, now);
+}
+
+void PeerLink::ForgetInFlight(uint64_t acked) {
+  while (!in_flight_.empty() && in_flight_.front().first <= acked) {
+    in_flight_bytes_ -= in_flight_.front().second;
+    in_flight_.pop_front();
+  }
 }
 
 void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t now) {
@@ -231,18 +251,27 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
   while (next_send_ <= last) {
     std::vector<storage::OutboxEntry> entries;
     size_t want = static_cast<size_t>(std::min<uint64_t>(last - next_send_ + 1, kReadChunk));
-    Status s = store.ReadOutbox(*txn, peer_.name, next_send_, want, &entries);
+    // No more read than the byte window has room for (900 KiB messages, 256 at a time, made
+    // a read of 225 MiB).
+    const uint64_t room = kWindowBytes > in_flight_bytes_ ? kWindowBytes - in_flight_bytes_ : 1;
+    Status s = store.ReadOutbox(*txn, peer_.name, next_send_, want, &entries, room);
     if (!s.ok() || entries.empty() || entries.front().seq != next_send_) {
       if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
       return;
     }
     for (const storage::OutboxEntry& e : entries) {
+      if (!in_flight_.empty() && in_flight_bytes_ + e.frame.size() > kWindowBytes) return;
       if (!dealer_->Send(e.frame).ok()) {
         blocked_until_ms_ = now + kBlockedRetryMs;  // not connected, or its queue is full
         return;
       }
-      if (next_send_ == acked_ + 1) last_progress_ms_ = now;  // the retransmit clock starts
+      if (next_send_ == acked_ + 1) {
+        last_progress_ms_ = now;  // the retransmit clock starts
+        round_epoch_ = connection_epoch_;
+      }
       next_send_ = e.seq + 1;
+      in_flight_.emplace_back(e.seq, e.frame.size());
+      in_flight_bytes_ += e.frame.size();
       ++sent_;
     }
   }

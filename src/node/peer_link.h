@@ -24,6 +24,7 @@
 #define HANDOFF_NODE_PEER_LINK_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,8 +40,12 @@ namespace handoff::node {
 
 class PeerLink {
  public:
-  // Most messages sent and not yet acknowledged.
+  // Most messages, and bytes, sent and not yet acknowledged (at least one message goes out
+  // whatever its size).
   static constexpr uint64_t kWindow = 4096;
+  static constexpr uint64_t kWindowBytes = uint64_t{64} << 20;
+  // ZeroMQ's queue for the link, in messages: a peer that stops reading stops the link there.
+  static constexpr int kSendHwm = 1024;
 
   // `boot` identifies this run of this node (see peer_protocol.h). `keys` is this node's key
   // pair, or null for plaintext (peer_security = "none"); it must outlive the link.
@@ -90,12 +95,15 @@ class PeerLink {
   uint64_t pending() const { return assigned_ - acked_; }
   uint64_t retransmissions() const { return retransmissions_; }
   uint64_t sent() const { return sent_; }
+  uint64_t in_flight_bytes() const { return in_flight_bytes_; }
 
  private:
   static constexpr uint64_t kTrimBatch = 1024;
   static constexpr int64_t kTrimDelayMs = 1000;
 
   void SendFrom(storage::Store& store, const BeginView& view, int64_t now);
+  // Forgets what was in flight up to `acked` (or everything, to send it again).
+  void ForgetInFlight(uint64_t acked);
   // A handshake failed with `why`: mark the link, log it once, drop the connection and plan the
   // next attempt (with the peer's next key when several are listed).
   void OnHandshakeFailed(const std::string& why, int64_t now);
@@ -118,6 +126,14 @@ class PeerLink {
   std::string auth_error_;                       // empty: no failure since the last success
   std::string logged_error_;                     // the last error logged, to log each once
   uint64_t auth_failures_ = 0;
+  // Sizes of the messages in flight, oldest first, and their sum: the byte window.
+  std::deque<std::pair<uint64_t, uint64_t>> in_flight_;
+  uint64_t in_flight_bytes_ = 0;
+  // Counts the connections ZeroMQ dropped (their queued messages with them). Messages sent on
+  // a connection that is still up are still on their way, so a retransmission timeout resends
+  // them only if the connection changed since, or the peer answered without acknowledging them.
+  uint64_t connection_epoch_ = 0;
+  uint64_t round_epoch_ = 0;  // the epoch when the oldest unacknowledged message was sent
   int fast_closes_ = 0;          // handshakes the peer closed quickly since the last success
   int64_t connected_at_ms_ = 0;  // the last TCP connect
   int64_t reconnect_at_ms_ = 0;  // after a refused handshake: connect again then; 0: no plan

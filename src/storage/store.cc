@@ -343,17 +343,19 @@ Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, uint64_t upt
 }
 
 Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
-                         std::vector<OutboxEntry>* out) const {
+                         std::vector<OutboxEntry>* out, uint64_t max_bytes) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
   const std::string prefix = QueuePrefix(peer);
-  for (bool more = cursor.Seek(OutboxKey(peer, from)); more && out->size() < limit;
-       more = cursor.Next()) {
+  uint64_t bytes = 0;
+  for (bool more = cursor.Seek(OutboxKey(peer, from));
+       more && out->size() < limit && (out->empty() || bytes < max_bytes); more = cursor.Next()) {
     std::string_view key = cursor.key();
     if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) break;
     std::string_view value = cursor.value();
     if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
     out->push_back({ReadU64(key.substr(prefix.size())), static_cast<int64_t>(ReadU64(value)),
                     std::string(value.substr(8))});
+    bytes += value.size();
   }
   return cursor.status();
 }

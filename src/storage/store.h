@@ -125,9 +125,10 @@ class Store {
                    std::string_view frame);
   // Deletes the peer's entries with seq <= `upto`; returns how many.
   Result<uint64_t> TrimOutbox(Txn& txn, std::string_view peer, uint64_t upto);
-  // Up to `limit` of the peer's entries with seq >= `from`, in seq order.
+  // Up to `limit` of the peer's entries with seq >= `from`, in seq order, stopping once
+  // they hold `max_bytes` (at least one is read).
   Status ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
-                    std::vector<OutboxEntry>* out) const;
+                    std::vector<OutboxEntry>* out, uint64_t max_bytes = UINT64_MAX) const;
 
  private:
   explicit Store(std::unique_ptr<Env> env) : env_(std::move(env)) {}

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -12,18 +13,21 @@
 
 #include "base/msgpack_io.h"
 #include "handoff/client.h"
+#include "support/cluster.h"
 #include "support/daemon.h"
 #include "wire/agent_protocol.h"
 
 namespace handoff::testing {
 namespace {
 
-// The daemon's resident set, from /proc.
+// The daemon's anonymous resident memory (heap, stacks, ZeroMQ's queues), from /proc: its
+// resident size less the pages of files it maps, which for handoffd is the LMDB data file
+// (those pages are the page cache's, and the kernel drops them under pressure).
 uint64_t RssBytes(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
   }
   return 0;
 }
@@ -77,7 +81,7 @@ TEST_CASE("AClientThatNeverReadsItsRepliesIsCutOffAndMemoryStaysBounded") {
     peak = std::max(peak, RssBytes(pid));
     REQUIRE(client->NodeStatus().ok());
   }
-  MESSAGE("daemon RSS peak during the unread-list flood: " << (peak >> 20) << " MiB");
+  MESSAGE("daemon anonymous RSS peak during the unread-list flood: " << (peak >> 20) << " MiB");
   CHECK(peak < kRssBound);
   CHECK(daemon.Log().find("leaves") != std::string::npos);
   CHECK(daemon.Log().find("max_client_backlog") != std::string::npos);
@@ -98,6 +102,171 @@ TEST_CASE("AClientThatNeverReadsItsRepliesIsCutOffAndMemoryStaysBounded") {
   REQUIRE(decoded.ok());
   CHECK(decoded->rid == 99999);
   CHECK(decoded->status.ok());
+  CHECK(daemon.running());
+}
+
+}  // namespace
+}  // namespace handoff::testing
+
+namespace handoff::testing {
+namespace {
+
+TEST_CASE("ALinkToAPausedPeerHoldsAtMostItsByteWindow") {
+  TempDir dir;
+  Cluster cluster(dir, {{"node-a", {}, "fsync = false"},
+                        {"node-b", {"agent://acme/far/*"}, "fsync = false"}});
+  cluster.StartAll();
+  cluster.WaitConnected();
+  auto client = cluster["node-a"].Connect();
+  auto status = client->NodeStatus();
+  REQUIRE(status.ok());
+  const int pid = (*status)["pid"].get<int>();
+  auto peer = [&] {
+    auto s = client->NodeStatus();
+    REQUIRE(s.ok());
+    return (*s)["peers"][0];
+  };
+
+  // node-b stops (SIGSTOP) while 300 intents of 900 KiB go to it: 264 MiB to forward.
+  cluster["node-b"].Signal(SIGSTOP);
+  SendRequest req;
+  req.to_agent = "agent://acme/far/worker";
+  req.intent_type = "intent.big.v1";
+  req.payload = {{"blob", std::string(900 << 10, 'p')}};
+  uint64_t peak = 0;
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(client->Send(req).ok());
+    if (i % 20 == 0) peak = std::max(peak, RssBytes(pid));
+  }
+  // Several retransmission timeouts (100 ms doubling to 1 s) and the link's heartbeats pass:
+  // at most the byte window is in flight, and no copies pile up behind it.
+  const auto paused_until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (std::chrono::steady_clock::now() < paused_until) {
+    const auto link = peer();
+    CHECK(link["in_flight_bytes"].get<uint64_t>() <= (uint64_t{64} << 20) + (1 << 20));
+    peak = std::max(peak, RssBytes(pid));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // node-b resumes: everything arrives, and the sender stays bounded meanwhile.
+  cluster["node-b"].Signal(SIGCONT);
+  bool drained = false;
+  for (int i = 0; i < 1200 && !drained; ++i) {
+    drained = peer()["outbox_depth"].get<uint64_t>() == 0;
+    peak = std::max(peak, RssBytes(pid));
+    if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(drained);
+  MESSAGE("sender anonymous RSS peak with its peer paused, then resumed: " << (peak >> 20) << " MiB");
+  CHECK(peak < kRssBound);
+  auto far = cluster["node-b"].Connect();
+  ListOptions all;
+  all.limit = 1000;
+  auto listed = far->List(all);
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 300);
+}
+
+}  // namespace
+}  // namespace handoff::testing
+
+namespace handoff::testing {
+namespace {
+
+// A msgpack array header of `n` entries (array32).
+std::string ArrayHeader(uint32_t n) {
+  return std::string{'\xdd', static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                     static_cast<char>(n >> 8), static_cast<char>(n)};
+}
+
+TEST_CASE("FramesBuiltToBlowUpWhenDecodedOrToBeManyStayBounded") {
+  TempDir dir;
+  Daemon daemon(dir);  // max_payload_bytes 1 MiB: agent frames up to 3 MiB
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto status = client->NodeStatus();
+  REQUIRE(status.ok());
+  const int pid = (*status)["pid"].get<int>();
+  zmq::context_t context;
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::sndhwm, 0);
+  raw.connect(daemon.endpoint());
+  uint64_t peak = 0;
+
+  // The largest frame the socket takes, packed with empty arrays: three arrays of a million
+  // (the most one container may hold), each entry one byte that decodes to an object. 100 of
+  // them, none read back until the end.
+  wire::RequestBuilder b("send", 1);
+  b.w().Field("intent_type", "intent.bomb.v1");
+  b.w().Field("to_agent", "agent://acme/test/worker");
+  std::string payload = "\x83";  // a map of three
+  for (char key : {'a', 'b', 'c'}) {
+    payload += '\xa1';
+    payload += key;
+    payload += ArrayHeader((1 << 20) - 64);
+    payload.append((size_t{1} << 20) - 64, '\x90');  // empty arrays
+  }
+  b.w().FieldRaw("payload", payload);
+  const std::string bomb = b.Finish();
+  REQUIRE(bomb.size() < (size_t{3} << 20));
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(raw.send(zmq::buffer(bomb), zmq::send_flags::none));
+    if (i % 10 == 0) peak = std::max(peak, RssBytes(pid));
+  }
+  raw.set(zmq::sockopt::rcvtimeo, 30000);
+  for (int i = 0; i < 100; ++i) {
+    zmq::message_t reply;
+    REQUIRE(raw.recv(reply, zmq::recv_flags::none));
+    auto decoded = wire::DecodeReply(reply.to_string_view());
+    REQUIRE(decoded.ok());
+    // Refused by size (3 MiB of payload over a 1 MiB limit), never stored.
+    CHECK(decoded->status.IsInvalidArgument());
+    peak = std::max(peak, RssBytes(pid));
+  }
+  MESSAGE("anonymous RSS peak for 100 frames of 3 million empty arrays: " << (peak >> 20)
+                                                                          << " MiB");
+  CHECK(peak < kRssBound);
+
+  CHECK(daemon.running());
+}
+
+TEST_CASE("AMessageOfManyFramesIsRefusedAndFreed") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto client = daemon.Connect();
+  auto status = client->NodeStatus();
+  REQUIRE(status.ok());
+  const int pid = (*status)["pid"].get<int>();
+  zmq::context_t context;
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 30000);
+  raw.connect(daemon.endpoint());
+  // A 200-frame message of 1 MiB frames: ZeroMQ hands over a message only whole, so it is
+  // buffered before anything can look at it (200 MiB here: frames are at most
+  // 2 x max_payload_bytes + 1 MiB each, and ZeroMQ has no limit on their number); the daemon
+  // refuses it, frees it, and goes on.
+  uint64_t frames_peak = 0;
+  const std::string frame(1 << 20, 'f');
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(raw.send(zmq::buffer(frame), i + 1 < 200 ? zmq::send_flags::sndmore
+                                                     : zmq::send_flags::none));
+  }
+  zmq::message_t reply;
+  REQUIRE(raw.recv(reply, zmq::recv_flags::none));
+  auto refused = wire::DecodeReply(reply.to_string_view());
+  REQUIRE(refused.ok());
+  CHECK(refused->status.message().find("expected exactly one frame per message, got 200") !=
+        std::string::npos);
+  frames_peak = std::max(frames_peak, RssBytes(pid));
+  MESSAGE("anonymous RSS after a 200-frame message of 1 MiB frames: " << (frames_peak >> 20)
+                                                                      << " MiB");
+  CHECK(frames_peak < kRssBound);
+  ListOptions all;
+  auto listed = client->List(all);
+  REQUIRE(listed.ok());
+  CHECK(listed->empty());
   CHECK(daemon.running());
 }
 

@@ -1,7 +1,8 @@
 # handoff: two commands do everything on a fresh Debian machine.
 #   make demo   install missing packages, build, run the main scenario (Python, then C++)
 #   make test   install missing packages, build, run every test
-# Other targets: deps, build, sanitize (ASan+UBSan build and tests), clean.
+# Other targets: deps, build, sanitize (ASan+UBSan build and tests), fuzz (each libFuzzer
+# target for FUZZ_SECONDS, default 300), fuzz-check (each for 20 s: what CI runs), clean.
 
 BUILD_DIR  ?= build
 BUILD_TYPE ?= Release
@@ -14,14 +15,25 @@ DEB_PACKAGES := cmake g++ make pkg-config \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev \
   python3 python3-zmq python3-msgpack python3-pytest python3-venv python3-setuptools
 
-.PHONY: all deps build test demo sanitize clean
+# The fuzz targets also need clang and its libFuzzer runtime.
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
+FUZZ_SECONDS ?= 300
+FUZZ_DIR ?= build-fuzz
+
+.PHONY: all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
 
 all: build
 
 # Installs only what is missing; silent when everything is there.
 deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
+
+fuzz-deps: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FUZZ_PACKAGES)"
+
+install-packages:
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -49,5 +61,18 @@ sanitize: deps
 	@cmake --build build-sanitize -j$(JOBS)
 	@cd build-sanitize && ctest --output-on-failure -j$(JOBS) -L sanitize
 
+# libFuzzer targets (tests/fuzz), built by clang with ASan and UBSan. New inputs they find go
+# to $(FUZZ_DIR)/tests/fuzz/work/<target>/found; a crash's input to .../artifacts.
+fuzz-build: fuzz-deps
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DHANDOFF_FUZZ=ON -DHANDOFF_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzzers
+
+fuzz: fuzz-build
+	@cd $(FUZZ_DIR) && ctest --output-on-failure -j$(JOBS) -L fuzz
+
+fuzz-check:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
 clean:
-	rm -rf $(BUILD_DIR) build-sanitize
+	rm -rf $(BUILD_DIR) build-sanitize $(FUZZ_DIR)

@@ -1,0 +1,40 @@
+// libFuzzer target: one frame from a peer, through the decoders the daemon runs before a
+// message reaches the engine: the envelope, an intent's fields, an update, a control.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "base/msgpack_io.h"
+#include "base/records.h"
+#include "wire/peer_protocol.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace handoff;
+  const std::string_view frame(reinterpret_cast<const char*>(data), size);
+  auto msg = wire::DecodePeerMessage(frame);
+  if (!msg.ok() || msg->body == nullptr) return 0;
+  auto body = MapReader::From(*msg->body, "body");
+  if (!body.ok()) return 0;
+  std::optional<MapReader> intent;
+  if (body->OptMap("intent", &intent).ok() && intent) {
+    IntentRecord r;
+    (void)ReadIntentFields(*intent, &r);
+    for (std::string_view key : {"payload", "checkpoint"}) {
+      if (const msgpack::object* o = intent->Find(key)) {
+        if (CheckJsonValue(key, *o).ok()) (void)Pack(*o);
+      }
+    }
+  }
+  auto update = wire::ReadRemoteUpdate(*msg->body);
+  if (update.ok()) {
+    // What a decoded update holds must decode again (it is stored as it is).
+    for (const std::string& blob : {update->checkpoint, update->result}) {
+      if (!blob.empty() && !Unpack(blob).ok()) __builtin_trap();
+    }
+  }
+  std::string text;
+  (void)body->OptString("action", &text);
+  (void)body->OptString("intent_id", &text);
+  return 0;
+}

@@ -256,6 +256,14 @@ TEST_CASE("ALocalSendIsHeldToTheSameBounds") {
             .rfind("lease_ms: ", 0) == 0);
   CHECK(send([](SendParams& p) { p.approval = LongQuestion(); }).message().rfind("approval: ", 0) ==
         0);
+  // A question with 100 outcomes, as request_approval refuses one.
+  Status many = send([](SendParams& p) {
+    Approval a;
+    a.question = "which?";
+    for (int i = 0; i < 100; ++i) a.outcomes.push_back(std::to_string(1000 + i));
+    p.approval = a;
+  });
+  CHECK(many.message() == "approval: more than 16 outcomes");
 }
 
 }  // namespace

@@ -6,9 +6,8 @@ namespace handoff {
 namespace {
 
 constexpr std::array<std::string_view, 12> kCodeNames = {
-    "ok",          "not_found", "already_exists",     "invalid_argument", "conflict",
-    "corruption",  "io_error",  "unavailable",        "timed_out",        "resource_exhausted",
-    "cancelled",   "not_stored",
+    "ok",       "not_found",   "already_exists", "invalid_argument",   "conflict",  "corruption",
+    "io_error", "unavailable", "timed_out",      "resource_exhausted", "cancelled", "not_stored",
 };
 
 }  // namespace

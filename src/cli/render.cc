@@ -251,8 +251,8 @@ std::string StatusText(const Json& s) {
   if (s.value("auth_failures", 0) > 0) {
     rows.push_back({"auth_failures:",
                     CompactJson(s["auth_failures"]) + " (unknown keys " +
-                        CompactJson(s.value("auth_failures_unknown_key", Json(0))) + ", handshakes " +
-                        CompactJson(s.value("auth_failures_handshake", Json(0))) +
+                        CompactJson(s.value("auth_failures_unknown_key", Json(0))) +
+                        ", handshakes " + CompactJson(s.value("auth_failures_handshake", Json(0))) +
                         ", messages under another peer's name " +
                         CompactJson(s.value("auth_failures_impersonation", Json(0))) + ")"});
   }
@@ -262,7 +262,8 @@ std::string StatusText(const Json& s) {
           p.value("state", p.value("connected", false) ? "connected" : "down");
       std::string line = p.value("name", "") + " " + (state == "down" ? "DISCONNECTED" : state);
       if (state == "auth_failed") line += " (" + p.value("auth_error", "") + ")";
-      if (p.value("auth_failures", 0) > 0) line += " auth_failures=" + CompactJson(p["auth_failures"]);
+      if (p.value("auth_failures", 0) > 0)
+        line += " auth_failures=" + CompactJson(p["auth_failures"]);
       if (p.value("refused", 0) > 0) line += " refused=" + CompactJson(p["refused"]);
       line += " outbox=" + CompactJson(p.value("outbox_depth", Json(0))) +
               " retransmissions=" + CompactJson(p.value("retransmissions", Json(0)));

@@ -22,8 +22,8 @@
 namespace handoff::cli {
 
 struct ShellResult {
-  int exit_code = 0;     // the command's exit status, or 128 + signal if a signal ended it
-  bool stopped = false;  // ended because should_stop() turned true
+  int exit_code = 0;             // the command's exit status, or 128 + signal if a signal ended it
+  bool stopped = false;          // ended because should_stop() turned true
   bool too_much_output = false;  // stopped for writing more than max_output bytes
   std::string out;               // everything it wrote to stdout (at most max_output bytes)
 };

@@ -46,8 +46,8 @@ struct NodeStats {
   // the bytes waiting for agent connections now.
   uint64_t backlog_dropped = 0;
   uint64_t backlog_bytes = 0;
-  uint64_t purged = 0;          // ended intents deleted (retention or purge)
-  uint64_t space_in_use = 0;    // bytes of live data in the map at the last check
+  uint64_t purged = 0;        // ended intents deleted (retention or purge)
+  uint64_t space_in_use = 0;  // bytes of live data in the map at the last check
   // Time the Committer took for the batches that succeeded: applying their writes to LMDB's
   // open transaction plus the log's append and flush, in microseconds; total and the slowest.
   uint64_t commit_us_total = 0;

@@ -206,7 +206,7 @@ class Node {
   std::unique_ptr<PeerService> peer_service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
-  Backlog backlog_;  // for agents_
+  Backlog backlog_;                        // for agents_
   std::optional<net::CurveKeyPair> keys_;  // this node's, when peer_security is curve
   std::unique_ptr<net::ZapHandler> zap_;   // admits the peers' keys; before peers_in_ binds
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint

@@ -133,7 +133,7 @@ class PeerLink {
   // a connection that is still up are still on their way, so a retransmission timeout resends
   // them only if the connection changed since, or the peer answered without acknowledging them.
   uint64_t connection_epoch_ = 0;
-  uint64_t round_epoch_ = 0;  // the epoch when the oldest unacknowledged message was sent
+  uint64_t round_epoch_ = 0;     // the epoch when the oldest unacknowledged message was sent
   int fast_closes_ = 0;          // handshakes the peer closed quickly since the last success
   int64_t connected_at_ms_ = 0;  // the last TCP connect
   int64_t reconnect_at_ms_ = 0;  // after a refused handshake: connect again then; 0: no plan

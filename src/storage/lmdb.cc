@@ -1,11 +1,12 @@
 #include "storage/lmdb.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <sys/resource.h>
 #include <span>
 #include <system_error>
 

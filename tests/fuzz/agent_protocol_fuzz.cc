@@ -26,9 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     int64_t i = 0;
     double d = 0;
     bool b = false;
-    for (std::string_view key : {"intent_id", "intent_type", "to_agent", "payload", "state",
-                                 "result", "lease_ms", "deadline", "retry_multiplier",
-                                 "approval", "error", "outcomes", "limit", "attempt"}) {
+    for (std::string_view key :
+         {"intent_id", "intent_type", "to_agent", "payload", "state", "result", "lease_ms",
+          "deadline", "retry_multiplier", "approval", "error", "outcomes", "limit", "attempt"}) {
       (void)m.OptString(key, &text);
       (void)m.OptUint(key, &u);
       (void)m.OptInt(key, &i);

@@ -75,8 +75,8 @@ struct Harness {
     engine = std::make_unique<Engine>(*store, clock, options);
     if (!engine->Recover().ok()) std::abort();
     info.name = "node-a";
-    service = std::make_unique<AgentService>(*engine, receivers, waiters, info, stats,
-                                             store->env());
+    service =
+        std::make_unique<AgentService>(*engine, receivers, waiters, info, stats, store->env());
   }
 
   // One turn: `fn` in a write transaction, committed if it and the flush succeed.
@@ -155,7 +155,7 @@ struct Harness {
   NodeInfo info;
   NodeStats stats;
   std::unique_ptr<AgentService> service;
-  std::vector<std::string> sent;  // intent ids, in the order they were sent
+  std::vector<std::string> sent;           // intent ids, in the order they were sent
   std::map<IntentId, uint32_t> last_seen;  // seq, as last verified
 };
 

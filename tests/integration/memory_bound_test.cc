@@ -125,8 +125,8 @@ namespace {
 
 TEST_CASE("ALinkToAPausedPeerHoldsAtMostItsByteWindow") {
   TempDir dir;
-  Cluster cluster(dir, {{"node-a", {}, "fsync = false"},
-                        {"node-b", {"agent://acme/far/*"}, "fsync = false"}});
+  Cluster cluster(
+      dir, {{"node-a", {}, "fsync = false"}, {"node-b", {"agent://acme/far/*"}, "fsync = false"}});
   cluster.StartAll();
   cluster.WaitConnected();
   auto client = cluster["node-a"].Connect();
@@ -168,7 +168,8 @@ TEST_CASE("ALinkToAPausedPeerHoldsAtMostItsByteWindow") {
     if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   CHECK(drained);
-  MESSAGE("sender anonymous RSS peak with its peer paused, then resumed: " << (peak >> 20) << " MiB");
+  MESSAGE("sender anonymous RSS peak with its peer paused, then resumed: " << (peak >> 20)
+                                                                           << " MiB");
   CheckBound(peak);
   auto far = cluster["node-b"].Connect();
   ListOptions all;
@@ -236,8 +237,8 @@ TEST_CASE("FramesBuiltToBlowUpWhenDecodedOrToBeManyStayBounded") {
     CHECK(decoded->status.IsInvalidArgument());
     peak = std::max(peak, RssBytes(pid));
   }
-  MESSAGE("anonymous RSS peak for " << bombs << " frames of 3 million empty arrays: " << (peak >> 20)
-                                                                          << " MiB");
+  MESSAGE("anonymous RSS peak for "
+          << bombs << " frames of 3 million empty arrays: " << (peak >> 20) << " MiB");
   CheckBound(peak);
 
   CHECK(daemon.running());
@@ -263,8 +264,8 @@ TEST_CASE("AMessageOfManyFramesIsRefusedAndFreed") {
   uint64_t frames_peak = 0;
   const std::string frame(1 << 20, 'f');
   for (int i = 0; i < 200; ++i) {
-    REQUIRE(raw.send(zmq::buffer(frame), i + 1 < 200 ? zmq::send_flags::sndmore
-                                                     : zmq::send_flags::none));
+    REQUIRE(raw.send(zmq::buffer(frame),
+                     i + 1 < 200 ? zmq::send_flags::sndmore : zmq::send_flags::none));
   }
   zmq::message_t reply;
   REQUIRE(raw.recv(reply, zmq::recv_flags::none));

@@ -28,9 +28,8 @@ Daemon::~Daemon() {
 
 void Daemon::Start() {
   REQUIRE_FALSE((process_ && process_->running()));
-  process_ =
-      std::make_unique<Process>(std::vector<std::string>{HandoffdPath(), "--config", config_path_},
-                                std::map<std::string, std::string>{}, log_path_);
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{HandoffdPath(), "--config", config_path_}, env_, log_path_);
   bool ready = WaitFor(
       [&] {
         if (!process_->running()) return true;  // exited: reported below
@@ -41,6 +40,18 @@ void Daemon::Start() {
   INFO("handoffd log:\n" << Log());
   REQUIRE(ready);
   REQUIRE(process_->running());
+}
+
+void Daemon::InjectFaults(const std::string& control_file) {
+  if (control_file.empty()) {
+    env_.erase("LD_PRELOAD");
+    env_.erase("HANDOFF_FAULT_FILE");
+    return;
+  }
+  env_["LD_PRELOAD"] = FaultLibPath();
+  env_["HANDOFF_FAULT_FILE"] = control_file;
+  // A sanitizer's runtime wants to come first; the injector is not instrumented.
+  env_["ASAN_OPTIONS"] = "verify_asan_link_order=0";
 }
 
 void Daemon::Kill() {

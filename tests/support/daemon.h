@@ -22,6 +22,11 @@ class Daemon {
 
   // Starts handoffd and waits (bounded) until it answers `status`. Fails the test otherwise.
   void Start();
+  // Environment for the next Start()s, on top of this process's.
+  void SetEnv(std::map<std::string, std::string> env) { env_ = std::move(env); }
+  // The next Start()s preload the fault injector, controlled by `control_file`
+  // (support/fault_inject.c); an empty path stops it.
+  void InjectFaults(const std::string& control_file);
   // SIGKILL: no shutdown, no cleanup.
   void Kill();
   // SIGTERM and wait; returns the exit code.
@@ -48,6 +53,7 @@ class Daemon {
   std::string config_path_;
   std::string data_dir_;
   std::string log_path_;
+  std::map<std::string, std::string> env_;
   std::unique_ptr<Process> process_;
 };
 

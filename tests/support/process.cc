@@ -36,6 +36,7 @@ std::vector<char*> Pointers(std::vector<std::string>& strings) {
 }  // namespace
 
 std::string HandoffdPath() { return HANDOFF_TEST_HANDOFFD; }
+std::string FaultLibPath() { return HANDOFF_TEST_FAULT_LIB; }
 std::string HandoffctlPath() { return HANDOFF_TEST_HANDOFFCTL; }
 std::string BinDir() {
   std::string path = HandoffctlPath();

@@ -16,6 +16,8 @@ namespace handoff::testing {
 
 // Paths of the binaries under test, set by CMake.
 std::string HandoffdPath();
+// The fault injector to preload into handoffd (support/fault_inject.c).
+std::string FaultLibPath();
 std::string HandoffctlPath();
 // The directory holding both, for PATH.
 std::string BinDir();

@@ -13,6 +13,7 @@ CMAKE_ARGS ?=
 DEB_PACKAGES := cmake g++ make pkg-config \
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libspdlog-dev doctest-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev \
+  libcpp-httplib-dev \
   python3 python3-zmq python3-msgpack python3-pytest python3-venv python3-setuptools
 
 # The fuzz targets also need clang and its libFuzzer runtime.

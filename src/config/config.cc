@@ -14,6 +14,7 @@
 #include "net/curve_keys.h"
 #include "net/endpoint.h"
 #include "node/limits.h"
+#include "node/metrics.h"
 
 namespace handoff::config {
 namespace {
@@ -164,6 +165,16 @@ const std::vector<Directive>& Directives() {
          if (v < (uint64_t{1} << 20) || v > (uint64_t{64} << 30)) {
            return Status::InvalidArgument("must be between 1MiB and 64GiB");
          }
+         return Status::OK();
+       }},
+      {"node", "metrics_endpoint", "host:port, like \"127.0.0.1:9464\"", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<std::string>();
+         if (!v) return Status::InvalidArgument("");
+         std::string host;
+         int port = 0;
+         HANDOFF_RETURN_IF_ERROR(node::ParseHostPort(*v, &host, &port));
+         t.config.node.metrics_endpoint = *v;
          return Status::OK();
        }},
       {"node", "max_batch", "an integer from 1 to 65536", false,

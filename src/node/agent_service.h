@@ -95,6 +95,8 @@ class AgentService {
     send_budget_ = bytes;
     if (bytes >= kRoomToAcceptAgain) refusing_sends_ = false;
   }
+  // Whether a send now would be taken: the store has room and the disk takes writes.
+  bool accepting_sends() const { return !refusing_sends_ && store_fault_.ok(); }
   // Whether the store takes writes (storage::Committer::Report::store): `status` shows it.
   void set_store_fault(Status fault) { store_fault_ = std::move(fault); }
   // A delivery push for a freshly leased intent.

@@ -58,6 +58,8 @@ Status Engine::Recover(const Txn& txn) {
 }
 
 Status Engine::Flush(Txn& txn, Batch& batch) {
+  for (size_t i = 0; i < turn_events_.size(); ++i) batch.events[i] += turn_events_[i];
+  turn_events_ = {};
   HANDOFF_RETURN_IF_ERROR(FlushRecords(txn));
   return EmitUpdates(txn, batch);
 }
@@ -80,6 +82,7 @@ void Engine::Commit(const Batch& batch) {
     std::abort();
   }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
+  for (size_t i = 0; i < event_totals_.size(); ++i) event_totals_[i] += batch.events[i];
   for (auto& [id, record] : staged_) {
     if (record) {
       cache_.Put(std::move(*record));
@@ -96,6 +99,7 @@ Status Engine::Rollback() {
 }
 
 Status Engine::Rollback(const Txn& view) {
+  turn_events_ = {};
   staged_.clear();
   unflushed_.clear();
   updates_.clear();
@@ -153,6 +157,32 @@ void Engine::Put(const IntentRecord& r) {
   unflushed_.insert(r.id);
 }
 
+void Engine::Count(std::string_view event_type, IntentStatus after) {
+  static constexpr std::pair<std::string_view, Counted> kKinds[] = {
+      {"intent.submitted", Counted::kSubmitted},
+      {"intent.received", Counted::kReceived},
+      {"intent.delivered", Counted::kDelivered},
+      {"intent.lease_expired", Counted::kLeaseExpired},
+      {"intent.delivery_failed", Counted::kDeliveryFailed},
+      {"intent.retrying", Counted::kRetrying},
+      {"intent.completed", Counted::kCompleted},
+      {"intent.failed", Counted::kFailed},
+      {"intent.canceled", Counted::kCanceled},
+      {"intent.timed_out", Counted::kTimedOut},
+      {"intent.rejected", Counted::kRejected},
+  };
+  for (const auto& [name, kind] : kKinds) {
+    if (name != event_type) continue;
+    ++turn_events_[static_cast<size_t>(kind)];
+    const bool ending = kind == Counted::kFailed || kind == Counted::kTimedOut ||
+                        kind == Counted::kRejected;
+    if (ending && (after == IntentStatus::kFailed || after == IntentStatus::kTimedOut)) {
+      ++turn_events_[static_cast<size_t>(Counted::kDeadLettered)];
+    }
+    return;
+  }
+}
+
 Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
                       std::string_view actor, std::string details) {
   if (r.seq == UINT32_MAX) {
@@ -173,6 +203,7 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
+  Count(e.event_type, r.status);
   Put(r);
   if (!IsReplica(r)) return Status::OK();
 

@@ -125,8 +125,27 @@ struct HeartbeatResult {
 };
 
 // Effects of a batch that may only take hold once it is committed.
+// Events recorded on this node, by the kinds the metrics count (handoff_intents_*_total).
+enum class Counted : uint8_t {
+  kSubmitted,       // intent.submitted: a local send
+  kReceived,        // intent.received: a forwarded intent stored here
+  kDelivered,       // intent.delivered
+  kLeaseExpired,    // intent.lease_expired: redelivered, the lease ran out
+  kDeliveryFailed,  // intent.delivery_failed: redelivered, the connection was lost
+  kRetrying,        // intent.retrying: redelivered after a retryable failure
+  kCompleted,       // intent.completed
+  kFailed,          // intent.failed
+  kCanceled,        // intent.canceled
+  kTimedOut,        // intent.timed_out
+  kRejected,        // intent.rejected
+  kDeadLettered,    // ended FAILED or TIMED_OUT: a dead letter
+  kCount
+};
+using EventCounts = std::array<uint64_t, static_cast<size_t>(Counted::kCount)>;
+
 struct Batch {
   std::array<int64_t, kIntentStatusCount> status_delta{};
+  EventCounts events{};  // recorded by the batch's turns
   std::vector<IntentId> settled;            // reached a terminal status
   std::vector<IntentId> released;           // no longer leased to the agent that held it
   std::map<std::string, uint64_t> emitted;  // peer -> last link seq written to its outbox
@@ -273,6 +292,8 @@ class Engine {
   bool LeaseExpiryDue() const;
   std::optional<int64_t> NextTimer() const { return next_timer_; }
   bool TimerDue() const { return next_timer_ && *next_timer_ <= clock_.NowMs(); }
+  // Events recorded since start, by kind, as committed batches counted them.
+  const EventCounts& event_totals() const { return event_totals_; }
   // Addresses that may have queued intents (a hint: DeliverNext clears a false one).
   const std::set<std::string>& ready_addresses() const { return ready_; }
   const std::array<int64_t, kIntentStatusCount>& status_counts() const { return counts_; }
@@ -299,6 +320,8 @@ class Engine {
   // Appends an event for the record's current status and stages the record. On the
   // destination of a forwarded intent, also adds the event to the intent's update for the
   // origin (sent at Flush).
+  // Counts an event this turn recorded, for the metrics (Counted).
+  void Count(std::string_view event_type, IntentStatus after);
   Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
                 std::string details);
   // Writes the staged records (Flush without the updates).
@@ -353,6 +376,8 @@ class Engine {
   RouteTable routes_;
   LeaseTable leases_;
   std::set<std::string> ready_;
+  EventCounts turn_events_{};   // recorded since the last Flush
+  EventCounts event_totals_{};  // committed
   // Per address, an id no queued intent is older than: DeliverNext starts its search there
   // rather than at the head, past entries it dequeued whose deletions are not committed yet.
   std::unordered_map<std::string, IntentId> queue_floor_;

@@ -73,6 +73,7 @@ Node::Node(const NodeOptions& options)
       backlog_(options.max_client_backlog, options.max_total_client_backlog) {}
 
 Node::~Node() {
+  metrics_.reset();  // its threads may still write to the wake pipe
   committer_.reset();  // joins its thread (it may still write to the wake pipe)
   links_.clear();
   peers_in_monitor_.reset();  // before the socket it watches
@@ -148,6 +149,14 @@ Status Node::Init() {
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
   HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
+  if (!options_.metrics_endpoint.empty()) {
+    HANDOFF_ASSIGN_OR_RETURN(metrics_,
+                             MetricsServer::Start(options_.metrics_endpoint, [fd = wake_write_fd_] {
+                               char byte = 1;
+                               [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+                             }));
+    spdlog::info("serving Prometheus metrics at http://{}/metrics", options_.metrics_endpoint);
+  }
 
   const auto& counts = engine_->status_counts();
   int64_t live = 0;
@@ -202,6 +211,7 @@ Status Node::Run() {
       stats_.backlog_bytes = backlog_.total_bytes();
     }
     OnReport(committer_->Take());
+    if (metrics_ && metrics_->wanted()) metrics_->Publish(RenderMetrics());
     if (!committer_->busy() && gathering &&
         (ready == 0 || next_->turns >= kMaxGatheredTurns ||
          next_->requests.size() + next_->reads.size() >= options_.max_batch)) {

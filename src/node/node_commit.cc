@@ -130,6 +130,9 @@ void Node::OnCommitted(const Status& s) {
       static_cast<uint64_t>(committer_->last_apply_us() + committer_->last_commit_us());
   stats_.commit_us_total += took;
   stats_.commit_us_max = std::max(stats_.commit_us_max, took);
+  commit_seconds_.Observe(static_cast<double>(took) / 1e6);
+  fsync_seconds_.Observe(static_cast<double>(committer_->last_commit_us()) / 1e6);
+  batch_size_.Observe(static_cast<double>(done->write_requests));
   stats_.writes += done->write_requests;
   stats_.deliveries += done->pushes.size();
   stats_.purged += done->batch.purged;

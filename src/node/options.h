@@ -81,6 +81,9 @@ struct NodeOptions {
   uint64_t max_client_backlog = uint64_t{16} << 20;
   // [node] max_total_client_backlog: the same for all connections together. Default: 256 MiB.
   uint64_t max_total_client_backlog = uint64_t{256} << 20;
+  // [node] metrics_endpoint: "host:port" where GET /metrics serves Prometheus metrics
+  // (docs/operations.md). Empty: off. Default: off.
+  std::string metrics_endpoint;
   // [node] max_batch: requests applied per commit (group commit). Default: 1024.
   uint32_t max_batch = 1024;
 

@@ -297,6 +297,22 @@ Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_v
   return std::optional<IntentId>(id);
 }
 
+Result<uint64_t> Store::CountQueued(const Txn& txn, std::string_view address,
+                                    uint64_t cap) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
+  const std::string prefix = QueuePrefix(address);
+  uint64_t n = 0;
+  for (bool more = cursor.Seek(prefix); more && n < cap; more = cursor.Next()) {
+    const std::string_view key = cursor.key();
+    if (key.size() != prefix.size() + IntentId::kSize || key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    ++n;
+  }
+  HANDOFF_RETURN_IF_ERROR(cursor.status());
+  return n;
+}
+
 Result<uint64_t> Store::GetLinkCounter(const Txn& txn, std::string_view key) const {
   std::string_view value;
   Status s = txn.Get(links_, key, &value);

@@ -88,6 +88,8 @@ class Store {
   // The delivery queue of each agent address.
   Status Enqueue(Txn& txn, std::string_view address, const IntentId& id);
   Status Dequeue(Txn& txn, std::string_view address, const IntentId& id);
+  // How many intents are queued for `address`, counting at most `cap`.
+  Result<uint64_t> CountQueued(const Txn& txn, std::string_view address, uint64_t cap) const;
   // The oldest queued intent for `address`, or nullopt; with `from`, the oldest not older than
   // it (the caller knows nothing older is queued).
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address,

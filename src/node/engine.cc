@@ -157,7 +157,7 @@ void Engine::Put(const IntentRecord& r) {
   unflushed_.insert(r.id);
 }
 
-void Engine::Count(std::string_view event_type, IntentStatus after) {
+bool Engine::Count(std::string_view event_type, IntentStatus after) {
   static constexpr std::pair<std::string_view, Counted> kKinds[] = {
       {"intent.submitted", Counted::kSubmitted},
       {"intent.received", Counted::kReceived},
@@ -178,9 +178,36 @@ void Engine::Count(std::string_view event_type, IntentStatus after) {
                         kind == Counted::kRejected;
     if (ending && (after == IntentStatus::kFailed || after == IntentStatus::kTimedOut)) {
       ++turn_events_[static_cast<size_t>(Counted::kDeadLettered)];
+      return true;
     }
+    return false;
+  }
+  return false;
+}
+
+void Engine::LogEvent(const IntentRecord& r, std::string_view event_type, bool dead_letter) {
+  if (dead_letter) {
+    const ErrorInfo* why = r.error ? &*r.error : (r.last_error ? &*r.last_error : nullptr);
+    spdlog::warn(
+        "intent {} ({}, {} -> {}) is a dead letter: {} after {} attempt(s){}; `handoffctl "
+        "replay {}` sends it again",
+        r.id.ToText().view(), r.intent_type, r.from_agent, r.to_agent, IntentStatusName(r.status),
+        r.delivery_attempt, why ? ": " + why->code + ": " + why->message : std::string(),
+        r.id.ToText().view());
     return;
   }
+  if (event_type != "intent.lease_expired") return;
+  // A flood of expiries (an agent fleet gone) logs a line per period, with a count.
+  ++lease_expiries_unlogged_;
+  const int64_t now = clock_.NowMs();
+  if (now - lease_expiry_logged_ms_ < kLeaseExpiryLogPeriodMs) return;
+  spdlog::info(
+      "{} lease(s) expired since the last report; latest: intent {} for {} (attempt {}), whose "
+      "agent neither finished nor sent a heartbeat in {}: delivered again",
+      lease_expiries_unlogged_, r.id.ToText().view(), r.to_agent, r.delivery_attempt,
+      FormatDurationMs(r.lease_ms));
+  lease_expiries_unlogged_ = 0;
+  lease_expiry_logged_ms_ = now;
 }
 
 Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
@@ -203,7 +230,7 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
   e.actor = std::string(actor);
   e.details = std::move(details);
   HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
-  Count(e.event_type, r.status);
+  LogEvent(r, e.event_type, Count(e.event_type, r.status));
   Put(r);
   if (!IsReplica(r)) return Status::OK();
 

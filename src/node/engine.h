@@ -320,8 +320,12 @@ class Engine {
   // Appends an event for the record's current status and stages the record. On the
   // destination of a forwarded intent, also adds the event to the intent's update for the
   // origin (sent at Flush).
-  // Counts an event this turn recorded, for the metrics (Counted).
-  void Count(std::string_view event_type, IntentStatus after);
+  // Counts an event this turn recorded, for the metrics (Counted); true for a dead letter.
+  bool Count(std::string_view event_type, IntentStatus after);
+  // Logs what an operator should hear of: a dead letter (each), lease expiries (a line per
+  // kLeaseExpiryLogPeriodMs with a count).
+  void LogEvent(const IntentRecord& r, std::string_view event_type, bool dead_letter);
+  static constexpr int64_t kLeaseExpiryLogPeriodMs = 10'000;
   Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
                 std::string details);
   // Writes the staged records (Flush without the updates).
@@ -378,6 +382,8 @@ class Engine {
   std::set<std::string> ready_;
   EventCounts turn_events_{};   // recorded since the last Flush
   EventCounts event_totals_{};  // committed
+  uint64_t lease_expiries_unlogged_ = 0;
+  int64_t lease_expiry_logged_ms_ = INT64_MIN / 2;
   // Per address, an id no queued intent is older than: DeliverNext starts its search there
   // rather than at the head, past entries it dequeued whose deletions are not committed yet.
   std::unordered_map<std::string, IntentId> queue_floor_;

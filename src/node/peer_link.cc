@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/units.h"
 #include "wire/peer_protocol.h"
 
 namespace handoff::node {
@@ -193,7 +194,18 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
     rto_ms_ = rto_initial_ms_;
   }
   if (was_down) {
-    spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name, assigned_ - acked_);
+    if (up_) {
+      spdlog::info("link to {}: node {} restarted; {} message(s) unacknowledged, sending them",
+                   peer_.name, peer_.name, assigned_ - acked_);
+    } else if (up_or_down_since_ms_ == 0) {
+      spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name,
+                   assigned_ - acked_);
+    } else {
+      spdlog::info("link to {} is up after {} down; {} message(s) unacknowledged, sending them",
+                   peer_.name, FormatDurationMs(now - up_or_down_since_ms_), assigned_ - acked_);
+    }
+    up_ = true;
+    up_or_down_since_ms_ = now;
     next_send_ = acked_ + 1;  // send it again now, not after a retransmission timeout
     ForgetInFlight(assigned_);
     blocked_until_ms_ = 0;
@@ -202,6 +214,16 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
 }
 
 void PeerLink::Pump(storage::Store& store, const BeginView& view, int64_t now) {
+  if (up_ && !connected(now)) {
+    // Three heartbeats without a word: say so once, with what waits for the peer.
+    spdlog::warn(
+        "link to {} is down: nothing heard for {} (up for {}); {} message(s) wait for it in "
+        "the outbox and go out when it is back",
+        peer_.name, FormatDurationMs(now - last_heard_ms_),
+        FormatDurationMs(last_heard_ms_ - up_or_down_since_ms_), assigned_ - acked_);
+    up_ = false;
+    up_or_down_since_ms_ = now;
+  }
   if (reconnect_at_ms_ != 0 && now >= reconnect_at_ms_) {
     reconnect_at_ms_ = 0;
     Status s = dealer_->Reconnect(server_key());

@@ -147,6 +147,9 @@ class PeerLink {
   int64_t rto_ms_;
   int64_t last_progress_ms_ = 0;  // last ack progress, or first send after a quiet link
   int64_t last_heard_ms_ = 0;     // 0: never
+  // Whether the link was last seen up, and since when (for the log's "up for", "down for").
+  bool up_ = false;
+  int64_t up_or_down_since_ms_ = 0;
   uint64_t peer_boot_ = 0;        // the peer's run we last heard from; 0: none yet
   int64_t next_ping_ms_ = 0;
   int64_t blocked_until_ms_ = 0;  // the socket refused a send (no connection): retry then

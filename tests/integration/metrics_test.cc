@@ -98,6 +98,12 @@ TEST_CASE("MetricsCountWhatHappened") {
   CHECK(m["handoff_data_bytes"] > 0);
   CHECK(m[std::string("handoff_agent_receivers{address=\"") + kWorker + "\"}"] == 1);
   CHECK(m[std::string("handoff_agent_in_flight_intents{address=\"") + kWorker + "\"}"] == 0);
+  // The log says what happened and what to do.
+  const std::string log = daemon.Log();
+  CHECK(log.find("(intent.metrics.v1, agent://node-a/local/anonymous -> agent://acme/test/worker) "
+                 "is a dead letter: FAILED after 1 attempt(s): bad_input: n must not be "
+                 "negative; `handoffctl replay ") != std::string::npos);
+  CHECK(log.find("1 lease(s) expired since the last report") != std::string::npos);
 
   // Work waiting for an address nobody serves shows as queued.
   SendRequest idle = Work(7);
@@ -138,7 +144,17 @@ TEST_CASE("PeerMetricsShowTheLinkAndItsOutbox") {
     if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   CHECK(seen);
+  CHECK(cluster["node-a"].Log().find("link to node-b is down: nothing heard for") !=
+        std::string::npos);
   cluster["node-b"].Signal(SIGCONT);
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) {
+    back = cluster["node-a"].Log().find("link to node-b is up after") != std::string::npos;
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(back);
+  CHECK(cluster["node-a"].Log().find("message(s) unacknowledged, sending them") !=
+        std::string::npos);
 }
 
 TEST_CASE("AMetricsEndpointThatCannotBeUsedStopsStartUpWithAClearError") {

@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
     if (handoff::Status s = handoff::node::ValidateNodeOptions(o); !s.ok()) return Fail(s);
     std::printf("name = %s\ndata_dir = %s\nagent_endpoint = %s\nfsync = %s\n", o.name.c_str(),
                 o.data_dir.c_str(), o.agent_endpoint.c_str(), o.fsync ? "true" : "false");
+    std::printf("peer_endpoint = %s\npeer_security = %s\nmetrics_endpoint = %s\n",
+                o.peer_endpoint.empty() ? "none" : o.peer_endpoint.c_str(),
+                o.peer_security == handoff::node::PeerSecurity::kCurve ? "curve" : "none",
+                o.metrics_endpoint.empty() ? "off" : o.metrics_endpoint.c_str());
+    for (const auto& peer : o.peers) {
+      std::printf("peer %s at %s, %zu key(s)\n", peer.name.c_str(), peer.endpoint.c_str(),
+                  peer.public_keys.size());
+    }
+    for (const auto& route : o.routes) {
+      std::printf("route %s -> %s\n", route.match.c_str(), route.node.c_str());
+    }
     return 0;
   }
 

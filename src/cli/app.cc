@@ -1,13 +1,56 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/logging.h"
 #include "cli/commands.h"
 
 namespace handoff::cli {
+namespace {
+
+// Edits (insertions, deletions, substitutions) from `a` to `b`.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The parser's message, and for a command it does not know, the closest one it does.
+std::string UsageError(const CLI::App& app, const CLI::ParseError& e) {
+  std::string message = e.what();
+  if (app.get_subcommands().empty() && !app.remaining().empty()) {
+    const std::string typo = app.remaining().front();
+    std::string best;
+    size_t best_distance = 3;  // more edits than this is not a typo
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      const size_t d = EditDistance(typo, sub->get_name());
+      if (d < best_distance) {
+        best_distance = d;
+        best = sub->get_name();
+      }
+    }
+    message = "unknown command '" + typo + "'";
+    if (!best.empty()) message += "; did you mean '" + best + "'?";
+  }
+  return message;
+}
+
+}  // namespace
 
 int Main(int argc, char** argv) {
   CLI::App app{"handoffctl: hand work to agents durably, and follow it"};
@@ -140,6 +183,9 @@ int Main(int argc, char** argv) {
 
   c = app.add_subcommand("status", "show the daemon's state");
   c->callback([&] { run = [&] { return NodeStatus(g); }; });
+  c = app.add_subcommand("health",
+                         "exit 0 if the daemon answers and accepts sends, else 1 (for probes)");
+  c->callback([&] { run = [&] { return Health(g); }; });
 
   ServeFlags serve;
   c = app.add_subcommand("serve", "run a command for every intent sent to an address");
@@ -182,7 +228,7 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "handoffctl: %s\n", e.what());
+    std::fprintf(stderr, "handoffctl: %s\n", UsageError(app, e).c_str());
     std::fprintf(stderr, "Run 'handoffctl --help' for usage.\n");
     return kExitUsage;
   }

@@ -350,6 +350,29 @@ int NodeStatus(const Global& g) {
   return kExitOk;
 }
 
+int Health(const Global& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto status = (*client)->NodeStatus();
+  if (!status.ok()) return Error(status.status());
+  const bool accepting = status->value("accepting_sends", false);
+  if (g.json) {
+    PrintJson(Json{{"ok", accepting},
+                   {"node", status->value("node", "")},
+                   {"accepting_sends", accepting},
+                   {"store_error", status->value("store_error", "")}});
+  } else if (accepting) {
+    Print("ok: node " + status->value("node", "") + " answers and accepts sends\n");
+  }
+  if (accepting) return kExitOk;
+  std::fprintf(stderr, "handoffctl: node %s answers but does not accept sends: %s\n",
+               status->value("node", "").c_str(),
+               status->contains("store_error")
+                   ? (*status)["store_error"].get<std::string>().c_str()
+                   : "the store is full (purge ended intents or raise map_size)");
+  return kExitError;
+}
+
 int Checkpoint(const Global& g, const AgentOpFlags& f) {
   auto state = ParseJsonArg(f.state, "--state");
   if (!state.ok()) return Error(state.status());

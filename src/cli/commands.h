@@ -118,6 +118,8 @@ int Audit(const Global& g, const AuditFlags& f);
 int Replay(const Global& g, const std::string& id);
 // Deletes ended intents (dead letters included) and their history now.
 int Purge(const Global& g, const std::vector<std::string>& ids);
+// Exit 0 when the daemon answers and accepts sends (for probes); 1 otherwise, saying why.
+int Health(const Global& g);
 
 // Shared by the commands.
 int Error(const Status& status);

@@ -174,8 +174,8 @@ bool Engine::Count(std::string_view event_type, IntentStatus after) {
   for (const auto& [name, kind] : kKinds) {
     if (name != event_type) continue;
     ++turn_events_[static_cast<size_t>(kind)];
-    const bool ending = kind == Counted::kFailed || kind == Counted::kTimedOut ||
-                        kind == Counted::kRejected;
+    const bool ending =
+        kind == Counted::kFailed || kind == Counted::kTimedOut || kind == Counted::kRejected;
     if (ending && (after == IntentStatus::kFailed || after == IntentStatus::kTimedOut)) {
       ++turn_events_[static_cast<size_t>(Counted::kDeadLettered)];
       return true;

@@ -145,7 +145,7 @@ using EventCounts = std::array<uint64_t, static_cast<size_t>(Counted::kCount)>;
 
 struct Batch {
   std::array<int64_t, kIntentStatusCount> status_delta{};
-  EventCounts events{};  // recorded by the batch's turns
+  EventCounts events{};                     // recorded by the batch's turns
   std::vector<IntentId> settled;            // reached a terminal status
   std::vector<IntentId> released;           // no longer leased to the agent that held it
   std::map<std::string, uint64_t> emitted;  // peer -> last link seq written to its outbox

@@ -72,8 +72,7 @@ void MetricsText::Sample(std::string_view name, const Labels& labels, double val
   out_.push_back('\n');
 }
 
-void MetricsText::WriteHistogram(std::string_view name, std::string_view help,
-                                 const Histogram& h) {
+void MetricsText::WriteHistogram(std::string_view name, std::string_view help, const Histogram& h) {
   Family(name, "histogram", help);
   const std::string bucket = std::string(name) + "_bucket";
   uint64_t cumulative = 0;
@@ -110,7 +109,7 @@ MetricsServer::MetricsServer(std::function<void()> wake)
     : wake_(std::move(wake)), server_(std::make_unique<httplib::Server>()) {}
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& endpoint,
-                                                           std::function<void()> wake) {
+                                                            std::function<void()> wake) {
   std::string host;
   int port = 0;
   HANDOFF_RETURN_IF_ERROR(ParseHostPort(endpoint, &host, &port));

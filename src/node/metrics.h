@@ -75,7 +75,7 @@ class MetricsServer {
   // Listens on `host:port` (the [node] metrics_endpoint). `wake` wakes the loop thread; it
   // must be safe to call from any thread.
   static Result<std::unique_ptr<MetricsServer>> Start(const std::string& endpoint,
-                                                     std::function<void()> wake);
+                                                      std::function<void()> wake);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

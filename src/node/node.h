@@ -221,10 +221,12 @@ class Node {
   std::map<std::string, uint64_t> impostor_messages_;  // by the authenticated name
   uint64_t handshake_failures_ = 0;  // CURVE or ZMTP handshakes failed on the peer port
   std::map<std::string, int64_t> refusal_logged_;  // ShouldLogRefusal's memory
-  std::unique_ptr<MetricsServer> metrics_;  // null without metrics_endpoint
+  std::unique_ptr<MetricsServer> metrics_;         // null without metrics_endpoint
   // Per durable batch: its commit (apply + log append + flush), its flush alone, its requests.
-  Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
-  Histogram fsync_seconds_{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+  Histogram commit_seconds_{
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
+  Histogram fsync_seconds_{
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   Histogram batch_size_{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}};
   std::unique_ptr<storage::Committer> committer_;
   std::unique_ptr<Pending> logging_;  // handed to the Committer

@@ -66,8 +66,8 @@ std::string Node::RenderMetrics() const {
                    "Time to make a batch durable: applying it and appending and flushing its "
                    "log record.",
                    commit_seconds_);
-  m.WriteHistogram("handoff_fsync_seconds",
-                   "Time of a batch's log append and flush (fdatasync).", fsync_seconds_);
+  m.WriteHistogram("handoff_fsync_seconds", "Time of a batch's log append and flush (fdatasync).",
+                   fsync_seconds_);
   m.WriteHistogram("handoff_batch_size", "Write requests per durable batch.", batch_size_);
   m.Family("handoff_commits_total", "counter", "Batches made durable.");
   m.Sample("handoff_commits_total", static_cast<double>(stats_.commits));
@@ -102,8 +102,9 @@ std::string Node::RenderMetrics() const {
   };
   std::vector<PeerRow> peers;
   for (const auto& link : links_) {
-    PeerRow row{link->name(), link->connected(now), link->pending(), 0, link->retransmissions(),
-                link->auth_failures()};
+    PeerRow row{
+        link->name(),         link->connected(now), link->pending(), 0, link->retransmissions(),
+        link->auth_failures()};
     auto impostor = impostor_messages_.find(link->name());
     if (impostor != impostor_messages_.end()) row.auth_failures += impostor->second;
     if (txn.ok() && link->pending() > 0) {

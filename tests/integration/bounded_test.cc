@@ -213,6 +213,11 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   CHECK(daemon.running());
   nlohmann::json status = Status(daemon);
   CHECK_FALSE(status["accepting_sends"].get<bool>());
+  // `handoffctl health` fails while sends are refused, for a probe to notice.
+  CommandResult unhealthy = daemon.Ctl({"health"});
+  CHECK(unhealthy.exit_code == 1);
+  CHECK(unhealthy.err.find("answers but does not accept sends: the store is full") !=
+        std::string::npos);
   CommandResult text = daemon.Ctl({"status"});
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("REFUSED: the store is full") != std::string::npos);
@@ -237,6 +242,7 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   for (const std::string& id : accepted) REQUIRE(client->Purge(id).ok());
   CHECK(Eventually([&] { return client->Send(Work(1, 1000)).ok(); }));
   CHECK(Status(daemon)["accepting_sends"].get<bool>());
+  CHECK(daemon.Ctl({"health"}).exit_code == 0);
 }
 
 TEST_CASE("ACommitThatFailsRefusesItsBatchAndTheNodeGoesOn") {

@@ -150,10 +150,14 @@ TEST_CASE("BadInputGetsAOneLineErrorAndANonZeroExit") {
   // Nothing was stored by any of them.
   Json all = ParseOut(f.Ctl({"--json", "list"}));
   CHECK(all.empty());
-  // Usage errors exit 2.
+  // Usage errors exit 2; a mistyped command is named, with the closest one.
   auto usage = f.Ctl({"send", "--type", "intent.cli.v1"});
   CHECK(usage.exit_code == 2);
   CHECK(f.Ctl({"frobnicate"}).exit_code == 2);
+  auto typo = f.Ctl({"stauts"});
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err.find("unknown command 'stauts'; did you mean 'status'?") != std::string::npos);
+  CHECK(f.Ctl({"frobnicate"}).err.find("unknown command 'frobnicate'\n") != std::string::npos);
 }
 
 TEST_CASE("ADaemonThatIsNotRunningGivesAClearErrorQuickly") {
@@ -164,9 +168,16 @@ TEST_CASE("ADaemonThatIsNotRunningGivesAClearErrorQuickly") {
   CheckOneLineError(r, "not running");
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 
+  auto health = Run({HandoffctlPath(), "--socket", "ipc://" + dir.Sub("nobody.sock"), "health"});
+  CHECK(health.exit_code == 1);
+  CHECK(health.err.find("not running") != std::string::npos);
+
   // A stale socket file left by a killed daemon is no better.
   Daemon daemon(dir);
   daemon.Start();
+  auto healthy = daemon.Ctl({"health"});
+  CHECK(healthy.exit_code == 0);
+  CHECK(healthy.out.find("ok: node node-a answers and accepts sends") != std::string::npos);
   daemon.Kill();
   r = daemon.Ctl({"status"});
   CheckOneLineError(r, "not running");

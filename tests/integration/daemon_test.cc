@@ -62,11 +62,17 @@ TEST_CASE("ABadConfigStopsTheDaemonWithFileLineAndKey") {
   CHECK(missing.err.find("cannot read config file") != std::string::npos);
 
   std::string good = dir.Sub("good.toml");
-  std::ofstream(good) << "[node]\nname = \"node-z\"\nfsync = false\n";
+  std::ofstream(good) << "[node]\nname = \"node-z\"\nfsync = false\npeer_security = \"none\"\n"
+                      << "[[peers]]\nname = \"node-y\"\nendpoint = \"tcp://127.0.0.1:7401\"\n"
+                      << "[[routes]]\nmatch = \"agent://acme/far/*\"\nnode = \"node-y\"\n";
   auto check = Run({HandoffdPath(), "--config", good, "--check-config"});
   CHECK(check.exit_code == 0);
   CHECK(check.out.find("name = node-z") != std::string::npos);
   CHECK(check.out.find("fsync = false") != std::string::npos);
+  // What the links will be: peers and routes, as read.
+  CHECK(check.out.find("peer_security = none") != std::string::npos);
+  CHECK(check.out.find("peer node-y at tcp://127.0.0.1:7401, 0 key(s)") != std::string::npos);
+  CHECK(check.out.find("route agent://acme/far/* -> node-y") != std::string::npos);
 }
 
 TEST_CASE("CheckConfigRefusesAMapSizeThisMachineCannotMap") {

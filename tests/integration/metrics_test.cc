@@ -55,8 +55,7 @@ SendRequest Work(int64_t n) {
 TEST_CASE("MetricsCountWhatHappened") {
   TempDir dir;
   const int port = FreeTcpPort();
-  Daemon daemon(dir, "node-a",
-                "metrics_endpoint = \"127.0.0.1:" + std::to_string(port) + "\"");
+  Daemon daemon(dir, "node-a", "metrics_endpoint = \"127.0.0.1:" + std::to_string(port) + "\"");
   daemon.Start();
   auto client = daemon.Connect();
 
@@ -118,9 +117,9 @@ TEST_CASE("MetricsCountWhatHappened") {
 TEST_CASE("PeerMetricsShowTheLinkAndItsOutbox") {
   TempDir dir;
   const int port = FreeTcpPort();
-  Cluster cluster(dir, {{"node-a", {}, "metrics_endpoint = \"127.0.0.1:" + std::to_string(port) +
-                                           "\""},
-                        {"node-b", {"agent://acme/far/*"}, ""}});
+  Cluster cluster(dir,
+                  {{"node-a", {}, "metrics_endpoint = \"127.0.0.1:" + std::to_string(port) + "\""},
+                   {"node-b", {"agent://acme/far/*"}, ""}});
   cluster.StartAll();
   cluster.WaitConnected();
   auto m = Scrape(port);
@@ -176,8 +175,8 @@ TEST_CASE("AMetricsEndpointThatCannotBeUsedStopsStartUpWithAClearError") {
   httplib::Server squatter;
   const int taken = squatter.bind_to_any_port("127.0.0.1");
   REQUIRE(taken > 0);
-  auto in_use = Run({HandoffdPath(), "--config", config("127.0.0.1:" + std::to_string(taken))},
-                    {}, {}, std::chrono::seconds(20));
+  auto in_use = Run({HandoffdPath(), "--config", config("127.0.0.1:" + std::to_string(taken))}, {},
+                    {}, std::chrono::seconds(20));
   CHECK(in_use.exit_code == 1);
   CHECK(in_use.err.find("cannot listen on metrics_endpoint") != std::string::npos);
 }

@@ -121,4 +121,13 @@ Status RestrictIpcSocket(std::string_view endpoint) {
   return Status::OK();
 }
 
+void RemoveIpcSocket(std::string_view endpoint) {
+  if (!IsIpc(endpoint)) return;
+  const std::string path = IpcPath(endpoint);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == ::geteuid()) {
+    ::unlink(path.c_str());
+  }
+}
+
 }  // namespace handoff::net

@@ -35,6 +35,10 @@ bool IpcListening(std::string_view endpoint);
 Status PrepareIpcBind(std::string_view endpoint);
 // After binding an ipc endpoint: sets the socket's mode to 0600, whatever the umask.
 Status RestrictIpcSocket(std::string_view endpoint);
+// After a clean stop: removes the socket file of an ipc:// endpoint this process bound, so that
+// a client finds no socket rather than one nobody answers. Nothing for other transports, or
+// when the path is no longer a socket.
+void RemoveIpcSocket(std::string_view endpoint);
 
 }  // namespace handoff::net
 

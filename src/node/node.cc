@@ -73,13 +73,16 @@ Node::Node(const NodeOptions& options)
       backlog_(options.max_client_backlog, options.max_total_client_backlog) {}
 
 Node::~Node() {
-  metrics_.reset();  // its threads may still write to the wake pipe
+  metrics_.reset();    // its threads may still write to the wake pipe
   committer_.reset();  // joins its thread (it may still write to the wake pipe)
   links_.clear();
   peers_in_monitor_.reset();  // before the socket it watches
   peers_in_.reset();
   zap_.reset();
-  agents_.reset();
+  if (agents_) {
+    agents_.reset();
+    net::RemoveIpcSocket(options_.agent_endpoint);
+  }
   if (wake_read_fd_ >= 0) ::close(wake_read_fd_);
   if (wake_write_fd_ >= 0) ::close(wake_write_fd_);
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -47,6 +48,8 @@ TEST_CASE("WithNoConfigHandoffdAndHandoffctlFindEachOtherWithNoFlags") {
   CHECK(s["intents"]["SUBMITTED"] == 1);
   daemon.Signal(SIGTERM);
   CHECK(daemon.Wait(std::chrono::seconds(10)) == 0);
+  // A clean stop leaves no socket behind for clients to find and get no answer from.
+  CHECK_FALSE(std::filesystem::exists(default_endpoint.substr(6)));
 }
 
 TEST_CASE("ABadConfigStopsTheDaemonWithFileLineAndKey") {

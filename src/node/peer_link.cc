@@ -195,8 +195,9 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
   }
   if (was_down) {
     if (up_) {
-      spdlog::info("link to {}: node {} restarted; {} message(s) unacknowledged, sending them",
-                   peer_.name, peer_.name, assigned_ - acked_);
+      spdlog::info(
+          "link to {} is up: node {} restarted; {} message(s) unacknowledged, sending them",
+          peer_.name, peer_.name, assigned_ - acked_);
     } else if (up_or_down_since_ms_ == 0) {
       spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name,
                    assigned_ - acked_);

@@ -4,6 +4,9 @@
 # Other targets: deps, build, sanitize (ASan+UBSan build and tests), fuzz (each libFuzzer
 # target for FUZZ_SECONDS, default 300), fuzz-check (each for 20 s: what CI runs), clean.
 
+# Sub-makes (CMake's) print no "Entering directory" lines.
+MAKEFLAGS += --no-print-directory
+
 BUILD_DIR  ?= build
 BUILD_TYPE ?= Release
 JOBS       ?= 2

@@ -241,14 +241,14 @@ int Send(const Global& g, const SendFlags& f) {
   auto client = Connect(g);
   if (!client.ok()) return Error(client.status());
   if (f.wait) {
-    // One request: the daemon parks the wait with the send. The id is shown once stored.
+    // One request: the daemon parks the wait with the send. Standard output gets one line,
+    // the result (a script's `$(handoffctl send --wait ...)`); the id goes to standard error
+    // as soon as the intent is stored, so that it is known even if the wait is cut short.
     bool stored = false;
     auto done = (*client)->SendAndWait(req, *timeout, [&](const SendReceipt& receipt) {
       stored = true;
-      if (!g.json) {
-        Print(receipt.intent_id + "\n");
-        std::fflush(stdout);
-      }
+      if (!g.json)
+        std::fprintf(stderr, "handoffctl: stored intent %s\n", receipt.intent_id.c_str());
     });
     if (!stored) return Error(done.status());
     return ReportWait(g, std::move(done));

@@ -236,6 +236,12 @@ TEST_CASE("WaitExitCodesTellHowTheIntentEnded") {
                                 "--payload", "{\"x\": 1}", "--wait", "--timeout", "20s"}));
   CHECK(echoed["status"] == "COMPLETED");
   CHECK(echoed["result"] == Json{{"x", 1}});
+  // Without --json: one line on stdout, the result; the id on stderr.
+  auto plain = f.Ctl({"send", "--to", kTo, "--type", "intent.cli.v1", "--payload", "{\"y\": 2}",
+                      "--wait", "--timeout", "20s"});
+  CHECK(plain.exit_code == 0);
+  CHECK(plain.out == "{\"y\":2}\n");
+  CHECK(plain.err.find("handoffctl: stored intent ") == 0);
 }
 
 TEST_CASE("EventsListAndStatusShowTheLifecycle") {

@@ -62,7 +62,6 @@ class Backlog {
   // Queued and held, for one connection and for all.
   uint64_t bytes(const std::string& routing_id) const;
   uint64_t total_bytes() const { return total_bytes_; }
-  size_t connections() const { return queues_.size(); }
   // True when the connection's requests should wait: it does not read what it asked for.
   bool Over(const std::string& routing_id) const;
   uint64_t connection_budget() const { return connection_budget_; }

@@ -100,7 +100,9 @@ Status ParseHostPort(std::string_view endpoint, std::string* host, int* port) {
     return Status::InvalidArgument("metrics_endpoint '" + std::string(endpoint) +
                                    "': the port must be 1 to 65535");
   }
-  *host = std::string(endpoint.substr(0, colon));
+  std::string_view h = endpoint.substr(0, colon);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);  // [::1]
+  *host = std::string(h);
   *port = p;
   return Status::OK();
 }

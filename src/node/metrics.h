@@ -101,7 +101,8 @@ class MetricsServer {
   uint64_t generation_ = 0;  // guarded by mu_: renderings published
 };
 
-// "host:port" with a port of 1-65535 and a non-empty host; InvalidArgument otherwise.
+// "host:port" (an IPv6 host in brackets: "[::1]:9464", given back without them) with a port
+// of 1-65535 and a non-empty host; InvalidArgument otherwise.
 Status ParseHostPort(std::string_view endpoint, std::string* host, int* port);
 
 }  // namespace handoff::node

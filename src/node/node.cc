@@ -134,10 +134,12 @@ Status Node::Init() {
   }
   wake_read_fd_ = fds[0];
   wake_write_fd_ = fds[1];
-  committer_ = std::make_unique<storage::Committer>(*store_, [fd = wake_write_fd_] {
+  // What another thread calls to wake the loop: a byte in the pipe it polls.
+  auto wake = [fd = wake_write_fd_] {
     char byte = 1;
     [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);  // a full pipe wakes the loop anyway
-  });
+  };
+  committer_ = std::make_unique<storage::Committer>(*store_, wake);
 
   HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint));
   net::SocketOptions socket;
@@ -153,11 +155,7 @@ Status Node::Init() {
   HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
   if (!options_.metrics_endpoint.empty()) {
-    HANDOFF_ASSIGN_OR_RETURN(metrics_,
-                             MetricsServer::Start(options_.metrics_endpoint, [fd = wake_write_fd_] {
-                               char byte = 1;
-                               [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
-                             }));
+    HANDOFF_ASSIGN_OR_RETURN(metrics_, MetricsServer::Start(options_.metrics_endpoint, wake));
     spdlog::info("serving Prometheus metrics at http://{}/metrics", options_.metrics_endpoint);
   }
 

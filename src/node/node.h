@@ -181,6 +181,10 @@ class Node {
   bool Backlogged(const std::string& routing_id);
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
+  // How long the oldest message for `link` has waited unacknowledged; nullopt when none does
+  // (or the outbox cannot be read). `status` and the metrics show it.
+  std::optional<int64_t> OldestPendingAgeMs(const Result<Txn>& view, const PeerLink& link,
+                                            int64_t now) const;
   // The Prometheus exposition (node_metrics.cc; docs/operations.md lists the metrics).
   std::string RenderMetrics() const;
   // Loads (or creates) this node's key pair and starts the ZAP handler that admits the peers'

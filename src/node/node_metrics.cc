@@ -107,12 +107,8 @@ std::string Node::RenderMetrics() const {
         link->auth_failures()};
     auto impostor = impostor_messages_.find(link->name());
     if (impostor != impostor_messages_.end()) row.auth_failures += impostor->second;
-    if (txn.ok() && link->pending() > 0) {
-      std::vector<storage::OutboxEntry> oldest;
-      if (store_->ReadOutbox(*txn, link->name(), link->acked() + 1, 1, &oldest).ok() &&
-          !oldest.empty()) {
-        row.oldest_age_s = static_cast<double>(now - oldest.front().queued_at_ms) / 1000.0;
-      }
+    if (auto age = OldestPendingAgeMs(txn, *link, now)) {
+      row.oldest_age_s = static_cast<double>(*age) / 1000.0;
     }
     peers.push_back(std::move(row));
   }

@@ -266,6 +266,17 @@ void Node::AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>&
         *store_, [this] { return BeginView(); }, now);
 }
 
+std::optional<int64_t> Node::OldestPendingAgeMs(const Result<Txn>& view, const PeerLink& link,
+                                                int64_t now) const {
+  if (!view.ok() || link.pending() == 0) return std::nullopt;
+  std::vector<storage::OutboxEntry> oldest;
+  if (!store_->ReadOutbox(*view, link.name(), link.acked() + 1, 1, &oldest).ok() ||
+      oldest.empty()) {
+    return std::nullopt;
+  }
+  return now - oldest.front().queued_at_ms;
+}
+
 void Node::WritePeerStatus(MsgWriter& w) const {
   const int64_t now = options_.clock->NowMs();
   auto txn = BeginView();
@@ -300,13 +311,7 @@ void Node::WritePeerStatus(MsgWriter& w) const {
       w.Field("last_heard_ms_ago", now - link->last_heard_ms());
     }
     w.Field("outbox_depth", link->pending());
-    if (txn.ok() && link->pending() > 0) {
-      std::vector<storage::OutboxEntry> oldest;
-      if (store_->ReadOutbox(*txn, link->name(), link->acked() + 1, 1, &oldest).ok() &&
-          !oldest.empty()) {
-        w.Field("oldest_pending_age_ms", now - oldest.front().queued_at_ms);
-      }
-    }
+    if (auto age = OldestPendingAgeMs(txn, *link, now)) w.Field("oldest_pending_age_ms", *age);
     w.Field("retransmissions", link->retransmissions());
     w.Field("sent", link->sent());
     w.Field("in_flight_bytes", link->in_flight_bytes());

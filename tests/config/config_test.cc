@@ -154,8 +154,7 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nretry_multiplier = inf\n", "n.toml:2", "retry_multiplier must be");
   // The keys added for bounded memory and metrics, at and past their ends.
   CheckError("[node]\nmax_client_backlog = \"1KiB\"\n", "n.toml:2", "between 64KiB and 4GiB");
-  CheckError("[node]\nmax_client_backlog = \"99999999999999999999TiB\"\n", "n.toml:2",
-             "too large");
+  CheckError("[node]\nmax_client_backlog = \"99999999999999999999TiB\"\n", "n.toml:2", "too large");
   CheckError("[node]\nmax_total_client_backlog = \"65GiB\"\n", "n.toml:2",
              "between 1MiB and 64GiB");
   CheckError("[node]\nmetrics_endpoint = \"9464\"\n", "n.toml:2", "must be host:port");
@@ -163,9 +162,10 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nmetrics_endpoint = \"127.0.0.1:99999999999999999999\"\n", "n.toml:2",
              "1 to 65535");
   CheckError("[node]\nmetrics_endpoint = 9464\n", "n.toml:2", "metrics_endpoint must be");
-  auto bounds = Parse("[node]\nmax_client_backlog = \"64KiB\"\nmax_total_client_backlog = "
-                      "\"64GiB\"\nmetrics_endpoint = \"[::1]:65535\"\n",
-                      "n.toml");
+  auto bounds = Parse(
+      "[node]\nmax_client_backlog = \"64KiB\"\nmax_total_client_backlog = "
+      "\"64GiB\"\nmetrics_endpoint = \"[::1]:65535\"\n",
+      "n.toml");
   REQUIRE(bounds.ok());
   CHECK(bounds->node.max_client_backlog == (uint64_t{64} << 10));
   CHECK(bounds->node.max_total_client_backlog == (uint64_t{64} << 30));

@@ -214,11 +214,22 @@ TEST_CASE("AFullDiskIsToldTruthfullyAndAFinishedResultIsKeptUntilTheDiskIsFreed"
   CHECK(daemon.Log().find("No space left") != std::string::npos);
 }
 
-// Writes the fault injector's control file: of the fdatasync calls on files ending with
-// `suffix`, let `skip` through, then fail `fail`.
-void Fault(const std::string& control, const std::string& suffix, int skip, int fail) {
-  std::ofstream(control) << suffix << " " << skip << " " << fail << "\n";
-}
+// A started daemon with the fault injector preloaded (support/fault_inject.c).
+struct FaultyDaemon {
+  explicit FaultyDaemon(const std::string& extra = "") : daemon(dir, "node-a", extra) {
+    daemon.InjectFaults(control);
+    daemon.Start();
+  }
+  // Of the next fdatasync calls on files ending with `suffix`, lets `skip` through, then
+  // fails `fail`.
+  void Fault(const std::string& suffix, int skip, int fail) const {
+    std::ofstream(control) << suffix << " " << skip << " " << fail << "\n";
+  }
+
+  TempDir dir;
+  const std::string control = dir.Sub("faults");
+  Daemon daemon;
+};
 
 SendRequest Small(const std::string& id) {
   SendRequest req;
@@ -229,15 +240,12 @@ SendRequest Small(const std::string& id) {
 }
 
 TEST_CASE("ALogRecordWhoseFlushFailedIsWithdrawnSoItNeverComesBack") {
-  TempDir dir;
-  Daemon daemon(dir);
-  const std::string control = dir.Sub("faults");
-  daemon.InjectFaults(control);
-  daemon.Start();
+  FaultyDaemon f;
+  Daemon& daemon = f.daemon;
   auto client = daemon.Connect();
   REQUIRE(client->Send(Small(ChosenId(1))).ok());
   // The next flush of the write-ahead log fails: the send is told not_stored...
-  Fault(control, "/wal", 0, 1);
+  f.Fault("/wal", 0, 1);
   auto failed = client->Send(Small(ChosenId(2)));
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.status().IsNotStored());
@@ -255,18 +263,15 @@ TEST_CASE("ALogRecordWhoseFlushFailedIsWithdrawnSoItNeverComesBack") {
 }
 
 TEST_CASE("ALogRecordThatCannotBeWithdrawnStopsTheDaemonRatherThanAnswer") {
-  TempDir dir;
-  Daemon daemon(dir);
-  const std::string control = dir.Sub("faults");
-  daemon.InjectFaults(control);
-  daemon.Start();
+  FaultyDaemon f;
+  Daemon& daemon = f.daemon;
   ClientOptions options = daemon.client_options();
   options.request_timeout = std::chrono::seconds(5);
   auto client = Client::Connect(options);
   REQUIRE(client.ok());
   // The flush fails and so does the one that would withdraw the record: whether the batch
   // took effect is unknown, so no answer goes out and the daemon stops.
-  Fault(control, "/wal", 0, 2);
+  f.Fault("/wal", 0, 2);
   auto unknown = (*client)->Send(Small(ChosenId(1)));
   CHECK_FALSE(unknown.ok());
   CHECK_FALSE(unknown.status().IsNotStored());
@@ -280,17 +285,14 @@ TEST_CASE("ALogRecordThatCannotBeWithdrawnStopsTheDaemonRatherThanAnswer") {
 }
 
 TEST_CASE("ABatchCommittedWhoseFlushFailedIsReportedStoredAndWritesWaitForAFlush") {
-  TempDir dir;
   // A payload larger than the 16 MiB log is committed to the data file on its own.
-  Daemon daemon(dir, "node-a", "max_payload_bytes = \"32MiB\"");
-  const std::string control = dir.Sub("faults");
-  daemon.InjectFaults(control);
-  daemon.Start();
+  FaultyDaemon f("max_payload_bytes = \"32MiB\"");
+  Daemon& daemon = f.daemon;
   auto client = daemon.Connect();
   SendRequest big = Small(ChosenId(1));
   big.payload = {{"blob", std::string(20 << 20, 'b')}};
   // The commit's own flush (its data pages) goes through; the flush of its meta page fails.
-  Fault(control, "data.mdb", 1, 1);
+  f.Fault("data.mdb", 1, 1);
   auto stored = client->Send(big);
   CAPTURE(stored.status().ToString());
   CHECK(stored.ok());  // it took effect: reporting it failed would be false

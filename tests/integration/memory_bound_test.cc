@@ -44,6 +44,23 @@ constexpr bool kSanitized = true;
 constexpr bool kSanitized = false;
 #endif
 
+// The daemon's pid, as its status reports it.
+int DaemonPid(Client& client) {
+  auto status = client.NodeStatus();
+  REQUIRE(status.ok());
+  return (*status)["pid"].get<int>();
+}
+
+// A bare DEALER on the agent socket that queues whatever it is given (no high-water mark):
+// a client that sends without reading.
+zmq::socket_t RawDealer(zmq::context_t& context, const std::string& endpoint) {
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::sndhwm, 0);
+  socket.connect(endpoint);
+  return socket;
+}
+
 void CheckBound(uint64_t peak) {
   if (kSanitized) return;
   CHECK(peak < kRssBound);
@@ -60,16 +77,11 @@ TEST_CASE("AClientThatNeverReadsItsRepliesIsCutOffAndMemoryStaysBounded") {
   req.intent_type = "intent.flood.v1";
   req.payload = {{"note", std::string(100, 'n')}};
   for (int i = 0; i < 300; ++i) REQUIRE(client->Send(req).ok());
-  auto status = client->NodeStatus();
-  REQUIRE(status.ok());
-  const int pid = (*status)["pid"].get<int>();
+  const int pid = DaemonPid(*client);
 
   // 20,000 list requests, none of whose replies is read.
   zmq::context_t context;
-  zmq::socket_t flood(context, zmq::socket_type::dealer);
-  flood.set(zmq::sockopt::linger, 0);
-  flood.set(zmq::sockopt::sndhwm, 0);
-  flood.connect(daemon.endpoint());
+  zmq::socket_t flood = RawDealer(context, daemon.endpoint());
   uint64_t peak = 0;
   for (uint64_t rid = 1; rid <= 20000; ++rid) {
     wire::RequestBuilder b("list", rid);
@@ -130,9 +142,7 @@ TEST_CASE("ALinkToAPausedPeerHoldsAtMostItsByteWindow") {
   cluster.StartAll();
   cluster.WaitConnected();
   auto client = cluster["node-a"].Connect();
-  auto status = client->NodeStatus();
-  REQUIRE(status.ok());
-  const int pid = (*status)["pid"].get<int>();
+  const int pid = DaemonPid(*client);
   auto peer = [&] {
     auto s = client->NodeStatus();
     REQUIRE(s.ok());
@@ -196,14 +206,9 @@ TEST_CASE("FramesBuiltToBlowUpWhenDecodedOrToBeManyStayBounded") {
   Daemon daemon(dir);  // max_payload_bytes 1 MiB: agent frames up to 3 MiB
   daemon.Start();
   auto client = daemon.Connect();
-  auto status = client->NodeStatus();
-  REQUIRE(status.ok());
-  const int pid = (*status)["pid"].get<int>();
+  const int pid = DaemonPid(*client);
   zmq::context_t context;
-  zmq::socket_t raw(context, zmq::socket_type::dealer);
-  raw.set(zmq::sockopt::linger, 0);
-  raw.set(zmq::sockopt::sndhwm, 0);
-  raw.connect(daemon.endpoint());
+  zmq::socket_t raw = RawDealer(context, daemon.endpoint());
   uint64_t peak = 0;
 
   // The largest frame the socket takes, packed with empty arrays: three arrays of a million
@@ -249,14 +254,10 @@ TEST_CASE("AMessageOfManyFramesIsRefusedAndFreed") {
   Daemon daemon(dir);
   daemon.Start();
   auto client = daemon.Connect();
-  auto status = client->NodeStatus();
-  REQUIRE(status.ok());
-  const int pid = (*status)["pid"].get<int>();
+  const int pid = DaemonPid(*client);
   zmq::context_t context;
-  zmq::socket_t raw(context, zmq::socket_type::dealer);
-  raw.set(zmq::sockopt::linger, 0);
+  zmq::socket_t raw = RawDealer(context, daemon.endpoint());
   raw.set(zmq::sockopt::rcvtimeo, 30000);
-  raw.connect(daemon.endpoint());
   // A 200-frame message of 1 MiB frames: ZeroMQ hands over a message only whole, so it is
   // buffered before anything can look at it (200 MiB here: frames are at most
   // 2 x max_payload_bytes + 1 MiB each, and ZeroMQ has no limit on their number); the daemon

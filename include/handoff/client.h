@@ -135,6 +135,15 @@ class Client {
   Result<std::vector<AuditEntry>> Audit(uint64_t since = 0, size_t limit = 1000);
   // The daemon's own report: node, version, counts by status, receivers, ...
   Result<Json> NodeStatus();
+  // Every local address with receivers, queued intents or a pause: {"agents": [{address,
+  // receivers, credit, in_flight, queued, last_heard, paused, ...}], "receiver_timeout_ms"}.
+  Result<Json> Agents();
+  // The kill switch: no more deliveries to `address` (sends are still accepted and queue)
+  // until Resume. Durable and audited; an address hosted by a peer is paused there. The reply:
+  // {address, paused, changed, forwarded_to (when hosted by a peer)}.
+  Result<Json> Pause(std::string_view address, std::string_view reason = {},
+                     std::string_view actor = {});
+  Result<Json> Resume(std::string_view address, std::string_view actor = {});
 
   // --- For agents and tools working on a delivered intent. `attempt` is the delivery attempt
   // the work belongs to (0: the current one). ---

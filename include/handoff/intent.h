@@ -48,7 +48,7 @@ struct Intent {
 };
 
 struct Event {
-  std::string intent_id;
+  std::string intent_id;   // empty for an event of the node itself (address.paused, ...)
   uint32_t seq = 0;        // per intent, strictly increasing from 1
   std::string event_type;  // intent.created, intent.submitted, intent.delivered, ...
   IntentStatus status = IntentStatus::kCreated;  // status after the event

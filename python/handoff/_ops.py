@@ -154,6 +154,12 @@ def decide_fields(
     return {"intent_id": intent_id, "comment": comment, "outcome": outcome, "actor": actor}
 
 
+def pause_fields(address: str, reason: Optional[str], actor: Optional[str]) -> Dict[str, Any]:
+    if not isinstance(address, str) or not address:
+        raise TypeError("address must be a non-empty str (agent://<org>/<env>/<name>)")
+    return {"address": address, "reason": reason, "actor": actor}
+
+
 def report_fields(intent_id: str, attempt: int, **extra: Any) -> Dict[str, Any]:
     check_intent_id(intent_id)
     fields: Dict[str, Any] = {"intent_id": intent_id, "attempt": attempt}

@@ -275,6 +275,18 @@ class Client:
     async def status(self) -> Dict[str, Any]:
         return await self._conn.call("status", {})
 
+    async def agents(self) -> List[Dict[str, Any]]:
+        reply = await self._conn.call("agents", {})
+        return _ops.list_of(reply, "agents")
+
+    async def pause(
+        self, address: str, reason: Optional[str] = None, actor: Optional[str] = None
+    ) -> Dict[str, Any]:
+        return await self._conn.call("pause", _ops.pause_fields(address, reason, actor))
+
+    async def resume(self, address: str, actor: Optional[str] = None) -> Dict[str, Any]:
+        return await self._conn.call("resume", _ops.pause_fields(address, None, actor))
+
     async def ack(self, intent_id: str, attempt: int = 0, start: bool = True) -> Dict[str, Any]:
         return await self._conn.call("ack", _ops.report_fields(intent_id, attempt, start=start))
 

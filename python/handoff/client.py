@@ -300,6 +300,23 @@ class Client:
         """The daemon's status (docs/protocol.md, `status`)."""
         return self._call("status", {})
 
+    def agents(self) -> List[Dict[str, Any]]:
+        """Every local address with receivers, queued intents or a pause: address,
+        receivers, credit, in_flight, queued, last_heard (ms since the epoch, 0: never),
+        paused (docs/protocol.md, `agents`)."""
+        return _ops.list_of(self._call("agents", {}), "agents")
+
+    def pause(
+        self, address: str, reason: Optional[str] = None, actor: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """Stops deliveries to `address` until resume(); sends to it still queue. Durable and
+        audited; an address another node hosts is paused there (`forwarded_to`)."""
+        return self._call("pause", _ops.pause_fields(address, reason, actor))
+
+    def resume(self, address: str, actor: Optional[str] = None) -> Dict[str, Any]:
+        """Delivers to a paused address again."""
+        return self._call("resume", _ops.pause_fields(address, None, actor))
+
     # --- Agents' calls, for scripts that do not use Agent ---
 
     def ack(self, intent_id: str, attempt: int = 0, start: bool = True) -> Dict[str, Any]:

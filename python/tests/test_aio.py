@@ -126,3 +126,17 @@ def test_async_failures_are_retried_or_permanent(daemon: Daemon) -> None:
         await asyncio.wait_for(runner, 30)
 
     asyncio.run(main())
+
+
+def test_async_pause_resume_and_agents(daemon: Daemon) -> None:
+    async def main() -> None:
+        async with aio.Client(daemon.endpoint) as client:
+            assert (await client.pause(WORKER, reason="maintenance"))["changed"] is True
+            await client.send_intent(send_fields(1))
+            rows = {row["address"]: row for row in await client.agents()}
+            assert rows[WORKER]["paused"] is True and rows[WORKER]["queued"] == 1
+            assert (await client.resume(WORKER))["changed"] is True
+            rows = {row["address"]: row for row in await client.agents()}
+            assert rows[WORKER]["paused"] is False
+
+    asyncio.run(main())

@@ -251,3 +251,31 @@ def test_wait_for_survives_a_daemon_sigkill_and_restart(daemon: Daemon) -> None:
         waiter.join(60)
         assert outcome["status"] == "COMPLETED"
         assert outcome["result"] == {"after": "restart"}
+
+
+def test_pause_holds_deliveries_until_resume_and_agents_shows_it(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        reply = client.pause(PROCESSOR, reason="bad deploy", actor="human:py")
+        assert reply["paused"] is True and reply["changed"] is True
+        intent_id = client.send_intent(work())  # still accepted: it queues
+        conn = Connection(daemon.endpoint)
+        try:
+            conn.call("receive", {"address": PROCESSOR, "credit": 1})
+            assert conn.next_push(1.0) is None  # paused: nothing comes
+            rows = {row["address"]: row for row in client.agents()}
+            row = rows[PROCESSOR]
+            assert row["paused"] is True
+            assert row["pause_reason"] == "bad deploy"
+            assert row["paused_by"] == "human:py"
+            assert row["receivers"] == 1 and row["queued"] == 1
+            assert row["last_heard"] > 0
+            assert [p["address"] for p in client.status()["paused"]] == [PROCESSOR]
+            assert client.resume(PROCESSOR, actor="human:py")["changed"] is True
+            push = conn.next_push(15)
+            assert push is not None and push["intent"]["intent_id"] == intent_id
+        finally:
+            conn.close()
+        kinds = [(e["event_type"], e["intent_id"]) for e in client.audit()]
+        assert ("address.paused", "") in kinds and ("address.resumed", "") in kinds
+        with pytest.raises(handoff.InvalidArgument):
+            client.pause("agent://not-an-address")

@@ -78,4 +78,14 @@ Status ValidateNodeName(std::string_view name) {
   return Status::OK();
 }
 
+std::string HexId(std::string_view id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : id.substr(0, 32)) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
 }  // namespace handoff

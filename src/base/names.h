@@ -26,6 +26,9 @@ Status ValidateAgentAddress(std::string_view address);
 // bytes of it, anything outside printable ASCII shown as '?'.
 std::string Quoted(std::string_view s);
 Status ValidateIntentType(std::string_view type);
+// A connection's routing id (ZeroMQ makes it up: five binary bytes) as hex, at most 32 bytes
+// of it: for the log and `handoffctl agents`.
+std::string HexId(std::string_view id);
 Status ValidateNodeName(std::string_view name);
 
 }  // namespace handoff

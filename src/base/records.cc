@@ -334,10 +334,11 @@ void WriteIntentFields(MsgWriter& w, const IntentRecord& r) {
 }
 
 void WriteEventFields(MsgWriter& w, const EventRecord& e) {
-  w.Field("intent_id", e.id.ToText().view());
+  const bool node_event = e.id.IsZero();  // the node's own: no intent, no status
+  w.Field("intent_id", node_event ? std::string_view() : e.id.ToText().view());
   w.Field("seq", e.seq);
   w.Field("event_type", e.event_type);
-  w.Field("status", IntentStatusName(e.status));
+  w.Field("status", node_event ? std::string_view() : IntentStatusName(e.status));
   w.Field("at", e.at_ms);
   w.Field("node", e.node);
   w.Field("actor", e.actor);
@@ -401,8 +402,13 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
   return ReadUint32(m, "seq", &r->seq);
 }
 
-Status ReadEventFields(const MapReader& m, EventRecord* e) {
-  HANDOFF_RETURN_IF_ERROR(ReadId(m, &e->id));
+Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events) {
+  std::string id;
+  if (node_events && m.OptString("intent_id", &id).ok() && id.empty()) {
+    e->id = IntentId();
+  } else {
+    HANDOFF_RETURN_IF_ERROR(ReadId(m, &e->id));
+  }
   HANDOFF_RETURN_IF_ERROR(ReadUint32(m, "seq", &e->seq));
   HANDOFF_RETURN_IF_ERROR(m.OptString("event_type", &e->event_type));
   HANDOFF_RETURN_IF_ERROR(ReadStatus(m, "status", &e->status));
@@ -415,7 +421,8 @@ Status ReadEventFields(const MapReader& m, EventRecord* e) {
 }
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1) return DecodeStored<IntentRecord>(bytes, "intent record");
+  if (!bytes.empty() && bytes[0] == kStoredV1)
+    return DecodeStored<IntentRecord>(bytes, "intent record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("intent record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "intent record");
@@ -429,7 +436,8 @@ Result<IntentRecord> DecodeIntent(std::string_view bytes) {
 Result<uint64_t> StoredEventAuditSeq(std::string_view bytes) {
   if (!bytes.empty() && bytes[0] == kStoredV1) {
     // The stored form ends with it.
-    if (bytes.size() < 1 + IntentId::kSize + 8) return Status::Corruption("event record: truncated");
+    if (bytes.size() < 1 + IntentId::kSize + 8)
+      return Status::Corruption("event record: truncated");
     BinReader tail(bytes.substr(bytes.size() - 8));
     return tail.U64();
   }
@@ -438,7 +446,8 @@ Result<uint64_t> StoredEventAuditSeq(std::string_view bytes) {
 }
 
 Result<EventRecord> DecodeEvent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1) return DecodeStored<EventRecord>(bytes, "event record");
+  if (!bytes.empty() && bytes[0] == kStoredV1)
+    return DecodeStored<EventRecord>(bytes, "event record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "event record");

@@ -95,7 +95,9 @@ std::string EncodeEvent(const EventRecord& e);
 
 // Decodes from a map reader; used for stored bytes and for wire messages alike.
 Status ReadIntentFields(const MapReader& m, IntentRecord* r);
-Status ReadEventFields(const MapReader& m, EventRecord* e);
+// With `node_events`, an empty intent_id reads as the all-zero id: an event of the node itself
+// (an audit trail entry), whose status is empty too.
+Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events = false);
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes);
 Result<EventRecord> DecodeEvent(std::string_view bytes);

@@ -187,6 +187,21 @@ int Main(int argc, char** argv) {
                          "exit 0 if the daemon answers and accepts sends, else 1 (for probes)");
   c->callback([&] { run = [&] { return Health(g); }; });
 
+  c = app.add_subcommand("agents",
+                         "list local addresses: receivers, credit, in flight, queued, paused");
+  c->callback([&] { run = [&] { return Agents(g); }; });
+  PauseFlags pause;
+  c = app.add_subcommand("pause",
+                         "stop deliveries to an address (sends still queue) until resumed");
+  c->add_option("address", pause.address, "agent address")->required();
+  c->add_option("--reason", pause.reason, "recorded in the audit trail");
+  c->add_option("--actor", pause.actor, "who pauses (default: human:$USER)");
+  c->callback([&] { run = [&] { return Pause(g, pause); }; });
+  c = app.add_subcommand("resume", "deliver to a paused address again");
+  c->add_option("address", pause.address, "agent address")->required();
+  c->add_option("--actor", pause.actor, "who resumes (default: human:$USER)");
+  c->callback([&] { run = [&] { return Resume(g, pause); }; });
+
   ServeFlags serve;
   c = app.add_subcommand("serve", "run a command for every intent sent to an address");
   c->add_option("--as", serve.as, "the agent address to serve")->required();

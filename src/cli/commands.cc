@@ -373,6 +373,54 @@ int Health(const Global& g) {
   return kExitError;
 }
 
+int Agents(const Global& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto reply = (*client)->Agents();
+  if (!reply.ok()) return Error(reply.status());
+  const int64_t now = SystemClock::Instance().NowMs();
+  if (g.json) {
+    PrintJson(AgentsJson(*reply, now));
+  } else {
+    Print(AgentsText(*reply, now));
+  }
+  return kExitOk;
+}
+
+int Pause(const Global& g, const PauseFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto reply = (*client)->Pause(f.address, f.reason, DecidedBy(f.actor));
+  if (!reply.ok()) return Error(reply.status());
+  if (g.json) {
+    PrintJson(*reply);
+  } else if (reply->contains("forwarded_to")) {
+    Print("pause of " + f.address + " sent to node " + (*reply)["forwarded_to"].get<std::string>() +
+          ", which hosts it\n");
+  } else {
+    Print(std::string(reply->value("changed", false) ? "paused " : "already paused: ") + f.address +
+          " (intents for it queue until `handoffctl resume " + f.address + "`)\n");
+  }
+  return kExitOk;
+}
+
+int Resume(const Global& g, const PauseFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Error(client.status());
+  auto reply = (*client)->Resume(f.address, DecidedBy(f.actor));
+  if (!reply.ok()) return Error(reply.status());
+  if (g.json) {
+    PrintJson(*reply);
+  } else if (reply->contains("forwarded_to")) {
+    Print("resume of " + f.address + " sent to node " +
+          (*reply)["forwarded_to"].get<std::string>() + ", which hosts it\n");
+  } else {
+    Print(std::string(reply->value("changed", false) ? "resumed " : "not paused: ") + f.address +
+          "\n");
+  }
+  return kExitOk;
+}
+
 int Checkpoint(const Global& g, const AgentOpFlags& f) {
   auto state = ParseJsonArg(f.state, "--state");
   if (!state.ok()) return Error(state.status());

@@ -118,6 +118,14 @@ int Audit(const Global& g, const AuditFlags& f);
 int Replay(const Global& g, const std::string& id);
 // Deletes ended intents (dead letters included) and their history now.
 int Purge(const Global& g, const std::vector<std::string>& ids);
+// Local addresses: receivers, credit, in flight, queued, last heard, paused.
+int Agents(const Global& g);
+struct PauseFlags {
+  std::string address, reason, actor;
+};
+// The kill switch: stop / restart deliveries to an address.
+int Pause(const Global& g, const PauseFlags& f);
+int Resume(const Global& g, const PauseFlags& f);
 // Exit 0 when the daemon answers and accepts sends (for probes); 1 otherwise, saying why.
 int Health(const Global& g);
 

@@ -114,14 +114,17 @@ std::string ApprovalsText(const std::vector<Intent>& intents, int64_t now_ms) {
 }
 
 OrderedJson EventJson(const Event& e) {
-  return OrderedJson{{"intent_id", e.intent_id},
-                     {"seq", e.seq},
-                     {"event_type", e.event_type},
-                     {"status", std::string(IntentStatusName(e.status))},
-                     {"at", FormatRfc3339(e.at_ms)},
-                     {"node", e.node},
-                     {"actor", e.actor},
-                     {"details", e.details}};
+  // An event of the node itself (address.paused, ...) belongs to no intent and has no status.
+  const bool node_event = e.intent_id.empty();
+  return OrderedJson{
+      {"intent_id", node_event ? OrderedJson() : OrderedJson(e.intent_id)},
+      {"seq", e.seq},
+      {"event_type", e.event_type},
+      {"status", node_event ? OrderedJson() : OrderedJson(std::string(IntentStatusName(e.status)))},
+      {"at", FormatRfc3339(e.at_ms)},
+      {"node", e.node},
+      {"actor", e.actor},
+      {"details", e.details}};
 }
 
 std::string IntentText(const Intent& in) {
@@ -183,8 +186,10 @@ std::string AuditText(const std::vector<AuditEntry>& entries, bool header) {
     rows.push_back({"AUDIT", "AT", "INTENT_ID", "EVENT", "STATUS", "NODE", "ACTOR", "DETAILS"});
   for (const AuditEntry& a : entries) {
     const Event& e = a.event;
-    rows.push_back({std::to_string(a.audit_seq), FormatRfc3339(e.at_ms), e.intent_id, e.event_type,
-                    std::string(IntentStatusName(e.status)), e.node, e.actor,
+    const bool node_event = e.intent_id.empty();
+    rows.push_back({std::to_string(a.audit_seq), FormatRfc3339(e.at_ms),
+                    node_event ? "-" : e.intent_id, e.event_type,
+                    node_event ? "-" : std::string(IntentStatusName(e.status)), e.node, e.actor,
                     e.details.is_null() ? "" : CompactJson(e.details)});
   }
   return Table(rows);
@@ -283,6 +288,91 @@ std::string StatusText(const Json& s) {
                                        " held=" + CompactJson(r.value("held", Json(0)))});
     }
   }
+  if (s.value("receivers_total", 0) >
+      static_cast<int64_t>(s.value("receivers", Json::array()).size())) {
+    rows.push_back({"receivers:", CompactJson(s["receivers_total"]) +
+                                      " in all (handoffctl agents lists them by address)"});
+  }
+  if (s.contains("paused") && s["paused"].is_array()) {
+    for (const Json& p : s["paused"]) {
+      std::string line = p.value("address", "") + " by " + p.value("actor", "") + " at " +
+                         FormatRfc3339(p.value("at", int64_t{0}));
+      if (!p.value("reason", "").empty()) line += ": " + p.value("reason", "");
+      rows.push_back({"PAUSED:", line});
+    }
+  }
+  return Table(rows);
+}
+
+namespace {
+
+int64_t Int(const Json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
+}
+
+// A time in ms since the epoch as RFC 3339; null for 0 (never).
+OrderedJson TimeOrNull(int64_t ms) {
+  return ms == 0 ? OrderedJson() : OrderedJson(FormatRfc3339(ms));
+}
+
+OrderedJson SecondsAgo(int64_t ms, int64_t now_ms) {
+  if (ms == 0) return OrderedJson();
+  return OrderedJson(static_cast<double>(std::max<int64_t>(0, now_ms - ms)) / 1000.0);
+}
+
+}  // namespace
+
+OrderedJson AgentsJson(const Json& reply, int64_t now_ms) {
+  OrderedJson agents = OrderedJson::array();
+  for (const Json& a : reply.value("agents", Json::array())) {
+    OrderedJson connections = OrderedJson::array();
+    for (const Json& c : a.value("connections", Json::array())) {
+      connections.push_back({{"connection", c.value("connection", "")},
+                             {"credit", Int(c, "credit")},
+                             {"held", Int(c, "held")},
+                             {"last_heard", TimeOrNull(Int(c, "last_heard"))},
+                             {"idle_seconds", SecondsAgo(Int(c, "last_heard"), now_ms)}});
+    }
+    OrderedJson row = {{"address", a.value("address", "")},
+                       {"receivers", Int(a, "receivers")},
+                       {"credit", Int(a, "credit")},
+                       {"in_flight", Int(a, "in_flight")},
+                       {"queued", Int(a, "queued")},
+                       {"last_heard", TimeOrNull(Int(a, "last_heard"))},
+                       {"idle_seconds", SecondsAgo(Int(a, "last_heard"), now_ms)},
+                       {"paused", a.value("paused", false)}};
+    if (a.value("paused", false)) {
+      row["pause_reason"] = a.value("pause_reason", "");
+      row["paused_by"] = a.value("paused_by", "");
+      row["paused_at"] = TimeOrNull(Int(a, "paused_at"));
+    }
+    row["connections"] = std::move(connections);
+    agents.push_back(std::move(row));
+  }
+  return OrderedJson{{"agents", std::move(agents)},
+                     {"receiver_timeout_seconds",
+                      static_cast<double>(Int(reply, "receiver_timeout_ms")) / 1000.0}};
+}
+
+std::string AgentsText(const Json& reply, int64_t now_ms) {
+  std::vector<std::vector<std::string>> rows = {
+      {"ADDRESS", "RECEIVERS", "CREDIT", "IN_FLIGHT", "QUEUED", "LAST_HEARD", "PAUSED"}};
+  for (const Json& a : reply.value("agents", Json::array())) {
+    const int64_t heard = Int(a, "last_heard");
+    std::string paused = "no";
+    if (a.value("paused", false)) {
+      paused =
+          "PAUSED by " + a.value("paused_by", "") + " at " + FormatRfc3339(Int(a, "paused_at"));
+      if (!a.value("pause_reason", "").empty()) paused += ": " + a.value("pause_reason", "");
+    }
+    rows.push_back(
+        {a.value("address", ""), std::to_string(Int(a, "receivers")),
+         std::to_string(Int(a, "credit")), std::to_string(Int(a, "in_flight")),
+         std::to_string(Int(a, "queued")),
+         heard == 0 ? "-" : FormatDurationMs(std::max<int64_t>(0, now_ms - heard)) + " ago",
+         paused});
+  }
+  if (rows.size() == 1) return "no local address has receivers, queued intents or a pause\n";
   return Table(rows);
 }
 

@@ -31,6 +31,10 @@ std::string EventsText(const std::vector<Event>& events);
 std::string AuditText(const std::vector<AuditEntry>& entries, bool header);
 std::string ListText(const std::vector<Intent>& intents);
 std::string StatusText(const Json& status);
+// `agents`: the daemon's reply with its times as RFC 3339 (null when never) and ages in
+// seconds, and as a table.
+OrderedJson AgentsJson(const Json& reply, int64_t now_ms);
+std::string AgentsText(const Json& reply, int64_t now_ms);
 // Failed intents: id, type, recipient, attempts, age, reason. `now_ms` dates the ages.
 std::string DeadLettersText(const std::vector<Intent>& intents, int64_t now_ms);
 

@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "base/intent_id.h"
+#include "base/names.h"
 #include "base/records.h"
 #include "client/connection.h"
 #include "client/convert.h"
@@ -27,6 +28,13 @@ Result<Intent> IntentFromReply(const ReceivedReply& got) {
   const msgpack::object* intent = got.reply.body().Find("intent");
   if (intent == nullptr) return Status::Corruption("reply without an intent");
   return ReadIntent(*intent);
+}
+
+// A reply as JSON, without its envelope.
+Result<Json> ReplyJson(const ReceivedReply& got) {
+  HANDOFF_ASSIGN_OR_RETURN(Json out, MsgpackToJson(got.reply.handle.get()));
+  for (const char* envelope : {"v", "rid", "ok"}) out.erase(envelope);
+  return out;
 }
 
 }  // namespace
@@ -322,9 +330,32 @@ Result<std::vector<AuditEntry>> Client::Audit(uint64_t since, size_t limit) {
 
 Result<Json> Client::NodeStatus() {
   HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("status", nullptr));
-  HANDOFF_ASSIGN_OR_RETURN(Json status, MsgpackToJson(got.reply.handle.get()));
-  for (const char* envelope : {"v", "rid", "ok"}) status.erase(envelope);
-  return status;
+  return ReplyJson(got);
+}
+
+Result<Json> Client::Agents() {
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("agents", nullptr));
+  return ReplyJson(got);
+}
+
+Result<Json> Client::Pause(std::string_view address, std::string_view reason,
+                           std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(address));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("pause", [&](MsgWriter& w) {
+    w.Field("address", address);
+    if (!reason.empty()) w.Field("reason", reason);
+    if (!actor.empty()) w.Field("actor", actor);
+  }));
+  return ReplyJson(got);
+}
+
+Result<Json> Client::Resume(std::string_view address, std::string_view actor) {
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(address));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("resume", [&](MsgWriter& w) {
+    w.Field("address", address);
+    if (!actor.empty()) w.Field("actor", actor);
+  }));
+  return ReplyJson(got);
 }
 
 Status Client::Checkpoint(std::string_view intent_id, uint32_t attempt, const Json& state) {

@@ -65,9 +65,9 @@ Result<Intent> ReadIntent(const msgpack::object& object) {
 Result<Event> ReadEvent(const msgpack::object& object) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(object, "event"));
   EventRecord r;
-  HANDOFF_RETURN_IF_ERROR(ReadEventFields(m, &r));
+  HANDOFF_RETURN_IF_ERROR(ReadEventFields(m, &r, /*node_events=*/true));
   Event e;
-  e.intent_id = r.id.ToString();
+  if (!r.id.IsZero()) e.intent_id = r.id.ToString();
   e.seq = r.seq;
   e.event_type = std::move(r.event_type);
   e.status = r.status;

@@ -189,6 +189,11 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.default_lease_ms, node::kMinLeaseMs,
                                 node::kMaxLeaseMs, "between 100ms and 24h");
        }},
+      {"node", "receiver_timeout", "a duration like \"30s\"", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.receiver_timeout_ms, 1000, 3600 * 1000,
+                                "between 1s and 1h");
+       }},
       {"node", "max_attempts", "an integer from 0 (unlimited) to 1000000", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value_exact<int64_t>();

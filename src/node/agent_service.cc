@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <utility>
 
 #include "base/names.h"
 #include "base/units.h"
+#include "node/limits.h"
 
 namespace handoff::node {
 namespace {
@@ -60,16 +62,18 @@ bool AgentService::MayWrite(std::string_view op) {
   return op == wire::op::kSend || op == wire::op::kCancel || op == wire::op::kAck ||
          op == wire::op::kHeartbeat || op == wire::op::kCheckpoint || op == wire::op::kComplete ||
          op == wire::op::kFail || op == wire::op::kReplay || op == wire::op::kPurge ||
-         op == wire::op::kApprove || op == wire::op::kReject || op == wire::op::kRequestApproval;
+         op == wire::op::kApprove || op == wire::op::kReject || op == wire::op::kRequestApproval ||
+         op == wire::op::kPause || op == wire::op::kResume;
 }
 
 bool AgentService::IsPureRead(std::string_view op) {
   return op == wire::op::kGet || op == wire::op::kList || op == wire::op::kEvents ||
-         op == wire::op::kAudit || op == wire::op::kStatus || op == wire::op::kHello;
+         op == wire::op::kAudit || op == wire::op::kStatus || op == wire::op::kHello ||
+         op == wire::op::kAgents;
 }
 
 AgentService::Handler AgentService::Find(std::string_view op) {
-  static const std::array<std::pair<std::string_view, Handler>, 20> kHandlers = {{
+  static const std::array<std::pair<std::string_view, Handler>, 23> kHandlers = {{
       {wire::op::kHello, &AgentService::OnHello},
       {wire::op::kSend, &AgentService::OnSend},
       {wire::op::kGet, &AgentService::OnGet},
@@ -90,6 +94,9 @@ AgentService::Handler AgentService::Find(std::string_view op) {
       {wire::op::kReject, &AgentService::OnDecide},
       {wire::op::kRequestApproval, &AgentService::OnRequestApproval},
       {wire::op::kAudit, &AgentService::OnAudit},
+      {wire::op::kAgents, &AgentService::OnAgents},
+      {wire::op::kPause, &AgentService::OnPause},
+      {wire::op::kResume, &AgentService::OnPause},
   }};
   for (const auto& [name, handler] : kHandlers) {
     if (name == op) return handler;
@@ -108,11 +115,12 @@ std::optional<std::string> AgentService::Handle(Txn& txn, Batch& batch,
             "unknown operation '" + request.op.substr(0, 64) +
             "'; known: hello, send, get, events, wait, list, cancel, receive, ack, "
             "heartbeat, checkpoint, complete, fail, request_approval, approve, reject, replay, "
-            "purge, audit, status"));
+            "purge, audit, status, agents, pause, resume"));
   }
   if (MayWrite(request.op) && !txn.is_write()) {
     return wire::EncodeErrorReply(request.rid, Status::Unavailable("no write transaction"));
   }
+  receivers_.Heard(routing_id, engine_.clock().NowMs());
   Reply reply = (this->*handler)(txn, batch, routing_id, request);
   if (!reply.ok()) return wire::EncodeErrorReply(request.rid, reply.status());
   return std::move(reply).value();
@@ -372,7 +380,7 @@ AgentService::Reply AgentService::OnReceive(Txn&, Batch&, const std::string& con
   if (credit > kMaxCredit) {
     return Status::InvalidArgument("field 'credit' must be at most " + std::to_string(kMaxCredit));
   }
-  if (!receivers_.Register(conn, address, static_cast<uint32_t>(credit))) {
+  if (!receivers_.Register(conn, address, static_cast<uint32_t>(credit), engine_.clock().NowMs())) {
     return Status::InvalidArgument("this connection already receives for " +
                                    std::to_string(kMaxAddressesPerConnection) +
                                    " addresses, the most one connection may");
@@ -387,6 +395,7 @@ AgentService::Reply AgentService::OnAck(Txn& txn, Batch& batch, const std::strin
                                         const wire::Request& req) {
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   bool start = false;
   HANDOFF_RETURN_IF_ERROR(m.OptBool("start", &start));
@@ -398,6 +407,7 @@ AgentService::Reply AgentService::OnHeartbeat(Txn& txn, Batch& batch, const std:
                                               const wire::Request& req) {
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   HANDOFF_ASSIGN_OR_RETURN(HeartbeatResult hb, engine_.Heartbeat(txn, batch, id, attempt));
   ReplyBuilder b(req.rid);
@@ -413,6 +423,7 @@ AgentService::Reply AgentService::OnCheckpoint(Txn& txn, Batch& batch, const std
                                                const wire::Request& req) {
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   const msgpack::object* state = nullptr;
   HANDOFF_RETURN_IF_ERROR(m.Object("state", &state));
@@ -426,6 +437,7 @@ AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::
                                              const wire::Request& req) {
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   const msgpack::object* result = m.Find("result");
   if (result != nullptr) HANDOFF_RETURN_IF_ERROR(CheckJsonValue("result", *result));
@@ -439,6 +451,7 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
                                          const wire::Request& req) {
   MapReader m = req.body();
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
+  receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   std::optional<MapReader> error;
   HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
@@ -568,9 +581,14 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("backlog_dropped_requests", stats_.backlog_dropped);
   if (stats_.space_in_use != 0) w.Field("data_in_use_bytes", stats_.space_in_use);
   w.Field("waiters", static_cast<uint64_t>(waiters_.size()));
+  // Bounded however many connections receive: the first kMaxStatusReceivers, and the count
+  // (`handoffctl agents` has them all, by address).
+  w.Field("receivers_total", static_cast<uint64_t>(receivers_.size()));
   w.Key("receivers");
   w.BeginArray();
+  size_t listed = 0;
   for (const auto& [id, r] : receivers_.all()) {
+    if (listed++ == kMaxStatusReceivers) break;
     w.BeginMap();
     w.Field("address", r.address);
     w.Field("credit", r.credit);
@@ -578,7 +596,114 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
     w.EndMap();
   }
   w.EndArray();
+  w.Key("paused");
+  WritePaused(w);
   if (peer_status_) peer_status_(w);
+  return std::optional<std::string>(b.Finish());
+}
+
+void AgentService::WritePaused(MsgWriter& w) const {
+  w.BeginArray();
+  size_t listed = 0;
+  for (const auto& [address, p] : engine_.paused()) {
+    if (listed++ == kMaxAgentsListed) break;
+    w.BeginMap();
+    w.Field("address", address);
+    w.Field("reason", p.reason);
+    w.Field("actor", p.actor);
+    w.Field("at", p.at_ms);
+    if (!p.from_node.empty()) w.Field("from_node", p.from_node);
+    w.EndMap();
+  }
+  w.EndArray();
+}
+
+std::map<std::string, AddressSummary> SummarizeAddresses(const ReceiverSet& receivers,
+                                                         const Engine& engine) {
+  std::map<std::string, AddressSummary> rows;
+  for (const auto& [key, r] : receivers.all()) {
+    AddressSummary& row = rows[r.address];
+    row.receivers.push_back(&r);
+    row.credit += r.credit;
+    row.in_flight += r.held.size();
+    row.last_heard_ms = std::max(row.last_heard_ms, r.last_heard_ms);
+  }
+  for (const auto& [address, p] : engine.paused()) rows[address];
+  for (const std::string& address : engine.ready_addresses()) rows[address];
+  return rows;
+}
+
+AgentService::Reply AgentService::OnAgents(Txn& txn, Batch&, const std::string&,
+                                           const wire::Request& req) {
+  std::map<std::string, AddressSummary> rows = SummarizeAddresses(receivers_, engine_);
+  ReplyBuilder b(req.rid);
+  MsgWriter& w = b.w();
+  w.Key("agents");
+  w.BeginArray();
+  size_t listed = 0;
+  for (const auto& [address, row] : rows) {
+    HANDOFF_ASSIGN_OR_RETURN(uint64_t queued, engine_.CountQueued(txn, address, kMaxQueuedCounted));
+    const bool paused = engine_.IsPaused(address);
+    if (row.receivers.empty() && !paused && queued == 0) continue;  // a stale hint
+    if (listed++ == kMaxAgentsListed) break;
+    w.BeginMap();
+    w.Field("address", address);
+    w.Field("receivers", static_cast<uint64_t>(row.receivers.size()));
+    w.Field("credit", row.credit);
+    w.Field("in_flight", row.in_flight);
+    w.Field("queued", queued);
+    w.Field("last_heard", row.last_heard_ms);  // ms since the epoch; 0: no receiver
+    w.Field("paused", paused);
+    if (paused) {
+      const Engine::PauseInfo& p = engine_.paused().at(address);
+      w.Field("pause_reason", p.reason);
+      w.Field("paused_by", p.actor);
+      w.Field("paused_at", p.at_ms);
+    }
+    w.Key("connections");
+    w.BeginArray();
+    for (const Receiver* r : row.receivers) {
+      w.BeginMap();
+      w.Field("connection", HexId(r->routing_id));
+      w.Field("credit", r->credit);
+      w.Field("held", static_cast<uint64_t>(r->held.size()));
+      w.Field("last_heard", r->last_heard_ms);
+      w.EndMap();
+    }
+    w.EndArray();
+    w.EndMap();
+  }
+  w.EndArray();
+  w.Field("receiver_timeout_ms", info_.receiver_timeout_ms);
+  return std::optional<std::string>(b.Finish());
+}
+
+AgentService::Reply AgentService::OnPause(Txn& txn, Batch& batch, const std::string&,
+                                          const wire::Request& req) {
+  const bool pause = req.op == wire::op::kPause;
+  MapReader m = req.body();
+  std::string address, actor, reason;
+  HANDOFF_RETURN_IF_ERROR(m.String("address", &address));
+  HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &actor));
+  if (pause) HANDOFF_RETURN_IF_ERROR(m.OptString("reason", &reason));
+  HANDOFF_RETURN_IF_ERROR(ValidateAgentAddress(address));
+  HANDOFF_RETURN_IF_ERROR(CheckIdField("actor", actor));
+  if (reason.size() > kMaxQuestionBytes) {
+    return Status::InvalidArgument("field 'reason' is over 4 KiB");
+  }
+  if (!IsValidUtf8(actor) || !IsValidUtf8(reason)) {
+    return Status::InvalidArgument("fields 'actor' and 'reason' must be UTF-8 text");
+  }
+  if (actor.empty()) actor = "operator";
+  bool changed = false;
+  HANDOFF_ASSIGN_OR_RETURN(std::string forwarded_to,
+                           pause ? engine_.Pause(txn, batch, address, actor, reason, &changed)
+                                 : engine_.Resume(txn, batch, address, actor, &changed));
+  ReplyBuilder b(req.rid);
+  b.w().Field("address", address);
+  b.w().Field("paused", pause);
+  b.w().Field("changed", changed);
+  if (!forwarded_to.empty()) b.w().Field("forwarded_to", forwarded_to);
   return std::optional<std::string>(b.Finish());
 }
 

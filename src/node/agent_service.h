@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@ struct NodeInfo {
   uint64_t map_size = 0;
   int64_t started_at_ms = 0;
   int pid = 0;
+  int64_t receiver_timeout_ms = 0;  // [node] receiver_timeout
 };
 
 // Counters of the loop's work, reported by `status`.
@@ -63,8 +65,27 @@ inline constexpr uint64_t kIntentSpaceEstimate = 6 * 1024;
 inline constexpr int64_t kMaxWaitMs = 5 * 60 * 1000;
 // Most intents one `list` or `events` reply carries.
 inline constexpr uint64_t kMaxListLimit = 10'000;
+// Most queued intents counted per address by `agents` and the metrics.
+inline constexpr uint64_t kMaxQueuedCounted = 1'000'000;
+// Most addresses one `agents` reply lists, and receivers one `status` reply lists.
+inline constexpr size_t kMaxAgentsListed = 10'000;
+inline constexpr size_t kMaxStatusReceivers = 100;
 // Most intents one connection may hold at once.
 inline constexpr uint64_t kMaxCredit = 100'000;
+
+// What one local address has: its receivers, their credit and what they hold, and the latest
+// word from any of them.
+struct AddressSummary {
+  std::vector<const Receiver*> receivers;
+  uint64_t credit = 0;
+  uint64_t in_flight = 0;
+  int64_t last_heard_ms = 0;
+  uint64_t queued = 0;  // filled by the caller (a count in the store)
+};
+// Every local address with receivers, a pause, or intents that may be queued (ready hints,
+// which may be stale: their queued count is then 0).
+std::map<std::string, AddressSummary> SummarizeAddresses(const ReceiverSet& receivers,
+                                                         const Engine& engine);
 
 class AgentService {
  public:
@@ -136,6 +157,10 @@ class AgentService {
   Status CheckRoom(size_t payload_bytes);
   Reply OnPurge(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
   Reply OnStatus(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnAgents(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  Reply OnPause(Txn& txn, Batch& batch, const std::string& conn, const wire::Request& req);
+  // The paused addresses as an array of {address, reason, actor, at, from_node}.
+  void WritePaused(MsgWriter& w) const;
 
   // A reply carrying the intent (with blobs) as "intent".
   Reply IntentReply(const Txn& txn, uint64_t rid, const IntentRecord& record);

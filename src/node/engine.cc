@@ -47,6 +47,8 @@ Status Engine::Recover(const Txn& txn) {
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;
   HANDOFF_ASSIGN_OR_RETURN(audit_seq_, store_.LastAuditSeq(txn));
+  HANDOFF_ASSIGN_OR_RETURN(node_event_seq_, store_.LastNodeEventSeq(txn));
+  HANDOFF_RETURN_IF_ERROR(LoadPaused(txn));
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];

@@ -254,6 +254,35 @@ class Engine {
                             std::string_view action, std::string_view actor,
                             std::string_view reason, std::string_view outcome = {});
 
+  // --- The kill switch: paused addresses (engine_pause.cc) ---
+
+  struct PauseInfo {
+    std::string reason;
+    std::string actor;
+    int64_t at_ms = 0;
+    std::string from_node;  // the peer that forwarded it; empty when asked here
+  };
+  // Stops deliveries to `address` until Resume: its intents are still accepted and queue
+  // (SUBMITTED); intents already delivered finish or expire as usual. Durable, and recorded in
+  // the audit trail. An address routed to a peer is paused there: the pause is forwarded (and
+  // recorded here) and the peer's name returned; "" for a local address. *changed is false when
+  // it was paused already (the first pause's reason stays) or, for Resume, not paused.
+  Result<std::string> Pause(Txn& txn, Batch& batch, const std::string& address,
+                            std::string_view actor, std::string_view reason, bool* changed);
+  Result<std::string> Resume(Txn& txn, Batch& batch, const std::string& address,
+                             std::string_view actor, bool* changed);
+  // A pause or resume `peer` forwarded. InvalidArgument, with nothing changed, unless this
+  // node hosts the address.
+  Status ApplyRemotePause(Txn& txn, Batch& batch, const std::string& peer,
+                          const std::string& address, bool pause, std::string_view actor,
+                          std::string_view reason);
+  bool IsPaused(const std::string& address) const { return paused_.count(address) != 0; }
+  // How many intents wait in `address`'s queue, counting at most `cap`.
+  Result<uint64_t> CountQueued(const Txn& txn, std::string_view address, uint64_t cap) const {
+    return store_.CountQueued(txn, address, cap);
+  }
+  const std::map<std::string, PauseInfo>& paused() const { return paused_; }
+
   // --- Reads ---
 
   Status Get(const Txn& txn, const IntentId& id, IntentView* out) const;
@@ -328,6 +357,15 @@ class Engine {
   static constexpr int64_t kLeaseExpiryLogPeriodMs = 10'000;
   Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
                 std::string details);
+  // Appends an event of the node itself (not of an intent) to the audit trail.
+  Status RecordNodeEvent(Txn& txn, std::string_view event_type, std::string_view actor,
+                         std::string details);
+  // Pause or Resume, asked here (from_node empty) or by a peer.
+  Result<std::string> SetPaused(Txn& txn, Batch& batch, const std::string& address, bool pause,
+                                std::string_view actor, std::string_view reason,
+                                const std::string& from_node, bool* changed);
+  // Loads paused_ from the store.
+  Status LoadPaused(const Txn& txn);
   // Writes the staged records (Flush without the updates).
   Status FlushRecords(Txn& txn);
   // Writes one data message for `peer` to the outbox, numbered on that link. The updates
@@ -391,7 +429,9 @@ class Engine {
   // A timer no stored timer comes before: FireTimers starts there rather than stepping over
   // the deleted timers of pending turns again for every timer it fires.
   std::optional<storage::TimerEntry> timer_floor_;
-  uint64_t audit_seq_ = 0;  // last audit seq written
+  uint64_t audit_seq_ = 0;       // last audit seq written
+  uint32_t node_event_seq_ = 0;  // last seq of the node's own events
+  std::map<std::string, PauseInfo> paused_;
   std::array<int64_t, kIntentStatusCount> counts_{};
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache
   // at Commit. Loads are logically const: both only spare decoding what the store holds.

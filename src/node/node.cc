@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/names.h"
+#include "base/time_format.h"
 #include "base/units.h"
 #include "net/endpoint.h"
 
@@ -32,17 +33,8 @@ constexpr int kAgentReceiveHwm = 32;
 constexpr uint64_t kMaxTurnFrameBytes = uint64_t{4} << 20;
 // With a backlog, how soon the loop tries ZeroMQ's queues again.
 constexpr int64_t kBacklogRetryMs = 2;
-
-// A connection's routing id (ZeroMQ makes it up: five binary bytes) as hex, for the log.
-std::string HexId(std::string_view id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : id.substr(0, 32)) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
+// How often receivers are checked for silence (at most once per loop pass).
+constexpr int64_t kReceiverSweepMs = 1000;
 
 }  // namespace
 
@@ -124,6 +116,7 @@ Status Node::Init() {
   info_.map_size = options_.map_size;
   info_.started_at_ms = options_.clock->NowMs();
   info_.pid = static_cast<int>(::getpid());
+  info_.receiver_timeout_ms = options_.receiver_timeout_ms;
   service_ =
       std::make_unique<AgentService>(*engine_, receivers_, waiters_, info_, stats_, store_->env());
   service_->set_peer_status([this](MsgWriter& w) { WritePeerStatus(w); });
@@ -170,6 +163,13 @@ Status Node::Init() {
       HANDOFF_VERSION, options_.name, options_.data_dir, options_.agent_endpoint,
       options_.peer_endpoint.empty() ? "none" : options_.peer_endpoint, links_.size(),
       options_.fsync ? "on" : "off", live, engine_->lease_count());
+  for (const auto& [address, pause] : engine_->paused()) {
+    spdlog::warn(
+        "{} is paused (by {} at {}{}{}): nothing is delivered to it until `handoffctl "
+        "resume {}`",
+        address, pause.actor, FormatRfc3339(pause.at_ms), pause.reason.empty() ? "" : ": ",
+        pause.reason, address);
+  }
   return Status::OK();
 }
 
@@ -212,6 +212,7 @@ Status Node::Run() {
       stats_.backlog_bytes = backlog_.total_bytes();
     }
     OnReport(committer_->Take());
+    DropSilentReceivers();
     if (metrics_ && metrics_->wanted()) metrics_->Publish(RenderMetrics());
     if (!committer_->busy() && gathering &&
         (ready == 0 || next_->turns >= kMaxGatheredTurns ||
@@ -226,6 +227,18 @@ Status Node::Run() {
   spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
                options_.name, waiters_.size(), receivers_.size());
   return Status::OK();
+}
+
+void Node::DropSilentReceivers() {
+  const int64_t now = options_.clock->NowMs();
+  if (now < next_receiver_sweep_ms_) return;
+  next_receiver_sweep_ms_ = now + kReceiverSweepMs;
+  const size_t dropped = receivers_.DropSilent(now - options_.receiver_timeout_ms);
+  if (dropped == 0) return;
+  spdlog::info(
+      "forgot {} receiving agent connection(s) not heard from in {} (receiver_timeout); what "
+      "they held goes back when its lease runs out",
+      dropped, FormatDurationMs(options_.receiver_timeout_ms));
 }
 
 long Node::NextTimeoutMs() const {
@@ -245,7 +258,7 @@ bool Node::HasDeliverableWork() const {
   const auto& ready = engine_->ready_addresses();
   if (ready.empty()) return false;
   for (const auto& [id, r] : receivers_.all()) {
-    if (r.has_room() && ready.count(r.address)) return true;
+    if (r.has_room() && ready.count(r.address) && !engine_->IsPaused(r.address)) return true;
   }
   return false;
 }
@@ -425,7 +438,10 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
     progress = false;
     for (Receiver* r : receivers_.WithRoom()) {
       if (budget == 0) break;
-      if (!r->has_room() || engine_->ready_addresses().count(r->address) == 0) continue;
+      if (!r->has_room() || engine_->ready_addresses().count(r->address) == 0 ||
+          engine_->IsPaused(r->address)) {
+        continue;
+      }
       HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentView> view,
                                engine_->DeliverNext(txn, batch, r->address));
       if (!view) continue;

@@ -179,6 +179,8 @@ class Node {
   // True (and counted, and logged now and then) when a request from `routing_id` must wait:
   // the connection leaves more unread than its backlog budget.
   bool Backlogged(const std::string& routing_id);
+  // Forgets receiving connections silent for longer than receiver_timeout (once a second).
+  void DropSilentReceivers();
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
   // How long the oldest message for `link` has waited unacknowledged; nullopt when none does
@@ -251,6 +253,7 @@ class Node {
   int64_t last_reject_log_ms_ = 0;
   uint64_t backlogged_ = 0;  // requests dropped since the last warning
   int64_t last_backlog_log_ms_ = 0;
+  int64_t next_receiver_sweep_ms_ = 0;  // when DropSilentReceivers looks again
   int64_t last_space_check_ms_ = 0;
   uint64_t free_bytes_ = 0;  // free pages below the high-water mark at the last count
   bool refusing_sends_ = false;

@@ -9,7 +9,6 @@ namespace handoff::node {
 namespace {
 
 // Queued intents counted per address, at most (a scrape stays cheap however deep a queue is).
-constexpr uint64_t kMaxQueuedCounted = 1'000'000;
 
 }  // namespace
 
@@ -130,18 +129,7 @@ std::string Node::RenderMetrics() const {
            [](const PeerRow& p) { return static_cast<double>(p.auth_failures); });
 
   // Per local address: receivers, what they hold, what waits for them.
-  struct AddressRow {
-    uint64_t receivers = 0;
-    uint64_t in_flight = 0;
-    uint64_t queued = 0;
-  };
-  std::map<std::string, AddressRow> addresses;
-  for (const auto& [key, r] : receivers_.all()) {
-    AddressRow& row = addresses[r.address];
-    ++row.receivers;
-    row.in_flight += r.held.size();
-  }
-  for (const std::string& address : engine_->ready_addresses()) addresses[address];
+  std::map<std::string, AddressSummary> addresses = SummarizeAddresses(receivers_, *engine_);
   if (txn.ok()) {
     for (auto& [address, row] : addresses) {
       auto queued = store_->CountQueued(*txn, address, kMaxQueuedCounted);
@@ -155,12 +143,18 @@ std::string Node::RenderMetrics() const {
     }
   };
   per_address("handoff_agent_receivers", "Connections receiving for the address.",
-              [](const AddressRow& r) { return r.receivers; });
+              [](const AddressSummary& r) { return r.receivers.size(); });
   per_address("handoff_agent_in_flight_intents",
               "Intents delivered to the address's receivers and still leased.",
-              [](const AddressRow& r) { return r.in_flight; });
+              [](const AddressSummary& r) { return r.in_flight; });
   per_address("handoff_agent_queued_intents", "Intents waiting for delivery to the address.",
-              [](const AddressRow& r) { return r.queued; });
+              [](const AddressSummary& r) { return r.queued; });
+  m.Family("handoff_agent_paused", "gauge",
+           "1 while the address is paused (handoffctl pause): nothing is delivered to it.");
+  for (const auto& [address, row] : addresses) {
+    m.Sample("handoff_agent_paused", {{"address", address}},
+             engine_->IsPaused(address) ? 1.0 : 0.0);
+  }
   return m.Release();
 }
 

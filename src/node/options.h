@@ -89,6 +89,9 @@ struct NodeOptions {
 
   // [node] default_lease: lease of an intent whose sender set none. Default: 30 s.
   int64_t default_lease_ms = 30'000;
+  // [node] receiver_timeout: a receiving connection not heard from for this long is dropped
+  // (ReceiverSet::DropSilent). Default: 30 s.
+  int64_t receiver_timeout_ms = 30'000;
   // [node] max_attempts: deliveries an intent gets (lease expiries included) unless its sender
   // says otherwise; 0: unlimited. Default: 5.
   uint32_t max_attempts = 5;

@@ -197,11 +197,24 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
   }
   // control
   std::string id, action, actor, reason, outcome;
-  HANDOFF_RETURN_IF_ERROR(body.String("intent_id", &id));
   HANDOFF_RETURN_IF_ERROR(body.String("action", &action));
   HANDOFF_RETURN_IF_ERROR(body.OptString("actor", &actor));
   HANDOFF_RETURN_IF_ERROR(body.OptString("reason", &reason));
   HANDOFF_RETURN_IF_ERROR(body.OptString("outcome", &outcome));
+  if (action == "pause" || action == "resume") {
+    // An operator on `from` paused an address this node hosts (its routes send it here).
+    std::string address;
+    HANDOFF_RETURN_IF_ERROR(body.String("address", &address));
+    HANDOFF_RETURN_IF_ERROR(Field("address", ValidateAgentAddress(address)));
+    HANDOFF_RETURN_IF_ERROR(CheckIdField("actor", actor));
+    if (reason.size() > kMaxQuestionBytes) return Status::InvalidArgument("reason: over 4 KiB");
+    if (!IsValidUtf8(actor) || !IsValidUtf8(reason)) {
+      return Status::InvalidArgument("actor, reason: not UTF-8 text");
+    }
+    return engine_.ApplyRemotePause(txn, batch, msg.from, address, action == "pause", actor,
+                                    reason);
+  }
+  HANDOFF_RETURN_IF_ERROR(body.String("intent_id", &id));
   HANDOFF_ASSIGN_OR_RETURN(IntentId intent_id, IntentId::Parse(id));
   if (action != "cancel" && action != "timeout" && action != "approve" && action != "reject") {
     return Status::InvalidArgument("action: unknown control action " + Quoted(action));

@@ -1,9 +1,12 @@
 #include "node/receivers.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace handoff::node {
 
 bool ReceiverSet::Register(const std::string& routing_id, const std::string& address,
-                           uint32_t credit) {
+                           uint32_t credit, int64_t now_ms) {
   Key key(routing_id, address);
   auto it = receivers_.find(key);
   if (it == receivers_.end()) {
@@ -16,7 +19,33 @@ bool ReceiverSet::Register(const std::string& routing_id, const std::string& add
     it = receivers_.emplace(key, Receiver{routing_id, address, 0, {}}).first;
   }
   it->second.credit = credit;
+  heard_.try_emplace(routing_id, INT64_MIN);
+  Heard(routing_id, now_ms);
   return true;
+}
+
+void ReceiverSet::Heard(const std::string& routing_id, int64_t now_ms) {
+  auto h = heard_.find(routing_id);
+  if (h == heard_.end()) return;
+  h->second = std::max(h->second, now_ms);
+  for (auto it = receivers_.lower_bound(Key(routing_id, ""));
+       it != receivers_.end() && it->first.first == routing_id; ++it) {
+    it->second.last_heard_ms = h->second;
+  }
+}
+
+void ReceiverSet::HeardAbout(const IntentId& id, int64_t now_ms) {
+  auto h = holder_.find(id);
+  if (h != holder_.end()) Heard(h->second.first, now_ms);
+}
+
+size_t ReceiverSet::DropSilent(int64_t before_ms) {
+  std::vector<std::string> silent;
+  for (const auto& [routing_id, heard] : heard_) {
+    if (heard < before_ms) silent.push_back(routing_id);
+  }
+  for (const std::string& routing_id : silent) Remove(routing_id);
+  return silent.size();
 }
 
 std::vector<IntentId> ReceiverSet::Remove(const std::string& routing_id) {
@@ -29,6 +58,7 @@ std::vector<IntentId> ReceiverSet::Remove(const std::string& routing_id) {
     }
     it = receivers_.erase(it);
   }
+  heard_.erase(routing_id);
   return held;
 }
 

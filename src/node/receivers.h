@@ -4,8 +4,12 @@
 // A connection registers with `receive {address, credit}`, once per address it serves; credit
 // is the number of intents of that address it may hold at once (delivered and not yet
 // completed, failed or expired). Registrations live in memory only: clients repeat `receive`
-// periodically, which re-registers them after a daemon restart. A connection that vanished is
-// dropped, with all its registrations, the first time a push to it fails.
+// periodically (every second), which re-registers them after a daemon restart. A connection
+// that vanished is dropped, with all its registrations, the first time a push to it fails; one
+// that merely goes silent (ZeroMQ does not tell a ROUTER that a peer left) is dropped by
+// DropSilent once nothing was heard from it for the receiver timeout. Anything the connection
+// sends counts as hearing from it, and so does a heartbeat or report on an intent it holds
+// (agents send those on another connection while a handler runs).
 //
 // Thread safety: none; owned by the loop thread.
 
@@ -27,8 +31,9 @@ namespace handoff::node {
 struct Receiver {
   std::string routing_id;
   std::string address;
-  uint32_t credit = 0;      // most intents held at once
-  std::set<IntentId> held;  // intents delivered to it and still leased
+  uint32_t credit = 0;        // most intents held at once
+  std::set<IntentId> held;    // intents delivered to it and still leased
+  int64_t last_heard_ms = 0;  // the connection's last word (ReceiverSet::Heard)
   bool has_room() const { return held.size() < credit; }
 };
 
@@ -42,7 +47,16 @@ class ReceiverSet {
   // Adds or updates the registration of `routing_id` for `address`. Intents it already holds
   // stay held. False, changing nothing, if the connection already receives for
   // kMaxAddressesPerConnection other addresses.
-  bool Register(const std::string& routing_id, const std::string& address, uint32_t credit);
+  bool Register(const std::string& routing_id, const std::string& address, uint32_t credit,
+                int64_t now_ms);
+  // The connection said something at `now_ms` (no-op for one that receives nothing).
+  void Heard(const std::string& routing_id, int64_t now_ms);
+  // Someone reported on `id` (heartbeat, checkpoint, outcome) at `now_ms`: its holder is alive.
+  void HeardAbout(const IntentId& id, int64_t now_ms);
+  // Drops every connection not heard from since `before_ms`, with its registrations. What they
+  // held is released here but keeps its lease: an agent still working sends heartbeats, and a
+  // dead one's intents go back when their leases run out. Returns the connections dropped.
+  size_t DropSilent(int64_t before_ms);
   // Drops a connection and all its registrations; returns the intents they held (their leases
   // should end now).
   std::vector<IntentId> Remove(const std::string& routing_id);
@@ -60,6 +74,7 @@ class ReceiverSet {
  private:
   std::map<Key, Receiver> receivers_;
   std::unordered_map<IntentId, Key, IntentIdHash> holder_;
+  std::unordered_map<std::string, int64_t> heard_;  // per connection with registrations
   size_t rotation_ = 0;
 };
 

@@ -22,6 +22,11 @@
 //                                                  intent a (sender, key) first made
 //   timers   fire_at (u64 BE, ms) + intent id      u32 BE: the delivery attempt it belongs to
 //            (16) + kind (1 byte)                  (kinds in TimerKind); earliest first
+//   paused   agent address                         msgpack map {reason, actor, at, from_node}:
+//                                                  a local address nothing is delivered to
+//
+// Events of the node itself (an address paused or resumed) are stored in "events" and
+// "audit" like an intent's, under the all-zero intent id, numbered from 1.
 //
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
@@ -46,6 +51,9 @@ inline constexpr const char* kLinksTable = "links";
 inline constexpr const char* kTimersTable = "timers";
 inline constexpr const char* kIdemTable = "idem";
 inline constexpr const char* kAuditTable = "audit";
+// Opened last: a table's number (its LMDB dbi) is what the write-ahead log records, so new
+// tables only ever go at the end of the list (Store::OpenTables).
+inline constexpr const char* kPausedTable = "paused";
 
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
 inline constexpr const char* kMetaNodeName = "node_name";

@@ -162,6 +162,7 @@ Status Store::OpenTables(std::string_view node_name) {
   HANDOFF_ASSIGN_OR_RETURN(timers_, txn.OpenTable(kTimersTable));
   HANDOFF_ASSIGN_OR_RETURN(idem_, txn.OpenTable(kIdemTable));
   HANDOFF_ASSIGN_OR_RETURN(audit_, txn.OpenTable(kAuditTable));
+  HANDOFF_ASSIGN_OR_RETURN(paused_, txn.OpenTable(kPausedTable));  // last (schema.h)
 
   std::string_view version;
   Status s = txn.Get(meta_, kMetaSchemaVersion, &version);
@@ -267,6 +268,36 @@ Status Store::ListEvents(const Txn& txn, const IntentId& id, uint32_t since, siz
   return cursor.status();
 }
 
+Result<uint32_t> Store::LastNodeEventSeq(const Txn& txn) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, events_));
+  const IntentId node_events;  // all zero
+  const std::string_view prefix = node_events.bytes();
+  uint32_t last = 0;
+  if (cursor.SeekLastAtOrBefore(EventKey(node_events, UINT32_MAX)) &&
+      cursor.key().substr(0, prefix.size()) == prefix) {
+    last = ReadU32(cursor.key().substr(prefix.size()));
+  }
+  HANDOFF_RETURN_IF_ERROR(cursor.status());
+  return last;
+}
+
+Status Store::PutPaused(Txn& txn, std::string_view address, std::string_view record) {
+  return txn.Put(paused_, address, record);
+}
+
+Status Store::DeletePaused(Txn& txn, std::string_view address) {
+  return txn.Delete(paused_, address);
+}
+
+Status Store::ScanPaused(
+    const Txn& txn, const std::function<Status(std::string_view, std::string_view)>& fn) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, paused_));
+  for (bool more = cursor.First(); more; more = cursor.Next()) {
+    HANDOFF_RETURN_IF_ERROR(fn(cursor.key(), cursor.value()));
+  }
+  return cursor.status();
+}
+
 Status Store::Enqueue(Txn& txn, std::string_view address, const IntentId& id) {
   std::string key = QueuePrefix(address, IntentId::kSize);
   key.append(id.bytes());
@@ -297,8 +328,7 @@ Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_v
   return std::optional<IntentId>(id);
 }
 
-Result<uint64_t> Store::CountQueued(const Txn& txn, std::string_view address,
-                                    uint64_t cap) const {
+Result<uint64_t> Store::CountQueued(const Txn& txn, std::string_view address, uint64_t cap) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
   const std::string prefix = QueuePrefix(address);
   uint64_t n = 0;

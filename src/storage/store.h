@@ -103,6 +103,16 @@ class Store {
   Status ListAudit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
                    std::vector<EventRecord>* events) const;
 
+  // Events of the node itself (under the all-zero intent id): the last seq used, 0 if none.
+  Result<uint32_t> LastNodeEventSeq(const Txn& txn) const;
+
+  // Paused addresses: address -> its pause record (an encoded map, see node/engine.h).
+  Status PutPaused(Txn& txn, std::string_view address, std::string_view record);
+  Status DeletePaused(Txn& txn, std::string_view address);
+  // Calls `fn` for each paused address, in address order; stops at the first error.
+  Status ScanPaused(const Txn& txn,
+                    const std::function<Status(std::string_view, std::string_view)>& fn) const;
+
   // Idempotency keys: (sender, key) -> the intent it made and the hash of that request.
   // NotFound when unknown.
   Status GetIdempotencyKey(const Txn& txn, std::string_view from, std::string_view key,
@@ -151,6 +161,7 @@ class Store {
   Table timers_ = 0;
   Table idem_ = 0;
   Table audit_ = 0;
+  Table paused_ = 0;
 };
 
 }  // namespace handoff::storage

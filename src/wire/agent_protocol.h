@@ -46,6 +46,9 @@ inline constexpr std::string_view kApprove = "approve";
 inline constexpr std::string_view kReject = "reject";
 inline constexpr std::string_view kRequestApproval = "request_approval";
 inline constexpr std::string_view kAudit = "audit";
+inline constexpr std::string_view kAgents = "agents";
+inline constexpr std::string_view kPause = "pause";
+inline constexpr std::string_view kResume = "resume";
 }  // namespace op
 
 inline constexpr std::string_view kPushDeliver = "deliver";

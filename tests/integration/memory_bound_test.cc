@@ -285,5 +285,60 @@ TEST_CASE("AMessageOfManyFramesIsRefusedAndFreed") {
   CHECK(daemon.running());
 }
 
+TEST_CASE("FiftyThousandShortLivedReceiversLeaveMemoryAndStatusBounded") {
+  TempDir dir;
+  Daemon daemon(dir, "node-a", "receiver_timeout = \"1s\"");
+  daemon.Start();
+  auto client = daemon.Connect();
+  const int pid = DaemonPid(*client);
+  const uint64_t before = RssBytes(pid);
+  // Each connection registers an address of its own, then closes without a word: ZeroMQ does
+  // not tell the daemon, so only the receiver timeout can forget them.
+  const int connections = kSanitized ? 5'000 : 50'000;
+  zmq::context_t context;
+  uint64_t peak = 0;
+  for (int i = 0; i < connections; ++i) {
+    zmq::socket_t socket(context, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 10'000);
+    socket.connect(daemon.endpoint());
+    wire::RequestBuilder b("receive", 1);
+    b.w().Field("address", "agent://acme/short/w" + std::to_string(i));
+    b.w().Field("credit", uint64_t{4});
+    const std::string frame = b.Finish();
+    REQUIRE(socket.send(zmq::buffer(frame), zmq::send_flags::none));
+    zmq::message_t reply;
+    REQUIRE(socket.recv(reply, zmq::recv_flags::none));
+    if (i % 5000 == 0) {
+      peak = std::max(peak, RssBytes(pid));
+      auto status = client->NodeStatus();  // bounded however many receive
+      REQUIRE(status.ok());
+      CHECK((*status)["receivers"].size() <= 100);
+    }
+  }
+  // Every one of them is forgotten once silent for the timeout.
+  uint64_t left = UINT64_MAX;
+  CHECK(WaitFor(
+      [&] {
+        auto status = client->NodeStatus();
+        if (!status.ok()) return false;
+        left = (*status)["receivers_total"].get<uint64_t>();
+        peak = std::max(peak, RssBytes(pid));
+        return left == 0;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(100)));
+  CHECK(left == 0);
+  auto agents = client->Agents();
+  REQUIRE(agents.ok());
+  CHECK((*agents)["agents"].empty());
+  const uint64_t after = RssBytes(pid);
+  MESSAGE("daemon anonymous RSS with " << connections << " short-lived receivers: before "
+                                       << (before >> 20) << " MiB, peak " << (peak >> 20)
+                                       << " MiB, after " << (after >> 20) << " MiB");
+  CheckBound(peak);
+  if (!kSanitized) CHECK(after < before + (uint64_t{64} << 20));
+  CHECK(daemon.Log().find("receiver_timeout") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -371,8 +371,8 @@ TEST_CASE("AnUndeliverablePushGoesBackToTheQueueWithoutUsingAnAttempt") {
 
 TEST_CASE("ReceiversRotateAndCountCredit") {
   ReceiverSet set;
-  set.Register("c1", "agent://a/b/c", 2);
-  set.Register("c2", "agent://a/b/c", 1);
+  set.Register("c1", "agent://a/b/c", 2, 0);
+  set.Register("c2", "agent://a/b/c", 1, 0);
   IntentId x = NewIntentId(1), y = NewIntentId(2), z = NewIntentId(3);
   set.Assign("c2", "agent://a/b/c", x);
   auto room = set.WithRoom();
@@ -394,12 +394,37 @@ TEST_CASE("ReceiversRotateAndCountCredit") {
   set.Release(z);  // already gone: harmless
 }
 
+TEST_CASE("SilentReceiversAreDroppedAndWorkReportedElsewhereCountsAsHearingFromThem") {
+  ReceiverSet set;
+  set.Register("quiet", "agent://a/b/c", 1, 1000);
+  set.Register("busy", "agent://a/b/c", 1, 1000);
+  set.Register("busy", "agent://a/b/d", 1, 1000);
+  IntentId x = NewIntentId(1);
+  set.Assign("busy", "agent://a/b/c", x);
+  // The busy connection runs a handler: its heartbeats come on another connection.
+  set.HeardAbout(x, 5000);
+  set.Heard("never-registered", 5000);  // not a receiver: nothing is kept for it
+  CHECK(set.DropSilent(2000) == 1);
+  REQUIRE(set.size() == 2);
+  for (const auto& [key, r] : set.all()) {
+    CHECK(r.routing_id == "busy");
+    CHECK(r.last_heard_ms == 5000);
+  }
+  // Silent too long: dropped, and what it held is no longer counted against anyone.
+  CHECK(set.DropSilent(6000) == 1);
+  CHECK(set.size() == 0);
+  set.Register("busy", "agent://a/b/c", 1, 7000);
+  CHECK(set.WithRoom().size() == 1);
+  set.Heard("busy", 6500);  // an older word never moves the time back
+  CHECK(set.all().begin()->second.last_heard_ms == 7000);
+}
+
 TEST_CASE("AConnectionReceivesForSeveralAddressesEachWithItsOwnCredit") {
   ReceiverSet set;
   for (int i = 0; i < 16; ++i) {
-    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1));
+    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1, 0));
   }
-  set.Register("c2", "agent://a/b/w0", 1);
+  set.Register("c2", "agent://a/b/w0", 1, 0);
   CHECK(set.size() == 17);
   CHECK(set.WithRoom().size() == 17);
   // Holding one intent of w3 fills w3's credit only.
@@ -409,16 +434,16 @@ TEST_CASE("AConnectionReceivesForSeveralAddressesEachWithItsOwnCredit") {
   CHECK(room.size() == 16);
   for (Receiver* r : room) CHECK_FALSE((r->routing_id == "c1" && r->address == "agent://a/b/w3"));
   // Registering again keeps what is held; credit 0 stops that address only.
-  set.Register("c1", "agent://a/b/w3", 2);
+  set.Register("c1", "agent://a/b/w3", 2, 0);
   CHECK(set.WithRoom().size() == 17);
-  set.Register("c1", "agent://a/b/w4", 0);
+  set.Register("c1", "agent://a/b/w4", 0, 0);
   CHECK(set.WithRoom().size() == 16);
   // The connection's addresses are bounded.
   for (size_t i = 16; i < kMaxAddressesPerConnection; ++i) {
-    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1));
+    REQUIRE(set.Register("c1", "agent://a/b/w" + std::to_string(i), 1, 0));
   }
-  CHECK_FALSE(set.Register("c1", "agent://a/b/one-too-many", 1));
-  CHECK(set.Register("c1", "agent://a/b/w0", 5));  // an existing one may still change
+  CHECK_FALSE(set.Register("c1", "agent://a/b/one-too-many", 1, 0));
+  CHECK(set.Register("c1", "agent://a/b/w0", 5, 0));  // an existing one may still change
   // A vanished connection drops every registration, and gives back what they held.
   CHECK(set.Remove("c1") == std::vector<IntentId>{x});
   CHECK(set.size() == 1);

@@ -1,6 +1,7 @@
 # handoff: two commands do everything on a fresh Debian machine.
 #   make demo   install missing packages, build, run the main scenario (Python, then C++)
 #   make test   install missing packages, build, run every test
+#   make install [PREFIX=/usr/local] [DESTDIR=...]   binaries, config, systemd unit, sysusers.d
 # Other targets: deps, build, sanitize (ASan+UBSan build and tests), fuzz (each libFuzzer
 # target for FUZZ_SECONDS, default 300), fuzz-check (each for 20 s: what CI runs), clean.
 
@@ -8,6 +9,9 @@
 MAKEFLAGS += --no-print-directory
 
 BUILD_DIR  ?= build
+# make install: where (PREFIX) and under which staging root (DESTDIR, for packagers).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 BUILD_TYPE ?= Release
 JOBS       ?= 2
 CMAKE_ARGS ?=
@@ -16,7 +20,7 @@ CMAKE_ARGS ?=
 DEB_PACKAGES := cmake g++ make pkg-config \
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libspdlog-dev doctest-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev \
-  libcpp-httplib-dev \
+  libcpp-httplib-dev libsystemd-dev \
   python3 python3-zmq python3-msgpack python3-pytest python3-venv python3-setuptools
 
 # The fuzz targets also need clang and its libFuzzer runtime.
@@ -24,7 +28,7 @@ FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= build-fuzz
 
-.PHONY: all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
+.PHONY: install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
 
 all: build
 
@@ -53,6 +57,12 @@ build: deps
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+# Configures with the prefix (the systemd unit names the installed paths), builds, installs.
+install: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR)
 
 demo: build
 	@./examples/python_demo.sh $(BUILD_DIR)

@@ -4,6 +4,7 @@
 // ask the node to stop; the loop finishes its turn and returns.
 
 #include <malloc.h>
+#include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -21,6 +22,20 @@ handoff::node::Node* g_node = nullptr;
 
 extern "C" void OnStopSignal(int) {
   if (g_node != nullptr) g_node->Stop();
+}
+
+// Under systemd (Type=notify): READY once the sockets are bound and the store recovered, a
+// WATCHDOG ping from the loop thread at half the unit's WatchdogSec (a loop that stops turning
+// stops pinging, and systemd restarts the daemon), STOPPING once asked to stop. Outside
+// systemd (no NOTIFY_SOCKET) these do nothing.
+void NotifyServiceManager(handoff::node::Node& node) {
+  uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(/*unset_environment=*/0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    node.SetLoopHook([] { sd_notify(0, "WATCHDOG=1"); },
+                     static_cast<int64_t>(watchdog_usec / 2000));
+  }
+  const std::string ready = "READY=1\nSTATUS=serving " + node.options().agent_endpoint;
+  sd_notify(0, ready.c_str());
 }
 
 int Fail(const handoff::Status& status) {
@@ -113,7 +128,9 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  NotifyServiceManager(**node);
   handoff::Status s = (*node)->Run();
+  sd_notify(0, "STOPPING=1");
   g_node = nullptr;
   node->reset();
   if (!s.ok()) return Fail(s);

@@ -2,9 +2,10 @@
 //
 // A Client talks to the local handoffd over its agent endpoint (ipc:// by default) and never
 // touches storage. Every call returns within a bounded time: if the daemon is not running,
-// Connect fails at once; if it stops answering, a call retries for `request_timeout` and then
-// fails with Unavailable. Calls are safe to retry: Send carries an intent id chosen here, so a
-// resent request never stores a second intent.
+// Connect fails within a second (the time a daemon that was just started has to bind its
+// socket), and at once if this user may not use the socket; if it stops answering, a call retries
+// for `request_timeout` and then fails with Unavailable. Calls are safe to retry: Send carries an
+// intent id chosen here, so a resent request never stores a second intent.
 //
 //   auto client = handoff::Client::Connect({});
 //   handoff::SendRequest req;

@@ -3,6 +3,7 @@ encoding, intent ids, and the checks the client makes before anything is sent.""
 
 from __future__ import annotations
 
+import grp
 import os
 import secrets
 import socket
@@ -25,6 +26,8 @@ REQUEST_TIMEOUT = 10.0
 # this much longer than a chunk means the daemon lost it.
 WAIT_CHUNK = 5.0
 WAIT_GRACE = 1.5
+# How long a client waits for a daemon started a moment ago to bind its ipc socket.
+START_GRACE = 1.0
 
 
 def default_endpoint() -> str:
@@ -35,25 +38,56 @@ def default_endpoint() -> str:
     return f"ipc:///tmp/handoff-{os.getuid()}/handoffd.sock"
 
 
-def probe(endpoint: str) -> None:
-    """Raises Unavailable at once when nothing listens on an ipc:// endpoint.
+def probe(endpoint: str, grace: float = START_GRACE) -> None:
+    """Raises Unavailable soon when nothing listens on an ipc:// endpoint.
 
     A ZeroMQ connect never fails; a plain connect() to the socket file tells "no daemon" in
-    microseconds instead of after a request's timeout. Other transports are not probed.
+    microseconds instead of after a request's timeout. A daemon started a moment ago gets
+    `grace` seconds to bind its socket (asyncio callers pass 0: this blocks); a socket this
+    user may not use is reported at once, with the group to join. Other transports are not
+    probed.
     """
     if not endpoint.startswith("ipc://"):
         return
     path = endpoint[len("ipc://") :]
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        raise Unavailable(
-            f"handoffd is not running at {endpoint} ({e.strerror or e}); start it with "
-            f"`handoffd`, or point {SOCKET_ENV} at its agent_endpoint"
-        ) from None
-    finally:
-        s.close()
+    deadline = time.monotonic() + grace
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except PermissionError:
+            raise Unavailable(_denied_message(path)) from None
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    f"handoffd is not running at {endpoint} ({e.strerror or e}); start it with "
+                    f"`handoffd`, or point {SOCKET_ENV} at its agent_endpoint"
+                ) from None
+        finally:
+            s.close()
+        time.sleep(0.02)
+
+
+def _denied_message(path: str) -> str:
+    """What to do about a socket this user may not use: the group to join."""
+    group = ""
+    for candidate in (path, os.path.dirname(path) or "."):
+        try:
+            gid = os.stat(candidate).st_gid
+        except OSError:
+            continue
+        try:
+            group = grp.getgrgid(gid).gr_name
+        except KeyError:
+            group = str(gid)
+        break
+    if not group:
+        return f"permission denied on {path}: this user may not use the daemon's socket"
+    return (
+        f"permission denied on {path}: add this user to group {group} (the socket's group: "
+        "its daemon's [node] agent_socket_group), then log in again"
+    )
 
 
 def connect_dealer(socket: Any, endpoint: str) -> None:

@@ -72,7 +72,7 @@ class Connection:
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
         self.resend_interval = resend_interval
-        probe(self.endpoint)
+        probe(self.endpoint, grace=0.0)  # never blocks the event loop
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.DEALER)
         connect_dealer(self._socket, self.endpoint)

@@ -26,6 +26,7 @@ from . import _ops
 from ._wire import (
     RESEND_INTERVAL,
     REQUEST_TIMEOUT,
+    START_GRACE,
     WAIT_CHUNK,
     WAIT_GRACE,
     check_intent_id,
@@ -58,7 +59,7 @@ class Connection:
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
         self.resend_interval = resend_interval
-        probe(self.endpoint)
+        probe(self.endpoint, grace=min(START_GRACE, timeout))
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)

@@ -222,7 +222,8 @@ def test_a_missing_or_stalled_daemon_is_unavailable_within_the_timeout(daemon: D
     started = time.monotonic()
     with pytest.raises(handoff.Unavailable):
         handoff.Client(f"ipc://{tmp_root}/nobody.sock")
-    assert time.monotonic() - started < 1.0  # at once, not after a timeout
+    # after the start grace (1 s for a daemon that is starting), not after a timeout
+    assert time.monotonic() - started < 2.0
     with daemon.client(timeout=1.0) as client:
         daemon.proc.send_signal(signal.SIGSTOP)
         try:

@@ -1,5 +1,8 @@
 #include "client/connection.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "base/clock.h"
 #include "base/defaults.h"
 #include "base/intent_id.h"
@@ -15,6 +18,10 @@ using std::chrono::milliseconds;
 // errors, this one only guards the socket.
 constexpr size_t kMaxRequestBytes = size_t{64} << 20;
 
+// How long Open waits for a daemon that is starting to bind its ipc socket, looking this often.
+constexpr milliseconds kStartGrace{1'000};
+constexpr milliseconds kStartPoll{20};
+
 milliseconds Remaining(SteadyClock::time_point deadline) {
   auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
   return left.count() > 0 ? left : milliseconds(0);
@@ -26,7 +33,18 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given)
   ClientOptions options = given;
   if (options.endpoint.empty()) options.endpoint = DefaultAgentEndpoint();
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(options.endpoint));
-  if (!net::IpcListening(options.endpoint)) {
+  // A daemon started a moment ago (`handoffd &` then a client at once) binds its socket
+  // within moments: give it that long before saying that nothing listens.
+  const auto grace = SteadyClock::now() + std::min(kStartGrace, options.request_timeout);
+  net::IpcProbe probe = net::ProbeIpc(options.endpoint);
+  while (probe == net::IpcProbe::kNothing && SteadyClock::now() < grace) {
+    std::this_thread::sleep_for(kStartPoll);
+    probe = net::ProbeIpc(options.endpoint);
+  }
+  if (probe == net::IpcProbe::kDenied) {
+    return Status::Unavailable(net::IpcDeniedMessage(options.endpoint));
+  }
+  if (probe == net::IpcProbe::kNothing) {
     return Status::Unavailable("handoffd is not running: nothing listens on " + options.endpoint +
                                " (start handoffd, or point --socket / HANDOFF_SOCKET at its "
                                "agent_endpoint)");

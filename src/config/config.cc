@@ -177,6 +177,13 @@ const std::vector<Directive>& Directives() {
          t.config.node.metrics_endpoint = *v;
          return Status::OK();
        }},
+      {"node", "agent_socket_group", "a group name, like \"handoff\"", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<std::string>();
+         if (!v || v->empty() || v->size() > 64) return Status::InvalidArgument("");
+         t.config.node.agent_socket_group = *v;
+         return Status::OK();
+       }},
       {"node", "max_batch", "an integer from 1 to 65536", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value_exact<int64_t>();

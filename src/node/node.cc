@@ -43,6 +43,14 @@ Status ValidateNodeOptions(const NodeOptions& o) {
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.agent_endpoint));
   if (!o.peer_endpoint.empty()) HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(o.peer_endpoint));
   if (o.data_dir.empty()) return Status::InvalidArgument("data_dir must not be empty");
+  if (!o.agent_socket_group.empty()) {
+    if (!net::IsIpc(o.agent_endpoint)) {
+      return Status::InvalidArgument(
+          "agent_socket_group applies to an ipc:// agent_endpoint only (a tcp:// one is open to "
+          "every user of the host)");
+    }
+    HANDOFF_RETURN_IF_ERROR(net::LookUpGroup(o.agent_socket_group).status());
+  }
   HANDOFF_RETURN_IF_ERROR(storage::CheckMapSize(o.map_size));
   if (o.max_payload_bytes < 1024 || o.max_payload_bytes > (uint64_t{64} << 20)) {
     return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
@@ -134,7 +142,11 @@ Status Node::Init() {
   };
   committer_ = std::make_unique<storage::Committer>(*store_, wake);
 
-  HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint));
+  std::optional<gid_t> socket_group;
+  if (!options_.agent_socket_group.empty()) {
+    HANDOFF_ASSIGN_OR_RETURN(socket_group, net::LookUpGroup(options_.agent_socket_group));
+  }
+  HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(options_.agent_endpoint, socket_group));
   net::SocketOptions socket;
   // A request carries at most one payload, checkpoint or result: room for it twice over, so
   // that one a little too large gets a clear error reply rather than a dropped connection.
@@ -145,7 +157,7 @@ Status Node::Init() {
   socket.send_hwm = kAgentSendHwm;
   socket.receive_hwm = kAgentReceiveHwm;
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
-  HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint));
+  HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint, socket_group));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
   if (!options_.metrics_endpoint.empty()) {
     HANDOFF_ASSIGN_OR_RETURN(metrics_, MetricsServer::Start(options_.metrics_endpoint, wake));
@@ -213,6 +225,13 @@ Status Node::Run() {
     }
     OnReport(committer_->Take());
     DropSilentReceivers();
+    if (loop_hook_) {
+      const int64_t now = options_.clock->NowMs();
+      if (now >= next_loop_hook_ms_) {
+        next_loop_hook_ms_ = now + loop_hook_every_ms_;
+        loop_hook_();
+      }
+    }
     if (metrics_ && metrics_->wanted()) metrics_->Publish(RenderMetrics());
     if (!committer_->busy() && gathering &&
         (ready == 0 || next_->turns >= kMaxGatheredTurns ||
@@ -251,6 +270,7 @@ long Node::NextTimeoutMs() const {
   if (auto wait = waiters_.NextDeadline()) next = std::min(next, *wait);
   if (auto timer = engine_->NextTimer()) next = std::min(next, *timer);
   for (const auto& link : links_) next = std::min(next, link->NextWakeMs(now));
+  if (loop_hook_) next = std::min(next, next_loop_hook_ms_);
   return static_cast<long>(std::clamp<int64_t>(next - now, 0, kMaxPollMs));
 }
 

@@ -22,9 +22,11 @@
 #ifndef HANDOFF_NODE_NODE_H_
 #define HANDOFF_NODE_NODE_H_
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +72,12 @@ class Node {
   Status Run();
   // Asks Run() to return after the current turn. Async-signal-safe.
   void Stop();
+  // Calls `hook` from the loop thread every `every_ms` while the loop runs (before Run): a
+  // service manager's watchdog, which a loop that stopped turning no longer feeds.
+  void SetLoopHook(std::function<void()> hook, int64_t every_ms) {
+    loop_hook_ = std::move(hook);
+    loop_hook_every_ms_ = std::max<int64_t>(every_ms, 1);
+  }
 
   const NodeOptions& options() const { return options_; }
 
@@ -254,6 +262,9 @@ class Node {
   uint64_t backlogged_ = 0;  // requests dropped since the last warning
   int64_t last_backlog_log_ms_ = 0;
   int64_t next_receiver_sweep_ms_ = 0;  // when DropSilentReceivers looks again
+  std::function<void()> loop_hook_;     // SetLoopHook
+  int64_t loop_hook_every_ms_ = 0;
+  int64_t next_loop_hook_ms_ = 0;
   int64_t last_space_check_ms_ = 0;
   uint64_t free_bytes_ = 0;  // free pages below the high-water mark at the last count
   bool refusing_sends_ = false;

@@ -47,6 +47,10 @@ struct NodeOptions {
   // [node] agent_endpoint: where local agents connect. Default: $HANDOFF_SOCKET, else
   // ipc:///tmp/handoff-<uid>/handoffd.sock.
   std::string agent_endpoint = DefaultAgentEndpoint();
+  // [node] agent_socket_group: a group whose members may use the agent socket: its directory
+  // gets mode 0770 and the socket 0660, both of that group. Empty: this user only (0700 and
+  // 0600). Only for an ipc:// agent_endpoint. Default: empty.
+  std::string agent_socket_group;
 
   // [node] peer_endpoint: where peer nodes connect, e.g. tcp://0.0.0.0:7400. Default: empty,
   // which accepts no peer links (this node may still link out to its peers).

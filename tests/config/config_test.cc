@@ -53,6 +53,27 @@ TEST_CASE("TheExamplesStopAtTheirPlaceholdersWithWhatToDo") {
   }
 }
 
+TEST_CASE("TheReadmesTwoHostExampleIsTheExampleFilesThemselves") {
+  const std::string readme = Slurp(HANDOFF_TEST_SOURCE_DIR "/README.md");
+  const size_t section = readme.find("## Two hosts");
+  REQUIRE(section != std::string::npos);
+  for (const char* name : {"node-a.toml", "node-b.toml"}) {
+    CAPTURE(name);
+    // The file without its comment lines, as the README shows it under "# config/<name>".
+    std::istringstream file(Slurp(HANDOFF_TEST_SOURCE_DIR "/config/" + std::string(name)));
+    std::string settings, line;
+    while (std::getline(file, line)) {
+      if (line.rfind('#', 0) != 0) settings += line + "\n";
+    }
+    while (!settings.empty() && settings.front() == '\n') settings.erase(0, 1);
+    const std::string block = "```toml\n# config/" + std::string(name) + "\n" + settings + "```";
+    CHECK(readme.find(block, section) != std::string::npos);
+  }
+  // And it starts them as the files' own comments say.
+  CHECK(readme.find("handoffd --config node-a.toml --show-public-key", section) !=
+        std::string::npos);
+}
+
 TEST_CASE("TheCommentedExampleConfigParses") {
   const std::string key = NewPublicKey();
   auto config = LoadExample("handoffd.toml", key);

@@ -3,7 +3,10 @@
 #include "support/daemon.h"
 
 #include <doctest/doctest.h>
+#include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -270,6 +273,135 @@ TEST_CASE("AClientFacingAStalledOrVanishedDaemonGetsAClearErrorInBoundedTime") {
   CHECK((*client)->Get(receipt->intent_id).status().IsUnavailable());
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
   CHECK(Client::Connect(options).status().IsUnavailable());
+}
+
+TEST_CASE("AClientStartedTogetherWithTheDaemonWaitsForItToBind") {
+  TempDir dir;
+  Daemon daemon(dir);  // writes the config; started by hand below, as `handoffd &` would be
+  Process started({HandoffdPath(), "--config", daemon.config_path()}, {}, dir.Sub("d.log"));
+  // At once, with no polling of our own: the client gives a starting daemon a moment.
+  CommandResult status = daemon.Ctl({"status"});
+  CHECK_MESSAGE(status.exit_code == 0, status.err);
+  started.Signal(SIGTERM);
+  CHECK(started.Wait(std::chrono::seconds(10)) == 0);
+  // With no daemon at all the answer comes within the grace, not after a request timeout.
+  const auto before = std::chrono::steady_clock::now();
+  CommandResult none = daemon.Ctl({"status"});
+  CHECK(none.exit_code == 1);
+  CHECK(none.err.find("handoffd is not running") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(5));
+}
+
+// A datagram socket standing in for systemd's notification socket.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof(addr.sun_path));
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    timeval timeout{0, 100'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  }
+  ~NotifySocket() { ::close(fd_); }
+  // Everything received so far, appended to `all`.
+  void Drain(std::string* all) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof(buf), 0)) > 0) {
+      all->append(buf, static_cast<size_t>(n));
+      all->push_back('\n');
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST_CASE("UnderSystemdTheDaemonSaysReadyFeedsTheWatchdogAndSaysStopping") {
+  TempDir dir;
+  NotifySocket notify(dir.Sub("notify.sock"));
+  Daemon daemon(dir);
+  daemon.SetEnv({{"NOTIFY_SOCKET", dir.Sub("notify.sock")}, {"WATCHDOG_USEC", "200000"}});
+  daemon.Start();
+  std::string said;
+  REQUIRE(WaitFor(
+      [&] {
+        notify.Drain(&said);
+        return Occurrences(said, "WATCHDOG=1") >= 3;
+      },
+      std::chrono::seconds(10)));
+  CHECK(said.find("READY=1") != std::string::npos);
+  CHECK(said.find("READY=1") < said.find("WATCHDOG=1"));
+  CHECK(said.find("STATUS=serving " + daemon.endpoint()) != std::string::npos);
+  CHECK(daemon.Stop() == 0);
+  notify.Drain(&said);
+  CHECK(said.find("STOPPING=1") != std::string::npos);
+}
+
+TEST_CASE("AgentSocketGroupLetsThatGroupInAndTellsOthersWhichGroupToJoin") {
+  if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) {
+    MESSAGE("needs root and setpriv to act as another user: skipped (CI runs it as root)");
+    return;
+  }
+  const struct group* daemon_group = ::getgrnam("daemon");
+  if (daemon_group == nullptr) {
+    MESSAGE("no group 'daemon' on this host: skipped");
+    return;
+  }
+  const gid_t gid = daemon_group->gr_gid;
+  TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0711) == 0);  // others may pass, not list
+  const std::string socket_dir = dir.Sub("run");
+  const std::string endpoint = "ipc://" + socket_dir + "/handoffd.sock";
+  const std::string config = dir.Sub("grouped.toml");
+  std::ofstream(config) << "[node]\nname = \"node-g\"\ndata_dir = \"" << dir.Sub("data")
+                        << "\"\nagent_endpoint = \"" << endpoint
+                        << "\"\nagent_socket_group = \"daemon\"\n";
+  Process daemon({HandoffdPath(), "--config", config}, {}, dir.Sub("g.log"));
+  REQUIRE(WaitFor([&] { return net::IpcListening(endpoint); }, std::chrono::seconds(15)));
+  struct stat st {};
+  REQUIRE(::stat(socket_dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0770);
+  CHECK(st.st_gid == gid);
+  REQUIRE(::stat((socket_dir + "/handoffd.sock").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+  CHECK(st.st_gid == gid);
+
+  // handoffctl, where user nobody can run it.
+  const std::string ctl = dir.Sub("handoffctl");
+  std::filesystem::copy_file(HandoffctlPath(), ctl);
+  REQUIRE(::chmod(ctl.c_str(), 0755) == 0);
+  const std::map<std::string, std::string> env = {{"HANDOFF_SOCKET", endpoint}};
+  auto as_nobody = [&](const std::string& groups) {
+    return Run({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                groups.empty() ? "--clear-groups" : "--groups=" + groups, ctl, "status"},
+               env);
+  };
+  CommandResult refused = as_nobody("");
+  CHECK(refused.exit_code == 1);
+  CHECK_MESSAGE(refused.err.find("permission denied on " + socket_dir + "/handoffd.sock") !=
+                    std::string::npos,
+                refused.err);
+  CHECK(refused.err.find("add this user to group daemon") != std::string::npos);
+  CHECK(refused.err.find("not running") == std::string::npos);
+  CommandResult member = as_nobody(std::to_string(gid));
+  CHECK_MESSAGE(member.exit_code == 0, member.err);
+  CHECK(member.out.find("node-g") != std::string::npos);
+  daemon.Signal(SIGTERM);
+  CHECK(daemon.Wait(std::chrono::seconds(10)) == 0);
+
+  // A group that does not exist stops the daemon at start-up, naming it.
+  std::ofstream(config) << "[node]\nname = \"node-g\"\ndata_dir = \"" << dir.Sub("data")
+                        << "\"\nagent_endpoint = \"" << endpoint
+                        << "\"\nagent_socket_group = \"no-such-group-here\"\n";
+  CommandResult bad = Run({HandoffdPath(), "--config", config, "--check-config"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("no group named 'no-such-group-here'") != std::string::npos);
 }
 
 }  // namespace

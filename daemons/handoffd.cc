@@ -56,11 +56,13 @@ int main(int argc, char** argv) {
   CLI::App app{"handoffd: durable agent-to-agent handoff, one daemon per host"};
   std::string config_path;
   std::string log_level;
+  std::string log_format;
   bool check_config = false;
   bool show_public_key = false;
   std::string keygen_path;
   app.add_option("-c,--config", config_path, "TOML config file (see config/handoffd.toml)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--log-format", log_format, "text or json (one object per line)");
   app.add_flag("--check-config", check_config, "validate the config, print it and exit");
   app.add_flag("--show-public-key", show_public_key,
                "print this node's CURVE public key (creating its key pair if there is none) and "
@@ -96,7 +98,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!log_level.empty()) config.log_level = log_level;
-  if (handoff::Status s = handoff::InitLogging(config.log_level); !s.ok()) return Fail(s);
+  if (!log_format.empty()) config.log_format = log_format;
+  if (handoff::Status s = handoff::InitLogging(config.log_level, config.log_format); !s.ok()) {
+    return Fail(s);
+  }
 
   if (check_config) {
     const auto& o = config.node;

@@ -1,4 +1,4 @@
-// Logging setup: spdlog to stderr with one timestamped line per event.
+// Logging setup: spdlog to stderr with one line per event: timestamped text, or JSON lines.
 //
 // Log lines say what happened and what to do about it, with the intent id or peer name; the hot
 // path logs at debug level only. Thread safety: call InitLogging once at start-up.
@@ -14,8 +14,9 @@
 
 namespace handoff {
 
-// level: trace, debug, info, warn, error, off.
-Status InitLogging(std::string_view level);
+// level: trace, debug, info, warn, error, off. format: "text" (a timestamped line) or "json"
+// (one object per line, {"time", "level", "msg"}, for log shippers).
+Status InitLogging(std::string_view level, std::string_view format = "text");
 
 }  // namespace handoff
 

@@ -122,6 +122,12 @@ const std::vector<Directive>& Directives() {
          }
          return Status::InvalidArgument("unknown level '" + t.config.log_level + "'");
        }},
+      {"node", "log_format", "\"text\" or \"json\"", false,
+       [](const toml::node& n, Target& t) {
+         HANDOFF_RETURN_IF_ERROR(ReadString(n, &t.config.log_format));
+         if (t.config.log_format == "text" || t.config.log_format == "json") return Status::OK();
+         return Status::InvalidArgument("unknown format '" + t.config.log_format + "'");
+       }},
       {"node", "fsync", "true or false", false,
        [](const toml::node& n, Target& t) {
          auto v = n.value_exact<bool>();

@@ -22,6 +22,9 @@ struct DaemonConfig {
   node::NodeOptions node;
   // [node] log_level: trace, debug, info, warn, error or off. Default: info.
   std::string log_level = "info";
+  // [node] log_format: "text" (timestamped lines) or "json" (one object per line: time,
+  // level, msg). Default: text.
+  std::string log_format = "text";
 };
 
 // Every key the parser knows, as "table.key" ("node.fsync", "peers.name", ...).

@@ -266,7 +266,8 @@ class Node {
   int64_t loop_hook_every_ms_ = 0;
   int64_t next_loop_hook_ms_ = 0;
   int64_t last_space_check_ms_ = 0;
-  uint64_t free_bytes_ = 0;  // free pages below the high-water mark at the last count
+  bool nearly_full_warned_ = false;  // CheckSpace said the store is nearing its map_size
+  uint64_t free_bytes_ = 0;          // free pages below the high-water mark at the last count
   bool refusing_sends_ = false;
 };
 

@@ -232,6 +232,18 @@ void Node::CheckSpace(const Txn& txn) {
   // twice the bytes written.
   const uint64_t in_use = (*high > free_bytes_ ? *high - free_bytes_ : 0) + 2 * PendingBytes();
   stats_.space_in_use = in_use;
+  // A warning while there is time to act: once a fifth of the map is all that is left for new
+  // sends, again after it had grown back past a quarter.
+  if (!nearly_full_warned_ && room(in_use) < map / 5) {
+    nearly_full_warned_ = true;
+    spdlog::warn(
+        "the store is nearing its map_size: {} in use and {} set aside for {} live intents, of "
+        "map_size {}; new sends are refused once it is full. Purge ended intents (handoffctl "
+        "purge, a shorter retention) or raise map_size",
+        FormatByteSize(in_use), FormatByteSize(set_aside), live, FormatByteSize(map));
+  } else if (nearly_full_warned_ && room(in_use) > map / 4) {
+    nearly_full_warned_ = false;
+  }
   const bool was_refusing = refusing_sends_;
   refusing_sends_ = room(in_use) < kIntentSpaceEstimate;
   if (refusing_sends_ && !was_refusing) {

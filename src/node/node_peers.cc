@@ -163,8 +163,16 @@ bool Node::Admit(const net::RoutedMessage& routed, const wire::PeerMessage& msg)
   bool known = false;
   for (const auto& link : links_) known = known || link->name() == msg.from;
   if (known && (!chosen_id || routed.routing_id == msg.from)) return true;
-  ++impostor_messages_[""];
-  if (ShouldLogRefusal("unknown " + msg.from, now)) {
+  ++impostor_messages_[known ? msg.from : ""];
+  if (known && ShouldLogRefusal("mismatch " + msg.from + " " + routed.routing_id, now)) {
+    // A configured peer's name on a connection that identifies itself as someone else.
+    spdlog::error(
+        "dropped a {} message claiming to be from peer {} on a connection whose routing id is "
+        "{}: {} is a configured peer, but its links identify themselves by its name. Another "
+        "process may be posing as it: peer_security = \"none\" authenticates nobody; set "
+        "\"curve\" on every node",
+        msg.kind, Quoted(msg.from), Quoted(routed.routing_id), msg.from);
+  } else if (!known && ShouldLogRefusal("unknown " + msg.from, now)) {
     spdlog::error(
         "dropped a message from {} (routing id {}): not a configured peer; add it to "
         "[[peers]] on node {}",

@@ -210,6 +210,12 @@ TEST_CASE("AFullMapRefusesNewSendsWhileAcceptedIntentsComplete") {
   CHECK(refused.IsResourceExhausted());
   CHECK(refused.message().find("the store is full") != std::string::npos);
   REQUIRE(accepted.size() >= 20);
+  // The log said so before it happened, with what to do.
+  const std::string log = daemon.Log();
+  const size_t nearing = log.find("the store is nearing its map_size");
+  CHECK(nearing != std::string::npos);
+  CHECK(nearing < log.find("the store is full"));
+  CHECK(log.find("or raise map_size", nearing) != std::string::npos);
   CHECK(daemon.running());
   nlohmann::json status = Status(daemon);
   CHECK_FALSE(status["accepting_sends"].get<bool>());

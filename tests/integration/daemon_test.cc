@@ -404,5 +404,40 @@ TEST_CASE("AgentSocketGroupLetsThatGroupInAndTellsOthersWhichGroupToJoin") {
   CHECK(bad.err.find("no group named 'no-such-group-here'") != std::string::npos);
 }
 
+TEST_CASE("LogFormatJsonWritesOneObjectPerLineWhateverTheTextHolds") {
+  TempDir dir;
+  Daemon daemon(dir, "node-a", "log_format = \"json\"");
+  daemon.Start();
+  // Text from a client, with a quote, a backslash and a newline, reaches the log.
+  CommandResult paused =
+      daemon.Ctl({"pause", "agent://acme/test/worker", "--reason", "bad \"deploy\"\\\nline two"});
+  REQUIRE(paused.exit_code == 0);
+  REQUIRE(daemon.Stop() == 0);
+  std::istringstream log(daemon.Log());
+  std::string line;
+  int lines = 0;
+  bool started = false, reason = false;
+  while (std::getline(log, line)) {
+    ++lines;
+    INFO(line);
+    Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    REQUIRE(j.is_object());
+    CHECK(j["time"].get<std::string>().size() == 24);  // 2026-11-29T13:02:04.451Z
+    CHECK(j["level"].is_string());
+    const std::string msg = j["msg"].get<std::string>();
+    started = started || msg.find("handoffd " HANDOFF_VERSION " node=node-a") == 0;
+    reason = reason || (msg.find("paused by") != std::string::npos &&
+                        msg.find("bad \"deploy\"\\\nline two") != std::string::npos);
+  }
+  CHECK(lines >= 3);
+  CHECK(started);
+  CHECK(reason);
+  // A format the daemon does not know stops it at start-up, naming the key.
+  std::ofstream(dir.Sub("bad-format.toml")) << "[node]\nlog_format = \"xml\"\n";
+  CommandResult bad = Run({HandoffdPath(), "--config", dir.Sub("bad-format.toml")});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("log_format") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -492,7 +492,13 @@ TEST_CASE("PlaintextLinksWorkOnlyWhenAskedForAndWarnAtEveryStart") {
       WaitFor([&] { return Field(StatusOf(cluster["node-b"]), "auth_failures") >= 2; }, kWait);
   INFO("node-b log:\n" << cluster["node-b"].Log() << StatusOf(cluster["node-b"]).dump());
   CHECK(counted);
-  CHECK(cluster["node-b"].Log().find("not a configured peer") != std::string::npos);
+  CHECK(cluster["node-b"].Log().find("from 'node-x' (routing id 'node-x'): not a configured "
+                                     "peer") != std::string::npos);
+  // A configured peer's name on someone else's connection is told apart, with what to do.
+  CHECK(cluster["node-b"].Log().find("claiming to be from peer 'node-a' on a connection whose "
+                                     "routing id is 'node-y': node-a is a configured peer") !=
+        std::string::npos);
+  CHECK(Occurrences(cluster["node-b"].Log(), "not a configured peer") == 1);
   // A restart warns again.
   REQUIRE(cluster["node-b"].Stop() == 0);
   cluster["node-b"].Start();

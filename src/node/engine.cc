@@ -198,18 +198,32 @@ void Engine::LogEvent(const IntentRecord& r, std::string_view event_type, bool d
         r.id.ToText().view());
     return;
   }
-  if (event_type != "intent.lease_expired") return;
-  // A flood of expiries (an agent fleet gone) logs a line per period, with a count.
-  ++lease_expiries_unlogged_;
+  // Intents going back for another delivery: a line per period with the counts by cause (a
+  // fleet of agents gone is one line every 10 s, not one per intent), and the latest.
+  size_t cause;
+  if (event_type == "intent.lease_expired") {
+    cause = 0;
+  } else if (event_type == "intent.retrying") {
+    cause = 1;
+  } else if (event_type == "intent.delivery_failed") {
+    cause = 2;
+  } else {
+    return;
+  }
+  ++redeliveries_unlogged_[cause];
   const int64_t now = clock_.NowMs();
-  if (now - lease_expiry_logged_ms_ < kLeaseExpiryLogPeriodMs) return;
+  if (now - redelivery_logged_ms_ < kRedeliveryLogPeriodMs) return;
+  static constexpr const char* kWhy[] = {
+      "its agent neither finished nor sent a heartbeat within its lease",
+      "its agent failed it with a retryable error: delivered again after the backoff",
+      "the agent it was pushed to had gone"};
   spdlog::info(
-      "{} lease(s) expired since the last report; latest: intent {} for {} (attempt {}), whose "
-      "agent neither finished nor sent a heartbeat in {}: delivered again",
-      lease_expiries_unlogged_, r.id.ToText().view(), r.to_agent, r.delivery_attempt,
-      FormatDurationMs(r.lease_ms));
-  lease_expiries_unlogged_ = 0;
-  lease_expiry_logged_ms_ = now;
+      "{} lease(s) expired, {} retryable failure(s), {} push(es) to vanished agents since the "
+      "last report: delivered again; latest: intent {} for {} (attempt {}): {}",
+      redeliveries_unlogged_[0], redeliveries_unlogged_[1], redeliveries_unlogged_[2],
+      r.id.ToText().view(), r.to_agent, r.delivery_attempt, kWhy[cause]);
+  redeliveries_unlogged_ = {};
+  redelivery_logged_ms_ = now;
 }
 
 Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,

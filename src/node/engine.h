@@ -351,10 +351,10 @@ class Engine {
   // origin (sent at Flush).
   // Counts an event this turn recorded, for the metrics (Counted); true for a dead letter.
   bool Count(std::string_view event_type, IntentStatus after);
-  // Logs what an operator should hear of: a dead letter (each), lease expiries (a line per
-  // kLeaseExpiryLogPeriodMs with a count).
+  // Logs what an operator should hear of: a dead letter (each), lease expiries and other
+  // redeliveries (a line per kRedeliveryLogPeriodMs with the counts).
   void LogEvent(const IntentRecord& r, std::string_view event_type, bool dead_letter);
-  static constexpr int64_t kLeaseExpiryLogPeriodMs = 10'000;
+  static constexpr int64_t kRedeliveryLogPeriodMs = 10'000;
   Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
                 std::string details);
   // Appends an event of the node itself (not of an intent) to the audit trail.
@@ -420,8 +420,9 @@ class Engine {
   std::set<std::string> ready_;
   EventCounts turn_events_{};   // recorded since the last Flush
   EventCounts event_totals_{};  // committed
-  uint64_t lease_expiries_unlogged_ = 0;
-  int64_t lease_expiry_logged_ms_ = INT64_MIN / 2;
+  // Redeliveries not logged yet, by cause (lease expiry, retryable failure, vanished agent).
+  std::array<uint64_t, 3> redeliveries_unlogged_{};
+  int64_t redelivery_logged_ms_ = INT64_MIN / 2;
   // Per address, an id no queued intent is older than: DeliverNext starts its search there
   // rather than at the head, past entries it dequeued whose deletions are not committed yet.
   std::unordered_map<std::string, IntentId> queue_floor_;

@@ -102,7 +102,8 @@ TEST_CASE("MetricsCountWhatHappened") {
   CHECK(log.find("(intent.metrics.v1, agent://node-a/local/anonymous -> agent://acme/test/worker) "
                  "is a dead letter: FAILED after 1 attempt(s): bad_input: n must not be "
                  "negative; `handoffctl replay ") != std::string::npos);
-  CHECK(log.find("1 lease(s) expired since the last report") != std::string::npos);
+  CHECK(log.find("1 lease(s) expired, 0 retryable failure(s), 0 push(es) to vanished agents "
+                 "since the last report: delivered again; latest: intent ") != std::string::npos);
 
   // Work waiting for an address nobody serves shows as queued.
   SendRequest idle = Work(7);

@@ -109,6 +109,10 @@ class Client {
   // Blocks until the intent reaches a terminal status and returns it; TimedOut if `timeout`
   // passes first. Survives restarts of the daemon.
   Result<Intent> Wait(std::string_view intent_id, std::chrono::milliseconds timeout);
+  // The same for one round trip of at most `timeout` (at most 5 minutes), without the
+  // payload, checkpoint or result: the intent's status as soon as it ends, else its status
+  // when the time is up. For agents watching a running intent for a cancel.
+  Result<IntentStatus> WatchStatus(std::string_view intent_id, std::chrono::milliseconds timeout);
   // Send, then Wait, in one request: the daemon parks the wait with the send (the protocol's
   // wait_rid), so there is no second request and no gap between them. `on_stored`, if given,
   // gets the receipt as soon as the intent is on disk (before its outcome). Errors as Send's

@@ -210,6 +210,27 @@ int Main(int argc, char** argv) {
   c->add_option("--credit", serve.credit, "intents held at once (default 1)")
       ->check(CLI::Range(1, 1000));
   c->add_option("--heartbeat", serve.heartbeat, "heartbeat interval (default: lease / 3)");
+  c->footer(
+      "\nThe command runs once per intent (sh -c), with the payload as JSON on stdin and:\n"
+      "  HANDOFF_INTENT_ID       the intent's id\n"
+      "  HANDOFF_INTENT_TYPE     its type, e.g. intent.handoff.process.v1\n"
+      "  HANDOFF_ATTEMPT         this delivery's number: 1, 2, ...\n"
+      "  HANDOFF_CHECKPOINT      the latest checkpoint (JSON) of an earlier attempt; empty: none\n"
+      "  HANDOFF_FROM_AGENT      the sender's address\n"
+      "  HANDOFF_TO_AGENT        the address served (--as)\n"
+      "  HANDOFF_CORRELATION_ID  the sender's correlation id; empty: none\n"
+      "  HANDOFF_APPROVAL        the decision (JSON) on a question it asked with\n"
+      "                          request-approval, when that brings the intent back\n"
+      "  HANDOFF_SOCKET          the daemon, for handoffctl checkpoint / heartbeat /\n"
+      "                          request-approval inside the command\n"
+      "\nThe command's exit status:\n"
+      "  0         the intent COMPLETED: stdout is the result (JSON, else a string; empty: null)\n"
+      "  non-zero  the attempt failed, retryably: delivered again after the backoff, until\n"
+      "            max_attempts is used up (then FAILED: a dead letter)\n"
+      "A cancel stops the command (SIGTERM, then SIGKILL after 2 s) within a second; so does\n"
+      "stopping serve, and then the intent is delivered again when its lease runs out.\n"
+      "\nserve exits 0 when stopped by SIGTERM or SIGINT, 1 on an error (daemon not running,\n"
+      "invalid address), 2 on a usage error.");
   c->callback([&] { run = [&] { return Serve(g, serve); }; });
 
   AgentOpFlags op;
@@ -243,8 +264,12 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "handoffctl: %s\n", UsageError(app, e).c_str());
-    std::fprintf(stderr, "Run 'handoffctl --help' for usage.\n");
+    // One line, like every other error: what is wrong, and where the help is.
+    const auto parsed = app.get_subcommands();
+    const std::string help =
+        parsed.empty() ? "handoffctl --help" : "handoffctl " + parsed.front()->get_name() + " --help";
+    std::fprintf(stderr, "handoffctl: usage: %s (see %s)\n", UsageError(app, e).c_str(),
+                 help.c_str());
     return kExitUsage;
   }
   if (!InitLogging("info").ok()) return kExitError;

@@ -57,7 +57,9 @@ Status Task::Checkpoint(const Json& state) {
 }
 
 // Sends heartbeats for the running task from a thread (and connection) of its own, so a
-// handler that blocks for minutes keeps its lease.
+// handler that blocks for minutes keeps its lease; between them it watches the intent with a
+// parked `wait` (record only), so a cancel reaches the task at once rather than at the next
+// heartbeat.
 class Agent::Heartbeats {
  public:
   explicit Heartbeats(std::unique_ptr<Client> client)
@@ -79,7 +81,9 @@ class Agent::Heartbeats {
     cv_.notify_all();
   }
 
-  // Returns once no heartbeat for the task is in flight, so the task may be destroyed.
+  // Returns once no heartbeat or watch for the task is in flight, so the task may be
+  // destroyed. A watch ends at once when the intent ends (completed, failed for good), else
+  // within kWatchChunk.
   void End() {
     std::unique_lock<std::mutex> lock(mu_);
     task_ = nullptr;
@@ -88,6 +92,18 @@ class Agent::Heartbeats {
   }
 
  private:
+  // Runs `call` with the lock released, marked busy so End() waits for it.
+  template <typename F>
+  auto Unlocked(std::unique_lock<std::mutex>& lock, F call) {
+    busy_ = true;
+    lock.unlock();
+    auto result = call();
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+    return result;
+  }
+
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!quit_) {
@@ -96,19 +112,44 @@ class Agent::Heartbeats {
         continue;
       }
       Task* task = task_;
-      if (cv_.wait_for(lock, interval_, [&] { return quit_ || task_ != task; })) continue;
-      busy_ = true;
-      lock.unlock();
-      Status s = client_->Heartbeat(task->intent_id(), task->attempt());
+      const auto beat_at = std::chrono::steady_clock::now() + interval_;
+      bool ended = false;  // the intent ended: nothing more to watch or keep alive
+      while (!quit_ && task_ == task && !ended) {
+        const auto left =
+            std::chrono::duration_cast<milliseconds>(beat_at - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        auto watched = Unlocked(lock, [&] {
+          return client_->WatchStatus(task->intent_id(), std::min(left, kWatchChunk));
+        });
+        if (watched.ok()) {
+          if (!IsTerminal(*watched)) continue;  // still live when the chunk ran out
+          if (*watched == IntentStatus::kCanceled || *watched == IntentStatus::kTimedOut) {
+            task->canceled_.store(true);
+          }
+          ended = true;
+        } else if (cv_.wait_for(lock, std::min(left, kWatchRetryPause),
+                                [&] { return quit_ || task_ != task; })) {
+          break;  // the task is over, or the agent stops
+        }
+      }
+      if (quit_ || task_ != task) continue;
+      if (ended) {
+        cv_.wait(lock, [&] { return quit_ || task_ != task; });
+        continue;
+      }
+      Status s =
+          Unlocked(lock, [&] { return client_->Heartbeat(task->intent_id(), task->attempt()); });
       if (!s.ok()) {
         spdlog::debug("heartbeat for intent {}: {}", task->intent_id(), s.ToString());
         Observe(s, task->canceled_, task->lease_lost_);
       }
-      lock.lock();
-      busy_ = false;
-      cv_.notify_all();
     }
   }
+
+  // How long one parked watch lasts: End() waits at most this for an intent that stays live
+  // (a lease lost, a retryable failure).
+  static constexpr milliseconds kWatchChunk{500};
+  static constexpr milliseconds kWatchRetryPause{200};
 
   std::unique_ptr<Client> client_;
   std::mutex mu_;
@@ -220,10 +261,16 @@ void Agent::Handle(Intent intent, const Handler& handler) {
       Report(task, [&] { return client_->Fail(id, attempt, outcome.error); });
       break;
     case Outcome::Kind::kAbandon:
-      spdlog::info(
-          "abandoned intent {} (attempt {}); it will be delivered again when its "
-          "lease runs out",
-          id, attempt);
+      if (task.canceled()) {
+        spdlog::info("intent {} (attempt {}) was canceled; its handler stopped", id, attempt);
+      } else if (task.lease_lost()) {
+        spdlog::info("intent {} (attempt {}) was taken back (its lease was lost)", id, attempt);
+      } else {
+        spdlog::info(
+            "abandoned intent {} (attempt {}); it will be delivered again when its "
+            "lease runs out",
+            id, attempt);
+      }
       break;
   }
   heartbeats_->End();

@@ -183,6 +183,28 @@ Result<Intent> Client::Wait(std::string_view intent_id, milliseconds timeout) {
   }
 }
 
+Result<IntentStatus> Client::WatchStatus(std::string_view intent_id, milliseconds timeout) {
+  HANDOFF_RETURN_IF_ERROR(CheckId(intent_id));
+  timeout = std::clamp(timeout, milliseconds(0), milliseconds(5 * 60 * 1000));
+  HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call(
+                                                  "wait",
+                                                  [&](MsgWriter& w) {
+                                                    WriteId(w, intent_id);
+                                                    w.Field("timeout_ms",
+                                                            static_cast<uint64_t>(timeout.count()));
+                                                    w.Field("brief", true);
+                                                  },
+                                                  Connection::Resend::kNo, timeout + kWaitGrace));
+  const msgpack::object* intent = got.reply.body().Find("intent");
+  if (intent == nullptr) return Status::Corruption("wait reply without an intent");
+  HANDOFF_ASSIGN_OR_RETURN(MapReader fields, MapReader::From(*intent, "intent"));
+  std::string status;
+  HANDOFF_RETURN_IF_ERROR(fields.String("status", &status));
+  auto parsed = ParseIntentStatus(status);
+  if (!parsed) return Status::Corruption("wait reply with an unknown status");
+  return *parsed;
+}
+
 Result<std::vector<Intent>> Client::List(const ListOptions& options) {
   HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("list", [&](MsgWriter& w) {
     if (options.status) w.Field("status", IntentStatusName(*options.status));

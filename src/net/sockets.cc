@@ -173,6 +173,9 @@ Result<std::optional<zmq::message_t>> Dealer::Receive(std::chrono::milliseconds 
     }
     return std::optional<zmq::message_t>(std::move(message));
   } catch (const zmq::error_t& e) {
+    // A signal (SIGTERM to stop an agent) interrupts the wait: nothing was received, and the
+    // caller looks at why it was woken.
+    if (e.num() == EINTR) return std::optional<zmq::message_t>();
     return ZmqStatus(e, "receiving from handoffd");
   }
 }

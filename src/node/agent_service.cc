@@ -166,6 +166,7 @@ std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
   // one read of an intent on every round trip.
   auto peeked = engine_.Peek(txn, waiter.id);
   if (!peeked.ok()) return wire::EncodeErrorReply(waiter.rid, peeked.status());
+  if (waiter.brief) return EncodeWaitReply(waiter.rid, peeked->record(), {}, {}, {});
   return EncodeWaitReply(waiter.rid, peeked->record(), peeked->payload, peeked->checkpoint,
                          peeked->result);
 }
@@ -310,13 +311,16 @@ AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& co
   uint64_t timeout_ms = 30'000;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("timeout_ms", &timeout_ms));
   if (timeout_ms > static_cast<uint64_t>(kMaxWaitMs)) timeout_ms = kMaxWaitMs;
+  bool brief = false;  // the record only (agents watching for a cancel)
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("brief", &brief));
   IntentView view;
   HANDOFF_RETURN_IF_ERROR(engine_.GetRecord(txn, id, &view.record));
   if (IsTerminal(view.record.status) || timeout_ms == 0) {
-    HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view));
+    if (!brief) HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view));
     return std::optional<std::string>(EncodeWaitReply(req.rid, view));
   }
-  waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms)});
+  waiters_.Add(
+      {id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms), brief});
   return std::optional<std::string>();
 }
 

@@ -23,6 +23,7 @@ struct Waiter {
   std::string routing_id;
   uint64_t rid = 0;
   int64_t deadline_ms = 0;
+  bool brief = false;  // answer with the record only: no payload, checkpoint or result
 };
 
 class WaiterSet {

@@ -69,6 +69,10 @@ TEST_CASE("TheReadmesTwoHostExampleIsTheExampleFilesThemselves") {
     const std::string block = "```toml\n# config/" + std::string(name) + "\n" + settings + "```";
     CHECK(readme.find(block, section) != std::string::npos);
   }
+  // The naming rules are there, in the words the errors use.
+  for (const char* form : {"agent://<org>/<env>/<name>", "intent.<name>.v<N>"}) {
+    CHECK(readme.find(form) != std::string::npos);
+  }
   // And it starts them as the files' own comments say.
   CHECK(readme.find("handoffd --config node-a.toml --show-public-key", section) !=
         std::string::npos);

@@ -151,13 +151,30 @@ TEST_CASE("BadInputGetsAOneLineErrorAndANonZeroExit") {
   Json all = ParseOut(f.Ctl({"--json", "list"}));
   CHECK(all.empty());
   // Usage errors exit 2; a mistyped command is named, with the closest one.
+  // Each is one line on stderr, nothing on stdout.
   auto usage = f.Ctl({"send", "--type", "intent.cli.v1"});
   CHECK(usage.exit_code == 2);
+  CHECK(usage.out.empty());
+  CHECK(usage.err == "handoffctl: usage: --to is required (see handoffctl send --help)\n");
   CHECK(f.Ctl({"frobnicate"}).exit_code == 2);
   auto typo = f.Ctl({"stauts"});
   CHECK(typo.exit_code == 2);
-  CHECK(typo.err.find("unknown command 'stauts'; did you mean 'status'?") != std::string::npos);
-  CHECK(f.Ctl({"frobnicate"}).err.find("unknown command 'frobnicate'\n") != std::string::npos);
+  CHECK(typo.err ==
+        "handoffctl: usage: unknown command 'stauts'; did you mean 'status'? (see handoffctl "
+        "--help)\n");
+  CHECK(f.Ctl({"frobnicate"}).err ==
+        "handoffctl: usage: unknown command 'frobnicate' (see handoffctl --help)\n");
+  // serve's help says what its command gets and what its exit status means.
+  auto serve_help = f.Ctl({"serve", "--help"});
+  CHECK(serve_help.exit_code == 0);
+  for (const char* var :
+       {"HANDOFF_INTENT_ID", "HANDOFF_INTENT_TYPE", "HANDOFF_ATTEMPT", "HANDOFF_CHECKPOINT",
+        "HANDOFF_FROM_AGENT", "HANDOFF_TO_AGENT", "HANDOFF_CORRELATION_ID", "HANDOFF_APPROVAL",
+        "HANDOFF_SOCKET", "exit status", "0         the intent COMPLETED", "non-zero"}) {
+    CHECK_MESSAGE(serve_help.out.find(var) != std::string::npos, var);
+  }
+  auto pause_typo = f.Ctl({"pasue", "agent://acme/test/worker"});
+  CHECK(pause_typo.err.find("did you mean 'pause'?") != std::string::npos);
 }
 
 TEST_CASE("ADaemonThatIsNotRunningGivesAClearErrorQuickly") {

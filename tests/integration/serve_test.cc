@@ -265,5 +265,55 @@ TEST_CASE("CancelingARunningIntentStopsItsCommandAndRefusesItsResult") {
   CHECK(first->result.is_null());
 }
 
+TEST_CASE("ACancelStopsTheCommandWithinASecondAndACleanStopOfServeWarnsOfNothing") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  const std::string pidfile = dir.Sub("command.pid");
+  // The default lease (30 s): the next heartbeat is 10 s away.
+  auto serve = StartServe(daemon, dir, "echo $$ > " + pidfile + "; while true; do sleep 0.05; done",
+                          "serve.log");
+  auto client = daemon.Connect();
+  SendRequest req;
+  req.to_agent = kProcessor;
+  req.intent_type = "intent.slow.v1";
+  auto receipt = client->Send(req);
+  REQUIRE(receipt.ok());
+  pid_t command = 0;
+  REQUIRE(WaitFor(
+      [&] {
+        std::ifstream in(pidfile);
+        return static_cast<bool>(in >> command) && command > 0;
+      },
+      std::chrono::seconds(20)));
+  REQUIRE(::kill(command, 0) == 0);
+  const auto canceled_at = std::chrono::steady_clock::now();
+  REQUIRE(client->Cancel(receipt->intent_id, "changed my mind").ok());
+  REQUIRE(WaitFor([&] { return ::kill(command, 0) != 0 && errno == ESRCH; },
+                  std::chrono::seconds(10), std::chrono::milliseconds(10)));
+  const auto took = std::chrono::steady_clock::now() - canceled_at;
+  MESSAGE("the command was stopped "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+          << " ms after the cancel");
+  CHECK(took < std::chrono::milliseconds(2500));  // a second, with room for a loaded machine
+  std::string log;
+  REQUIRE(WaitFor(
+      [&] {
+        std::ifstream in(dir.Sub("serve.log"));
+        log.assign(std::istreambuf_iterator<char>(in), {});
+        return log.find("(canceled)") != std::string::npos;
+      },
+      std::chrono::seconds(5)));
+
+  // SIGTERM while idle: serve stops, saying nothing it would warn of.
+  serve->Signal(SIGTERM);
+  CHECK(serve->Wait(std::chrono::seconds(10)) == 0);
+  std::ifstream in(dir.Sub("serve.log"));
+  log.assign(std::istreambuf_iterator<char>(in), {});
+  INFO(log);
+  CHECK(log.find(" warning ") == std::string::npos);
+  CHECK(log.find(" error ") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -113,6 +113,11 @@ class Agent::Heartbeats {
       }
       Task* task = task_;
       const auto beat_at = std::chrono::steady_clock::now() + interval_;
+      // Most handlers finish in moments: only one still running after kWatchDelay is watched.
+      if (cv_.wait_for(lock, std::min(interval_, kWatchDelay),
+                       [&] { return quit_ || task_ != task; })) {
+        continue;
+      }
       bool ended = false;  // the intent ended: nothing more to watch or keep alive
       while (!quit_ && task_ == task && !ended) {
         const auto left =
@@ -150,6 +155,7 @@ class Agent::Heartbeats {
   // (a lease lost, a retryable failure).
   static constexpr milliseconds kWatchChunk{500};
   static constexpr milliseconds kWatchRetryPause{200};
+  static constexpr milliseconds kWatchDelay{200};
 
   std::unique_ptr<Client> client_;
   std::mutex mu_;

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +284,54 @@ def test_pause_holds_deliveries_until_resume_and_agents_shows_it(daemon: Daemon)
         assert ("address.paused", "") in kinds and ("address.resumed", "") in kinds
         with pytest.raises(handoff.InvalidArgument):
             client.pause("agent://not-an-address")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv to act as another user (CI runs it as root)",
+)
+def test_a_socket_this_user_may_not_use_names_the_group_to_join(tmp_root) -> None:
+    import grp
+    import socket as pysocket
+
+    try:
+        group = grp.getgrnam("daemon")
+    except KeyError:
+        pytest.skip("no group 'daemon' on this host")
+    # A listening socket in a directory of group daemon, mode 0770, as agent_socket_group
+    # leaves it; the client runs as nobody, outside that group.
+    os.chmod(tmp_root, 0o711)
+    run_dir = tmp_root / "run"
+    run_dir.mkdir()
+    os.chown(run_dir, 0, group.gr_gid)
+    os.chmod(run_dir, 0o770)
+    path = run_dir / "handoffd.sock"
+    listener = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    os.chown(path, 0, group.gr_gid)
+    os.chmod(path, 0o660)
+    package = tmp_root / "pkg"
+    shutil.copytree(Path(handoff.__file__).parent, package / "handoff")
+    for root, dirs, files in os.walk(package):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+    code = (
+        "import handoff\n"
+        "try:\n"
+        f"    handoff.Client('ipc://{path}')\n"
+        "except handoff.Unavailable as e:\n"
+        "    print(e.message)\n"
+    )
+    try:
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "/usr/bin/python3", "-c", code],
+            env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=30,
+        )
+    finally:
+        listener.close()
+    assert out.returncode == 0, out.stderr
+    assert f"permission denied on {path}: add this user to group daemon" in out.stdout

@@ -630,7 +630,7 @@ std::map<std::string, AddressSummary> SummarizeAddresses(const ReceiverSet& rece
     row.receivers.push_back(&r);
     row.credit += r.credit;
     row.in_flight += r.held.size();
-    row.last_heard_ms = std::max(row.last_heard_ms, r.last_heard_ms);
+    row.last_heard_ms = std::max(row.last_heard_ms, receivers.LastHeard(r.routing_id));
   }
   for (const auto& [address, p] : engine.paused()) rows[address];
   for (const std::string& address : engine.ready_addresses()) rows[address];
@@ -671,7 +671,7 @@ AgentService::Reply AgentService::OnAgents(Txn& txn, Batch&, const std::string&,
       w.Field("connection", HexId(r->routing_id));
       w.Field("credit", r->credit);
       w.Field("held", static_cast<uint64_t>(r->held.size()));
-      w.Field("last_heard", r->last_heard_ms);
+      w.Field("last_heard", receivers_.LastHeard(r->routing_id));
       w.EndMap();
     }
     w.EndArray();

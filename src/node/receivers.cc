@@ -26,12 +26,7 @@ bool ReceiverSet::Register(const std::string& routing_id, const std::string& add
 
 void ReceiverSet::Heard(const std::string& routing_id, int64_t now_ms) {
   auto h = heard_.find(routing_id);
-  if (h == heard_.end()) return;
-  h->second = std::max(h->second, now_ms);
-  for (auto it = receivers_.lower_bound(Key(routing_id, ""));
-       it != receivers_.end() && it->first.first == routing_id; ++it) {
-    it->second.last_heard_ms = h->second;
-  }
+  if (h != heard_.end()) h->second = std::max(h->second, now_ms);
 }
 
 void ReceiverSet::HeardAbout(const IntentId& id, int64_t now_ms) {

@@ -31,9 +31,8 @@ namespace handoff::node {
 struct Receiver {
   std::string routing_id;
   std::string address;
-  uint32_t credit = 0;        // most intents held at once
-  std::set<IntentId> held;    // intents delivered to it and still leased
-  int64_t last_heard_ms = 0;  // the connection's last word (ReceiverSet::Heard)
+  uint32_t credit = 0;      // most intents held at once
+  std::set<IntentId> held;  // intents delivered to it and still leased
   bool has_room() const { return held.size() < credit; }
 };
 
@@ -51,6 +50,12 @@ class ReceiverSet {
                 int64_t now_ms);
   // The connection said something at `now_ms` (no-op for one that receives nothing).
   void Heard(const std::string& routing_id, int64_t now_ms);
+  // When the connection was last heard from (0: it receives nothing). Kept per connection, so
+  // hearing from one that receives for many addresses costs one update.
+  int64_t LastHeard(const std::string& routing_id) const {
+    auto h = heard_.find(routing_id);
+    return h == heard_.end() ? 0 : h->second;
+  }
   // Someone reported on `id` (heartbeat, checkpoint, outcome) at `now_ms`: its holder is alive.
   void HeardAbout(const IntentId& id, int64_t now_ms);
   // Drops every connection not heard from since `before_ms`, with its registrations. What they

@@ -406,17 +406,16 @@ TEST_CASE("SilentReceiversAreDroppedAndWorkReportedElsewhereCountsAsHearingFromT
   set.Heard("never-registered", 5000);  // not a receiver: nothing is kept for it
   CHECK(set.DropSilent(2000) == 1);
   REQUIRE(set.size() == 2);
-  for (const auto& [key, r] : set.all()) {
-    CHECK(r.routing_id == "busy");
-    CHECK(r.last_heard_ms == 5000);
-  }
+  for (const auto& [key, r] : set.all()) CHECK(r.routing_id == "busy");
+  CHECK(set.LastHeard("busy") == 5000);
+  CHECK(set.LastHeard("quiet") == 0);
   // Silent too long: dropped, and what it held is no longer counted against anyone.
   CHECK(set.DropSilent(6000) == 1);
   CHECK(set.size() == 0);
   set.Register("busy", "agent://a/b/c", 1, 7000);
   CHECK(set.WithRoom().size() == 1);
   set.Heard("busy", 6500);  // an older word never moves the time back
-  CHECK(set.all().begin()->second.last_heard_ms == 7000);
+  CHECK(set.LastHeard("busy") == 7000);
 }
 
 TEST_CASE("AConnectionReceivesForSeveralAddressesEachWithItsOwnCredit") {

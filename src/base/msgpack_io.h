@@ -119,6 +119,7 @@ class MsgWriter {
     std::string data = std::string(256, '\0');
     size_t used = 0;
     void write(const char* p, size_t n) {
+      if (n == 0) return;  // an empty string_view may carry a null pointer (memcpy's UB)
       if (n > data.size() - used) data.resize(std::max(2 * data.size(), used + n));
       std::memcpy(data.data() + used, p, n);
       used += n;

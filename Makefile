@@ -2,6 +2,7 @@
 #   make demo   install missing packages, build, run the main scenario (Python, then C++)
 #   make test   install missing packages, build, run every test
 #   make install [PREFIX=/usr/local] [DESTDIR=...]   binaries, config, systemd unit, sysusers.d
+#   make chaos [CUTS=300]   the long power-cut run (root and FUSE), with its JSON report
 # Other targets: deps, build, sanitize (ASan+UBSan build and tests), fuzz (each libFuzzer
 # target for FUZZ_SECONDS, default 300), fuzz-check (each for 20 s: what CI runs), clean.
 
@@ -20,7 +21,7 @@ CMAKE_ARGS ?=
 DEB_PACKAGES := cmake g++ make pkg-config \
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev liblmdb-dev libspdlog-dev doctest-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsodium-dev libbenchmark-dev \
-  libcpp-httplib-dev libsystemd-dev \
+  libcpp-httplib-dev libsystemd-dev libfuse3-dev \
   python3 python3-zmq python3-msgpack python3-pytest python3-venv python3-setuptools
 
 # The fuzz targets also need clang and its libFuzzer runtime.
@@ -28,7 +29,7 @@ FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 FUZZ_SECONDS ?= 300
 FUZZ_DIR ?= build-fuzz
 
-.PHONY: install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
+.PHONY: chaos install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
 
 all: build
 
@@ -57,6 +58,13 @@ build: deps
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+# The long power-cut run (tests/chaos/powercut.py): CUTS cuts of a loaded handoffd on cutfs,
+# then the checker; its JSON report in $(BUILD_DIR)/chaos-report.json. Needs root and FUSE.
+CUTS ?= 300
+chaos: build
+	@/usr/bin/python3 tests/chaos/powercut.py --bin $(BUILD_DIR)/daemons --cutfs $(BUILD_DIR)/tests/cutfs \
+	  --cuts $(CUTS) --report $(BUILD_DIR)/chaos-report.json
 
 # Configures with the prefix (the systemd unit names the installed paths), builds, installs.
 install: deps

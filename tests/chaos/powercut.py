@@ -18,6 +18,7 @@ Every send is recorded: acknowledged (send returned its id), failed (refused: no
 indeterminate (no answer: it may or may not be stored). The checker, after the last cut and a
 bounded wait for quiescence, reports:
   lost          acknowledged, but missing
+  stored_though_refused  a send refused (not stored, it said) whose intent is stored
   incomplete    acknowledged and stored, but not completed once the run has quiesced
   duplicated    one logical send (its number) stored as two intents
   unexpected    an intent nobody sent, or a result for one
@@ -158,18 +159,23 @@ class Node:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.daemon and self.daemon.poll() is None:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(15)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
+        """Ends whatever runs, frozen or not: the filesystem first (a daemon blocked in a
+        frozen operation cannot even die until it is answered), then the daemon."""
         if self.fs and self.fs.poll() is None:
-            self.fs.terminate()
+            self.fs.terminate()  # flushes what was written and unmounts; frozen calls fail
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.kill()
             try:
-                self.fs.wait(15)
+                self.daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.fs:
+            try:
+                self.fs.wait(30)
             except subprocess.TimeoutExpired:
                 self.fs.kill()
+        self.fs = None
+        self.daemon = None
         subprocess.run(["umount", "-l", str(self.mount)], stderr=subprocess.DEVNULL)
 
 
@@ -243,9 +249,11 @@ def run_agent(endpoint: str, history: History, stop: threading.Event) -> None:
 
 def check(node: Node, history: History, quiesce: float) -> Dict:
     acknowledged = {i for i, s in history.sends.items() if s["outcome"] == "acknowledged"}
-    indeterminate = {i for i, s in history.sends.items() if s["outcome"] == "indeterminate"}
+    # A send still in flight when the senders stopped is as good as unanswered.
+    indeterminate = {i for i, s in history.sends.items()
+                     if s["outcome"] in ("indeterminate", "invoked")}
+    failed = {i for i, s in history.sends.items() if s["outcome"] == "failed"}
     sent = set(history.sends)
-    report: Dict = {"anomalies": {}}
     with handoff.Client(node.endpoint, timeout=10.0) as client:
         # Quiescence: every acknowledged intent completed, or the bounded wait is over.
         deadline = time.monotonic() + quiesce
@@ -259,32 +267,46 @@ def check(node: Node, history: History, quiesce: float) -> Dict:
                     pass
             if pending:
                 time.sleep(0.5)
+        # Every send, asked for by its id: the store's answer is the one that counts.
         stored: Dict[str, Dict] = {}
-        for status in ("CREATED", "SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS",
-                       "WAITING", "COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"):
+        for intent_id in sent:
+            try:
+                stored[intent_id] = client.get(intent_id)
+            except handoff.NotFound:
+                pass
+        # Whatever else the store holds was sent by nobody: counted by status, named from the
+        # newest listed.
+        total = sum(client.status()["intents"].values())
+        strangers = set()
+        for status in ("SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS", "COMPLETED",
+                       "FAILED"):
             for intent in client.list(status=status, limit=10000):
-                stored[intent["intent_id"]] = client.get(intent["intent_id"])
-        lost = sorted(i for i in acknowledged if i not in stored)
-        incomplete = sorted(i for i in acknowledged
-                            if i in stored and stored[i]["status"] != "COMPLETED")
-        by_n: Dict[int, List[str]] = {}
-        for intent_id, intent in stored.items():
-            by_n.setdefault(intent["payload"]["n"], []).append(intent_id)
-        duplicated = sorted(n for n, ids in by_n.items() if len(ids) > 1)
-        unexpected = sorted(set(stored) - sent) + sorted(
-            i for i in history.executions if i not in sent)
-        wrong = sorted(i for i, intent in stored.items() if intent["status"] == "COMPLETED"
-                       and intent["result"] != {"n2": 2 * intent["payload"]["n"]})
+                if intent["intent_id"] not in sent:
+                    strangers.add(intent["intent_id"])
         bad_history = []
         for intent_id in stored:
             events = client.events(intent_id)
             seqs = [e["seq"] for e in events]
             if seqs != list(range(1, len(seqs) + 1)) or events[0]["event_type"] != "intent.created":
                 bad_history.append(intent_id)
-    report["anomalies"] = {
-        "lost": lost, "incomplete": incomplete, "duplicated": duplicated, "unexpected": unexpected,
-        "wrong_result": wrong, "bad_history": sorted(bad_history),
-    }
+    by_n: Dict[int, List[str]] = {}
+    for intent_id, intent in stored.items():
+        by_n.setdefault(intent["payload"]["n"], []).append(intent_id)
+    unexpected = sorted(strangers) + sorted(i for i in history.executions if i not in sent)
+    if total > len(stored) and not strangers:
+        unexpected.append(f"{total - len(stored)} intent(s) not listed")
+    report: Dict = {"anomalies": {
+        "lost": sorted(acknowledged - set(stored)),
+        "incomplete": sorted(i for i in acknowledged
+                             if i in stored and stored[i]["status"] != "COMPLETED"),
+        "stored_though_refused": sorted(failed & set(stored)),
+        "duplicated": sorted(n for n, ids in by_n.items() if len(ids) > 1),
+        "unexpected": unexpected,
+        "wrong_result": sorted(i for i, intent in stored.items()
+                               if intent["status"] == "COMPLETED"
+                               and intent["result"] != {"n2": 2 * intent["payload"]["n"]}),
+        "bad_history": sorted(bad_history),
+    }}
     executions = Counter(history.executions[i] for i in stored if stored[i]["status"] == "COMPLETED")
     report["figures"] = {
         "sends": len(sent),
@@ -340,6 +362,8 @@ def main() -> int:
     try:
         for i in range(args.cuts):
             kind = TRIGGERS[i % len(TRIGGERS)]
+            if args.no_fsync and kind == "log-restart":
+                kind = "anytime"  # without fsync the data file is never flushed
             torn = i % 2 == 1 and not args.no_fsync  # the control loses whole writes
             freeze = {
                 "wal-append": f"write:wal:{rng.randint(5, 60)}",
@@ -353,6 +377,7 @@ def main() -> int:
                 failed_start.append(i)
                 log(f"cut {i}: handoffd did not start on what the last cut left; its log ends:\n"
                     + node.log_tail())
+                node.stop()
                 break
             if not threads:
                 for s in range(args.senders):

@@ -1,9 +1,14 @@
 #include "storage/store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "storage/write_set.h"
 
@@ -81,10 +86,54 @@ std::string OutboxKey(std::string_view peer, uint64_t seq) {
   return key;
 }
 
+// Makes a rename or creation in `dir` durable.
+Status SyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (rc != 0) return Status::IOError("cannot flush " + dir + ": " + std::strerror(error));
+  return Status::OK();
+}
+
 }  // namespace
+
+Status Store::Create(const std::string& dir, const EnvOptions& options,
+                     std::string_view node_name) {
+  // LMDB writes a new file's first pages without flushing them: a power cut right then could
+  // leave a data file it refuses. So the store is made aside, flushed, and moved into place in
+  // one rename; a cut before the rename leaves only the scratch directory, made again here.
+  namespace fs = std::filesystem;
+  const fs::path scratch = fs::path(dir) / ".creating";
+  std::error_code ec;
+  fs::remove_all(scratch, ec);
+  fs::create_directories(scratch, ec);
+  if (ec) return Status::IOError("cannot create " + scratch.string() + ": " + ec.message());
+  {
+    EnvOptions first = options;
+    first.log_bytes = 0;  // the log is made beside the data file, in the real directory
+    HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Env> env, Env::Open(scratch.string(), first));
+    Store store(std::move(env));
+    HANDOFF_RETURN_IF_ERROR(store.OpenTables(node_name));
+    HANDOFF_RETURN_IF_ERROR(store.env().Sync());
+  }
+  const fs::path data = fs::path(dir) / "data.mdb";
+  if (::rename((scratch / "data.mdb").c_str(), data.c_str()) != 0) {
+    return Status::IOError("cannot move the new data file into " + dir + ": " +
+                           std::strerror(errno));
+  }
+  HANDOFF_RETURN_IF_ERROR(SyncDirectory(dir));
+  fs::remove_all(scratch, ec);
+  return Status::OK();
+}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOptions& options,
                                            std::string_view node_name) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "data.mdb", ec)) {
+    HANDOFF_RETURN_IF_ERROR(Create(dir, options, node_name));
+  }
   HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Env> env, Env::Open(dir, options));
   std::unique_ptr<Store> store(new Store(std::move(env)));
   HANDOFF_RETURN_IF_ERROR(store->OpenTables(node_name));

@@ -144,6 +144,10 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Env> env) : env_(std::move(env)) {}
+  // Makes a new store in `dir` durably: built in a scratch directory, flushed, renamed into
+  // place (a power cut leaves either no data file or a whole one).
+  static Status Create(const std::string& dir, const EnvOptions& options,
+                       std::string_view node_name);
   Status OpenTables(std::string_view node_name);
   // Opens the log and applies to LMDB the records it holds past meta's log_seq.
   Status Replay(const EnvOptions& options);

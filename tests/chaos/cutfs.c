@@ -16,7 +16,8 @@
 // it is torn.
 //
 // --freeze-at OP:NAME:N picks the moment of the cut: after the N-th OP ("write" or "fsync") on
-// a file whose name contains NAME, counted from SIGHUP on, every later operation blocks, as if
+// a file whose name contains NAME, counted from SIGHUP on (from the start with --armed), every
+// later operation blocks, as if
 // the machine had stopped, and cutfs prints "frozen" on stdout; the test then kills the daemon
 // and sends SIGUSR1. SIGUSR2 freezes at once.
 //
@@ -555,8 +556,8 @@ static const struct fuse_operations kOps = {
 
 static int Usage(void) {
   fprintf(stderr,
-          "usage: cutfs BACKING MOUNTPOINT [--freeze-at write|fsync:NAME:N] [--seed S] "
-          "[--torn]\n");
+          "usage: cutfs BACKING MOUNTPOINT [--freeze-at write|fsync:NAME:N] [--armed] "
+          "[--seed S] [--torn]\n");
   return 2;
 }
 
@@ -570,6 +571,8 @@ int main(int argc, char** argv) {
   for (int i = 3; i < argc; ++i) {
     if (strcmp(argv[i], "--torn") == 0) {
       g_torn = 1;
+    } else if (strcmp(argv[i], "--armed") == 0) {
+      g_armed = 1;  // --freeze-at counts from the start (a cut during the first boot)
     } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
       g_seed = (unsigned)strtoul(argv[++i], NULL, 10);
     } else if (strcmp(argv[i], "--freeze-at") == 0 && i + 1 < argc) {

@@ -24,7 +24,8 @@ bounded wait for quiescence, reports:
   unexpected    an intent nobody sent, or a result for one
   wrong_result  a completed intent whose result is not the one its agent computed
   bad_history   events whose seq is not 1, 2, 3, ... or that do not start with intent.created
-  failed_start  a restart that did not open the store and answer
+  failed_start  a restart that did not open the store and answer (also after a cut during
+                the first start of a new data directory, at its 1st, 2nd, ... data file write)
 and, as figures: executions per intent, indeterminate sends found stored or not, recovery time
 (start to first answer) after each cut. Exit status 1 on any anomaly; the report is JSON.
 """
@@ -81,10 +82,12 @@ class Node:
         self.daemon: Optional[subprocess.Popen] = None
         self.log_file = open(root / "handoffd.log", "ab")
 
-    def mount_fs(self, freeze: Optional[str], seed: int, torn: bool) -> None:
+    def mount_fs(self, freeze: Optional[str], seed: int, torn: bool, armed: bool = False) -> None:
         args = [str(self.cutfs_path), str(self.backing), str(self.mount), "--seed", str(seed)]
         if freeze:
             args += ["--freeze-at", freeze]
+        if armed:
+            args.append("--armed")
         if torn:
             args.append("--torn")
         self.fs = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log_file)
@@ -129,6 +132,29 @@ class Node:
             except handoff.HandoffError:
                 time.sleep(0.02)
         return None
+
+    def first_boot_cut(self, write: int, seed: int) -> bool:
+        """A torn cut at the `write`-th write to the data file of a brand-new data directory,
+        during the daemon's first start; then a start on what is left. True if it answered."""
+        shutil.rmtree(self.backing)
+        self.backing.mkdir()
+        self.boots = 0
+        self.mount_fs(f"write:data.mdb:{write}", seed=seed, torn=True, armed=True)
+        self.write_config(self.fsync)
+        self.daemon = subprocess.Popen(
+            [str(self.bin_dir / "handoffd"), "--config", str(self.config)],
+            stdout=self.log_file, stderr=self.log_file)
+        self._line(10.0)  # frozen, or the start went past that write
+        assert self.fs is not None
+        self.fs.send_signal(signal.SIGUSR1)
+        self.daemon.kill()
+        self.daemon.wait(30)
+        self.fs.wait(30)
+        self.fs = None
+        self.mount_fs(None, seed=seed, torn=False)
+        answered = self.start() is not None
+        self.stop()
+        return answered
 
     def cut(self, anytime_after: Optional[float]) -> str:
         """Waits for the trigger (or freezes after `anytime_after` s), kills the daemon, cuts."""
@@ -328,6 +354,8 @@ def main() -> int:
     parser.add_argument("--cuts", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--senders", type=int, default=3)
+    parser.add_argument("--first-boot-cuts", type=int, default=6,
+                        help="cuts during the first start of a new data directory, first")
     parser.add_argument("--quiesce", type=float, default=90.0, help="seconds to wait at the end")
     parser.add_argument("--report", help="write the JSON report here too")
     parser.add_argument("--no-fsync", action="store_true",
@@ -359,7 +387,17 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    first_boot: List[int] = []
     try:
+        # Cuts during the first start of a new data directory: it must start afterwards.
+        for write in range(1, args.first_boot_cuts + 1):
+            if not node.first_boot_cut(write, seed=args.seed * 7 + write):
+                first_boot.append(write)
+                log(f"first-boot cut at data file write {write}: the next start failed:\n"
+                    + node.log_tail())
+        shutil.rmtree(node.backing)
+        node.backing.mkdir()
+        node.boots = 0
         for i in range(args.cuts):
             kind = TRIGGERS[i % len(TRIGGERS)]
             if args.no_fsync and kind == "log-restart":
@@ -408,6 +446,8 @@ def main() -> int:
         if agent_thread:
             agent_thread.join(15)
         report["anomalies"]["failed_start"] = failed_start
+        report["anomalies"]["failed_start_after_first_boot_cut"] = first_boot
+        report["figures"]["first_boot_cuts"] = args.first_boot_cuts
         recoveries = [c["recovery_s"] for c in cuts]
         report["figures"]["cuts"] = len(cuts)
         report["figures"]["cuts_by_kind"] = dict(Counter(c["kind"] for c in cuts))

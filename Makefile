@@ -2,7 +2,7 @@
 #   make demo   install missing packages, build, run the main scenario (Python, then C++)
 #   make test   install missing packages, build, run every test
 #   make install [PREFIX=/usr/local] [DESTDIR=...]   binaries, config, systemd unit, sysusers.d
-#   make chaos [CUTS=300]   the long power-cut run (root and FUSE), with its JSON report
+#   make chaos [CUTS=300] [CHAOS_SECONDS=1800]   the long fault-injection runs (root, FUSE, netns)
 # Other targets: deps, build, sanitize (ASan+UBSan build and tests), fuzz (each libFuzzer
 # target for FUZZ_SECONDS, default 300), fuzz-check (each for 20 s: what CI runs), clean.
 
@@ -59,12 +59,16 @@ build: deps
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 
-# The long power-cut run (tests/chaos/powercut.py): CUTS cuts of a loaded handoffd on cutfs,
-# then the checker; its JSON report in $(BUILD_DIR)/chaos-report.json. Needs root and FUSE.
+# The long runs of tests/chaos (docs/reliability.md), each with its checker and JSON report in
+# $(BUILD_DIR): CUTS power cuts of a loaded handoffd on cutfs, then CHAOS_SECONDS of a nemesis
+# against three nodes in network namespaces. Needs root, FUSE and ip netns.
 CUTS ?= 300
+CHAOS_SECONDS ?= 1800
 chaos: build
 	@/usr/bin/python3 tests/chaos/powercut.py --bin $(BUILD_DIR)/daemons --cutfs $(BUILD_DIR)/tests/cutfs \
-	  --cuts $(CUTS) --report $(BUILD_DIR)/chaos-report.json
+	  --cuts $(CUTS) --report $(BUILD_DIR)/powercut-report.json
+	@/usr/bin/python3 tests/chaos/cluster.py --bin $(BUILD_DIR)/daemons --seconds $(CHAOS_SECONDS) \
+	  --report $(BUILD_DIR)/cluster-report.json
 
 # Configures with the prefix (the systemd unit names the installed paths), builds, installs.
 install: deps

@@ -92,6 +92,12 @@ struct ListOptions {
 
 class Connection;
 
+// Whether a daemon can be reached at `endpoint` (empty: the default) now, without waiting:
+// OK when one listens (or the endpoint is not ipc://, which is not probed), Unavailable when
+// none does, IOError ("permission denied on ...: add this user to group ...") when the socket's
+// permissions refuse this user. For agents that wait for their daemon to start.
+Status ProbeDaemon(std::string_view endpoint);
+
 class Client {
  public:
   // Fails with Unavailable at once if nothing listens on an ipc endpoint.

@@ -13,8 +13,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <thread>
 
 #include "base/defaults.h"
+#include "base/names.h"
 #include "base/units.h"
 #include "cli/commands.h"
 #include "cli/render.h"
@@ -25,6 +27,8 @@ namespace handoff::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+// How often serve looks again for a daemon that is not running.
+constexpr std::chrono::milliseconds kConnectRetry{500};
 Agent* g_agent = nullptr;
 
 extern "C" void OnServeSignal(int) {
@@ -133,17 +137,32 @@ int Serve(const Global& g, const ServeFlags& f) {
     if (!ms.ok()) return Error(ms.status());
     options.heartbeat_interval = std::chrono::milliseconds(*ms);
   }
-  auto agent = Agent::Connect(options);
-  if (!agent.ok()) return Error(agent.status());
+  if (Status valid = ValidateAgentAddress(f.as); !valid.ok()) return Error(valid);
   std::string endpoint =
       options.client.endpoint.empty() ? DefaultAgentEndpoint() : options.client.endpoint;
-
-  g_agent = agent->get();
   struct sigaction stop {};
   stop.sa_handler = OnServeSignal;
   sigemptyset(&stop.sa_mask);
   sigaction(SIGTERM, &stop, nullptr);
   sigaction(SIGINT, &stop, nullptr);
+
+  // An agent may start before its daemon (a host booting, the daemon restarting): it waits for
+  // it, as it does for one that goes away later. A socket it may not use is an error at once.
+  Result<std::unique_ptr<Agent>> agent = Status::Unavailable("not connected yet");
+  bool told = false;
+  while (!g_stop.load()) {
+    if (Status probe = ProbeDaemon(endpoint); probe.IsIOError()) return Error(probe);
+    agent = Agent::Connect(options);
+    if (agent.ok() || !agent.status().IsUnavailable()) break;
+    if (!told) {
+      spdlog::info("waiting for handoffd at {}: {}", endpoint, agent.status().message());
+      told = true;
+    }
+    std::this_thread::sleep_for(kConnectRetry);
+  }
+  if (g_stop.load()) return kExitOk;
+  if (!agent.ok()) return Error(agent.status());
+  g_agent = agent->get();
 
   spdlog::info("serving {} with: {}", f.as, f.exec);
   Status s = (*agent)->Run([&](Task& task) { return RunCommand(f.exec, endpoint, task); });

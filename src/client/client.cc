@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "base/clock.h"
+#include "base/defaults.h"
 #include "base/intent_id.h"
 #include "base/names.h"
 #include "base/records.h"
 #include "client/connection.h"
 #include "client/convert.h"
+#include "net/endpoint.h"
 
 namespace handoff {
 namespace {
@@ -353,6 +355,19 @@ Result<std::vector<AuditEntry>> Client::Audit(uint64_t since, size_t limit) {
 Result<Json> Client::NodeStatus() {
   HANDOFF_ASSIGN_OR_RETURN(ReceivedReply got, connection_->Call("status", nullptr));
   return ReplyJson(got);
+}
+
+Status ProbeDaemon(std::string_view endpoint) {
+  const std::string where = endpoint.empty() ? DefaultAgentEndpoint() : std::string(endpoint);
+  switch (net::ProbeIpc(where)) {
+    case net::IpcProbe::kListening:
+      return Status::OK();
+    case net::IpcProbe::kDenied:
+      return Status::IOError(net::IpcDeniedMessage(where));
+    case net::IpcProbe::kNothing:
+      break;
+  }
+  return Status::Unavailable("handoffd is not running: nothing listens on " + where);
 }
 
 Result<Json> Client::Agents() {

@@ -144,7 +144,7 @@ class Node:
         self.daemon = subprocess.Popen(
             [str(self.bin_dir / "handoffd"), "--config", str(self.config)],
             stdout=self.log_file, stderr=self.log_file)
-        self._line(10.0)  # frozen, or the start went past that write
+        self._line(3.0)  # frozen, or the start went past that write
         assert self.fs is not None
         self.fs.send_signal(signal.SIGUSR1)
         self.daemon.kill()

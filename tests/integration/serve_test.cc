@@ -315,5 +315,43 @@ TEST_CASE("ACancelStopsTheCommandWithinASecondAndACleanStopOfServeWarnsOfNothing
   CHECK(log.find(" error ") == std::string::npos);
 }
 
+TEST_CASE("ServeStartedBeforeItsDaemonWaitsForItAndThenServes") {
+  TempDir dir;
+  Daemon daemon(dir);  // not started yet
+  auto serve = StartServe(daemon, dir, "cat", "serve-early.log");
+  std::string log;
+  REQUIRE(WaitFor(
+      [&] {
+        std::ifstream in(dir.Sub("serve-early.log"));
+        log.assign(std::istreambuf_iterator<char>(in), {});
+        return log.find("waiting for handoffd at " + daemon.endpoint()) != std::string::npos;
+      },
+      std::chrono::seconds(20)));
+  CHECK(serve->running());
+  daemon.Start();
+  auto client = daemon.Connect();
+  SendRequest req;
+  req.to_agent = kProcessor;
+  req.intent_type = "intent.early.v1";
+  req.payload = {{"n", 4}};
+  auto receipt = client->Send(req);
+  REQUIRE(receipt.ok());
+  auto done = client->Wait(receipt->intent_id, std::chrono::seconds(30));
+  REQUIRE(done.ok());
+  CHECK(done->status == IntentStatus::kCompleted);
+  CHECK(done->result == Json{{"n", 4}});
+  // Stopped while it waits, it exits cleanly.
+  auto waiting = StartServe(Daemon(dir, "node-z"), dir, "cat", "serve-waiting.log");
+  REQUIRE(WaitFor(
+      [&] {
+        std::ifstream in(dir.Sub("serve-waiting.log"));
+        std::string text((std::istreambuf_iterator<char>(in)), {});
+        return text.find("waiting for handoffd") != std::string::npos;
+      },
+      std::chrono::seconds(20)));
+  waiting->Signal(SIGTERM);
+  CHECK(waiting->Wait(std::chrono::seconds(10)) == 0);
+}
+
 }  // namespace
 }  // namespace handoff::testing

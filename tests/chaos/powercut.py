@@ -149,8 +149,7 @@ class Node:
         self.fs.send_signal(signal.SIGUSR1)
         self.daemon.kill()
         self.daemon.wait(30)
-        self.fs.wait(30)
-        self.fs = None
+        self.reap_fs()
         self.mount_fs(None, seed=seed, torn=False)
         answered = self.start() is not None
         self.stop()
@@ -175,9 +174,22 @@ class Node:
         self.fs.send_signal(signal.SIGUSR1)
         self.daemon.kill()
         self.daemon.wait(30)
-        self.fs.wait(30)
-        self.fs = None
+        self.reap_fs()
         return how
+
+    def reap_fs(self) -> None:
+        """Waits for cutfs to unmount and exit after the cut. The cut itself (what the backing
+        directory keeps) is done before it unmounts; if the kernel is slow to let the mount go,
+        killing cutfs ends the connection and changes nothing on the disk."""
+        assert self.fs is not None
+        try:
+            self.fs.wait(10)
+        except subprocess.TimeoutExpired:
+            log("cutfs slow to unmount after the cut: killed (the cut was already made)")
+            self.fs.kill()
+            self.fs.wait(30)
+            subprocess.run(["umount", "-l", str(self.mount)], stderr=subprocess.DEVNULL)
+        self.fs = None
 
     def log_tail(self, lines: int = 20) -> str:
         self.log_file.flush()

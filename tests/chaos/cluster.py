@@ -16,10 +16,12 @@ nodes' agents at a steady rate.
 The nemesis, one fault at a time, healed before the next:
   kill          SIGKILL one daemon, start it again on the same data directory at once
   kill-two      the same for two daemons
+  kill-again    SIGKILL and restart one daemon three times in quick succession
   pause         SIGSTOP one daemon past the peer heartbeats and the leases, then SIGCONT
   isolate       a node's link down (a partition from both others, both ways)
   one-way       a node's outgoing packets dropped (tc), its incoming ones delivered
   cut-link      one link between two nodes cut both ways (blackhole routes)
+  cut-link-one-way  the same, one way only (a's packets to b dropped, b's to a delivered)
   slow          a node's link slow and lossy (tc netem; skipped where the kernel lacks it)
   agent-kill    SIGKILL an agent mid-work, start it again
   agent-offline an agent restarted while its daemon is down
@@ -65,7 +67,7 @@ import handoff  # noqa: E402
 SKIP = 77
 NODES = ["node-a", "node-b", "node-c"]
 FAULTS = ["kill", "pause", "isolate", "agent-kill", "one-way", "cut-link", "kill-two", "slow",
-          "agent-offline"]
+          "agent-offline", "kill-again", "cut-link-one-way"]
 
 
 def log(message: str) -> None:
@@ -132,8 +134,8 @@ class Net:
                check=False)
         return r.returncode == 0
 
-    def blackhole(self, a: str, b: str, on: bool) -> None:
-        for x, y in ((a, b), (b, a)):
+    def blackhole(self, a: str, b: str, on: bool, both_ways: bool = True) -> None:
+        for x, y in ((a, b), (b, a)) if both_ways else ((a, b),):
             sh("ip", "-n", self.ns[x], "route", "add" if on else "del", "blackhole",
                f"{self.ip[y]}/32", check=False)
 
@@ -318,18 +320,27 @@ def probe(cluster: Cluster, origin: str, dest: str, timeout: float = 60.0) -> Op
     return None
 
 
-def nemesis(cluster: Cluster, net: Net, rng: random.Random, seconds: float,
+def nemesis(cluster: Cluster, net: Net, rng: random.Random, seconds: float, kinds: List[str],
             faults: Counter, recoveries: List[Dict], skipped: Counter) -> None:
     deadline = time.monotonic() + seconds
     i = 0
     while time.monotonic() < deadline:
-        fault = FAULTS[i % len(FAULTS)]
+        fault = kinds[i % len(kinds)]
         i += 1
         a, b = rng.sample(NODES, 2)
         hold = rng.uniform(3.0, 6.0)
         if fault == "kill":
             cluster.kill(a)
             cluster.start(a)
+        elif fault == "kill-again":
+            for _ in range(3):
+                cluster.kill(a)
+                cluster.start(a)
+                time.sleep(rng.uniform(0.1, 0.5))
+        elif fault == "cut-link-one-way":
+            net.blackhole(a, b, True, both_ways=False)
+            time.sleep(hold)
+            net.blackhole(a, b, False, both_ways=False)
         elif fault == "kill-two":
             cluster.kill(a)
             cluster.kill(b)
@@ -468,7 +479,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiesce", type=float, default=120.0)
     parser.add_argument("--report", help="write the JSON report here too")
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help="the faults to inject, in turn (default: all)")
     args = parser.parse_args()
+    kinds = [k for k in args.faults.split(",") if k]
+    unknown = [k for k in kinds if k not in FAULTS]
+    if unknown or not kinds:
+        parser.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     if os.geteuid() != 0 or shutil.which("ip") is None:
         log("SKIPPED: needs root and iproute2 for network namespaces (CI runs it as root)")
         return SKIP
@@ -509,7 +526,7 @@ def main() -> int:
                    for i, node in enumerate(NODES)]
         for t in threads:
             t.start()
-        nemesis(cluster, net, random.Random(args.seed), args.seconds, faults, recoveries,
+        nemesis(cluster, net, random.Random(args.seed), args.seconds, kinds, faults, recoveries,
                 skipped)
         stop.set()
         for t in threads:
@@ -529,10 +546,9 @@ def main() -> int:
         stop.set()
         cluster.stop()
         net.down()
-        if not interrupted:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     if interrupted:
-        log(f"interrupted; files kept in {root}")
+        log("interrupted: everything it made is removed")
         return 1
     text = json.dumps(report, indent=2, sort_keys=True)
     if args.report:

@@ -472,10 +472,9 @@ def main() -> int:
         stop.set()
         agent_stop.set()
         node.stop()
-        if not interrupted:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     if interrupted:
-        log(f"interrupted; files kept in {root}")
+        log("interrupted: everything it made is removed")
         return 1
     text = json.dumps(report, indent=2, sort_keys=True)
     if args.report:

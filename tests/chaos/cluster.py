@@ -141,8 +141,9 @@ class Net:
 
 
 class Cluster:
-    def __init__(self, root: Path, bin_dir: Path, net: Net) -> None:
+    def __init__(self, root: Path, bin_dir: Path, net: Net, sabotage: bool = False) -> None:
         self.root = root
+        self.sabotage = sabotage
         self.bin = bin_dir
         self.net = net
         self.daemons: Dict[str, Optional[subprocess.Popen]] = {n: None for n in NODES}
@@ -212,8 +213,11 @@ class Cluster:
             d.send_signal(sig)
 
     def start_agent(self, node: str) -> None:
+        # The control run's agents get every 50th number wrong, on purpose.
+        wrong = " + (n % 50 == 0)" if self.sabotage else ""
         command = (f'echo "$HANDOFF_INTENT_ID" >> {self.root}/executions-{node}; '
-                   "n=$(sed 's/.*\"n\": *\\([0-9]*\\).*/\\1/'); echo \"{\\\"n2\\\":$((n*2))}\"")
+                   "n=$(sed 's/.*\"n\": *\\([0-9]*\\).*/\\1/'); "
+                   f'echo "{{\\"n2\\":$((n*2{wrong}))}}"')
         env = dict(os.environ, HANDOFF_SOCKET=self.endpoint(node))
         self.agents[node] = subprocess.Popen(
             [str(self.bin / "handoffctl"), "serve", "--as", worker(node), "--credit", "8",
@@ -390,6 +394,19 @@ def nemesis(cluster: Cluster, net: Net, rng: random.Random, seconds: float, kind
         time.sleep(rng.uniform(1.0, 2.0))
 
 
+def purge_some(cluster: Cluster, history: History) -> None:
+    """The control's loss: a few acknowledged intents purged on their origin once ended."""
+    victims = [i for i, s in history.sends.items() if s["outcome"] == "acknowledged"][:5]
+    for intent_id in victims:
+        origin = history.sends[intent_id]["origin"]
+        with handoff.Client(cluster.endpoint(origin), timeout=10.0) as c:
+            try:
+                c.wait_for(intent_id, timeout=60)
+                c.purge(intent_id)
+            except handoff.HandoffError as e:
+                log(f"control: could not purge {intent_id}: {e}")
+
+
 def check(cluster: Cluster, history: History, quiesce: float) -> Dict:
     sends = history.sends
     acknowledged = {i for i, s in sends.items() if s["outcome"] == "acknowledged"}
@@ -479,6 +496,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiesce", type=float, default=120.0)
     parser.add_argument("--report", help="write the JSON report here too")
+    parser.add_argument("--control", action="store_true",
+                        help="sabotage the run (agents get every 50th result wrong, and some "
+                        "completed intents are purged before the check): it passes only if the "
+                        "checker reports wrong results and lost intents")
     parser.add_argument("--faults", default=",".join(FAULTS),
                         help="the faults to inject, in turn (default: all)")
     args = parser.parse_args()
@@ -500,7 +521,7 @@ def main() -> int:
     if not net.netem:
         log("note: this kernel has no netem qdisc: 'slow' faults are skipped, 'one-way' uses tbf")
     root = Path(tempfile.mkdtemp(prefix="handoff-cluster-"))
-    cluster = Cluster(root, Path(args.bin), net)
+    cluster = Cluster(root, Path(args.bin), net, sabotage=args.control)
     history = History()
     stop = threading.Event()
     faults: Counter = Counter()
@@ -531,6 +552,8 @@ def main() -> int:
         stop.set()
         for t in threads:
             t.join(15)
+        if args.control:
+            purge_some(cluster, history)
         report = check(cluster, history, args.quiesce)
         worst = [r["recovery_s"] for r in recoveries]
         report["figures"]["faults"] = dict(faults)
@@ -559,6 +582,13 @@ def main() -> int:
         f"{f['completed']} completed; executions per intent {f['executions_per_intent']}; "
         f"worst recovery {f['worst_recovery_s']} s")
     anomalies = {k: v for k, v in report["anomalies"].items() if v}
+    if args.control:
+        if anomalies.get("wrong_result") and anomalies.get("lost"):
+            log(f"control: the checker found the sabotage ({len(anomalies['wrong_result'])} wrong "
+                f"results, {len(anomalies['lost'])} lost)")
+            return 0
+        log("FAILED: the control's sabotage went unnoticed: the checker does not work")
+        return 1
     if anomalies:
         log("ANOMALIES: " + json.dumps(anomalies)[:3000])
         return 1

@@ -21,12 +21,6 @@ using std::chrono::milliseconds;
 // "No limit" for waits, kept far from overflowing steady_clock arithmetic.
 constexpr milliseconds kForever{int64_t{10} * 365 * 24 * 3600 * 1000};
 
-void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
-template <typename J>
-void PrintJson(const J& j) {
-  Print(j.dump(2, ' ', false, J::error_handler_t::replace) + "\n");
-}
-
 Result<milliseconds> ParseTimeout(const std::string& text) {
   if (text.empty()) return kForever;
   HANDOFF_ASSIGN_OR_RETURN(int64_t ms, ParseDurationMs(text));
@@ -46,13 +40,6 @@ uint32_t AttemptFor(const std::string& intent_id, const std::optional<uint32_t>&
 }
 
 uint32_t AttemptFor(const AgentOpFlags& f) { return AttemptFor(f.id, f.attempt); }
-
-// Who decides, for the record: --actor, else the login name.
-std::string DecidedBy(const std::string& actor) {
-  if (!actor.empty()) return actor;
-  const char* user = std::getenv("USER");
-  return std::string("human:") + (user && *user ? user : "operator");
-}
 
 // "ID STATUS" (or {intent_id, status}) after cancel, approve and reject.
 int PrintStatus(const Global& g, const std::string& id, IntentStatus status) {
@@ -86,6 +73,12 @@ int ReportWait(const Global& g, const Result<Intent>& done) {
 }
 
 }  // namespace
+
+std::string DecidedBy(const std::string& actor) {
+  if (!actor.empty()) return actor;
+  const char* user = std::getenv("USER");
+  return std::string("human:") + (user && *user ? user : "operator");
+}
 
 int Error(const Status& status) {
   std::fprintf(stderr, "handoffctl: %s\n", status.ToString().c_str());
@@ -335,90 +328,6 @@ int Cancel(const Global& g, const CancelFlags& f) {
   auto status = (*client)->Cancel(f.id, f.reason, "operator");
   if (!status.ok()) return Error(status.status());
   return PrintStatus(g, f.id, *status);
-}
-
-int NodeStatus(const Global& g) {
-  auto client = Connect(g);
-  if (!client.ok()) return Error(client.status());
-  auto status = (*client)->NodeStatus();
-  if (!status.ok()) return Error(status.status());
-  if (g.json) {
-    PrintJson(*status);
-  } else {
-    Print(StatusText(*status));
-  }
-  return kExitOk;
-}
-
-int Health(const Global& g) {
-  auto client = Connect(g);
-  if (!client.ok()) return Error(client.status());
-  auto status = (*client)->NodeStatus();
-  if (!status.ok()) return Error(status.status());
-  const bool accepting = status->value("accepting_sends", false);
-  if (g.json) {
-    PrintJson(Json{{"ok", accepting},
-                   {"node", status->value("node", "")},
-                   {"accepting_sends", accepting},
-                   {"store_error", status->value("store_error", "")}});
-  } else if (accepting) {
-    Print("ok: node " + status->value("node", "") + " answers and accepts sends\n");
-  }
-  if (accepting) return kExitOk;
-  std::fprintf(stderr, "handoffctl: node %s answers but does not accept sends: %s\n",
-               status->value("node", "").c_str(),
-               status->contains("store_error")
-                   ? (*status)["store_error"].get<std::string>().c_str()
-                   : "the store is full (purge ended intents or raise map_size)");
-  return kExitError;
-}
-
-int Agents(const Global& g) {
-  auto client = Connect(g);
-  if (!client.ok()) return Error(client.status());
-  auto reply = (*client)->Agents();
-  if (!reply.ok()) return Error(reply.status());
-  const int64_t now = SystemClock::Instance().NowMs();
-  if (g.json) {
-    PrintJson(AgentsJson(*reply, now));
-  } else {
-    Print(AgentsText(*reply, now));
-  }
-  return kExitOk;
-}
-
-int Pause(const Global& g, const PauseFlags& f) {
-  auto client = Connect(g);
-  if (!client.ok()) return Error(client.status());
-  auto reply = (*client)->Pause(f.address, f.reason, DecidedBy(f.actor));
-  if (!reply.ok()) return Error(reply.status());
-  if (g.json) {
-    PrintJson(*reply);
-  } else if (reply->contains("forwarded_to")) {
-    Print("pause of " + f.address + " sent to node " + (*reply)["forwarded_to"].get<std::string>() +
-          ", which hosts it\n");
-  } else {
-    Print(std::string(reply->value("changed", false) ? "paused " : "already paused: ") + f.address +
-          " (intents for it queue until `handoffctl resume " + f.address + "`)\n");
-  }
-  return kExitOk;
-}
-
-int Resume(const Global& g, const PauseFlags& f) {
-  auto client = Connect(g);
-  if (!client.ok()) return Error(client.status());
-  auto reply = (*client)->Resume(f.address, DecidedBy(f.actor));
-  if (!reply.ok()) return Error(reply.status());
-  if (g.json) {
-    PrintJson(*reply);
-  } else if (reply->contains("forwarded_to")) {
-    Print("resume of " + f.address + " sent to node " +
-          (*reply)["forwarded_to"].get<std::string>() + ", which hosts it\n");
-  } else {
-    Print(std::string(reply->value("changed", false) ? "resumed " : "not paused: ") + f.address +
-          "\n");
-  }
-  return kExitOk;
 }
 
 int Checkpoint(const Global& g, const AgentOpFlags& f) {

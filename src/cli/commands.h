@@ -17,6 +17,7 @@
 #define HANDOFF_CLI_COMMANDS_H_
 
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -131,6 +132,14 @@ int Health(const Global& g);
 
 // Shared by the commands.
 int Error(const Status& status);
+// Writes to stdout as is; JSON indented, any byte that is not UTF-8 shown as U+FFFD.
+inline void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+template <typename J>
+void PrintJson(const J& j) {
+  Print(j.dump(2, ' ', false, J::error_handler_t::replace) + "\n");
+}
+// Who acts, for the record (decisions, pauses): --actor, else human:$USER.
+std::string DecidedBy(const std::string& actor);
 Result<ClientOptions> MakeClientOptions(const Global& g);
 Result<std::unique_ptr<Client>> Connect(const Global& g);
 // JSON text, "@file", or "-" for stdin (at most kMaxJsonInputBytes read); `what` names the

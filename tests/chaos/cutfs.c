@@ -90,6 +90,18 @@ static void WaitIfFrozen(void) {
   while (g_frozen && !g_cut) pthread_cond_wait(&g_thaw, &g_mu);
 }
 
+// Takes the lock for an operation: blocks while frozen; after the cut, fails it with EIO (the
+// lock not held).
+static int Enter(void) {
+  pthread_mutex_lock(&g_mu);
+  WaitIfFrozen();
+  if (g_cut) {
+    pthread_mutex_unlock(&g_mu);
+    return -EIO;
+  }
+  return 0;
+}
+
 static void Freeze(void) {
   if (g_frozen) return;
   g_frozen = 1;
@@ -210,12 +222,8 @@ static int Persist(struct File* f, int torn, int sync) {
 
 static int OpGetattr(const char* path, struct stat* st, struct fuse_file_info* fi) {
   (void)fi;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   char real[PATH_MAX];
   Real(real, path);
   int rc = lstat(real, st) == 0 ? 0 : -errno;
@@ -253,12 +261,8 @@ static int OpRmdir(const char* path) {
 }
 
 static int OpUnlink(const char* path) {
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   char real[PATH_MAX];
   Real(real, path);
   int rc = unlink(real) == 0 ? 0 : -errno;
@@ -270,12 +274,8 @@ static int OpUnlink(const char* path) {
 
 static int OpRename(const char* from, const char* to, unsigned int flags) {
   if (flags != 0) return -EINVAL;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   char a[PATH_MAX], b[PATH_MAX];
   Real(a, from);
   Real(b, to);
@@ -292,12 +292,8 @@ static int OpRename(const char* from, const char* to, unsigned int flags) {
 }
 
 static int OpLink(const char* from, const char* to) {
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   char a[PATH_MAX], b[PATH_MAX];
   Real(a, from);
   Real(b, to);
@@ -312,12 +308,8 @@ static int OpLink(const char* from, const char* to) {
 
 static int OpTruncate(const char* path, off_t size, struct fuse_file_info* fi) {
   (void)fi;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   struct File* f = Find(path);
   int rc = f ? Persist(f, 0, 0) : 0;
   char real[PATH_MAX];
@@ -349,12 +341,8 @@ static int OpOpen(const char* path, struct fuse_file_info* fi) {
 
 static int OpRead(const char* path, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
   (void)fi;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   struct File* f = Find(path);
   int rc;
   if (!f) {
@@ -401,12 +389,8 @@ static int OpRead(const char* path, char* buf, size_t size, off_t off, struct fu
 static int OpWrite(const char* path, const char* buf, size_t size, off_t off,
                    struct fuse_file_info* fi) {
   (void)fi;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   struct File* f = Track(path);
   int rc = (int)size;
   for (uint64_t at = (uint64_t)off, done = 0; f && done < size;) {
@@ -434,12 +418,8 @@ static int OpWrite(const char* path, const char* buf, size_t size, off_t off,
 static int OpFsync(const char* path, int datasync, struct fuse_file_info* fi) {
   (void)datasync;
   (void)fi;
-  pthread_mutex_lock(&g_mu);
-  WaitIfFrozen();
-  if (g_cut) {
-    pthread_mutex_unlock(&g_mu);
-    return -EIO;
-  }
+  int entered = Enter();
+  if (entered != 0) return entered;
   struct File* f = Find(path);
   int rc = f ? Persist(f, 0, 1) : 0;
   Count("fsync", path);

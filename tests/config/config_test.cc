@@ -187,6 +187,20 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nmetrics_endpoint = \"127.0.0.1:99999999999999999999\"\n", "n.toml:2",
              "1 to 65535");
   CheckError("[node]\nmetrics_endpoint = 9464\n", "n.toml:2", "metrics_endpoint must be");
+  // The keys added for operators, at and past their ends.
+  CheckError("[node]\nreceiver_timeout = \"999ms\"\n", "n.toml:2", "between 1s and 1h");
+  CheckError("[node]\nreceiver_timeout = 9223372036854775807\n", "n.toml:2", "receiver_timeout");
+  CheckError("[node]\nlog_format = \"xml\"\n", "n.toml:2", "log_format");
+  CheckError("[node]\nagent_socket_group = \"\"\n", "n.toml:2", "agent_socket_group");
+  CheckError(("[node]\nagent_socket_group = \"" + std::string(65, 'g') + "\"\n").c_str(),
+             "n.toml:2", "agent_socket_group");
+  auto operators =
+      Parse("[node]\nreceiver_timeout = \"1h\"\nlog_format = \"json\"\nagent_socket_group = \"" +
+                std::string(64, 'g') + "\"\n",
+            "n.toml");
+  REQUIRE(operators.ok());
+  CHECK(operators->node.receiver_timeout_ms == 3600 * 1000);
+  CHECK(operators->log_format == "json");
   auto bounds = Parse(
       "[node]\nmax_client_backlog = \"64KiB\"\nmax_total_client_backlog = "
       "\"64GiB\"\nmetrics_endpoint = \"[::1]:65535\"\n",

@@ -172,6 +172,15 @@ TEST_CASE("PauseAndResumeAreRefusedForABadAddressAndRepeatingThemChangesNothing"
   CommandResult bad = daemon.Ctl({"pause", "agent://no"});
   CHECK(bad.exit_code != 0);
   CHECK(bad.err.find("invalid agent address") != std::string::npos);
+  // A reason or an actor past its bound is refused where it enters, and pauses nothing.
+  CommandResult long_reason = daemon.Ctl({"pause", kWorker, "--reason", std::string(4097, 'r')});
+  CHECK(long_reason.exit_code == 1);
+  CHECK(long_reason.err.find("'reason' is over 4 KiB") != std::string::npos);
+  CommandResult long_actor = daemon.Ctl({"pause", kWorker, "--actor", std::string(256, 'a')});
+  CHECK(long_actor.exit_code == 1);
+  CHECK(long_actor.err.find("longer than 255 bytes") != std::string::npos);
+  CHECK(daemon.Ctl({"pause", kWorker, "--reason", std::string(4096, 'r')}).exit_code == 0);
+  REQUIRE(daemon.Ctl({"resume", kWorker}).exit_code == 0);
   REQUIRE(daemon.Ctl({"pause", kWorker}).exit_code == 0);
   CommandResult again = daemon.Ctl({"pause", kWorker, "--json"});
   REQUIRE(again.exit_code == 0);
@@ -182,7 +191,7 @@ TEST_CASE("PauseAndResumeAreRefusedForABadAddressAndRepeatingThemChangesNothing"
   CHECK(Json::parse(twice.out)["changed"] == false);
   auto audit = daemon.Connect()->Audit();
   REQUIRE(audit.ok());
-  CHECK(audit->size() == 2);  // one pause, one resume: repeats are not recorded
+  CHECK(audit->size() == 4);  // two pauses, two resumes: refusals and repeats are not recorded
 }
 
 TEST_CASE("APauseOnTheOriginOfAnAddressHostedByAPeerIsForwardedToThatPeer") {

@@ -27,9 +27,12 @@ DEB_PACKAGES := cmake g++ make pkg-config \
 # The fuzz targets also need clang and its libFuzzer runtime.
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev
 FUZZ_SECONDS ?= 300
+# The side-by-side comparison with Redis (make compare) needs a Redis server and hiredis.
+BENCH_PACKAGES := redis-server libhiredis-dev
+ROUNDS ?= 3
 FUZZ_DIR ?= build-fuzz
 
-.PHONY: chaos install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
+.PHONY: bench-deps compare chaos install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
 
 all: build
 
@@ -39,6 +42,9 @@ deps:
 
 fuzz-deps: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FUZZ_PACKAGES)"
+
+bench-deps: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
 
 install-packages:
 	@missing=""; \
@@ -69,6 +75,14 @@ chaos: build
 	  --cuts $(CUTS) --report $(BUILD_DIR)/powercut-report.json
 	@/usr/bin/python3 tests/chaos/cluster.py --bin $(BUILD_DIR)/daemons --seconds $(CHAOS_SECONDS) \
 	  --report $(BUILD_DIR)/cluster-report.json
+
+# handoff-bench and handoff-redis-bench, interleaved ROUNDS times, medians and the ratios of the
+# performance targets (docs/performance.md). Figures, not a test: run it on a quiet machine.
+compare: bench-deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+	@/usr/bin/python3 tests/bench/compare_redis.py --bin $(BUILD_DIR)/daemons --rounds $(ROUNDS) \
+	  --json $(BUILD_DIR)/compare-redis.json
 
 # Configures with the prefix (the systemd unit names the installed paths), builds, installs.
 install: deps

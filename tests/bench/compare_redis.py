@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""handoff against Redis Streams, side by side, in one sitting.
+
+Runs handoff-bench and handoff-redis-bench on the same workload (1 KiB payloads by default),
+interleaved: round 1 of every command, then round 2, and so on, because this kind of machine
+drifts by a third within an hour. Prints the median of each command over the rounds, the
+ratios the performance targets are stated in (docs/performance.md), and whether each is met.
+
+    /usr/bin/python3 tests/bench/compare_redis.py --bin build/daemons [--rounds 3]
+        [--count 20000] [--latency-count 3000] [--payload 1024] [--json FILE]
+
+Exit status: 0 when every run completed with every result right (whether or not a target is
+met: these are figures, not assertions), 1 when a run failed, 2 on bad arguments.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+
+def commands(args):
+    """(name, argv) of every run of one round."""
+    hb = os.path.join(args.bin, "handoff-bench")
+    rb = os.path.join(args.bin, "handoff-redis-bench")
+    n, lat, p = str(args.count), str(args.latency_count), str(args.payload)
+    common = ["--payload", p, "--json"]
+    return [
+        ("handoff_1node", [hb, "--count", n] + common),
+        ("redis_always", [rb, "--count", n, "--appendfsync", "always"] + common),
+        ("handoff_2nodes", [hb, "--nodes", "2", "--count", n] + common),
+        ("handoff_1node_nofsync", [hb, "--no-fsync", "--count", n] + common),
+        ("redis_no", [rb, "--count", n, "--appendfsync", "no"] + common),
+        ("handoff_1node_w1", [hb, "--window", "1", "--count", lat] + common),
+        ("redis_always_w1", [rb, "--window", "1", "--count", lat, "--appendfsync", "always"] + common),
+        ("handoff_2nodes_w1", [hb, "--nodes", "2", "--window", "1", "--count", lat] + common),
+    ]
+
+
+# (what, numerator run and field, denominator run and field, the target, "min" or "max")
+TARGETS = [
+    ("one node, 256 in flight, fsync: round trips/s vs Redis always",
+     ("handoff_1node", "round_trips_per_s"), ("redis_always", "round_trips_per_s"), 1.8, "min"),
+    ("two nodes, 256 in flight, fsync: round trips/s vs Redis always",
+     ("handoff_2nodes", "round_trips_per_s"), ("redis_always", "round_trips_per_s"), 1.0, "min"),
+    ("one node, no fsync: round trips/s vs Redis appendfsync no",
+     ("handoff_1node_nofsync", "round_trips_per_s"), ("redis_no", "round_trips_per_s"), 1.0, "min"),
+    ("one node, 1 in flight: p50 vs Redis always",
+     ("handoff_1node_w1", "p50_us"), ("redis_always_w1", "p50_us"), 1.0, "max"),
+    ("two nodes, 1 in flight: p50 in ms (absolute)",
+     ("handoff_2nodes_w1", "p50_us"), None, 2.0, "max"),
+]
+
+
+def run(argv):
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), out.returncode, out.stderr.strip()[-500:]))
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="directory with handoff-bench and handoff-redis-bench")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--count", type=int, default=20000, help="round trips of the 256-in-flight runs")
+    ap.add_argument("--latency-count", type=int, default=3000, help="round trips of the 1-in-flight runs")
+    ap.add_argument("--payload", type=int, default=1024)
+    ap.add_argument("--json", help="write every run and the summary here")
+    args = ap.parse_args()
+    for tool in ("handoff-bench", "handoff-redis-bench"):
+        if not os.access(os.path.join(args.bin, tool), os.X_OK):
+            print("compare_redis: %s not found in %s (handoff-redis-bench is built where hiredis is "
+                  "installed: make bench-deps, then rebuild)" % (tool, args.bin), file=sys.stderr)
+            return 2
+    if shutil.which("redis-server") is None:
+        print("compare_redis: redis-server is not installed (make bench-deps)", file=sys.stderr)
+        return 2
+
+    runs = {name: [] for name, _ in commands(args)}
+    for r in range(args.rounds):
+        for name, argv in commands(args):
+            try:
+                result = run(argv)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+                print("compare_redis: %s" % e, file=sys.stderr)
+                return 1
+            runs[name].append(result)
+            print("round %d/%d %-22s %8d round trips/s  p50 %.3f ms" % (
+                r + 1, args.rounds, name, result["round_trips_per_s"], result["p50_us"] / 1000.0),
+                file=sys.stderr, flush=True)
+
+    median = {name: {f: statistics.median(x[f] for x in rs) for f in ("round_trips_per_s", "p50_us", "p99_us")}
+              for name, rs in runs.items()}
+    print("\nmedians of %d interleaved rounds (payload %d bytes; %d round trips at 256 in flight, %d at 1)"
+          % (args.rounds, args.payload, args.count, args.latency_count))
+    print("%-24s %14s %10s %10s" % ("run", "round trips/s", "p50 ms", "p99 ms"))
+    for name, m in median.items():
+        print("%-24s %14.0f %10.3f %10.3f" % (name, m["round_trips_per_s"], m["p50_us"] / 1000.0,
+                                              m["p99_us"] / 1000.0))
+    print()
+    summary = []
+    for what, num, den, target, kind in TARGETS:
+        value = median[num[0]][num[1]]
+        if den is None:
+            ratio = value / 1000.0  # p50 in ms
+        else:
+            ratio = value / median[den[0]][den[1]] if median[den[0]][den[1]] else float("inf")
+        met = ratio >= target if kind == "min" else ratio <= target
+        summary.append({"target": what, "value": round(ratio, 3), "wanted": ("at least " if kind == "min" else "at most ") + str(target), "met": met})
+        print("%-66s %7.2f  (%s %.1f: %s)" % (what, ratio, "want >=" if kind == "min" else "want <=",
+                                             target, "met" if met else "MISSED"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "medians": median, "targets": summary, "rounds": args.rounds}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -157,24 +157,22 @@ std::optional<uint64_t> PeekTopLevelUint(std::string_view data, std::string_view
   return visitor.found;
 }
 
-Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
-  if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
+namespace {
+
+// Decodes the one value that starts at `*offset` and moves `*offset` past it.
+Result<msgpack::object_handle> UnpackAt(std::string_view data, size_t* offset,
+                                        const UnpackLimits& limits) {
   msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
                               limits.max_string, limits.max_string, limits.max_depth);
-  size_t offset = 0;
   try {
     // The zone's first chunk sized for the message (its strings are copied in, and each field
     // adds an object or two) rather than msgpack's default 8 KiB: a request of a kilobyte or
     // two then takes one modest allocation. A zone that runs out adds chunks as it needs them.
     auto zone = std::make_unique<msgpack::zone>(
-        std::clamp<size_t>(2 * data.size() + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
+        std::clamp<size_t>(2 * (data.size() - *offset) + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
     bool referenced = false;
-    msgpack::object object = msgpack::unpack(*zone, data.data(), data.size(), offset, referenced,
+    msgpack::object object = msgpack::unpack(*zone, data.data(), data.size(), *offset, referenced,
                                              nullptr, nullptr, limit);
-    if (offset != data.size()) {
-      return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
-                                     " trailing bytes after the first value");
-    }
     return msgpack::object_handle(object, std::move(zone));
   } catch (const msgpack::insufficient_bytes&) {
     return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
@@ -184,6 +182,90 @@ Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits&
     return Status::InvalidArgument(std::string("msgpack value exceeds a size limit: ") + e.what());
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
+  }
+}
+
+uint64_t BigEndian(std::string_view bytes) {
+  uint64_t v = 0;
+  for (char c : bytes) v = (v << 8) | static_cast<unsigned char>(c);
+  return v;
+}
+
+// The length of the array header `data` starts with and its number of values.
+std::optional<std::pair<size_t, size_t>> ArrayHeader(std::string_view data) {
+  if (data.empty()) return std::nullopt;
+  const auto first = static_cast<unsigned char>(data[0]);
+  if ((first & 0xf0) == 0x90) return std::pair<size_t, size_t>{1, first & 0x0f};
+  if (first == 0xdc && data.size() >= 3)
+    return std::pair<size_t, size_t>{3, BigEndian(data.substr(1, 2))};
+  if (first == 0xdd && data.size() >= 5)
+    return std::pair<size_t, size_t>{5, BigEndian(data.substr(1, 4))};
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
+  if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
+  size_t offset = 0;
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, UnpackAt(data, &offset, limits));
+  if (offset != data.size()) {
+    return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
+                                   " trailing bytes after the first value");
+  }
+  return handle;
+}
+
+std::optional<size_t> ArrayLength(std::string_view data) {
+  auto header = ArrayHeader(data);
+  if (!header) return std::nullopt;
+  return header->second;
+}
+
+Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t max_items,
+                                                   const UnpackLimits& limits) {
+  auto header = ArrayHeader(data);
+  if (!header) return Status::InvalidArgument("expected a msgpack array");
+  const auto [header_bytes, n] = *header;
+  if (n > max_items) {
+    return Status::InvalidArgument("an array of " + std::to_string(n) + " values; at most " +
+                                   std::to_string(max_items));
+  }
+  std::vector<UnpackedItem> items;
+  items.reserve(n);
+  size_t offset = header_bytes;
+  for (size_t i = 0; i < n; ++i) {
+    if (offset >= data.size()) {
+      return Status::InvalidArgument("malformed msgpack: the array ends after " +
+                                     std::to_string(i) + " of its " + std::to_string(n) +
+                                     " values");
+    }
+    const size_t start = offset;
+    auto handle = UnpackAt(data, &offset, limits);
+    if (!handle.ok()) {
+      return Status::InvalidArgument("value " + std::to_string(i) +
+                                     " of the array: " + handle.status().message());
+    }
+    items.push_back({data.substr(start, offset - start), std::move(handle).value()});
+  }
+  if (offset != data.size()) {
+    return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
+                                   " trailing bytes after the array");
+  }
+  return items;
+}
+
+void AppendArrayHeader(size_t n, std::string* out) {
+  if (n < 16) {
+    out->push_back(static_cast<char>(0x90 | n));
+  } else if (n <= 0xffff) {
+    out->push_back(static_cast<char>(0xdc));
+    out->push_back(static_cast<char>(n >> 8));
+    out->push_back(static_cast<char>(n & 0xff));
+  } else {
+    out->push_back(static_cast<char>(0xdd));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out->push_back(static_cast<char>((n >> shift) & 0xff));
   }
 }
 

@@ -151,6 +151,26 @@ struct UnpackLimits {
 // handle's zone, so the handle does not depend on `data` afterwards.
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
 
+// One value of a msgpack array, decoded on its own (into a zone of its own), and the bytes it
+// was decoded from.
+struct UnpackedItem {
+  std::string_view bytes;
+  msgpack::object_handle handle;
+};
+
+// The number of values of the array `data` starts with, or nullopt when `data` does not start
+// with an array header.
+std::optional<size_t> ArrayLength(std::string_view data);
+
+// Decodes an array occupying all of `data` value by value: an array of a thousand requests is
+// a thousand small decodes rather than one tree. InvalidArgument when `data` is not an array,
+// holds more than `max_items` values, or a value is malformed (naming which).
+Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t max_items,
+                                                   const UnpackLimits& limits = {});
+
+// Appends a msgpack array header for `n` values to `out`.
+void AppendArrayHeader(size_t n, std::string* out);
+
 // The unsigned integer under `key` in the top-level map of `data`, read without decoding the
 // rest (no allocation, no recursion), so that it can be found in a message too deep, too large
 // or too broken for Unpack: a request's rid, for the error reply. nullopt when it is not there.

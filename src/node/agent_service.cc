@@ -139,7 +139,7 @@ AgentService::Reply AgentService::IntentReply(const Txn& txn, uint64_t rid,
 std::string AgentService::DeliveryPush(const IntentView& view) {
   MsgWriter w;
   w.BeginMap();
-  w.Field("v", wire::kAgentProtocolVersion);
+  w.Field("v", wire::kMessageVersion);
   w.Field("push", wire::kPushDeliver);
   w.Key("intent");
   wire::WriteIntent(w, view.record, view.payload, view.checkpoint, {});
@@ -260,10 +260,14 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
     // Parked like a `wait` sent right after: answered when the intent ends (or at once, when
     // a repeated send names one that has ended already), after the send's own reply.
     const int64_t now = engine_.clock().NowMs();
-    Waiter w{sent.record.id, conn, wait_rid,
+    Waiter w{sent.record.id,
+             conn,
+             wait_rid,
              IsTerminal(sent.record.status) || wait_timeout_ms == 0
                  ? now
-                 : now + static_cast<int64_t>(wait_timeout_ms)};
+                 : now + static_cast<int64_t>(wait_timeout_ms),
+             false,
+             req.version >= 2};
     waiters_.Add(w);
     send_waits_.push_back(std::move(w));
   }
@@ -319,8 +323,8 @@ AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& co
     if (!brief) HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view));
     return std::optional<std::string>(EncodeWaitReply(req.rid, view));
   }
-  waiters_.Add(
-      {id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms), brief});
+  waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms),
+                brief, req.version >= 2});
   return std::optional<std::string>();
 }
 
@@ -384,7 +388,8 @@ AgentService::Reply AgentService::OnReceive(Txn&, Batch&, const std::string& con
   if (credit > kMaxCredit) {
     return Status::InvalidArgument("field 'credit' must be at most " + std::to_string(kMaxCredit));
   }
-  if (!receivers_.Register(conn, address, static_cast<uint32_t>(credit), engine_.clock().NowMs())) {
+  if (!receivers_.Register(conn, address, static_cast<uint32_t>(credit), engine_.clock().NowMs(),
+                           req.version >= 2)) {
     return Status::InvalidArgument("this connection already receives for " +
                                    std::to_string(kMaxAddressesPerConnection) +
                                    " addresses, the most one connection may");

@@ -20,17 +20,24 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/intent_id.h"
 
 namespace handoff::node {
 
-// A message for an agent connection: a reply, an error, or a delivery push.
+// A delivery push's intent and attempt.
+struct Delivery {
+  IntentId id;
+  uint32_t attempt = 0;
+};
+
+// A message for an agent connection: a reply, an error, a delivery push, or a batch of them.
 struct Outgoing {
   std::string routing_id;
   std::string frame;
-  std::optional<IntentId> delivery;  // set for a delivery push
-  uint32_t attempt = 0;
+  std::vector<Delivery> deliveries;  // the delivery pushes it carries
+  bool batch = false;                // the connection reads batches: it may join one
 };
 
 class Backlog {

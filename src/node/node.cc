@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
 #include "base/names.h"
 #include "base/time_format.h"
@@ -286,8 +287,8 @@ bool Node::HasDeliverableWork() const {
 void Node::Drain(Inbound* in) {
   // Bounded in bytes too: a turn decodes every request it takes before it handles them, and a
   // frame decodes to at most ~16 bytes of objects per byte (one-byte values), plus its strings.
-  uint64_t bytes = 0;
-  while (in->agents.size() < options_.max_batch && bytes < kMaxTurnFrameBytes) {
+  uint64_t bytes = 0, messages = 0;
+  while (messages < options_.max_batch && bytes < kMaxTurnFrameBytes) {
     auto m = agents_->TryReceive();
     if (!m.ok()) {
       spdlog::error("reading the agent socket: {}", m.status().ToString());
@@ -301,6 +302,7 @@ void Node::Drain(Inbound* in) {
       continue;
     }
     bytes += (*m)->frames[0].size();
+    messages += wire::MessagesIn((*m)->frames[0].to_string_view());
     in->agents.push_back({std::move((*m)->routing_id), std::move((*m)->frames[0])});
   }
   DrainPeers(in);
@@ -317,7 +319,7 @@ void Node::Reject(const std::string& routing_id, uint64_t rid, const Status& sta
     rejected_ = 0;
     last_reject_log_ms_ = now;
   }
-  SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), std::nullopt, 0}});
+  SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, status), {}, false}});
 }
 
 void Node::Turn(Inbound& in) {
@@ -329,21 +331,26 @@ void Node::Turn(Inbound& in) {
   }
   struct Parsed {
     Incoming* in;
+    std::string_view bytes;  // the request's own bytes: all of in->frame unless it is batched
     wire::Request request;
   };
   std::vector<Parsed> requests;
   requests.reserve(in.agents.size());
   uint64_t writes = 0;
   for (Incoming& agent : in.agents) {
-    uint64_t rid = 0;
-    auto request = wire::DecodeRequest(
-        std::string_view(static_cast<const char*>(agent.frame.data()), agent.frame.size()), &rid);
-    if (!request.ok()) {
-      Reject(agent.routing_id, rid, request.status());
+    auto decoded = wire::DecodeRequests(agent.frame.to_string_view());
+    if (!decoded.ok()) {  // a batch that cannot be split: none of it is handled
+      Reject(agent.routing_id, 0, decoded.status());
       continue;
     }
-    if (AgentService::MayWrite(request->op)) ++writes;
-    requests.push_back({&agent, std::move(request).value()});
+    for (wire::FrameRequest& each : *decoded) {
+      if (!each.request.ok()) {
+        Reject(agent.routing_id, each.rid, each.request.status());
+        continue;
+      }
+      if (AgentService::MayWrite(each.request->op)) ++writes;
+      requests.push_back({&agent, each.bytes, std::move(each.request).value()});
+    }
   }
   bool peer_work = !in.peer_data.empty() || !in.pinged.empty();
   bool trims = false;
@@ -387,15 +394,19 @@ void Node::Turn(Inbound& in) {
     // is not served until it reads: checked per request, so one turn cannot overshoot.
     if (Backlogged(p.in->routing_id)) continue;
     if (AgentService::IsPureRead(p.request.op)) {
-      // Decoded into its own zone: the frame is kept only to ask it again if the turn fails.
-      turn.reads.push_back({p.in->routing_id, std::move(p.in->frame), p.in->failed_turns});
+      // Decoded into its own zone: the frame is kept only to ask it again if the turn fails
+      // (a batched read's own bytes, copied: the batch's other requests are not asked again).
+      zmq::message_t frame = p.bytes.size() == p.in->frame.size()
+                                 ? std::move(p.in->frame)
+                                 : zmq::message_t(p.bytes.data(), p.bytes.size());
+      turn.reads.push_back({p.in->routing_id, std::move(frame), p.in->failed_turns});
     } else {
       turn.requests.emplace_back(p.in->routing_id, p.request.rid);
     }
     std::optional<std::string> reply = service_->Handle(*txn, batch, p.in->routing_id, p.request);
     if (reply) {
       backlog_.Hold(p.in->routing_id, reply->size());
-      turn.replies.push_back({p.in->routing_id, std::move(*reply), std::nullopt, 0});
+      turn.replies.push_back({p.in->routing_id, std::move(*reply), {}, p.request.version >= 2});
     }
   }
 
@@ -435,7 +446,7 @@ void Node::Turn(Inbound& in) {
     RebuildState();
     Unhold(turn.replies);
     for (const auto& [routing_id, rid] : turn.requests) {
-      SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, not_stored), std::nullopt, 0}});
+      SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, not_stored), {}, false}});
     }
     Reread(std::move(turn.reads), not_stored);
     return;  // peers are not acknowledged: they send it again
@@ -465,8 +476,10 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
       HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentView> view,
                                engine_->DeliverNext(txn, batch, r->address));
       if (!view) continue;
-      pushes->push_back({r->routing_id, AgentService::DeliveryPush(*view), view->record.id,
-                         view->record.delivery_attempt});
+      pushes->push_back({r->routing_id,
+                         AgentService::DeliveryPush(*view),
+                         {{view->record.id, view->record.delivery_attempt}},
+                         r->batch});
       receivers_.Assign(r->routing_id, r->address, view->record.id);
       assigned->push_back(view->record.id);
       progress = true;
@@ -485,10 +498,10 @@ void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Held* out) {
   if (ready.empty()) return;
   std::vector<Outgoing> replies;
   for (const Waiter& w : ready) {
-    replies.push_back({w.routing_id, service_->WaitReply(txn, w), std::nullopt, 0});
+    replies.push_back({w.routing_id, service_->WaitReply(txn, w), {}, w.batch});
   }
   if (out == nullptr) {
-    SendAll(replies);
+    SendAll(std::move(replies));
     return;
   }
   out->answers.insert(out->answers.end(), std::make_move_iterator(replies.begin()),
@@ -497,11 +510,62 @@ void Node::AnswerWaiters(const Txn& txn, const Batch& batch, Held* out) {
                        std::make_move_iterator(ready.end()));
 }
 
-void Node::SendAll(const std::vector<Outgoing>& messages) {
-  for (const Outgoing& m : messages) {
-    backlog_.Send(m, [this](const Outgoing& out) { return SendToAgent(out); });
+void Node::SendAll(std::vector<Outgoing> messages) {
+  for (Outgoing& m : Coalesce(std::move(messages))) {
+    backlog_.Send(std::move(m), [this](const Outgoing& out) { return SendToAgent(out); });
   }
   stats_.backlog_bytes = backlog_.total_bytes();
+}
+
+std::vector<Outgoing> Node::Coalesce(std::vector<Outgoing> messages) {
+  if (messages.size() < 2) return messages;
+  // Per connection, the messages of its open batch (indexes into `messages`), in order. A
+  // message that may not join a batch closes the connection's open one, so that every
+  // connection gets its messages in the order given.
+  struct Group {
+    std::vector<size_t> items;  // indexes into `messages`
+    size_t bytes = 0;
+  };
+  std::vector<Group> groups;                          // what each outgoing frame carries, in order
+  std::unordered_map<std::string_view, size_t> open;  // connection -> its open group
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Outgoing& m = messages[i];
+    auto it = open.find(m.routing_id);
+    if (m.batch && it != open.end()) {
+      Group& group = groups[it->second];
+      if (group.items.size() < wire::kMaxBatchItems &&
+          group.bytes + m.frame.size() <= wire::kMaxBatchBytes) {
+        group.items.push_back(i);
+        group.bytes += m.frame.size();
+        continue;
+      }
+    }
+    groups.push_back({{i}, m.frame.size()});
+    if (m.batch) {
+      open[m.routing_id] = groups.size() - 1;
+    } else if (it != open.end()) {
+      open.erase(it);
+    }
+  }
+  if (groups.size() == messages.size()) return messages;
+  std::vector<Outgoing> out;
+  out.reserve(groups.size());
+  std::vector<std::string_view> frames;
+  for (const Group& group : groups) {
+    if (group.items.size() == 1) {
+      out.push_back(std::move(messages[group.items[0]]));
+      continue;
+    }
+    frames.clear();
+    Outgoing batch{messages[group.items[0]].routing_id, {}, {}, true};
+    for (size_t j : group.items) {
+      frames.push_back(messages[j].frame);
+      for (const Delivery& d : messages[j].deliveries) batch.deliveries.push_back(d);
+    }
+    batch.frame = wire::EncodeBatch(frames);
+    out.push_back(std::move(batch));
+  }
+  return out;
 }
 
 void Node::Unhold(const std::vector<Outgoing>& replies) {
@@ -516,9 +580,9 @@ Backlog::Sent Node::SendToAgent(const Outgoing& m) {
     // The connection is gone. A delivery that could not be pushed reached nobody: it goes
     // back to the queue uncounted. Whatever else the connection held was received, so those
     // leases end now rather than after a full lease.
-    if (m.delivery) {
-      receivers_.Release(*m.delivery);
-      undelivered_.emplace_back(*m.delivery, m.attempt);
+    for (const Delivery& d : m.deliveries) {
+      receivers_.Release(d.id);
+      undelivered_.emplace_back(d.id, d.attempt);
     }
     for (const IntentId& id : receivers_.Remove(m.routing_id)) engine_->ExpireLeaseNow(id);
     spdlog::debug("agent connection vanished before a message to it could be sent");

@@ -146,8 +146,9 @@ class Node {
   Result<Txn> BeginView() const;
   // After a failure: rebuilds the Engine's in-memory state from the view.
   void RebuildState();
-  // Sends what a durable batch held: replies, deliveries, answered waits, peer acks.
-  void SendHeld(const Held& held);
+  // Sends what a durable batch held (its messages are moved out): replies, deliveries,
+  // answered waits, peer acks.
+  void SendHeld(Held& held);
   // Waits until every pending turn is durable (or failed) and, with `drain`, applied to LMDB.
   void FinishCommits(bool drain);
   // Answers a failed batch's requests with `why` and undoes its in-memory holds.
@@ -178,7 +179,13 @@ class Node {
   // Answers parked waits whose intent ended in `batch` or whose time ran out, reading through
   // `txn`: into `out` (sent later) when given, else at once.
   void AnswerWaiters(const Txn& txn, const Batch& batch, Held* out);
-  void SendAll(const std::vector<Outgoing>& messages);
+  // Sends messages to agent connections, in order per connection; a connection's consecutive
+  // messages that may be batched go as batches (Coalesce).
+  void SendAll(std::vector<Outgoing> messages);
+  // Joins each run of consecutive messages to one connection that reads batches into one
+  // batch (at most wire::kMaxBatchItems messages and kMaxBatchBytes), keeping every
+  // connection's order.
+  static std::vector<Outgoing> Coalesce(std::vector<Outgoing> messages);
   // Replies held by a turn until its batch is durable, sent or dropped now: no longer counted
   // against their connections' budgets (Backlog::Hold).
   void Unhold(const std::vector<Outgoing>& replies);

@@ -56,11 +56,17 @@ void Node::MaybeStartCommit() {
   SendHeld(*done);
 }
 
-void Node::SendHeld(const Held& held) {
+void Node::SendHeld(Held& held) {
   Unhold(held.replies);
-  SendAll(held.replies);
-  SendAll(held.pushes);
-  SendAll(held.answers);
+  // One list, so that a connection's replies, deliveries and answers can share a batch.
+  std::vector<Outgoing> all;
+  all.reserve(held.replies.size() + held.pushes.size() + held.answers.size());
+  for (auto* part : {&held.replies, &held.pushes, &held.answers}) {
+    all.insert(all.end(), std::make_move_iterator(part->begin()),
+               std::make_move_iterator(part->end()));
+    part->clear();
+  }
+  SendAll(std::move(all));
   AfterPeers(held.batch, held.acks);
 }
 
@@ -172,7 +178,7 @@ void Node::Reread(std::vector<Incoming>&& reads, const Status& why) {
     }
     const std::string_view frame(static_cast<const char*>(read.frame.data()), read.frame.size());
     const uint64_t rid = PeekTopLevelUint(frame, "rid").value_or(0);
-    SendAll({Outgoing{read.routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
+    SendAll({Outgoing{read.routing_id, wire::EncodeErrorReply(rid, why), {}, false}});
   }
 }
 
@@ -185,7 +191,7 @@ void Node::FailPending(Held& p, const Status& why) {
   for (const Waiter& w : p.send_waits) waiters_.Remove(w);
   undelivered_.insert(undelivered_.end(), p.undelivered.begin(), p.undelivered.end());
   for (const auto& [routing_id, rid] : p.requests) {
-    SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), std::nullopt, 0}});
+    SendAll({Outgoing{routing_id, wire::EncodeErrorReply(rid, why), {}, false}});
   }
   // Their replies were read from what the failed writes had changed: asked again.
   Reread(std::move(p.reads), why);

@@ -6,7 +6,7 @@
 namespace handoff::node {
 
 bool ReceiverSet::Register(const std::string& routing_id, const std::string& address,
-                           uint32_t credit, int64_t now_ms) {
+                           uint32_t credit, int64_t now_ms, bool batch) {
   Key key(routing_id, address);
   auto it = receivers_.find(key);
   if (it == receivers_.end()) {
@@ -19,6 +19,7 @@ bool ReceiverSet::Register(const std::string& routing_id, const std::string& add
     it = receivers_.emplace(key, Receiver{routing_id, address, 0, {}}).first;
   }
   it->second.credit = credit;
+  it->second.batch = batch;
   heard_.try_emplace(routing_id, INT64_MIN);
   Heard(routing_id, now_ms);
   return true;

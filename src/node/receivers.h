@@ -33,6 +33,7 @@ struct Receiver {
   std::string address;
   uint32_t credit = 0;      // most intents held at once
   std::set<IntentId> held;  // intents delivered to it and still leased
+  bool batch = false;       // it reads batches (its latest `receive` said version 2)
   bool has_room() const { return held.size() < credit; }
 };
 
@@ -47,7 +48,7 @@ class ReceiverSet {
   // stay held. False, changing nothing, if the connection already receives for
   // kMaxAddressesPerConnection other addresses.
   bool Register(const std::string& routing_id, const std::string& address, uint32_t credit,
-                int64_t now_ms);
+                int64_t now_ms, bool batch = false);
   // The connection said something at `now_ms` (no-op for one that receives nothing).
   void Heard(const std::string& routing_id, int64_t now_ms);
   // When the connection was last heard from (0: it receives nothing). Kept per connection, so

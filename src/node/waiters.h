@@ -24,6 +24,7 @@ struct Waiter {
   uint64_t rid = 0;
   int64_t deadline_ms = 0;
   bool brief = false;  // answer with the record only: no payload, checkpoint or result
+  bool batch = false;  // the connection reads batches (its request said version 2)
 };
 
 class WaiterSet {

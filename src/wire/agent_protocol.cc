@@ -3,16 +3,50 @@
 namespace handoff::wire {
 namespace {
 
-// Reads "v" and checks it; shared by requests and replies.
-Status CheckVersion(const MapReader& m) {
+// Reads "v" and checks it is one this build speaks, from `oldest` to kAgentProtocolVersion.
+Result<uint64_t> CheckVersion(const MapReader& m, uint64_t oldest) {
   uint64_t version = 0;
   HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
-  if (version != kAgentProtocolVersion) {
-    return Status::InvalidArgument("unsupported protocol version " + std::to_string(version) +
-                                   "; this handoffd speaks version " +
-                                   std::to_string(kAgentProtocolVersion));
+  if (version < oldest || version > kAgentProtocolVersion) {
+    return Status::InvalidArgument(
+        "unsupported protocol version " + std::to_string(version) + "; this handoffd speaks " +
+        (oldest == kAgentProtocolVersion ? "version "
+                                         : "versions " + std::to_string(oldest) + " to ") +
+        std::to_string(kAgentProtocolVersion));
   }
-  return Status::OK();
+  return version;
+}
+
+// The envelope of a decoded request.
+Result<Request> ReadRequest(msgpack::object_handle handle, uint64_t* rid) {
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a request"));
+  Request request;
+  // The rid comes first so that every later error can be matched to its request.
+  HANDOFF_RETURN_IF_ERROR(m.OptUint("rid", &request.rid));
+  *rid = request.rid;
+  HANDOFF_ASSIGN_OR_RETURN(request.version, CheckVersion(m, 1));
+  HANDOFF_RETURN_IF_ERROR(m.String("op", &request.op));
+  request.handle = std::move(handle);
+  return request;
+}
+
+Result<Reply> ReadReply(msgpack::object_handle handle) {
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a reply"));
+  HANDOFF_RETURN_IF_ERROR(CheckVersion(m, 1).status());
+  Reply reply;
+  HANDOFF_RETURN_IF_ERROR(m.OptString("push", &reply.push));
+  if (reply.push.empty()) {
+    HANDOFF_RETURN_IF_ERROR(m.Uint("rid", &reply.rid));
+    bool ok = false;
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("ok", &ok));
+    if (!ok) {
+      std::optional<MapReader> error;
+      HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
+      reply.status = error ? ReadError(*error) : Status::IOError("error reply without an error");
+    }
+  }
+  reply.handle = std::move(handle);
+  return reply;
 }
 
 }  // namespace
@@ -26,21 +60,46 @@ Result<Request> DecodeRequest(std::string_view frame, uint64_t* rid) {
     *rid = PeekTopLevelUint(frame, "rid").value_or(0);
     return unpacked.status();
   }
-  msgpack::object_handle handle = std::move(unpacked).value();
-  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a request"));
-  Request request;
-  // The rid comes first so that every later error can be matched to its request.
-  HANDOFF_RETURN_IF_ERROR(m.OptUint("rid", &request.rid));
-  *rid = request.rid;
-  HANDOFF_RETURN_IF_ERROR(CheckVersion(m));
-  HANDOFF_RETURN_IF_ERROR(m.String("op", &request.op));
-  request.handle = std::move(handle);
-  return request;
+  return ReadRequest(std::move(unpacked).value(), rid);
 }
 
-RequestBuilder::RequestBuilder(std::string_view op, uint64_t rid) {
+bool IsBatch(std::string_view frame) { return ArrayLength(frame).has_value(); }
+
+size_t MessagesIn(std::string_view frame) { return ArrayLength(frame).value_or(1); }
+
+Result<std::vector<FrameRequest>> DecodeRequests(std::string_view frame) {
+  std::vector<FrameRequest> out;
+  if (!IsBatch(frame)) {
+    uint64_t rid = 0;
+    auto request = DecodeRequest(frame, &rid);
+    out.push_back({frame, std::move(request), rid});
+    return out;
+  }
+  auto items = UnpackArrayItems(frame, kMaxBatchItems);
+  if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
+  if (items->empty()) return Status::InvalidArgument("an empty batch");
+  out.reserve(items->size());
+  for (UnpackedItem& item : *items) {
+    uint64_t rid = 0;
+    auto request = ReadRequest(std::move(item.handle), &rid);
+    out.push_back({item.bytes, std::move(request), rid});
+  }
+  return out;
+}
+
+std::string EncodeBatch(const std::vector<std::string_view>& messages) {
+  size_t bytes = 5;
+  for (std::string_view m : messages) bytes += m.size();
+  std::string out;
+  out.reserve(bytes);
+  AppendArrayHeader(messages.size(), &out);
+  for (std::string_view m : messages) out.append(m);
+  return out;
+}
+
+RequestBuilder::RequestBuilder(std::string_view op, uint64_t rid, uint64_t version) {
   w_.BeginMap();
-  w_.Field("v", kAgentProtocolVersion);
+  w_.Field("v", version);
   w_.Field("op", op);
   w_.Field("rid", rid);
 }
@@ -52,7 +111,7 @@ std::string RequestBuilder::Finish() {
 
 ReplyBuilder::ReplyBuilder(uint64_t rid) {
   w_.BeginMap();
-  w_.Field("v", kAgentProtocolVersion);
+  w_.Field("v", kMessageVersion);
   w_.Field("rid", rid);
   w_.Field("ok", true);
 }
@@ -65,7 +124,7 @@ std::string ReplyBuilder::Finish() {
 std::string EncodeErrorReply(uint64_t rid, const Status& status) {
   MsgWriter w;
   w.BeginMap();
-  w.Field("v", kAgentProtocolVersion);
+  w.Field("v", kMessageVersion);
   w.Field("rid", rid);
   w.Field("ok", false);
   w.Key("error");
@@ -88,22 +147,24 @@ Status ReadError(const MapReader& error) {
 
 Result<Reply> DecodeReply(std::string_view frame) {
   HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
-  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a reply"));
-  HANDOFF_RETURN_IF_ERROR(CheckVersion(m));
-  Reply reply;
-  HANDOFF_RETURN_IF_ERROR(m.OptString("push", &reply.push));
-  if (reply.push.empty()) {
-    HANDOFF_RETURN_IF_ERROR(m.Uint("rid", &reply.rid));
-    bool ok = false;
-    HANDOFF_RETURN_IF_ERROR(m.OptBool("ok", &ok));
-    if (!ok) {
-      std::optional<MapReader> error;
-      HANDOFF_RETURN_IF_ERROR(m.OptMap("error", &error));
-      reply.status = error ? ReadError(*error) : Status::IOError("error reply without an error");
-    }
+  return ReadReply(std::move(handle));
+}
+
+Result<std::vector<Reply>> DecodeReplies(std::string_view frame) {
+  std::vector<Reply> out;
+  if (!IsBatch(frame)) {
+    HANDOFF_ASSIGN_OR_RETURN(Reply reply, DecodeReply(frame));
+    out.push_back(std::move(reply));
+    return out;
   }
-  reply.handle = std::move(handle);
-  return reply;
+  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items,
+                           UnpackArrayItems(frame, kMaxBatchItems));
+  out.reserve(items.size());
+  for (UnpackedItem& item : items) {
+    HANDOFF_ASSIGN_OR_RETURN(Reply reply, ReadReply(std::move(item.handle)));
+    out.push_back(std::move(reply));
+  }
+  return out;
 }
 
 void WriteIntent(MsgWriter& w, const IntentRecord& record, std::string_view payload,

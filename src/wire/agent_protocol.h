@@ -1,9 +1,11 @@
-// Agent protocol v1: the messages between an agent (client) and its local handoffd.
+// Agent protocol v2: the messages between an agent (client) and its local handoffd.
 //
-// Each ZeroMQ message is one frame holding one msgpack map (docs/protocol.md is the full
-// reference). Requests carry "v" (protocol version), "op" and "rid" (a request id the reply
+// Each ZeroMQ message is one frame holding one msgpack map, or (version 2) a batch: one
+// msgpack array of such maps, each handled as if it had come alone (docs/protocol.md is the
+// full reference). Requests carry "v" (protocol version), "op" and "rid" (a request id the reply
 // echoes); replies carry "v", "rid" and "ok", plus "error" {code, message} when ok is false;
-// deliveries pushed by the daemon carry "push": "deliver" instead of "rid".
+// deliveries pushed by the daemon carry "push": "deliver" instead of "rid". A client that sends
+// "v": 2 reads batches: what the daemon sends in answer to such a request may come in one.
 //
 // This file encodes and decodes envelopes and the shared records; it knows nothing of sockets
 // or storage. Thread safety: pure functions and single-owner builders.
@@ -22,7 +24,14 @@
 
 namespace handoff::wire {
 
-inline constexpr uint64_t kAgentProtocolVersion = 1;
+// The newest version this build speaks (requests may say 1 or 2), and the version every reply
+// and push says: version 2 added batches and changed no message.
+inline constexpr uint64_t kAgentProtocolVersion = 2;
+inline constexpr uint64_t kMessageVersion = 1;
+// Most messages one batch carries, either way.
+inline constexpr size_t kMaxBatchItems = 1024;
+// The daemon closes a batch it is filling at this size; one larger message goes alone.
+inline constexpr size_t kMaxBatchBytes = 1 << 20;
 
 // Operation names ("op").
 namespace op {
@@ -58,6 +67,7 @@ struct Request {
   msgpack::object_handle handle;
   std::string op;
   uint64_t rid = 0;
+  uint64_t version = 1;  // the request's "v": 2 says its sender reads batches
   MapReader body() const { return *MapReader::From(handle.get(), "request"); }
 };
 
@@ -65,10 +75,31 @@ struct Request {
 // readable one (so the error reply can still be matched), else 0.
 Result<Request> DecodeRequest(std::string_view frame, uint64_t* rid);
 
-// Builds a request: envelope fields first, then the caller's fields, then Finish().
+// True when a frame holds a batch (starts with a msgpack array) rather than one message.
+bool IsBatch(std::string_view frame);
+// The number of messages a frame carries, read from its first bytes: a batch's length, else 1.
+size_t MessagesIn(std::string_view frame);
+
+// One request of a frame: its bytes, and the request or the error to answer it with (`rid`
+// is then its request id if readable, else 0).
+struct FrameRequest {
+  std::string_view bytes;
+  Result<Request> request;
+  uint64_t rid = 0;
+};
+// Every request of a frame, in order: the one of a message, or each of a batch. A batch that
+// cannot be split into messages (not an array of 1 to kMaxBatchItems well-formed values) is an
+// error for the whole frame: nothing of it is handled.
+Result<std::vector<FrameRequest>> DecodeRequests(std::string_view frame);
+
+// A batch frame of already encoded messages (each one msgpack map).
+std::string EncodeBatch(const std::vector<std::string_view>& messages);
+
+// Builds a request: envelope fields first, then the caller's fields, then Finish(). A client
+// that reads batches says version 2.
 class RequestBuilder {
  public:
-  RequestBuilder(std::string_view op, uint64_t rid);
+  RequestBuilder(std::string_view op, uint64_t rid, uint64_t version = kMessageVersion);
   MsgWriter& w() { return w_; }
   std::string Finish();
 
@@ -98,6 +129,8 @@ struct Reply {
   MapReader body() const { return *MapReader::From(handle.get(), "reply"); }
 };
 Result<Reply> DecodeReply(std::string_view frame);
+// Every reply and push of a frame, in order: one for a message, each message of a batch.
+Result<std::vector<Reply>> DecodeReplies(std::string_view frame);
 
 // An intent as the protocol carries it: the record's fields plus "payload", "checkpoint" and
 // "result" (each one msgpack value, nil when absent). Written as one map.

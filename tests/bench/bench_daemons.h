@@ -23,6 +23,8 @@ struct Options {
   // wait_rid (docs/protocol.md): the workload as measured before sends could wait.
   bool wait_request = false;
   bool json = false;
+  // The agent protocol version the bench's agents speak: 2 batches requests and reads batches.
+  int protocol = 2;
   // "curve" (each daemon with a key of its own, listed in the other's [[peers]]) or "none".
   std::string peer_security = "curve";
   std::string handoffd = HANDOFF_BENCH_HANDOFFD;

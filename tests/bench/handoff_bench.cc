@@ -69,21 +69,65 @@ zmq::socket_t Dealer(zmq::context_t& ctx, const std::string& endpoint) {
   return s;
 }
 
-std::string Request(std::string_view op, uint64_t rid,
+std::string Request(int protocol, std::string_view op, uint64_t rid,
                     const std::function<void(MsgWriter&)>& fill) {
-  handoff::wire::RequestBuilder b(op, rid);
+  handoff::wire::RequestBuilder b(op, rid, static_cast<uint64_t>(protocol));
   fill(b.w());
   return b.Finish();
 }
 
+// Requests to send: with protocol 2 everything queued goes as batches (at most
+// kMaxBatchItems each), with 1 one message each.
+class Outbox {
+ public:
+  Outbox(zmq::socket_t& s, int protocol) : s_(s), protocol_(protocol) {}
+  void Add(std::string frame) {
+    if (protocol_ < 2) {
+      s_.send(zmq::buffer(frame), zmq::send_flags::none);
+      return;
+    }
+    frames_.push_back(std::move(frame));
+    if (frames_.size() == handoff::wire::kMaxBatchItems) Flush();
+  }
+  void Flush() {
+    if (frames_.empty()) return;
+    if (frames_.size() == 1) {
+      s_.send(zmq::buffer(frames_[0]), zmq::send_flags::none);
+    } else {
+      std::vector<std::string_view> views(frames_.begin(), frames_.end());
+      const std::string batch = handoff::wire::EncodeBatch(views);
+      s_.send(zmq::buffer(batch), zmq::send_flags::none);
+    }
+    frames_.clear();
+  }
+
+ private:
+  zmq::socket_t& s_;
+  const int protocol_;
+  std::vector<std::string> frames_;
+};
+
+// Calls `fn(reply)` for each reply or push of a message; counts one that does not decode.
+template <typename Fn>
+void ForEachReply(const zmq::message_t& msg, uint64_t& errors, Fn fn) {
+  auto replies = handoff::wire::DecodeReplies(msg.to_string_view());
+  if (!replies.ok()) {
+    ++errors;
+    return;
+  }
+  for (handoff::wire::Reply& reply : *replies) fn(reply);
+}
+
 // Agent B: completes every delivery at once with a small result naming the payload's n.
-void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, std::atomic<bool>& stop,
-              std::atomic<uint64_t>& errors) {
+void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int protocol,
+              std::atomic<bool>& stop, std::atomic<uint64_t>& errors) {
   ::pthread_setname_np(::pthread_self(), "agent-b");  // for the CPU breakdown by thread
   zmq::socket_t s = Dealer(ctx, endpoint);
   uint64_t rid = 1;
   auto send = [&](const std::string& frame) { s.send(zmq::buffer(frame), zmq::send_flags::none); };
-  send(Request("receive", rid++, [&](MsgWriter& w) {
+  Outbox completes(s, protocol);
+  uint64_t decode_errors = 0;
+  send(Request(protocol, "receive", rid++, [&](MsgWriter& w) {
     w.Field("address", kReceiver);
     w.Field("credit", static_cast<uint64_t>(credit));
   }));
@@ -92,7 +136,7 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, std:
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(100));
     if (SteadyClock::now() - last_register > std::chrono::seconds(1)) {
-      send(Request("receive", rid++, [&](MsgWriter& w) {
+      send(Request(protocol, "receive", rid++, [&](MsgWriter& w) {
         w.Field("address", kReceiver);
         w.Field("credit", static_cast<uint64_t>(credit));
       }));
@@ -100,38 +144,37 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, std:
     }
     zmq::message_t msg;
     while (s.recv(msg, zmq::recv_flags::dontwait)) {
-      auto reply = handoff::wire::DecodeReply(msg.to_string_view());
-      if (!reply.ok()) {
-        ++errors;
-        continue;
-      }
-      if (reply->push.empty()) {
-        if (!reply->status.ok()) ++errors;
-        continue;
-      }
-      const msgpack::object* intent = reply->body().Find("intent");
-      auto m = handoff::MapReader::From(*intent, "intent");
-      std::string id;
-      uint64_t attempt = 0;
-      int64_t n = -1;
-      (void)m->String("intent_id", &id);
-      (void)m->OptUint("delivery_attempt", &attempt);
-      if (const msgpack::object* p = m->Find("payload")) {
-        auto pm = handoff::MapReader::From(*p, "payload");
-        if (pm.ok()) (void)pm->OptInt("n", &n);
-      }
-      send(Request("complete", rid++, [&](MsgWriter& w) {
-        w.Field("intent_id", id);
-        w.Field("attempt", attempt);
-        w.Key("result");
-        w.BeginMap();
-        w.Field("n", n);
-        w.Field("ok", true);
-        w.Field("note", "processed by the bench agent");
-        w.EndMap();
-      }));
+      ForEachReply(msg, decode_errors, [&](handoff::wire::Reply& reply) {
+        if (reply.push.empty()) {
+          if (!reply.status.ok()) ++errors;
+          return;
+        }
+        const msgpack::object* intent = reply.body().Find("intent");
+        auto m = handoff::MapReader::From(*intent, "intent");
+        std::string id;
+        uint64_t attempt = 0;
+        int64_t n = -1;
+        (void)m->String("intent_id", &id);
+        (void)m->OptUint("delivery_attempt", &attempt);
+        if (const msgpack::object* p = m->Find("payload")) {
+          auto pm = handoff::MapReader::From(*p, "payload");
+          if (pm.ok()) (void)pm->OptInt("n", &n);
+        }
+        completes.Add(Request(protocol, "complete", rid++, [&](MsgWriter& w) {
+          w.Field("intent_id", id);
+          w.Field("attempt", attempt);
+          w.Key("result");
+          w.BeginMap();
+          w.Field("n", n);
+          w.Field("ok", true);
+          w.Field("note", "processed by the bench agent");
+          w.EndMap();
+        }));
+      });
     }
+    completes.Flush();
   }
+  errors += decode_errors;
 }
 
 struct Outcome {
@@ -143,6 +186,7 @@ struct Outcome {
 // Agent A: keeps `window` round trips in flight until `count` are done.
 Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endpoint) {
   zmq::socket_t s = Dealer(ctx, endpoint);
+  Outbox outbox(s, o.protocol);
   struct Flight {
     int n;
     std::string id;
@@ -161,7 +205,7 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
       Flight f{issued, handoff::NewIntentId(handoff::SystemClock::Instance().NowMs()).ToString(),
                SteadyClock::now()};
       const uint64_t send_rid = rid++;
-      std::string frame = Request("send", send_rid, [&](MsgWriter& w) {
+      std::string frame = Request(o.protocol, "send", send_rid, [&](MsgWriter& w) {
         if (!o.wait_request) {  // the result comes back as the answer to a wait with this rid
           w.Field("wait_rid", rid);
           w.Field("wait_timeout_ms", uint64_t{120'000});
@@ -176,7 +220,7 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
         w.Field("data", data);
         w.EndMap();
       });
-      s.send(zmq::buffer(frame), zmq::send_flags::none);
+      outbox.Add(std::move(frame));
       if (o.wait_request) {
         sends.emplace(send_rid, std::move(f));
       } else {
@@ -185,65 +229,65 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
       }
       ++issued;
     }
+    outbox.Flush();
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(1000));
     zmq::message_t msg;
     while (s.recv(msg, zmq::recv_flags::dontwait)) {
-      auto reply = handoff::wire::DecodeReply(msg.to_string_view());
-      if (!reply.ok()) {
-        ++out.errors;
-        continue;
-      }
-      if (auto it = sends.find(reply->rid); it != sends.end()) {
-        Flight f = std::move(it->second);
-        sends.erase(it);
-        if (!reply->status.ok()) {
-          std::fprintf(stderr, "send %d refused: %s\n", f.n, reply->status.ToString().c_str());
-          ++out.errors;
-          ++out.lost;
-          if (!o.wait_request) waits.erase(reply->rid + 1);  // a refused send parks no wait
-          continue;
-        }
-        if (!o.wait_request) continue;  // its wait was parked with it
-        std::string frame = Request("wait", rid, [&](MsgWriter& w) {
-          w.Field("intent_id", f.id);
-          w.Field("timeout_ms", uint64_t{120'000});
-        });
-        s.send(zmq::buffer(frame), zmq::send_flags::none);
-        waits.emplace(rid++, std::move(f));
-      } else if (auto wt = waits.find(reply->rid); wt != waits.end()) {
-        Flight f = std::move(wt->second);
-        waits.erase(wt);
-        const msgpack::object* intent = reply->status.ok() ? reply->body().Find("intent") : nullptr;
-        bool right = false;
-        if (intent != nullptr) {
-          auto m = handoff::MapReader::From(*intent, "intent");
-          std::string status;
-          int64_t n = -1;
-          if (m.ok()) {
-            (void)m->OptString("status", &status);
-            if (const msgpack::object* r = m->Find("result")) {
-              auto rm = handoff::MapReader::From(*r, "result");
-              if (rm.ok()) (void)rm->OptInt("n", &n);
+      ForEachReply(msg, out.errors, [&](handoff::wire::Reply& r) {
+        handoff::wire::Reply* reply = &r;
+        if (auto it = sends.find(reply->rid); it != sends.end()) {
+          Flight f = std::move(it->second);
+          sends.erase(it);
+          if (!reply->status.ok()) {
+            std::fprintf(stderr, "send %d refused: %s\n", f.n, reply->status.ToString().c_str());
+            ++out.errors;
+            ++out.lost;
+            if (!o.wait_request) waits.erase(reply->rid + 1);  // a refused send parks no wait
+            return;
+          }
+          if (!o.wait_request) return;  // its wait was parked with it
+          outbox.Add(Request(o.protocol, "wait", rid, [&](MsgWriter& w) {
+            w.Field("intent_id", f.id);
+            w.Field("timeout_ms", uint64_t{120'000});
+          }));
+          waits.emplace(rid++, std::move(f));
+        } else if (auto wt = waits.find(reply->rid); wt != waits.end()) {
+          Flight f = std::move(wt->second);
+          waits.erase(wt);
+          const msgpack::object* intent =
+              reply->status.ok() ? reply->body().Find("intent") : nullptr;
+          bool right = false;
+          if (intent != nullptr) {
+            auto m = handoff::MapReader::From(*intent, "intent");
+            std::string status;
+            int64_t n = -1;
+            if (m.ok()) {
+              (void)m->OptString("status", &status);
+              if (const msgpack::object* r = m->Find("result")) {
+                auto rm = handoff::MapReader::From(*r, "result");
+                if (rm.ok()) (void)rm->OptInt("n", &n);
+              }
             }
+            right = status == "COMPLETED" && n == f.n;
           }
-          right = status == "COMPLETED" && n == f.n;
-        }
-        if (!right) {
-          if (out.wrong++ == 0) {
-            std::fprintf(stderr, "round trip %d came back wrong: %s\n", f.n,
-                         reply->status.ok() ? "not COMPLETED with its result"
-                                            : reply->status.ToString().c_str());
+          if (!right) {
+            if (out.wrong++ == 0) {
+              std::fprintf(stderr, "round trip %d came back wrong: %s\n", f.n,
+                           reply->status.ok() ? "not COMPLETED with its result"
+                                              : reply->status.ToString().c_str());
+            }
+            return;
           }
-          continue;
+          out.latency_us.push_back(
+              std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - f.t0)
+                  .count());
+          ++done;
+          last_progress = SteadyClock::now();
         }
-        out.latency_us.push_back(
-            std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - f.t0)
-                .count());
-        ++done;
-        last_progress = SteadyClock::now();
-      }
+      });
     }
+    outbox.Flush();
     if (SteadyClock::now() - last_progress > std::chrono::seconds(60)) {
       out.lost = static_cast<uint64_t>(o.count - done);
       std::fprintf(stderr, "no progress for 60 s: %llu round trips lost\n",
@@ -294,6 +338,10 @@ int main(int argc, char** argv) {
                  "curve (default: encrypted, authenticated links) or none (plaintext)")
       ->check(CLI::IsMember({"curve", "none"}));
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
+  app.add_option("--protocol", o.protocol,
+                 "agent protocol version the agents speak: 2 (default) sends and takes batches, "
+                 "1 one message per request, reply and push")
+      ->check(CLI::Range(1, 2));
   std::vector<std::string> node_config;
   app.add_option("--node-config", node_config,
                  "an extra [node] line for every daemon, e.g. 'retention = \"1m\"' (repeatable)");
@@ -337,8 +385,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> agent_errors{0};
   const std::string b_endpoint = daemons.back().endpoint;
-  std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, std::ref(stop),
-                    std::ref(agent_errors));
+  std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, o.protocol,
+                    std::ref(stop), std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
   std::vector<int64_t> commits_before;
   std::vector<double> cpu_before;
@@ -420,6 +468,7 @@ int main(int argc, char** argv) {
                              {"fsync", o.fsync},
                              {"peer_security", o.peer_security},
                              {"wait", o.wait_request ? "request" : "wait_rid"},
+                             {"protocol", o.protocol},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"bench_cpu_us_by_thread", per_rt_by_role(bench_by_role)},
                              {"ok", ok}};
@@ -440,8 +489,9 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s, peer_security %s, %s\n",
+        "payload, fsync %s, peer_security %s, protocol %d, %s\n",
         o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off", o.peer_security.c_str(),
+        o.protocol,
         o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)");
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);

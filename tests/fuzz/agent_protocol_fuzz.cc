@@ -1,6 +1,7 @@
 // libFuzzer target: one frame from an agent connection, as the daemon reads it (the envelope,
-// then every field reader a handler uses), and as a client reads a reply. Whatever the bytes,
-// decoding returns a Status: no crash, no leak, no undefined behaviour, no unbounded memory.
+// then every field reader a handler uses; a batch split into its messages), and as a client
+// reads a reply or a batch of them. Whatever the bytes, decoding returns a Status: no crash,
+// no leak, no undefined behaviour, no unbounded memory.
 
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     IntentRecord record;
     (void)ReadIntentFields(m, &record);
   }
+
+  // A batch: split into its messages, each one within the frame.
+  auto requests = wire::DecodeRequests(frame);
+  if (requests.ok()) {
+    if (requests->empty() || requests->size() > wire::kMaxBatchItems) __builtin_trap();
+    for (const wire::FrameRequest& each : *requests) {
+      if (each.bytes.data() < frame.data() ||
+          each.bytes.data() + each.bytes.size() > frame.data() + frame.size()) {
+        __builtin_trap();
+      }
+    }
+  }
+  auto replies = wire::DecodeReplies(frame);
+  if (replies.ok() && (replies->empty() || replies->size() > wire::kMaxBatchItems))
+    __builtin_trap();
 
   auto reply = wire::DecodeReply(frame);
   if (reply.ok()) {

@@ -131,6 +131,12 @@ def main() -> None:
         write("agent_protocol", pack(r))
     for r in REPLIES:
         write("agent_protocol", pack(r))
+    # Version 2 batches: several requests, several replies, one of each, a batch of one.
+    v2 = [dict(r, v=2) for r in REQUESTS]
+    write("agent_protocol", pack(v2[:4]))
+    write("agent_protocol", pack(v2[:1]))
+    write("agent_protocol", pack(REPLIES[:4]))
+    write("agent_protocol", pack([v2[0], REPLIES[0]]))
     for m in PEER:
         write("peer_protocol", pack(m))
     for c in CONFIGS:

@@ -56,7 +56,7 @@ TEST_CASE("RepliesCarryResultsOrErrorCodes") {
 
   MsgWriter push;
   push.BeginMap();
-  push.Field("v", kAgentProtocolVersion);
+  push.Field("v", kMessageVersion);
   push.Field("push", kPushDeliver);
   push.EndMap();
   auto pushed = DecodeReply(push.view());

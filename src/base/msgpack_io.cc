@@ -255,6 +255,16 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
   return items;
 }
 
+std::string JoinArray(const std::vector<std::string_view>& values) {
+  size_t bytes = 5;
+  for (std::string_view v : values) bytes += v.size();
+  std::string out;
+  out.reserve(bytes);
+  AppendArrayHeader(values.size(), &out);
+  for (std::string_view v : values) out.append(v);
+  return out;
+}
+
 void AppendArrayHeader(size_t n, std::string* out) {
   if (n < 16) {
     out->push_back(static_cast<char>(0x90 | n));

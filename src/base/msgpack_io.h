@@ -170,6 +170,8 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
 
 // Appends a msgpack array header for `n` values to `out`.
 void AppendArrayHeader(size_t n, std::string* out);
+// An array of values already encoded, one each: its header and their bytes, in one allocation.
+std::string JoinArray(const std::vector<std::string_view>& values);
 
 // The unsigned integer under `key` in the top-level map of `data`, read without decoding the
 // rest (no allocation, no recursion), so that it can be found in a message too deep, too large

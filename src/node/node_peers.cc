@@ -196,7 +196,7 @@ void Node::DrainPeers(Inbound* in) {
                               : msg.status().ToString());
         continue;
       }
-      link->OnAck(msg->acked, msg->boot, now);
+      link->OnAck(msg->acked, msg->boot, msg->batches, now);
     }
   }
   // Data and pings arrive on the peer ROUTER.
@@ -206,7 +206,7 @@ void Node::DrainPeers(Inbound* in) {
   constexpr uint64_t kMaxTurnPeerBytes = uint64_t{32} << 20;
   size_t taken = 0;
   uint64_t bytes = 0;
-  while (taken++ < options_.max_batch && bytes < kMaxTurnPeerBytes) {
+  while (taken < options_.max_batch && bytes < kMaxTurnPeerBytes) {
     auto m = peers_in_->TryReceive();
     if (!m.ok() || !m->has_value()) break;
     net::RoutedMessage& routed = **m;
@@ -219,20 +219,24 @@ void Node::DrainPeers(Inbound* in) {
       }
       continue;
     }
-    auto msg = wire::DecodePeerMessage(routed.frames[0].to_string_view());
-    if (!msg.ok()) {
+    auto msgs = wire::DecodePeerMessages(routed.frames[0].to_string_view());
+    if (!msgs.ok()) {
+      ++taken;
       if (ShouldLogRefusal("malformed " + who, now)) {
         spdlog::warn("dropped a malformed message from peer connection {}: {}", who,
-                     msg.status().ToString());
+                     msgs.status().ToString());
       }
       continue;
     }
-    if (!Admit(routed, *msg)) continue;
-    peer_routes_[msg->from] = routed.routing_id;
-    if (msg->kind == wire::peer_kind::kPing) {
-      in->pinged.insert(msg->from);
-    } else if (wire::IsDataKind(msg->kind)) {
-      in->peer_data.push_back(std::move(msg).value());
+    taken += msgs->size();
+    for (wire::PeerMessage& msg : *msgs) {
+      if (!Admit(routed, msg)) continue;
+      peer_routes_[msg.from] = routed.routing_id;
+      if (msg.kind == wire::peer_kind::kPing) {
+        in->pinged.insert(msg.from);
+      } else if (wire::IsDataKind(msg.kind)) {
+        in->peer_data.push_back(std::move(msg));
+      }
     }
   }
 }
@@ -322,6 +326,7 @@ void Node::WritePeerStatus(MsgWriter& w) const {
     if (auto age = OldestPendingAgeMs(txn, *link, now)) w.Field("oldest_pending_age_ms", *age);
     w.Field("retransmissions", link->retransmissions());
     w.Field("sent", link->sent());
+    w.Field("frames", link->frames_sent());
     w.Field("in_flight_bytes", link->in_flight_bytes());
     w.Field("acked", link->acked());
     w.EndMap();

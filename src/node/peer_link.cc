@@ -173,7 +173,8 @@ bool PeerLink::connected(int64_t now) const {
   return last_heard_ms_ != 0 && now - last_heard_ms_ < 3 * heartbeat_ms_;
 }
 
-void PeerLink::OnAck(uint64_t acked, uint64_t boot, int64_t now) {
+void PeerLink::OnAck(uint64_t acked, uint64_t boot, bool batches, int64_t now) {
+  peer_batches_ = batches;
   // Silent for three heartbeats, or a new run of the peer: either way whatever was in flight
   // was probably lost.
   const bool was_down = !connected(now) || boot != peer_boot_;
@@ -282,20 +283,48 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
       if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
       return;
     }
-    for (const storage::OutboxEntry& e : entries) {
-      if (!in_flight_.empty() && in_flight_bytes_ + e.frame.size() > kWindowBytes) return;
-      if (!dealer_->Send(e.frame).ok()) {
+    // The entries go out one frame each, or to a peer that reads batches, as many to a frame
+    // as a batch holds.
+    size_t i = 0;
+    while (i < entries.size()) {
+      size_t end = i, bytes = 0, window = in_flight_bytes_;
+      while (end < entries.size()) {
+        const size_t size = entries[end].frame.size();
+        if (!(in_flight_.empty() && end == i) && window + size > kWindowBytes) break;
+        if (end > i && (!peer_batches_ || end - i >= wire::kMaxPeerBatchItems ||
+                        bytes + size > wire::kMaxPeerBatchBytes)) {
+          break;
+        }
+        bytes += size;
+        window += size;
+        ++end;
+      }
+      if (end == i) return;  // the byte window is full
+      Status sent;
+      if (end - i == 1) {
+        sent = dealer_->Send(entries[i].frame);
+      } else {
+        std::vector<std::string_view> frames;
+        frames.reserve(end - i);
+        for (size_t k = i; k < end; ++k) frames.push_back(entries[k].frame);
+        sent = dealer_->Send(JoinArray(frames));
+      }
+      if (!sent.ok()) {
         blocked_until_ms_ = now + kBlockedRetryMs;  // not connected, or its queue is full
         return;
       }
-      if (next_send_ == acked_ + 1) {
-        last_progress_ms_ = now;  // the retransmit clock starts
-        round_epoch_ = connection_epoch_;
+      ++frames_sent_;
+      for (; i < end; ++i) {
+        const storage::OutboxEntry& e = entries[i];
+        if (next_send_ == acked_ + 1) {
+          last_progress_ms_ = now;  // the retransmit clock starts
+          round_epoch_ = connection_epoch_;
+        }
+        next_send_ = e.seq + 1;
+        in_flight_.emplace_back(e.seq, e.frame.size());
+        in_flight_bytes_ += e.frame.size();
+        ++sent_;
       }
-      next_send_ = e.seq + 1;
-      in_flight_.emplace_back(e.seq, e.frame.size());
-      in_flight_bytes_ += e.frame.size();
-      ++sent_;
     }
   }
 }

@@ -88,13 +88,7 @@ Result<std::vector<FrameRequest>> DecodeRequests(std::string_view frame) {
 }
 
 std::string EncodeBatch(const std::vector<std::string_view>& messages) {
-  size_t bytes = 5;
-  for (std::string_view m : messages) bytes += m.size();
-  std::string out;
-  out.reserve(bytes);
-  AppendArrayHeader(messages.size(), &out);
-  for (std::string_view m : messages) out.append(m);
-  return out;
+  return JoinArray(messages);
 }
 
 RequestBuilder::RequestBuilder(std::string_view op, uint64_t rid, uint64_t version) {

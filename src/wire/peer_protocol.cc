@@ -8,8 +8,9 @@ bool IsDataKind(std::string_view kind) {
   return kind == peer_kind::kIntent || kind == peer_kind::kUpdate || kind == peer_kind::kControl;
 }
 
-Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+namespace {
+
+Result<PeerMessage> ReadPeerMessage(msgpack::object_handle handle) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a peer message"));
   uint64_t version = 0;
   HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
@@ -33,14 +34,45 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
   } else if (msg.kind == peer_kind::kAck) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.batches));
   } else if (msg.kind == peer_kind::kPing) {
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.batches));
   } else {
     return Status::InvalidArgument("unknown peer message kind " + Quoted(msg.kind));
   }
   msg.handle = std::move(handle);
   // The body pointer stays valid: moving the handle keeps its zone.
   return msg;
+}
+
+}  // namespace
+
+Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  return ReadPeerMessage(std::move(handle));
+}
+
+Result<std::vector<PeerMessage>> DecodePeerMessages(std::string_view frame) {
+  std::vector<PeerMessage> out;
+  if (!ArrayLength(frame)) {
+    HANDOFF_ASSIGN_OR_RETURN(PeerMessage msg, DecodePeerMessage(frame));
+    out.push_back(std::move(msg));
+    return out;
+  }
+  auto items = UnpackArrayItems(frame, kMaxPeerBatchItems);
+  if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
+  if (items->empty()) return Status::InvalidArgument("an empty batch");
+  out.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    auto msg = ReadPeerMessage(std::move((*items)[i].handle));
+    if (!msg.ok()) {
+      return Status::InvalidArgument("message " + std::to_string(i) +
+                                     " of a batch: " + msg.status().message());
+    }
+    out.push_back(std::move(msg).value());
+  }
+  return out;
 }
 
 PeerMessageBuilder::PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq) {
@@ -59,7 +91,7 @@ std::string PeerMessageBuilder::Finish() {
   return w_.Release();
 }
 
-std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked) {
+std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked, bool batches) {
   MsgWriter w;
   w.BeginMap();
   w.Field("v", kPeerProtocolVersion);
@@ -67,6 +99,7 @@ std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked) 
   w.Field("from", from);
   w.Field("boot", boot);
   w.Field("acked", acked);
+  if (batches) w.Field("batches", true);
   w.EndMap();
   return w.Release();
 }
@@ -78,6 +111,7 @@ std::string EncodePeerPing(std::string_view from, uint64_t boot) {
   w.Field("kind", peer_kind::kPing);
   w.Field("from", from);
   w.Field("boot", boot);
+  w.Field("batches", true);
   w.EndMap();
   return w.Release();
 }

@@ -1,9 +1,10 @@
 // Peer protocol: the messages between two handoffd nodes (docs/protocol.md, "Peer
 // protocol").
 //
-// One ZeroMQ frame holds one msgpack map: {v, kind, from, seq, body}. `from` is the sending
-// node's name; `seq` numbers the data messages (intent, update, control) on one direction of
-// one link, from 1, without gaps. `ack` carries `acked`: every data message up to that seq has
+// One ZeroMQ frame holds one msgpack map: {v, kind, from, seq, body}, or a batch: a msgpack
+// array of such maps, sent only to a node whose pings and acks say `batches: true`. `from` is the
+// sending node's name; `seq` numbers the data messages (intent, update, control) on one direction
+// of one link, from 1, without gaps. `ack` carries `acked`: every data message up to that seq has
 // been applied and committed by the receiver. `ping` asks for an ack. Pings and acks carry
 // `boot`, a number drawn at random when a node starts, so a peer that restarted is recognised
 // at its first word, however quickly it came back.
@@ -45,6 +46,10 @@ inline constexpr std::string_view kControl = "control";  // origin -> destinatio
 
 bool IsDataKind(std::string_view kind);
 
+// Most messages, and bytes, a link puts in one batch (at least one message whatever its size).
+inline constexpr size_t kMaxPeerBatchItems = 1024;
+inline constexpr size_t kMaxPeerBatchBytes = 1 << 20;
+
 struct PeerMessage {
   msgpack::object_handle handle;
   std::string kind;
@@ -52,11 +57,16 @@ struct PeerMessage {
   uint64_t seq = 0;                       // data messages
   uint64_t acked = 0;                     // ack
   uint64_t boot = 0;                      // ping, ack
+  bool batches = false;                   // ping, ack: the sender reads batches
   const msgpack::object* body = nullptr;  // data messages: a map
 };
 
 // Decodes and checks a peer frame (version, kind, sender name, seq for data kinds).
 Result<PeerMessage> DecodePeerMessage(std::string_view frame);
+// Every message of a frame: the one of a message, or each of a batch, in order. A batch that
+// cannot be split (not 1 to kMaxPeerBatchItems values) or holds one bad message is refused
+// whole: its sender sends it again, one message at a time if need be.
+Result<std::vector<PeerMessage>> DecodePeerMessages(std::string_view frame);
 
 // Builds a data message; write the body's fields through w(), then Finish().
 class PeerMessageBuilder {
@@ -69,7 +79,9 @@ class PeerMessageBuilder {
   MsgWriter w_;
 };
 
-std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked);
+// `batches`: this node reads batches (every node since batches were added says so).
+std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked,
+                          bool batches = true);
 std::string EncodePeerPing(std::string_view from, uint64_t boot);
 
 // Events that happened at the destination of a forwarded intent, with the state the last one

@@ -541,7 +541,10 @@ def main() -> int:
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
+    # SIGINT too: a run started in the background of a script inherits SIGINT ignored, and
+    # Python then leaves it so.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     report: Dict = {}
     try:
         for node in NODES:

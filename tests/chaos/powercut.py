@@ -398,7 +398,10 @@ def main() -> int:
     def on_signal(signum, frame):  # clean up even when interrupted
         raise KeyboardInterrupt
 
+    # SIGINT too: a run started in the background of a script inherits SIGINT ignored, and
+    # Python then leaves it so.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     first_boot: List[int] = []
     try:
         # Cuts during the first start of a new data directory: it must start afterwards.

@@ -139,6 +139,7 @@ def main() -> None:
     write("agent_protocol", pack([v2[0], REPLIES[0]]))
     for m in PEER:
         write("peer_protocol", pack(m))
+    write("peer_protocol", pack(PEER[:3]))  # a batch
     for c in CONFIGS:
         write("config", c)
     # WAL: a raw empty file, a torn header, and payload lists (mode 0) with small write sets

@@ -1,5 +1,6 @@
 // libFuzzer target: one frame from a peer, through the decoders the daemon runs before a
-// message reaches the engine: the envelope, an intent's fields, an update, a control.
+// message reaches the engine: a batch split into its messages, the envelope, an intent's
+// fields, an update, a control.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace handoff;
   const std::string_view frame(reinterpret_cast<const char*>(data), size);
+  auto batch = wire::DecodePeerMessages(frame);
+  if (batch.ok() && (batch->empty() || batch->size() > wire::kMaxPeerBatchItems)) {
+    __builtin_trap();
+  }
   auto msg = wire::DecodePeerMessage(frame);
   if (!msg.ok() || msg->body == nullptr) return 0;
   auto body = MapReader::From(*msg->body, "body");

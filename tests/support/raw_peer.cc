@@ -73,8 +73,8 @@ bool RawPeer::Handshook(std::chrono::milliseconds timeout) {
 }
 
 RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoint,
-                             const NodeKey* key)
-    : socket_(context, zmq::socket_type::router) {
+                             const NodeKey* key, bool batches)
+    : socket_(context, zmq::socket_type::router), batches_(batches) {
   socket_.set(zmq::sockopt::linger, 0);
   if (key != nullptr) {
     socket_.set(zmq::sockopt::curve_server, 1);
@@ -86,22 +86,33 @@ RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoin
 std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self,
                                                          std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
+  while (received_.empty() && std::chrono::steady_clock::now() < until) {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(50));
     zmq::message_t route, frame;
     if (!socket_.recv(route, zmq::recv_flags::dontwait)) continue;
     if (!route.more() || !socket_.recv(frame, zmq::recv_flags::none)) continue;
-    auto msg = wire::DecodePeerMessage(frame.to_string_view());
-    if (!msg.ok()) continue;
-    const bool fresh = wire::IsDataKind(msg->kind) && msg->seq == applied_ + 1;
-    if (fresh) ++applied_;
-    const std::string ack = wire::EncodePeerAck(self, 1, applied_);
+    ++frames_;
+    // Without `batches` a batch is what an old node cannot read: it is dropped, unacknowledged.
+    if (ArrayLength(frame.to_string_view())) {
+      ++batch_frames_;
+      if (!batches_) continue;
+    }
+    auto msgs = wire::DecodePeerMessages(frame.to_string_view());
+    if (!msgs.ok()) continue;
+    for (wire::PeerMessage& msg : *msgs) {
+      if (!wire::IsDataKind(msg.kind) || msg.seq != applied_ + 1) continue;
+      ++applied_;
+      received_.push_back(std::move(msg));
+    }
+    const std::string ack = wire::EncodePeerAck(self, 1, applied_, batches_);
     socket_.send(route, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     socket_.send(zmq::buffer(ack), zmq::send_flags::dontwait);
-    if (fresh) return std::move(msg).value();
   }
-  return std::nullopt;
+  if (received_.empty()) return std::nullopt;
+  wire::PeerMessage next = std::move(received_.front());
+  received_.pop_front();
+  return next;
 }
 
 }  // namespace handoff::testing

@@ -8,6 +8,7 @@
 #define HANDOFF_TESTS_SUPPORT_RAW_PEER_H_
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,16 +43,24 @@ class RawPeer {
 
 class RawPeerServer {
  public:
-  // Binds a ROUTER at `endpoint` (tcp), with CURVE as `key` when given.
-  RawPeerServer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr);
+  // Binds a ROUTER at `endpoint` (tcp), with CURVE as `key` when given. With `batches`, its
+  // acks say it reads batches, as a node's do; without, it is a node from before batches.
+  RawPeerServer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr,
+                bool batches = false);
   // The next data message the node sends within `timeout` (pings skipped), decoded; every
   // message is acknowledged so the node does not resend it.
   std::optional<wire::PeerMessage> NextData(const std::string& self,
                                             std::chrono::milliseconds timeout);
+  // Frames received, and how many of them were batches.
+  size_t frames() const { return frames_; }
+  size_t batches() const { return batch_frames_; }
 
  private:
   zmq::socket_t socket_;
+  const bool batches_;
   uint64_t applied_ = 0;
+  std::deque<wire::PeerMessage> received_;  // of a batch, not yet returned
+  size_t frames_ = 0, batch_frames_ = 0;
 };
 
 }  // namespace handoff::testing

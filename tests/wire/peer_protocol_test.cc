@@ -2,9 +2,9 @@
 
 #include "wire/peer_protocol.h"
 
-#include <functional>
-
 #include <doctest/doctest.h>
+
+#include <functional>
 
 namespace handoff::wire {
 namespace {
@@ -47,7 +47,8 @@ TEST_CASE("AnUpdateCarriesEveryEventOfItsTurnInOrder") {
   u.status = IntentStatus::kCompleted;
   u.delivery_attempt = 1;
   u.result = "\xa2ok";  // msgpack "ok"
-  const std::string frame = Message(kPeerProtocolVersion, [&](MsgWriter& w) { WriteRemoteUpdate(w, u); });
+  const std::string frame =
+      Message(kPeerProtocolVersion, [&](MsgWriter& w) { WriteRemoteUpdate(w, u); });
 
   auto msg = DecodePeerMessage(frame);
   REQUIRE(msg.ok());
@@ -140,9 +141,48 @@ TEST_CASE("AnUpdateWithoutEventsOrOfAnUnknownVersionIsRefused") {
     REQUIRE_FALSE(msg.ok());
     CHECK(msg.status().message().find("unsupported peer protocol version") != std::string::npos);
   }
-  SUBCASE("version zero") {
-    CHECK_FALSE(DecodePeerMessage(Message(0, header)).ok());
+  SUBCASE("version zero") { CHECK_FALSE(DecodePeerMessage(Message(0, header)).ok()); }
+}
+
+TEST_CASE("PeerBatchesAreTheirMessagesInOrderOrRefusedWhole") {
+  auto data = [](uint64_t seq) {
+    PeerMessageBuilder b(peer_kind::kControl, "node-a", seq);
+    b.w().Field("action", "cancel");
+    return b.Finish();
+  };
+  const std::string one = data(1), two = data(2), three = data(3);
+  auto msgs = DecodePeerMessages(JoinArray({one, two, three}));
+  REQUIRE(msgs.ok());
+  REQUIRE(msgs->size() == 3);
+  for (uint64_t i = 0; i < 3; ++i) {
+    CHECK((*msgs)[i].seq == i + 1);
+    CHECK((*msgs)[i].from == "node-a");
+    REQUIRE((*msgs)[i].body != nullptr);
+    CHECK(MapReader::From(*(*msgs)[i].body, "body").ok());
   }
+  auto alone = DecodePeerMessages(one);
+  REQUIRE(alone.ok());
+  CHECK(alone->size() == 1);
+  // One bad message spoils the batch: it comes again with the retransmission.
+  auto bad = DecodePeerMessages(JoinArray({one, std::string_view("\x05", 1), three}));
+  CHECK(bad.status().message().find("message 1 of a batch") != std::string::npos);
+  CHECK(DecodePeerMessages(std::string("\x90", 1)).status().IsInvalidArgument());
+  std::string too_many;
+  AppendArrayHeader(kMaxPeerBatchItems + 1, &too_many);
+  CHECK(DecodePeerMessages(too_many).status().IsInvalidArgument());
+}
+
+TEST_CASE("PingsAndAcksSayWhetherTheirSenderReadsBatches") {
+  auto ping = DecodePeerMessage(EncodePeerPing("node-a", 7));
+  REQUIRE(ping.ok());
+  CHECK(ping->batches);
+  auto ack = DecodePeerMessage(EncodePeerAck("node-a", 7, 3));
+  REQUIRE(ack.ok());
+  CHECK(ack->batches);
+  auto old = DecodePeerMessage(EncodePeerAck("node-a", 7, 3, /*batches=*/false));
+  REQUIRE(old.ok());
+  CHECK_FALSE(old->batches);
+  CHECK(old->acked == 3);
 }
 
 }  // namespace

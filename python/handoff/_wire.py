@@ -1,5 +1,5 @@
-"""The agent protocol's envelope (docs/protocol.md, "Agent protocol, version 1"): defaults,
-encoding, intent ids, and the checks the client makes before anything is sent."""
+"""The agent protocol's envelope (docs/protocol.md, "Agent protocol, version 2"): defaults,
+encoding, batches, intent ids, and the checks the client makes before anything is sent."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import secrets
 import socket
 import time
 import uuid
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import msgpack
 import zmq
 
 from .errors import Corruption, HandoffError, InvalidArgument, Unavailable, error_for
 
+# The blocking client has one request in flight at a time and speaks version 1; handoff.aio
+# speaks version 2 (batches) to a daemon that does.
 PROTOCOL_VERSION = 1
+BATCH_PROTOCOL_VERSION = 2
+# Most messages in one batch (the daemon refuses more).
+MAX_BATCH = 1024
 SOCKET_ENV = "HANDOFF_SOCKET"
 # A reply later than this is taken as lost (the daemon restarted) and the request is sent
 # again; a call gives up after its timeout. The same figures as the C++ client.
@@ -120,8 +125,8 @@ def check_intent_id(value: Any, field: str = "intent_id") -> str:
     return value
 
 
-def encode(op: str, rid: int, fields: Mapping[str, Any]) -> bytes:
-    message: Dict[str, Any] = {"v": PROTOCOL_VERSION, "op": op, "rid": rid}
+def encode(op: str, rid: int, fields: Mapping[str, Any], version: int = PROTOCOL_VERSION) -> bytes:
+    message: Dict[str, Any] = {"v": version, "op": op, "rid": rid}
     for key, value in fields.items():
         if value is not None:
             message[key] = value
@@ -132,13 +137,41 @@ def encode(op: str, rid: int, fields: Mapping[str, Any]) -> bytes:
 
 
 def decode(frame: bytes) -> Dict[str, Any]:
-    try:
-        message = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except Exception as e:  # msgpack raises several unrelated types
-        raise Corruption(f"a frame from handoffd does not decode: {e}") from None
+    message = _unpack(frame)
     if not isinstance(message, dict):
         raise Corruption("a frame from handoffd is not a map")
     return message
+
+
+def decode_all(frame: bytes) -> List[Dict[str, Any]]:
+    """The messages of a frame: the one of a message, or each of a batch, in order."""
+    message = _unpack(frame)
+    if isinstance(message, dict):
+        return [message]
+    if not isinstance(message, list) or not message or len(message) > MAX_BATCH:
+        raise Corruption("a frame from handoffd is neither a map nor a batch of 1 to 1024 maps")
+    if not all(isinstance(m, dict) for m in message):
+        raise Corruption("a batch from handoffd holds something other than maps")
+    return message
+
+
+def encode_batch(frames: Sequence[bytes]) -> bytes:
+    """One batch of already encoded messages (each a map): a msgpack array header, then them."""
+    n = len(frames)
+    if n < 16:
+        header = bytes([0x90 | n])
+    elif n <= 0xFFFF:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(frames)
+
+
+def _unpack(frame: bytes) -> Any:
+    try:
+        return msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise Corruption(f"a frame from handoffd does not decode: {e}") from None
 
 
 def raise_if_error(reply: Mapping[str, Any]) -> None:
@@ -168,7 +201,9 @@ __all__ = [
     "new_intent_id",
     "check_intent_id",
     "encode",
+    "encode_batch",
     "decode",
+    "decode_all",
     "raise_if_error",
     "seconds_to_ms",
 ]

@@ -35,15 +35,19 @@ import zmq.asyncio
 
 from . import _ops
 from ._wire import (
+    BATCH_PROTOCOL_VERSION,
+    MAX_BATCH,
+    PROTOCOL_VERSION,
     RESEND_INTERVAL,
     REQUEST_TIMEOUT,
     WAIT_CHUNK,
     WAIT_GRACE,
     check_intent_id,
     connect_dealer,
-    decode,
+    decode_all,
     default_endpoint,
     encode,
+    encode_batch,
     probe,
     raise_if_error,
 )
@@ -51,6 +55,7 @@ from .errors import (
     Canceled,
     Conflict,
     HandoffError,
+    InvalidArgument,
     NotStored,
     PermanentError,
     TimedOut,
@@ -61,15 +66,23 @@ log = logging.getLogger("handoff")
 
 
 class Connection:
-    """One DEALER to handoffd; concurrent calls, replies matched by rid, pushes queued."""
+    """One DEALER to handoffd; concurrent calls, replies matched by rid, pushes queued.
+
+    It speaks agent protocol version 2 to a daemon that does (asked once, with `hello`): the
+    requests that coroutines make in one turn of the event loop go out as one batch, and the
+    daemon answers in batches too. A daemon that speaks only version 1 gets one message per
+    request.
+    """
 
     def __init__(
         self,
         endpoint: Optional[str] = None,
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
+        batches: bool = True,
     ) -> None:
         self.endpoint = endpoint or default_endpoint()
+        self.batches = batches
         self.timeout = timeout
         self.resend_interval = resend_interval
         probe(self.endpoint, grace=0.0)  # never blocks the event loop
@@ -80,6 +93,15 @@ class Connection:
         self._waiting: Dict[int, asyncio.Future] = {}
         self._pushes: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
         self._reader: Optional[asyncio.Task] = None
+        self._version = 0  # 0 until hello says: then 2 (batches) or 1
+        self._hello: Optional[asyncio.Future] = None
+        self._outgoing: List[bytes] = []  # requests of this turn of the event loop
+        self._flushing = False
+
+    @property
+    def protocol(self) -> int:
+        """The agent protocol version this connection speaks (0 before the first call)."""
+        return self._version
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -99,22 +121,63 @@ class Connection:
         while True:
             frame = await self._socket.recv()
             try:
-                message = decode(frame)
+                messages = decode_all(frame)
             except HandoffError as e:
                 log.warning("dropped a frame from handoffd: %s", e)
                 continue
-            if "push" in message:
-                self._pushes.put_nowait(message)
-                continue
-            waiter = self._waiting.get(message.get("rid", 0))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message)
+            for message in messages:
+                if "push" in message:
+                    self._pushes.put_nowait(message)
+                    continue
+                waiter = self._waiting.get(message.get("rid", 0))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
 
     async def _send(self, frame: bytes) -> None:
         try:
             await self._socket.send(frame, zmq.DONTWAIT)
         except zmq.Again:
             pass  # the queue to a vanished daemon is full: the resend or the timeout decides
+
+    async def _queue(self, frame: bytes) -> None:
+        """Sends `frame` with whatever else this turn of the event loop sends: in a batch when
+        the daemon reads them. The first request of a turn schedules the flush; the others
+        only join it, so a lone request costs one task switch, not a wait."""
+        if self._version < BATCH_PROTOCOL_VERSION:
+            await self._send(frame)
+            return
+        self._outgoing.append(frame)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        frames, self._outgoing, self._flushing = self._outgoing, [], False
+        for start in range(0, len(frames), MAX_BATCH):
+            chunk = frames[start : start + MAX_BATCH]
+            await self._send(chunk[0] if len(chunk) == 1 else encode_batch(chunk))
+
+    async def _negotiate(self) -> None:
+        """Asks the daemon once which version it speaks: hello with v 2, refused by a daemon
+        that speaks only version 1."""
+        if self._version:
+            return
+        if not self.batches:
+            self._version = PROTOCOL_VERSION
+            return
+        if self._hello is None:
+            self._hello = asyncio.get_running_loop().create_task(self._ask_version())
+        self._version = await asyncio.shield(self._hello)
+
+    async def _ask_version(self) -> int:
+        try:
+            reply = await self._exchange("hello", {}, BATCH_PROTOCOL_VERSION, self.timeout, True)
+        except InvalidArgument:
+            return PROTOCOL_VERSION  # "unsupported protocol version 2"
+        except BaseException:
+            self._hello = None  # ask again at the next call
+            raise
+        return BATCH_PROTOCOL_VERSION if reply.get("protocol", 1) >= 2 else PROTOCOL_VERSION
 
     async def call(
         self,
@@ -125,15 +188,22 @@ class Connection:
     ) -> Dict[str, Any]:
         """Sends `op` and returns its reply; raises its error, or Unavailable after `timeout`."""
         self._start_reader()
+        await self._negotiate()
+        limit = self.timeout if timeout is None else timeout
+        return await self._exchange(op, fields, self._version, limit, resend)
+
+    async def _exchange(
+        self, op: str, fields: Mapping[str, Any], version: int, limit: float, resend: bool
+    ) -> Dict[str, Any]:
+        self._start_reader()
         self._rid += 1
         rid = self._rid
-        frame = encode(op, rid, fields)
-        limit = self.timeout if timeout is None else timeout
+        frame = encode(op, rid, fields, version)
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._waiting[rid] = waiter
         try:
-            await self._send(frame)
+            await self._queue(frame)
             deadline = time.monotonic() + limit
             while True:
                 left = deadline - time.monotonic()
@@ -171,8 +241,10 @@ class Client:
         endpoint: Optional[str] = None,
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
+        batches: bool = True,
     ) -> None:
-        self._conn = Connection(endpoint, timeout, resend_interval)
+        """`batches=False` speaks agent protocol version 1: one message per request."""
+        self._conn = Connection(endpoint, timeout, resend_interval, batches)
 
     @property
     def endpoint(self) -> str:
@@ -376,8 +448,10 @@ class Agent(_ops.AgentSettings):
         endpoint: Optional[str] = None,
         timeout: float = REQUEST_TIMEOUT,
         refresh_interval: float = 1.0,
+        batches: bool = True,
     ) -> None:
         super().__init__(address, handler, credit, endpoint, timeout, refresh_interval)
+        self.batches = batches
         self._stop: Optional[asyncio.Event] = None
         self._running: Dict[str, "tuple[Task, asyncio.Task]"] = {}
 
@@ -401,7 +475,7 @@ class Agent(_ops.AgentSettings):
         warned = False
         while client is None:
             try:
-                client = Client(self.endpoint, self.timeout)
+                client = Client(self.endpoint, self.timeout, batches=self.batches)
             except Unavailable as e:  # a daemon not running yet: wait for it
                 if not warned:
                     log.warning("agent waits for handoffd: %s", e)

@@ -140,3 +140,86 @@ def test_async_pause_resume_and_agents(daemon: Daemon) -> None:
             assert rows[WORKER]["paused"] is False
 
     asyncio.run(main())
+
+
+def test_concurrent_requests_go_in_batches_and_come_back_in_batches(daemon: Daemon) -> None:
+    """Version 2: what coroutines send in one turn of the event loop is one frame, and the
+    daemon's replies come batched; every request still gets its own reply."""
+
+    async def main() -> None:
+        async with aio.Client(daemon.endpoint) as client:
+            conn = client._conn
+            sent_frames = []
+            real_send = conn._send
+
+            async def counting_send(frame: bytes) -> None:
+                sent_frames.append(frame)
+                await real_send(frame)
+
+            conn._send = counting_send
+            ids = await asyncio.gather(*(client.send_intent(send_fields(n)) for n in range(300)))
+            assert conn.protocol == 2
+            assert len(set(ids)) == 300
+            batches = [f for f in sent_frames if f[0] in (0xDC, 0xDD) or 0x90 <= f[0] <= 0x9F]
+            assert batches, "300 concurrent sends went out one frame each"
+            assert len(sent_frames) < 300
+            listed = await client.list(to_agent=WORKER, limit=1000)
+            assert sorted(i["intent_id"] for i in listed) == sorted(ids)
+
+    asyncio.run(main())
+
+
+def test_a_daemon_that_speaks_only_version_1_gets_one_message_per_request(tmp_root) -> None:
+    """A stand-in for an older handoffd: it refuses version 2 as old daemons do, and must then
+    get single version 1 messages, never a batch."""
+    import threading
+
+    import msgpack
+    import zmq
+
+    endpoint = f"ipc://{tmp_root}/old.sock"
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.bind(endpoint)
+    seen = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            identity, frame = router.recv_multipart()
+            request = msgpack.unpackb(frame, raw=False)
+            seen.append(request)
+            if not isinstance(request, dict):
+                continue  # an old daemon cannot read a batch: no answer
+            if request.get("v") != 1:
+                reply = {"v": 1, "rid": request.get("rid", 0), "ok": False,
+                         "error": {"code": "invalid_argument",
+                                   "message": "unsupported protocol version 2; this handoffd "
+                                              "speaks version 1"}}
+            else:
+                reply = {"v": 1, "rid": request["rid"], "ok": True,
+                         "intent_id": "01a20b67-dfc4-7000-9c02-2173baa0aecf",
+                         "status": "SUBMITTED", "created": True}
+            router.send_multipart([identity, msgpack.packb(reply)])
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+
+    async def main() -> None:
+        async with aio.Client(endpoint) as client:
+            results = await asyncio.gather(*(client.send(send_fields(n)) for n in range(20)))
+            assert all(r["status"] == "SUBMITTED" for r in results)
+            assert client._conn.protocol == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+        server.join(5)
+        router.close(linger=0)
+        context.term()
+    assert all(isinstance(m, dict) for m in seen)
+    assert [m["op"] for m in seen].count("send") == 20
+    assert all(m["v"] == 1 for m in seen if m["op"] == "send")

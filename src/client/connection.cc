@@ -61,24 +61,57 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given)
 }
 
 Result<std::optional<ReceivedReply>> Connection::ReceiveOne(milliseconds timeout) {
-  HANDOFF_ASSIGN_OR_RETURN(std::optional<zmq::message_t> frame, dealer_->Receive(timeout));
-  if (!frame) return std::optional<ReceivedReply>();
-  ReceivedReply received{std::move(*frame), {}};
-  auto reply = wire::DecodeReply(
-      std::string_view(static_cast<const char*>(received.frame.data()), received.frame.size()));
-  if (!reply.ok()) {
-    return Status::Corruption("undecodable message from handoffd: " + reply.status().message());
+  if (inbox_.empty()) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<zmq::message_t> frame, dealer_->Receive(timeout));
+    if (!frame) return std::optional<ReceivedReply>();
+    auto replies = wire::DecodeReplies(frame->to_string_view());
+    if (!replies.ok()) {
+      return Status::Corruption("undecodable message from handoffd: " + replies.status().message());
+    }
+    for (wire::Reply& r : *replies) inbox_.push_back(std::move(r));
   }
-  received.reply = std::move(reply).value();
-  return std::optional<ReceivedReply>(std::move(received));
+  ReceivedReply next{std::move(inbox_.front())};
+  inbox_.pop_front();
+  return std::optional<ReceivedReply>(std::move(next));
+}
+
+Status Connection::Negotiate(milliseconds timeout) {
+  auto hello =
+      Exchange(wire::op::kHello, nullptr, wire::kAgentProtocolVersion, Resend::kYes, timeout);
+  if (hello.ok()) {
+    uint64_t spoken = 1;
+    HANDOFF_RETURN_IF_ERROR(hello->reply.body().OptUint("protocol", &spoken));
+    version_ = std::min(spoken, wire::kAgentProtocolVersion);
+    return Status::OK();
+  }
+  if (hello.status().IsInvalidArgument()) {  // "unsupported protocol version 2"
+    version_ = wire::kMessageVersion;
+    return Status::OK();
+  }
+  return hello.status();
 }
 
 Result<ReceivedReply> Connection::Call(std::string_view op,
                                        const std::function<void(MsgWriter&)>& fill, Resend resend,
                                        milliseconds timeout) {
   if (timeout.count() == 0) timeout = options_.request_timeout;
+  if (version_ == 0) {
+    Status asked = Negotiate(timeout);
+    if (asked.IsUnavailable()) {  // said of the caller's request, not of the hello before it
+      return Status::Unavailable("handoffd at " + options_.endpoint + " did not answer '" +
+                                 std::string(op) + "' within " + std::to_string(timeout.count()) +
+                                 " ms");
+    }
+    HANDOFF_RETURN_IF_ERROR(asked);
+  }
+  return Exchange(op, fill, version_, resend, timeout);
+}
+
+Result<ReceivedReply> Connection::Exchange(std::string_view op,
+                                           const std::function<void(MsgWriter&)>& fill,
+                                           uint64_t version, Resend resend, milliseconds timeout) {
   const uint64_t rid = next_rid_++;
-  wire::RequestBuilder builder(op, rid);
+  wire::RequestBuilder builder(op, rid, version);
   if (fill) fill(builder.w());
   const std::string request = builder.Finish();
   if (request.size() > kMaxRequestBytes) {

@@ -5,6 +5,11 @@
 // (deliveries) that arrive meanwhile are queued for NextPush(). Replies to earlier, abandoned
 // requests are dropped.
 //
+// The first call asks the daemon (hello) whether it speaks agent protocol version 2; if it
+// does, the connection says so in every request, and the daemon may batch what it sends it
+// (deliveries above all), which the connection takes apart. A daemon that speaks only version
+// 1 gets version 1.
+//
 // Thread safety: one thread at a time.
 
 #ifndef HANDOFF_CLIENT_CONNECTION_H_
@@ -25,9 +30,8 @@
 
 namespace handoff {
 
-// A reply and the frame it was decoded from.
+// A reply or push, decoded (its strings are in its own zone).
 struct ReceivedReply {
-  zmq::message_t frame;
   wire::Reply reply;
 };
 
@@ -52,19 +56,29 @@ class Connection {
   Result<std::optional<ReceivedReply>> AwaitReply(uint64_t rid, std::chrono::milliseconds timeout);
 
   const ClientOptions& options() const { return options_; }
+  // The agent protocol version this connection speaks: 0 until its first call, then 2 or 1.
+  uint64_t protocol() const { return version_; }
 
  private:
   Connection(ClientOptions options, std::unique_ptr<zmq::context_t> context,
              std::unique_ptr<net::Dealer> dealer)
       : options_(std::move(options)), context_(std::move(context)), dealer_(std::move(dealer)) {}
-  // Receives one frame (waiting at most `timeout`) and decodes it.
+  // The next message: the rest of a batch already received, else one frame received (waiting
+  // at most `timeout`) and decoded.
   Result<std::optional<ReceivedReply>> ReceiveOne(std::chrono::milliseconds timeout);
+  // Asks the daemon which version it speaks (hello with version 2), once.
+  Status Negotiate(std::chrono::milliseconds timeout);
+  Result<ReceivedReply> Exchange(std::string_view op, const std::function<void(MsgWriter&)>& fill,
+                                 uint64_t version, Resend resend,
+                                 std::chrono::milliseconds timeout);
 
   ClientOptions options_;
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<net::Dealer> dealer_;  // declared after the context: destroyed first
   std::deque<ReceivedReply> pushes_;
+  std::deque<wire::Reply> inbox_;  // the rest of the latest batch
   uint64_t next_rid_ = 1;
+  uint64_t version_ = 0;
 };
 
 }  // namespace handoff

@@ -81,8 +81,8 @@ def run_sync(endpoint: str, count: int, size: int) -> list:
     return latencies
 
 
-async def run_aio(endpoint: str, count: int, size: int, window: int) -> list:
-    agent = aio.Agent(ADDRESS, credit=window, endpoint=endpoint)
+async def run_aio(endpoint: str, count: int, size: int, window: int, batches: bool) -> list:
+    agent = aio.Agent(ADDRESS, credit=window, endpoint=endpoint, batches=batches)
 
     @agent.handler
     async def complete(task: aio.Task):
@@ -105,7 +105,7 @@ async def run_aio(endpoint: str, count: int, size: int, window: int) -> list:
                 raise SystemExit(f"round trip {i} came back wrong: {outcome}")
             latencies.append(time.perf_counter() - start)
 
-    async with aio.Client(endpoint) as client:
+    async with aio.Client(endpoint, batches=batches) as client:
         await asyncio.gather(*(sender(client) for _ in range(window)))
     agent.stop()
     await runner
@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=1024)
     parser.add_argument("--api", choices=["sync", "aio"], default=None)
     parser.add_argument("--no-fsync", action="store_true")
+    parser.add_argument("--protocol", type=int, choices=[1, 2], default=2,
+                        help="aio only: 2 (default) batches requests and replies, 1 does not")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--handoffd", default=os.environ.get(
         "HANDOFFD", str(ROOT / "build" / "daemons" / "handoffd")))
@@ -134,7 +136,8 @@ def main() -> None:
         if api == "sync":
             latencies = run_sync(endpoint, args.count, args.payload)
         else:
-            latencies = asyncio.run(run_aio(endpoint, args.count, args.payload, args.window))
+            latencies = asyncio.run(run_aio(endpoint, args.count, args.payload, args.window,
+                                           args.protocol == 2))
         seconds = time.perf_counter() - started
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -153,6 +156,7 @@ def main() -> None:
         "payload": args.payload,
         "fsync": not args.no_fsync,
         "api": api,
+        "protocol": args.protocol if api == "aio" else 1,
         "wait": "request",
     }
     if args.json:

@@ -5,10 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
+#include <set>
+#include <thread>
 #include <zmq.hpp>
 
 #include "base/msgpack_io.h"
+#include "client/connection.h"
 #include "handoff/client.h"
 #include "support/daemon.h"
 #include "wire/agent_protocol.h"
@@ -242,6 +246,92 @@ TEST_CASE("BatchesTheDaemonSendsStayWithinTheirBounds") {
   }
   CHECK(batches >= 1);
   CHECK(worker.frames().size() >= 4);  // 4 MB cannot fit in fewer 1 MiB batches
+}
+
+TEST_CASE("TheClientLibrarySpeaksVersion2AndTakesBatchesApart") {
+  TempDir dir;
+  Daemon daemon(dir);
+  daemon.Start();
+  auto conn = Connection::Open(daemon.client_options());
+  REQUIRE(conn.ok());
+  CHECK((*conn)->protocol() == 0);
+  auto registered = (*conn)->Call("receive", [](MsgWriter& w) {
+    w.Field("address", kWorker);
+    w.Field("credit", uint64_t{100});
+  });
+  REQUIRE(registered.ok());
+  CHECK((*conn)->protocol() == 2);
+  // 60 sends in one batch: their deliveries reach the connection batched, and each comes out.
+  RawConnection sender(daemon.endpoint());
+  std::vector<std::string> sends;
+  for (int i = 0; i < 60; ++i) sends.push_back(Send(10 + i, 2, i));
+  sender.SendBatch(sends);
+  (void)sender.Receive(60);
+  std::set<std::string> delivered;
+  const auto until = SteadyClock::now() + std::chrono::seconds(20);
+  while (delivered.size() < 60 && SteadyClock::now() < until) {
+    auto push = (*conn)->NextPush(std::chrono::milliseconds(200));
+    REQUIRE(push.ok());
+    if (!*push) continue;
+    auto intent = MapReader::From(*(*push)->reply.body().Find("intent"), "intent");
+    REQUIRE(intent.ok());
+    std::string id;
+    REQUIRE(intent->String("intent_id", &id).ok());
+    delivered.insert(id);
+  }
+  CHECK(delivered.size() == 60);
+}
+
+TEST_CASE("TheClientLibraryFallsBackToVersion1ForAnOlderDaemon") {
+  // A stand-in for a daemon from before version 2: it refuses v 2 as such daemons do and
+  // answers v 1 requests; it must never see a v 2 request after the hello, nor a batch.
+  TempDir dir;
+  const std::string endpoint = "ipc://" + dir.path() + "/old.sock";
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind(endpoint);
+  std::atomic<bool> stop{false};
+  std::vector<uint64_t> versions;  // of every request after the hello
+  std::atomic<int> batches{0};
+  std::thread old([&] {
+    while (!stop.load()) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
+      zmq::message_t id, frame;
+      if (!router.recv(id) || !router.recv(frame)) continue;
+      if (wire::IsBatch(frame.to_string_view())) {
+        ++batches;
+        continue;
+      }
+      uint64_t rid = 0;
+      auto request = wire::DecodeRequest(frame.to_string_view(), &rid);
+      if (!request.ok()) continue;
+      std::string reply;
+      if (request->version != 1) {
+        reply = wire::EncodeErrorReply(
+            rid, Status::InvalidArgument(
+                     "unsupported protocol version 2; this handoffd speaks version 1"));
+      } else {
+        versions.push_back(request->version);
+        wire::ReplyBuilder b(rid);
+        b.w().Field("node", "node-old");
+        reply = b.Finish();
+      }
+      router.send(id, zmq::send_flags::sndmore);
+      router.send(zmq::buffer(reply), zmq::send_flags::none);
+    }
+  });
+  ClientOptions options;
+  options.endpoint = endpoint;
+  auto conn = Connection::Open(options);
+  REQUIRE(conn.ok());
+  for (int i = 0; i < 3; ++i) CHECK((*conn)->Call("status", nullptr).ok());
+  CHECK((*conn)->protocol() == 1);
+  stop.store(true);
+  old.join();
+  CHECK(versions == std::vector<uint64_t>{1, 1, 1});
+  CHECK(batches.load() == 0);
 }
 
 }  // namespace

@@ -533,7 +533,7 @@ std::vector<Outgoing> Node::Coalesce(std::vector<Outgoing> messages) {
     auto it = open.find(m.routing_id);
     if (m.batch && it != open.end()) {
       Group& group = groups[it->second];
-      if (group.items.size() < wire::kMaxBatchItems &&
+      if (group.items.size() < wire::kSendBatchItems &&
           group.bytes + m.frame.size() <= wire::kMaxBatchBytes) {
         group.items.push_back(i);
         group.bytes += m.frame.size();

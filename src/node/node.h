@@ -183,7 +183,7 @@ class Node {
   // messages that may be batched go as batches (Coalesce).
   void SendAll(std::vector<Outgoing> messages);
   // Joins each run of consecutive messages to one connection that reads batches into one
-  // batch (at most wire::kMaxBatchItems messages and kMaxBatchBytes), keeping every
+  // batch (at most wire::kSendBatchItems messages and kMaxBatchBytes), keeping every
   // connection's order.
   static std::vector<Outgoing> Coalesce(std::vector<Outgoing> messages);
   // Replies held by a turn until its batch is durable, sent or dropped now: no longer counted

@@ -30,7 +30,11 @@ inline constexpr uint64_t kAgentProtocolVersion = 2;
 inline constexpr uint64_t kMessageVersion = 1;
 // Most messages one batch carries, either way.
 inline constexpr size_t kMaxBatchItems = 1024;
-// The daemon closes a batch it is filling at this size; one larger message goes alone.
+// The daemon closes a batch it is filling at this many messages or bytes (one larger message
+// goes alone). Smaller than a batch may be: a client starts on the first batch while the next
+// is on its way, which kept round trips/s level where one batch of a whole window lost a tenth
+// (docs/performance.md, "Batches").
+inline constexpr size_t kSendBatchItems = 64;
 inline constexpr size_t kMaxBatchBytes = 1 << 20;
 
 // Operation names ("op").

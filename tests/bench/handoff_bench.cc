@@ -171,8 +171,8 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int 
           w.EndMap();
         }));
       });
+      completes.Flush();  // what this message asked for goes back before the next is read
     }
-    completes.Flush();
   }
   errors += decode_errors;
 }
@@ -200,7 +200,9 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
   int issued = 0, done = 0;
   const auto start = SteadyClock::now();
   auto last_progress = start;
-  while (done + static_cast<int>(out.lost) < o.count) {
+  // Keeps the window full: called at the start and after each message that came back, so that
+  // new sends go out as results arrive rather than once everything waiting has been read.
+  auto top_up = [&] {
     while (issued < o.count && issued - done < o.window) {
       Flight f{issued, handoff::NewIntentId(handoff::SystemClock::Instance().NowMs()).ToString(),
                SteadyClock::now()};
@@ -230,6 +232,9 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
       ++issued;
     }
     outbox.Flush();
+  };
+  while (done + static_cast<int>(out.lost) < o.count) {
+    top_up();
     zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(1000));
     zmq::message_t msg;
@@ -286,8 +291,8 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
           last_progress = SteadyClock::now();
         }
       });
+      top_up();
     }
-    outbox.Flush();
     if (SteadyClock::now() - last_progress > std::chrono::seconds(60)) {
       out.lost = static_cast<uint64_t>(o.count - done);
       std::fprintf(stderr, "no progress for 60 s: %llu round trips lost\n",

@@ -138,6 +138,8 @@ TEST_CASE("ABatchIsHandledInOrderAndAVersion2ClientGetsBatchesBack") {
     ids.push_back(id);
   }
   CHECK(sender.batches() >= 1);
+  CHECK(sender.frames().size() < 100);
+  for (const std::string& f : sender.frames()) CHECK(wire::MessagesIn(f) <= wire::kSendBatchItems);
   wire::RequestBuilder get("get", 300, 2);
   get.w().Field("intent_id", ids[0]);
   sender.SendBatch({Send(299, 2, 100), get.Finish()});
@@ -242,7 +244,7 @@ TEST_CASE("BatchesTheDaemonSendsStayWithinTheirBounds") {
     if (!wire::IsBatch(f)) continue;
     ++batches;
     CHECK(f.size() <= wire::kMaxBatchBytes + 16);
-    CHECK(wire::MessagesIn(f) <= wire::kMaxBatchItems);
+    CHECK(wire::MessagesIn(f) <= wire::kSendBatchItems);
   }
   CHECK(batches >= 1);
   CHECK(worker.frames().size() >= 4);  // 4 MB cannot fit in fewer 1 MiB batches

@@ -20,8 +20,11 @@ from .errors import Corruption, HandoffError, InvalidArgument, Unavailable, erro
 # speaks version 2 (batches) to a daemon that does.
 PROTOCOL_VERSION = 1
 BATCH_PROTOCOL_VERSION = 2
-# Most messages in one batch (the daemon refuses more).
+# Most messages in one batch (the daemon refuses more), and most bytes: the daemon drops a
+# connection that sends a frame over its limit (twice max_payload_bytes plus 1 MiB), so a
+# batch is closed at 1 MiB and a larger request goes alone.
 MAX_BATCH = 1024
+MAX_BATCH_BYTES = 1 << 20
 SOCKET_ENV = "HANDOFF_SOCKET"
 # A reply later than this is taken as lost (the daemon restarted) and the request is sent
 # again; a call gives up after its timeout. The same figures as the C++ client.

@@ -37,6 +37,7 @@ from . import _ops
 from ._wire import (
     BATCH_PROTOCOL_VERSION,
     MAX_BATCH,
+    MAX_BATCH_BYTES,
     PROTOCOL_VERSION,
     RESEND_INTERVAL,
     REQUEST_TIMEOUT,
@@ -153,9 +154,15 @@ class Connection:
 
     async def _flush(self) -> None:
         frames, self._outgoing, self._flushing = self._outgoing, [], False
-        for start in range(0, len(frames), MAX_BATCH):
-            chunk = frames[start : start + MAX_BATCH]
-            await self._send(chunk[0] if len(chunk) == 1 else encode_batch(chunk))
+        chunk: List[bytes] = []
+        size = 0
+        for frame in frames + [b""]:  # the empty sentinel sends the last chunk
+            if chunk and (not frame or len(chunk) == MAX_BATCH or size + len(frame) > MAX_BATCH_BYTES):
+                await self._send(chunk[0] if len(chunk) == 1 else encode_batch(chunk))
+                chunk, size = [], 0
+            if frame:
+                chunk.append(frame)
+                size += len(frame)
 
     async def _negotiate(self) -> None:
         """Asks the daemon once which version it speaks: hello with v 2, refused by a daemon

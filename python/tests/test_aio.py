@@ -223,3 +223,31 @@ def test_a_daemon_that_speaks_only_version_1_gets_one_message_per_request(tmp_ro
     assert all(isinstance(m, dict) for m in seen)
     assert [m["op"] for m in seen].count("send") == 20
     assert all(m["v"] == 1 for m in seen if m["op"] == "send")
+
+
+def test_large_concurrent_requests_stay_under_the_frame_limit(daemon: Daemon) -> None:
+    """Thirty 200 KiB sends in one turn are 6 MB, twice the daemon's frame limit (a frame over
+    it costs the connection, and the requests a resend): batches close at 1 MiB."""
+
+    async def main() -> None:
+        async with aio.Client(daemon.endpoint, timeout=20) as client:
+            conn = client._conn
+            sent_frames = []
+            real_send = conn._send
+
+            async def counting_send(frame: bytes) -> None:
+                sent_frames.append(frame)
+                await real_send(frame)
+
+            conn._send = counting_send
+            big = "x" * (200 * 1024)
+            ids = await asyncio.gather(
+                *(client.send_intent(send_fields(n, payload={"n": n, "data": big}))
+                  for n in range(30)))
+            assert len(set(ids)) == 30
+            assert conn.protocol == 2
+            batches = [f for f in sent_frames if 0x90 <= f[0] <= 0x9F or f[0] in (0xDC, 0xDD)]
+            assert batches, "thirty concurrent sends went out one frame each"
+            assert max(len(f) for f in batches) <= 1 << 20
+
+    asyncio.run(main())

@@ -76,8 +76,9 @@ std::string Request(int protocol, std::string_view op, uint64_t rid,
   return b.Finish();
 }
 
-// Requests to send: with protocol 2 everything queued goes as batches (at most
-// kMaxBatchItems each), with 1 one message each.
+// Requests to send: with protocol 2 everything queued goes as batches (at most kMaxBatchItems
+// messages and kMaxBatchBytes each: the daemon drops a connection that sends a frame over its
+// limit), with 1 one message each.
 class Outbox {
  public:
   Outbox(zmq::socket_t& s, int protocol) : s_(s), protocol_(protocol) {}
@@ -86,6 +87,8 @@ class Outbox {
       s_.send(zmq::buffer(frame), zmq::send_flags::none);
       return;
     }
+    if (!frames_.empty() && bytes_ + frame.size() > handoff::wire::kMaxBatchBytes) Flush();
+    bytes_ += frame.size();
     frames_.push_back(std::move(frame));
     if (frames_.size() == handoff::wire::kMaxBatchItems) Flush();
   }
@@ -99,12 +102,14 @@ class Outbox {
       s_.send(zmq::buffer(batch), zmq::send_flags::none);
     }
     frames_.clear();
+    bytes_ = 0;
   }
 
  private:
   zmq::socket_t& s_;
   const int protocol_;
   std::vector<std::string> frames_;
+  size_t bytes_ = 0;
 };
 
 // Calls `fn(reply)` for each reply or push of a message; counts one that does not decode.

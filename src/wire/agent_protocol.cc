@@ -153,6 +153,7 @@ Result<std::vector<Reply>> DecodeReplies(std::string_view frame) {
   }
   HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items,
                            UnpackArrayItems(frame, kMaxBatchItems));
+  if (items.empty()) return Status::InvalidArgument("an empty batch");
   out.reserve(items.size());
   for (UnpackedItem& item : items) {
     HANDOFF_ASSIGN_OR_RETURN(Reply reply, ReadReply(std::move(item.handle)));

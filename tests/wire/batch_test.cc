@@ -123,6 +123,8 @@ TEST_CASE("RepliesAndPushesComeAloneOrBatched") {
   CHECK(DecodeReplies(EncodeBatch({first, std::string_view("\x05", 1)}))
             .status()
             .IsInvalidArgument());
+  // An empty batch is not a message (the fuzz target's finding).
+  CHECK(DecodeReplies(std::string("\x90", 1)).status().IsInvalidArgument());
 }
 
 }  // namespace

@@ -88,8 +88,10 @@ struct NodeOptions {
   // [node] metrics_endpoint: "host:port" where GET /metrics serves Prometheus metrics
   // (docs/operations.md). Empty: off. Default: off.
   std::string metrics_endpoint;
-  // [node] max_batch: requests applied per commit (group commit). Default: 1024.
-  uint32_t max_batch = 1024;
+  // [node] max_batch: requests a turn takes, and how many gathered make the loop start a commit
+  // without waiting for quiet sockets (group commit). Default: 128: a busy node then flushes
+  // one commit while its loop works on the next (docs/performance.md, "Batches").
+  uint32_t max_batch = 128;
 
   // [node] default_lease: lease of an intent whose sender set none. Default: 30 s.
   int64_t default_lease_ms = 30'000;

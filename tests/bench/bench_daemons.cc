@@ -71,9 +71,6 @@ void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
   std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
                         << d.name << "\"\nagent_endpoint = \"" << d.endpoint
                         << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
-                        << (o.extra_node_config.find("max_batch") == std::string::npos
-                                ? "\nmax_batch = 4096"
-                                : "")
                         << "\nmax_payload_bytes = "
                         << std::max(1 << 20, 2 * o.payload) << "\n"
                         << o.extra_node_config << extra;

@@ -42,7 +42,7 @@ def start_daemon(handoffd: str, root: Path, fsync: bool) -> subprocess.Popen:
     (root / "bench.toml").write_text(
         "[node]\nname = \"bench\"\n"
         f'data_dir = "{root}/data"\nagent_endpoint = "{endpoint}"\n'
-        f"fsync = {'true' if fsync else 'false'}\nmax_batch = 4096\n"
+        f"fsync = {'true' if fsync else 'false'}\n"
     )
     proc = subprocess.Popen([handoffd, "--config", str(root / "bench.toml")],
                             stderr=open(root / "handoffd.log", "wb"))

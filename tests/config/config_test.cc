@@ -91,7 +91,7 @@ TEST_CASE("TheCommentedExampleConfigParses") {
   CHECK(config->node.fsync);
   CHECK(config->node.map_size == (uint64_t{1} << 30));
   CHECK(config->node.max_payload_bytes == (uint64_t{1} << 20));
-  CHECK(config->node.max_batch == 1024);
+  CHECK(config->node.max_batch == 128);
   CHECK(config->node.default_lease_ms == 30'000);
   CHECK(config->log_level == "info");
   CHECK(config->node.peer_endpoint == "tcp://0.0.0.0:7400");
@@ -143,7 +143,7 @@ retention = "2d"
   CHECK(config->node.default_lease_ms == 250);
   CHECK(config->node.max_payload_bytes == 4096);
   CHECK(config->node.map_size == (uint64_t{64} << 20));
-  CHECK(config->node.max_batch == 1024);
+  CHECK(config->node.max_batch == 128);
   CHECK(config->node.retention_ms == 2LL * 86'400'000);
   CHECK(Parse("", "empty.toml").ok());
   CHECK(Parse("", "empty.toml")->node.retention_ms == 7LL * 86'400'000);

@@ -20,6 +20,24 @@ def send_fields(n: int, **extra):
     return fields
 
 
+def record_frames(conn: aio.Connection) -> list:
+    """Every frame the connection sends from now on, in a list it returns."""
+    frames = []
+    real_send = conn._send
+
+    async def recording_send(frame: bytes) -> None:
+        frames.append(frame)
+        await real_send(frame)
+
+    conn._send = recording_send
+    return frames
+
+
+def is_batch(frame: bytes) -> bool:
+    """A msgpack array header: a batch, not one message."""
+    return 0x90 <= frame[0] <= 0x9F or frame[0] in (0xDC, 0xDD)
+
+
 def test_an_async_sender_and_an_async_agent(daemon: Daemon) -> None:
     async def main() -> None:
         agent = aio.Agent(WORKER, credit=4, endpoint=daemon.endpoint)
@@ -149,18 +167,11 @@ def test_concurrent_requests_go_in_batches_and_come_back_in_batches(daemon: Daem
     async def main() -> None:
         async with aio.Client(daemon.endpoint) as client:
             conn = client._conn
-            sent_frames = []
-            real_send = conn._send
-
-            async def counting_send(frame: bytes) -> None:
-                sent_frames.append(frame)
-                await real_send(frame)
-
-            conn._send = counting_send
+            sent_frames = record_frames(conn)
             ids = await asyncio.gather(*(client.send_intent(send_fields(n)) for n in range(300)))
             assert conn.protocol == 2
             assert len(set(ids)) == 300
-            batches = [f for f in sent_frames if f[0] in (0xDC, 0xDD) or 0x90 <= f[0] <= 0x9F]
+            batches = [f for f in sent_frames if is_batch(f)]
             assert batches, "300 concurrent sends went out one frame each"
             assert len(sent_frames) < 300
             listed = await client.list(to_agent=WORKER, limit=1000)
@@ -232,21 +243,14 @@ def test_large_concurrent_requests_stay_under_the_frame_limit(daemon: Daemon) ->
     async def main() -> None:
         async with aio.Client(daemon.endpoint, timeout=20) as client:
             conn = client._conn
-            sent_frames = []
-            real_send = conn._send
-
-            async def counting_send(frame: bytes) -> None:
-                sent_frames.append(frame)
-                await real_send(frame)
-
-            conn._send = counting_send
+            sent_frames = record_frames(conn)
             big = "x" * (200 * 1024)
             ids = await asyncio.gather(
                 *(client.send_intent(send_fields(n, payload={"n": n, "data": big}))
                   for n in range(30)))
             assert len(set(ids)) == 30
             assert conn.protocol == 2
-            batches = [f for f in sent_frames if 0x90 <= f[0] <= 0x9F or f[0] in (0xDC, 0xDD)]
+            batches = [f for f in sent_frames if is_batch(f)]
             assert batches, "thirty concurrent sends went out one frame each"
             assert max(len(f) for f in batches) <= 1 << 20
 

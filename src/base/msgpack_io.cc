@@ -255,6 +255,13 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
   return items;
 }
 
+Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items) {
+  auto items = UnpackArrayItems(data, max_items);
+  if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
+  if (items->empty()) return Status::InvalidArgument("an empty batch");
+  return items;
+}
+
 std::string JoinArray(const std::vector<std::string_view>& values) {
   size_t bytes = 5;
   for (std::string_view v : values) bytes += v.size();

@@ -168,6 +168,10 @@ std::optional<size_t> ArrayLength(std::string_view data);
 Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t max_items,
                                                    const UnpackLimits& limits = {});
 
+// A batch of messages: an array of 1 to `max_items` values, each decoded on its own
+// (UnpackArrayItems), its errors said of "a batch".
+Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items);
+
 // Appends a msgpack array header for `n` values to `out`.
 void AppendArrayHeader(size_t n, std::string* out);
 // An array of values already encoded, one each: its header and their bytes, in one allocation.

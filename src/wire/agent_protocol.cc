@@ -75,11 +75,9 @@ Result<std::vector<FrameRequest>> DecodeRequests(std::string_view frame) {
     out.push_back({frame, std::move(request), rid});
     return out;
   }
-  auto items = UnpackArrayItems(frame, kMaxBatchItems);
-  if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
-  if (items->empty()) return Status::InvalidArgument("an empty batch");
-  out.reserve(items->size());
-  for (UnpackedItem& item : *items) {
+  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items, UnpackBatch(frame, kMaxBatchItems));
+  out.reserve(items.size());
+  for (UnpackedItem& item : items) {
     uint64_t rid = 0;
     auto request = ReadRequest(std::move(item.handle), &rid);
     out.push_back({item.bytes, std::move(request), rid});
@@ -151,9 +149,7 @@ Result<std::vector<Reply>> DecodeReplies(std::string_view frame) {
     out.push_back(std::move(reply));
     return out;
   }
-  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items,
-                           UnpackArrayItems(frame, kMaxBatchItems));
-  if (items.empty()) return Status::InvalidArgument("an empty batch");
+  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items, UnpackBatch(frame, kMaxBatchItems));
   out.reserve(items.size());
   for (UnpackedItem& item : items) {
     HANDOFF_ASSIGN_OR_RETURN(Reply reply, ReadReply(std::move(item.handle)));

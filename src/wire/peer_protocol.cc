@@ -60,12 +60,10 @@ Result<std::vector<PeerMessage>> DecodePeerMessages(std::string_view frame) {
     out.push_back(std::move(msg));
     return out;
   }
-  auto items = UnpackArrayItems(frame, kMaxPeerBatchItems);
-  if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
-  if (items->empty()) return Status::InvalidArgument("an empty batch");
-  out.reserve(items->size());
-  for (size_t i = 0; i < items->size(); ++i) {
-    auto msg = ReadPeerMessage(std::move((*items)[i].handle));
+  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items, UnpackBatch(frame, kMaxPeerBatchItems));
+  out.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto msg = ReadPeerMessage(std::move(items[i].handle));
     if (!msg.ok()) {
       return Status::InvalidArgument("message " + std::to_string(i) +
                                      " of a batch: " + msg.status().message());

@@ -71,8 +71,7 @@ void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
   std::ofstream(config) << "[node]\nname = \"" << d.name << "\"\ndata_dir = \"" << dir << "/"
                         << d.name << "\"\nagent_endpoint = \"" << d.endpoint
                         << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
-                        << "\nmax_payload_bytes = "
-                        << std::max(1 << 20, 2 * o.payload) << "\n"
+                        << "\nmax_payload_bytes = " << std::max(1 << 20, 2 * o.payload) << "\n"
                         << o.extra_node_config << extra;
   d.pid = ::fork();
   if (d.pid == 0) {
@@ -154,6 +153,13 @@ void StopDaemon(Daemon& d) {
   int status = 0;
   ::waitpid(d.pid, &status, 0);
   d.pid = -1;
+}
+
+int64_t Percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
 }
 
 }  // namespace handoff::bench

@@ -68,6 +68,9 @@ struct Footprint {
 };
 Footprint Measure(const Daemon& d, const std::string& dir);
 
+// The `p` quantile (0 to 1) of `v`, which it reorders; 0 for none.
+int64_t Percentile(std::vector<int64_t>& v, double p);
+
 // SIGTERM, and waits for it to exit.
 void StopDaemon(Daemon& d);
 

@@ -310,13 +310,6 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
   return out;
 }
 
-int64_t Percentile(std::vector<int64_t>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {

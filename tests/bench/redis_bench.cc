@@ -74,26 +74,30 @@ Context Connect(int port) {
   return c;
 }
 
-// Runs one command given as separate (binary-safe) arguments.
-Reply Command(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+// A command's (binary-safe) arguments as hiredis's argv calls take them.
+struct Argv {
+  explicit Argv(const std::vector<std::string>& args) {
+    for (const std::string& a : args) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
   }
-  return Reply(static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data())));
+  int argc() const { return static_cast<int>(ptrs.size()); }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+};
+
+// Runs one command and waits for its reply.
+Reply Command(redisContext* c, const std::vector<std::string>& args) {
+  Argv a(args);
+  return Reply(
+      static_cast<redisReply*>(redisCommandArgv(c, a.argc(), a.ptrs.data(), a.lens.data())));
 }
 
+// Queues one command on the connection's pipeline (its reply comes with Next).
 void Append(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+  Argv a(args);
+  redisAppendCommandArgv(c, a.argc(), a.ptrs.data(), a.lens.data());
 }
 
 Reply Next(redisContext* c) {
@@ -277,13 +281,6 @@ void RunWorker(int port, const Options& o, Shared& sh) {
   }
 }
 
-int64_t Percentile(std::vector<int64_t>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
 // Starts redis-server on `port` with its AOF in `dir`; its pid, or -1.
 pid_t StartRedis(const Options& o, const std::string& dir, int port) {
   pid_t pid = ::fork();
@@ -383,8 +380,8 @@ int main(int argc, char** argv) {
 
   const size_t completed = sh.latency_us.size();
   const double rps = seconds > 0 ? static_cast<double>(completed) / seconds : 0;
-  const int64_t p50 = Percentile(sh.latency_us, 0.50);
-  const int64_t p99 = Percentile(sh.latency_us, 0.99);
+  const int64_t p50 = handoff::bench::Percentile(sh.latency_us, 0.50);
+  const int64_t p99 = handoff::bench::Percentile(sh.latency_us, 0.99);
   const int64_t max =
       sh.latency_us.empty() ? 0 : *std::max_element(sh.latency_us.begin(), sh.latency_us.end());
   auto per_rt = [&](double s) {

@@ -197,6 +197,13 @@ const std::vector<Directive>& Directives() {
          t.config.node.max_batch = static_cast<uint32_t>(*v);
          return Status::OK();
        }},
+      {"node", "busy_poll_us", "an integer from 0 to 10000", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<int64_t>();
+         if (!v || *v < 0 || *v > node::kMaxBusyPollUs) return Status::InvalidArgument("");
+         t.config.node.busy_poll_us = static_cast<uint32_t>(*v);
+         return Status::OK();
+       }},
       {"node", "default_lease", "a duration like \"30s\"", false,
        [](const toml::node& n, Target& t) {
          return DurationBetween(n, &t.config.node.default_lease_ms, node::kMinLeaseMs,

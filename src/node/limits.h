@@ -17,6 +17,8 @@
 
 namespace handoff::node {
 
+// [node] busy_poll_us: at most 10 ms (spinning longer only burns a core).
+inline constexpr uint32_t kMaxBusyPollUs = 10'000;
 // correlation_id, idempotency_key, actor: bytes.
 inline constexpr size_t kMaxIdFieldLength = 255;
 // Shortest and longest lease an intent may ask for.

@@ -5,6 +5,7 @@
 #include "node/node.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -55,6 +56,10 @@ Status ValidateNodeOptions(const NodeOptions& o) {
     return Status::InvalidArgument("max_payload_bytes must be between 1KiB and 64MiB");
   }
   if (o.max_batch == 0) return Status::InvalidArgument("max_batch must be at least 1");
+  if (o.busy_poll_us > kMaxBusyPollUs) {
+    return Status::InvalidArgument("busy_poll_us must be at most " +
+                                   std::to_string(kMaxBusyPollUs));
+  }
   if (o.default_lease_ms < kMinLeaseMs || o.default_lease_ms > kMaxLeaseMs) {
     return Status::InvalidArgument("default_lease must be between 100ms and 24h");
   }
@@ -139,7 +144,8 @@ Status Node::Init() {
     char byte = 1;
     [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);  // a full pipe wakes the loop anyway
   };
-  committer_ = std::make_unique<storage::Committer>(*store_, wake);
+  committer_ = std::make_unique<storage::Committer>(
+      *store_, wake, std::chrono::microseconds(options_.busy_poll_us));
 
   std::optional<gid_t> socket_group;
   if (!options_.agent_socket_group.empty()) {
@@ -206,8 +212,7 @@ Status Node::Run() {
     const bool gathering = next_ != nullptr && !committer_->busy();
     int ready = 0;
     try {
-      ready = zmq::poll(items.data(), items.size(),
-                        std::chrono::milliseconds(gathering ? 0 : NextTimeoutMs()));
+      ready = Poll(items, gathering ? 0 : NextTimeoutMs());
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return net::ZmqStatus(e, "polling");
@@ -245,6 +250,22 @@ Status Node::Run() {
   spdlog::info("handoffd {} stopping: {} waits and {} receivers dropped (clients retry)",
                options_.name, waiters_.size(), receivers_.size());
   return Status::OK();
+}
+
+int Node::Poll(std::vector<zmq::pollitem_t>& items, long timeout_ms) {
+  if (timeout_ms > 0 && options_.busy_poll_us > 0 && committer_->busy()) {
+    // The commit's outcome comes within a flush; put to sleep, this thread would take longer
+    // than that to wake. Each look yields the core, so that the Committer, ZeroMQ's threads
+    // and the agents on the same core go first.
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(options_.busy_poll_us);
+    do {
+      const int ready = zmq::poll(items.data(), items.size(), std::chrono::milliseconds(0));
+      if (ready > 0) return ready;
+      ::sched_yield();
+    } while (std::chrono::steady_clock::now() < until);
+  }
+  return zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
 }
 
 void Node::DropSilentReceivers() {

@@ -123,6 +123,9 @@ class Node {
 
   // Milliseconds until the next timer needs the loop (0: work is ready now).
   long NextTimeoutMs() const;
+  // zmq::poll on `items` for up to `timeout_ms`; while a commit runs, busy-polls first for up to
+  // busy_poll_us (NodeOptions). Returns how many items are ready; throws as zmq::poll does.
+  int Poll(std::vector<zmq::pollitem_t>& items, long timeout_ms);
   bool HasDeliverableWork() const;
   // Takes what is queued on every socket (at most max_batch from each ROUTER).
   void Drain(Inbound* in);

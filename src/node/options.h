@@ -92,6 +92,12 @@ struct NodeOptions {
   // without waiting for quiet sockets (group commit). Default: 128: a busy node then flushes
   // one commit while its loop works on the next (docs/performance.md, "Batches").
   uint32_t max_batch = 128;
+  // [node] busy_poll_us: how long the loop (while a commit runs) and the Committer (once it
+  // has nothing to do) keep looking for each other's work, yielding the core between looks,
+  // before they sleep. A sleeping thread woken again costs more than a flush on a virtual
+  // machine. 0: sleep at once. At most kMaxBusyPollUs (limits.h). Default: 300
+  // (docs/performance.md, "Busy polling").
+  uint32_t busy_poll_us = 300;
 
   // [node] default_lease: lease of an intent whose sender set none. Default: 30 s.
   int64_t default_lease_ms = 30'000;

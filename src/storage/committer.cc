@@ -1,6 +1,7 @@
 #include "storage/committer.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
 namespace handoff::storage {
@@ -14,11 +15,13 @@ constexpr std::chrono::seconds kRetryAfter(1);
 
 }  // namespace
 
-Committer::Committer(Store& store, std::function<void()> on_event)
+Committer::Committer(Store& store, std::function<void()> on_event,
+                     std::chrono::microseconds busy_poll)
     : store_(store),
       env_(store.env()),
       log_(store.log()),
       on_event_(std::move(on_event)),
+      busy_poll_(busy_poll),
       next_seq_(store.next_log_seq()),
       thread_([this] { Loop(); }) {}
 
@@ -146,6 +149,16 @@ void Committer::Loop() {
     }
     if (stop_) return;
     auto woken = [&] { return stop_ || job_ != nullptr || draining_; };
+    if (busy_poll_.count() > 0) {
+      // Look for the next batch a while before sleeping (the constructor says why).
+      const Clock::time_point until = Clock::now() + busy_poll_;
+      do {
+        lock.unlock();
+        ::sched_yield();
+        lock.lock();
+      } while (!woken() && Clock::now() < until);
+      if (woken()) continue;
+    }
     if (held_.empty()) {
       cv_.wait(lock, woken);
     } else {

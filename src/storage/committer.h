@@ -66,8 +66,11 @@ class Committer {
   };
 
   // `store` must outlive the Committer. `on_event` runs on the committer thread after each
-  // outcome and each commit (handoffd's loop wakes up on it).
-  Committer(Store& store, std::function<void()> on_event);
+  // outcome and each commit (handoffd's loop wakes up on it). With nothing to do, the thread
+  // looks for a new batch for up to `busy_poll` (yielding the core between looks) before it
+  // sleeps: at a steady rate the next batch comes sooner than a sleeping thread wakes.
+  Committer(Store& store, std::function<void()> on_event,
+            std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
   // Finishes the running batch, commits what is held, then stops the thread.
   ~Committer();
   Committer(const Committer&) = delete;
@@ -109,6 +112,7 @@ class Committer {
   Env& env_;
   Log* log_;
   std::function<void()> on_event_;
+  const std::chrono::microseconds busy_poll_;
   bool busy_ = false;          // owner's view
   int64_t last_apply_us_ = 0;  // owner's copies
   int64_t last_commit_us_ = 0;

@@ -250,7 +250,31 @@ TEST_CASE("Utf8IsCheckedStrictly") {
   CHECK_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // overlong, three bytes
   CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));      // a surrogate
   CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
-  CHECK_FALSE(IsValidUtf8("ok\xe2\x82"));        // cut short at the end
+  // Text is checked eight ASCII bytes at a time: a bad byte, a good sequence and one cut short
+  // at every offset around those words, in strings of every length around them.
+  for (size_t length = 1; length <= 40; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      CAPTURE(length);
+      CAPTURE(at);
+      std::string text(length, 'a');
+      text[at] = '\xff';
+      CHECK_FALSE(IsValidUtf8(text));
+      text[at] = '\x80';
+      CHECK_FALSE(IsValidUtf8(text));
+      if (at + 1 < length) {
+        text[at] = '\xc3';
+        text[at + 1] = '\xa9';
+        CHECK(IsValidUtf8(text));
+        text[at + 1] = 'a';
+        CHECK_FALSE(IsValidUtf8(text));  // a lead byte followed by ASCII
+      } else {
+        text[at] = '\xc3';
+        CHECK_FALSE(IsValidUtf8(text));  // cut short at the end
+      }
+    }
+    CHECK(IsValidUtf8(std::string(length, 'a')));
+  }
+  CHECK_FALSE(IsValidUtf8("ok\xe2\x82"));  // cut short at the end
 }
 
 TEST_CASE("OnlyValuesShowableAsJsonPassAndTheRefusalSaysWhere") {

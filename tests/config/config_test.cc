@@ -92,6 +92,7 @@ TEST_CASE("TheCommentedExampleConfigParses") {
   CHECK(config->node.map_size == (uint64_t{1} << 30));
   CHECK(config->node.max_payload_bytes == (uint64_t{1} << 20));
   CHECK(config->node.max_batch == 128);
+  CHECK(config->node.busy_poll_us == 300);
   CHECK(config->node.default_lease_ms == 30'000);
   CHECK(config->log_level == "info");
   CHECK(config->node.peer_endpoint == "tcp://0.0.0.0:7400");
@@ -148,6 +149,9 @@ retention = "2d"
   CHECK(Parse("", "empty.toml").ok());
   CHECK(Parse("", "empty.toml")->node.retention_ms == 7LL * 86'400'000);
   CHECK(Parse("[node]\nretention = \"0s\"\n", "forever.toml")->node.retention_ms == 0);
+  CHECK(Parse("", "empty.toml")->node.busy_poll_us == 300);
+  CHECK(Parse("[node]\nbusy_poll_us = 0\n", "off.toml")->node.busy_poll_us == 0);
+  CHECK(Parse("[node]\nbusy_poll_us = 10000\n", "most.toml")->node.busy_poll_us == 10000);
 }
 
 void CheckError(const char* text, const char* where, const char* what) {
@@ -171,6 +175,9 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("name = \"a\"\n", "n.toml:1", "unknown key 'name'");
   CheckError("[node]\nname = \n", "n.toml:2", "");
   CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
+  CheckError("[node]\nbusy_poll_us = 10001\n", "n.toml:2", "busy_poll_us");
+  CheckError("[node]\nbusy_poll_us = -1\n", "n.toml:2", "busy_poll_us");
+  CheckError("[node]\nbusy_poll_us = \"300us\"\n", "n.toml:2", "busy_poll_us");
   CheckError("[node]\nretention = \"-1d\"\n", "n.toml:2", "retention");
   CheckError("[node]\nretention = \"9999d\"\n", "n.toml:2", "3650d");
   CheckError("[node]\nretry_multiplier = nan\n", "n.toml:2", "retry_multiplier must be");

@@ -327,6 +327,35 @@ TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
   CheckHolds(**store, 3, 10, 1000);
 }
 
+// A Committer that busy-polls (handoffd's default) takes a batch that comes while it is still
+// looking and one that comes after it went to sleep, and stops while it is looking.
+TEST_CASE("ABusyPollingCommitterTakesBatchesWhileLookingAndAfterSleeping") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), EnvOptions(), "node-test");
+  REQUIRE(store.ok());
+  auto batches = MakeBatches(**store, 6, 10);
+  int events = 0;
+  {
+    Committer committer(
+        **store, [&] { ++events; }, std::chrono::milliseconds(5));
+    size_t applied = 0;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      // Even batches come at once (the thread is looking); odd ones after it looked for 5 ms
+      // and went to sleep.
+      if (i % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      committer.Start(batches[i].get());
+      Committer::Report r = committer.Wait();
+      REQUIRE(r.durable.has_value());
+      REQUIRE(r.durable->ok());
+      applied += r.applied;
+    }
+    applied += committer.Drain().applied;
+    CHECK(applied == batches.size());
+  }  // destroyed within its 5 ms of looking after the drain
+  CHECK(events >= static_cast<int>(batches.size()));
+  CheckHolds(**store, static_cast<int>(batches.size()), 10);
+}
+
 // A disk that fills up after batches were logged: the LMDB commit that should take them fails.
 // Here the child limits the size of file it may write (RLIMIT_FSIZE) to the log's size, so the
 // preallocated log is still written but LMDB's data file cannot grow past it.

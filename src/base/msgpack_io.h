@@ -120,9 +120,13 @@ class MsgWriter {
     size_t used = 0;
     void write(const char* p, size_t n) {
       if (n == 0) return;  // an empty string_view may carry a null pointer (memcpy's UB)
-      if (n > data.size() - used) data.resize(std::max(2 * data.size(), used + n));
-      std::memcpy(data.data() + used, p, n);
+      std::memcpy(Room(n), p, n);
       used += n;
+    }
+    // Where the next `n` bytes go (room made for them); the caller adds them to `used`.
+    char* Room(size_t n) {
+      if (n > data.size() - used) data.resize(std::max(2 * data.size(), used + n));
+      return data.data() + used;
     }
   };
   struct Frame {
@@ -131,6 +135,7 @@ class MsgWriter {
     bool is_map;
   };
   void CountItem();  // a value begins: arrays count it here, maps count keys
+  void WriteStr(std::string_view s);
   void Open(bool is_map);
   void Close();
 

@@ -203,6 +203,46 @@ TEST_CASE("MsgWriterPatchesContainerSizesAndRoundTrips") {
   CHECK(m->Find("raw")->via.u64 == 42);
 }
 
+TEST_CASE("MsgWriterEncodesStringsOfEveryLengthClassExactly") {
+  // Short strings take a one-byte header, longer ones str8 and str16: as keys and as values,
+  // the bytes are msgpack's own.
+  for (size_t n : {size_t{0}, size_t{1}, size_t{30}, size_t{31}, size_t{32}, size_t{255},
+                   size_t{256}, size_t{70000}}) {
+    CAPTURE(n);
+    const std::string text(n, 'k');
+    MsgWriter w;
+    w.BeginMap();
+    w.Field(text, text);
+    w.EndMap();
+    msgpack::sbuffer expected;
+    msgpack::packer<msgpack::sbuffer> packer(expected);
+    packer.pack_map(1);  // MsgWriter writes map32 headers, patched when the map closes
+    packer.pack(text);
+    packer.pack(text);
+    const std::string_view got = w.view();
+    REQUIRE(got.size() == expected.size() + 4);
+    CHECK(static_cast<uint8_t>(got[0]) == 0xdf);
+    CHECK(got.substr(5) == std::string_view(expected.data() + 1, expected.size() - 1));
+    auto handle = Unpack(got);
+    REQUIRE(handle.ok());
+    std::string value;
+    CHECK(MapReader::From(handle->get(), "test")->String(text, &value).ok());
+    CHECK(value == text);
+  }
+  // Past the writer's first 256 bytes: it grows and keeps what it wrote.
+  MsgWriter w;
+  w.BeginArray();
+  for (int i = 0; i < 100; ++i) w.String(std::string(static_cast<size_t>(i % 40), 'a' + i % 26));
+  w.EndArray();
+  auto handle = Unpack(w.view());
+  REQUIRE(handle.ok());
+  REQUIRE(handle->get().via.array.size == 100);
+  for (uint32_t i = 0; i < 100; ++i) {
+    CHECK(handle->get().via.array.ptr[i].as<std::string>() ==
+          std::string(i % 40, static_cast<char>('a' + i % 26)));
+  }
+}
+
 TEST_CASE("MapReaderNamesTheFieldOnAWrongType") {
   MsgWriter w;
   w.BeginMap();

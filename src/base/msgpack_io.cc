@@ -172,9 +172,10 @@ std::optional<uint64_t> PeekTopLevelUint(std::string_view data, std::string_view
 
 namespace {
 
-// Decodes the one value that starts at `*offset` and moves `*offset` past it.
+// Decodes the value at `*offset` and moves `*offset` past it. `expected_bytes` is about how
+// many bytes the value takes: its zone is sized by it.
 Result<msgpack::object_handle> UnpackAt(std::string_view data, size_t* offset,
-                                        const UnpackLimits& limits) {
+                                        const UnpackLimits& limits, size_t expected_bytes) {
   msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
                               limits.max_string, limits.max_string, limits.max_depth);
   try {
@@ -182,7 +183,7 @@ Result<msgpack::object_handle> UnpackAt(std::string_view data, size_t* offset,
     // adds an object or two) rather than msgpack's default 8 KiB: a request of a kilobyte or
     // two then takes one modest allocation. A zone that runs out adds chunks as it needs them.
     auto zone = std::make_unique<msgpack::zone>(
-        std::clamp<size_t>(2 * (data.size() - *offset) + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
+        std::clamp<size_t>(2 * expected_bytes + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
     bool referenced = false;
     msgpack::object object = msgpack::unpack(*zone, data.data(), data.size(), *offset, referenced,
                                              nullptr, nullptr, limit);
@@ -221,7 +222,8 @@ std::optional<std::pair<size_t, size_t>> ArrayHeader(std::string_view data) {
 Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
   if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
   size_t offset = 0;
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, UnpackAt(data, &offset, limits));
+  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle,
+                           UnpackAt(data, &offset, limits, data.size()));
   if (offset != data.size()) {
     return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
                                    " trailing bytes after the first value");
@@ -247,6 +249,9 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
   std::vector<UnpackedItem> items;
   items.reserve(n);
   size_t offset = header_bytes;
+  // Each value's zone is sized for an average value: sized by the rest of the array, every
+  // zone of a batch of a thousand small requests took 64 KiB (55 MB for a batch of 89 KB).
+  const size_t average = n == 0 ? 0 : (data.size() - header_bytes) / n;
   for (size_t i = 0; i < n; ++i) {
     if (offset >= data.size()) {
       return Status::InvalidArgument("malformed msgpack: the array ends after " +
@@ -254,7 +259,7 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
                                      " values");
     }
     const size_t start = offset;
-    auto handle = UnpackAt(data, &offset, limits);
+    auto handle = UnpackAt(data, &offset, limits, average);
     if (!handle.ok()) {
       return Status::InvalidArgument("value " + std::to_string(i) +
                                      " of the array: " + handle.status().message());

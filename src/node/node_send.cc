@@ -57,8 +57,7 @@ std::vector<Outgoing> Node::Coalesce(std::vector<Outgoing> messages) {
     auto it = open.find(m.routing_id);
     if (m.batch && it != open.end()) {
       Group& group = groups[it->second];
-      static const size_t cap = getenv("HANDOFF_SENDBATCH") ? atoi(getenv("HANDOFF_SENDBATCH")) : wire::kSendBatchItems;
-      if (group.items.size() < cap &&
+      if (group.items.size() < wire::kSendBatchItems &&
           group.bytes + m.frame.size() <= wire::kMaxBatchBytes) {
         group.items.push_back(i);
         group.bytes += m.frame.size();

@@ -41,7 +41,8 @@ void MsgWriter::EndArray() { Close(); }
 
 void MsgWriter::WriteStr(std::string_view s) {
   // Every key and most values are fixstrs (up to 31 bytes): the header byte and the bytes in
-  // one step, where msgpack's packer makes two writes (docs/performance.md, "Less work per round trip").
+  // one step, where msgpack's packer makes two writes (docs/performance.md, "Less work per round
+  // trip").
   constexpr size_t kMaxFixStr = 31;
   if (s.size() <= kMaxFixStr) {
     char* p = buffer_.Room(1 + s.size());

@@ -29,6 +29,9 @@ constexpr uint32_t kMaxGatheredTurns = 8;
 // The agent socket's high-water marks, per connection, in messages (see Init).
 constexpr int kAgentSendHwm = 256;
 constexpr int kAgentReceiveHwm = 32;
+// Requests a turn handles between looks at whether the batch being logged became durable
+// (Node::ReleaseDurable).
+constexpr size_t kReleaseEveryRequests = 32;
 // Request bytes one turn takes from the agent socket (at least one request).
 constexpr uint64_t kMaxTurnFrameBytes = uint64_t{4} << 20;
 // With a backlog, how soon the loop tries ZeroMQ's queues again.
@@ -394,7 +397,9 @@ void Node::Turn(Inbound& in) {
   Batch& batch = turn.batch;
   turn.replies.reserve(requests.size());
   turn.requests.reserve(requests.size());
+  size_t handled = 0;
   for (const Parsed& p : requests) {
+    if (++handled % kReleaseEveryRequests == 0) ReleaseDurable();
     // A connection that leaves more unread than its budget (queued and held replies alike)
     // is not served until it reads: checked per request, so one turn cannot overshoot.
     if (Backlogged(p.in->routing_id)) continue;

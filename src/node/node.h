@@ -139,6 +139,10 @@ class Node {
   // Acts on what the Committer reported: OnCommitted for the batch it made durable (or
   // failed), then drops the layers of the batches it applied to LMDB.
   void OnReport(storage::Committer::Report report);
+  // In the middle of a turn: if the batch being logged is durable, sends what it held at once
+  // (a long turn would otherwise hold its replies back until it ends, and the agents' next
+  // requests with them).
+  void ReleaseDurable();
   // The Committer finished `logging_` with `s`: send what it held, or fail it and every
   // turn after it.
   void OnCommitted(const Status& s);

@@ -70,6 +70,16 @@ void Node::SendHeld(Held& held) {
   AfterPeers(held.batch, held.acks);
 }
 
+void Node::ReleaseDurable() {
+  // What OnCommitted does with a durable batch is safe in the middle of a turn: it sends what
+  // the batch held (older than anything this turn says, so each connection's order holds),
+  // releases receivers' credit, and keeps the batch's writes as a layer. The two things that
+  // are not wait for the loop's next pass: a failed commit (it fails the turns gathered since,
+  // this one among them) and dropping layers LMDB now holds (this turn's snapshot predates
+  // them).
+  if (logging_ != nullptr && committer_->TakeIfCommitted()) OnCommitted(Status::OK());
+}
+
 void Node::OnReport(storage::Committer::Report report) {
   if (report.durable || report.applied > 0) stats_.lmdb_commits = committer_->lmdb_commits();
   service_->set_store_fault(report.store);

@@ -49,6 +49,16 @@ Committer::Report Committer::Take() {
   return TakeLocked();
 }
 
+bool Committer::TakeIfCommitted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!result_ || !result_->ok()) return false;
+  result_.reset();
+  busy_ = false;
+  last_apply_us_ = apply_us_;
+  last_commit_us_ = commit_us_;
+  return true;
+}
+
 Committer::Report Committer::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
   if (busy_) cv_.wait(lock, [&] { return result_.has_value(); });

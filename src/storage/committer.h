@@ -82,6 +82,10 @@ class Committer {
   bool busy() const { return busy_; }
   // What happened since the last call; never blocks.
   Report Take();
+  // True, taking the outcome, when the started batch is known to be durable; false when it is
+  // still running or failed (a failure is left for Take or Wait). Batches applied to LMDB
+  // meanwhile are still reported by the next Take. Never blocks.
+  bool TakeIfCommitted();
   // Blocks until the started batch's outcome is known (returns at once when none runs).
   Report Wait();
   // Blocks until every durable batch is in LMDB and synced (or that failed).

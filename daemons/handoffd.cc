@@ -4,15 +4,11 @@
 // ask the node to stop; the loop finishes its turn and returns.
 
 #include <malloc.h>
-#include <sys/auxv.h>
 #include <systemd/sd-daemon.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "base/logging.h"
@@ -42,39 +38,6 @@ void NotifyServiceManager(handoff::node::Node& node) {
   sd_notify(0, ready.c_str());
 }
 
-// glibc keeps at most 7 freed blocks of each small size per thread for quick reuse (its
-// tcache). A turn allocates hundreds of blocks of a size (records, messages, write-set entries)
-// and a commit frees them together, so most of them take glibc's slower paths; keeping 256
-// gives +9% round trips without fsync and a few percent with it (docs/performance.md, "The
-// allocator's cache"). The count can only be set through GLIBC_TUNABLES, which glibc reads as a
-// program starts: so when that variable does not set it, handoffd starts itself again once
-// (execv of its own binary: the same process, before any thread, file or socket exists) with
-// it added. An operator's own glibc.malloc.tcache_count (7 is glibc's default) is kept.
-void TuneAllocatorCache(char** argv) {
-#ifdef __GLIBC__
-  constexpr const char* kTunable = "glibc.malloc.tcache_count";
-  constexpr const char* kValue = "256";
-  // A setuid start has glibc drop tunables it does not trust: starting again could loop.
-  if (::getauxval(AT_SECURE) != 0) return;
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  if (tunables != nullptr && std::strstr(tunables, kTunable) != nullptr) return;
-  const std::string before = tunables != nullptr ? tunables : "";
-  const std::string value =
-      (before.empty() ? "" : before + ":") + std::string(kTunable) + "=" + kValue;
-  if (::setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
-  // Could not start again (no /proc, say): go on with glibc's default, the environment as it
-  // was.
-  if (tunables != nullptr) {
-    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
-  } else {
-    ::unsetenv("GLIBC_TUNABLES");
-  }
-#else
-  (void)argv;
-#endif
-}
-
 int Fail(const handoff::Status& status) {
   std::fprintf(stderr, "handoffd: %s\n", status.message().c_str());
   return 1;
@@ -83,7 +46,6 @@ int Fail(const handoff::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  TuneAllocatorCache(argv);
   // The loop allocates and frees a few MiB per turn (messages, records, LMDB's dirty pages).
   // glibc's defaults hand that memory back to the kernel after every turn and fault it in
   // again on the next; keeping 64 MiB of slack costs nothing on a daemon and about 15% of its

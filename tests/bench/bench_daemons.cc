@@ -1,6 +1,7 @@
 #include "bench/bench_daemons.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -12,12 +13,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "handoff/client.h"
 #include "net/curve_keys.h"
+
+extern char** environ;
 
 namespace handoff::bench {
 
@@ -65,6 +70,11 @@ std::optional<std::map<std::string, PeerKey>> PeerKeys(const Options& o, const s
   return keys;
 }
 
+std::string DaemonGlibcTunables() {
+  const char* own = std::getenv("GLIBC_TUNABLES");
+  return own != nullptr ? own : kUnitGlibcTunables;
+}
+
 // Starts one handoffd with its config in `dir`.
 void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std::string& extra) {
   const std::string config = dir + "/" + d.name + ".toml";
@@ -73,11 +83,23 @@ void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
                         << "\"\nlog_level = \"warn\"\nfsync = " << (o.fsync ? "true" : "false")
                         << "\nmax_payload_bytes = " << std::max(1 << 20, 2 * o.payload) << "\n"
                         << o.extra_node_config << extra;
+  // The environment is built before the fork: the child of a threaded process may only call
+  // async-signal-safe functions before it execs.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "GLIBC_TUNABLES=", 15) != 0) env.emplace_back(*e);
+  }
+  env.push_back("GLIBC_TUNABLES=" + DaemonGlibcTunables());
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const std::string log = dir + "/" + d.name + ".log";
+  const char* argv[] = {o.handoffd.c_str(), "--config", config.c_str(), nullptr};
   d.pid = ::fork();
   if (d.pid == 0) {
-    const std::string log = dir + "/" + d.name + ".log";
-    std::freopen(log.c_str(), "a", stderr);
-    ::execl(o.handoffd.c_str(), o.handoffd.c_str(), "--config", config.c_str(), nullptr);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) ::dup2(fd, STDERR_FILENO);
+    ::execve(argv[0], const_cast<char* const*>(argv), envp.data());
     ::_exit(127);
   }
 }

@@ -36,6 +36,14 @@ struct Daemon {
   pid_t pid = -1;
 };
 
+// What the shipped systemd unit sets (config/handoffd.service.in): glibc's cache of freed
+// blocks per thread raised from 7 to 256 (docs/operations.md, "The process").
+inline constexpr const char* kUnitGlibcTunables = "glibc.malloc.tcache_count=256";
+// The daemons' GLIBC_TUNABLES: the benchmark's own environment's when it sets one (to measure
+// another setting, or glibc's default with glibc.malloc.tcache_count=7), else the unit's, so
+// that the figures are those of a daemon run as installed.
+std::string DaemonGlibcTunables();
+
 // `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
 std::vector<int> FreePorts(int n);
 

@@ -45,6 +45,12 @@ endif()
 if(DEFINED PEER_SECURITY)
   expect(peer_security ${PEER_SECURITY})
 endif()
+# The daemons run with the systemd unit's GLIBC_TUNABLES unless the environment sets its own.
+if(DEFINED ENV{GLIBC_TUNABLES})
+  expect(daemon_glibc_tunables "$ENV{GLIBC_TUNABLES}")
+else()
+  expect(daemon_glibc_tunables "glibc.malloc.tcache_count=256")
+endif()
 # Every result came back and was right.
 expect(ok ON)
 expect(completed ${COUNT})

@@ -472,6 +472,7 @@ int main(int argc, char** argv) {
                              {"peer_security", o.peer_security},
                              {"wait", o.wait_request ? "request" : "wait_rid"},
                              {"protocol", o.protocol},
+                             {"daemon_glibc_tunables", DaemonGlibcTunables()},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"bench_cpu_us_by_thread", per_rt_by_role(bench_by_role)},
                              {"ok", ok}};
@@ -492,10 +493,11 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s, peer_security %s, protocol %d, %s\n",
+        "payload, fsync %s, peer_security %s, protocol %d, %s, daemons' GLIBC_TUNABLES %s\n",
         o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off", o.peer_security.c_str(),
         o.protocol,
-        o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)");
+        o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)",
+        DaemonGlibcTunables().c_str());
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);

@@ -32,7 +32,8 @@ unit=$prefix/lib/systemd/system/handoffd.service
 grep -qx 'ExecStart=/usr/local/bin/handoffd --config /usr/local/etc/handoff/handoffd.toml' "$unit" ||
   fail "the unit does not start the installed handoffd with the installed config"
 for line in Type=notify WatchdogSec=30s User=handoff Group=handoff NoNewPrivileges=true \
-    ProtectSystem=strict StateDirectory=handoff RuntimeDirectory=handoff RuntimeDirectoryMode=0770; do
+    ProtectSystem=strict StateDirectory=handoff RuntimeDirectory=handoff RuntimeDirectoryMode=0770 \
+    Environment=GLIBC_TUNABLES=glibc.malloc.tcache_count=256; do
   grep -qx "$line" "$unit" || fail "the unit lacks $line"
 done
 "$prefix/bin/handoffd" --version | grep -q '^handoffd ' || fail "the installed handoffd does not run"

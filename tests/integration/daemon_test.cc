@@ -12,7 +12,6 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 #include "handoff/client.h"
@@ -240,45 +239,6 @@ TEST_CASE("SigtermStopsCleanlyAndASecondDaemonIsRefused") {
 
   CHECK(daemon.Stop() == 0);
   CHECK(daemon.Log().find("stopping") != std::string::npos);
-}
-
-// The environment process `pid` was started with, as the kernel keeps it: NUL-separated
-// entries (glibc cuts GLIBC_TUNABLES at each ':' with a NUL as it reads it, so a tunable is
-// looked for anywhere rather than as an entry).
-std::string EnvironmentOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-bool Has(const std::string& environment, const std::string& text) {
-  return environment.find(text) != std::string::npos;
-}
-
-TEST_CASE("HandoffdRaisesGlibcsCacheOfFreedBlocksUnlessTheOperatorSetIt") {
-  TempDir dir;
-  Daemon daemon(dir);
-  // None set: handoffd starts itself again with the count (the same process: the pid the
-  // test started), and serves.
-  daemon.SetEnv({{"GLIBC_TUNABLES", ""}});
-  daemon.Start();
-  CHECK(Has(EnvironmentOf(daemon.pid()), "GLIBC_TUNABLES=glibc.malloc.tcache_count=256"));
-  REQUIRE(daemon.Stop() == 0);
-  // Other tunables are kept, the count added after them.
-  daemon.SetEnv({{"GLIBC_TUNABLES", "glibc.malloc.arena_max=4"}});
-  daemon.Start();
-  std::string environment = EnvironmentOf(daemon.pid());
-  CHECK(Has(environment, "GLIBC_TUNABLES=glibc.malloc.arena_max=4"));
-  CHECK(Has(environment, "glibc.malloc.tcache_count=256"));
-  REQUIRE(daemon.Stop() == 0);
-  // An operator's own count stands.
-  daemon.SetEnv({{"GLIBC_TUNABLES", "glibc.malloc.tcache_count=7"}});
-  daemon.Start();
-  environment = EnvironmentOf(daemon.pid());
-  CHECK(Has(environment, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7"));
-  CHECK_FALSE(Has(environment, "tcache_count=256"));
-  auto client = daemon.Connect();
-  CHECK(client->NodeStatus().ok());
-  CHECK(daemon.Stop() == 0);
 }
 
 TEST_CASE("AClientFacingAStalledOrVanishedDaemonGetsAClearErrorInBoundedTime") {

@@ -34,8 +34,6 @@ class Daemon {
   bool running();
   // Sends `sig` to the daemon process (SIGSTOP/SIGCONT to stall it).
   void Signal(int sig);
-  // The running daemon's process id (-1 when it was never started).
-  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   const std::string& endpoint() const { return endpoint_; }
   const std::string& config_path() const { return config_path_; }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -95,8 +96,13 @@ void StartDaemon(const Options& o, const std::string& dir, Daemon& d, const std:
   envp.push_back(nullptr);
   const std::string log = dir + "/" + d.name + ".log";
   const char* argv[] = {o.handoffd.c_str(), "--config", config.c_str(), nullptr};
+  const pid_t bench = ::getpid();
   d.pid = ::fork();
   if (d.pid == 0) {
+    // A benchmark that dies, however (Ctrl-C, SIGKILL), takes its daemons with it: SIGTERM,
+    // which stops them cleanly. Checked after setting it, in case the benchmark died first.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != bench) ::_exit(127);
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) ::dup2(fd, STDERR_FILENO);
     ::execve(argv[0], const_cast<char* const*>(argv), envp.data());

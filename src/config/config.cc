@@ -77,6 +77,14 @@ Status DurationBetween(const toml::node& n, int64_t* out, int64_t min_ms, int64_
   return Status::OK();
 }
 
+// An integer key in [min, max]; anything else is refused with the key's expected form.
+Status IntegerBetween(const toml::node& n, uint32_t* out, int64_t min, int64_t max) {
+  auto v = n.value_exact<int64_t>();
+  if (!v || *v < min || *v > max) return Status::InvalidArgument("");
+  *out = static_cast<uint32_t>(*v);
+  return Status::OK();
+}
+
 Status ValidateRoutePattern(const std::string& pattern) {
   if (pattern.rfind("agent://", 0) != 0) {
     return Status::InvalidArgument("'" + pattern + "' does not start with agent://");
@@ -192,17 +200,11 @@ const std::vector<Directive>& Directives() {
        }},
       {"node", "max_batch", "an integer from 1 to 65536", false,
        [](const toml::node& n, Target& t) {
-         auto v = n.value_exact<int64_t>();
-         if (!v || *v < 1 || *v > 65536) return Status::InvalidArgument("");
-         t.config.node.max_batch = static_cast<uint32_t>(*v);
-         return Status::OK();
+         return IntegerBetween(n, &t.config.node.max_batch, 1, 65536);
        }},
       {"node", "busy_poll_us", "an integer from 0 to 10000", false,
        [](const toml::node& n, Target& t) {
-         auto v = n.value_exact<int64_t>();
-         if (!v || *v < 0 || *v > node::kMaxBusyPollUs) return Status::InvalidArgument("");
-         t.config.node.busy_poll_us = static_cast<uint32_t>(*v);
-         return Status::OK();
+         return IntegerBetween(n, &t.config.node.busy_poll_us, 0, node::kMaxBusyPollUs);
        }},
       {"node", "default_lease", "a duration like \"30s\"", false,
        [](const toml::node& n, Target& t) {
@@ -216,10 +218,7 @@ const std::vector<Directive>& Directives() {
        }},
       {"node", "max_attempts", "an integer from 0 (unlimited) to 1000000", false,
        [](const toml::node& n, Target& t) {
-         auto v = n.value_exact<int64_t>();
-         if (!v || *v < 0 || *v > node::kMaxAttemptsLimit) return Status::InvalidArgument("");
-         t.config.node.max_attempts = static_cast<uint32_t>(*v);
-         return Status::OK();
+         return IntegerBetween(n, &t.config.node.max_attempts, 0, node::kMaxAttemptsLimit);
        }},
       {"node", "retry_initial", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {

@@ -10,14 +10,19 @@
 #include <cerrno>
 #include <cstring>
 
+#include "storage/crc32c.h"
+
 namespace handoff::storage {
 namespace {
 
 constexpr char kMagic[4] = {'H', 'O', 'w', 'l'};
-constexpr uint16_t kVersion = 1;
-// A fixed key: the checksum guards against torn and stale records, not against an attacker
-// (who could write the file anyway).
-constexpr unsigned char kChecksumKey[crypto_shorthash_KEYBYTES] = {
+// Version 2 checks records with CRC-32C; version 1 (still read, so a log an earlier release
+// left is replayed) with SipHash-2-4, which cost a fifth of the Committer's instructions.
+constexpr uint16_t kVersion = 2;
+constexpr uint16_t kVersionSipHash = 1;
+// Version 1's fixed key: the checksum guards against torn and stale records, not against an
+// attacker (who could write the file anyway).
+constexpr unsigned char kSipHashKey[crypto_shorthash_KEYBYTES] = {
     'h', 'a', 'n', 'd', 'o', 'f', 'f', '-', 'w', 'a', 'l', '-', 'v', '1', '.', '0'};
 
 Status Errno(std::string_view what, const std::string& path) {
@@ -34,14 +39,19 @@ uint64_t GetLe(const unsigned char* in, int bytes) {
   return v;
 }
 
-uint64_t Checksum(const unsigned char* header, std::string_view payload) {
-  unsigned char input[24 + crypto_shorthash_BYTES];
-  std::memcpy(input, header, 24);
-  crypto_shorthash(input + 24, reinterpret_cast<const unsigned char*>(payload.data()),
-                   payload.size(), kChecksumKey);
-  unsigned char out[crypto_shorthash_BYTES];
-  crypto_shorthash(out, input, sizeof(input), kChecksumKey);
-  return GetLe(out, 8);
+// The checksum of a record whose first 24 header bytes are `header`, by its version.
+uint64_t Checksum(uint16_t version, const unsigned char* header, std::string_view payload) {
+  if (version == kVersionSipHash) {
+    unsigned char input[24 + crypto_shorthash_BYTES];
+    std::memcpy(input, header, 24);
+    crypto_shorthash(input + 24, reinterpret_cast<const unsigned char*>(payload.data()),
+                     payload.size(), kSipHashKey);
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, input, sizeof(input), kSipHashKey);
+    return GetLe(out, 8);
+  }
+  const uint32_t crc = Crc32c(0, std::string_view(reinterpret_cast<const char*>(header), 24));
+  return Crc32c(crc, payload);
 }
 
 // Moves `size` bytes at `offset` with `io` (pread or pwrite), resuming after short transfers
@@ -116,7 +126,9 @@ Status Log::Scan(const std::function<Status(uint64_t seq, std::string_view paylo
     if (!PreadAll(fd_, header, sizeof(header), static_cast<off_t>(at))) {
       return Errno("cannot read", path_);
     }
-    if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0 || GetLe(header + 4, 2) != kVersion) {
+    const auto version = static_cast<uint16_t>(GetLe(header + 4, 2));
+    if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0 ||
+        (version != kVersion && version != kVersionSipHash)) {
       break;
     }
     const uint64_t seq = GetLe(header + 8, 8);
@@ -126,7 +138,7 @@ Status Log::Scan(const std::function<Status(uint64_t seq, std::string_view paylo
     if (!PreadAll(fd_, payload.data(), length, static_cast<off_t>(at + kHeaderBytes))) {
       return Errno("cannot read", path_);
     }
-    if (Checksum(header, payload) != GetLe(header + 24, 8)) break;
+    if (Checksum(version, header, payload) != GetLe(header + 24, 8)) break;
     HANDOFF_RETURN_IF_ERROR(fn(seq, payload));
     previous = seq;
     first = false;
@@ -145,7 +157,7 @@ Status Log::Append(uint64_t seq, std::string_view payload) {
   PutLe(header + 4, kVersion, 2);
   PutLe(header + 8, seq, 8);
   PutLe(header + 16, payload.size(), 8);
-  PutLe(header + 24, Checksum(header, payload), 8);
+  PutLe(header + 24, Checksum(kVersion, header, payload), 8);
   std::array<iovec, 2> parts = {iovec{header, sizeof(header)},
                                 iovec{const_cast<char*>(payload.data()), payload.size()}};
   const size_t total = sizeof(header) + payload.size();

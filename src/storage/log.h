@@ -14,12 +14,13 @@
 //
 //   offset  bytes  field
 //   0       4      magic "HOwl"
-//   4       2      version (1), little-endian
+//   4       2      version (2), little-endian
 //   6       2      reserved (0)
 //   8       8      seq, little-endian: one more than the record before it
 //   16      8      payload length, little-endian
-//   24      8      checksum: SipHash-2-4 (libsodium's crypto_shorthash) of bytes 0-23 and of
-//                  the payload's own SipHash
+//   24      8      checksum, little-endian: CRC-32C of bytes 0-23 then the payload (version
+//                  2); SipHash-2-4 of bytes 0-23 and of the payload's own SipHash (version
+//                  1, written by earlier releases and still read)
 //   32      ...    payload (a write set, WriteSet::Encode)
 //
 // Appends go one after another until a record does not fit in what is left; the Committer

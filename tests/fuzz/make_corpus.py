@@ -146,6 +146,7 @@ def main() -> None:
     # as bytes the decoder must refuse or take.
     write("wal_replay", b"\x01")
     write("wal_replay", b"\x01HOwl\x01\x00\x00\x00" + b"\x01" + b"\x00" * 7)
+    write("wal_replay", b"\x01HOwl\x02\x00\x00\x00" + b"\x01" + b"\x00" * 23 + b"abc")
     write("wal_replay", b"\x00" + struct.pack("<H", 8) + b"\x00" * 8)
     write("wal_replay", b"\x00" + struct.pack("<H", 3) + b"abc" + struct.pack("<H", 0))
     # Whole turns: send, deliver, ack, checkpoint, complete, time passing, a rollback.

@@ -41,20 +41,29 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
 // byte. Records are encoded and decoded on every turn, and a msgpack map spent most of that on
 // its ~30 field names; the stored form is private to a data directory (wire messages stay
 // msgpack maps). Records written by earlier versions, as msgpack maps, are still read: a map
-// never starts with kStoredV1.
+// never starts with a version byte.
+//
+// Version 2 (schema 2) added IntentRecord::last_audit_seq and EventRecord::prev_audit_seq at
+// the end of each; version 1 records read with them 0, and Store's migration fills them in.
 //
 // The order is written once, in the Fields functions below, and both directions follow it:
 // BinWriter and BinReader each take every field type through operator(), one writing it and
 // the other reading into it.
 constexpr char kStoredV1 = 0x01;
+constexpr char kStoredV2 = 0x02;
+
+bool IsStoredForm(std::string_view bytes) {
+  return !bytes.empty() && (bytes[0] == kStoredV1 || bytes[0] == kStoredV2);
+}
 
 class BinWriter {
  public:
   explicit BinWriter(size_t reserve) {
     out_.reserve(reserve);
-    out_.push_back(kStoredV1);
+    out_.push_back(kStoredV2);
   }
   std::string Release() { return std::move(out_); }
+  static int version() { return kStoredV2; }
 
   void operator()(bool v) { out_.push_back(v ? 1 : 0); }
   void operator()(IntentStatus v) { out_.push_back(static_cast<char>(v)); }
@@ -95,7 +104,8 @@ class BinWriter {
 // first failure sticks: the caller checks done() once at the end.
 class BinReader {
  public:
-  explicit BinReader(std::string_view in) : in_(in) {}
+  BinReader(std::string_view in, int version) : in_(in), version_(version) {}
+  int version() const { return version_; }
   // Everything read, nothing left over.
   bool done() const { return ok_ && in_.empty(); }
   uint64_t U64() { return Fixed(8); }
@@ -151,6 +161,7 @@ class BinReader {
     return v;
   }
   std::string_view in_, last_;
+  int version_;
   bool ok_ = true;
 };
 
@@ -205,9 +216,9 @@ void Fields(Io& io, R& r) requires std::is_same_v<std::remove_const_t<R>, Intent
   io(r.replay_of);
   io(r.approval);
   io(r.remote_seq);
+  if (io.version() >= kStoredV2) io(r.last_audit_seq);
 }
 
-// audit_seq comes last: StoredEventAuditSeq reads it from the end.
 template <typename Io, typename E>
 void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventRecord> {
   io(e.id);
@@ -219,6 +230,7 @@ void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventR
   io(e.actor);
   io(e.details);
   io(e.audit_seq);
+  if (io.version() >= kStoredV2) io(e.prev_audit_seq);
 }
 
 template <typename R>
@@ -230,7 +242,7 @@ std::string EncodeStored(const R& record, size_t reserve) {
 
 template <typename R>
 Result<R> DecodeStored(std::string_view bytes, std::string_view what) {
-  BinReader in(bytes.substr(1));  // after the version byte
+  BinReader in(bytes.substr(1), bytes[0]);  // after the version byte
   R record;
   Fields(in, record);
   if (!in.done()) return Status::Corruption(std::string(what) + ": truncated, overlong or invalid");
@@ -421,8 +433,7 @@ Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events) {
 }
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1)
-    return DecodeStored<IntentRecord>(bytes, "intent record");
+  if (IsStoredForm(bytes)) return DecodeStored<IntentRecord>(bytes, "intent record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("intent record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "intent record");
@@ -433,21 +444,8 @@ Result<IntentRecord> DecodeIntent(std::string_view bytes) {
   return r;
 }
 
-Result<uint64_t> StoredEventAuditSeq(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1) {
-    // The stored form ends with it.
-    if (bytes.size() < 1 + IntentId::kSize + 8)
-      return Status::Corruption("event record: truncated");
-    BinReader tail(bytes.substr(bytes.size() - 8));
-    return tail.U64();
-  }
-  HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(bytes));
-  return e.audit_seq;
-}
-
 Result<EventRecord> DecodeEvent(std::string_view bytes) {
-  if (!bytes.empty() && bytes[0] == kStoredV1)
-    return DecodeStored<EventRecord>(bytes, "event record");
+  if (IsStoredForm(bytes)) return DecodeStored<EventRecord>(bytes, "event record");
   auto handle = Unpack(bytes);
   if (!handle.ok()) return Status::Corruption("event record: " + handle.status().message());
   auto m = MapReader::From(handle->get(), "event record");

@@ -59,6 +59,10 @@ struct IntentRecord {
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
   // a retransmitted update is recognised and skipped.
   uint64_t remote_seq = 0;
+
+  // The audit seq of its latest event (0: none yet), where its history's chain starts
+  // (EventRecord::prev_audit_seq); stored, not sent.
+  uint64_t last_audit_seq = 0;
 };
 
 struct EventRecord {
@@ -70,8 +74,10 @@ struct EventRecord {
   std::string node;
   std::string actor;
   std::string details;  // one encoded msgpack map, or empty
-  // Its place in the node-wide audit trail (0: not known); stored, not sent.
+  // Its place in the node-wide audit trail (0: not known), and the place of the event of the
+  // same intent before it (0: none, it is the first); stored, not sent.
   uint64_t audit_seq = 0;
+  uint64_t prev_audit_seq = 0;
 };
 
 // An ErrorInfo as a map {code, message, retryable}, the one form it takes everywhere.
@@ -87,7 +93,7 @@ Status ReadApproval(const MapReader& m, Approval* out);
 void WriteIntentFields(MsgWriter& w, const IntentRecord& r);
 void WriteEventFields(MsgWriter& w, const EventRecord& e);
 
-// The stored form of records (the values of the intents and events tables): a compact binary
+// The stored form of records (the values of the intents and audit tables): a compact binary
 // encoding private to a data directory. Decode also reads the msgpack maps earlier versions
 // stored.
 std::string EncodeIntent(const IntentRecord& r);
@@ -101,8 +107,6 @@ Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events = fa
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes);
 Result<EventRecord> DecodeEvent(std::string_view bytes);
-// The audit seq of a stored event (0: none), without decoding the rest of it.
-Result<uint64_t> StoredEventAuditSeq(std::string_view bytes);
 
 }  // namespace handoff
 

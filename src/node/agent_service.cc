@@ -505,16 +505,15 @@ AgentService::Reply AgentService::OnAudit(Txn& txn, Batch&, const std::string&,
   uint64_t since = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("since", &since));
   HANDOFF_ASSIGN_OR_RETURN(uint64_t limit, ReadLimit(m, 1000));
-  std::vector<uint64_t> seqs;
   std::vector<EventRecord> events;
-  HANDOFF_RETURN_IF_ERROR(engine_.Audit(txn, since, limit, &seqs, &events));
+  HANDOFF_RETURN_IF_ERROR(engine_.Audit(txn, since, limit, &events));
   ReplyBuilder b(req.rid);
   b.w().Key("entries");
   b.w().BeginArray();
-  for (size_t i = 0; i < events.size(); ++i) {
+  for (const EventRecord& e : events) {
     b.w().BeginMap();
-    b.w().Field("audit_seq", seqs[i]);
-    WriteEventFields(b.w(), events[i]);
+    b.w().Field("audit_seq", e.audit_seq);
+    WriteEventFields(b.w(), e);
     b.w().EndMap();
   }
   b.w().EndArray();

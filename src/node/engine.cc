@@ -47,7 +47,7 @@ Status Engine::Recover(const Txn& txn) {
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;
   HANDOFF_ASSIGN_OR_RETURN(audit_seq_, store_.LastAuditSeq(txn));
-  HANDOFF_ASSIGN_OR_RETURN(node_event_seq_, store_.LastNodeEventSeq(txn));
+  HANDOFF_RETURN_IF_ERROR(store_.LastNodeEvent(txn, &node_event_seq_, &node_last_audit_seq_));
   HANDOFF_RETURN_IF_ERROR(LoadPaused(txn));
   const int64_t now = clock_.NowMs();
   return store_.ScanIntents(txn, [&](const IntentRecord& r) {
@@ -123,15 +123,17 @@ bool Engine::LeaseExpiryDue() const {
   return next && *next <= clock_.NowMs();
 }
 
-Status Engine::WriteEvent(Txn& txn, EventRecord& e) {
+Status Engine::WriteEvent(Txn& txn, EventRecord& e, uint64_t* chain) {
   e.audit_seq = ++audit_seq_;
+  e.prev_audit_seq = *chain;
   HANDOFF_RETURN_IF_ERROR(store_.PutEvent(txn, e));
-  return store_.PutAudit(txn, e.audit_seq, e.id, e.seq);
+  *chain = e.audit_seq;
+  return Status::OK();
 }
 
-Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit,
                      std::vector<EventRecord>* out) const {
-  return store_.ListAudit(txn, since, limit, seqs, out);
+  return store_.ListAudit(txn, since, limit, out);
 }
 
 Result<const IntentRecord*> Engine::Kept(const IntentId& id) const {
@@ -245,7 +247,7 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
   e.node = options_.node_name;
   e.actor = std::string(actor);
   e.details = std::move(details);
-  HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
+  HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e, &r.last_audit_seq));
   LogEvent(r, e.event_type, Count(e.event_type, r.status));
   Put(r);
   if (!IsReplica(r)) return Status::OK();
@@ -507,7 +509,7 @@ Status Engine::Events(const Txn& txn, const IntentId& id, uint32_t since, size_t
                       std::vector<EventRecord>* out) const {
   IntentRecord r;
   HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
-  return store_.ListEvents(txn, id, since, limit, out);
+  return store_.ListEvents(txn, r, since, limit, out);
 }
 
 Status Engine::List(Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out) {

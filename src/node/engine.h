@@ -307,8 +307,8 @@ class Engine {
   // Flushes first when `txn` writes, so a list sees this turn's own changes.
   Status List(Txn& txn, const ListFilter& filter, std::vector<IntentRecord>* out);
   // The node-wide trail: events with audit seq > `since`, in the order they were recorded.
-  Status Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
-               std::vector<EventRecord>* out) const;
+  // Each event's audit_seq says its place.
+  Status Audit(const Txn& txn, uint64_t since, size_t limit, std::vector<EventRecord>* out) const;
 
   // InvalidArgument if an encoded payload, checkpoint or result is over max_payload_bytes.
   Status CheckSize(std::string_view what, size_t size) const;
@@ -333,8 +333,10 @@ class Engine {
  private:
   // The details of an event that names only the attempt: {"attempt": N}.
   static std::string AttemptDetails(uint32_t attempt);
-  // Stores an event and its entry in the node-wide audit trail.
-  Status WriteEvent(Txn& txn, EventRecord& e);
+  // Stores an event as the next in the node-wide audit trail, chained after `*chain` (the
+  // audit seq of its intent's latest event: IntentRecord::last_audit_seq, or the node's own),
+  // which it then becomes.
+  Status WriteEvent(Txn& txn, EventRecord& e, uint64_t* chain);
   // Loads an intent: this turn's staged record, else the cache, else the store; NotFound with
   // the id in the message.
   Status Load(const Txn& txn, const IntentId& id, IntentRecord* out) const;
@@ -430,8 +432,9 @@ class Engine {
   // A timer no stored timer comes before: FireTimers starts there rather than stepping over
   // the deleted timers of pending turns again for every timer it fires.
   std::optional<storage::TimerEntry> timer_floor_;
-  uint64_t audit_seq_ = 0;       // last audit seq written
-  uint32_t node_event_seq_ = 0;  // last seq of the node's own events
+  uint64_t audit_seq_ = 0;            // last audit seq written
+  uint32_t node_event_seq_ = 0;       // last seq of the node's own events
+  uint64_t node_last_audit_seq_ = 0;  // and the audit seq of the last one
   std::map<std::string, PauseInfo> paused_;
   std::array<int64_t, kIntentStatusCount> counts_{};
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache

@@ -62,7 +62,7 @@ Status Engine::RecordNodeEvent(Txn& txn, std::string_view event_type, std::strin
   e.node = options_.node_name;
   e.actor = std::string(actor);
   e.details = std::move(details);
-  return WriteEvent(txn, e);
+  return WriteEvent(txn, e, &node_last_audit_seq_);
 }
 
 Result<std::string> Engine::Pause(Txn& txn, Batch& batch, const std::string& address,

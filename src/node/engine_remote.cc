@@ -203,7 +203,7 @@ Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer
     e.seq = ++r.seq;
     e.audit_seq = 0;
     if (i + 1 == u.events.size()) e.status = r.status;  // the last: the state it leaves
-    HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e));
+    HANDOFF_RETURN_IF_ERROR(WriteEvent(txn, e, &r.last_audit_seq));
   }
   Put(r);
   if (from != r.status) {

@@ -16,7 +16,7 @@ Status Engine::ScheduleRetention(Txn& txn, const IntentRecord& r) {
 }
 
 Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
-  HANDOFF_RETURN_IF_ERROR(store_.PurgeIntent(txn, r.id));
+  HANDOFF_RETURN_IF_ERROR(store_.PurgeIntent(txn, r));
   if (!r.idempotency_key.empty()) {
     IntentId owner;
     std::string hash;

@@ -6,18 +6,25 @@
 //   -------  ------------------------------------  --------------------------------------------
 //   meta     ascii name                            ascii/bytes: "schema_version", "node_name",
 //                                                  "log_seq" (u64 LE: last log record applied)
-//   intents  intent id (16 bytes, UUIDv7)          IntentRecord, msgpack map (records.h)
+//   intents  intent id (16 bytes, UUIDv7)          IntentRecord, its stored form (records.h)
 //   blobs    intent id (16) + kind (1 byte)        one msgpack value: 'p' payload,
 //                                                  'c' latest checkpoint, 'r' result
-//   events   intent id (16) + seq (u32 big-endian) EventRecord, msgpack map (records.h)
+//   events   intent id (16) + seq (u32 big-endian) audit seq (u64 BE) of that event: the index
+//                                                  of each intent's history, for every
+//                                                  kEventIndexEvery-th event of an intent
+//                                                  and every event of the node's own
 //   queue    to_agent address + 0x00 + intent id  empty: SUBMITTED intents awaiting delivery,
 //                                                  in creation order per address
 //   outbox   peer name + 0x00 + link seq (u64 BE)  queued_at (i64 BE, ms) + one encoded peer
 //                                                  message, kept until the peer acknowledges it
 //   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
 //            "in/" + peer                          u64 BE: last link seq applied from peer
-//   audit    node-wide seq (u64 BE)                intent id (16) + event seq (u32 BE): every
-//                                                  event recorded here, in the order recorded
+//   audit    node-wide seq (u64 BE)                EventRecord (records.h): every event, in
+//                                                  the order recorded, each chained to the
+//                                                  one before it of its intent
+//                                                  (prev_audit_seq); an intent's record
+//                                                  holds where its chain starts
+//                                                  (last_audit_seq)
 //   idem     from_agent + 0x00 + idempotency key   intent id (16) + content hash (32): the
 //                                                  intent a (sender, key) first made
 //   timers   fire_at (u64 BE, ms) + intent id      u32 BE: the delivery attempt it belongs to
@@ -25,8 +32,12 @@
 //   paused   agent address                         msgpack map {reason, actor, at, from_node}:
 //                                                  a local address nothing is delivered to
 //
-// Events of the node itself (an address paused or resumed) are stored in "events" and
-// "audit" like an intent's, under the all-zero intent id, numbered from 1.
+// Events of the node itself (an address paused or resumed) are stored like an intent's, under
+// the all-zero intent id, numbered from 1, and every one of them is indexed.
+//
+// Schema 1 (earlier releases) kept each event in "events" under (intent id,
+// seq) and a second record per event in "audit" naming it: two records per event. Store::Open
+// migrates a schema 1 directory in place, once, in one transaction (storage/migrate.cc).
 //
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
@@ -39,7 +50,11 @@
 
 namespace handoff::storage {
 
-inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaVersion = 2;
+
+// Every how many events of an intent the events table indexes one: a listing walks at most
+// this many events more than it returns.
+inline constexpr uint32_t kEventIndexEvery = 64;
 
 inline constexpr const char* kMetaTable = "meta";
 inline constexpr const char* kIntentsTable = "intents";

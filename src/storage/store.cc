@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,17 @@ std::string QueuePrefix(std::string_view address, size_t room = 0) {
 
 void AppendU64(std::string* out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+FixedKey<8> U64Key(uint64_t v) {
+  FixedKey<8> key;
+  for (int shift = 56; shift >= 0; shift -= 8) key.Append(static_cast<char>(v >> shift));
+  return key;
+}
+
+// Whether an event has an entry in the events table (the index of each intent's history).
+bool Indexed(const IntentId& id, uint32_t seq) {
+  return seq % kEventIndexEvery == 0 || id.IsZero();
 }
 
 uint32_t ReadU32(std::string_view bytes) {
@@ -137,7 +149,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOpti
   HANDOFF_ASSIGN_OR_RETURN(std::unique_ptr<Env> env, Env::Open(dir, options));
   std::unique_ptr<Store> store(new Store(std::move(env)));
   HANDOFF_RETURN_IF_ERROR(store->OpenTables(node_name));
+  // The log first: records an earlier release wrote are in its layout.
   if (options.log_bytes > 0) HANDOFF_RETURN_IF_ERROR(store->Replay(options));
+  if (store->opened_schema_ == 1) HANDOFF_RETURN_IF_ERROR(store->MigrateFromSchema1());
   return store;
 }
 
@@ -220,7 +234,9 @@ Status Store::OpenTables(std::string_view node_name) {
     HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaNodeName, node_name));
   } else {
     HANDOFF_RETURN_IF_ERROR(s);
-    if (version != std::to_string(kSchemaVersion)) {
+    if (version == "1") {
+      opened_schema_ = 1;  // Open migrates it, once the log is replayed
+    } else if (version != std::to_string(kSchemaVersion)) {
       return Status::Corruption("data directory " + env_->dir() + " has schema version " +
                                 std::string(version) + "; this handoffd reads version " +
                                 std::to_string(kSchemaVersion));
@@ -251,26 +267,35 @@ Status Store::PutIntent(Txn& txn, const IntentRecord& record) {
   return txn.Put(intents_, record.id.bytes(), EncodeIntent(record));
 }
 
-Status Store::PurgeIntent(Txn& txn, const IntentId& id) {
+Status Store::PurgeIntent(Txn& txn, const IntentRecord& record) {
+  const IntentId& id = record.id;
   HANDOFF_RETURN_IF_ERROR(txn.Delete(intents_, id.bytes()));
   for (BlobKind kind : {BlobKind::kPayload, BlobKind::kCheckpoint, BlobKind::kResult}) {
     HANDOFF_RETURN_IF_ERROR(txn.Delete(blobs_, BlobKey(id, kind)));
   }
-  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, events_));
-  const std::string_view prefix = id.bytes();
-  bool more = cursor.Seek(EventKey(id, 0));
-  while (more && cursor.key().substr(0, prefix.size()) == prefix) {
-    const uint32_t seq = ReadU32(cursor.key().substr(prefix.size()));
-    HANDOFF_ASSIGN_OR_RETURN(const uint64_t audit_seq, StoredEventAuditSeq(cursor.value()));
-    if (audit_seq != 0) {
-      std::string key;
-      AppendU64(&key, audit_seq);
-      HANDOFF_RETURN_IF_ERROR(txn.Delete(audit_, key));
+  // Its history, newest first along the chain; a link already gone ends it (what it led to
+  // cannot be reached any more).
+  uint64_t at = record.last_audit_seq;
+  for (uint32_t left = record.seq; at != 0 && left > 0; --left) {
+    const auto key = U64Key(at);
+    std::string_view bytes;
+    Status s = txn.Get(audit_, key, &bytes);
+    if (s.IsNotFound()) break;
+    HANDOFF_RETURN_IF_ERROR(s);
+    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(bytes));
+    if (e.id != id) {
+      return Status::Corruption("audit entry " + std::to_string(at) + " belongs to intent " +
+                                e.id.ToString() + ", not to " + id.ToString() +
+                                " whose history leads to it");
     }
-    HANDOFF_RETURN_IF_ERROR(cursor.DeleteCurrent());
-    more = cursor.Seek(EventKey(id, seq + 1));
+    HANDOFF_RETURN_IF_ERROR(txn.Delete(audit_, key));
+    at = e.prev_audit_seq;
   }
-  return cursor.status();
+  for (uint32_t seq = kEventIndexEvery; seq != 0 && seq <= record.seq; seq += kEventIndexEvery) {
+    HANDOFF_RETURN_IF_ERROR(txn.Delete(events_, EventKey(id, seq)));
+    if (seq > UINT32_MAX - kEventIndexEvery) break;
+  }
+  return Status::OK();
 }
 
 Status Store::ScanIntents(const Txn& txn,
@@ -300,34 +325,68 @@ Status Store::PutBlob(Txn& txn, const IntentId& id, BlobKind kind, std::string_v
 }
 
 Status Store::PutEvent(Txn& txn, const EventRecord& event) {
-  return txn.Put(events_, EventKey(event.id, event.seq), EncodeEvent(event));
+  HANDOFF_RETURN_IF_ERROR(txn.Append(audit_, U64Key(event.audit_seq), EncodeEvent(event)));
+  if (!Indexed(event.id, event.seq)) return Status::OK();
+  const auto value = U64Key(event.audit_seq);
+  return txn.Put(events_, EventKey(event.id, event.seq), value);
 }
 
-Status Store::ListEvents(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
+Status Store::ListEvents(const Txn& txn, const IntentRecord& record, uint32_t since, size_t limit,
                          std::vector<EventRecord>* out) const {
-  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, events_));
-  if (since == UINT32_MAX) return Status::OK();
-  const std::string_view prefix = id.bytes();
-  for (bool more = cursor.Seek(EventKey(id, since + 1));
-       more && out->size() < limit && cursor.key().substr(0, prefix.size()) == prefix;
-       more = cursor.Next()) {
-    HANDOFF_ASSIGN_OR_RETURN(EventRecord event, DecodeEvent(cursor.value()));
-    out->push_back(std::move(event));
+  if (since >= record.seq || limit == 0) return Status::OK();
+  // The events wanted are since+1 .. last. The chain runs backwards, so the walk starts at
+  // the first indexed event at or after `last` (or at the newest), at most
+  // kEventIndexEvery - 1 past it.
+  const uint32_t last =
+      static_cast<uint32_t>(std::min<uint64_t>(record.seq, uint64_t{since} + limit));
+  uint64_t at = record.last_audit_seq;
+  uint32_t seq = record.seq;
+  const uint64_t indexed =
+      (uint64_t{last} + kEventIndexEvery - 1) / kEventIndexEvery * kEventIndexEvery;
+  if (indexed < record.seq) {
+    std::string_view value;
+    HANDOFF_RETURN_IF_ERROR(
+        txn.Get(events_, EventKey(record.id, static_cast<uint32_t>(indexed)), &value));
+    if (value.size() != 8) return Status::Corruption("events index entry is not 8 bytes");
+    at = ReadU64(value);
+    seq = static_cast<uint32_t>(indexed);
   }
-  return cursor.status();
+  const size_t first = out->size();
+  for (; seq > since; --seq) {
+    std::string_view bytes;
+    Status s = txn.Get(audit_, U64Key(at), &bytes);
+    if (s.IsNotFound()) {
+      return Status::Corruption("the history of intent " + record.id.ToString() + " lacks event " +
+                                std::to_string(seq) + " (audit entry " + std::to_string(at) + ")");
+    }
+    HANDOFF_RETURN_IF_ERROR(s);
+    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(bytes));
+    if (e.id != record.id || e.seq != seq) {
+      return Status::Corruption("audit entry " + std::to_string(at) + " is event " +
+                                std::to_string(e.seq) + " of intent " + e.id.ToString() +
+                                ", not event " + std::to_string(seq) + " of " +
+                                record.id.ToString());
+    }
+    at = e.prev_audit_seq;
+    if (seq <= last) out->push_back(std::move(e));
+  }
+  std::reverse(out->begin() + static_cast<std::ptrdiff_t>(first), out->end());
+  return Status::OK();
 }
 
-Result<uint32_t> Store::LastNodeEventSeq(const Txn& txn) const {
+Status Store::LastNodeEvent(const Txn& txn, uint32_t* seq, uint64_t* audit_seq) const {
+  *seq = 0;
+  *audit_seq = 0;
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, events_));
   const IntentId node_events;  // all zero
   const std::string_view prefix = node_events.bytes();
-  uint32_t last = 0;
   if (cursor.SeekLastAtOrBefore(EventKey(node_events, UINT32_MAX)) &&
       cursor.key().substr(0, prefix.size()) == prefix) {
-    last = ReadU32(cursor.key().substr(prefix.size()));
+    if (cursor.value().size() != 8) return Status::Corruption("events index entry is not 8 bytes");
+    *seq = ReadU32(cursor.key().substr(prefix.size()));
+    *audit_seq = ReadU64(cursor.value());
   }
-  HANDOFF_RETURN_IF_ERROR(cursor.status());
-  return last;
+  return cursor.status();
 }
 
 Status Store::PutPaused(Txn& txn, std::string_view address, std::string_view record) {
@@ -512,12 +571,6 @@ Status Store::DeleteIdempotencyKey(Txn& txn, std::string_view from, std::string_
   return txn.Delete(idem_, k);
 }
 
-Status Store::PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq) {
-  std::string key;
-  AppendU64(&key, seq);
-  return txn.Append(audit_, key, EventKey(id, event_seq));
-}
-
 Result<uint64_t> Store::LastAuditSeq(const Txn& txn) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, audit_));
   if (!cursor.Last()) {
@@ -527,18 +580,14 @@ Result<uint64_t> Store::LastAuditSeq(const Txn& txn) const {
   return ReadU64(cursor.key());
 }
 
-Status Store::ListAudit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+Status Store::ListAudit(const Txn& txn, uint64_t since, size_t limit,
                         std::vector<EventRecord>* events) const {
+  if (since == UINT64_MAX) return Status::OK();
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, audit_));
-  std::string start;
-  AppendU64(&start, since + 1);
-  for (bool more = cursor.Seek(start); more && events->size() < limit; more = cursor.Next()) {
-    std::string_view event_bytes;
-    Status s = txn.Get(events_, cursor.value(), &event_bytes);
-    if (s.IsNotFound()) continue;  // its intent was purged
-    HANDOFF_RETURN_IF_ERROR(s);
-    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(event_bytes));
-    seqs->push_back(ReadU64(cursor.key()));
+  for (bool more = cursor.Seek(U64Key(since + 1)); more && events->size() < limit;
+       more = cursor.Next()) {
+    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(cursor.value()));
+    e.audit_seq = ReadU64(cursor.key());
     events->push_back(std::move(e));
   }
   return cursor.status();

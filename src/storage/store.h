@@ -68,8 +68,8 @@ class Store {
   // Intents. GetIntent is NotFound for an unknown id.
   Status GetIntent(const Txn& txn, const IntentId& id, IntentRecord* out) const;
   Status PutIntent(Txn& txn, const IntentRecord& record);
-  // Deletes an intent with its blobs, its events and their audit entries.
-  Status PurgeIntent(Txn& txn, const IntentId& id);
+  // Deletes an intent with its blobs and its events.
+  Status PurgeIntent(Txn& txn, const IntentRecord& record);
   // Calls `fn` for each intent, newest first, until it returns false.
   Status ScanIntents(const Txn& txn, const std::function<bool(const IntentRecord&)>& fn) const;
 
@@ -80,9 +80,13 @@ class Store {
                      std::string_view* out) const;
   Status PutBlob(Txn& txn, const IntentId& id, BlobKind kind, std::string_view value);
 
-  // Events of one intent with seq > `since`, at most `limit`, in seq order.
+  // Events: each is one record in the audit trail, under its audit seq (set by the caller,
+  // past every one before), chained to its intent's event before it (prev_audit_seq); every
+  // kEventIndexEvery-th event of an intent, and each of the node's own, is also indexed, so
+  // that a listing never walks more than that far along the chain.
   Status PutEvent(Txn& txn, const EventRecord& event);
-  Status ListEvents(const Txn& txn, const IntentId& id, uint32_t since, size_t limit,
+  // Events of `record` with seq > `since`, at most `limit`, in seq order.
+  Status ListEvents(const Txn& txn, const IntentRecord& record, uint32_t since, size_t limit,
                     std::vector<EventRecord>* out) const;
 
   // The delivery queue of each agent address.
@@ -95,16 +99,16 @@ class Store {
   Result<std::optional<IntentId>> FirstQueued(const Txn& txn, std::string_view address,
                                               const IntentId* from = nullptr) const;
 
-  // The node-wide audit trail: one entry per event, numbered in the order recorded.
-  Status PutAudit(Txn& txn, uint64_t seq, const IntentId& id, uint32_t event_seq);
+  // The node-wide audit trail: every event, numbered in the order recorded.
   // The last audit seq written (0 if none).
   Result<uint64_t> LastAuditSeq(const Txn& txn) const;
-  // Events with audit seq > `since`, at most `limit`, in order; `seqs` gets their audit seqs.
-  Status ListAudit(const Txn& txn, uint64_t since, size_t limit, std::vector<uint64_t>* seqs,
+  // Events with audit seq > `since`, at most `limit`, in order.
+  Status ListAudit(const Txn& txn, uint64_t since, size_t limit,
                    std::vector<EventRecord>* events) const;
 
-  // Events of the node itself (under the all-zero intent id): the last seq used, 0 if none.
-  Result<uint32_t> LastNodeEventSeq(const Txn& txn) const;
+  // Events of the node itself (under the all-zero intent id): the last one's seq and audit
+  // seq, both 0 if none.
+  Status LastNodeEvent(const Txn& txn, uint32_t* seq, uint64_t* audit_seq) const;
 
   // Paused addresses: address -> its pause record (an encoded map, see node/engine.h).
   Status PutPaused(Txn& txn, std::string_view address, std::string_view record);
@@ -151,10 +155,13 @@ class Store {
   Status OpenTables(std::string_view node_name);
   // Opens the log and applies to LMDB the records it holds past meta's log_seq.
   Status Replay(const EnvOptions& options);
+  // Rewrites a schema 1 data directory as schema 2, in one transaction (schema.h).
+  Status MigrateFromSchema1();
 
   std::unique_ptr<Env> env_;
   std::unique_ptr<Log> log_;
   uint64_t next_log_seq_ = 1;
+  int opened_schema_ = kSchemaVersion;
   Table meta_ = 0;
   Table intents_ = 0;
   Table blobs_ = 0;

@@ -85,11 +85,11 @@ struct TestNode {
     return view;
   }
 
-  std::vector<EventRecord> Events(const IntentId& id) {
+  std::vector<EventRecord> Events(const IntentId& id, uint32_t since = 0) {
     auto txn = store->BeginRead();
     REQUIRE(txn.ok());
     std::vector<EventRecord> events;
-    REQUIRE(engine->Events(*txn, id, 0, 1000, &events).ok());
+    REQUIRE(engine->Events(*txn, id, since, 1000, &events).ok());
     return events;
   }
 

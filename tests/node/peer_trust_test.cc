@@ -159,7 +159,10 @@ TEST_CASE("UpdatesGoThroughTheLifecycleTableAndCannotWrapTheEventSeq") {
     return n.a.engine->Cancel(txn, batch, other, "operator", "").status();
   });
   CHECK(cancel.IsConflict());
-  CHECK(n.a.Events(other).back().seq == UINT32_MAX);
+  // (The record was numbered near the end by hand, so only the events after that are there.)
+  const auto last = n.a.Events(other, UINT32_MAX - 1);
+  REQUIRE(last.size() == 1);
+  CHECK(last[0].seq == UINT32_MAX);
 }
 
 TEST_CASE("APeerCannotUpdateOrControlIntentsThatAreNotItsOwn") {

@@ -81,7 +81,7 @@ TEST_CASE("AStoreRefusesToOpenUnderAnotherNodeName") {
   CHECK(Store::Open(dir.path(), {}, "node-a").ok());
 }
 
-TEST_CASE("QueuesAreFifoPerAddressAndEventsListAfterASeq") {
+TEST_CASE("QueuesAreFifoPerAddress") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-a");
   REQUIRE(store.ok());
@@ -93,13 +93,6 @@ TEST_CASE("QueuesAreFifoPerAddressAndEventsListAfterASeq") {
     REQUIRE(s.Enqueue(*txn, "agent://x/y/z", b).ok());
     REQUIRE(s.Enqueue(*txn, "agent://x/y/z", a).ok());
     REQUIRE(s.Enqueue(*txn, "agent://x/y/zz", c).ok());  // a longer address sharing a prefix
-    for (uint32_t seq = 1; seq <= 5; ++seq) {
-      EventRecord e;
-      e.id = a;
-      e.seq = seq;
-      e.event_type = "intent.test";
-      REQUIRE(s.PutEvent(*txn, e).ok());
-    }
     REQUIRE(txn->Commit().ok());
   }
   auto txn = s.BeginWrite();
@@ -113,15 +106,6 @@ TEST_CASE("QueuesAreFifoPerAddressAndEventsListAfterASeq") {
   CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y/z")->has_value());
   CHECK(*s.FirstQueued(*txn, "agent://x/y/zz") == std::optional<IntentId>(c));
   CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y")->has_value());
-
-  std::vector<EventRecord> events;
-  REQUIRE(s.ListEvents(*txn, a, 2, 100, &events).ok());
-  REQUIRE(events.size() == 3);
-  CHECK(events[0].seq == 3);
-  CHECK(events[2].seq == 5);
-  events.clear();
-  REQUIRE(s.ListEvents(*txn, b, 0, 100, &events).ok());
-  CHECK(events.empty());
   IntentRecord r;
   CHECK(s.GetIntent(*txn, a, &r).IsNotFound());
 }

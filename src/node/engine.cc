@@ -47,6 +47,7 @@ Status Engine::Recover(const Txn& txn) {
   next_timer_.reset();
   if (first) next_timer_ = first->fire_at_ms;
   HANDOFF_ASSIGN_OR_RETURN(audit_seq_, store_.LastAuditSeq(txn));
+  HANDOFF_ASSIGN_OR_RETURN(newest_id_, store_.LastIntentId(txn));
   HANDOFF_RETURN_IF_ERROR(store_.LastNodeEvent(txn, &node_event_seq_, &node_last_audit_seq_));
   HANDOFF_RETURN_IF_ERROR(LoadPaused(txn));
   const int64_t now = clock_.NowMs();
@@ -157,6 +158,7 @@ Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const
 }
 
 void Engine::Put(const IntentRecord& r) {
+  if (newest_id_ < r.id) newest_id_ = r.id;
   staged_.insert_or_assign(r.id, r);
   unflushed_.insert(r.id);
 }
@@ -346,7 +348,9 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   if (r.id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
 
   IntentRecord existing;
-  Status found = Load(txn, r.id, &existing);
+  // An id past every one this node has is new (clients make time-ordered ids, so a send's
+  // usually is): no lookup, which cost 2% of a round trip.
+  Status found = newest_id_ < r.id ? Status::NotFound("a new id") : Load(txn, r.id, &existing);
   if (found.ok()) {
     std::string payload;
     HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &payload));

@@ -298,6 +298,17 @@ Status Store::PurgeIntent(Txn& txn, const IntentRecord& record) {
   return Status::OK();
 }
 
+Result<IntentId> Store::LastIntentId(const Txn& txn) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, intents_));
+  if (!cursor.Last()) {
+    HANDOFF_RETURN_IF_ERROR(cursor.status());
+    return IntentId();
+  }
+  auto id = IntentId::FromBytes(cursor.key());
+  if (!id.ok()) return Status::Corruption("an intents key is not an intent id");
+  return *id;
+}
+
 Status Store::ScanIntents(const Txn& txn,
                           const std::function<bool(const IntentRecord&)>& fn) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, intents_));

@@ -70,6 +70,8 @@ class Store {
   Status PutIntent(Txn& txn, const IntentRecord& record);
   // Deletes an intent with its blobs and its events.
   Status PurgeIntent(Txn& txn, const IntentRecord& record);
+  // The greatest intent id stored (the all-zero id if none).
+  Result<IntentId> LastIntentId(const Txn& txn) const;
   // Calls `fn` for each intent, newest first, until it returns false.
   Status ScanIntents(const Txn& txn, const std::function<bool(const IntentRecord&)>& fn) const;
 

@@ -90,6 +90,22 @@ TEST_CASE("SendWithTheSameIntentIdIsIdempotent") {
   CHECK(f.Events(id).size() == 2);
   CHECK(send(2, &created).IsAlreadyExists());
   CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 1);
+
+  // A new id is told from a repeat without a lookup when it is past every id the node has;
+  // a repeat is still a repeat once newer intents exist, and after a restart.
+  f.clock().Advance(5);
+  f.Send();
+  REQUIRE(send(1, &created).ok());
+  CHECK_FALSE(created);
+  f.Reopen();
+  REQUIRE(send(1, &created).ok());
+  CHECK_FALSE(created);
+  CHECK(send(2, &created).IsAlreadyExists());
+  // An id older than the newest that no intent has is new all the same.
+  id = NewIntentId(f.clock().NowMs() - 1000);
+  REQUIRE(send(1, &created).ok());
+  CHECK(created);
+  CHECK(f.engine().status_counts()[static_cast<size_t>(IntentStatus::kSubmitted)] == 3);
 }
 
 TEST_CASE("DeliverNextLeasesTheOldestIntentFirst") {

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <list>
 #include <unordered_map>
+#include <utility>
 
 #include "base/intent_id.h"
 #include "base/records.h"
@@ -27,7 +28,8 @@ class RecordCache {
   // is valid until the next Put, Erase or Clear.
   const IntentRecord* Find(const IntentId& id);
   // Inserts or replaces; evicts the least recently used record beyond capacity.
-  void Put(IntentRecord record);
+  void Put(const IntentRecord& record);
+  void Put(IntentRecord&& record);
   void Erase(const IntentId& id);
   void Clear();
 

@@ -25,6 +25,20 @@ TEST_CASE("RecordCacheKeepsTheMostRecentlyUsedWithinItsCapacity") {
   CHECK(cache.Find(b.id) == nullptr);
   CHECK(cache.Find(a.id) != nullptr);
   CHECK(cache.Find(c.id) != nullptr);
+  // Full, each new record takes the place of the least recently used (a, then c), and is
+  // itself, whole, not what the place held.
+  IntentRecord d = Record(4, "intent.d.v1"), e = Record(5, "intent.e.v1");
+  const IntentId d_id = d.id;
+  cache.Put(std::move(d));
+  CHECK(cache.size() == 2);
+  CHECK(cache.Find(a.id) == nullptr);
+  REQUIRE(cache.Find(d_id) != nullptr);
+  CHECK(cache.Find(d_id)->intent_type == "intent.d.v1");
+  cache.Put(e);
+  CHECK(cache.Find(c.id) == nullptr);
+  CHECK(cache.Find(d_id) != nullptr);
+  REQUIRE(cache.Find(e.id) != nullptr);
+  CHECK(cache.Find(e.id)->intent_type == "intent.e.v1");
 }
 
 TEST_CASE("RecordCachePutReplacesAndEraseForgets") {

@@ -165,18 +165,24 @@ TEST_CASE("TheDestinationKilledSeveralTimesLosesAndDuplicatesNothing") {
   cluster.StartAll();
   AgentPool agents(cluster["node-b"], kRemote, 2);
   // Each kill comes while intents flow both ways: some handled by the agents, more in flight.
+  // Each waits until node-a has seen node-b's current run (an ack with its boot): two
+  // restarts within one heartbeat would look like one to it.
+  auto ups = [&] { return Occurrences(cluster["node-a"].Log(), "link to node-b is up"); };
   auto acked = SendWhile(cluster["node-a"], 400, [&](const std::function<size_t()>&) {
+    size_t restarts = 0;
     for (size_t handled : {50u, 150u, 250u}) {
       REQUIRE(WaitFor([&] { return agents.Distinct() >= handled; }, std::chrono::seconds(60)));
+      REQUIRE(WaitFor([&] { return ups() >= 1 + restarts; }, std::chrono::seconds(30)));
       cluster["node-b"].Kill();
       cluster["node-b"].Start();
+      ++restarts;
     }
   });
   CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
   // The destination really went away three times and the link came back each time.
   CHECK(Occurrences(cluster["node-b"].Log(), "handoffd 0.1.0 node=node-b") == 4);
   INFO("node-a log:\n" << cluster["node-a"].Log());
-  CHECK(Occurrences(cluster["node-a"].Log(), "link to node-b is up") >= 4);
+  CHECK(WaitFor([&] { return ups() >= 4; }, std::chrono::seconds(30)));
 }
 
 TEST_CASE("TheOriginKilledSeveralTimesLosesAndDuplicatesNothing") {

@@ -362,7 +362,10 @@ std::string EncodeIntent(const IntentRecord& r) {
 }
 
 std::string EncodeEvent(const EventRecord& e) {
-  return EncodeStored(e, 64 + e.event_type.size() + e.actor.size() + e.details.size());
+  // 62 bytes of fixed fields and length prefixes, then the strings: reserved whole, so that
+  // encoding allocates once.
+  return EncodeStored(e, 64 + e.event_type.size() + e.node.size() + e.actor.size() +
+                             e.details.size());
 }
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {

@@ -436,6 +436,7 @@ class Engine {
   uint32_t node_event_seq_ = 0;       // last seq of the node's own events
   uint64_t node_last_audit_seq_ = 0;  // and the audit seq of the last one
   IntentId newest_id_;                // no intent has a greater id (staged ones included)
+  EventRecord event_scratch_;         // Record's event, reused (see there)
   std::map<std::string, PauseInfo> paused_;
   std::array<int64_t, kIntentStatusCount> counts_{};
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache

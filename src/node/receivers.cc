@@ -81,11 +81,9 @@ std::vector<Receiver*> ReceiverSet::WithRoom() {
     if (r.has_room()) all.push_back(&r);
   }
   if (all.empty()) return all;
-  std::vector<Receiver*> rotated;
-  rotated.reserve(all.size());
-  size_t start = rotation_++ % all.size();
-  for (size_t i = 0; i < all.size(); ++i) rotated.push_back(all[(start + i) % all.size()]);
-  return rotated;
+  const size_t start = rotation_++ % all.size();
+  std::rotate(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(start), all.end());
+  return all;
 }
 
 }  // namespace handoff::node

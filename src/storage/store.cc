@@ -57,6 +57,34 @@ std::string QueuePrefix(std::string_view address, size_t room = 0) {
   return key;
 }
 
+// A queue key, `address` + 0x00 + an intent id (or the prefix alone with no id), built on the
+// stack: addresses are at most 255 bytes (base/names.h); a longer one goes to the heap.
+class QueueKey {
+ public:
+  explicit QueueKey(std::string_view address, const IntentId* id = nullptr) {
+    const size_t n = address.size() + 1 + (id != nullptr ? IntentId::kSize : 0);
+    char* p = inline_;
+    if (n > sizeof(inline_)) {
+      heap_.resize(n);
+      p = heap_.data();
+    }
+    std::memcpy(p, address.data(), address.size());
+    p[address.size()] = '\0';
+    if (id != nullptr) std::memcpy(p + address.size() + 1, id->bytes().data(), IntentId::kSize);
+    key_ = {p, n};
+    prefix_ = key_.substr(0, address.size() + 1);
+  }
+  QueueKey(const QueueKey&) = delete;
+  QueueKey& operator=(const QueueKey&) = delete;
+  std::string_view key() const { return key_; }
+  std::string_view prefix() const { return prefix_; }
+
+ private:
+  char inline_[256 + 1 + IntentId::kSize];
+  std::string heap_;
+  std::string_view key_, prefix_;
+};
+
 void AppendU64(std::string* out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
 }
@@ -418,24 +446,19 @@ Status Store::ScanPaused(
 }
 
 Status Store::Enqueue(Txn& txn, std::string_view address, const IntentId& id) {
-  std::string key = QueuePrefix(address, IntentId::kSize);
-  key.append(id.bytes());
-  return txn.Put(queue_, key, {});
+  return txn.Put(queue_, QueueKey(address, &id).key(), {});
 }
 
 Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {
-  std::string key = QueuePrefix(address, IntentId::kSize);
-  key.append(id.bytes());
-  return txn.Delete(queue_, key);
+  return txn.Delete(queue_, QueueKey(address, &id).key());
 }
 
 Result<std::optional<IntentId>> Store::FirstQueued(const Txn& txn, std::string_view address,
                                                    const IntentId* from) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, queue_));
-  std::string start = QueuePrefix(address, IntentId::kSize);
-  const std::string_view prefix(start.data(), address.size() + 1);  // `start` grows in place
-  if (from != nullptr) start.append(from->bytes());
-  if (!cursor.Seek(start)) {
+  const QueueKey start(address, from);
+  const std::string_view prefix = start.prefix();
+  if (!cursor.Seek(start.key())) {
     HANDOFF_RETURN_IF_ERROR(cursor.status());
     return std::optional<IntentId>();
   }

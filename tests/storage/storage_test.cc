@@ -106,6 +106,16 @@ TEST_CASE("QueuesAreFifoPerAddress") {
   CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y/z")->has_value());
   CHECK(*s.FirstQueued(*txn, "agent://x/y/zz") == std::optional<IntentId>(c));
   CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y")->has_value());
+  // Keys are built on the stack up to the longest valid address; a longer one still works.
+  for (size_t length : {size_t{255}, size_t{256}, size_t{300}}) {
+    const std::string address = "agent://" + std::string(length - 8, 'q');
+    REQUIRE(s.Enqueue(*txn, address, c).ok());
+    CHECK(*s.FirstQueued(*txn, address) == std::optional<IntentId>(c));
+    CHECK(*s.FirstQueued(*txn, address, &c) == std::optional<IntentId>(c));
+    CHECK(*s.CountQueued(*txn, address, 10) == 1);
+    REQUIRE(s.Dequeue(*txn, address, c).ok());
+    CHECK_FALSE(s.FirstQueued(*txn, address)->has_value());
+  }
   IntentRecord r;
   CHECK(s.GetIntent(*txn, a, &r).IsNotFound());
 }

@@ -32,7 +32,7 @@ void ReceiverSet::Heard(const std::string& routing_id, int64_t now_ms) {
 
 void ReceiverSet::HeardAbout(const IntentId& id, int64_t now_ms) {
   auto h = holder_.find(id);
-  if (h != holder_.end()) Heard(h->second.first, now_ms);
+  if (h != holder_.end()) Heard(h->second->routing_id, now_ms);
 }
 
 size_t ReceiverSet::DropSilent(int64_t before_ms) {
@@ -60,18 +60,16 @@ std::vector<IntentId> ReceiverSet::Remove(const std::string& routing_id) {
 
 void ReceiverSet::Assign(const std::string& routing_id, const std::string& address,
                          const IntentId& id) {
-  Key key(routing_id, address);
-  auto it = receivers_.find(key);
+  auto it = receivers_.find(KeyLess::View(routing_id, address));
   if (it == receivers_.end()) return;
   it->second.held.insert(id);
-  holder_[id] = std::move(key);
+  holder_[id] = &it->second;
 }
 
 void ReceiverSet::Release(const IntentId& id) {
   auto h = holder_.find(id);
   if (h == holder_.end()) return;
-  auto it = receivers_.find(h->second);
-  if (it != receivers_.end()) it->second.held.erase(id);
+  h->second->held.erase(id);
   holder_.erase(h);
 }
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -43,6 +44,18 @@ inline constexpr size_t kMaxAddressesPerConnection = 1024;
 class ReceiverSet {
  public:
   using Key = std::pair<std::string, std::string>;  // (routing id, address)
+  // Orders keys, and finds one by a pair of views without building its strings.
+  struct KeyLess {
+    using is_transparent = void;
+    using View = std::pair<std::string_view, std::string_view>;
+    static View AsView(const Key& k) { return {k.first, k.second}; }
+    static View AsView(const View& k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return AsView(a) < AsView(b);
+    }
+  };
+  using Map = std::map<Key, Receiver, KeyLess>;
 
   // Adds or updates the registration of `routing_id` for `address`. Intents it already holds
   // stay held. False, changing nothing, if the connection already receives for
@@ -75,11 +88,13 @@ class ReceiverSet {
   // its work.
   std::vector<Receiver*> WithRoom();
   size_t size() const { return receivers_.size(); }
-  const std::map<Key, Receiver>& all() const { return receivers_; }
+  const Map& all() const { return receivers_; }
 
  private:
-  std::map<Key, Receiver> receivers_;
-  std::unordered_map<IntentId, Key, IntentIdHash> holder_;
+  Map receivers_;
+  // Who holds each intent pushed and not yet released: a map node's address, stable until
+  // Remove erases the receiver (and these entries with it).
+  std::unordered_map<IntentId, Receiver*, IntentIdHash> holder_;
   std::unordered_map<std::string, int64_t> heard_;  // per connection with registrations
   size_t rotation_ = 0;
 };

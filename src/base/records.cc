@@ -364,8 +364,8 @@ std::string EncodeIntent(const IntentRecord& r) {
 std::string EncodeEvent(const EventRecord& e) {
   // 62 bytes of fixed fields and length prefixes, then the strings: reserved whole, so that
   // encoding allocates once.
-  return EncodeStored(e, 64 + e.event_type.size() + e.node.size() + e.actor.size() +
-                             e.details.size());
+  return EncodeStored(e,
+                      64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size());
 }
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
@@ -445,6 +445,22 @@ Result<IntentRecord> DecodeIntent(std::string_view bytes) {
   Status s = ReadIntentFields(*m, &r);
   if (!s.ok()) return Status::Corruption("intent record: " + s.message());
   return r;
+}
+
+Status StoredEventLink(std::string_view bytes, IntentId* id, uint64_t* prev_audit_seq) {
+  // Version 2: the version byte, the id, ..., prev_audit_seq (8 bytes, last).
+  if (!bytes.empty() && bytes[0] == kStoredV2 && bytes.size() >= 1 + IntentId::kSize + 8) {
+    auto parsed = IntentId::FromBytes(bytes.substr(1, IntentId::kSize));
+    if (!parsed.ok()) return Status::Corruption("event record: a bad intent id");
+    *id = *parsed;
+    BinReader tail(bytes.substr(bytes.size() - 8), kStoredV2);
+    *prev_audit_seq = tail.U64();
+    return Status::OK();
+  }
+  HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(bytes));
+  *id = e.id;
+  *prev_audit_seq = e.prev_audit_seq;
+  return Status::OK();
 }
 
 Result<EventRecord> DecodeEvent(std::string_view bytes) {

@@ -107,6 +107,9 @@ Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events = fa
 
 Result<IntentRecord> DecodeIntent(std::string_view bytes);
 Result<EventRecord> DecodeEvent(std::string_view bytes);
+// A stored event's intent id and prev_audit_seq, read from where the current stored form
+// keeps them (its first and last bytes) without decoding the rest; older forms are decoded.
+Status StoredEventLink(std::string_view bytes, IntentId* id, uint64_t* prev_audit_seq);
 
 }  // namespace handoff
 

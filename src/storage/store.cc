@@ -310,14 +310,16 @@ Status Store::PurgeIntent(Txn& txn, const IntentRecord& record) {
     Status s = txn.Get(audit_, key, &bytes);
     if (s.IsNotFound()) break;
     HANDOFF_RETURN_IF_ERROR(s);
-    HANDOFF_ASSIGN_OR_RETURN(EventRecord e, DecodeEvent(bytes));
-    if (e.id != id) {
+    IntentId owner;
+    uint64_t prev = 0;
+    HANDOFF_RETURN_IF_ERROR(StoredEventLink(bytes, &owner, &prev));
+    if (owner != id) {
       return Status::Corruption("audit entry " + std::to_string(at) + " belongs to intent " +
-                                e.id.ToString() + ", not to " + id.ToString() +
+                                owner.ToString() + ", not to " + id.ToString() +
                                 " whose history leads to it");
     }
     HANDOFF_RETURN_IF_ERROR(txn.Delete(audit_, key));
-    at = e.prev_audit_seq;
+    at = prev;
   }
   for (uint32_t seq = kEventIndexEvery; seq != 0 && seq <= record.seq; seq += kEventIndexEvery) {
     HANDOFF_RETURN_IF_ERROR(txn.Delete(events_, EventKey(id, seq)));

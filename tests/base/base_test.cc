@@ -341,6 +341,16 @@ TEST_CASE("StoredRecordsKeepEveryField") {
   REQUIRE(old_event.ok());
   CHECK(old_event->audit_seq == 31);
   CHECK(old_event->prev_audit_seq == 0);
+  // The chain's link, read without decoding (a purge walks a history by it), in both forms.
+  IntentId owner;
+  uint64_t prev = 1;
+  REQUIRE(StoredEventLink(stored_event, &owner, &prev).ok());
+  CHECK(owner == e.id);
+  CHECK(prev == 29);
+  REQUIRE(StoredEventLink(v1_event, &owner, &prev).ok());
+  CHECK(owner == e.id);
+  CHECK(prev == 0);
+  CHECK(StoredEventLink(stored_event.substr(0, 10), &owner, &prev).IsCorruption());
   for (size_t n = 0; n < stored_event.size(); ++n) {
     CHECK(DecodeEvent(stored_event.substr(0, n)).status().IsCorruption());
   }

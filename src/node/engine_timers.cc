@@ -110,7 +110,15 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
       continue;
     }
     if (t->kind == storage::TimerKind::kPurge) {
-      if (IsTerminal(r.status)) HANDOFF_RETURN_IF_ERROR(Erase(txn, batch, r));
+      if (!IsTerminal(r.status)) continue;
+      if (staged_.count(r.id) != 0) {
+        // It ended (or changed) in this very turn, whose waiters are answered from what the
+        // turn leaves: purged a turn later, they hear its outcome rather than not_found
+        // (a retention shorter than a turn; a 1 ms one lost a sender's answers).
+        HANDOFF_RETURN_IF_ERROR(ScheduleTimer(txn, storage::TimerKind::kPurge, r, now + 1));
+        continue;
+      }
+      HANDOFF_RETURN_IF_ERROR(Erase(txn, batch, r));
       continue;
     }
     if (IsTerminal(r.status)) continue;  // ended some other way first

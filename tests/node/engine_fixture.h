@@ -30,6 +30,10 @@ inline std::string Map(std::string_view key, int64_t value) {
 class EngineFixture {
  public:
   EngineFixture() { Reopen(); }
+  // With options of its own (applied over the fixture's at every Reopen).
+  explicit EngineFixture(std::function<void(EngineOptions&)> tune) : tune_(std::move(tune)) {
+    Reopen();
+  }
 
   void Reopen() {
     engine_.reset();
@@ -41,6 +45,7 @@ class EngineFixture {
     options.node_name = "node-a";
     options.default_lease_ms = 30'000;
     options.max_payload_bytes = 1024;
+    if (tune_) tune_(options);
     engine_ = std::make_unique<Engine>(*store_, clock_, options);
     REQUIRE(engine_->Recover().ok());
   }
@@ -131,10 +136,12 @@ class EngineFixture {
   }
 
   Engine& engine() { return *engine_; }
+  Store& store() { return *store_; }
   ManualClock& clock() { return clock_; }
   const Batch& last_batch() const { return last_batch_; }
 
  private:
+  std::function<void(EngineOptions&)> tune_;
   testing::TempDir dir_;
   ManualClock clock_;
   std::unique_ptr<Store> store_;

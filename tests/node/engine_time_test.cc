@@ -160,6 +160,32 @@ TEST_CASE("TheRetryScheduleSurvivesARestart") {
   CHECK(again->record.delivery_attempt == 2);
 }
 
+TEST_CASE("AnIntentEndedInATurnIsPurgedNoSoonerThanTheNextHoweverShortTheRetention") {
+  EngineFixture f([](EngineOptions& o) { o.retention_ms = 1; });
+  IntentId id = f.Send();
+  auto d = f.Deliver();
+  REQUIRE(d.has_value());
+  // One turn: the intent completes, its retention passes, and the timers fire. Its sender's
+  // wait is answered from what this turn leaves, so the intent must still be there.
+  REQUIRE(
+      f.Write([&](Txn& txn, Batch& batch) {
+         Status s =
+             f.engine().Complete(txn, batch, id, d->record.delivery_attempt, Map("n", 1)).status();
+         if (!s.ok()) return s;
+         f.clock().Advance(5);
+         return f.engine().FireTimers(txn, batch, 100).status();
+       }).ok());
+  CHECK(f.last_batch().settled == std::vector<IntentId>{id});
+  CHECK(f.Get(id).record.status == IntentStatus::kCompleted);
+  // The next turn purges it.
+  f.clock().Advance(5);
+  CHECK(f.FireTimers() >= 1);
+  auto txn = f.store().BeginRead();
+  REQUIRE(txn.ok());
+  IntentView view;
+  CHECK(f.engine().Get(*txn, id, &view).IsNotFound());
+}
+
 TEST_CASE("AnIdempotencyKeyReturnsTheFirstIntentRefusesADifferentBodyAndExpires") {
   EngineFixture f;
   auto send = [&](const std::string& from, int64_t n, SendResult* out) {

@@ -49,6 +49,11 @@ std::string After(std::string_view key) {
 
 }  // namespace
 
+bool Store::TakenInSchema2(const Txn& txn, uint64_t audit_seq) const {
+  std::string_view value;
+  return txn.Get(audit_, U64Be(audit_seq), &value).ok() && value.size() != kSchema1AuditValueBytes;
+}
+
 Status Store::MigrateFromSchema1() {
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(*env_));
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last_audit, LastAuditSeq(txn));
@@ -90,7 +95,9 @@ Status Store::MigrateFromSchema1() {
         intent = e.id;
         chain = 0;
       }
-      if (e.audit_seq == 0) {
+      if (e.audit_seq == 0 || TakenInSchema2(txn, e.audit_seq)) {
+        // No audit entry named it, or another event already took its place (two events
+        // claiming one audit seq: a directory damaged before the migration): the next free.
         e.audit_seq = ++last_audit;
         ++unnamed;
       }
@@ -125,7 +132,7 @@ Status Store::MigrateFromSchema1() {
   HANDOFF_RETURN_IF_ERROR(env_->Sync());
   opened_schema_ = kSchemaVersion;
   spdlog::info(
-      "migrated {} from schema 1 to {}: {} event(s) now one record each ({} given an audit "
+      "migrated {} from schema 1 to {}: {} event(s) now one record each ({} given a new audit "
       "seq, {} audit entries that named no event dropped)",
       env_->dir(), kSchemaVersion, events, unnamed, dangling);
   return Status::OK();

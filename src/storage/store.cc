@@ -386,8 +386,12 @@ Status Store::ListEvents(const Txn& txn, const IntentRecord& record, uint32_t si
       (uint64_t{last} + kEventIndexEvery - 1) / kEventIndexEvery * kEventIndexEvery;
   if (indexed < record.seq) {
     std::string_view value;
-    HANDOFF_RETURN_IF_ERROR(
-        txn.Get(events_, EventKey(record.id, static_cast<uint32_t>(indexed)), &value));
+    Status s = txn.Get(events_, EventKey(record.id, static_cast<uint32_t>(indexed)), &value);
+    if (s.IsNotFound()) {
+      return Status::Corruption("the history of intent " + record.id.ToString() +
+                                " lacks its index entry for event " + std::to_string(indexed));
+    }
+    HANDOFF_RETURN_IF_ERROR(s);
     if (value.size() != 8) return Status::Corruption("events index entry is not 8 bytes");
     at = ReadU64(value);
     seq = static_cast<uint32_t>(indexed);

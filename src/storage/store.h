@@ -159,6 +159,8 @@ class Store {
   Status Replay(const EnvOptions& options);
   // Rewrites a schema 1 data directory as schema 2, in one transaction (schema.h).
   Status MigrateFromSchema1();
+  // During the migration: whether `audit_seq` already holds an event in schema 2's form.
+  bool TakenInSchema2(const Txn& txn, uint64_t audit_seq) const;
 
   std::unique_ptr<Env> env_;
   std::unique_ptr<Log> log_;

@@ -154,6 +154,12 @@ TEST_CASE_FIXTURE(TwoIntents, "ABrokenHistoryIsReportedAsCorruptionNotFollowed")
   Status st = s.ListEvents(*txn, longer, 0, 100, &events);
   CHECK(st.IsCorruption());
   CHECK(st.message().find("is event 5 of intent") != std::string::npos);
+  // One that claims an indexed event its history never had.
+  IntentRecord unindexed = a;
+  unindexed.seq = 200;
+  st = s.ListEvents(*txn, unindexed, 0, 10, &events);
+  CHECK(st.IsCorruption());
+  CHECK(st.message().find("lacks its index entry for event 64") != std::string::npos);
   // One whose chain starts at an entry that is not there.
   IntentRecord missing = a;
   missing.last_audit_seq = 99;
@@ -191,9 +197,10 @@ std::string EventKey(const IntentId& id, uint32_t seq) {
 
 TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
   TempDir dir;
-  IntentRecord a, b;
+  IntentRecord a, b, c;
   a.id = NewIntentId(1000);
   b.id = NewIntentId(2000);
+  c.id = NewIntentId(2500);                 // damaged: its one event claims a's second's audit seq
   const IntentId gone = NewIntentId(3000);  // an audit entry naming an event not there
   {
     // Lay out schema 1 by hand, as its releases wrote it: per event a record under (id, seq)
@@ -231,7 +238,16 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     REQUIRE(txn->Put(audit, U64Be(node_event.audit_seq), EventKey(IntentId(), 1)).ok());
     REQUIRE(txn->Put(events, EventKey(IntentId(), 1), Schema1Form(EncodeEvent(node_event))).ok());
     REQUIRE(txn->Put(audit, U64Be(++audit_seq), EventKey(gone, 1)).ok());
+    {
+      EventRecord clash;
+      clash.id = c.id;
+      clash.seq = ++c.seq;
+      clash.event_type = "intent.clash";
+      clash.audit_seq = 2;
+      REQUIRE(txn->Put(events, EventKey(c.id, 1), Schema1Form(EncodeEvent(clash))).ok());
+    }
     REQUIRE(txn->Put(intents, b.id.bytes(), Schema1Form(EncodeIntent(b))).ok());
+    REQUIRE(txn->Put(intents, c.id.bytes(), Schema1Form(EncodeIntent(c))).ok());
     // a's last event, and its record, are only in the write-ahead log: durable, not yet in
     // LMDB when that release stopped. The log is replayed (in schema 1's layout) first.
     WriteSet ws;
@@ -255,27 +271,33 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     auto store = Store::Open(dir.path(), {}, "node-a");
     REQUIRE(store.ok());
     Store& s = **store;
-    CHECK(CountOf(s, kAuditTable) == 74);  // 71 + 2 + 1 events; the dangling entry gone
+    CHECK(CountOf(s, kAuditTable) == 75);  // 71 + 2 + 1 + 1 events; the dangling entry gone
     CHECK(CountOf(s, kEventsTable) == 2);  // a's 64th, the node's first
     auto txn = s.BeginRead();
     REQUIRE(txn.ok());
     std::string_view version;
     REQUIRE(txn->Get(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, &version).ok());
     CHECK(version == std::to_string(kSchemaVersion));
-    IntentRecord ra, rb;
+    IntentRecord ra, rb, rc;
     REQUIRE(s.GetIntent(*txn, a.id, &ra).ok());
     REQUIRE(s.GetIntent(*txn, b.id, &rb).ok());
+    REQUIRE(s.GetIntent(*txn, c.id, &rc).ok());
     CHECK(Seqs(s, *txn, ra, 0, 1000) == Range(1, 71));
     CHECK(Seqs(s, *txn, ra, 60, 5) == Range(61, 65));
     CHECK(Seqs(s, *txn, rb, 0, 1000) == Range(1, 2));
-    CHECK(*s.LastAuditSeq(*txn) == 76);  // b's unaudited event took the next after 75
+    CHECK(Seqs(s, *txn, rc, 0, 1000) == Range(1, 1));  // kept, under a seq of its own
+    // b's unaudited event took the next after 75, c's the one after.
+    CHECK(*s.LastAuditSeq(*txn) == 77);
     std::vector<EventRecord> trail;
     REQUIRE(s.ListAudit(*txn, 0, 1000, &trail).ok());
-    REQUIRE(trail.size() == 74);
+    REQUIRE(trail.size() == 75);
+    CHECK(trail[1].id == a.id);  // a's second kept its place
     CHECK(trail[4].id == b.id);  // b's first, recorded after a's fourth
-    CHECK(trail.back().id == b.id);
-    CHECK(trail.back().seq == 2);
-    CHECK(trail.back().event_type == "intent.e2");
+    CHECK(trail[73].id == b.id);
+    CHECK(trail[73].seq == 2);
+    CHECK(trail[73].event_type == "intent.e2");
+    CHECK(trail.back().id == c.id);
+    CHECK(trail.back().event_type == "intent.clash");
     uint32_t node_seq = 0;
     uint64_t node_audit = 0;
     REQUIRE(s.LastNodeEvent(*txn, &node_seq, &node_audit).ok());

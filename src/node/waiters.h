@@ -41,8 +41,12 @@ class WaiterSet {
 
  private:
   // deadline -> waiter; a multimap keeps equal deadlines apart.
-  std::multimap<int64_t, Waiter> by_deadline_;
-  std::multimap<IntentId, int64_t> by_intent_;
+  using ByDeadline = std::multimap<int64_t, Waiter>;
+  ByDeadline by_deadline_;
+  // intent -> its waiters' entries in by_deadline_ (multimap iterators stay valid until their
+  // entry is erased): many waiters share a deadline millisecond, and finding one among them
+  // by deadline cost a scan of them all.
+  std::multimap<IntentId, ByDeadline::iterator> by_intent_;
 };
 
 }  // namespace handoff::node

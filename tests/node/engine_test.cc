@@ -481,6 +481,32 @@ TEST_CASE("WaitersAreAnsweredByIntentOrByDeadline") {
   CHECK_FALSE(waiters.NextDeadline().has_value());
 }
 
+TEST_CASE("WaitersSharingADeadlineAreTakenAndRemovedOneByOne") {
+  WaiterSet waiters;
+  std::vector<IntentId> ids;
+  for (uint64_t i = 0; i < 50; ++i) {
+    ids.push_back(NewIntentId(static_cast<int64_t>(10 + i)));
+    waiters.Add({ids.back(), "c", i, 500});
+  }
+  waiters.Add({ids[7], "d", 99, 500});  // two waiters on one intent
+  auto seven = waiters.TakeFor(ids[7]);
+  REQUIRE(seven.size() == 2);
+  CHECK(seven[0].rid == 7);
+  CHECK(seven[1].rid == 99);
+  CHECK(waiters.size() == 49);
+  waiters.Remove({ids[3], "c", 3, 500});
+  CHECK(waiters.size() == 48);
+  waiters.Remove({ids[4], "c", 999, 500});  // no such waiter: nothing goes
+  waiters.Remove({ids[4], "c", 4, 600});    // nor with another deadline
+  CHECK(waiters.size() == 48);
+  CHECK(waiters.TakeFor(ids[3]).empty());
+  auto expired = waiters.TakeExpired(500);
+  CHECK(expired.size() == 48);
+  CHECK(waiters.size() == 0);
+  CHECK(waiters.TakeFor(ids[10]).empty());
+  CHECK_FALSE(waiters.NextDeadline().has_value());
+}
+
 TEST_CASE("LifecycleRefusesIllegalTransitions") {
   using S = IntentStatus;
   CHECK(CanTransition(S::kCreated, S::kSubmitted));

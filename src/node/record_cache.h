@@ -38,6 +38,8 @@ class RecordCache {
 
  private:
   struct Entry {
+    Entry(IntentRecord&& r, std::list<IntentId>::iterator p)
+        : record(std::move(r)), position(p) {}
     IntentRecord record;
     std::list<IntentId>::iterator position;  // in lru_
   };

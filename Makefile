@@ -30,6 +30,8 @@ FUZZ_SECONDS ?= 300
 # The side-by-side comparison with Redis (make compare) needs a Redis server and hiredis.
 BENCH_PACKAGES := redis-server libhiredis-dev
 ROUNDS ?= 3
+# Round trips of each 256-in-flight run of `make compare` (longer runs are steadier).
+COUNT ?= 20000
 FUZZ_DIR ?= build-fuzz
 
 .PHONY: bench-deps compare chaos install all deps fuzz-deps install-packages build test demo sanitize fuzz-build fuzz fuzz-check clean
@@ -82,7 +84,7 @@ compare: bench-deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 	@/usr/bin/python3 tests/bench/compare_redis.py --bin $(BUILD_DIR)/daemons --rounds $(ROUNDS) \
-	  --json $(BUILD_DIR)/compare-redis.json
+	  --count $(COUNT) --json $(BUILD_DIR)/compare-redis.json
 
 # Configures with the prefix (the systemd unit names the installed paths), builds, installs.
 install: deps

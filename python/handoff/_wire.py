@@ -7,6 +7,7 @@ import grp
 import os
 import secrets
 import socket
+import threading
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -106,12 +107,32 @@ def connect_dealer(socket: Any, endpoint: str) -> None:
     socket.connect(endpoint)
 
 
+_id_lock = threading.Lock()
+_id_last_ms = 0
+_id_counter = 0
+
+
 def new_intent_id() -> str:
-    """A UUIDv7 (time-ordered) in text form, as handoff makes them."""
+    """A UUIDv7 (time-ordered) in text form, as handoff makes them: within a process each is
+    greater than the one before, even within a millisecond (a 12-bit counter after the time,
+    RFC 9562's method 1, as the C++ library does), so intents list in the order they were
+    made."""
+    global _id_last_ms, _id_counter
+    rand = bytearray(secrets.token_bytes(10))
     ms = int(time.time() * 1000)
-    rand = secrets.token_bytes(10)
-    b = bytearray(ms.to_bytes(6, "big") + rand)
-    b[6] = 0x70 | (b[6] & 0x0F)  # version 7
+    with _id_lock:
+        if ms > _id_last_ms:
+            _id_last_ms = ms
+            _id_counter = rand[0] & 0x03  # a random start with room to count up
+        else:
+            _id_counter += 1
+            if _id_counter > 0x0FFF:  # the millisecond's counter is used up: borrow the next
+                _id_last_ms += 1
+                _id_counter = 0
+        ms, counter = _id_last_ms, _id_counter
+    b = bytearray(ms.to_bytes(6, "big")) + rand
+    b[6] = 0x70 | (counter >> 8)  # version 7, then the counter's top 4 bits
+    b[7] = counter & 0xFF
     b[8] = 0x80 | (b[8] & 0x3F)  # variant 10
     return str(uuid.UUID(bytes=bytes(b)))
 

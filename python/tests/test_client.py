@@ -76,6 +76,33 @@ def test_send_get_events_list_and_status(daemon: Daemon) -> None:
         assert status["intents"]["SUBMITTED"] == 2
 
 
+def test_intent_ids_made_by_one_process_increase_even_within_a_millisecond() -> None:
+    import uuid
+
+    # Thousands in a few milliseconds: a counter after the time keeps them in order (intents
+    # list newest first by id).
+    ids = [handoff._wire.new_intent_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    # From several threads at once, too.
+    made: list = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [handoff._wire.new_intent_id() for _ in range(1000)]
+        assert mine == sorted(mine)
+        with lock:
+            made.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 4000
+
+
 def test_wait_for_returns_the_outcome(daemon: Daemon) -> None:
     with daemon.client() as client:
         intent_id = client.send_intent(work())

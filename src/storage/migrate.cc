@@ -21,24 +21,13 @@
 #include <optional>
 #include <string>
 
+#include "storage/keys.h"
 #include "storage/store.h"
 
 namespace handoff::storage {
 namespace {
 
 constexpr size_t kSchema1AuditValueBytes = IntentId::kSize + 4;
-
-std::string U64Be(uint64_t v) {
-  std::string out;
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-  return out;
-}
-
-uint64_t ReadBe(std::string_view bytes) {
-  uint64_t v = 0;
-  for (unsigned char c : bytes) v = v << 8 | c;
-  return v;
-}
 
 // The smallest key after `key`.
 std::string After(std::string_view key) {
@@ -51,7 +40,7 @@ std::string After(std::string_view key) {
 
 bool Store::TakenInSchema2(const Txn& txn, uint64_t audit_seq) const {
   std::string_view value;
-  return txn.Get(audit_, U64Be(audit_seq), &value).ok() && value.size() != kSchema1AuditValueBytes;
+  return txn.Get(audit_, U64Key(audit_seq), &value).ok() && value.size() != kSchema1AuditValueBytes;
 }
 
 Status Store::MigrateFromSchema1() {
@@ -85,7 +74,7 @@ Status Store::MigrateFromSchema1() {
       }
       EventRecord e = std::move(*decoded);
       if (e.id.bytes() != std::string_view(key).substr(0, IntentId::kSize) ||
-          e.seq != ReadBe(std::string_view(key).substr(IntentId::kSize))) {
+          e.seq != ReadU32(std::string_view(key).substr(IntentId::kSize))) {
         return Status::Corruption("migrating from schema 1: the event stored under " +
                                   e.id.ToString() + "/" + std::to_string(e.seq) +
                                   " names itself otherwise");
@@ -103,9 +92,9 @@ Status Store::MigrateFromSchema1() {
       }
       e.prev_audit_seq = chain;
       chain = e.audit_seq;
-      HANDOFF_RETURN_IF_ERROR(txn.Put(audit_, U64Be(e.audit_seq), EncodeEvent(e)));
-      if (e.seq % kEventIndexEvery == 0 || e.id.IsZero()) {
-        HANDOFF_RETURN_IF_ERROR(txn.Put(events_, key, U64Be(e.audit_seq)));
+      HANDOFF_RETURN_IF_ERROR(txn.Put(audit_, U64Key(e.audit_seq), EncodeEvent(e)));
+      if (Indexed(e.id, e.seq)) {
+        HANDOFF_RETURN_IF_ERROR(txn.Put(events_, key, U64Key(e.audit_seq)));
       } else {
         HANDOFF_RETURN_IF_ERROR(txn.Delete(events_, key));
       }

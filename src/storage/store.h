@@ -157,6 +157,8 @@ class Store {
   Status OpenTables(std::string_view node_name);
   // Opens the log and applies to LMDB the records it holds past meta's log_seq.
   Status Replay(const EnvOptions& options);
+  // Deletes an intent's events and their index entries (store_history.cc).
+  Status PurgeHistory(Txn& txn, const IntentRecord& record);
   // Rewrites a schema 1 data directory as schema 2, in one transaction (schema.h).
   Status MigrateFromSchema1();
   // During the migration: whether `audit_seq` already holds an event in schema 2's form.

@@ -76,34 +76,53 @@ std::optional<uint64_t> PeekTopLevelUint(std::string_view data, std::string_view
   return visitor.found;
 }
 
-namespace {
+// The bytes of a frame, which its decoded values' strings point into, and the zone holding
+// their trees.
+struct Decoded::Arena {
+  Arena(std::string_view data, size_t chunk_size) : bytes(data), zone(chunk_size) {}
+  const std::string bytes;
+  msgpack::zone zone;
+};
 
-// Decodes the value at `*offset` and moves `*offset` past it. `expected_bytes` is about how
-// many bytes the value takes: its zone is sized by it.
-Result<msgpack::object_handle> UnpackAt(std::string_view data, size_t* offset,
-                                        const UnpackLimits& limits, size_t expected_bytes) {
-  msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
-                              limits.max_string, limits.max_string, limits.max_depth);
-  try {
-    // The zone's first chunk sized for the message (its strings are copied in, and each field
-    // adds an object or two) rather than msgpack's default 8 KiB: a request of a kilobyte or
-    // two then takes one modest allocation. A zone that runs out adds chunks as it needs them.
-    auto zone = std::make_unique<msgpack::zone>(
-        std::clamp<size_t>(2 * expected_bytes + 512, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8));
-    bool referenced = false;
-    msgpack::object object = msgpack::unpack(*zone, data.data(), data.size(), *offset, referenced,
-                                             nullptr, nullptr, limit);
-    return msgpack::object_handle(object, std::move(zone));
-  } catch (const msgpack::insufficient_bytes&) {
-    return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
-  } catch (const msgpack::depth_size_overflow&) {
-    return Status::InvalidArgument("msgpack value is nested too deeply");
-  } catch (const msgpack::size_overflow& e) {
-    return Status::InvalidArgument(std::string("msgpack value exceeds a size limit: ") + e.what());
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
+// Decodes the values of one frame into one Arena.
+class DecodedArena {
+ public:
+  // The zone holds only the trees' objects (16 bytes each, 32 a map entry; strings stay in the
+  // frame): half the frame's size is room for most, and a zone that runs out adds chunks.
+  explicit DecodedArena(std::string_view data)
+      : arena_(std::make_shared<Decoded::Arena>(
+            data, std::clamp<size_t>(data.size() / 2, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8))) {}
+
+  // Decodes the value at `*offset` and moves `*offset` past it.
+  Result<Decoded> UnpackAt(size_t* offset, const UnpackLimits& limits) {
+    msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
+                                limits.max_string, limits.max_string, limits.max_depth);
+    const std::string& bytes = arena_->bytes;
+    try {
+      bool referenced = false;
+      msgpack::object object = msgpack::unpack(arena_->zone, bytes.data(), bytes.size(), *offset,
+                                               referenced, &ReferenceAll, nullptr, limit);
+      return Decoded(object, arena_);
+    } catch (const msgpack::insufficient_bytes&) {
+      return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
+    } catch (const msgpack::depth_size_overflow&) {
+      return Status::InvalidArgument("msgpack value is nested too deeply");
+    } catch (const msgpack::size_overflow& e) {
+      return Status::InvalidArgument(std::string("msgpack value exceeds a size limit: ") +
+                                     e.what());
+    } catch (const std::exception& e) {
+      return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
+    }
   }
-}
+
+ private:
+  // Strings, binaries and extensions point into the arena's copy of the frame.
+  static bool ReferenceAll(msgpack::type::object_type, size_t, void*) { return true; }
+
+  std::shared_ptr<Decoded::Arena> arena_;
+};
+
+namespace {
 
 uint64_t BigEndian(std::string_view bytes) {
   uint64_t v = 0;
@@ -125,11 +144,10 @@ std::optional<std::pair<size_t, size_t>> ArrayHeader(std::string_view data) {
 
 }  // namespace
 
-Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits) {
+Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits) {
   if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
   size_t offset = 0;
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle,
-                           UnpackAt(data, &offset, limits, data.size()));
+  HANDOFF_ASSIGN_OR_RETURN(Decoded handle, DecodedArena(data).UnpackAt(&offset, limits));
   if (offset != data.size()) {
     return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
                                    " trailing bytes after the first value");
@@ -155,9 +173,7 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
   std::vector<UnpackedItem> items;
   items.reserve(n);
   size_t offset = header_bytes;
-  // Each value's zone is sized for an average value: sized by the rest of the array, every
-  // zone of a batch of a thousand small requests took 64 KiB (55 MB for a batch of 89 KB).
-  const size_t average = n == 0 ? 0 : (data.size() - header_bytes) / n;
+  DecodedArena arena(data);
   for (size_t i = 0; i < n; ++i) {
     if (offset >= data.size()) {
       return Status::InvalidArgument("malformed msgpack: the array ends after " +
@@ -165,7 +181,7 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
                                      " values");
     }
     const size_t start = offset;
-    auto handle = UnpackAt(data, &offset, limits, average);
+    auto handle = arena.UnpackAt(&offset, limits);
     if (!handle.ok()) {
       return Status::InvalidArgument("value " + std::to_string(i) +
                                      " of the array: " + handle.status().message());

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <msgpack.hpp>
 #include <optional>
 #include <string>
@@ -152,15 +153,36 @@ struct UnpackLimits {
   size_t max_string = 64 << 20;    // bytes of one str/bin/ext
 };
 
-// Decodes exactly one msgpack value occupying all of `data`. Strings are copied into the
-// handle's zone, so the handle does not depend on `data` afterwards.
-Result<msgpack::object_handle> Unpack(std::string_view data, const UnpackLimits& limits = {});
+// A decoded msgpack value and what keeps it alive. Decoding copies the frame once and points
+// the value's strings into that copy (rather than copying each string into the tree's zone),
+// and every value decoded from one frame (each message of a batch) shares the copy and one
+// zone: a batch of a thousand messages makes two allocations, not a zone and a copy of every
+// string each. A Decoded never depends on the bytes it was decoded from; whoever holds one
+// message of a batch holds the batch's frame.
+class Decoded {
+ public:
+  Decoded() = default;
+  const msgpack::object& get() const { return object_; }
 
-// One value of a msgpack array, decoded on its own (into a zone of its own), and the bytes it
-// was decoded from.
+ private:
+  struct Arena;
+  friend class DecodedArena;
+  Decoded(const msgpack::object& object, std::shared_ptr<const Arena> arena)
+      : object_(object), arena_(std::move(arena)) {}
+
+  msgpack::object object_;
+  std::shared_ptr<const Arena> arena_;
+};
+
+// Decodes exactly one msgpack value occupying all of `data`. The result does not depend on
+// `data` afterwards.
+Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits = {});
+
+// One value of a msgpack array, decoded on its own, and the bytes of `data` it was decoded
+// from.
 struct UnpackedItem {
   std::string_view bytes;
-  msgpack::object_handle handle;
+  Decoded handle;
 };
 
 // The number of values of the array `data` starts with, or nullopt when `data` does not start

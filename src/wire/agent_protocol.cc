@@ -18,7 +18,7 @@ Result<uint64_t> CheckVersion(const MapReader& m, uint64_t oldest) {
 }
 
 // The envelope of a decoded request.
-Result<Request> ReadRequest(msgpack::object_handle handle, uint64_t* rid) {
+Result<Request> ReadRequest(Decoded handle, uint64_t* rid) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a request"));
   Request request;
   // The rid comes first so that every later error can be matched to its request.
@@ -30,7 +30,7 @@ Result<Request> ReadRequest(msgpack::object_handle handle, uint64_t* rid) {
   return request;
 }
 
-Result<Reply> ReadReply(msgpack::object_handle handle) {
+Result<Reply> ReadReply(Decoded handle) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a reply"));
   HANDOFF_RETURN_IF_ERROR(CheckVersion(m, 1).status());
   Reply reply;
@@ -138,7 +138,7 @@ Status ReadError(const MapReader& error) {
 }
 
 Result<Reply> DecodeReply(std::string_view frame) {
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  HANDOFF_ASSIGN_OR_RETURN(Decoded handle, Unpack(frame));
   return ReadReply(std::move(handle));
 }
 

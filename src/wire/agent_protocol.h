@@ -68,7 +68,7 @@ inline constexpr std::string_view kPushDeliver = "deliver";
 
 // A decoded request; it owns its decoded tree.
 struct Request {
-  msgpack::object_handle handle;
+  Decoded handle;
   std::string op;
   uint64_t rid = 0;
   uint64_t version = 1;  // the request's "v": 2 says its sender reads batches
@@ -126,7 +126,7 @@ std::string EncodeErrorReply(uint64_t rid, const Status& status);
 
 // A decoded reply or push, as a client sees it.
 struct Reply {
-  msgpack::object_handle handle;
+  Decoded handle;
   uint64_t rid = 0;
   std::string push;  // non-empty for pushes ("deliver")
   Status status;     // the error of an ok:false reply

@@ -10,7 +10,7 @@ bool IsDataKind(std::string_view kind) {
 
 namespace {
 
-Result<PeerMessage> ReadPeerMessage(msgpack::object_handle handle) {
+Result<PeerMessage> ReadPeerMessage(Decoded handle) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(handle.get(), "a peer message"));
   uint64_t version = 0;
   HANDOFF_RETURN_IF_ERROR(m.Uint("v", &version));
@@ -42,14 +42,14 @@ Result<PeerMessage> ReadPeerMessage(msgpack::object_handle handle) {
     return Status::InvalidArgument("unknown peer message kind " + Quoted(msg.kind));
   }
   msg.handle = std::move(handle);
-  // The body pointer stays valid: moving the handle keeps its zone.
+  // The body pointer stays valid: moving the handle keeps its arena.
   return msg;
 }
 
 }  // namespace
 
 Result<PeerMessage> DecodePeerMessage(std::string_view frame) {
-  HANDOFF_ASSIGN_OR_RETURN(msgpack::object_handle handle, Unpack(frame));
+  HANDOFF_ASSIGN_OR_RETURN(Decoded handle, Unpack(frame));
   return ReadPeerMessage(std::move(handle));
 }
 

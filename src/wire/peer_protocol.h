@@ -51,7 +51,7 @@ inline constexpr size_t kMaxPeerBatchItems = 1024;
 inline constexpr size_t kMaxPeerBatchBytes = 1 << 20;
 
 struct PeerMessage {
-  msgpack::object_handle handle;
+  Decoded handle;
   std::string kind;
   std::string from;
   uint64_t seq = 0;                       // data messages

@@ -149,6 +149,47 @@ TEST_CASE("DecodingABatchTakesMemoryInProportionToIt") {
   CHECK((*decoded)[99].handle.get().as<uint64_t>() == 98);
 }
 
+TEST_CASE("DecodedValuesOutliveTheirFrameAndShareOneCopyOfIt") {
+  MsgWriter w;
+  w.BeginArray();
+  for (int i = 0; i < 3; ++i) {
+    w.BeginMap();
+    w.Field("op", "send");
+    w.Field("payload", std::string(100, static_cast<char>('a' + i)));
+    w.EndMap();
+  }
+  w.EndArray();
+  std::string frame = w.str();
+  auto items = UnpackBatch(frame, 16);
+  REQUIRE(items.ok());
+  std::vector<Decoded> kept;
+  for (UnpackedItem& item : *items) kept.push_back(std::move(item.handle));
+  auto single = Unpack((*items)[0].bytes);  // a view into the frame
+  REQUIRE(single.ok());
+  items->clear();
+  // The frame is overwritten and freed: the values point into a copy of it, not into it.
+  std::fill(frame.begin(), frame.end(), '\xc1');
+  frame = std::string();
+  for (int i = 0; i < 3; ++i) {
+    auto m = MapReader::From(kept[i].get(), "test");
+    REQUIRE(m.ok());
+    std::string payload;
+    REQUIRE(m->String("payload", &payload).ok());
+    CHECK(payload == std::string(100, static_cast<char>('a' + i)));
+  }
+  // Strings are not copied one by one: the three payloads lie in one copy of the frame, in
+  // frame order.
+  auto payload_at = [](const Decoded& d) { return MapReader::From(d.get(), "t")->Find("payload"); };
+  const char* first = payload_at(kept[0])->via.str.ptr;
+  const char* third = payload_at(kept[2])->via.str.ptr;
+  CHECK(third > first);
+  CHECK(third - first < 400);
+  auto m = MapReader::From(single->get(), "test");
+  std::string payload;
+  REQUIRE(m->String("payload", &payload).ok());
+  CHECK(payload == std::string(100, 'a'));
+}
+
 TEST_CASE("UnpackRejectsMalformedInputWithoutThrowing") {
   CHECK(Unpack("").status().IsInvalidArgument());
   CHECK(Unpack("\x92\x01").status().IsInvalidArgument());  // array of 2 with 1 element

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/msgpack_tree.h"
+
 namespace handoff {
 
 namespace {
@@ -95,30 +97,12 @@ class DecodedArena {
 
   // Decodes the value at `*offset` and moves `*offset` past it.
   Result<Decoded> UnpackAt(size_t* offset, const UnpackLimits& limits) {
-    msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
-                                limits.max_string, limits.max_string, limits.max_depth);
-    const std::string& bytes = arena_->bytes;
-    try {
-      bool referenced = false;
-      msgpack::object object = msgpack::unpack(arena_->zone, bytes.data(), bytes.size(), *offset,
-                                               referenced, &ReferenceAll, nullptr, limit);
-      return Decoded(object, arena_);
-    } catch (const msgpack::insufficient_bytes&) {
-      return Status::InvalidArgument("malformed msgpack: the message ends inside a value");
-    } catch (const msgpack::depth_size_overflow&) {
-      return Status::InvalidArgument("msgpack value is nested too deeply");
-    } catch (const msgpack::size_overflow& e) {
-      return Status::InvalidArgument(std::string("msgpack value exceeds a size limit: ") +
-                                     e.what());
-    } catch (const std::exception& e) {
-      return Status::InvalidArgument(std::string("malformed msgpack: ") + e.what());
-    }
+    msgpack::object object;
+    HANDOFF_RETURN_IF_ERROR(DecodeTree(arena_->bytes, offset, arena_->zone, limits, &object));
+    return Decoded(object, arena_);
   }
 
  private:
-  // Strings, binaries and extensions point into the arena's copy of the frame.
-  static bool ReferenceAll(msgpack::type::object_type, size_t, void*) { return true; }
-
   std::shared_ptr<Decoded::Arena> arena_;
 };
 

@@ -4,7 +4,7 @@
 // a 32-bit map or array header and patches the count when the container ends (msgpack readers
 // must accept a wider header than the minimum). MapReader reads a decoded map field by field and
 // turns every type mismatch into an InvalidArgument naming the field. Unpack never throws: it
-// maps msgpack-c's exceptions to Status at this boundary.
+// decodes with DecodeTree (msgpack_tree.h), which returns a Status.
 //
 // Thread safety: values; one thread at a time per object.
 

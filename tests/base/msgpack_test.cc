@@ -4,9 +4,12 @@
 #include <malloc.h>
 
 #include <cstdint>
+#include <optional>
+#include <random>
 #include <string>
 
 #include "base/msgpack_io.h"
+#include "base/msgpack_tree.h"
 
 namespace handoff {
 namespace {
@@ -188,6 +191,233 @@ TEST_CASE("DecodedValuesOutliveTheirFrameAndShareOneCopyOfIt") {
   std::string payload;
   REQUIRE(m->String("payload", &payload).ok());
   CHECK(payload == std::string(100, 'a'));
+}
+
+// DecodeTree (under Unpack) is checked against msgpack-c's own decoder: on any bytes both
+// accept or both refuse, and what they accept is the same tree (compared as Pack's bytes).
+std::optional<std::string> ReferenceDecode(std::string_view data, const UnpackLimits& limits) {
+  msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
+                              limits.max_string, limits.max_string, limits.max_depth);
+  try {
+    size_t offset = 0;
+    msgpack::object_handle h =
+        msgpack::unpack(data.data(), data.size(), offset, nullptr, nullptr, limit);
+    if (offset != data.size()) return std::nullopt;
+    return Pack(h.get());
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> OurDecode(std::string_view data, const UnpackLimits& limits) {
+  auto decoded = Unpack(data, limits);
+  if (!decoded.ok()) return std::nullopt;
+  return Pack(decoded->get());
+}
+
+// Random msgpack values using every encoding (headers of every width, not only the shortest).
+class RandomMsgpack {
+ public:
+  explicit RandomMsgpack(uint32_t seed) : rng_(seed) {}
+
+  std::string Value(int depth) {
+    std::string out;
+    Append(&out, depth);
+    return out;
+  }
+
+ private:
+  uint64_t Below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
+  void Be(std::string* out, uint64_t v, size_t bytes) {
+    for (size_t i = bytes; i-- > 0;) out->push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void Bytes(std::string* out, size_t n) {
+    for (size_t i = 0; i < n; ++i) out->push_back(static_cast<char>(Below(256)));
+  }
+  // A length header: the fix form where it fits (when `fix` is not 0), else 8, 16 or 32 bits.
+  void Header(std::string* out, size_t n, uint8_t fix, size_t fix_max, uint8_t b8, uint8_t b16,
+              uint8_t b32) {
+    const uint64_t pick = Below(4);
+    if (fix != 0 && n <= fix_max && pick == 0) {
+      out->push_back(static_cast<char>(fix | n));
+    } else if (b8 != 0 && n <= 0xff && pick <= 1) {
+      out->push_back(static_cast<char>(b8));
+      Be(out, n, 1);
+    } else if (n <= 0xffff && pick <= 2) {
+      out->push_back(static_cast<char>(b16));
+      Be(out, n, 2);
+    } else {
+      out->push_back(static_cast<char>(b32));
+      Be(out, n, 4);
+    }
+  }
+  size_t Length() {
+    switch (Below(8)) {
+      case 0:
+        return 0;
+      case 1:
+        return 1 + Below(300);
+      case 2:
+        return Below(100) == 0 ? 65536 + Below(100) : Below(40);
+      default:
+        return Below(20);
+    }
+  }
+
+  void Append(std::string* out, int depth) {
+    const uint64_t kind = Below(depth > 0 ? 16 : 13);
+    switch (kind) {
+      case 0:
+        out->push_back(static_cast<char>(0xc0 + (Below(2) == 0 ? 0 : 2 + Below(2))));
+        return;
+      case 1:
+        out->push_back(static_cast<char>(Below(0x80)));  // positive fixint
+        return;
+      case 2:
+        out->push_back(static_cast<char>(0xe0 + Below(32)));  // negative fixint
+        return;
+      case 3: {  // uint 8..64
+        const size_t width = Below(4);
+        out->push_back(static_cast<char>(0xcc + width));
+        Bytes(out, size_t{1} << width);
+        return;
+      }
+      case 4: {  // int 8..64, either sign
+        const size_t width = Below(4);
+        out->push_back(static_cast<char>(0xd0 + width));
+        Bytes(out, size_t{1} << width);
+        return;
+      }
+      case 5: {  // finite floats, so that the trees compare by their bytes
+        if (Below(2) == 0) {
+          const float f = static_cast<float>(Below(1000000)) / 7.0f - 5000.0f;
+          uint32_t bits;
+          std::memcpy(&bits, &f, sizeof bits);
+          out->push_back(static_cast<char>(0xca));
+          Be(out, bits, 4);
+        } else {
+          const double d = static_cast<double>(Below(1u << 30)) / 3.0 - 1e6;
+          uint64_t bits;
+          std::memcpy(&bits, &d, sizeof bits);
+          out->push_back(static_cast<char>(0xcb));
+          Be(out, bits, 8);
+        }
+        return;
+      }
+      case 6:
+      case 7: {
+        const size_t n = Length();
+        Header(out, n, 0xa0, 31, 0xd9, 0xda, 0xdb);
+        Bytes(out, n);
+        return;
+      }
+      case 8: {
+        const size_t n = Length();
+        Header(out, n, 0, 0, 0xc4, 0xc5, 0xc6);
+        Bytes(out, n);
+        return;
+      }
+      case 9: {  // fixext 1..16 or ext 8/16/32
+        if (Below(2) == 0) {
+          const size_t width = Below(5);
+          out->push_back(static_cast<char>(0xd4 + width));
+          Bytes(out, 1 + (size_t{1} << width));
+          return;
+        }
+        const size_t n = Length();
+        Header(out, n, 0, 0, 0xc7, 0xc8, 0xc9);
+        Bytes(out, 1 + n);
+        return;
+      }
+      case 10:
+      case 11:
+      case 12: {  // a short string, the commonest value (a key, say)
+        const size_t n = Below(12);
+        out->push_back(static_cast<char>(0xa0 | n));
+        Bytes(out, n);
+        return;
+      }
+      case 13:
+      case 14: {
+        const size_t n = Below(6) == 0 ? 16 + Below(8) : Below(6);
+        Header(out, n, 0x80, 15, 0, 0xde, 0xdf);
+        for (size_t i = 0; i < 2 * n; ++i) Append(out, depth - 1);
+        return;
+      }
+      default: {
+        const size_t n = Below(6) == 0 ? 16 + Below(8) : Below(6);
+        Header(out, n, 0x90, 15, 0, 0xdc, 0xdd);
+        for (size_t i = 0; i < n; ++i) Append(out, depth - 1);
+        return;
+      }
+    }
+  }
+
+  std::mt19937_64 rng_;
+};
+
+TEST_CASE("DecodeTreeAgreesWithMsgpackCOnEveryEncodingAndOnDamagedBytes") {
+  RandomMsgpack gen(20261205);
+  std::mt19937 rng(7);
+  UnpackLimits tight;
+  tight.max_depth = 3;
+  tight.max_container = 5;
+  tight.max_string = 40;
+  size_t accepted = 0, damaged_refused = 0, tight_refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string value = gen.Value(static_cast<int>(rng() % 6));
+    CAPTURE(i);
+    const auto ours = OurDecode(value, {});
+    REQUIRE(ours.has_value());  // well formed, within the default limits
+    CHECK(ours == ReferenceDecode(value, {}));
+    ++accepted;
+    const auto ours_tight = OurDecode(value, tight);
+    CHECK(ours_tight == ReferenceDecode(value, tight));
+    if (!ours_tight) ++tight_refused;
+    // Cut short at a random point, a byte changed, a byte added.
+    std::string damaged = value.substr(0, rng() % value.size());
+    auto got = OurDecode(damaged, {});
+    CHECK(got == ReferenceDecode(damaged, {}));
+    if (!got) ++damaged_refused;
+    damaged = value;
+    damaged[rng() % damaged.size()] = static_cast<char>(rng());
+    CHECK(OurDecode(damaged, {}) == ReferenceDecode(damaged, {}));
+    damaged = value + static_cast<char>(rng());
+    CHECK(OurDecode(damaged, {}) == ReferenceDecode(damaged, {}));
+  }
+  // Every first byte, followed by a few bytes of each kind.
+  for (int first = 0; first < 256; ++first) {
+    for (int tail = 0; tail < 40; ++tail) {
+      std::string bytes(1, static_cast<char>(first));
+      for (int k = 0; k < tail; ++k) bytes.push_back(static_cast<char>(tail % 3 == 0 ? 0 : rng()));
+      CAPTURE(first);
+      CAPTURE(tail);
+      CHECK(OurDecode(bytes, {}) == ReferenceDecode(bytes, {}));
+      CHECK(OurDecode(bytes, tight) == ReferenceDecode(bytes, tight));
+    }
+  }
+  CHECK(accepted == 3000);
+  CHECK(damaged_refused > 1000);  // the comparisons above saw both outcomes
+  CHECK(tight_refused > 100);
+}
+
+TEST_CASE("DecodeTreeRefusesAClaimTheBytesCannotHoldBeforeAllocating") {
+  // A map claiming 2^32 - 1 entries in a few bytes: cut short, without room made for them.
+  std::string claim = "\xdf\xff\xff\xff\xff\x01\x02";
+  UnpackLimits wide;
+  wide.max_container = SIZE_MAX;
+  msgpack::zone zone(1024);
+  size_t offset = 0;
+  msgpack::object object;
+  Status s = DecodeTree(claim, &offset, zone, wide, &object);
+  CHECK(s.message().find("ends inside") != std::string::npos);
+  CHECK(offset == 0);
+  // Within the bytes: decoded, and the offset moves past the value only.
+  const std::string two = std::string("\x92\x01\xa1x", 4) + "rest";
+  CHECK(DecodeTree(two, &offset, zone, {}, &object).ok());
+  CHECK(offset == 4);
+  CHECK(object.via.array.size == 2);
+  CHECK(object.via.array.ptr[1].as<std::string>() == "x");
 }
 
 TEST_CASE("UnpackRejectsMalformedInputWithoutThrowing") {

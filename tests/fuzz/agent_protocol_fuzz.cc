@@ -1,10 +1,12 @@
 // libFuzzer target: one frame from an agent connection, as the daemon reads it (the envelope,
 // then every field reader a handler uses; a batch split into its messages), and as a client
-// reads a reply or a batch of them. Whatever the bytes, decoding returns a Status: no crash,
-// no leak, no undefined behaviour, no unbounded memory.
+// reads a reply or a batch of them; and our decoder against msgpack-c's. Whatever the bytes,
+// decoding returns a Status: no crash, no leak, no undefined behaviour, no unbounded memory.
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "base/msgpack_io.h"
@@ -77,5 +79,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (const msgpack::object* intent = reply->body().Find("intent")) (void)ReadIntent(*intent);
     if (const msgpack::object* event = reply->body().Find("event")) (void)ReadEvent(*event);
   }
+
+  // Our decoder (DecodeTree, under Unpack) against msgpack-c's: both accept or both refuse, and
+  // what they accept is the same value.
+  auto ours = Unpack(frame);
+  std::optional<std::string> reference;
+  try {
+    size_t offset = 0;
+    const UnpackLimits limits;
+    msgpack::unpack_limit limit(limits.max_container, limits.max_container, limits.max_string,
+                                limits.max_string, limits.max_string, limits.max_depth);
+    msgpack::object_handle h =
+        msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
+    if (offset == frame.size()) reference = Pack(h.get());
+  } catch (const std::exception&) {
+  }
+  if (ours.ok() != reference.has_value()) __builtin_trap();
+  if (ours.ok() && Pack(ours->get()) != *reference) __builtin_trap();
   return 0;
 }

@@ -4,6 +4,7 @@ A thin client of the local ``handoffd`` (docs/protocol.md): :class:`Client` hand
 waits for it, :class:`Agent` does it. ``handoff.aio`` has the same over asyncio.
 """
 
+from ._wire import new_intent_id
 from .agent import Agent, Task
 from .client import Client
 from .errors import (
@@ -41,4 +42,5 @@ __all__ = [
     "Task",
     "TimedOut",
     "Unavailable",
+    "new_intent_id",
 ]

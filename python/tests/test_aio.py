@@ -76,7 +76,7 @@ def test_async_errors_timeouts_and_cancel(daemon: Daemon, tmp_root) -> None:
             aio.Client(f"ipc://{tmp_root}/nobody.sock")
         async with aio.Client(daemon.endpoint) as client:
             with pytest.raises(handoff.NotFound):
-                await client.get(handoff._wire.new_intent_id())
+                await client.get(handoff.new_intent_id())
             with pytest.raises(handoff.InvalidArgument):
                 await client.send_intent(send_fields(1, to_agent="not an address"))
             live = await client.send_intent(send_fields(1))

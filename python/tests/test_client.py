@@ -81,7 +81,7 @@ def test_intent_ids_made_by_one_process_increase_even_within_a_millisecond() -> 
 
     # Thousands in a few milliseconds: a counter after the time keeps them in order (intents
     # list newest first by id).
-    ids = [handoff._wire.new_intent_id() for _ in range(5000)]
+    ids = [handoff.new_intent_id() for _ in range(5000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
@@ -90,7 +90,7 @@ def test_intent_ids_made_by_one_process_increase_even_within_a_millisecond() -> 
     lock = threading.Lock()
 
     def make() -> None:
-        mine = [handoff._wire.new_intent_id() for _ in range(1000)]
+        mine = [handoff.new_intent_id() for _ in range(1000)]
         assert mine == sorted(mine)
         with lock:
             made.extend(mine)
@@ -101,6 +101,18 @@ def test_intent_ids_made_by_one_process_increase_even_within_a_millisecond() -> 
     for t in threads:
         t.join()
     assert len(set(made)) == 4000
+
+
+def test_an_address_hands_out_its_queue_in_id_order(daemon: Daemon) -> None:
+    # docs/protocol.md: ids that increase are delivered in the order they were made, whatever
+    # order they were sent in (and random ids in the order they sort).
+    ids = [handoff.new_intent_id() for _ in range(4)]
+    assert ids == sorted(ids)
+    with daemon.client() as client:
+        for i in (2, 0, 3, 1):
+            client.send(work(), intent_id=ids[i])
+    delivered = [complete_next(daemon, {"n": n}) for n in range(4)]
+    assert delivered == ids
 
 
 def test_wait_for_returns_the_outcome(daemon: Daemon) -> None:
@@ -121,7 +133,7 @@ def test_wait_for_returns_the_outcome(daemon: Daemon) -> None:
 def test_every_send_option_reaches_the_record(daemon: Daemon) -> None:
     with daemon.client() as client:
         parent = client.send_intent(work())
-        chosen = handoff._wire.new_intent_id()
+        chosen = handoff.new_intent_id()
         deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
         receipt = client.send(
             work(),
@@ -194,7 +206,7 @@ def test_approvals_approve_reject_replay_dlq_purge_audit_cancel(daemon: Daemon) 
 def test_every_error_class_carries_its_code_and_message(daemon: Daemon, tmp_root) -> None:
     with daemon.client() as client:
         with pytest.raises(handoff.NotFound) as e:
-            client.get(handoff._wire.new_intent_id())
+            client.get(handoff.new_intent_id())
         assert e.value.code == "not_found" and e.value.message
         with pytest.raises(handoff.InvalidArgument) as e:
             client.send_intent(work(to_agent="agent://Not Valid"))

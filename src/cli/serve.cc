@@ -53,18 +53,17 @@ Json ResultFrom(const std::string& out) {
 }
 
 // True if the command ran `handoffctl request-approval` for this delivery: the intent now waits
-// for a human, and its exit status is not the outcome.
-bool AskedAHuman(const std::string& endpoint, const Intent& in) {
-  ClientOptions options;
-  options.endpoint = endpoint;
-  auto client = Client::Connect(options);
-  if (!client.ok()) return false;
-  auto now = (*client)->Get(in.intent_id);
+// for a human, and its exit status is not the outcome. Asked on a connection serve keeps (one
+// made per command took longer than a short command: a ZeroMQ context, its threads, the
+// handshake).
+bool AskedAHuman(Client& client, const Intent& in) {
+  auto now = client.Get(in.intent_id);
   return now.ok() && now->status == IntentStatus::kWaiting && now->waiting_reason == "HUMAN" &&
          now->delivery_attempt == in.delivery_attempt;
 }
 
-Outcome RunCommand(const std::string& command, const std::string& endpoint, Task& task) {
+Outcome RunCommand(const std::string& command, const std::string& endpoint, Client& asker,
+                   Task& task) {
   const Intent& in = task.intent();
   std::map<std::string, std::string> env = {
       {"HANDOFF_INTENT_ID", in.intent_id},
@@ -110,7 +109,7 @@ Outcome RunCommand(const std::string& command, const std::string& endpoint, Task
   }
   spdlog::info("intent {} attempt {}: command exited {} after {} ms", in.intent_id,
                in.delivery_attempt, ran->exit_code, ms);
-  if (AskedAHuman(endpoint, in)) {
+  if (AskedAHuman(asker, in)) {
     spdlog::info("intent {} waits for a human decision; it comes back when one is made",
                  in.intent_id);
     return Outcome::Abandon();
@@ -162,10 +161,12 @@ int Serve(const Global& g, const ServeFlags& f) {
   }
   if (g_stop.load()) return kExitOk;
   if (!agent.ok()) return Error(agent.status());
+  auto asker = Client::Connect(options.client);
+  if (!asker.ok()) return Error(asker.status());
   g_agent = agent->get();
 
   spdlog::info("serving {} with: {}", f.as, f.exec);
-  Status s = (*agent)->Run([&](Task& task) { return RunCommand(f.exec, endpoint, task); });
+  Status s = (*agent)->Run([&](Task& task) { return RunCommand(f.exec, endpoint, **asker, task); });
   g_agent = nullptr;
   return s.ok() ? kExitOk : Error(s);
 }

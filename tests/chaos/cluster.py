@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -287,7 +286,7 @@ def sender(cluster: Cluster, origin: str, history: History, first: int, step: in
     others = [x for x in NODES if x != origin]
     while not stop.is_set():
         dest = others[n % 2]
-        intent_id = str(uuid.uuid4())
+        intent_id = handoff.new_intent_id()
         history.invoke(intent_id, n, origin, dest)
         try:
             if client is None:
@@ -309,22 +308,65 @@ def sender(cluster: Cluster, origin: str, history: History, first: int, step: in
 
 
 def probe(cluster: Cluster, history: History, origin: str, dest: str,
-          timeout: float = 60.0) -> Optional[float]:
-    """Seconds for an intent from `origin` to `dest`'s agent to complete; None past timeout."""
+          timeout: float = 60.0, describe_after: float = 10.0) -> Optional[float]:
+    """Seconds for an intent from `origin` to `dest`'s agent to complete; None past timeout.
+
+    A probe still running after `describe_after` seconds is described in the log (where it
+    stands on both nodes, what its agent holds), once: the diagnosis of a slow recovery."""
     started = time.monotonic()
-    intent_id = str(uuid.uuid4())
+    intent_id = handoff.new_intent_id()
     history.probes[intent_id] = (origin, dest)
+    described = False
     while time.monotonic() - started < timeout:
+        elapsed = time.monotonic() - started
+        if not described and elapsed >= describe_after:
+            log(f"probe {origin} -> {dest} still running after {elapsed:.1f} s:")
+            describe_probe(cluster, intent_id, origin, dest)
+            described = True
         try:
             with handoff.Client(cluster.endpoint(origin), timeout=2.0) as c:
                 c.send_intent(intent_type="intent.chaos.probe.v1", to_agent=worker(dest),
                               intent_id=intent_id, payload={"n": -1})
                 left = timeout - (time.monotonic() - started)
+                if not described:
+                    left = min(left, describe_after - (time.monotonic() - started))
                 if c.wait_for(intent_id, timeout=max(left, 0.1))["status"] == "COMPLETED":
                     return time.monotonic() - started
         except handoff.HandoffError:
-            time.sleep(0.2)
+            if described:
+                time.sleep(0.2)
     return None
+
+
+def describe_probe(cluster: Cluster, intent_id: str, origin: str, dest: str) -> None:
+    """Logs where a slow probe stands on both nodes and what its agent's address holds: in
+    flight, queued ahead of it, receivers (the diagnosis of a slow recovery)."""
+    for node in (origin, dest):
+        try:
+            with handoff.Client(cluster.endpoint(node), timeout=5.0) as c:
+                got = c.get(intent_id)
+                events = [(e["seq"], e["event_type"], e["node"]) for e in c.events(intent_id)]
+                log(f"  probe on {node}: {got['status']} attempt {got.get('delivery_attempt')}; "
+                    f"events {events}")
+        except handoff.HandoffError as e:
+            log(f"  probe on {node}: {e}")
+    try:
+        with handoff.Client(cluster.endpoint(dest), timeout=5.0) as c:
+            now_ms = time.time() * 1000
+            for status in ("DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS"):
+                rows = c.list(status=status, to_agent=worker(dest), limit=20)
+                ages = [round((now_ms - c.events(r["intent_id"])[-1]["at"]) / 1000, 1)
+                        for r in rows]
+                log(f"  {dest}: {len(rows)} {status}, seconds since their last event {ages}")
+            for row in c.agents():
+                if row.get("address") == worker(dest):
+                    log(f"  {dest}: {row}")
+    except handoff.HandoffError as e:
+        log(f"  {dest}: {e}")
+    agent = cluster.agents[dest]
+    if agent is not None:
+        log(f"  {dest}'s agent {agent.pid}: "
+            f"{'running' if agent.poll() is None else f'exited {agent.returncode}'}")
 
 
 def nemesis(cluster: Cluster, net: Net, history: History, rng: random.Random, seconds: float,
@@ -505,6 +547,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiesce", type=float, default=120.0)
     parser.add_argument("--report", help="write the JSON report here too")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run's directory (data, logs) when it finds anomalies")
     parser.add_argument("--control", action="store_true",
                         help="sabotage the run (agents get every 50th result wrong, and some "
                         "completed intents are purged before the check): it passes only if the "
@@ -581,7 +625,10 @@ def main() -> int:
         stop.set()
         cluster.stop()
         net.down()
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep and report and any(report.get("anomalies", {}).values()):
+            log(f"kept the run's directory: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     if interrupted:
         log("interrupted: everything it made is removed")
         return 1

@@ -44,7 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -242,7 +241,7 @@ def sender(endpoint: str, history: History, first: int, step: int, stop: threadi
     n = first
     client: Optional[handoff.Client] = None
     while not stop.is_set():
-        intent_id = str(uuid.uuid4())
+        intent_id = handoff.new_intent_id()
         history.invoke(intent_id, n)
         try:
             if client is None:

@@ -1,7 +1,7 @@
 """Three nodes, each in its own network namespace, under a nemesis; then a checker.
 
     /usr/bin/python3 tests/chaos/cluster.py --bin BUILD/daemons [--seconds 150] [--seed 1]
-        [--report report.json]
+        [--rate 20] [--report report.json] [--keep]
 
 Needs root and network namespaces (ip netns); without them it says so and exits 77 (ctest:
 skipped). Everything it makes (namespaces, veth pairs, a bridge, processes, files) is removed at
@@ -332,9 +332,10 @@ def probe(cluster: Cluster, history: History, origin: str, dest: str,
                     left = min(left, describe_after - (time.monotonic() - started))
                 if c.wait_for(intent_id, timeout=max(left, 0.1))["status"] == "COMPLETED":
                     return time.monotonic() - started
+        except handoff.TimedOut:
+            pass  # the wait's chunk ran out: describe, or wait again
         except handoff.HandoffError:
-            if described:
-                time.sleep(0.2)
+            time.sleep(0.2)
     return None
 
 

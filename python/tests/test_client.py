@@ -108,10 +108,24 @@ def test_an_address_hands_out_its_queue_in_id_order(daemon: Daemon) -> None:
     # order they were sent in (and random ids in the order they sort).
     ids = [handoff.new_intent_id() for _ in range(4)]
     assert ids == sorted(ids)
-    with daemon.client() as client:
-        for i in (2, 0, 3, 1):
-            client.send(work(), intent_id=ids[i])
-    delivered = [complete_next(daemon, {"n": n}) for n in range(4)]
+    delivered = []
+    conn = Connection(daemon.endpoint)
+    try:
+        with daemon.client() as client:
+            for i in (2, 0, 3, 1):
+                client.send(work(), intent_id=ids[i])
+            # One receiving connection, one intent at a time: a connection per intent would
+            # leave the closed ones registered, and a push to one of those comes back only
+            # after its lease.
+            conn.call("receive", {"address": PROCESSOR, "credit": 1})
+            for n in range(4):
+                push = conn.next_push(15)
+                assert push is not None, "no delivery"
+                intent = push["intent"]
+                delivered.append(intent["intent_id"])
+                client.complete(intent["intent_id"], {"n": n}, intent["delivery_attempt"])
+    finally:
+        conn.close()
     assert delivered == ids
 
 

@@ -13,7 +13,8 @@
 
 namespace handoff::testing {
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that is free, outside the ephemeral range, and claimed by no other
+// test process while this one runs.
 int FreeTcpPort();
 
 struct NodeSpec {

@@ -175,9 +175,11 @@ bool PeerLink::connected(int64_t now) const {
 
 void PeerLink::OnAck(uint64_t acked, uint64_t boot, bool batches, int64_t now) {
   peer_batches_ = batches;
-  // Silent for three heartbeats, or a new run of the peer: either way whatever was in flight
-  // was probably lost.
-  const bool was_down = !connected(now) || boot != peer_boot_;
+  // Down is Pump's verdict (three heartbeats of silence, judged after the loop read what came
+  // in), not this ack's age: a loop that was busy for a while finds acks waiting that the peer
+  // sent in time.
+  const bool restarted = peer_boot_ != 0 && boot != peer_boot_;
+  const bool came_up = !up_ || restarted;
   peer_boot_ = boot;
   last_heard_ms_ = now;
   if (acked > assigned_) {
@@ -194,21 +196,29 @@ void PeerLink::OnAck(uint64_t acked, uint64_t boot, bool batches, int64_t now) {
     last_progress_ms_ = now;
     rto_ms_ = rto_initial_ms_;
   }
-  if (was_down) {
+  // What is in flight went out on a connection ZeroMQ has dropped since (and its queue with
+  // it), or to a run of the peer that is gone: send it again now, not after a retransmission
+  // timeout. Sent on the connection that is still up, it is on its way: sending it again after
+  // a silence only doubles the load on a peer that was slow to answer (and made a slow peer
+  // slower, resending up to the byte window each time it fell behind its heartbeats).
+  const bool resend = next_send_ > acked_ + 1 && (restarted || round_epoch_ != connection_epoch_);
+  if (came_up) {
+    const uint64_t pending = assigned_ - acked_;
+    const char* how = resend || next_send_ == acked_ + 1 ? "sending them" : "on their way";
     if (up_) {
-      spdlog::info(
-          "link to {} is up: node {} restarted; {} message(s) unacknowledged, sending them",
-          peer_.name, peer_.name, assigned_ - acked_);
+      spdlog::info("link to {} is up: node {} restarted; {} message(s) unacknowledged, {}",
+                   peer_.name, peer_.name, pending, how);
     } else if (up_or_down_since_ms_ == 0) {
-      spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name,
-                   assigned_ - acked_);
+      spdlog::info("link to {} is up; {} message(s) unacknowledged", peer_.name, pending);
     } else {
-      spdlog::info("link to {} is up after {} down; {} message(s) unacknowledged, sending them",
-                   peer_.name, FormatDurationMs(now - up_or_down_since_ms_), assigned_ - acked_);
+      spdlog::info("link to {} is up after {} down; {} message(s) unacknowledged, {}", peer_.name,
+                   FormatDurationMs(now - up_or_down_since_ms_), pending, how);
     }
     up_ = true;
     up_or_down_since_ms_ = now;
-    next_send_ = acked_ + 1;  // send it again now, not after a retransmission timeout
+  }
+  if (resend) {
+    next_send_ = acked_ + 1;
     ForgetInFlight(assigned_);
     blocked_until_ms_ = 0;
   }
@@ -272,12 +282,16 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
     spdlog::error("link to {}: cannot read the outbox: {}", peer_.name, txn.status().ToString());
     return;
   }
-  while (next_send_ <= last) {
+  // At most a burst a pass, so that the loop goes on serving agents and reading acks while a
+  // link catches up; it comes back at once for the rest (NextWakeMs).
+  uint64_t burst = 0;
+  while (next_send_ <= last && burst < kBurstBytes) {
     std::vector<storage::OutboxEntry> entries;
     size_t want = static_cast<size_t>(std::min<uint64_t>(last - next_send_ + 1, kReadChunk));
     // No more read than the byte window has room for (900 KiB messages, 256 at a time, made
     // a read of 225 MiB).
-    const uint64_t room = kWindowBytes > in_flight_bytes_ ? kWindowBytes - in_flight_bytes_ : 1;
+    const uint64_t room = std::min(
+        kWindowBytes > in_flight_bytes_ ? kWindowBytes - in_flight_bytes_ : 1, kBurstBytes - burst);
     Status s = store.ReadOutbox(*txn, peer_.name, next_send_, want, &entries, room);
     if (!s.ok() || entries.empty() || entries.front().seq != next_send_) {
       if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
@@ -323,6 +337,7 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
         next_send_ = e.seq + 1;
         in_flight_.emplace_back(e.seq, e.frame.size());
         in_flight_bytes_ += e.frame.size();
+        burst += e.frame.size();
         ++sent_;
       }
     }

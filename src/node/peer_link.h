@@ -44,6 +44,9 @@ class PeerLink {
   // whatever its size).
   static constexpr uint64_t kWindow = 4096;
   static constexpr uint64_t kWindowBytes = uint64_t{64} << 20;
+  // Most bytes one pass of the loop puts on the wire (at least one message): a link catching
+  // up with its window does not hold up the rest of the node.
+  static constexpr uint64_t kBurstBytes = uint64_t{8} << 20;
   // ZeroMQ's queue for the link, in messages: a peer that stops reading stops the link there.
   static constexpr int kSendHwm = 1024;
 

@@ -409,7 +409,7 @@ Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, s
     std::string_view value = cursor.value();
     if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
     out->push_back({ReadU64(key.substr(prefix.size())), static_cast<int64_t>(ReadU64(value)),
-                    std::string(value.substr(8))});
+                    value.substr(8)});
     bytes += value.size();
   }
   return cursor.status();

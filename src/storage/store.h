@@ -27,7 +27,9 @@ namespace handoff::storage {
 struct OutboxEntry {
   uint64_t seq = 0;
   int64_t queued_at_ms = 0;
-  std::string frame;
+  // Points into the transaction it was read in (the map, or a write set above it): valid while
+  // that transaction lasts. A link sends up to its byte window from here without a copy.
+  std::string_view frame;
 };
 
 struct TimerEntry {

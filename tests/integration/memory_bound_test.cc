@@ -145,6 +145,7 @@ TEST_CASE("ALinkToAPausedPeerHoldsAtMostItsByteWindow") {
   const int pid = DaemonPid(*client);
   auto peer = [&] {
     auto s = client->NodeStatus();
+    INFO("status: " << s.status().ToString() << "\nnode-a log:\n" << cluster["node-a"].Log());
     REQUIRE(s.ok());
     return (*s)["peers"][0];
   };

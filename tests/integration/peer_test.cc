@@ -408,5 +408,55 @@ TEST_CASE("MalformedAndUnknownPeerMessagesAreLoggedAndDropped") {
   CHECK(a.running());
 }
 
+TEST_CASE("APeerSlowToAcknowledgeOnAConnectionThatStaysUpIsNotSentCopies") {
+  TempDir dir;
+  Cluster cluster(dir, {{"node-b", {}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}});
+  Daemon& b = cluster["node-b"];
+  b.Start();
+  zmq::context_t context;
+  RawPeerServer c(context, cluster.peer_endpoint("node-c"), &cluster.key("node-c"), true);
+  auto sender = b.Connect();
+  auto link = [&] {
+    auto status = sender->NodeStatus();
+    REQUIRE(status.ok());
+    return (*status)["peers"][0];
+  };
+  auto intents = [&](size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      auto msg = c.NextData("node-c", std::chrono::seconds(20));
+      REQUIRE(msg.has_value());
+      got += msg->kind == wire::peer_kind::kIntent;
+    }
+  };
+  constexpr const char* kCee = "agent://acme/cee/worker";
+  // The link comes up: node-c acknowledges the first intent at once.
+  REQUIRE(sender->Send(Work(0, kCee)).ok());
+  intents(1);
+  REQUIRE(WaitFor([&] { return link()["connected"].get<bool>(); }, std::chrono::seconds(10)));
+
+  // node-c falls behind: it takes ten more and acknowledges none of them for longer than three
+  // heartbeats, so node-b calls the link down. The ZeroMQ connection stays up all along (node-c's
+  // I/O thread answers its heartbeats): what node-b sent is on its way.
+  c.HoldAcks(true);
+  for (int64_t i = 1; i <= 10; ++i) REQUIRE(sender->Send(Work(i, kCee)).ok());
+  intents(10);
+  REQUIRE(WaitFor([&] { return !link()["connected"].get<bool>(); }, std::chrono::seconds(10)));
+
+  // A late ack of five: the link is up again, and the other five are not sent again.
+  const uint64_t first = 1;  // the seq of the intent acknowledged at once
+  c.Ack("node-c", first + 5);
+  REQUIRE(WaitFor([&] { return link()["connected"].get<bool>(); }, std::chrono::seconds(10)));
+  c.Ack("node-c", first + 10);
+  CHECK(WaitFor([&] { return link()["outbox_depth"].get<uint64_t>() == 0; },
+                std::chrono::seconds(10)));
+  CHECK_FALSE(c.NextData("node-c", std::chrono::milliseconds(500)).has_value());
+  CHECK(c.duplicates() == 0);
+  CHECK(link()["retransmissions"].get<uint64_t>() == 0);
+  CHECK(link()["sent"].get<uint64_t>() == 11);
+  CHECK(b.Log().find("link to node-c is up after") != std::string::npos);
+  CHECK(b.Log().find("5 message(s) unacknowledged, on their way") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace handoff::testing

@@ -56,12 +56,19 @@ struct TestNode {
     return Status::OK();
   }
 
-  std::vector<storage::OutboxEntry> Outbox(const std::string& peer) {
+  struct Shipped {
+    uint64_t seq = 0;
+    std::string frame;
+  };
+  // The peer's outbox, copied out of the read transaction.
+  std::vector<Shipped> Outbox(const std::string& peer) {
     auto txn = store->BeginRead();
     REQUIRE(txn.ok());
     std::vector<storage::OutboxEntry> entries;
     REQUIRE(store->ReadOutbox(*txn, peer, 1, 10000, &entries).ok());
-    return entries;
+    std::vector<Shipped> copied;
+    for (const storage::OutboxEntry& e : entries) copied.push_back({e.seq, std::string(e.frame)});
+    return copied;
   }
 
   // Applies one frame as the peer service would; returns the acked seq.

@@ -1,5 +1,8 @@
 #include "support/raw_peer.h"
 
+#include <doctest/doctest.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -83,6 +86,15 @@ RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoin
   socket_.bind(endpoint);
 }
 
+void RawPeerServer::Ack(const std::string& self, uint64_t upto) {
+  REQUIRE(route_.size() > 0);  // nothing came in yet: no connection to answer on
+  const std::string ack = wire::EncodePeerAck(self, 1, std::min(upto, applied_), batches_);
+  zmq::message_t route;
+  route.copy(route_);
+  socket_.send(route, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  socket_.send(zmq::buffer(ack), zmq::send_flags::dontwait);
+}
+
 std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self,
                                                          std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
@@ -101,13 +113,14 @@ std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self
     auto msgs = wire::DecodePeerMessages(frame.to_string_view());
     if (!msgs.ok()) continue;
     for (wire::PeerMessage& msg : *msgs) {
-      if (!wire::IsDataKind(msg.kind) || msg.seq != applied_ + 1) continue;
+      if (!wire::IsDataKind(msg.kind)) continue;
+      if (msg.seq <= applied_) ++duplicates_;
+      if (msg.seq != applied_ + 1) continue;
       ++applied_;
       received_.push_back(std::move(msg));
     }
-    const std::string ack = wire::EncodePeerAck(self, 1, applied_, batches_);
-    socket_.send(route, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    socket_.send(zmq::buffer(ack), zmq::send_flags::dontwait);
+    route_.copy(route);
+    if (!hold_acks_) Ack(self, applied_);
   }
   if (received_.empty()) return std::nullopt;
   wire::PeerMessage next = std::move(received_.front());

@@ -51,16 +51,24 @@ class RawPeerServer {
   // message is acknowledged so the node does not resend it.
   std::optional<wire::PeerMessage> NextData(const std::string& self,
                                             std::chrono::milliseconds timeout);
+  // While held, messages are taken but not acknowledged (a peer that is slow to apply what it
+  // reads, on a connection that stays up); Ack then acknowledges up to `upto` of them.
+  void HoldAcks(bool hold) { hold_acks_ = hold; }
+  void Ack(const std::string& self, uint64_t upto);
   // Frames received, and how many of them were batches.
   size_t frames() const { return frames_; }
   size_t batches() const { return batch_frames_; }
+  // Data messages received again after they were taken (resent copies).
+  size_t duplicates() const { return duplicates_; }
 
  private:
   zmq::socket_t socket_;
   const bool batches_;
   uint64_t applied_ = 0;
   std::deque<wire::PeerMessage> received_;  // of a batch, not yet returned
-  size_t frames_ = 0, batch_frames_ = 0;
+  size_t frames_ = 0, batch_frames_ = 0, duplicates_ = 0;
+  bool hold_acks_ = false;
+  zmq::message_t route_;  // the node's connection, as the last frame came in
 };
 
 }  // namespace handoff::testing

@@ -1,11 +1,8 @@
 #include "bench/bench_daemons.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,32 +19,15 @@
 
 #include "handoff/client.h"
 #include "net/curve_keys.h"
+#include "support/free_port.h"
 
 extern char** environ;
 
 namespace handoff::bench {
 
-// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all held open while they are
-// picked, so the kernel cannot hand out the same one twice).
 std::vector<int> FreePorts(int n) {
-  std::vector<int> fds, ports;
-  for (int i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    int port = 0;
-    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    fds.push_back(fd);
-    ports.push_back(port);
-  }
-  for (int fd : fds) {
-    if (fd >= 0) ::close(fd);
-  }
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) ports.push_back(handoff::testing::ClaimTcpPort());
   return ports;
 }
 

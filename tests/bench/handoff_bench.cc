@@ -360,6 +360,10 @@ int main(int argc, char** argv) {
   if (o.nodes == 2) {
     daemons.push_back({"node-b", "ipc://" + dir + "/b.sock"});
     const std::vector<int> ports = FreePorts(2);
+    if (ports[0] == 0 || ports[1] == 0) {
+      std::fprintf(stderr, "handoff-bench: no free TCP port below the ephemeral range\n");
+      return 1;
+    }
     const std::string a_port = std::to_string(ports[0]), b_port = std::to_string(ports[1]);
     auto keys = PeerKeys(o, dir, {"node-a", "node-b"});
     if (!keys) return 1;

@@ -342,6 +342,10 @@ int main(int argc, char** argv) {
   if (::mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl;
   const int port = handoff::bench::FreePorts(1).front();
+  if (port == 0) {
+    std::fprintf(stderr, "handoff-redis-bench: no free TCP port below the ephemeral range\n");
+    return 1;
+  }
   pid_t redis = StartRedis(o, dir, port);
   if (redis < 0 || !WaitRedis(port, redis)) {
     std::fprintf(stderr, "handoff-redis-bench: %s did not start (log in %s)\n",

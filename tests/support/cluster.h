@@ -13,8 +13,7 @@
 
 namespace handoff::testing {
 
-// A TCP port on 127.0.0.1 that is free, outside the ephemeral range, and claimed by no other
-// test process while this one runs.
+// ClaimTcpPort (support/free_port.h), or the test fails.
 int FreeTcpPort();
 
 struct NodeSpec {

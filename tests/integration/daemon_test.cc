@@ -368,7 +368,15 @@ TEST_CASE("AgentSocketGroupLetsThatGroupInAndTellsOthersWhichGroupToJoin") {
   REQUIRE(::stat(socket_dir.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0770);
   CHECK(st.st_gid == gid);
-  REQUIRE(::stat((socket_dir + "/handoffd.sock").c_str(), &st) == 0);
+  // The socket listens (ZeroMQ binds it) a moment before the daemon gives it its mode and
+  // group; meanwhile its mode is stricter (0755: only the owner may connect).
+  const std::string socket_file = socket_dir + "/handoffd.sock";
+  CHECK(WaitFor(
+      [&] {
+        return ::stat(socket_file.c_str(), &st) == 0 && (st.st_mode & 0777) == 0660 &&
+               st.st_gid == gid;
+      },
+      std::chrono::seconds(10)));
   CHECK((st.st_mode & 0777) == 0660);
   CHECK(st.st_gid == gid);
 

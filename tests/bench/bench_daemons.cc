@@ -19,17 +19,10 @@
 
 #include "handoff/client.h"
 #include "net/curve_keys.h"
-#include "support/free_port.h"
 
 extern char** environ;
 
 namespace handoff::bench {
-
-std::vector<int> FreePorts(int n) {
-  std::vector<int> ports;
-  for (int i = 0; i < n; ++i) ports.push_back(handoff::testing::ClaimTcpPort());
-  return ports;
-}
 
 std::optional<std::map<std::string, PeerKey>> PeerKeys(const Options& o, const std::string& dir,
                                                        const std::vector<std::string>& nodes) {

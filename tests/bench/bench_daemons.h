@@ -44,10 +44,6 @@ inline constexpr const char* kUnitGlibcTunables = "glibc.malloc.tcache_count=256
 // that the figures are those of a daemon run as installed.
 std::string DaemonGlibcTunables();
 
-// `n` distinct TCP ports on 127.0.0.1 (support/free_port.h: free, below the ephemeral range,
-// claimed for this process); 0 for any that could not be found.
-std::vector<int> FreePorts(int n);
-
 // Config lines for one node's CURVE key: `own` for its [node] table (peer_security and, with
 // CURVE, its secret_key_file), `listed` for its [[peers]] entry on the others (its public_key).
 struct PeerKey {

@@ -50,6 +50,7 @@
 #include "bench/bench_daemons.h"
 #include "bench/proc_cpu.h"
 #include "handoff/client.h"
+#include "support/free_port.h"
 #include "wire/agent_protocol.h"
 
 namespace {
@@ -359,7 +360,7 @@ int main(int argc, char** argv) {
   daemons.push_back({"node-a", "ipc://" + dir + "/a.sock"});
   if (o.nodes == 2) {
     daemons.push_back({"node-b", "ipc://" + dir + "/b.sock"});
-    const std::vector<int> ports = FreePorts(2);
+    const int ports[] = {handoff::testing::ClaimTcpPort(), handoff::testing::ClaimTcpPort()};
     if (ports[0] == 0 || ports[1] == 0) {
       std::fprintf(stderr, "handoff-bench: no free TCP port below the ephemeral range\n");
       return 1;

@@ -40,6 +40,7 @@
 
 #include "bench/bench_daemons.h"
 #include "bench/proc_cpu.h"
+#include "support/free_port.h"
 
 namespace {
 
@@ -341,7 +342,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/handoff-redis-bench.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl;
-  const int port = handoff::bench::FreePorts(1).front();
+  const int port = handoff::testing::ClaimTcpPort();
   if (port == 0) {
     std::fprintf(stderr, "handoff-redis-bench: no free TCP port below the ephemeral range\n");
     return 1;

@@ -136,13 +136,13 @@ AgentService::Reply AgentService::IntentReply(const Txn& txn, uint64_t rid,
   return std::optional<std::string>(b.Finish());
 }
 
-std::string AgentService::DeliveryPush(const IntentView& view) {
+std::string AgentService::DeliveryPush(const DeliveredView& delivery) {
   MsgWriter w;
   w.BeginMap();
   w.Field("v", wire::kMessageVersion);
   w.Field("push", wire::kPushDeliver);
   w.Key("intent");
-  wire::WriteIntent(w, view.record, view.payload, view.checkpoint, {});
+  wire::WriteIntent(w, delivery.record, delivery.payload, delivery.checkpoint, {});
   w.EndMap();
   return w.Release();
 }
@@ -260,10 +260,10 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
     // Parked like a `wait` sent right after: answered when the intent ends (or at once, when
     // a repeated send names one that has ended already), after the send's own reply.
     const int64_t now = engine_.clock().NowMs();
-    Waiter w{sent.record.id,
+    Waiter w{sent.record->id,
              conn,
              wait_rid,
-             IsTerminal(sent.record.status) || wait_timeout_ms == 0
+             IsTerminal(sent.record->status) || wait_timeout_ms == 0
                  ? now
                  : now + static_cast<int64_t>(wait_timeout_ms),
              false,
@@ -272,8 +272,8 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
     send_waits_.push_back(std::move(w));
   }
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", sent.record.id.ToText().view());
-  b.w().Field("status", IntentStatusName(sent.record.status));
+  b.w().Field("intent_id", sent.record->id.ToText().view());
+  b.w().Field("status", IntentStatusName(sent.record->status));
   b.w().Field("created", sent.created);
   return std::optional<std::string>(b.Finish());
 }
@@ -451,9 +451,9 @@ AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::
   const msgpack::object* result = m.Find("result");
   if (result != nullptr) HANDOFF_RETURN_IF_ERROR(CheckJsonValue("result", *result));
   HANDOFF_ASSIGN_OR_RETURN(
-      IntentRecord r,
+      const IntentRecord* r,
       engine_.Complete(txn, batch, id, attempt, result ? Pack(*result) : std::string()));
-  return BriefReply(req.rid, r);
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::string&,
@@ -540,8 +540,8 @@ AgentService::Reply AgentService::OnReplay(Txn& txn, Batch& batch, const std::st
   if (actor.size() > kMaxAddressLength) return Status::InvalidArgument("actor is too long");
   HANDOFF_ASSIGN_OR_RETURN(SendResult replay, engine_.Replay(txn, batch, id, actor));
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", replay.record.id.ToText().view());
-  b.w().Field("status", IntentStatusName(replay.record.status));
+  b.w().Field("intent_id", replay.record->id.ToText().view());
+  b.w().Field("status", IntentStatusName(replay.record->status));
   b.w().Field("replay_of", id.ToText().view());
   return std::optional<std::string>(b.Finish());
 }

@@ -121,7 +121,7 @@ class AgentService {
   // Whether the store takes writes (storage::Committer::Report::store): `status` shows it.
   void set_store_fault(Status fault) { store_fault_ = std::move(fault); }
   // A delivery push for a freshly leased intent.
-  static std::string DeliveryPush(const IntentView& view);
+  static std::string DeliveryPush(const DeliveredView& delivery);
   // The waits that sends with a `wait_rid` parked since the last call. The loop keeps them
   // with the turn, so that a batch that fails takes them back (WaiterSet::Remove): a send that
   // was not stored gets its error reply and nothing after it.

@@ -69,7 +69,7 @@ Status Engine::Flush(Txn& txn, Batch& batch) {
 
 Status Engine::FlushRecords(Txn& txn) {
   for (const IntentId& id : unflushed_) {
-    const std::optional<IntentRecord>& record = staged_.at(id);
+    const std::optional<IntentRecord>& record = staged_.at(id).record;
     if (record) HANDOFF_RETURN_IF_ERROR(store_.PutIntent(txn, *record));
   }
   unflushed_.clear();
@@ -86,9 +86,10 @@ void Engine::Commit(const Batch& batch) {
   }
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += batch.status_delta[i];
   for (size_t i = 0; i < event_totals_.size(); ++i) event_totals_[i] += batch.events[i];
-  for (auto& [id, record] : staged_) {
-    if (record) {
-      cache_.Put(std::move(*record));
+  for (auto& [id, staged] : staged_) {
+    if (!staged.written) continue;  // staged to change, then left as it was
+    if (staged.record) {
+      cache_.Put(std::move(*staged.record));
     } else {
       cache_.Erase(id);
     }
@@ -139,10 +140,32 @@ Status Engine::Audit(const Txn& txn, uint64_t since, size_t limit,
 
 Result<const IntentRecord*> Engine::Kept(const IntentId& id) const {
   if (auto it = staged_.find(id); it != staged_.end()) {
-    if (!it->second) return Status::NotFound("intent " + id.ToString() + " not found");
-    return &*it->second;
+    if (!it->second.record) return Status::NotFound("intent " + id.ToString() + " not found");
+    return &*it->second.record;
   }
   return cache_.Find(id);
+}
+
+Result<IntentRecord*> Engine::Stage(const Txn& txn, const IntentId& id) {
+  if (auto it = staged_.find(id); it != staged_.end()) {
+    if (!it->second.record) return Status::NotFound("intent " + id.ToString() + " not found");
+    return &*it->second.record;
+  }
+  // Copied from the cache, not moved: should the turn not Put it, the cache keeps it as is.
+  const IntentRecord* cached = cache_.Find(id);
+  auto [it, added] = staged_.try_emplace(id);
+  std::optional<IntentRecord>& record = it->second.record;
+  if (cached != nullptr) {
+    record.emplace(*cached);
+  } else {
+    record.emplace();
+    Status s = store_.GetIntent(txn, id, &*record);
+    if (!s.ok()) {
+      staged_.erase(it);
+      return s;
+    }
+  }
+  return &*record;
 }
 
 Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const {
@@ -159,7 +182,9 @@ Status Engine::Load(const Txn& txn, const IntentId& id, IntentRecord* out) const
 
 void Engine::Put(const IntentRecord& r) {
   if (newest_id_ < r.id) newest_id_ = r.id;
-  staged_.insert_or_assign(r.id, r);
+  Staged& staged = staged_[r.id];
+  if (!staged.record || &*staged.record != &r) staged.record = r;  // else staged in place
+  staged.written = true;
   unflushed_.insert(r.id);
 }
 
@@ -339,32 +364,38 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
                                 " was already used for a different request (intent " +
                                 first.ToString() + ")");
       }
-      IntentRecord existing;
-      HANDOFF_RETURN_IF_ERROR(Load(txn, first, &existing));
-      return SendResult{std::move(existing), false};
+      HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* existing, Stage(txn, first));
+      return SendResult{existing, false};
     }
     if (!known.IsNotFound()) return known;
   }
-  IntentRecord r;
-  r.id = p.intent_id ? *p.intent_id : NewIntentId(now);
-  if (r.id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
+  const IntentId id = p.intent_id ? *p.intent_id : NewIntentId(now);
+  if (id.IsZero()) return Status::InvalidArgument("intent_id must not be all zeros");
 
-  IntentRecord existing;
   // An id past every one this node has is new (clients make time-ordered ids, so a send's
   // usually is): no lookup, which cost 2% of a round trip.
-  Status found = newest_id_ < r.id ? Status::NotFound("a new id") : Load(txn, r.id, &existing);
-  if (found.ok()) {
-    std::string payload;
-    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &payload));
-    if (existing.intent_type != p.intent_type || existing.to_agent != p.to_agent ||
-        existing.from_agent != from || payload != p.payload) {
-      return Status::AlreadyExists("intent " + r.id.ToString() +
-                                   " already exists with different content");
+  if (!(newest_id_ < id)) {
+    Result<IntentRecord*> existing = Stage(txn, id);
+    if (existing.ok()) {
+      const IntentRecord& e = **existing;
+      std::string_view payload;
+      HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, id, BlobKind::kPayload, &payload));
+      if (e.intent_type != p.intent_type || e.to_agent != p.to_agent || e.from_agent != from ||
+          payload != p.payload) {
+        return Status::AlreadyExists("intent " + id.ToString() +
+                                     " already exists with different content");
+      }
+      return SendResult{&e, false};
     }
-    return SendResult{std::move(existing), false};
+    if (!existing.status().IsNotFound()) return existing.status();
   }
-  if (!found.IsNotFound()) return found;
 
+  // Built in place, in the turn's staging: Record then stages it without a copy.
+  Staged& staged = staged_[id];
+  const bool erased_this_turn = staged.written;  // only a deleted record can be staged here
+  staged.record.emplace();
+  IntentRecord& r = *staged.record;
+  r.id = id;
   r.intent_type = p.intent_type;
   r.from_agent = std::move(from);
   r.to_agent = p.to_agent;
@@ -385,7 +416,6 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   r.created_at_ms = now;
   ++batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
 
-  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, p.payload));
   std::string created_details;
   if (!r.replay_of.empty()) {
     MsgWriter d;
@@ -394,8 +424,19 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     d.EndMap();
     created_details = d.Release();
   }
-  HANDOFF_RETURN_IF_ERROR(
-      Record(txn, r, "intent.created", r.from_agent, std::move(created_details)));
+  Status stored = store_.PutBlob(txn, r.id, BlobKind::kPayload, p.payload);
+  if (stored.ok())
+    stored = Record(txn, r, "intent.created", r.from_agent, std::move(created_details));
+  if (!stored.ok()) {
+    // Not staged yet: the rest of the turn must not see the half-built record.
+    if (erased_this_turn) {
+      staged.record.reset();
+    } else {
+      staged_.erase(id);
+    }
+    --batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
+    return stored;
+  }
   HANDOFF_RETURN_IF_ERROR(
       Transition(txn, batch, r, IntentStatus::kSubmitted, "intent.submitted", r.from_agent, {}));
   if (r.deadline_ms != 0) {
@@ -421,10 +462,10 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
                                        "intent.approval_requested", r.from_agent,
                                        details.Release()));
-    return SendResult{std::move(r), true};
+    return SendResult{&r, true};
   }
   HANDOFF_RETURN_IF_ERROR(Dispatch(txn, batch, r, p.payload));
-  return SendResult{std::move(r), true};
+  return SendResult{&r, true};
 }
 
 Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload) {

@@ -100,7 +100,9 @@ struct SendParams {
 };
 
 struct SendResult {
-  IntentRecord record;
+  // The intent as the turn staged it: valid until the turn commits or fails (copy what must
+  // outlive that).
+  const IntentRecord* record = nullptr;
   bool created = false;  // false: an earlier send with the same intent id already stored it
 };
 
@@ -110,6 +112,18 @@ struct IntentView {
   std::string payload;
   std::string checkpoint;
   std::string result;
+};
+
+// An intent DeliverNext handed out: its record as the turn staged it and its blobs in the
+// transaction. Valid until the transaction or the Engine changes: whatever must outlive that
+// copies it (Copy).
+struct DeliveredView {
+  const IntentRecord& record;
+  std::string_view payload;
+  std::string_view checkpoint;  // empty when it has none
+  IntentView Copy() const {
+    return IntentView{record, std::string(payload), std::string(checkpoint), {}};
+  }
 };
 
 struct ListFilter {
@@ -207,15 +221,17 @@ class Engine {
   Result<IntentRecord> Checkpoint(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                                   std::string_view state);
   // Stores the result (encoded msgpack, may be empty for none) and completes the intent.
-  // Repeating a successful complete for the same attempt is a no-op.
-  Result<IntentRecord> Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                std::string_view result);
+  // Repeating a successful complete for the same attempt is a no-op. The record is the one
+  // this turn staged: valid until the turn commits or fails (Commit, Rollback).
+  Result<const IntentRecord*> Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                       std::string_view result);
   Result<IntentRecord> Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                             const ErrorInfo& error);
 
   // Takes the oldest intent queued for `address` and marks it DELIVERED under a new lease.
   // nullopt when the queue is empty.
-  Result<std::optional<IntentView>> DeliverNext(Txn& txn, Batch& batch, const std::string& address);
+  Result<std::optional<DeliveredView>> DeliverNext(Txn& txn, Batch& batch,
+                                                   const std::string& address);
   // Returns a delivery that never left this node (its connection was gone when the push was
   // sent) to the queue, without counting the attempt: nobody received it. No-op if the intent
   // has moved on since.
@@ -346,8 +362,20 @@ class Engine {
   // Views of r's blobs in `txn`; the checkpoint and result stay empty when r has none.
   Status BlobViews(const Txn& txn, const IntentRecord& r, std::string_view* payload,
                    std::string_view* checkpoint, std::string_view* result) const;
-  // Stages the record: Load sees it at once, Flush stores it, Commit caches it.
+  // Stages the record: Load sees it at once, Flush stores it, Commit caches it. A record
+  // Stage handed out is staged in place (no copy).
   void Put(const IntentRecord& r);
+  // The intent's record to change in place, staged for this turn (copied from the cache or
+  // read from the store the first time); NotFound as Load. What is changed counts only once
+  // Put (through Record or Transition): Commit caches only the records a turn Put, so an
+  // operation that fails must still not have changed it (check, then change), or later
+  // operations of the same turn would see the change.
+  Result<IntentRecord*> Stage(const Txn& txn, const IntentId& id);
+  // True when this turn Put or erased the intent's record.
+  bool WrittenThisTurn(const IntentId& id) const {
+    auto it = staged_.find(id);
+    return it != staged_.end() && it->second.written;
+  }
   // Appends an event for the record's current status and stages the record. On the
   // destination of a forwarded intent, also adds the event to the intent's update for the
   // origin (sent at Flush).
@@ -386,10 +414,11 @@ class Engine {
   // Moves the record to `to`, records the event, and notes the effects.
   Status Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
                     std::string_view event_type, std::string_view actor, std::string details);
-  // Loads the intent a complete/fail names and checks it may end as `ending` now. Sets
-  // *repeated when the same outcome for the same attempt was already recorded.
-  Status PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
-                        IntentRecord* r, bool* repeated);
+  // Checks that the intent a complete/fail names (loaded into `r`) may end as `ending` now.
+  // Sets *repeated when the same outcome for the same attempt was already recorded. Changes
+  // nothing in `r`.
+  Status PrepareOutcome(Txn& txn, uint32_t attempt, IntentStatus ending, const IntentRecord& r,
+                        bool* repeated);
   Status ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at);
   // Ends a live intent as TIMED_OUT (its deadline passed); tells its destination if remote.
   Status TimeOut(Txn& txn, Batch& batch, IntentRecord& r);
@@ -442,7 +471,11 @@ class Engine {
   // Committed records, and the ones this turn wrote or deleted (nullopt), applied to the cache
   // at Commit. Loads are logically const: both only spare decoding what the store holds.
   mutable RecordCache cache_{kRecordCacheCapacity};
-  std::unordered_map<IntentId, std::optional<IntentRecord>, IntentIdHash> staged_;
+  struct Staged {
+    std::optional<IntentRecord> record;  // nullopt: deleted this turn
+    bool written = false;                // Put or erased this turn (else only Staged)
+  };
+  std::unordered_map<IntentId, Staged, IntentIdHash> staged_;
   std::unordered_set<IntentId, IntentIdHash> unflushed_;  // staged records not yet stored
   // The events replicas recorded since the last Flush, for their origins: one update per
   // intent carrying all of them and the state the last one left (a delivery records received

@@ -96,44 +96,46 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   return r;
 }
 
-Status Engine::PrepareOutcome(Txn& txn, const IntentId& id, uint32_t attempt, IntentStatus ending,
-                              IntentRecord* r, bool* repeated) {
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
-  const uint32_t asked = attempt == 0 ? r->delivery_attempt : attempt;
+Status Engine::PrepareOutcome(Txn& txn, uint32_t attempt, IntentStatus ending,
+                              const IntentRecord& r, bool* repeated) {
+  const uint32_t asked = attempt == 0 ? r.delivery_attempt : attempt;
   // A resent outcome finds the intent as the first one left it: ended, or (a retryable
   // failure) waiting out its backoff.
-  const bool backing_off = ending == IntentStatus::kFailed && r->status == IntentStatus::kWaiting &&
-                           r->waiting_reason == "TIME";
-  *repeated = (r->status == ending || backing_off) && asked == r->delivery_attempt;
+  const bool backing_off = ending == IntentStatus::kFailed && r.status == IntentStatus::kWaiting &&
+                           r.waiting_reason == "TIME";
+  *repeated = (r.status == ending || backing_off) && asked == r.delivery_attempt;
   if (*repeated) return Status::OK();  // a resent request: the first one already counted
   // An outcome that arrives after the lease expired, before the intent went out again, still
   // counts: the work is done, and redelivering it would only repeat it.
-  if (r->status == IntentStatus::kSubmitted && r->delivery_attempt > 0 &&
-      asked == r->delivery_attempt) {
-    return store_.Dequeue(txn, r->to_agent, id);
+  if (r.status == IntentStatus::kSubmitted && r.delivery_attempt > 0 &&
+      asked == r.delivery_attempt) {
+    return store_.Dequeue(txn, r.to_agent, r.id);
   }
-  return CheckLease(*r, &attempt);
+  return CheckLease(r, &attempt);
 }
 
-Result<IntentRecord> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                      std::string_view result) {
+Result<const IntentRecord*> Engine::Complete(Txn& txn, Batch& batch, const IntentId& id,
+                                             uint32_t attempt, std::string_view result) {
   HANDOFF_RETURN_IF_ERROR(CheckSize("result", result.size()));
-  IntentRecord r;
+  // Changed in place (Stage): everything that can refuse the request is checked first
+  // (PrepareOutcome, then Transition's own check before it changes anything).
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;
   bool repeated = false;
-  HANDOFF_RETURN_IF_ERROR(
-      PrepareOutcome(txn, id, attempt, IntentStatus::kCompleted, &r, &repeated));
-  if (repeated) return r;
+  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, attempt, IntentStatus::kCompleted, r, &repeated));
+  if (repeated) return staged;
   if (!result.empty()) HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kResult, result));
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kCompleted, "intent.completed",
                                      r.to_agent, AttemptDetails(r.delivery_attempt)));
-  return r;
+  return staged;
 }
 
 Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                                   const ErrorInfo& error) {
   IntentRecord r;
+  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
   bool repeated = false;
-  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, id, attempt, IntentStatus::kFailed, &r, &repeated));
+  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, attempt, IntentStatus::kFailed, r, &repeated));
   if (repeated) return r;
   ErrorInfo e = error;
   if (e.code.empty()) e.code = "agent_error";
@@ -141,8 +143,8 @@ Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, ui
   return r;
 }
 
-Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
-                                                      const std::string& address) {
+Result<std::optional<DeliveredView>> Engine::DeliverNext(Txn& txn, Batch& batch,
+                                                         const std::string& address) {
   while (true) {
     auto floor = queue_floor_.find(address);
     HANDOFF_ASSIGN_OR_RETURN(
@@ -150,20 +152,21 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
         store_.FirstQueued(txn, address, floor != queue_floor_.end() ? &floor->second : nullptr));
     if (!next) {
       ready_.erase(address);
-      return std::optional<IntentView>();
+      return std::optional<DeliveredView>();
     }
     HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, address, *next));
     queue_floor_.insert_or_assign(address, *next);
-    IntentView view;
-    Status s = Load(txn, *next, &view.record);
-    if (s.IsNotFound() || (s.ok() && view.record.status != IntentStatus::kSubmitted)) {
+    // Changed in place (Stage): past the status check below nothing refuses the delivery.
+    Result<IntentRecord*> staged = Stage(txn, *next);
+    if (staged.status().IsNotFound() ||
+        (staged.ok() && (*staged)->status != IntentStatus::kSubmitted)) {
       // A queue entry without a SUBMITTED intent behind it cannot be delivered; dropping it is
       // the repair. Not expected: every transition out of SUBMITTED dequeues.
       spdlog::warn("dropped stale queue entry for intent {} at {}", next->ToString(), address);
       continue;
     }
-    HANDOFF_RETURN_IF_ERROR(s);
-    IntentRecord& r = view.record;
+    HANDOFF_RETURN_IF_ERROR(staged.status());
+    IntentRecord& r = **staged;
     if (r.deadline_ms != 0 && r.deadline_ms <= clock_.NowMs()) {
       // Never delivered after its deadline, even if its timer has not fired yet.
       HANDOFF_RETURN_IF_ERROR(Enqueue(txn, address, r.id));  // TimeOut dequeues it
@@ -178,12 +181,14 @@ Result<std::optional<IntentView>> Engine::DeliverNext(Txn& txn, Batch& batch,
     details.EndMap();
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kDelivered, "intent.delivered",
                                        "system", details.Release()));
-    HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &view.payload));
+    DeliveredView delivery{r, {}, {}};
+    HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, r.id, BlobKind::kPayload, &delivery.payload));
     if (r.has_checkpoint) {
-      HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kCheckpoint, &view.checkpoint));
+      HANDOFF_RETURN_IF_ERROR(
+          store_.GetBlobView(txn, r.id, BlobKind::kCheckpoint, &delivery.checkpoint));
     }
     ArmLease(r);
-    return std::optional<IntentView>(std::move(view));
+    return std::optional<DeliveredView>(delivery);
   }
 }
 

@@ -36,7 +36,7 @@ Status Engine::OnEnded(Txn& txn, Batch& batch, IntentRecord& r) {
   MsgWriter details;
   details.BeginMap();
   if (reply.ok()) {
-    details.Field("reply_intent_id", reply->record.id.ToString());
+    details.Field("reply_intent_id", reply->record->id.ToString());
     details.Field("reply_to", r.reply_to);
     details.EndMap();
     return Record(txn, r, "intent.reply_sent", "system", details.Release());
@@ -85,7 +85,7 @@ Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
   HANDOFF_ASSIGN_OR_RETURN(SendResult replay, Send(txn, batch, p));
   MsgWriter details;
   details.BeginMap();
-  details.Field("replay_intent_id", replay.record.id.ToString());
+  details.Field("replay_intent_id", replay.record->id.ToString());
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(
       Record(txn, r, "intent.replayed", actor.empty() ? "operator" : actor, details.Release()));

@@ -27,8 +27,11 @@ Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
   }
   --batch.status_delta[static_cast<size_t>(r.status)];
   ++batch.purged;
-  staged_.insert_or_assign(r.id, std::nullopt);
-  unflushed_.erase(r.id);
+  const IntentId id = r.id;  // `r` may be the staged record itself
+  unflushed_.erase(id);
+  Staged& staged = staged_[id];
+  staged.record.reset();
+  staged.written = true;
   return Status::OK();
 }
 

@@ -111,7 +111,7 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
     }
     if (t->kind == storage::TimerKind::kPurge) {
       if (!IsTerminal(r.status)) continue;
-      if (staged_.count(r.id) != 0) {
+      if (WrittenThisTurn(r.id)) {
         // It ended (or changed) in this very turn, whose waiters are answered from what the
         // turn leaves: purged a turn later, they hear its outcome rather than not_found
         // (a retention shorter than a turn; a 1 ms one lost a sender's answers).

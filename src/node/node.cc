@@ -483,7 +483,7 @@ Status Node::Deliver(Txn& txn, Batch& batch, std::vector<Outgoing>* pushes,
           engine_->IsPaused(r->address)) {
         continue;
       }
-      HANDOFF_ASSIGN_OR_RETURN(std::optional<IntentView> view,
+      HANDOFF_ASSIGN_OR_RETURN(std::optional<DeliveredView> view,
                                engine_->DeliverNext(txn, batch, r->address));
       if (!view) continue;
       pushes->push_back({r->routing_id,

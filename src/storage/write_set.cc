@@ -48,11 +48,22 @@ bool WriteSet::MayHold(uint64_t hash) const {
          (filter_[(hash >> 38) % kFilterWords] >> ((hash >> 32) & 63) & 1) != 0;
 }
 
+WriteSet::Map::iterator WriteSet::Slot(Map& map, std::string_view key) {
+  // Most keys a turn writes are past the table's last one (new intents' ids are time-ordered,
+  // audit and event sequence numbers grow): one comparison puts those in, not a search of a
+  // dozen.
+  if (map.empty() || std::prev(map.end())->first < key) {
+    return map.emplace_hint(map.end(), Keep(key), Entry{});
+  }
+  auto it = map.lower_bound(key);
+  if (it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  return it;
+}
+
 void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
   Map& map = tables_[Check(table)];
   Mark(KeyHash(table, key));
-  auto it = map.lower_bound(key);
-  if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  auto it = Slot(map, key);
   it->second.value = Keep(value);
   it->second.erased = false;
   ++writes_;
@@ -62,8 +73,7 @@ void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
 void WriteSet::Erase(Table table, std::string_view key) {
   Map& map = tables_[Check(table)];
   Mark(KeyHash(table, key));
-  auto it = map.lower_bound(key);
-  if (it == map.end() || it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  auto it = Slot(map, key);
   it->second.value = {};
   it->second.erased = true;
   ++writes_;

@@ -81,7 +81,7 @@ class EngineFixture {
       if (adjust) adjust(p);
       auto r = engine_->Send(txn, batch, p);
       if (!r.ok()) return r.status();
-      id = r->record.id;
+      id = r->record->id;
       return Status::OK();
     });
     REQUIRE(s.ok());
@@ -93,7 +93,7 @@ class EngineFixture {
     REQUIRE(Write([&](Txn& txn, Batch& batch) {
               auto r = engine_->DeliverNext(txn, batch, to);
               if (!r.ok()) return r.status();
-              view = std::move(r.value());
+              if (*r) view = (*r)->Copy();
               return Status::OK();
             }).ok());
     return view;

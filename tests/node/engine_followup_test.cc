@@ -18,22 +18,22 @@ TEST_CASE("AReplayOfADeadLetterIsANewIntentLinkedBothWays") {
            return f.engine().Replay(txn, batch, id, "operator").status();
          }).IsConflict());  // still live
   REQUIRE(f.Fail(id, 1, /*retryable=*/false).ok());
-  SendResult replay;
+  IntentId replay_id;  // the record Replay returns is the turn's: only its id outlives it
   REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
              auto r = f.engine().Replay(txn, batch, id, "operator");
-             if (r.ok()) replay = *r;
+             if (r.ok()) replay_id = r->record->id;
              return r.status();
            }).ok());
-  IntentView fresh = f.Get(replay.record.id);
+  IntentView fresh = f.Get(replay_id);
   CHECK(fresh.record.status == IntentStatus::kSubmitted);
   CHECK(fresh.record.replay_of == id.ToString());
   CHECK(fresh.record.correlation_id == "case-9");
   CHECK(fresh.payload == f.Get(id).payload);
-  CHECK(f.Events(replay.record.id).front().details.find("replay_of") != std::string::npos);
+  CHECK(f.Events(replay_id).front().details.find("replay_of") != std::string::npos);
   auto old_events = f.Events(id);
   CHECK(old_events.back().event_type == "intent.replayed");
   CHECK(old_events.back().status == IntentStatus::kFailed);
-  CHECK(old_events.back().details.find(replay.record.id.ToString()) != std::string::npos);
+  CHECK(old_events.back().details.find(replay_id.ToString()) != std::string::npos);
   CHECK(f.Get(id).record.status == IntentStatus::kFailed);  // the dead letter itself stays
 }
 

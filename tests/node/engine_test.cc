@@ -237,6 +237,39 @@ TEST_CASE("AStaleAttemptCannotCompleteOrCheckpoint") {
   CHECK(v.result == Map("r", 2));
 }
 
+TEST_CASE("ARefusedRequestLeavesTheRecordAsItWasForTheRestOfTheTurnAndAfter") {
+  // Requests change the turn's record in place (Engine::Stage): one that is refused must not
+  // have changed it, for the requests after it in the same turn or once the turn commits.
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             Status stale = f.engine().Complete(txn, batch, id, 7, Map("r", 1)).status();
+             CHECK(stale.IsConflict());
+             SendParams p;
+             p.intent_id = id;
+             p.intent_type = "intent.other.v1";
+             p.from_agent = "agent://acme/prod/caller";
+             p.to_agent = "agent://acme/prod/worker";
+             p.payload = Map("x", 1);
+             CHECK(f.engine().Send(txn, batch, p).status().IsAlreadyExists());
+             IntentView now;
+             HANDOFF_RETURN_IF_ERROR(f.engine().Get(txn, id, &now));
+             CHECK(now.record.status == IntentStatus::kDelivered);
+             CHECK(now.record.delivery_attempt == 1);
+             CHECK(now.record.intent_type != "intent.other.v1");
+             auto done = f.engine().Complete(txn, batch, id, 1, Map("r", 2));
+             HANDOFF_RETURN_IF_ERROR(done.status());
+             CHECK((*done)->status == IntentStatus::kCompleted);
+             return Status::OK();
+           }).ok());
+  IntentView v = f.Get(id);
+  CHECK(v.record.status == IntentStatus::kCompleted);
+  CHECK(v.record.delivery_attempt == 1);
+  CHECK(v.result == Map("r", 2));
+  CHECK(f.Events(id).back().event_type == "intent.completed");
+}
+
 TEST_CASE("ALateResultBeforeRedeliveryIsAccepted") {
   EngineFixture f;
   IntentId id = f.Send("agent://acme/prod/worker", 1000);

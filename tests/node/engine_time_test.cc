@@ -188,7 +188,11 @@ TEST_CASE("AnIntentEndedInATurnIsPurgedNoSoonerThanTheNextHoweverShortTheRetenti
 
 TEST_CASE("AnIdempotencyKeyReturnsTheFirstIntentRefusesADifferentBodyAndExpires") {
   EngineFixture f;
-  auto send = [&](const std::string& from, int64_t n, SendResult* out) {
+  struct Sent {
+    IntentRecord record;
+    bool created = false;
+  };
+  auto send = [&](const std::string& from, int64_t n, Sent* out) {
     return f.Write([&](Txn& txn, Batch& batch) {
       SendParams p;
       p.intent_type = "intent.test.v1";
@@ -197,11 +201,11 @@ TEST_CASE("AnIdempotencyKeyReturnsTheFirstIntentRefusesADifferentBodyAndExpires"
       p.payload = Map("n", n);
       p.idempotency_key = "order-42";
       auto r = f.engine().Send(txn, batch, p);
-      if (r.ok()) *out = *r;
+      if (r.ok()) *out = Sent{*r->record, r->created};
       return r.status();
     });
   };
-  SendResult first, again, other_sender;
+  Sent first, again, other_sender;
   REQUIRE(send("agent://acme/prod/a", 1, &first).ok());
   CHECK(first.created);
   REQUIRE(send("agent://acme/prod/a", 1, &again).ok());

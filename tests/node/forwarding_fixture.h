@@ -141,7 +141,7 @@ inline IntentId SendRemote(TestNode& a) {
              p.payload = Payload();
              p.correlation_id = "corr-1";
              auto r = a.engine->Send(txn, batch, p);
-             if (r.ok()) id = r->record.id;
+             if (r.ok()) id = r->record->id;
              return r.status();
            }).ok());
   return id;

@@ -47,7 +47,7 @@ TEST_CASE("TheDestinationsLifecycleReachesTheOriginWithCheckpointAndResult") {
   std::optional<IntentView> delivered;
   REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
                auto d = n.b.engine->DeliverNext(txn, batch, kRemoteAgent);
-               if (d.ok()) delivered = std::move(d.value());
+               if (d.ok() && *d) delivered = (*d)->Copy();
                return d.status();
              })
               .ok());
@@ -231,7 +231,7 @@ TEST_CASE("AnIntentTheDestinationRefusesFailsAtTheOrigin") {
              big.EndMap();
              p.payload = big.str();
              auto r = a.engine->Send(txn, batch, p);
-             if (r.ok()) id = r->record.id;
+             if (r.ok()) id = r->record->id;
              return r.status();
            }).ok());
   CHECK(Pump(a, b, "node-b") == 1);

@@ -10,7 +10,9 @@
 #define HANDOFF_BASE_INTENT_ID_H_
 
 #include <array>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -45,10 +47,25 @@ class IntentId {
   int64_t UnixMs() const;
   bool IsZero() const;
 
-  friend bool operator==(const IntentId& a, const IntentId& b) { return a.bytes_ == b.bytes_; }
-  friend bool operator<(const IntentId& a, const IntentId& b) { return a.bytes_ < b.bytes_; }
+  friend bool operator==(const IntentId& a, const IntentId& b) {
+    return a.Word(0) == b.Word(0) && a.Word(1) == b.Word(1);
+  }
+  // Byte order, as the storage keys sort: two 64-bit comparisons, inline (ids are compared in
+  // every ordered map of the loop; std::array's operator< calls memcmp each time).
+  friend bool operator<(const IntentId& a, const IntentId& b) {
+    const uint64_t ah = a.Word(0), bh = b.Word(0);
+    return ah != bh ? ah < bh : a.Word(1) < b.Word(1);
+  }
 
  private:
+  // Bytes 8i to 8i + 7 as a big-endian number.
+  uint64_t Word(size_t i) const {
+    uint64_t v;
+    std::memcpy(&v, bytes_.data() + 8 * i, sizeof(v));
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    return v;
+  }
+
   friend IntentId NewIntentId(int64_t now_ms);
   std::array<uint8_t, kSize> bytes_;
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -63,6 +64,24 @@ TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
   std::set<std::string> many;
   for (int i = 0; i < 10000; ++i) many.insert(NewIntentId(1'700'000'000'000).ToString());
   CHECK(many.size() == 10000);
+}
+
+TEST_CASE("IntentIdsCompareAsTheirBytesSortInStorageKeys") {
+  // operator< and == read the id as two big-endian words: they must agree with the byte order
+  // of the keys LMDB sorts, whichever byte differs and whatever its high bit.
+  std::mt19937_64 rng(20261205);
+  auto id = [](const std::string& bytes) { return IntentId::FromBytes(bytes).value(); };
+  for (int i = 0; i < 2000; ++i) {
+    std::string x(IntentId::kSize, '\0');
+    for (char& c : x) c = static_cast<char>(rng());
+    std::string y = x;
+    const size_t at = static_cast<size_t>(i) % IntentId::kSize;
+    y[at] = static_cast<char>(rng());
+    if (i % 3 == 0) y = x;              // equal ones too
+    CHECK((id(x) < id(y)) == (x < y));  // std::string compares bytes as unsigned char
+    CHECK((id(y) < id(x)) == (y < x));
+    CHECK((id(x) == id(y)) == (x == y));
+  }
 }
 
 TEST_CASE("MalformedIntentIdsAreRefused") {

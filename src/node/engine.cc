@@ -146,6 +146,22 @@ Result<const IntentRecord*> Engine::Kept(const IntentId& id) const {
   return cache_.Find(id);
 }
 
+IntentRecord& Engine::StageNew(const IntentId& id, bool* erased_this_turn) {
+  Staged& staged = staged_[id];
+  *erased_this_turn = staged.written;  // a record staged and written here can only be deleted
+  staged.record.emplace();
+  staged.record->id = id;
+  return *staged.record;
+}
+
+void Engine::Unstage(const IntentId& id, bool erased_this_turn) {
+  if (erased_this_turn) {
+    staged_.at(id).record.reset();
+  } else {
+    staged_.erase(id);
+  }
+}
+
 Result<IntentRecord*> Engine::Stage(const Txn& txn, const IntentId& id) {
   if (auto it = staged_.find(id); it != staged_.end()) {
     if (!it->second.record) return Status::NotFound("intent " + id.ToString() + " not found");
@@ -391,11 +407,8 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   }
 
   // Built in place, in the turn's staging: Record then stages it without a copy.
-  Staged& staged = staged_[id];
-  const bool erased_this_turn = staged.written;  // only a deleted record can be staged here
-  staged.record.emplace();
-  IntentRecord& r = *staged.record;
-  r.id = id;
+  bool erased_this_turn = false;
+  IntentRecord& r = StageNew(id, &erased_this_turn);
   r.intent_type = p.intent_type;
   r.from_agent = std::move(from);
   r.to_agent = p.to_agent;
@@ -428,12 +441,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   if (stored.ok())
     stored = Record(txn, r, "intent.created", r.from_agent, std::move(created_details));
   if (!stored.ok()) {
-    // Not staged yet: the rest of the turn must not see the half-built record.
-    if (erased_this_turn) {
-      staged.record.reset();
-    } else {
-      staged_.erase(id);
-    }
+    Unstage(id, erased_this_turn);
     --batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
     return stored;
   }

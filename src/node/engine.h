@@ -371,6 +371,11 @@ class Engine {
   // operation that fails must still not have changed it (check, then change), or later
   // operations of the same turn would see the change.
   Result<IntentRecord*> Stage(const Txn& txn, const IntentId& id);
+  // A new record for `id` (of which the turn has none, or one it deleted), built in place in the
+  // turn's staging: Put stages it without a copy. Until it is Put, a failure must Unstage it
+  // (with the flag StageNew set) so that the rest of the turn does not see it half built.
+  IntentRecord& StageNew(const IntentId& id, bool* erased_this_turn);
+  void Unstage(const IntentId& id, bool erased_this_turn);
   // True when this turn Put or erased the intent's record.
   bool WrittenThisTurn(const IntentId& id) const {
     auto it = staged_.find(id);

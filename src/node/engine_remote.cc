@@ -65,8 +65,10 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   if (found.ok()) return false;
   if (!found.IsNotFound()) return found;
 
-  IntentRecord r;
-  r.id = incoming.id;
+  // Built in place in the turn's staging (Record stages it without a copy); should storing it
+  // fail before Record, it is unstaged.
+  bool erased_this_turn = false;
+  IntentRecord& r = StageNew(incoming.id, &erased_this_turn);
   r.intent_type = incoming.intent_type;
   r.from_agent = incoming.from_agent;
   r.to_agent = incoming.to_agent;
@@ -87,17 +89,23 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
   r.retry_max_ms = incoming.retry_max_ms != 0 ? incoming.retry_max_ms : options_.retry_max_ms;
   r.status = IntentStatus::kSubmitted;
   r.created_at_ms = incoming.created_at_ms;
-  HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kPayload, payload));
-  if (!checkpoint.empty()) {
-    HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, checkpoint));
+  Status stored = store_.PutBlob(txn, r.id, BlobKind::kPayload, payload);
+  if (stored.ok() && !checkpoint.empty()) {
+    stored = store_.PutBlob(txn, r.id, BlobKind::kCheckpoint, checkpoint);
     r.has_checkpoint = true;
   }
+  if (stored.ok()) {
+    MsgWriter details;
+    details.BeginMap();
+    details.Field("from_node", peer);
+    details.EndMap();
+    stored = Record(txn, r, "intent.received", "system", details.Release());
+  }
+  if (!stored.ok()) {
+    Unstage(incoming.id, erased_this_turn);
+    return stored;
+  }
   ++batch.status_delta[static_cast<size_t>(IntentStatus::kSubmitted)];
-  MsgWriter details;
-  details.BeginMap();
-  details.Field("from_node", peer);
-  details.EndMap();
-  HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.received", "system", details.Release()));
   HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);
   if (r.deadline_ms != 0) {
@@ -137,13 +145,15 @@ Status Engine::RejectRemoteIntent(Txn& txn, Batch& batch, const std::string& pee
 
 Status Engine::ApplyRemoteUpdate(Txn& txn, Batch& batch, const std::string& peer,
                                  const wire::RemoteUpdate& u) {
-  IntentRecord r;
-  Status s = Load(txn, u.id, &r);
-  if (s.IsNotFound()) {
+  // Changed in place (Stage): every check that can refuse the update comes before the first
+  // change, past which only a failing store can (and that fails the whole turn).
+  Result<IntentRecord*> staged = Stage(txn, u.id);
+  if (staged.status().IsNotFound()) {
     return Status::NotFound("an update for intent " + u.id.ToString() +
                             ", which this node does not have");
   }
-  HANDOFF_RETURN_IF_ERROR(s);
+  HANDOFF_RETURN_IF_ERROR(staged.status());
+  IntentRecord& r = **staged;
   if (r.target_node != peer || r.origin_node != options_.node_name) {
     return Status::InvalidArgument("an update for intent " + u.id.ToString() +
                                    ", which this node did not forward to node " + peer);

@@ -146,17 +146,19 @@ Result<const IntentRecord*> Engine::Kept(const IntentId& id) const {
   return cache_.Find(id);
 }
 
-IntentRecord& Engine::StageNew(const IntentId& id, bool* erased_this_turn) {
+IntentRecord& Engine::StageNew(const IntentId& id) {
   Staged& staged = staged_[id];
-  *erased_this_turn = staged.written;  // a record staged and written here can only be deleted
   staged.record.emplace();
   staged.record->id = id;
   return *staged.record;
 }
 
-void Engine::Unstage(const IntentId& id, bool erased_this_turn) {
-  if (erased_this_turn) {
-    staged_.at(id).record.reset();
+void Engine::Unstage(const IntentId& id) {
+  // Until Put, `written` is what it was before StageNew: set only if the turn deleted the
+  // record (one it had Put, StageNew is never asked for).
+  Staged& staged = staged_.at(id);
+  if (staged.written) {
+    staged.record.reset();
   } else {
     staged_.erase(id);
   }
@@ -407,8 +409,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   }
 
   // Built in place, in the turn's staging: Record then stages it without a copy.
-  bool erased_this_turn = false;
-  IntentRecord& r = StageNew(id, &erased_this_turn);
+  IntentRecord& r = StageNew(id);
   r.intent_type = p.intent_type;
   r.from_agent = std::move(from);
   r.to_agent = p.to_agent;
@@ -441,7 +442,7 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   if (stored.ok())
     stored = Record(txn, r, "intent.created", r.from_agent, std::move(created_details));
   if (!stored.ok()) {
-    Unstage(id, erased_this_turn);
+    Unstage(id);
     --batch.status_delta[static_cast<size_t>(IntentStatus::kCreated)];
     return stored;
   }

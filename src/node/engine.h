@@ -373,9 +373,9 @@ class Engine {
   Result<IntentRecord*> Stage(const Txn& txn, const IntentId& id);
   // A new record for `id` (of which the turn has none, or one it deleted), built in place in the
   // turn's staging: Put stages it without a copy. Until it is Put, a failure must Unstage it
-  // (with the flag StageNew set) so that the rest of the turn does not see it half built.
-  IntentRecord& StageNew(const IntentId& id, bool* erased_this_turn);
-  void Unstage(const IntentId& id, bool erased_this_turn);
+  // so that the rest of the turn does not see it half built (a deleted one stays deleted).
+  IntentRecord& StageNew(const IntentId& id);
+  void Unstage(const IntentId& id);
   // True when this turn Put or erased the intent's record.
   bool WrittenThisTurn(const IntentId& id) const {
     auto it = staged_.find(id);

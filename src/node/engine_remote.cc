@@ -67,8 +67,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
 
   // Built in place in the turn's staging (Record stages it without a copy); should storing it
   // fail before Record, it is unstaged.
-  bool erased_this_turn = false;
-  IntentRecord& r = StageNew(incoming.id, &erased_this_turn);
+  IntentRecord& r = StageNew(incoming.id);
   r.intent_type = incoming.intent_type;
   r.from_agent = incoming.from_agent;
   r.to_agent = incoming.to_agent;
@@ -102,7 +101,7 @@ Result<bool> Engine::AcceptRemoteIntent(Txn& txn, Batch& batch, const std::strin
     stored = Record(txn, r, "intent.received", "system", details.Release());
   }
   if (!stored.ok()) {
-    Unstage(incoming.id, erased_this_turn);
+    Unstage(incoming.id);
     return stored;
   }
   ++batch.status_delta[static_cast<size_t>(IntentStatus::kSubmitted)];

@@ -537,4 +537,12 @@ Status Cursor::DeleteCurrent() {
   return MdbStatus(rc, "cursor delete");
 }
 
+Status Cursor::Append(std::string_view key, std::string_view value) {
+  if (merge_) return Status::InvalidArgument("cursor append: a layered transaction");
+  MDB_val k = Val(key);
+  MDB_val v = Val(value);
+  key_ = value_ = {};
+  return MdbStatus(mdb_cursor_put(cursor_, &k, &v, MDB_APPEND), "append");
+}
+
 }  // namespace handoff::storage

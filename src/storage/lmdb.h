@@ -179,6 +179,12 @@ class Cursor {
   // Deletes the entry under the cursor. Position the cursor again (Seek, First) before reading.
   Status DeleteCurrent();
 
+  // Stores `key` -> `value` where `key` sorts after every key of the table (MDB_APPEND; a key
+  // that does not is refused, KEYEXIST). A run of appends through one cursor stays at the end
+  // of the table: only the first one searches down from the root, where each Txn::Append
+  // starts a new cursor and searches again. A plain (not layered) write transaction only.
+  Status Append(std::string_view key, std::string_view value);
+
  private:
   struct Merge;
   enum class Place : int;

@@ -152,9 +152,10 @@ Status WriteSet::ApplyTo(Txn& txn) const {
     const Map& map = tables_[t];
     if (map.empty()) continue;
     const Table table = static_cast<Table>(t);
-    // Keys past the table's last one (new intents' ids are time-ordered, so most of a batch's
-    // keys are) go in with MDB_APPEND, in order: no search, and full pages rather than the
-    // half-full ones a split in the middle leaves behind.
+    // Keys past the table's last one (new intents' ids and audit sequence numbers grow, so most
+    // of a batch's keys are) go in with MDB_APPEND, in order, through one cursor: no search
+    // after the first, and full pages rather than the half-full ones a split in the middle
+    // leaves behind.
     std::string last;
     {
       HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, table));
@@ -168,10 +169,12 @@ Status WriteSet::ApplyTo(Txn& txn) const {
       HANDOFF_RETURN_IF_ERROR(entry.erased ? txn.Delete(table, key)
                                            : txn.Put(table, key, entry.value));
     }
+    if (appending == map.end()) continue;
+    // Opened after the puts above, so that it starts from the table as they left it.
+    HANDOFF_ASSIGN_OR_RETURN(Cursor appender, Cursor::Open(txn, table));
     for (auto it = appending; it != map.end(); ++it) {
       // Nothing to delete past the last key.
-      if (!it->second.erased)
-        HANDOFF_RETURN_IF_ERROR(txn.Append(table, it->first, it->second.value));
+      if (!it->second.erased) HANDOFF_RETURN_IF_ERROR(appender.Append(it->first, it->second.value));
     }
   }
   return Status::OK();

@@ -54,8 +54,8 @@ class WriteSet {
   // The table's entries (empty when untouched). The reference stays valid as long as the set.
   const Map& table(Table table) const { return tables_[Check(table)]; }
 
-  // Applies every entry to a write transaction of the LMDB environment; keys past a table's
-  // last one are appended (MDB_APPEND).
+  // Applies every entry to a plain (not layered) write transaction of the LMDB environment;
+  // keys past a table's last one are appended (MDB_APPEND).
   Status ApplyTo(Txn& txn) const;
 
   // The set as bytes (the write-ahead log's record payload): each entry in table and key

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -133,6 +134,86 @@ TEST_CASE("AWriteSetKeepsKeyOrderWhetherKeysComePastItsLastOneOrNot") {
     if (value) CHECK(e->value == *value);
   }
   CHECK(decoded.table(4).size() == model.size());
+}
+
+TEST_CASE("ApplyingAWriteSetAppendsRunsPastTheLastKeyThroughOneCursorAcrossPageSplits") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
+  Table t = 0;
+  Model model;
+  {
+    auto txn = Txn::BeginWrite(*env);
+    REQUIRE(txn.ok());
+    t = *txn->OpenTable("t");
+    for (int i = 0; i < 200; i += 10) {
+      REQUIRE(txn->Put(t, Key(i), "old").ok());
+      model[Key(i)] = "old";
+    }
+    REQUIRE(txn->Commit().ok());
+  }
+  // Two batches, each with changes in the middle of the table and a long run past its end:
+  // values of 1 KiB fill a page every few entries, so the run splits pages as it goes.
+  int next = 200;
+  for (int batch = 0; batch < 2; ++batch) {
+    WriteSet ws;
+    ws.Put(t, Key(10), "rewritten " + std::to_string(batch));
+    model[Key(10)] = "rewritten " + std::to_string(batch);
+    ws.Put(t, Key(15 + batch), "between");
+    model[Key(15 + batch)] = "between";
+    ws.Erase(t, Key(20 + batch * 10));
+    model.erase(Key(20 + batch * 10));
+    for (int i = 0; i < 300; ++i, ++next) {
+      const std::string value(1024, static_cast<char>('a' + next % 26));
+      ws.Put(t, Key(next), value);
+      model[Key(next)] = value;
+    }
+    ws.Erase(t, Key(next + 5));  // a tombstone past the end: nothing to delete
+    auto txn = Txn::BeginWrite(*env);
+    REQUIRE(txn.ok());
+    REQUIRE(ws.ApplyTo(*txn).ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  auto read = Txn::BeginRead(*env);
+  REQUIRE(read.ok());
+  CHECK(Forward(*read, t) == Items(model));
+  auto backward = Backward(*read, t);
+  std::reverse(backward.begin(), backward.end());
+  CHECK(backward == Items(model));
+}
+
+TEST_CASE("ACursorAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
+  auto txn = Txn::BeginWrite(*env);
+  REQUIRE(txn.ok());
+  const Table t = *txn->OpenTable("t");
+  {
+    auto c = Cursor::Open(*txn, t);
+    REQUIRE(c.ok());
+    REQUIRE(c->Append(Key(1), "one").ok());
+    REQUIRE(c->Append(Key(2), "two").ok());
+    // At or before the last key: refused, and the table keeps what it had.
+    Status s = c->Append(Key(2), "again");
+    CHECK_FALSE(s.ok());
+    CHECK_FALSE(c->Append(Key(0), "zero").ok());
+    REQUIRE(c->Append(Key(3), "three").ok());
+  }
+  CHECK(Forward(*txn, t) == std::vector<std::pair<std::string, std::string>>{
+                                {Key(1), "one"}, {Key(2), "two"}, {Key(3), "three"}});
+  REQUIRE(txn->Commit().ok());
+
+  WriteSet ws;
+  auto layered = Txn::BeginLayered(*env, &ws, {});
+  REQUIRE(layered.ok());
+  auto c = Cursor::Open(*layered, t);
+  REQUIRE(c.ok());
+  Status s = c->Append(Key(9), "nine");
+  CHECK(s.IsInvalidArgument());
+  CHECK(ws.table(t).empty());
 }
 
 TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {

@@ -537,6 +537,25 @@ Status Cursor::DeleteCurrent() {
   return MdbStatus(rc, "cursor delete");
 }
 
+Status Cursor::Put(std::string_view key, std::string_view value) {
+  if (merge_) return Status::InvalidArgument("cursor put: a layered transaction");
+  MDB_val k = Val(key);
+  MDB_val v = Val(value);
+  key_ = value_ = {};
+  return MdbStatus(mdb_cursor_put(cursor_, &k, &v, 0), "put");
+}
+
+Status Cursor::Erase(std::string_view key) {
+  if (merge_) return Status::InvalidArgument("cursor erase: a layered transaction");
+  MDB_val k = Val(key);
+  MDB_val v;
+  key_ = value_ = {};
+  int rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET);
+  if (rc == MDB_NOTFOUND) return Status::OK();
+  if (rc != MDB_SUCCESS) return MdbStatus(rc, "erase");
+  return MdbStatus(mdb_cursor_del(cursor_, 0), "erase");
+}
+
 Status Cursor::Append(std::string_view key, std::string_view value) {
   if (merge_) return Status::InvalidArgument("cursor append: a layered transaction");
   MDB_val k = Val(key);

@@ -179,10 +179,14 @@ class Cursor {
   // Deletes the entry under the cursor. Position the cursor again (Seek, First) before reading.
   Status DeleteCurrent();
 
-  // Stores `key` -> `value` where `key` sorts after every key of the table (MDB_APPEND; a key
-  // that does not is refused, KEYEXIST). A run of appends through one cursor stays at the end
-  // of the table: only the first one searches down from the root, where each Txn::Append
-  // starts a new cursor and searches again. A plain (not layered) write transaction only.
+  // Writes through the cursor, in a plain (not layered) write transaction only. For a run of
+  // keys in order these beat Txn::Put and Txn::Delete, which start a new cursor and search
+  // down from the root each time: Put and Erase search only the cursor's leaf page when the
+  // key falls within it, and Append (`key` sorting after every key of the table, MDB_APPEND;
+  // any other is refused) searches only once for the whole run. Erase of a missing key is OK.
+  // The cursor is left positioned for the next write, not for reading.
+  Status Put(std::string_view key, std::string_view value);
+  Status Erase(std::string_view key);
   Status Append(std::string_view key, std::string_view value);
 
  private:

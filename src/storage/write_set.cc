@@ -152,25 +152,22 @@ Status WriteSet::ApplyTo(Txn& txn) const {
     const Map& map = tables_[t];
     if (map.empty()) continue;
     const Table table = static_cast<Table>(t);
-    // Keys past the table's last one (new intents' ids and audit sequence numbers grow, so most
-    // of a batch's keys are) go in with MDB_APPEND, in order, through one cursor: no search
-    // after the first, and full pages rather than the half-full ones a split in the middle
-    // leaves behind.
+    // The entries go in key order through cursors, each write searching from where the last
+    // one left off. Keys past the table's last one (new intents' ids and audit sequence
+    // numbers grow, so most of a batch's keys are) go in with MDB_APPEND: no search after the
+    // first, and full pages rather than the half-full ones a split in the middle leaves.
+    HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, table));
     std::string last;
-    {
-      HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, table));
-      if (cursor.Last()) last.assign(cursor.key());
-      HANDOFF_RETURN_IF_ERROR(cursor.status());
-    }
-    auto appending = map.upper_bound(last);
-    if (last.empty()) appending = map.begin();
+    if (cursor.Last()) last.assign(cursor.key());
+    HANDOFF_RETURN_IF_ERROR(cursor.status());
+    auto appending = last.empty() ? map.begin() : map.upper_bound(last);
     for (auto it = map.begin(); it != appending; ++it) {
       const auto& [key, entry] = *it;
-      HANDOFF_RETURN_IF_ERROR(entry.erased ? txn.Delete(table, key)
-                                           : txn.Put(table, key, entry.value));
+      HANDOFF_RETURN_IF_ERROR(entry.erased ? cursor.Erase(key) : cursor.Put(key, entry.value));
     }
     if (appending == map.end()) continue;
-    // Opened after the puts above, so that it starts from the table as they left it.
+    // A new cursor, so that the first append finds the table's end as the writes above left
+    // it.
     HANDOFF_ASSIGN_OR_RETURN(Cursor appender, Cursor::Open(txn, table));
     for (auto it = appending; it != map.end(); ++it) {
       // Nothing to delete past the last key.

@@ -183,7 +183,7 @@ TEST_CASE("ApplyingAWriteSetAppendsRunsPastTheLastKeyThroughOneCursorAcrossPageS
   CHECK(backward == Items(model));
 }
 
-TEST_CASE("ACursorAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
+TEST_CASE("ACursorWritesAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-test");
   REQUIRE(store.ok());
@@ -201,9 +201,18 @@ TEST_CASE("ACursorAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
     CHECK_FALSE(s.ok());
     CHECK_FALSE(c->Append(Key(0), "zero").ok());
     REQUIRE(c->Append(Key(3), "three").ok());
+    // Puts and erases anywhere, in any order; erasing a missing key is no error.
+    REQUIRE(c->Put(Key(0), "zero").ok());
+    REQUIRE(c->Put(Key(2), "TWO").ok());
+    REQUIRE(c->Erase(Key(1)).ok());
+    REQUIRE(c->Erase(Key(7)).ok());
+    REQUIRE(c->Put(Key(5), "five").ok());
+    REQUIRE(c->Append(Key(6), "six").ok());
   }
-  CHECK(Forward(*txn, t) == std::vector<std::pair<std::string, std::string>>{
-                                {Key(1), "one"}, {Key(2), "two"}, {Key(3), "three"}});
+  CHECK(
+      Forward(*txn, t) ==
+      std::vector<std::pair<std::string, std::string>>{
+          {Key(0), "zero"}, {Key(2), "TWO"}, {Key(3), "three"}, {Key(5), "five"}, {Key(6), "six"}});
   REQUIRE(txn->Commit().ok());
 
   WriteSet ws;
@@ -211,8 +220,9 @@ TEST_CASE("ACursorAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
   REQUIRE(layered.ok());
   auto c = Cursor::Open(*layered, t);
   REQUIRE(c.ok());
-  Status s = c->Append(Key(9), "nine");
-  CHECK(s.IsInvalidArgument());
+  CHECK(c->Append(Key(9), "nine").IsInvalidArgument());
+  CHECK(c->Put(Key(0), "nought").IsInvalidArgument());
+  CHECK(c->Erase(Key(0)).IsInvalidArgument());
   CHECK(ws.table(t).empty());
 }
 

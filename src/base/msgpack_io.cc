@@ -237,13 +237,28 @@ const msgpack::object* MapReader::Find(std::string_view key) const {
 }
 
 Status MapReader::String(std::string_view key, std::string* out) const {
-  if (!Has(key)) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
-  return OptString(key, out);
+  std::string_view view;
+  HANDOFF_RETURN_IF_ERROR(StringView(key, &view));
+  out->assign(view);
+  return Status::OK();
+}
+
+Status MapReader::StringView(std::string_view key, std::string_view* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::STR) return WrongType(key, "a string", *o);
+  *out = std::string_view(o->via.str.ptr, o->via.str.size);
+  return Status::OK();
 }
 
 Status MapReader::Uint(std::string_view key, uint64_t* out) const {
-  if (!Has(key)) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
-  return OptUint(key, out);
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::InvalidArgument("missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::POSITIVE_INTEGER) {
+    return WrongType(key, "a non-negative integer", *o);
+  }
+  *out = o->via.u64;
+  return Status::OK();
 }
 
 Status MapReader::Object(std::string_view key, const msgpack::object** out) const {
@@ -258,6 +273,14 @@ Status MapReader::OptString(std::string_view key, std::string* out) const {
   if (o == nullptr) return Status::OK();
   if (o->type != msgpack::type::STR) return WrongType(key, "a string", *o);
   out->assign(o->via.str.ptr, o->via.str.size);
+  return Status::OK();
+}
+
+Status MapReader::OptStringView(std::string_view key, std::string_view* out) const {
+  const msgpack::object* o = Find(key);
+  if (o == nullptr) return Status::OK();
+  if (o->type != msgpack::type::STR) return WrongType(key, "a string", *o);
+  *out = std::string_view(o->via.str.ptr, o->via.str.size);
   return Status::OK();
 }
 

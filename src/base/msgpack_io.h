@@ -239,11 +239,14 @@ class MapReader {
 
   // Required fields: InvalidArgument if missing or of the wrong type.
   Status String(std::string_view key, std::string* out) const;
+  // The string's bytes in the decoded message (valid as long as it is), not a copy.
+  Status StringView(std::string_view key, std::string_view* out) const;
   Status Uint(std::string_view key, uint64_t* out) const;
   Status Object(std::string_view key, const msgpack::object** out) const;
 
   // Optional fields: leave *out unchanged when absent; InvalidArgument on the wrong type.
   Status OptString(std::string_view key, std::string* out) const;
+  Status OptStringView(std::string_view key, std::string_view* out) const;
   Status OptUint(std::string_view key, uint64_t* out) const;
   Status OptInt(std::string_view key, int64_t* out) const;
   Status OptBool(std::string_view key, bool* out) const;

@@ -154,17 +154,79 @@ size_t PackedSizeBound(const msgpack::object& object) {
   }
 }
 
+namespace {
+
+// msgpack's packer writes to anything with write(); this one appends to a string.
+struct Appender {
+  std::string* out;
+  void write(const char* p, size_t n) { out->append(p, n); }
+};
+
+// The object's encoding through the packer's own encoders, so the bytes are msgpack::pack's.
+// msgpack::pack(object) walks the tree with a general visitor (object_parser) that cost more
+// than the writing; this is a plain recursion. Trees come from our decoders, whose depth
+// limits bound it.
+void PackObject(msgpack::packer<Appender>& pk, const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      pk.pack_nil();
+      return;
+    case msgpack::type::BOOLEAN:
+      if (o.via.boolean) {
+        pk.pack_true();
+      } else {
+        pk.pack_false();
+      }
+      return;
+    case msgpack::type::POSITIVE_INTEGER:
+      pk.pack_uint64(o.via.u64);
+      return;
+    case msgpack::type::NEGATIVE_INTEGER:
+      pk.pack_int64(o.via.i64);
+      return;
+    case msgpack::type::FLOAT32:
+      pk.pack_float(static_cast<float>(o.via.f64));
+      return;
+    case msgpack::type::FLOAT64:
+      pk.pack_double(o.via.f64);
+      return;
+    case msgpack::type::STR:
+      pk.pack_str(o.via.str.size);
+      pk.pack_str_body(o.via.str.ptr, o.via.str.size);
+      return;
+    case msgpack::type::BIN:
+      pk.pack_bin(o.via.bin.size);
+      pk.pack_bin_body(o.via.bin.ptr, o.via.bin.size);
+      return;
+    case msgpack::type::EXT:
+      pk.pack_ext(o.via.ext.size, o.via.ext.type());
+      pk.pack_ext_body(o.via.ext.data(), o.via.ext.size);
+      return;
+    case msgpack::type::ARRAY:
+      pk.pack_array(o.via.array.size);
+      for (const msgpack::object& item : o.via.array) PackObject(pk, item);
+      return;
+    case msgpack::type::MAP:
+      pk.pack_map(o.via.map.size);
+      for (const msgpack::object_kv& kv : o.via.map) {
+        PackObject(pk, kv.key);
+        PackObject(pk, kv.val);
+      }
+      return;
+  }
+  // Not a type msgpack-c decodes; msgpack::pack would throw.
+  std::fprintf(stderr, "Pack: msgpack object of unknown type %d\n", static_cast<int>(o.type));
+  std::abort();
+}
+
+}  // namespace
+
 std::string Pack(const msgpack::object& object) {
-  // msgpack's packer writes to anything with write(); this one appends to a string reserved
-  // at the size's bound, so packing allocates once (msgpack::sbuffer starts at 8 KiB).
-  struct Appender {
-    std::string* out;
-    void write(const char* p, size_t n) { out->append(p, n); }
-  };
   std::string out;
-  out.reserve(PackedSizeBound(object));
+  out.reserve(PackedSizeBound(object));  // packing allocates once
   Appender appender{&out};
-  msgpack::pack(appender, object);
+  msgpack::packer<Appender> pk(appender);
+  PackObject(pk, object);
   return out;
 }
 

@@ -11,18 +11,18 @@ namespace handoff {
 namespace {
 
 Status ReadStatus(const MapReader& m, std::string_view key, IntentStatus* out) {
-  std::string name;
-  HANDOFF_RETURN_IF_ERROR(m.OptString(key, &name));
+  std::string_view name;
+  HANDOFF_RETURN_IF_ERROR(m.OptStringView(key, &name));
   if (name.empty()) return Status::OK();
   auto parsed = ParseIntentStatus(name);
-  if (!parsed) return Status::InvalidArgument("unknown status '" + name + "'");
+  if (!parsed) return Status::InvalidArgument("unknown status '" + std::string(name) + "'");
   *out = *parsed;
   return Status::OK();
 }
 
 Status ReadId(const MapReader& m, IntentId* out) {
-  std::string text;
-  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &text));
+  std::string_view text;
+  HANDOFF_RETURN_IF_ERROR(m.StringView("intent_id", &text));
   HANDOFF_ASSIGN_OR_RETURN(*out, IntentId::Parse(text));
   return Status::OK();
 }
@@ -418,8 +418,8 @@ Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
 }
 
 Status ReadEventFields(const MapReader& m, EventRecord* e, bool node_events) {
-  std::string id;
-  if (node_events && m.OptString("intent_id", &id).ok() && id.empty()) {
+  const msgpack::object* id = m.Find("intent_id");
+  if (node_events && (id == nullptr || (id->type == msgpack::type::STR && id->via.str.size == 0))) {
     e->id = IntentId();
   } else {
     HANDOFF_RETURN_IF_ERROR(ReadId(m, &e->id));

@@ -15,8 +15,8 @@ namespace {
 using wire::ReplyBuilder;
 
 Result<IntentId> ReadId(const MapReader& m) {
-  std::string text;
-  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &text));
+  std::string_view text;
+  HANDOFF_RETURN_IF_ERROR(m.StringView("intent_id", &text));
   return IntentId::Parse(text);
 }
 

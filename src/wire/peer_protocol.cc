@@ -148,8 +148,8 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
 Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(body, "an update"));
   RemoteUpdate u;
-  std::string id, status;
-  HANDOFF_RETURN_IF_ERROR(m.String("intent_id", &id));
+  std::string_view id, status;
+  HANDOFF_RETURN_IF_ERROR(m.StringView("intent_id", &id));
   HANDOFF_ASSIGN_OR_RETURN(u.id, IntentId::Parse(id));
   HANDOFF_RETURN_IF_ERROR(m.Uint("remote_seq", &u.remote_seq));
   if (const msgpack::object* events = m.Find("events")) {
@@ -172,9 +172,11 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
     }
   }
   if (u.events.empty()) return Status::InvalidArgument("update without an event");
-  HANDOFF_RETURN_IF_ERROR(m.String("status", &status));
+  HANDOFF_RETURN_IF_ERROR(m.StringView("status", &status));
   auto parsed = ParseIntentStatus(status);
-  if (!parsed) return Status::InvalidArgument("update with unknown status '" + status + "'");
+  if (!parsed) {
+    return Status::InvalidArgument("update with unknown status '" + std::string(status) + "'");
+  }
   u.status = *parsed;
   uint64_t attempt = 0;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("delivery_attempt", &attempt));

@@ -401,6 +401,57 @@ TEST_CASE("DecodeTreeAgreesWithMsgpackCOnEveryEncodingAndOnDamagedBytes") {
   CHECK(tight_refused > 100);
 }
 
+TEST_CASE("PackWritesWhatMsgpackCWritesForEveryKindOfValue") {
+  // Pack encodes through msgpack-c's packer without its tree visitor: the bytes must be
+  // msgpack::pack's, shortest headers included, for every type and width (random values whose
+  // encodings use every header width, so re-encoding changes most of them).
+  RandomMsgpack gen(20261206);
+  std::mt19937 rng(11);
+  size_t changed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string value = gen.Value(static_cast<int>(rng() % 6));
+    CAPTURE(i);
+    msgpack::object_handle h = msgpack::unpack(value.data(), value.size());
+    msgpack::sbuffer reference;
+    msgpack::pack(reference, h.get());
+    const std::string packed = Pack(h.get());
+    CHECK(packed == std::string_view(reference.data(), reference.size()));
+    CHECK(packed.size() <= PackedSizeBound(h.get()));
+    if (packed != value) ++changed;
+  }
+  CHECK(changed > 1000);
+  // The integer and length boundaries, each side.
+  for (int64_t v :
+       {int64_t{0},           int64_t{127},         int64_t{128},    int64_t{255},
+        int64_t{256},         int64_t{65535},       int64_t{65536},  int64_t{4294967295},
+        int64_t{4294967296},  int64_t{-1},          int64_t{-32},    int64_t{-33},
+        int64_t{-128},        int64_t{-129},        int64_t{-32768}, int64_t{-32769},
+        int64_t{-2147483648}, int64_t{-2147483649}, INT64_MIN,       INT64_MAX}) {
+    CAPTURE(v);
+    msgpack::sbuffer reference;
+    msgpack::pack(reference, v);
+    msgpack::object_handle h = msgpack::unpack(reference.data(), reference.size());
+    CHECK(Pack(h.get()) == std::string_view(reference.data(), reference.size()));
+  }
+  for (size_t n : {size_t{15}, size_t{16}, size_t{31}, size_t{32}, size_t{255}, size_t{256},
+                   size_t{65535}, size_t{65536}}) {
+    CAPTURE(n);
+    msgpack::sbuffer reference;
+    msgpack::packer<msgpack::sbuffer> pk(reference);
+    pk.pack_array(3);
+    pk.pack(std::string(n, 's'));
+    pk.pack_bin(static_cast<uint32_t>(n));
+    pk.pack_bin_body(std::string(n, 'b').data(), static_cast<uint32_t>(n));
+    pk.pack_map(static_cast<uint32_t>(n));
+    for (size_t k = 0; k < n; ++k) {
+      pk.pack(k);
+      pk.pack_nil();
+    }
+    msgpack::object_handle h = msgpack::unpack(reference.data(), reference.size());
+    CHECK(Pack(h.get()) == std::string_view(reference.data(), reference.size()));
+  }
+}
+
 TEST_CASE("DecodeTreeRefusesAClaimTheBytesCannotHoldBeforeAllocating") {
   // A map claiming 2^32 - 1 entries in a few bytes: cut short, without room made for them.
   std::string claim = "\xdf\xff\xff\xff\xff\x01\x02";

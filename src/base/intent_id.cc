@@ -1,8 +1,10 @@
 #include "base/intent_id.h"
 
+#include <pthread.h>
 #include <sodium.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -22,12 +24,38 @@ constexpr std::array<int8_t, 256> kHexValues = [] {
   return t;
 }();
 
+// Bumped in a forked child (pthread_atfork), so that a pool copied from the parent is
+// refilled rather than handing the child the parent's next bytes.
+std::atomic<uint64_t> fork_generation{0};
+
 void EnsureSodium() {
   static std::once_flag once;
   std::call_once(once, [] {
     // sodium_init only fails when no entropy source exists; ids would not be unique then.
     if (sodium_init() < 0) std::abort();
+    pthread_atfork(nullptr, nullptr,
+                   [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
   });
+}
+
+// Random bytes for ids, drawn from libsodium a page at a time: randombytes_buf makes a
+// getrandom system call each time, and a sender makes an id per message (on a virtual
+// machine a system call costs microseconds). Per thread, so no lock; refilled after a fork.
+void RandomBytes(uint8_t* out, size_t n) {
+  struct Pool {
+    std::array<uint8_t, 4096> bytes;
+    size_t used = sizeof(bytes);
+    uint64_t generation = 0;
+  };
+  thread_local Pool pool;
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (pool.used + n > pool.bytes.size() || pool.generation != generation) {
+    randombytes_buf(pool.bytes.data(), pool.bytes.size());
+    pool.used = 0;
+    pool.generation = generation;
+  }
+  std::memcpy(out, pool.bytes.data() + pool.used, n);
+  pool.used += n;
 }
 
 }  // namespace
@@ -96,7 +124,7 @@ IntentId NewIntentId(int64_t now_ms) {
   static uint16_t counter = 0;  // 12 bits used
 
   IntentId id;
-  randombytes_buf(id.bytes_.data(), id.bytes_.size());
+  RandomBytes(id.bytes_.data(), id.bytes_.size());
   int64_t ms;
   uint16_t seq;
   {

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "base/intent_id.h"
 #include "base/logging.h"
@@ -64,6 +67,63 @@ TEST_CASE("IntentIdsAreTimeOrderedUuidV7s") {
   std::set<std::string> many;
   for (int i = 0; i < 10000; ++i) many.insert(NewIntentId(1'700'000'000'000).ToString());
   CHECK(many.size() == 10000);
+}
+
+TEST_CASE("IntentIdsDrawFreshRandomnessInEachThreadAndInAForkedChild") {
+  // Ids take their random bytes from a pool per thread, refilled from the system a page at a
+  // time: no two threads, and no parent and forked child, may hand out the same bytes. The
+  // last 8 bytes are random but for the variant's two bits.
+  auto random_part = [](const IntentId& id) {
+    return id.ToString().substr(19);  // "vxxx-xxxxxxxxxxxx"
+  };
+  NewIntentId(1);  // the parent's pool is filled before the fork, as a sender's would be
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  constexpr int kIds = 600;  // more than one pool's worth (4096 / 16 = 256)
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string out;
+    for (int i = 0; i < kIds; ++i) out += NewIntentId(2).ToString().substr(19) + "\n";
+    const char* p = out.data();
+    size_t left = out.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fds[1], p, left);
+      if (n <= 0) ::_exit(1);
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::set<std::string> seen;
+  for (int i = 0; i < kIds; ++i) seen.insert(random_part(NewIntentId(2)));
+  std::vector<std::set<std::string>> per_thread(3);
+  std::vector<std::thread> threads;
+  for (auto& set : per_thread) {
+    threads.emplace_back([&set, &random_part] {
+      for (int i = 0; i < kIds; ++i) set.insert(random_part(NewIntentId(3)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::string from_child;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) from_child.append(buf, n);
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::istringstream lines(from_child);
+  size_t child_ids = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++child_ids;
+    seen.insert(line);
+  }
+  CHECK(child_ids == kIds);
+  for (const auto& set : per_thread) seen.insert(set.begin(), set.end());
+  CHECK(seen.size() == 5 * kIds);  // all distinct
 }
 
 TEST_CASE("IntentIdsCompareAsTheirBytesSortInStorageKeys") {

@@ -1,7 +1,6 @@
 #include "handoff/intent_status.h"
 
 #include <array>
-#include <cctype>
 
 namespace handoff {
 namespace {
@@ -24,7 +23,10 @@ std::optional<IntentStatus> ParseIntentStatus(std::string_view name) {
     if (candidate.size() != name.size()) continue;
     bool same = true;
     for (size_t j = 0; j < name.size() && same; ++j) {
-      same = std::toupper(static_cast<unsigned char>(name[j])) == candidate[j];
+      // ASCII only, inline: std::toupper consults the locale for every character, and
+      // statuses are parsed from every update a peer sends.
+      const char c = name[j];
+      same = (c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) == candidate[j];
     }
     if (same) return static_cast<IntentStatus>(i);
   }

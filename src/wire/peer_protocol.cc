@@ -27,10 +27,11 @@ Result<PeerMessage> ReadPeerMessage(Decoded handle) {
   if (IsDataKind(msg.kind)) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("seq", &msg.seq));
     if (msg.seq == 0) return Status::InvalidArgument("data message with seq 0");
-    if (!m.Has("body") || m.Find("body")->type != msgpack::type::MAP) {
+    const msgpack::object* body = m.Find("body");
+    if (body == nullptr || body->type != msgpack::type::MAP) {
       return Status::InvalidArgument("data message without a body map");
     }
-    msg.body = m.Find("body");
+    msg.body = body;
   } else if (msg.kind == peer_kind::kAck) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));

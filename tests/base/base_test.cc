@@ -486,7 +486,14 @@ TEST_CASE("StatusNamesAndCodesRoundTrip") {
     CHECK(ParseIntentStatus(IntentStatusName(s)) == s);
   }
   CHECK(ParseIntentStatus("in_progress") == IntentStatus::kInProgress);
+  CHECK(ParseIntentStatus("Completed") == IntentStatus::kCompleted);
   CHECK_FALSE(ParseIntentStatus("DONE").has_value());
+  CHECK_FALSE(ParseIntentStatus("COMPLETE").has_value());
+  CHECK_FALSE(ParseIntentStatus("COMPLETED ").has_value());
+  CHECK_FALSE(ParseIntentStatus("").has_value());
+  // ASCII letters only fold: '{' is not '[', a byte past 127 is not a letter.
+  CHECK_FALSE(ParseIntentStatus("complete{").has_value());
+  CHECK_FALSE(ParseIntentStatus("compl\xc9ted").has_value());
   for (int i = 0; i <= static_cast<int>(Code::kNotStored); ++i) {
     CHECK(CodeFromName(CodeName(static_cast<Code>(i))) == static_cast<Code>(i));
   }

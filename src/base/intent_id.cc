@@ -38,8 +38,8 @@ void EnsureSodium() {
   });
 }
 
-// Random bytes for ids, drawn from libsodium a page at a time: randombytes_buf makes a
-// getrandom system call each time, and a sender makes an id per message (on a virtual
+// Random bytes for ids, drawn a page at a time: randombytes_buf makes a getrandom system
+// call each time, and a sender makes an id per message (on a virtual
 // machine a system call costs microseconds). Per thread, so no lock; refilled after a fork.
 void RandomBytes(uint8_t* out, size_t n) {
   struct Pool {
@@ -50,7 +50,12 @@ void RandomBytes(uint8_t* out, size_t n) {
   thread_local Pool pool;
   const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
   if (pool.used + n > pool.bytes.size() || pool.generation != generation) {
-    randombytes_buf(pool.bytes.data(), pool.bytes.size());
+    // A fresh key from the system each time, expanded with ChaCha20: randombytes_buf asks
+    // the kernel 256 bytes per system call, this once per page.
+    unsigned char seed[randombytes_SEEDBYTES];
+    randombytes_buf(seed, sizeof(seed));
+    randombytes_buf_deterministic(pool.bytes.data(), pool.bytes.size(), seed);
+    sodium_memzero(seed, sizeof(seed));
     pool.used = 0;
     pool.generation = generation;
   }

@@ -38,9 +38,9 @@ void EnsureSodium() {
   });
 }
 
-// Random bytes for ids, drawn a page at a time: randombytes_buf makes a getrandom system
-// call each time, and a sender makes an id per message (on a virtual
-// machine a system call costs microseconds). Per thread, so no lock; refilled after a fork.
+// Random bytes for ids, drawn a page at a time: randombytes_buf makes a getrandom system call
+// each time, and a sender makes an id per message (on a virtual machine a system call costs
+// microseconds). Per thread, so no lock; refilled after a fork.
 void RandomBytes(uint8_t* out, size_t n) {
   struct Pool {
     std::array<uint8_t, 4096> bytes;

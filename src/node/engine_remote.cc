@@ -29,6 +29,8 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
   std::vector<PendingUpdate> updates = std::move(updates_);
   updates_.clear();
   update_of_.clear();
+  // Each peer's link counter is read once and written once for the lot, not per update.
+  std::map<std::string, uint64_t> last_seq;
   for (PendingUpdate& pending : updates) {
     wire::RemoteUpdate& u = pending.update;
     if (pending.checkpointed) {
@@ -38,20 +40,39 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
       Status s = store_.GetBlob(txn, u.id, BlobKind::kResult, &u.result);
       if (!s.ok() && !s.IsNotFound()) return s;
     }
-    HANDOFF_RETURN_IF_ERROR(EmitNow(txn, batch, pending.peer, wire::peer_kind::kUpdate,
-                                    [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); }));
+    auto last = last_seq.find(pending.peer);
+    if (last == last_seq.end()) {
+      HANDOFF_ASSIGN_OR_RETURN(uint64_t stored,
+                               store_.GetLinkCounter(txn, OutCounterKey(pending.peer)));
+      last = last_seq.emplace(pending.peer, stored).first;
+    }
+    const uint64_t seq = ++last->second;
+    HANDOFF_RETURN_IF_ERROR(PutOutboxMessage(txn, batch, pending.peer, seq,
+                                             wire::peer_kind::kUpdate,
+                                             [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); }));
+  }
+  for (const auto& [peer, seq] : last_seq) {
+    HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, OutCounterKey(peer), seq));
   }
   return Status::OK();
 }
 
+std::string Engine::OutCounterKey(std::string_view peer) { return "out/" + std::string(peer); }
+
 Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                        const std::function<void(MsgWriter&)>& body) {
-  const std::string counter = "out/" + peer;
+  const std::string counter = OutCounterKey(peer);
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
   const uint64_t seq = last + 1;
+  HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
+  return PutOutboxMessage(txn, batch, peer, seq, kind, body);
+}
+
+Status Engine::PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,
+                                std::string_view kind,
+                                const std::function<void(MsgWriter&)>& body) {
   wire::PeerMessageBuilder message(kind, options_.node_name, seq);
   body(message.w());
-  HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
   HANDOFF_RETURN_IF_ERROR(store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish()));
   batch.emitted[peer] = seq;
   return Status::OK();

@@ -168,6 +168,42 @@ TEST_CASE("UpdatesGatheredInATurnLeaveBeforeAnyLaterMessageToThatPeer") {
   CHECK(a.Get(id).record.status == IntentStatus::kInProgress);
 }
 
+TEST_CASE("ATurnsUpdatesToOnePeerTakeConsecutiveLinkSeqsAndTheCounterKeepsTheLast") {
+  // The updates a turn gathers for one peer read that link's counter once and write it once:
+  // their seqs must still run on without a gap, from where the link was, and the next message
+  // of a later turn continue from the last of them.
+  Pair n;
+  std::vector<IntentId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(n.Send());
+  Pump(n.a, n.b, "node-b");
+  const auto before = n.b.Outbox("node-a");  // one update each: intent.received
+  REQUIRE(before.size() == 3);
+  for (size_t i = 0; i < before.size(); ++i) CHECK(before[i].seq == i + 1);
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               for (int i = 0; i < 3; ++i) {
+                 auto d = n.b.engine->DeliverNext(txn, batch, kRemoteAgent);
+                 HANDOFF_RETURN_IF_ERROR(d.status());
+                 if (!d->has_value()) return Status::NotFound("nothing to deliver");
+               }
+               return Status::OK();
+             })
+              .ok());
+  CHECK(n.b.last.emitted.at("node-a") == 6);
+  REQUIRE(n.b.Write([&](Txn& txn, Batch& batch) {
+               return n.b.engine->Ack(txn, batch, ids[1], 1, true).status();
+             })
+              .ok());
+  const auto after = n.b.Outbox("node-a");
+  REQUIRE(after.size() == 7);
+  for (size_t i = 0; i < after.size(); ++i) CHECK(after[i].seq == i + 1);
+  CHECK(n.b.last.emitted.at("node-a") == 7);
+  // Applied in order at the origin: every intent delivered, the second acknowledged.
+  CHECK(Pump(n.b, n.a, "node-a") == 7);
+  CHECK(n.a.Get(ids[0]).record.status == IntentStatus::kDelivered);
+  CHECK(n.a.Get(ids[1]).record.status == IntentStatus::kInProgress);
+  CHECK(n.a.Get(ids[2]).record.status == IntentStatus::kDelivered);
+}
+
 TEST_CASE("LinkMessagesApplyInOrderAndExactlyOnce") {
   Pair n;
   IntentId first = n.Send();

@@ -125,6 +125,13 @@ TEST_CASE("AWriteSetKeepsKeyOrderWhetherKeysComePastItsLastOneOrNot") {
   // The log's encoding carries the same table.
   std::string bytes;
   ws.Encode(&bytes);
+  size_t expected = 0;  // op, table, key length, key, then value length and value if a put
+  for (const auto& [key, value] : model)
+    expected += 6 + key.size() + (value ? 4 + value->size() : 0);
+  CHECK(bytes.size() == expected);
+  std::string prefixed = "prefix";
+  ws.Encode(&prefixed);  // appends to what the string holds
+  CHECK(prefixed == "prefix" + bytes);
   WriteSet decoded;
   REQUIRE(WriteSet::Decode(bytes, &decoded).ok());
   for (const auto& [key, value] : model) {

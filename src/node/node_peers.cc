@@ -243,9 +243,7 @@ void Node::DrainPeers(Inbound* in) {
 
 Status Node::ApplyPeers(Txn& txn, Batch& batch, const Inbound& in,
                         std::map<std::string, uint64_t>* acks) {
-  for (const wire::PeerMessage& msg : in.peer_data) {
-    HANDOFF_ASSIGN_OR_RETURN((*acks)[msg.from], peer_service_->Apply(txn, batch, msg));
-  }
+  HANDOFF_RETURN_IF_ERROR(peer_service_->ApplyAll(txn, batch, in.peer_data, acks));
   for (const std::string& peer : in.pinged) {
     if (acks->count(peer) == 0) {
       HANDOFF_ASSIGN_OR_RETURN((*acks)[peer], peer_service_->Applied(txn, peer));

@@ -48,14 +48,39 @@ Result<uint64_t> PeerService::Applied(const Txn& txn, const std::string& peer) c
 
 Result<uint64_t> PeerService::Apply(Txn& txn, Batch& batch, const wire::PeerMessage& msg) {
   HANDOFF_ASSIGN_OR_RETURN(uint64_t applied, Applied(txn, msg.from));
-  if (msg.seq != applied + 1) return applied;  // a retransmission, or one ahead of a lost one
+  HANDOFF_ASSIGN_OR_RETURN(const bool taken, ApplyNext(txn, batch, msg, &applied));
+  if (taken) HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(msg.from), applied));
+  return applied;
+}
+
+Status PeerService::ApplyAll(Txn& txn, Batch& batch, const std::vector<wire::PeerMessage>& messages,
+                             std::map<std::string, uint64_t>* acks) {
+  std::map<std::string, uint64_t> stored;  // each sender's counter as the turn found it
+  for (const wire::PeerMessage& msg : messages) {
+    if (stored.count(msg.from) == 0) {
+      HANDOFF_ASSIGN_OR_RETURN(uint64_t applied, Applied(txn, msg.from));
+      stored[msg.from] = applied;
+      (*acks)[msg.from] = applied;
+    }
+    HANDOFF_RETURN_IF_ERROR(ApplyNext(txn, batch, msg, &(*acks)[msg.from]).status());
+  }
+  for (const auto& [peer, was] : stored) {
+    const uint64_t applied = acks->at(peer);
+    if (applied != was) HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(peer), applied));
+  }
+  return Status::OK();
+}
+
+Result<bool> PeerService::ApplyNext(Txn& txn, Batch& batch, const wire::PeerMessage& msg,
+                                    uint64_t* applied) {
+  if (msg.seq != *applied + 1) return false;  // a retransmission, or one ahead of a lost one
   Status s = Dispatch(txn, batch, msg);
   if (!s.ok()) {
     if (IsStorageFailure(s)) return s;
-    Refused(msg, s);
+    Refused(msg, s);  // refused, and passed over: the link goes on
   }
-  HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(msg.from), msg.seq));
-  return msg.seq;
+  *applied = msg.seq;
+  return true;
 }
 
 void PeerService::Refused(const wire::PeerMessage& msg, const Status& why) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "node/engine.h"
 #include "storage/store.h"
@@ -42,6 +43,11 @@ class PeerService {
   // Applies `msg` (a data message) if it is the next on its link. Returns the seq applied on
   // that link afterwards, which is what to acknowledge.
   Result<uint64_t> Apply(Txn& txn, Batch& batch, const wire::PeerMessage& msg);
+  // Applies each of `messages` (data messages, in the order received) as Apply does, reading
+  // each sending peer's inbound counter once and writing it once for the lot. Sets
+  // (*acks)[peer] to the seq applied on each sender's link afterwards.
+  Status ApplyAll(Txn& txn, Batch& batch, const std::vector<wire::PeerMessage>& messages,
+                  std::map<std::string, uint64_t>* acks);
   // The last seq applied from `peer`.
   Result<uint64_t> Applied(const Txn& txn, const std::string& peer) const;
   // Messages from `peer` refused as invalid or not its to send.
@@ -57,6 +63,9 @@ class PeerService {
   Status CheckUpdate(const std::string& peer, const wire::RemoteUpdate& u) const;
 
  private:
+  // Applies `msg` if it is the next after `*applied` (moving *applied to it: true), else
+  // nothing (false). The caller stores the counter.
+  Result<bool> ApplyNext(Txn& txn, Batch& batch, const wire::PeerMessage& msg, uint64_t* applied);
   Status Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& msg);
   // Logs (bounded) and counts a refused message.
   void Refused(const wire::PeerMessage& msg, const Status& why);

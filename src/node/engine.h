@@ -414,8 +414,6 @@ class Engine {
   // link's counter).
   Status PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,
                           std::string_view kind, const std::function<void(MsgWriter&)>& body);
-  // The links table's key of the counter of messages written to `peer`'s outbox.
-  static std::string OutCounterKey(std::string_view peer);
   // Writes the gathered updates to the outbox, in the order their intents first recorded.
   Status EmitUpdates(Txn& txn, Batch& batch);
   // Another node delivers this intent; this one only mirrors its state.

@@ -42,8 +42,9 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
     }
     auto last = last_seq.find(pending.peer);
     if (last == last_seq.end()) {
-      HANDOFF_ASSIGN_OR_RETURN(uint64_t stored,
-                               store_.GetLinkCounter(txn, OutCounterKey(pending.peer)));
+      HANDOFF_ASSIGN_OR_RETURN(
+          uint64_t stored,
+          store_.GetLinkCounter(txn, storage::Store::OutLinkCounter(pending.peer)));
       last = last_seq.emplace(pending.peer, stored).first;
     }
     const uint64_t seq = ++last->second;
@@ -52,16 +53,14 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
                                              [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); }));
   }
   for (const auto& [peer, seq] : last_seq) {
-    HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, OutCounterKey(peer), seq));
+    HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, storage::Store::OutLinkCounter(peer), seq));
   }
   return Status::OK();
 }
 
-std::string Engine::OutCounterKey(std::string_view peer) { return "out/" + std::string(peer); }
-
 Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                        const std::function<void(MsgWriter&)>& body) {
-  const std::string counter = OutCounterKey(peer);
+  const std::string counter = storage::Store::OutLinkCounter(peer);
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
   const uint64_t seq = last + 1;
   HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));

@@ -54,7 +54,8 @@ Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
   HANDOFF_ASSIGN_OR_RETURN(monitor_, net::SocketMonitor::Attach(context, dealer_->socket()));
 
   HANDOFF_ASSIGN_OR_RETURN(storage::Txn txn, store.BeginRead());
-  HANDOFF_ASSIGN_OR_RETURN(assigned_, store.GetLinkCounter(txn, "out/" + peer_.name));
+  HANDOFF_ASSIGN_OR_RETURN(assigned_,
+                           store.GetLinkCounter(txn, storage::Store::OutLinkCounter(peer_.name)));
   std::vector<storage::OutboxEntry> first;
   HANDOFF_RETURN_IF_ERROR(store.ReadOutbox(txn, peer_.name, 0, 1, &first));
   // Everything before the oldest entry still held was acknowledged in an earlier run.

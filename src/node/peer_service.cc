@@ -12,8 +12,6 @@ namespace {
 constexpr int64_t kRefusalLogPeriodMs = 10'000;
 constexpr uint64_t kRefusalsLoggedEachPeriod = 10;
 
-std::string InKey(const std::string& peer) { return "in/" + peer; }
-
 // Failures of the store mean "try the batch again"; anything else is about the message.
 bool IsStorageFailure(const Status& s) {
   return s.IsIOError() || s.IsResourceExhausted() || s.IsCorruption() || s.IsUnavailable();
@@ -43,13 +41,15 @@ std::string IntentIdOf(const wire::PeerMessage& msg) {
 }  // namespace
 
 Result<uint64_t> PeerService::Applied(const Txn& txn, const std::string& peer) const {
-  return store_.GetLinkCounter(txn, InKey(peer));
+  return store_.GetLinkCounter(txn, storage::Store::InLinkCounter(peer));
 }
 
 Result<uint64_t> PeerService::Apply(Txn& txn, Batch& batch, const wire::PeerMessage& msg) {
   HANDOFF_ASSIGN_OR_RETURN(uint64_t applied, Applied(txn, msg.from));
   HANDOFF_ASSIGN_OR_RETURN(const bool taken, ApplyNext(txn, batch, msg, &applied));
-  if (taken) HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(msg.from), applied));
+  if (taken)
+    HANDOFF_RETURN_IF_ERROR(
+        store_.SetLinkCounter(txn, storage::Store::InLinkCounter(msg.from), applied));
   return applied;
 }
 
@@ -66,7 +66,9 @@ Status PeerService::ApplyAll(Txn& txn, Batch& batch, const std::vector<wire::Pee
   }
   for (const auto& [peer, was] : stored) {
     const uint64_t applied = acks->at(peer);
-    if (applied != was) HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, InKey(peer), applied));
+    if (applied != was)
+      HANDOFF_RETURN_IF_ERROR(
+          store_.SetLinkCounter(txn, storage::Store::InLinkCounter(peer), applied));
   }
   return Status::OK();
 }

@@ -140,6 +140,9 @@ class Store {
   // Peer links: per-peer counters ("out/<peer>", "in/<peer>"; 0 when unset) and the outbox of
   // messages each peer has not acknowledged yet.
   Result<uint64_t> GetLinkCounter(const Txn& txn, std::string_view key) const;
+  // The keys of the counters of messages written towards `peer` and applied from it.
+  static std::string OutLinkCounter(std::string_view peer) { return "out/" + std::string(peer); }
+  static std::string InLinkCounter(std::string_view peer) { return "in/" + std::string(peer); }
   Status SetLinkCounter(Txn& txn, std::string_view key, uint64_t value);
   Status PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
                    std::string_view frame);

@@ -15,7 +15,8 @@
 
 namespace handoff {
 
-// Numeric values are stored on disk and must never be reordered.
+// Numeric values are stored on disk and sent between nodes (compact updates, docs/protocol.md):
+// they must never be reordered.
 enum class IntentStatus : uint8_t {
   kCreated = 0,
   kSubmitted = 1,     // durably stored on the origin node, queued for delivery

@@ -48,6 +48,8 @@ class MsgWriter {
   void Bool(bool v);
   void Double(double v);
   void Nil();
+  // Raw bytes (msgpack bin): an intent id's 16, or an encoded value carried unparsed.
+  void Bin(std::string_view bytes);
   // A value that is already msgpack-encoded (a payload, say); nil if empty.
   void Raw(std::string_view encoded);
 

@@ -95,6 +95,12 @@ void MsgWriter::Nil() {
   packer_.pack_nil();
 }
 
+void MsgWriter::Bin(std::string_view bytes) {
+  CountItem();
+  packer_.pack_bin(static_cast<uint32_t>(bytes.size()));
+  packer_.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+
 void MsgWriter::Raw(std::string_view encoded) {
   if (encoded.empty()) {
     Nil();

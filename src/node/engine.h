@@ -411,9 +411,11 @@ class Engine {
   Status EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                  const std::function<void(MsgWriter&)>& body);
   // The message numbered `seq` on the link to `peer`, into its outbox (the caller keeps the
-  // link's counter).
-  Status PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,
-                          std::string_view kind, const std::function<void(MsgWriter&)>& body);
+  // link's counter); `form`: its body a map, or an array (a compact update).
+  Status PutOutboxMessage(
+      Txn& txn, Batch& batch, const std::string& peer, uint64_t seq, std::string_view kind,
+      const std::function<void(MsgWriter&)>& body,
+      wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
   // Writes the gathered updates to the outbox, in the order their intents first recorded.
   Status EmitUpdates(Txn& txn, Batch& batch);
   // Another node delivers this intent; this one only mirrors its state.

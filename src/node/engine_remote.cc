@@ -48,9 +48,11 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
       last = last_seq.emplace(pending.peer, stored).first;
     }
     const uint64_t seq = ++last->second;
-    HANDOFF_RETURN_IF_ERROR(PutOutboxMessage(txn, batch, pending.peer, seq,
-                                             wire::peer_kind::kUpdate,
-                                             [&](MsgWriter& w) { wire::WriteRemoteUpdate(w, u); }));
+    // Stored compact; a link sends it as a map to a peer that does not read that (PeerLink).
+    HANDOFF_RETURN_IF_ERROR(PutOutboxMessage(
+        txn, batch, pending.peer, seq, wire::peer_kind::kUpdate,
+        [&](MsgWriter& w) { wire::WriteCompactUpdate(w, u); },
+        wire::PeerMessageBuilder::Body::kArray));
   }
   for (const auto& [peer, seq] : last_seq) {
     HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, storage::Store::OutLinkCounter(peer), seq));
@@ -68,9 +70,9 @@ Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::str
 }
 
 Status Engine::PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,
-                                std::string_view kind,
-                                const std::function<void(MsgWriter&)>& body) {
-  wire::PeerMessageBuilder message(kind, options_.node_name, seq);
+                                std::string_view kind, const std::function<void(MsgWriter&)>& body,
+                                wire::PeerMessageBuilder::Body form) {
+  wire::PeerMessageBuilder message(kind, options_.node_name, seq, form);
   body(message.w());
   HANDOFF_RETURN_IF_ERROR(store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish()));
   batch.emitted[peer] = seq;

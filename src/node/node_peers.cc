@@ -196,7 +196,7 @@ void Node::DrainPeers(Inbound* in) {
                               : msg.status().ToString());
         continue;
       }
-      link->OnAck(msg->acked, msg->boot, msg->batches, now);
+      link->OnAck(msg->acked, msg->boot, msg->features, now);
     }
   }
   // Data and pings arrive on the peer ROUTER.
@@ -325,6 +325,9 @@ void Node::WritePeerStatus(MsgWriter& w) const {
     w.Field("retransmissions", link->retransmissions());
     w.Field("sent", link->sent());
     w.Field("frames", link->frames_sent());
+    w.Field("batches", link->peer_features().batches);
+    w.Field("compact_updates", link->peer_features().compact_updates);
+    w.Field("rewritten", link->rewritten());
     w.Field("in_flight_bytes", link->in_flight_bytes());
     w.Field("acked", link->acked());
     w.EndMap();

@@ -174,8 +174,8 @@ bool PeerLink::connected(int64_t now) const {
   return last_heard_ms_ != 0 && now - last_heard_ms_ < 3 * heartbeat_ms_;
 }
 
-void PeerLink::OnAck(uint64_t acked, uint64_t boot, bool batches, int64_t now) {
-  peer_batches_ = batches;
+void PeerLink::OnAck(uint64_t acked, uint64_t boot, wire::PeerFeatures features, int64_t now) {
+  peer_features_ = features;
   // Down is Pump's verdict (three heartbeats of silence, judged after the loop read what came
   // in), not this ack's age: a loop that was busy for a while finds acks waiting that the peer
   // sent in time.
@@ -298,6 +298,24 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
       if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
       return;
     }
+    // Updates are stored compact; a peer that has not said it reads them gets them as maps.
+    std::vector<std::string> rewritten;
+    if (!peer_features_.compact_updates) {
+      rewritten.reserve(entries.size());  // the views below stay put
+      for (storage::OutboxEntry& e : entries) {
+        auto verbose = wire::VerboseFrame(e.frame);
+        if (!verbose.ok()) {
+          // This node wrote it: a bug or a damaged disk. As it is, the peer refuses it and
+          // says why; it is not skipped.
+          spdlog::error("link to {}: message {} cannot be rewritten for the peer: {}", peer_.name,
+                        e.seq, verbose.status().ToString());
+          continue;
+        }
+        if (!*verbose) continue;
+        e.frame = rewritten.emplace_back(std::move(**verbose));
+        ++rewritten_;
+      }
+    }
     // The entries go out one frame each, or to a peer that reads batches, as many to a frame
     // as a batch holds.
     size_t i = 0;
@@ -306,7 +324,7 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
       while (end < entries.size()) {
         const size_t size = entries[end].frame.size();
         if (!(in_flight_.empty() && end == i) && window + size > kWindowBytes) break;
-        if (end > i && (!peer_batches_ || end - i >= wire::kMaxPeerBatchItems ||
+        if (end > i && (!peer_features_.batches || end - i >= wire::kMaxPeerBatchItems ||
                         bytes + size > wire::kMaxPeerBatchBytes)) {
           break;
         }

@@ -35,6 +35,7 @@
 #include "net/sockets.h"
 #include "node/options.h"
 #include "storage/store.h"
+#include "wire/peer_protocol.h"
 
 namespace handoff::node {
 
@@ -66,9 +67,10 @@ class PeerLink {
 
   // The outbox now holds messages up to `seq` (after a commit that wrote some).
   void Assigned(uint64_t seq);
-  // The peer (in its run `boot`) applied everything up to `acked`; `batches`: it reads
-  // batches, so messages go to it several to a frame.
-  void OnAck(uint64_t acked, uint64_t boot, bool batches, int64_t now);
+  // The peer (in its run `boot`) applied everything up to `acked`; `features`: what it reads
+  // (with batches, messages go to it several to a frame; without compact updates, updates go
+  // to it as maps).
+  void OnAck(uint64_t acked, uint64_t boot, wire::PeerFeatures features, int64_t now);
   // Begins a read of the outbox as the loop sees it (what is durable, applied to LMDB or not).
   using BeginView = std::function<Result<storage::Txn>()>;
   // Sends what is due: a ping, a retransmission, messages not yet sent.
@@ -100,6 +102,10 @@ class PeerLink {
   uint64_t retransmissions() const { return retransmissions_; }
   uint64_t sent() const { return sent_; }
   uint64_t frames_sent() const { return frames_sent_; }
+  // What the peer's latest ack said it reads (nothing beyond its version before one came).
+  wire::PeerFeatures peer_features() const { return peer_features_; }
+  // Compact updates rewritten as maps for a peer that does not read them.
+  uint64_t rewritten() const { return rewritten_; }
   uint64_t in_flight_bytes() const { return in_flight_bytes_; }
 
  private:
@@ -155,13 +161,14 @@ class PeerLink {
   // Whether the link was last seen up, and since when (for the log's "up for", "down for").
   bool up_ = false;
   int64_t up_or_down_since_ms_ = 0;
-  uint64_t peer_boot_ = 0;     // the peer's run we last heard from; 0: none yet
-  bool peer_batches_ = false;  // its latest ack said it reads batches
+  uint64_t peer_boot_ = 0;            // the peer's run we last heard from; 0: none yet
+  wire::PeerFeatures peer_features_;  // its latest ack's
   int64_t next_ping_ms_ = 0;
   int64_t blocked_until_ms_ = 0;  // the socket refused a send (no connection): retry then
   uint64_t retransmissions_ = 0;
   uint64_t sent_ = 0;         // data messages put on the wire, retransmissions included
   uint64_t frames_sent_ = 0;  // the frames that carried them (fewer: batches)
+  uint64_t rewritten_ = 0;
 };
 
 }  // namespace handoff::node

@@ -182,6 +182,12 @@ Status PeerService::CheckUpdate(const std::string& peer, const wire::RemoteUpdat
 }
 
 Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& msg) {
+  if (msg.kind == wire::peer_kind::kUpdate) {  // its body a map, or an array (compact)
+    HANDOFF_ASSIGN_OR_RETURN(wire::RemoteUpdate update,
+                             wire::ReadRemoteUpdate(*msg.body, msg.from));
+    HANDOFF_RETURN_IF_ERROR(CheckUpdate(msg.from, update));
+    return engine_.ApplyRemoteUpdate(txn, batch, msg.from, update);
+  }
   HANDOFF_ASSIGN_OR_RETURN(MapReader body, MapReader::From(*msg.body, "body"));
   if (msg.kind == wire::peer_kind::kIntent) {
     std::optional<MapReader> intent;
@@ -216,11 +222,6 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
           engine_.RejectRemoteIntent(txn, batch, msg.from, incoming.id, checked));
     }
     return checked;
-  }
-  if (msg.kind == wire::peer_kind::kUpdate) {
-    HANDOFF_ASSIGN_OR_RETURN(wire::RemoteUpdate update, wire::ReadRemoteUpdate(*msg.body));
-    HANDOFF_RETURN_IF_ERROR(CheckUpdate(msg.from, update));
-    return engine_.ApplyRemoteUpdate(txn, batch, msg.from, update);
   }
   // control
   std::string id, action, actor, reason, outcome;

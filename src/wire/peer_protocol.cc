@@ -28,17 +28,17 @@ Result<PeerMessage> ReadPeerMessage(Decoded handle) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("seq", &msg.seq));
     if (msg.seq == 0) return Status::InvalidArgument("data message with seq 0");
     const msgpack::object* body = m.Find("body");
-    if (body == nullptr || body->type != msgpack::type::MAP) {
+    const bool compact =
+        msg.kind == peer_kind::kUpdate && body != nullptr && body->type == msgpack::type::ARRAY;
+    if (body == nullptr || (body->type != msgpack::type::MAP && !compact)) {
       return Status::InvalidArgument("data message without a body map");
     }
     msg.body = body;
-  } else if (msg.kind == peer_kind::kAck) {
-    HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
+  } else if (msg.kind == peer_kind::kAck || msg.kind == peer_kind::kPing) {
+    if (msg.kind == peer_kind::kAck) HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
-    HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.batches));
-  } else if (msg.kind == peer_kind::kPing) {
-    HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
-    HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.batches));
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.features.batches));
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("compact_updates", &msg.features.compact_updates));
   } else {
     return Status::InvalidArgument("unknown peer message kind " + Quoted(msg.kind));
   }
@@ -74,23 +74,43 @@ Result<std::vector<PeerMessage>> DecodePeerMessages(std::string_view frame) {
   return out;
 }
 
-PeerMessageBuilder::PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq) {
+PeerMessageBuilder::PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq,
+                                       Body body)
+    : body_(body) {
   w_.BeginMap();
   w_.Field("v", kPeerProtocolVersion);
   w_.Field("kind", kind);
   w_.Field("from", from);
   w_.Field("seq", seq);
   w_.Key("body");
-  w_.BeginMap();
+  if (body_ == Body::kArray) {
+    w_.BeginArray();
+  } else {
+    w_.BeginMap();
+  }
 }
 
 std::string PeerMessageBuilder::Finish() {
-  w_.EndMap();  // body
+  if (body_ == Body::kArray) {
+    w_.EndArray();
+  } else {
+    w_.EndMap();
+  }
   w_.EndMap();
   return w_.Release();
 }
 
-std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked, bool batches) {
+namespace {
+
+void WriteFeatures(MsgWriter& w, PeerFeatures features) {
+  if (features.batches) w.Field("batches", true);
+  if (features.compact_updates) w.Field("compact_updates", true);
+}
+
+}  // namespace
+
+std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked,
+                          PeerFeatures features) {
   MsgWriter w;
   w.BeginMap();
   w.Field("v", kPeerProtocolVersion);
@@ -98,7 +118,7 @@ std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked, 
   w.Field("from", from);
   w.Field("boot", boot);
   w.Field("acked", acked);
-  if (batches) w.Field("batches", true);
+  WriteFeatures(w, features);
   w.EndMap();
   return w.Release();
 }
@@ -110,7 +130,7 @@ std::string EncodePeerPing(std::string_view from, uint64_t boot) {
   w.Field("kind", peer_kind::kPing);
   w.Field("from", from);
   w.Field("boot", boot);
-  w.Field("batches", true);
+  WriteFeatures(w, kOurPeerFeatures);
   w.EndMap();
   return w.Release();
 }
@@ -146,7 +166,231 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
   if (!u.result.empty()) w.FieldRaw("result", u.result);
 }
 
-Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body) {
+namespace {
+
+// The compact update's elements, in this order (docs/protocol.md, "Compact updates"). A newer
+// node may add elements after them, which this one passes over.
+enum CompactUpdate : uint32_t {
+  kCuId,
+  kCuRemoteSeq,
+  kCuStatus,
+  kCuDeliveryAttempt,
+  kCuWaitingReason,
+  kCuError,
+  kCuLastError,
+  kCuApproval,
+  kCuHasCheckpoint,
+  kCuCheckpoint,
+  kCuResult,
+  kCuEvents,
+  kCuElements,
+};
+// Each event's elements; the intent id is the update's and the node its sender.
+enum CompactEvent : uint32_t {
+  kCeSeq,
+  kCeEventType,
+  kCeStatus,
+  kCeAt,
+  kCeActor,
+  kCeDetails,
+  kCeElements,
+};
+
+// The elements of one compact array, each read by position and named in errors.
+class ElementReader {
+ public:
+  static Result<ElementReader> From(const msgpack::object& o, std::string_view what,
+                                    uint32_t at_least) {
+    if (o.type != msgpack::type::ARRAY) {
+      return Status::InvalidArgument(std::string(what) + " must be a msgpack array, not " +
+                                     std::string(MsgTypeName(o)));
+    }
+    if (o.via.array.size < at_least) {
+      return Status::InvalidArgument(std::string(what) + " has " +
+                                     std::to_string(o.via.array.size) + " elements, fewer than " +
+                                     std::to_string(at_least));
+    }
+    return ElementReader(o.via.array);
+  }
+
+  const msgpack::object& at(uint32_t i) const { return a_.ptr[i]; }
+
+  Status Uint(uint32_t i, std::string_view name, uint64_t max, uint64_t* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > max) {
+      return WrongType(name, "an unsigned integer in range", o);
+    }
+    *out = o.via.u64;
+    return Status::OK();
+  }
+
+  Status Int(uint32_t i, std::string_view name, int64_t* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+      *out = o.via.i64;
+    } else if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= INT64_MAX) {
+      *out = static_cast<int64_t>(o.via.u64);
+    } else {
+      return WrongType(name, "an integer", o);
+    }
+    return Status::OK();
+  }
+
+  Status String(uint32_t i, std::string_view name, std::string* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type != msgpack::type::STR) return WrongType(name, "a string", o);
+    out->assign(o.via.str.ptr, o.via.str.size);
+    return Status::OK();
+  }
+
+  Status IntentStatusAt(uint32_t i, std::string_view name, IntentStatus* out) const {
+    uint64_t n = 0;
+    HANDOFF_RETURN_IF_ERROR(Uint(i, name, kIntentStatusCount - 1, &n));
+    *out = static_cast<IntentStatus>(n);
+    return Status::OK();
+  }
+
+  // nil: none; else a map read by `read`.
+  template <typename T, typename ReadFn>
+  Status OptMap(uint32_t i, std::string_view name, ReadFn read, std::optional<T>* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type == msgpack::type::NIL) return Status::OK();
+    HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(o, name));
+    T value;
+    HANDOFF_RETURN_IF_ERROR(read(m, &value));
+    *out = std::move(value);
+    return Status::OK();
+  }
+
+  // nil: none; else a bin holding one encoded JSON-like value, kept as those bytes.
+  Status OptEncoded(uint32_t i, std::string_view name, std::string* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type == msgpack::type::NIL) return Status::OK();
+    if (o.type != msgpack::type::BIN) return WrongType(name, "a bin", o);
+    const std::string_view bytes(o.via.bin.ptr, o.via.bin.size);
+    auto value = Unpack(bytes);
+    if (!value.ok()) {
+      return Status::InvalidArgument(std::string(name) + ": " + value.status().message());
+    }
+    HANDOFF_RETURN_IF_ERROR(CheckJsonValue(name, value->get()));
+    out->assign(bytes);
+    return Status::OK();
+  }
+
+ private:
+  explicit ElementReader(const msgpack::object_array& a) : a_(a) {}
+  const msgpack::object_array& a_;
+};
+
+Result<RemoteUpdate> ReadCompactUpdate(const msgpack::object& body, std::string_view from) {
+  HANDOFF_ASSIGN_OR_RETURN(ElementReader r,
+                           ElementReader::From(body, "a compact update", kCuElements));
+  RemoteUpdate u;
+  const msgpack::object& id = r.at(kCuId);
+  if (id.type != msgpack::type::BIN) return WrongType("intent_id", "a bin", id);
+  auto parsed = IntentId::FromBytes(std::string_view(id.via.bin.ptr, id.via.bin.size));
+  if (!parsed.ok()) return Status::InvalidArgument("intent_id: not 16 bytes");
+  u.id = *parsed;
+  HANDOFF_RETURN_IF_ERROR(r.Uint(kCuRemoteSeq, "remote_seq", UINT64_MAX, &u.remote_seq));
+  HANDOFF_RETURN_IF_ERROR(r.IntentStatusAt(kCuStatus, "status", &u.status));
+  uint64_t attempt = 0;
+  HANDOFF_RETURN_IF_ERROR(r.Uint(kCuDeliveryAttempt, "delivery_attempt", UINT32_MAX, &attempt));
+  u.delivery_attempt = static_cast<uint32_t>(attempt);
+  HANDOFF_RETURN_IF_ERROR(r.String(kCuWaitingReason, "waiting_reason", &u.waiting_reason));
+  HANDOFF_RETURN_IF_ERROR(r.OptMap(kCuError, "error", ReadErrorInfo, &u.error));
+  HANDOFF_RETURN_IF_ERROR(r.OptMap(kCuLastError, "last_error", ReadErrorInfo, &u.last_error));
+  HANDOFF_RETURN_IF_ERROR(r.OptMap(kCuApproval, "approval", ReadApproval, &u.approval));
+  const msgpack::object& has_checkpoint = r.at(kCuHasCheckpoint);
+  if (has_checkpoint.type != msgpack::type::BOOLEAN) {
+    return WrongType("has_checkpoint", "a boolean", has_checkpoint);
+  }
+  u.has_checkpoint = has_checkpoint.via.boolean;
+  HANDOFF_RETURN_IF_ERROR(r.OptEncoded(kCuCheckpoint, "checkpoint", &u.checkpoint));
+  HANDOFF_RETURN_IF_ERROR(r.OptEncoded(kCuResult, "result", &u.result));
+  const msgpack::object& events = r.at(kCuEvents);
+  if (events.type != msgpack::type::ARRAY) return WrongType("events", "an array", events);
+  u.events.reserve(events.via.array.size);
+  for (const msgpack::object& item : events.via.array) {
+    HANDOFF_ASSIGN_OR_RETURN(ElementReader er,
+                             ElementReader::From(item, "an update's event", kCeElements));
+    EventRecord& e = u.events.emplace_back();
+    e.id = u.id;
+    e.node.assign(from);
+    uint64_t seq = 0;
+    HANDOFF_RETURN_IF_ERROR(er.Uint(kCeSeq, "events.seq", UINT32_MAX, &seq));
+    e.seq = static_cast<uint32_t>(seq);
+    HANDOFF_RETURN_IF_ERROR(er.String(kCeEventType, "events.event_type", &e.event_type));
+    HANDOFF_RETURN_IF_ERROR(er.IntentStatusAt(kCeStatus, "events.status", &e.status));
+    HANDOFF_RETURN_IF_ERROR(er.Int(kCeAt, "events.at", &e.at_ms));
+    HANDOFF_RETURN_IF_ERROR(er.String(kCeActor, "events.actor", &e.actor));
+    const msgpack::object& details = er.at(kCeDetails);
+    if (details.type == msgpack::type::MAP) {
+      HANDOFF_RETURN_IF_ERROR(CheckJsonValue("events.details", details));
+      e.details = Pack(details);
+    } else if (details.type != msgpack::type::NIL) {
+      return WrongType("events.details", "a map", details);
+    }
+  }
+  if (u.events.empty()) return Status::InvalidArgument("update without an event");
+  return u;
+}
+
+}  // namespace
+
+void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u) {
+  // In CompactUpdate's order.
+  w.Bin(u.id.bytes());
+  w.Uint(u.remote_seq);
+  w.Uint(static_cast<uint64_t>(u.status));
+  w.Uint(u.delivery_attempt);
+  w.String(u.waiting_reason);
+  for (const std::optional<ErrorInfo>* error : {&u.error, &u.last_error}) {
+    if (*error) {
+      WriteErrorInfo(w, **error);
+    } else {
+      w.Nil();
+    }
+  }
+  if (u.approval) {
+    WriteApproval(w, *u.approval);
+  } else {
+    w.Nil();
+  }
+  w.Bool(u.has_checkpoint);
+  for (const std::string* encoded : {&u.checkpoint, &u.result}) {
+    if (encoded->empty()) {
+      w.Nil();
+    } else {
+      w.Bin(*encoded);
+    }
+  }
+  w.BeginArray();
+  for (const EventRecord& e : u.events) {
+    w.BeginArray();  // in CompactEvent's order
+    w.Uint(e.seq);
+    w.String(e.event_type);
+    w.Uint(static_cast<uint64_t>(e.status));
+    w.Int(e.at_ms);
+    w.String(e.actor);
+    w.Raw(e.details);  // nil when there are none
+    w.EndArray();
+  }
+  w.EndArray();
+}
+
+Result<std::optional<std::string>> VerboseFrame(std::string_view frame) {
+  HANDOFF_ASSIGN_OR_RETURN(PeerMessage msg, DecodePeerMessage(frame));
+  if (msg.kind != peer_kind::kUpdate || msg.body->type != msgpack::type::ARRAY) {
+    return std::optional<std::string>();
+  }
+  HANDOFF_ASSIGN_OR_RETURN(RemoteUpdate u, ReadCompactUpdate(*msg.body, msg.from));
+  PeerMessageBuilder verbose(msg.kind, msg.from, msg.seq);
+  WriteRemoteUpdate(verbose.w(), u);
+  return std::optional<std::string>(verbose.Finish());
+}
+
+Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body, std::string_view from) {
+  if (body.type == msgpack::type::ARRAY) return ReadCompactUpdate(body, from);
   HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(body, "an update"));
   RemoteUpdate u;
   std::string_view id, status;

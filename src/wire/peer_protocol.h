@@ -33,6 +33,11 @@ namespace handoff::wire {
 // only if it is the sender's to send (node/peer_service.h). The messages are those of version 2.
 // A node reads versions 1 to 3 and writes 3; older nodes refuse 3 (and cannot do CURVE), so
 // upgrade every node of a cluster together.
+// Within version 3, a node whose pings and acks say `compact_updates: true` also reads the
+// compact update, whose body is an array (WriteCompactUpdate); a link sends any other node the
+// same update as a map (VerboseFrame). A node that does not read it refuses the frame before
+// applying anything (its body is not a map), so an update sent to it compact is sent again,
+// never passed over.
 inline constexpr uint64_t kPeerProtocolVersion = 3;
 inline constexpr uint64_t kOldestPeerProtocolVersion = 1;
 
@@ -50,15 +55,25 @@ bool IsDataKind(std::string_view kind);
 inline constexpr size_t kMaxPeerBatchItems = 1024;
 inline constexpr size_t kMaxPeerBatchBytes = 1 << 20;
 
+// What a node reads beyond the messages of its version, as its pings and acks say.
+struct PeerFeatures {
+  bool batches = false;          // several messages to a frame (a msgpack array of them)
+  bool compact_updates = false;  // updates whose body is an array (WriteCompactUpdate)
+};
+
+// Everything this node reads.
+inline constexpr PeerFeatures kOurPeerFeatures{/*batches=*/true, /*compact_updates=*/true};
+
 struct PeerMessage {
   Decoded handle;
   std::string kind;
   std::string from;
-  uint64_t seq = 0;                       // data messages
-  uint64_t acked = 0;                     // ack
-  uint64_t boot = 0;                      // ping, ack
-  bool batches = false;                   // ping, ack: the sender reads batches
-  const msgpack::object* body = nullptr;  // data messages: a map
+  uint64_t seq = 0;       // data messages
+  uint64_t acked = 0;     // ack
+  uint64_t boot = 0;      // ping, ack
+  PeerFeatures features;  // ping, ack: what the sender reads
+  // Data messages: a map, or for an update an array (the compact form).
+  const msgpack::object* body = nullptr;
 };
 
 // Decodes and checks a peer frame (version, kind, sender name, seq for data kinds).
@@ -68,20 +83,24 @@ Result<PeerMessage> DecodePeerMessage(std::string_view frame);
 // whole: its sender sends it again, one message at a time if need be.
 Result<std::vector<PeerMessage>> DecodePeerMessages(std::string_view frame);
 
-// Builds a data message; write the body's fields through w(), then Finish().
+// Builds a data message; write the body's fields (or, for an array body, its elements)
+// through w(), then Finish().
 class PeerMessageBuilder {
  public:
-  PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq);
+  enum class Body { kMap, kArray };
+  PeerMessageBuilder(std::string_view kind, std::string_view from, uint64_t seq,
+                     Body body = Body::kMap);
   MsgWriter& w() { return w_; }
   std::string Finish();
 
  private:
   MsgWriter w_;
+  Body body_;
 };
 
-// `batches`: this node reads batches (every node since batches were added says so).
+// `features`: what this node reads (tests play older nodes with less).
 std::string EncodePeerAck(std::string_view from, uint64_t boot, uint64_t acked,
-                          bool batches = true);
+                          PeerFeatures features = kOurPeerFeatures);
 std::string EncodePeerPing(std::string_view from, uint64_t boot);
 
 // Events that happened at the destination of a forwarded intent, with the state the last one
@@ -101,8 +120,19 @@ struct RemoteUpdate {
   std::string result;      // encoded value when the events completed the intent, else empty
 };
 
+// The update as a map's fields, the form every node reads.
 void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u);
-Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body);
+// The update as the elements of an array body (PeerMessageBuilder::Body::kArray), for a node
+// that says `compact_updates`: no field names, the id as its 16 bytes, statuses as their
+// numbers, each event an array without the intent id and node (the update's, and its
+// sender's), a checkpoint or result as its encoding in a bin. docs/protocol.md has the layout.
+void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u);
+// Reads either form; `from` is the node that sent it, where each event was recorded.
+Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body, std::string_view from);
+
+// For a node that does not read compact updates: `frame` (one message) rewritten with its
+// update as a map, or nullopt when it holds no compact update (send it as it is).
+Result<std::optional<std::string>> VerboseFrame(std::string_view frame);
 
 }  // namespace handoff::wire
 

@@ -96,9 +96,18 @@ PEER = [
                        "checkpoint": {"step": 1}, "has_checkpoint": True}, "node-b"),
     peer("update", 3, {"intent_id": ID, "remote_seq": 2, "status": "FAILED",
                        "event": EVENT, "error": {"code": "x", "message": "y"}}, "node-b"),
+    # A compact update: [id, remote_seq, status, delivery_attempt, waiting_reason, error,
+    # last_error, approval, has_checkpoint, checkpoint, result, events].
+    peer("update", 6, [bytes.fromhex(ID.replace("-", "")), 2, 6, 1, "", None,
+                       {"code": "x", "message": "y", "retryable": True}, None, True,
+                       pack({"step": 1}), pack({"ok": True}),
+                       [[1, "intent.received", 1, 1700000000050, "system", {"from_node": "a"}],
+                        [2, "intent.completed", 6, 1700000000100, TO, None]]], "node-b"),
     peer("control", 4, {"intent_id": ID, "action": "cancel", "actor": "ops", "reason": "r"}),
     peer("control", 5, {"intent_id": ID, "action": "approve", "outcome": "yes"}),
     {"v": 3, "kind": "ack", "from": "node-b", "boot": 7, "acked": 4},
+    {"v": 3, "kind": "ack", "from": "node-b", "boot": 7, "acked": 4, "batches": True,
+     "compact_updates": True},
     {"v": 3, "kind": "ping", "from": "node-a", "boot": 7},
 ]
 

@@ -1,6 +1,6 @@
 // libFuzzer target: one frame from a peer, through the decoders the daemon runs before a
 // message reaches the engine: a batch split into its messages, the envelope, an intent's
-// fields, an update, a control.
+// fields, an update (either form, and a compact one rewritten as a map), a control.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +19,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto msg = wire::DecodePeerMessage(frame);
   if (!msg.ok() || msg->body == nullptr) return 0;
+  auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
+  if (update.ok()) {
+    // What a decoded update holds must decode again (it is stored as it is).
+    for (const std::string& blob : {update->checkpoint, update->result}) {
+      if (!blob.empty() && !Unpack(blob).ok()) __builtin_trap();
+    }
+  }
+  // A compact update this node reads, rewritten for an older node, reads as the same update.
+  auto verbose = wire::VerboseFrame(frame);
+  if (verbose.ok() && verbose->has_value()) {
+    if (!update.ok()) __builtin_trap();
+    auto again = wire::DecodePeerMessage(**verbose);
+    if (!again.ok()) __builtin_trap();
+    auto reread = wire::ReadRemoteUpdate(*again->body, again->from);
+    if (!reread.ok() || reread->id != update->id || reread->result != update->result ||
+        reread->checkpoint != update->checkpoint ||
+        reread->events.size() != update->events.size()) {
+      __builtin_trap();
+    }
+  }
   auto body = MapReader::From(*msg->body, "body");
   if (!body.ok()) return 0;
   std::optional<MapReader> intent;
@@ -29,13 +49,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (const msgpack::object* o = intent->Find(key)) {
         if (CheckJsonValue(key, *o).ok()) (void)Pack(*o);
       }
-    }
-  }
-  auto update = wire::ReadRemoteUpdate(*msg->body);
-  if (update.ok()) {
-    // What a decoded update holds must decode again (it is stored as it is).
-    for (const std::string& blob : {update->checkpoint, update->result}) {
-      if (!blob.empty() && !Unpack(blob).ok()) __builtin_trap();
     }
   }
   std::string text;

@@ -1,6 +1,7 @@
 // Peer links carry several messages per frame to a peer that says it reads batches, and one
-// per frame to a peer that does not (a node from before batches). The peer here is the test:
-// a ROUTER where node-a's [[peers]] entry for node-c points.
+// per frame to a peer that does not (a node from before batches); likewise updates go compact
+// only to a peer that says it reads them. The peer here is the test: a ROUTER where the
+// node's [[peers]] entry for node-c points.
 
 #include <doctest/doctest.h>
 
@@ -9,7 +10,9 @@
 #include <zmq.hpp>
 
 #include "handoff/client.h"
+#include "support/agent_pool.h"
 #include "support/cluster.h"
+#include "support/peer_messages.h"
 #include "support/raw_peer.h"
 #include "wire/agent_protocol.h"
 #include "wire/peer_protocol.h"
@@ -81,6 +84,85 @@ void RunAgainst(bool peer_reads_batches) {
 TEST_CASE("ALinkBatchesForAPeerThatReadsBatches") { RunAgainst(true); }
 
 TEST_CASE("ALinkSendsOneMessagePerFrameToAPeerFromBeforeBatches") { RunAgainst(false); }
+
+Json PeerStatus(const Daemon& d, const std::string& name) {
+  auto status = d.Connect()->NodeStatus();
+  REQUIRE(status.ok());
+  for (const Json& p : (*status)["peers"]) {
+    if (p.value("name", "") == name) return p;
+  }
+  FAIL("no peer " << name << " in " << status->dump());
+  return Json();
+}
+
+// node-b hosts the agent; the test is node-c, the origin: it forwards intents to node-b and
+// reads node-b's updates as a node that reads compact updates, or as one from before them.
+void UpdatesTo(bool peer_reads_compact) {
+  TempDir dir;
+  constexpr const char* kRemote = "agent://acme/remote/worker";
+  Cluster cluster(
+      dir, {{"node-b", {"agent://acme/remote/*"}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}});
+  Daemon& b = cluster["node-b"];
+  b.Start();
+  AgentPool agents(b, kRemote, 1);
+  zmq::context_t context;
+  const NodeKey& c_key = cluster.key("node-c");
+  RawPeerServer c(context, cluster.peer_endpoint("node-c"), &c_key, /*batches=*/true,
+                  peer_reads_compact);
+  RawPeer to_b(context, cluster.peer_endpoint("node-b"), &c_key, cluster.key("node-b").public_key);
+
+  // One intent at a time, each read to its end: the first goes out before node-c has acked
+  // anything (node-b does not know yet what node-c reads), the rest after.
+  size_t compact_bodies = 0, map_bodies = 0;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    const IntentRecord intent = ForwardableIntent(kRemote, "node-c");
+    to_b.Send(IntentFrame("node-c", seq, intent));
+    uint32_t events_read = 0;
+    bool completed = false;
+    while (!completed) {
+      auto msg = c.NextData("node-c", kWait);
+      REQUIRE(msg.has_value());
+      REQUIRE(msg->kind == wire::peer_kind::kUpdate);
+      (msg->body->type == msgpack::type::ARRAY ? compact_bodies : map_bodies)++;
+      auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
+      REQUIRE(update.ok());
+      REQUIRE(update->id == intent.id);
+      // Every event once, in order, recorded on node-b.
+      for (const EventRecord& e : update->events) {
+        CHECK(e.seq == ++events_read);
+        CHECK(e.node == "node-b");
+        CHECK(e.id == intent.id);
+      }
+      CHECK(update->remote_seq == events_read);
+      completed = update->status == IntentStatus::kCompleted;
+      if (completed) {
+        auto result = Unpack(update->result);
+        REQUIRE(result.ok());
+        auto m = MapReader::From(result->get(), "result");
+        REQUIRE(m.ok());
+        int64_t doubled = 0;
+        CHECK(m->OptInt("double", &doubled).ok());
+        CHECK(doubled == 2);  // IntentFrame's payload is {"n": 1}
+      }
+    }
+  }
+  const Json link = PeerStatus(b, "node-c");
+  if (peer_reads_compact) {
+    CHECK(compact_bodies > 0);  // once its acks said so
+    CHECK(link.value("compact_updates", false));
+  } else {
+    // Never one it cannot read: each rewritten as a map on its way out.
+    CHECK(c.compact_frames() == 0);
+    CHECK(compact_bodies == 0);
+    CHECK_FALSE(link.value("compact_updates", true));
+    CHECK(link.value("rewritten", uint64_t{0}) >= map_bodies);
+  }
+  CHECK(map_bodies + compact_bodies >= 6);  // at least two updates an intent
+}
+
+TEST_CASE("ALinkSendsCompactUpdatesToAPeerThatReadsThem") { UpdatesTo(true); }
+
+TEST_CASE("ALinkSendsUpdatesAsMapsToAPeerFromBeforeCompactUpdates") { UpdatesTo(false); }
 
 }  // namespace
 }  // namespace handoff::testing

@@ -366,7 +366,7 @@ TEST_CASE("ForwardedIntentsOutOfBoundsAreRefusedBackToTheirOriginAndLocalSendsGo
     auto msg = c_server.NextData("node-c", kWait);
     REQUIRE(msg.has_value());
     REQUIRE(msg->kind == wire::peer_kind::kUpdate);
-    auto update = wire::ReadRemoteUpdate(*msg->body);
+    auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
     REQUIRE(update.ok());
     if (update->status != IntentStatus::kFailed) continue;  // `fine`'s lifecycle
     REQUIRE(update->error.has_value());

@@ -149,7 +149,7 @@ TEST_CASE("UpdatesGatheredInATurnLeaveBeforeAnyLaterMessageToThatPeer") {
     kinds.push_back(msg->kind);
     std::vector<std::string> types;
     if (msg->kind == wire::peer_kind::kUpdate) {
-      auto u = wire::ReadRemoteUpdate(*msg->body);
+      auto u = wire::ReadRemoteUpdate(*msg->body, msg->from);
       REQUIRE(u.ok());
       for (const EventRecord& e : u->events) types.push_back(e.event_type);
     }

@@ -104,7 +104,7 @@ TEST_CASE("ARefusedIntentNeverReachesTheBatchAndItsOriginLearnsWhy") {
   REQUIRE(out.size() == 1);
   auto msg = wire::DecodePeerMessage(out[0].frame);
   REQUIRE(msg.ok());
-  auto update = wire::ReadRemoteUpdate(*msg->body);
+  auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
   REQUIRE(update.ok());
   CHECK(update->id == r.id);
   CHECK(update->status == IntentStatus::kFailed);
@@ -206,7 +206,7 @@ TEST_CASE("WhatAPeerSendsMustBeShowableAsJson") {
   REQUIRE(out.size() == 1);
   auto msg = wire::DecodePeerMessage(out[0].frame);
   REQUIRE(msg.ok());
-  auto update = wire::ReadRemoteUpdate(*msg->body);
+  auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
   REQUIRE(update.ok());
   CHECK(update->error->code == "rejected_by_node");
   CHECK(update->error->message.find("payload.blob: binary") != std::string::npos);

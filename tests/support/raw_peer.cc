@@ -76,8 +76,10 @@ bool RawPeer::Handshook(std::chrono::milliseconds timeout) {
 }
 
 RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoint,
-                             const NodeKey* key, bool batches)
-    : socket_(context, zmq::socket_type::router), batches_(batches) {
+                             const NodeKey* key, bool batches, bool compact_updates)
+    : socket_(context, zmq::socket_type::router),
+      batches_(batches),
+      compact_updates_(compact_updates) {
   socket_.set(zmq::sockopt::linger, 0);
   if (key != nullptr) {
     socket_.set(zmq::sockopt::curve_server, 1);
@@ -88,7 +90,8 @@ RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoin
 
 void RawPeerServer::Ack(const std::string& self, uint64_t upto) {
   REQUIRE(route_.size() > 0);  // nothing came in yet: no connection to answer on
-  const std::string ack = wire::EncodePeerAck(self, 1, std::min(upto, applied_), batches_);
+  const std::string ack = wire::EncodePeerAck(self, 1, std::min(upto, applied_),
+                                              wire::PeerFeatures{batches_, compact_updates_});
   zmq::message_t route;
   route.copy(route_);
   socket_.send(route, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -112,6 +115,14 @@ std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self
     }
     auto msgs = wire::DecodePeerMessages(frame.to_string_view());
     if (!msgs.ok()) continue;
+    bool compact = false;
+    for (const wire::PeerMessage& msg : *msgs) {
+      compact = compact || (msg.body != nullptr && msg.body->type == msgpack::type::ARRAY);
+    }
+    if (compact) {
+      ++compact_frames_;
+      if (!compact_updates_) continue;  // a node before compact updates refuses the frame
+    }
     for (wire::PeerMessage& msg : *msgs) {
       if (!wire::IsDataKind(msg.kind)) continue;
       if (msg.seq <= applied_) ++duplicates_;

@@ -45,8 +45,10 @@ class RawPeerServer {
  public:
   // Binds a ROUTER at `endpoint` (tcp), with CURVE as `key` when given. With `batches`, its
   // acks say it reads batches, as a node's do; without, it is a node from before batches.
+  // Likewise `compact_updates`: without, it is a node from before compact updates, which
+  // refuses a frame holding one (unacknowledged).
   RawPeerServer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr,
-                bool batches = false);
+                bool batches = false, bool compact_updates = false);
   // The next data message the node sends within `timeout` (pings skipped), decoded; every
   // message is acknowledged so the node does not resend it.
   std::optional<wire::PeerMessage> NextData(const std::string& self,
@@ -58,12 +60,16 @@ class RawPeerServer {
   // Frames received, and how many of them were batches.
   size_t frames() const { return frames_; }
   size_t batches() const { return batch_frames_; }
+  // Frames holding a compact update (refused, unless it says it reads them).
+  size_t compact_frames() const { return compact_frames_; }
   // Data messages received again after they were taken (resent copies).
   size_t duplicates() const { return duplicates_; }
 
  private:
   zmq::socket_t socket_;
   const bool batches_;
+  const bool compact_updates_;
+  size_t compact_frames_ = 0;
   uint64_t applied_ = 0;
   std::deque<wire::PeerMessage> received_;  // of a batch, not yet returned
   size_t frames_ = 0, batch_frames_ = 0, duplicates_ = 0;

@@ -53,7 +53,7 @@ TEST_CASE("AnUpdateCarriesEveryEventOfItsTurnInOrder") {
   auto msg = DecodePeerMessage(frame);
   REQUIRE(msg.ok());
   REQUIRE(msg->body != nullptr);
-  auto read = ReadRemoteUpdate(*msg->body);
+  auto read = ReadRemoteUpdate(*msg->body, msg->from);
   REQUIRE(read.ok());
   CHECK(read->id == u.id);
   CHECK(read->remote_seq == 5);
@@ -84,7 +84,7 @@ TEST_CASE("AVersionOneUpdateWithOneEventIsStillRead") {
   });
   auto msg = DecodePeerMessage(frame);
   REQUIRE(msg.ok());
-  auto read = ReadRemoteUpdate(*msg->body);
+  auto read = ReadRemoteUpdate(*msg->body, msg->from);
   REQUIRE(read.ok());
   REQUIRE(read->events.size() == 1);
   CHECK(read->events[0].event_type == "intent.delivered");
@@ -101,7 +101,7 @@ TEST_CASE("AnUpdateWithoutEventsOrOfAnUnknownVersionIsRefused") {
   SUBCASE("no event at all") {
     auto msg = DecodePeerMessage(Message(kPeerProtocolVersion, header));
     REQUIRE(msg.ok());
-    auto read = ReadRemoteUpdate(*msg->body);
+    auto read = ReadRemoteUpdate(*msg->body, msg->from);
     REQUIRE_FALSE(read.ok());
     CHECK(read.status().message().find("without an event") != std::string::npos);
   }
@@ -113,7 +113,7 @@ TEST_CASE("AnUpdateWithoutEventsOrOfAnUnknownVersionIsRefused") {
       w.EndArray();
     }));
     REQUIRE(msg.ok());
-    CHECK_FALSE(ReadRemoteUpdate(*msg->body).ok());
+    CHECK_FALSE(ReadRemoteUpdate(*msg->body, msg->from).ok());
   }
   SUBCASE("events that are not a list") {
     auto msg = DecodePeerMessage(Message(kPeerProtocolVersion, [&](MsgWriter& w) {
@@ -121,7 +121,7 @@ TEST_CASE("AnUpdateWithoutEventsOrOfAnUnknownVersionIsRefused") {
       w.Field("events", "intent.delivered");
     }));
     REQUIRE(msg.ok());
-    auto read = ReadRemoteUpdate(*msg->body);
+    auto read = ReadRemoteUpdate(*msg->body, msg->from);
     REQUIRE_FALSE(read.ok());
     CHECK(read.status().message().find("events") != std::string::npos);
   }
@@ -134,7 +134,7 @@ TEST_CASE("AnUpdateWithoutEventsOrOfAnUnknownVersionIsRefused") {
       w.EndArray();
     }));
     REQUIRE(msg.ok());
-    CHECK_FALSE(ReadRemoteUpdate(*msg->body).ok());
+    CHECK_FALSE(ReadRemoteUpdate(*msg->body, msg->from).ok());
   }
   SUBCASE("a version from the future") {
     auto msg = DecodePeerMessage(Message(kPeerProtocolVersion + 1, header));
@@ -172,17 +172,272 @@ TEST_CASE("PeerBatchesAreTheirMessagesInOrderOrRefusedWhole") {
   CHECK(DecodePeerMessages(too_many).status().IsInvalidArgument());
 }
 
-TEST_CASE("PingsAndAcksSayWhetherTheirSenderReadsBatches") {
+TEST_CASE("PingsAndAcksSayWhetherTheirSenderReadsBatchesAndCompactUpdates") {
   auto ping = DecodePeerMessage(EncodePeerPing("node-a", 7));
   REQUIRE(ping.ok());
-  CHECK(ping->batches);
+  CHECK(ping->features.batches);
+  CHECK(ping->features.compact_updates);
   auto ack = DecodePeerMessage(EncodePeerAck("node-a", 7, 3));
   REQUIRE(ack.ok());
-  CHECK(ack->batches);
-  auto old = DecodePeerMessage(EncodePeerAck("node-a", 7, 3, /*batches=*/false));
+  CHECK(ack->features.batches);
+  CHECK(ack->features.compact_updates);
+  auto old = DecodePeerMessage(EncodePeerAck("node-a", 7, 3, PeerFeatures{}));
   REQUIRE(old.ok());
-  CHECK_FALSE(old->batches);
+  CHECK_FALSE(old->features.batches);
+  CHECK_FALSE(old->features.compact_updates);
   CHECK(old->acked == 3);
+  auto batches_only = DecodePeerMessage(EncodePeerAck("node-a", 7, 3, PeerFeatures{true, false}));
+  REQUIRE(batches_only.ok());
+  CHECK(batches_only->features.batches);
+  CHECK_FALSE(batches_only->features.compact_updates);
+}
+
+// An update with every field set, and events with and without details.
+RemoteUpdate FullUpdate() {
+  RemoteUpdate u;
+  u.id = NewIntentId(1'700'000'000'000);
+  u.events = {Event(3, "intent.waiting", IntentStatus::kWaiting),
+              Event(4, "intent.failed", IntentStatus::kFailed)};
+  for (EventRecord& e : u.events) e.id = u.id;
+  u.events[0].details = "\x81\xa6reason\xa5HUMAN";  // {"reason": "HUMAN"}
+  u.events[1].actor = "agent://acme/worker/1";
+  u.remote_seq = 4;
+  u.status = IntentStatus::kFailed;
+  u.delivery_attempt = 4'000'000'000;
+  u.waiting_reason = "HUMAN";
+  u.error = ErrorInfo{"boom", "it broke", true};
+  u.last_error = ErrorInfo{"earlier", "before", false};
+  Approval a;
+  a.question = "ship it?";
+  a.outcomes = {"yes", "no"};
+  a.requested_by = "agent://acme/worker/1";
+  a.requested_at_ms = 1'700'000'000'123;
+  a.mid_work = true;
+  a.decision = "yes";
+  a.comment = "fine";
+  a.decided_by = "human://ops";
+  a.decided_at_ms = 1'700'000'000'456;
+  u.approval = a;
+  u.has_checkpoint = true;
+  u.checkpoint = "\x81\xa4step\x03";  // {"step": 3}
+  u.result = "\x92\x01\xa1x";         // [1, "x"]
+  return u;
+}
+
+void CheckSameUpdate(const RemoteUpdate& read, const RemoteUpdate& u, std::string_view sender) {
+  CHECK(read.id == u.id);
+  CHECK(read.remote_seq == u.remote_seq);
+  CHECK(read.status == u.status);
+  CHECK(read.delivery_attempt == u.delivery_attempt);
+  CHECK(read.waiting_reason == u.waiting_reason);
+  CHECK(read.error == u.error);
+  CHECK(read.last_error == u.last_error);
+  REQUIRE(read.approval.has_value() == u.approval.has_value());
+  if (u.approval) {
+    CHECK(read.approval->question == u.approval->question);
+    CHECK(read.approval->outcomes == u.approval->outcomes);
+    CHECK(read.approval->requested_by == u.approval->requested_by);
+    CHECK(read.approval->requested_at_ms == u.approval->requested_at_ms);
+    CHECK(read.approval->mid_work == u.approval->mid_work);
+    CHECK(read.approval->decision == u.approval->decision);
+    CHECK(read.approval->comment == u.approval->comment);
+    CHECK(read.approval->decided_by == u.approval->decided_by);
+    CHECK(read.approval->decided_at_ms == u.approval->decided_at_ms);
+  }
+  CHECK(read.has_checkpoint == u.has_checkpoint);
+  CHECK(read.checkpoint == u.checkpoint);
+  CHECK(read.result == u.result);
+  REQUIRE(read.events.size() == u.events.size());
+  for (size_t i = 0; i < u.events.size(); ++i) {
+    CAPTURE(i);
+    CHECK(read.events[i].id == u.id);
+    CHECK(read.events[i].seq == u.events[i].seq);
+    CHECK(read.events[i].event_type == u.events[i].event_type);
+    CHECK(read.events[i].status == u.events[i].status);
+    CHECK(read.events[i].at_ms == u.events[i].at_ms);
+    CHECK(read.events[i].node == sender);
+    CHECK(read.events[i].actor == u.events[i].actor);
+    CHECK(read.events[i].details == u.events[i].details);
+  }
+}
+
+std::string CompactFrame(const RemoteUpdate& u) {
+  PeerMessageBuilder b(peer_kind::kUpdate, "node-b", 7, PeerMessageBuilder::Body::kArray);
+  WriteCompactUpdate(b.w(), u);
+  return b.Finish();
+}
+
+TEST_CASE("ACompactUpdateReadsAsTheUpdateItWasAndRewritesToTheSameMap") {
+  const RemoteUpdate u = FullUpdate();
+  const std::string compact = CompactFrame(u);
+  auto msg = DecodePeerMessage(compact);
+  REQUIRE(msg.ok());
+  REQUIRE(msg->body->type == msgpack::type::ARRAY);
+  auto read = ReadRemoteUpdate(*msg->body, msg->from);
+  REQUIRE(read.ok());
+  CheckSameUpdate(*read, u, "node-b");
+
+  // For a node that does not read it: the same message, its update a map.
+  auto verbose = VerboseFrame(compact);
+  REQUIRE(verbose.ok());
+  REQUIRE(verbose->has_value());
+  auto as_map = DecodePeerMessage(**verbose);
+  REQUIRE(as_map.ok());
+  CHECK(as_map->kind == peer_kind::kUpdate);
+  CHECK(as_map->from == "node-b");
+  CHECK(as_map->seq == 7);
+  REQUIRE(as_map->body->type == msgpack::type::MAP);
+  auto reread = ReadRemoteUpdate(*as_map->body, as_map->from);
+  REQUIRE(reread.ok());
+  CheckSameUpdate(*reread, u, "node-b");
+  PeerMessageBuilder map_form(peer_kind::kUpdate, "node-b", 7);
+  WriteRemoteUpdate(map_form.w(), u);
+  const std::string map_frame = map_form.Finish();
+  CHECK(**verbose == map_frame);
+  // What is already a map, and what is not an update, goes as it is.
+  auto same = VerboseFrame(map_frame);
+  REQUIRE(same.ok());
+  CHECK_FALSE(same->has_value());
+  PeerMessageBuilder control(peer_kind::kControl, "node-a", 3);
+  control.w().Field("action", "cancel");
+  auto not_update = VerboseFrame(control.Finish());
+  REQUIRE(not_update.ok());
+  CHECK_FALSE(not_update->has_value());
+  CHECK_FALSE(VerboseFrame("\x05").ok());
+
+  // The point of it: the same update in well under the bytes.
+  RemoteUpdate typical;
+  typical.id = u.id;
+  typical.remote_seq = 2;
+  typical.status = IntentStatus::kDelivered;
+  typical.delivery_attempt = 1;
+  typical.events = {Event(1, "intent.received", IntentStatus::kSubmitted),
+                    Event(2, "intent.delivered", IntentStatus::kDelivered)};
+  PeerMessageBuilder typical_map(peer_kind::kUpdate, "node-b", 7);
+  WriteRemoteUpdate(typical_map.w(), typical);
+  CHECK(CompactFrame(typical).size() * 2 < typical_map.Finish().size());
+}
+
+TEST_CASE("AMalformedCompactUpdateIsRefusedNamingWhatIsWrong") {
+  const RemoteUpdate u = FullUpdate();
+  // The compact body with element `at` written by `bad` instead.
+  auto with = [&](size_t at, const std::function<void(MsgWriter&)>& bad) {
+    PeerMessageBuilder good(peer_kind::kUpdate, "node-b", 7, PeerMessageBuilder::Body::kArray);
+    WriteCompactUpdate(good.w(), u);
+    auto decoded = DecodePeerMessage(good.Finish());
+    REQUIRE(decoded.ok());
+    const msgpack::object_array& elements = decoded->body->via.array;
+    PeerMessageBuilder b(peer_kind::kUpdate, "node-b", 7, PeerMessageBuilder::Body::kArray);
+    for (size_t i = 0; i < elements.size; ++i) {
+      if (i == at) {
+        bad(b.w());
+      } else {
+        b.w().Raw(Pack(elements.ptr[i]));
+      }
+    }
+    return b.Finish();
+  };
+  auto refused = [](const std::string& frame, std::string_view why) {
+    auto msg = DecodePeerMessage(frame);
+    REQUIRE(msg.ok());
+    auto read = ReadRemoteUpdate(*msg->body, msg->from);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.status().IsInvalidArgument());
+    CAPTURE(read.status().message());
+    CHECK(read.status().message().find(why) != std::string::npos);
+    CHECK_FALSE(VerboseFrame(frame).ok());  // nor rewritten for an older peer
+  };
+  auto event = [](std::initializer_list<std::function<void(MsgWriter&)>> elements) {
+    return [elements](MsgWriter& w) {
+      w.BeginArray();
+      w.BeginArray();
+      for (const auto& e : elements) e(w);
+      w.EndArray();
+      w.EndArray();
+    };
+  };
+  auto uint = [](uint64_t v) { return [v](MsgWriter& w) { w.Uint(v); }; };
+  auto str = [](std::string v) { return [v](MsgWriter& w) { w.String(v); }; };
+  auto nil = [](MsgWriter& w) { w.Nil(); };
+
+  SUBCASE("too few elements") {
+    PeerMessageBuilder b(peer_kind::kUpdate, "node-b", 7, PeerMessageBuilder::Body::kArray);
+    b.w().Bin(u.id.bytes());
+    b.w().Uint(4);
+    refused(b.Finish(), "fewer than");
+  }
+  SUBCASE("an id that is text") {
+    refused(with(0, [&](MsgWriter& w) { w.String(u.id.ToString()); }), "intent_id");
+  }
+  SUBCASE("an id of 15 bytes") {
+    refused(with(0, [&](MsgWriter& w) { w.Bin(u.id.bytes().substr(1)); }), "intent_id");
+  }
+  SUBCASE("a status past the last") { refused(with(2, uint(kIntentStatusCount)), "status"); }
+  SUBCASE("a delivery attempt past 32 bits") {
+    refused(with(3, uint(uint64_t{1} << 32)), "delivery_attempt");
+  }
+  SUBCASE("an error that is not a map") { refused(with(5, str("boom")), "error"); }
+  SUBCASE("a checkpoint not in a bin") { refused(with(9, uint(1)), "checkpoint"); }
+  SUBCASE("a result whose bytes are not one value") {
+    refused(with(10, [](MsgWriter& w) { w.Bin(std::string("\x92\x01", 2)); }), "result");
+  }
+  SUBCASE("no events") {
+    refused(with(11,
+                 [](MsgWriter& w) {
+                   w.BeginArray();
+                   w.EndArray();
+                 }),
+            "without an event");
+  }
+  SUBCASE("an event that is a map") {
+    refused(with(11,
+                 [](MsgWriter& w) {
+                   w.BeginArray();
+                   w.BeginMap();
+                   w.EndMap();
+                   w.EndArray();
+                 }),
+            "event");
+  }
+  SUBCASE("an event with a seq past 32 bits") {
+    refused(with(11, event({uint(uint64_t{1} << 32), str("intent.x"), uint(1), uint(5),
+                            str("system"), nil})),
+            "events.seq");
+  }
+  SUBCASE("an event with an unknown status") {
+    refused(with(11, event({uint(1), str("intent.x"), uint(99), uint(5), str("system"), nil})),
+            "events.status");
+  }
+  SUBCASE("an event whose details are not a map") {
+    refused(with(11, event({uint(1), str("intent.x"), uint(1), uint(5), str("system"),
+                            str("details")})),
+            "events.details");
+  }
+  SUBCASE("an event of five elements") {
+    refused(with(11, event({uint(1), str("intent.x"), uint(1), uint(5), str("system")})),
+            "fewer than");
+  }
+  SUBCASE("elements after the last are a newer node's, and passed over") {
+    PeerMessageBuilder b(peer_kind::kUpdate, "node-b", 7, PeerMessageBuilder::Body::kArray);
+    WriteCompactUpdate(b.w(), u);
+    b.w().String("from a newer node");
+    auto msg = DecodePeerMessage(b.Finish());
+    REQUIRE(msg.ok());
+    auto read = ReadRemoteUpdate(*msg->body, msg->from);
+    REQUIRE(read.ok());
+    CheckSameUpdate(*read, u, "node-b");
+  }
+}
+
+TEST_CASE("OnlyAnUpdateMayHaveAnArrayForItsBody") {
+  for (std::string_view kind : {peer_kind::kIntent, peer_kind::kControl}) {
+    CAPTURE(kind);
+    PeerMessageBuilder b(kind, "node-a", 1, PeerMessageBuilder::Body::kArray);
+    b.w().Uint(1);
+    auto msg = DecodePeerMessage(b.Finish());
+    REQUIRE_FALSE(msg.ok());
+    CHECK(msg.status().message().find("body map") != std::string::npos);
+  }
 }
 
 }  // namespace

@@ -479,11 +479,12 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
 
 Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload) {
   if (IsRemote(r)) {
-    // Stored here first (the send is durable now), then forwarded through the outbox.
-    return Emit(txn, batch, r.target_node, wire::peer_kind::kIntent, [&](MsgWriter& w) {
-      w.Key("intent");
-      wire::WriteIntent(w, r, payload, {}, {});
-    });
+    // Stored here first (the send is durable now), then forwarded through the outbox,
+    // compact (a link sends it as a map to a peer that does not read that).
+    return Emit(
+        txn, batch, r.target_node, wire::peer_kind::kIntent,
+        [&](MsgWriter& w) { wire::WriteCompactIntent(w, r, payload, {}); },
+        wire::PeerMessageBuilder::Body::kArray);
   }
   HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);

@@ -406,12 +406,15 @@ class Engine {
   // Writes one data message for `peer` to the outbox, numbered on that link. The updates
   // gathered so far go first, so every peer receives messages in the order of the changes
   // they carry.
+  // `form`: the body a map, or an array (a compact intent or update).
   Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
-              const std::function<void(MsgWriter&)>& body);
+              const std::function<void(MsgWriter&)>& body,
+              wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
   Status EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
-                 const std::function<void(MsgWriter&)>& body);
+                 const std::function<void(MsgWriter&)>& body,
+                 wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
   // The message numbered `seq` on the link to `peer`, into its outbox (the caller keeps the
-  // link's counter); `form`: its body a map, or an array (a compact update).
+  // link's counter).
   Status PutOutboxMessage(
       Txn& txn, Batch& batch, const std::string& peer, uint64_t seq, std::string_view kind,
       const std::function<void(MsgWriter&)>& body,

@@ -19,9 +19,10 @@ bool Engine::IsReplica(const IntentRecord& r) const {
 }
 
 Status Engine::Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
-                    const std::function<void(MsgWriter&)>& body) {
+                    const std::function<void(MsgWriter&)>& body,
+                    wire::PeerMessageBuilder::Body form) {
   HANDOFF_RETURN_IF_ERROR(EmitUpdates(txn, batch));
-  return EmitNow(txn, batch, peer, kind, body);
+  return EmitNow(txn, batch, peer, kind, body, form);
 }
 
 Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
@@ -61,12 +62,13 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
 }
 
 Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
-                       const std::function<void(MsgWriter&)>& body) {
+                       const std::function<void(MsgWriter&)>& body,
+                       wire::PeerMessageBuilder::Body form) {
   const std::string counter = storage::Store::OutLinkCounter(peer);
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
   const uint64_t seq = last + 1;
   HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
-  return PutOutboxMessage(txn, batch, peer, seq, kind, body);
+  return PutOutboxMessage(txn, batch, peer, seq, kind, body, form);
 }
 
 Status Engine::PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,

@@ -326,7 +326,7 @@ void Node::WritePeerStatus(MsgWriter& w) const {
     w.Field("sent", link->sent());
     w.Field("frames", link->frames_sent());
     w.Field("batches", link->peer_features().batches);
-    w.Field("compact_updates", link->peer_features().compact_updates);
+    w.Field("compact_messages", link->peer_features().compact_messages);
     w.Field("rewritten", link->rewritten());
     w.Field("in_flight_bytes", link->in_flight_bytes());
     w.Field("acked", link->acked());

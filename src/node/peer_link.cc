@@ -298,15 +298,17 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
       if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
       return;
     }
-    // Updates are stored compact; a peer that has not said it reads them gets them as maps.
+    // Intents and updates are stored compact; a peer that has not said it reads them gets
+    // them as maps.
     std::vector<std::string> rewritten;
-    if (!peer_features_.compact_updates) {
+    if (!peer_features_.compact_messages) {
       rewritten.reserve(entries.size());  // the views below stay put
       for (storage::OutboxEntry& e : entries) {
         auto verbose = wire::VerboseFrame(e.frame);
         if (!verbose.ok()) {
-          // This node wrote it: a bug or a damaged disk. As it is, the peer refuses it and
-          // says why; it is not skipped.
+          // This node wrote it: a bug or a damaged disk. It goes as it is, never skipped: a
+          // node from before compact messages refuses it undecoded, so the link waits on it,
+          // logged here each time it is sent.
           spdlog::error("link to {}: message {} cannot be rewritten for the peer: {}", peer_.name,
                         e.seq, verbose.status().ToString());
           continue;

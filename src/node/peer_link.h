@@ -68,8 +68,8 @@ class PeerLink {
   // The outbox now holds messages up to `seq` (after a commit that wrote some).
   void Assigned(uint64_t seq);
   // The peer (in its run `boot`) applied everything up to `acked`; `features`: what it reads
-  // (with batches, messages go to it several to a frame; without compact updates, updates go
-  // to it as maps).
+  // (with batches, messages go to it several to a frame; without compact messages, intents
+  // and updates go to it as maps).
   void OnAck(uint64_t acked, uint64_t boot, wire::PeerFeatures features, int64_t now);
   // Begins a read of the outbox as the loop sees it (what is durable, applied to LMDB or not).
   using BeginView = std::function<Result<storage::Txn>()>;
@@ -104,7 +104,7 @@ class PeerLink {
   uint64_t frames_sent() const { return frames_sent_; }
   // What the peer's latest ack said it reads (nothing beyond its version before one came).
   wire::PeerFeatures peer_features() const { return peer_features_; }
-  // Compact updates rewritten as maps for a peer that does not read them.
+  // Compact intents and updates rewritten as maps for a peer that does not read them.
   uint64_t rewritten() const { return rewritten_; }
   uint64_t in_flight_bytes() const { return in_flight_bytes_; }
 

@@ -25,6 +25,12 @@ Status Field(std::string_view field, const Status& s) {
 
 // The intent a data message is about, for log lines ("?" if it names none readably).
 std::string IntentIdOf(const wire::PeerMessage& msg) {
+  if (msg.body->type == msgpack::type::ARRAY) {  // compact: the id's bytes come first
+    const msgpack::object_array& a = msg.body->via.array;
+    if (a.size == 0 || a.ptr[0].type != msgpack::type::BIN) return "?";
+    auto id = IntentId::FromBytes(std::string_view(a.ptr[0].via.bin.ptr, a.ptr[0].via.bin.size));
+    return id.ok() ? id->ToString() : "?";
+  }
   auto body = MapReader::From(*msg.body, "body");
   if (!body.ok()) return "?";
   std::string id;
@@ -188,15 +194,10 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     HANDOFF_RETURN_IF_ERROR(CheckUpdate(msg.from, update));
     return engine_.ApplyRemoteUpdate(txn, batch, msg.from, update);
   }
-  HANDOFF_ASSIGN_OR_RETURN(MapReader body, MapReader::From(*msg.body, "body"));
-  if (msg.kind == wire::peer_kind::kIntent) {
-    std::optional<MapReader> intent;
-    HANDOFF_RETURN_IF_ERROR(body.OptMap("intent", &intent));
-    if (!intent) return Status::InvalidArgument("intent message without an intent");
+  if (msg.kind == wire::peer_kind::kIntent) {  // its body a map, or an array (compact)
     IntentRecord incoming;
-    Status read = ReadIntentFields(*intent, &incoming);
-    const msgpack::object* payload = intent->Find("payload");
-    const msgpack::object* checkpoint = intent->Find("checkpoint");
+    const msgpack::object *payload = nullptr, *checkpoint = nullptr;
+    Status read = wire::ReadForwardedIntent(*msg.body, &incoming, &payload, &checkpoint);
     if (read.ok() && (payload == nullptr || payload->type != msgpack::type::MAP)) {
       read = Status::InvalidArgument("payload: not a map");
     }
@@ -223,6 +224,7 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     }
     return checked;
   }
+  HANDOFF_ASSIGN_OR_RETURN(MapReader body, MapReader::From(*msg.body, "body"));
   // control
   std::string id, action, actor, reason, outcome;
   HANDOFF_RETURN_IF_ERROR(body.String("action", &action));

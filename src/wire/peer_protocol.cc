@@ -1,6 +1,7 @@
 #include "wire/peer_protocol.h"
 
 #include "base/names.h"
+#include "wire/agent_protocol.h"
 
 namespace handoff::wire {
 
@@ -28,8 +29,8 @@ Result<PeerMessage> ReadPeerMessage(Decoded handle) {
     HANDOFF_RETURN_IF_ERROR(m.Uint("seq", &msg.seq));
     if (msg.seq == 0) return Status::InvalidArgument("data message with seq 0");
     const msgpack::object* body = m.Find("body");
-    const bool compact =
-        msg.kind == peer_kind::kUpdate && body != nullptr && body->type == msgpack::type::ARRAY;
+    const bool compact = (msg.kind == peer_kind::kUpdate || msg.kind == peer_kind::kIntent) &&
+                         body != nullptr && body->type == msgpack::type::ARRAY;
     if (body == nullptr || (body->type != msgpack::type::MAP && !compact)) {
       return Status::InvalidArgument("data message without a body map");
     }
@@ -38,7 +39,7 @@ Result<PeerMessage> ReadPeerMessage(Decoded handle) {
     if (msg.kind == peer_kind::kAck) HANDOFF_RETURN_IF_ERROR(m.Uint("acked", &msg.acked));
     HANDOFF_RETURN_IF_ERROR(m.OptUint("boot", &msg.boot));
     HANDOFF_RETURN_IF_ERROR(m.OptBool("batches", &msg.features.batches));
-    HANDOFF_RETURN_IF_ERROR(m.OptBool("compact_updates", &msg.features.compact_updates));
+    HANDOFF_RETURN_IF_ERROR(m.OptBool("compact_messages", &msg.features.compact_messages));
   } else {
     return Status::InvalidArgument("unknown peer message kind " + Quoted(msg.kind));
   }
@@ -104,7 +105,7 @@ namespace {
 
 void WriteFeatures(MsgWriter& w, PeerFeatures features) {
   if (features.batches) w.Field("batches", true);
-  if (features.compact_updates) w.Field("compact_updates", true);
+  if (features.compact_messages) w.Field("compact_messages", true);
 }
 
 }  // namespace
@@ -168,7 +169,7 @@ void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u) {
 
 namespace {
 
-// The compact update's elements, in this order (docs/protocol.md, "Compact updates"). A newer
+// The compact update's elements, in this order (docs/protocol.md, "Compact messages"). A newer
 // node may add elements after them, which this one passes over.
 enum CompactUpdate : uint32_t {
   kCuId,
@@ -236,6 +237,18 @@ class ElementReader {
     return Status::OK();
   }
 
+  Status Double(uint32_t i, std::string_view name, double* out) const {
+    const msgpack::object& o = at(i);
+    if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) {
+      *out = o.via.f64;
+    } else if (o.type == msgpack::type::POSITIVE_INTEGER) {
+      *out = static_cast<double>(o.via.u64);
+    } else {
+      return WrongType(name, "a number", o);
+    }
+    return Status::OK();
+  }
+
   Status String(uint32_t i, std::string_view name, std::string* out) const {
     const msgpack::object& o = at(i);
     if (o.type != msgpack::type::STR) return WrongType(name, "a string", o);
@@ -282,15 +295,20 @@ class ElementReader {
   const msgpack::object_array& a_;
 };
 
+// A compact message's intent id: its 16 bytes in a bin.
+Status ReadId(const msgpack::object& o, IntentId* id) {
+  if (o.type != msgpack::type::BIN) return WrongType("intent_id", "a bin", o);
+  auto parsed = IntentId::FromBytes(std::string_view(o.via.bin.ptr, o.via.bin.size));
+  if (!parsed.ok()) return Status::InvalidArgument("intent_id: not 16 bytes");
+  *id = *parsed;
+  return Status::OK();
+}
+
 Result<RemoteUpdate> ReadCompactUpdate(const msgpack::object& body, std::string_view from) {
   HANDOFF_ASSIGN_OR_RETURN(ElementReader r,
                            ElementReader::From(body, "a compact update", kCuElements));
   RemoteUpdate u;
-  const msgpack::object& id = r.at(kCuId);
-  if (id.type != msgpack::type::BIN) return WrongType("intent_id", "a bin", id);
-  auto parsed = IntentId::FromBytes(std::string_view(id.via.bin.ptr, id.via.bin.size));
-  if (!parsed.ok()) return Status::InvalidArgument("intent_id: not 16 bytes");
-  u.id = *parsed;
+  HANDOFF_RETURN_IF_ERROR(ReadId(r.at(kCuId), &u.id));
   HANDOFF_RETURN_IF_ERROR(r.Uint(kCuRemoteSeq, "remote_seq", UINT64_MAX, &u.remote_seq));
   HANDOFF_RETURN_IF_ERROR(r.IntentStatusAt(kCuStatus, "status", &u.status));
   uint64_t attempt = 0;
@@ -335,7 +353,105 @@ Result<RemoteUpdate> ReadCompactUpdate(const msgpack::object& body, std::string_
   return u;
 }
 
+// The compact intent's elements, in this order: what a destination takes from a forwarded
+// intent (Engine::AcceptRemoteIntent) and checks (PeerService::CheckIntent).
+enum CompactIntent : uint32_t {
+  kCiId,
+  kCiIntentType,
+  kCiFromAgent,
+  kCiToAgent,
+  kCiCorrelationId,
+  kCiParentId,
+  kCiReplayOf,
+  kCiOriginNode,
+  kCiTargetNode,
+  kCiLeaseMs,
+  kCiDeadline,
+  kCiMaxAttempts,
+  kCiRetryInitialMs,
+  kCiRetryMultiplier,
+  kCiRetryMaxMs,
+  kCiCreatedAt,
+  kCiApproval,
+  kCiPayload,
+  kCiCheckpoint,
+  kCiElements,
+};
+
+Status ReadCompactIntent(const msgpack::object& body, IntentRecord* r,
+                         const msgpack::object** payload, const msgpack::object** checkpoint) {
+  HANDOFF_ASSIGN_OR_RETURN(ElementReader e,
+                           ElementReader::From(body, "a compact intent", kCiElements));
+  HANDOFF_RETURN_IF_ERROR(ReadId(e.at(kCiId), &r->id));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiIntentType, "intent_type", &r->intent_type));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiFromAgent, "from_agent", &r->from_agent));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiToAgent, "to_agent", &r->to_agent));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiCorrelationId, "correlation_id", &r->correlation_id));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiParentId, "parent_id", &r->parent_id));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiReplayOf, "replay_of", &r->replay_of));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiOriginNode, "origin_node", &r->origin_node));
+  HANDOFF_RETURN_IF_ERROR(e.String(kCiTargetNode, "target_node", &r->target_node));
+  HANDOFF_RETURN_IF_ERROR(e.Int(kCiLeaseMs, "lease_ms", &r->lease_ms));
+  HANDOFF_RETURN_IF_ERROR(e.Int(kCiDeadline, "deadline", &r->deadline_ms));
+  uint64_t max_attempts = 0;
+  HANDOFF_RETURN_IF_ERROR(e.Uint(kCiMaxAttempts, "max_attempts", UINT32_MAX, &max_attempts));
+  r->max_attempts = static_cast<uint32_t>(max_attempts);
+  HANDOFF_RETURN_IF_ERROR(e.Int(kCiRetryInitialMs, "retry_initial_ms", &r->retry_initial_ms));
+  HANDOFF_RETURN_IF_ERROR(e.Double(kCiRetryMultiplier, "retry_multiplier", &r->retry_multiplier));
+  HANDOFF_RETURN_IF_ERROR(e.Int(kCiRetryMaxMs, "retry_max_ms", &r->retry_max_ms));
+  HANDOFF_RETURN_IF_ERROR(e.Int(kCiCreatedAt, "created_at", &r->created_at_ms));
+  HANDOFF_RETURN_IF_ERROR(e.OptMap(kCiApproval, "approval", ReadApproval, &r->approval));
+  r->status = IntentStatus::kSubmitted;  // as the origin forwards it
+  *payload = &e.at(kCiPayload);
+  const msgpack::object& c = e.at(kCiCheckpoint);
+  *checkpoint = c.type == msgpack::type::NIL ? nullptr : &c;
+  return Status::OK();
+}
+
 }  // namespace
+
+void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
+                        std::string_view checkpoint) {
+  w.Reserve(512 + payload.size() + checkpoint.size());
+  // In CompactIntent's order.
+  w.Bin(r.id.bytes());
+  w.String(r.intent_type);
+  w.String(r.from_agent);
+  w.String(r.to_agent);
+  w.String(r.correlation_id);
+  w.String(r.parent_id);
+  w.String(r.replay_of);
+  w.String(r.origin_node);
+  w.String(r.target_node);
+  w.Int(r.lease_ms);
+  w.Int(r.deadline_ms);
+  w.Uint(r.max_attempts);
+  w.Int(r.retry_initial_ms);
+  w.Double(r.retry_multiplier);
+  w.Int(r.retry_max_ms);
+  w.Int(r.created_at_ms);
+  if (r.approval) {
+    WriteApproval(w, *r.approval);
+  } else {
+    w.Nil();
+  }
+  w.Raw(payload);
+  w.Raw(checkpoint);  // nil when there is none
+}
+
+Status ReadForwardedIntent(const msgpack::object& body, IntentRecord* r,
+                           const msgpack::object** payload, const msgpack::object** checkpoint) {
+  *payload = *checkpoint = nullptr;
+  if (body.type == msgpack::type::ARRAY) return ReadCompactIntent(body, r, payload, checkpoint);
+  HANDOFF_ASSIGN_OR_RETURN(MapReader m, MapReader::From(body, "body"));
+  std::optional<MapReader> intent;
+  HANDOFF_RETURN_IF_ERROR(m.OptMap("intent", &intent));
+  if (!intent) return Status::InvalidArgument("intent message without an intent");
+  Status read = ReadIntentFields(*intent, r);
+  *payload = intent->Find("payload");
+  *checkpoint = intent->Find("checkpoint");
+  return read;
+}
 
 void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u) {
   // In CompactUpdate's order.
@@ -380,12 +496,20 @@ void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u) {
 
 Result<std::optional<std::string>> VerboseFrame(std::string_view frame) {
   HANDOFF_ASSIGN_OR_RETURN(PeerMessage msg, DecodePeerMessage(frame));
-  if (msg.kind != peer_kind::kUpdate || msg.body->type != msgpack::type::ARRAY) {
+  if (msg.body == nullptr || msg.body->type != msgpack::type::ARRAY) {
     return std::optional<std::string>();
   }
-  HANDOFF_ASSIGN_OR_RETURN(RemoteUpdate u, ReadCompactUpdate(*msg.body, msg.from));
   PeerMessageBuilder verbose(msg.kind, msg.from, msg.seq);
-  WriteRemoteUpdate(verbose.w(), u);
+  if (msg.kind == peer_kind::kUpdate) {
+    HANDOFF_ASSIGN_OR_RETURN(RemoteUpdate u, ReadCompactUpdate(*msg.body, msg.from));
+    WriteRemoteUpdate(verbose.w(), u);
+  } else {  // an intent (DecodePeerMessage takes no other kind with an array body)
+    IntentRecord r;
+    const msgpack::object *payload = nullptr, *checkpoint = nullptr;
+    HANDOFF_RETURN_IF_ERROR(ReadCompactIntent(*msg.body, &r, &payload, &checkpoint));
+    verbose.w().Key("intent");
+    WriteIntent(verbose.w(), r, Pack(*payload), checkpoint ? Pack(*checkpoint) : std::string(), {});
+  }
   return std::optional<std::string>(verbose.Finish());
 }
 

@@ -33,11 +33,11 @@ namespace handoff::wire {
 // only if it is the sender's to send (node/peer_service.h). The messages are those of version 2.
 // A node reads versions 1 to 3 and writes 3; older nodes refuse 3 (and cannot do CURVE), so
 // upgrade every node of a cluster together.
-// Within version 3, a node whose pings and acks say `compact_updates: true` also reads the
-// compact update, whose body is an array (WriteCompactUpdate); a link sends any other node the
-// same update as a map (VerboseFrame). A node that does not read it refuses the frame before
-// applying anything (its body is not a map), so an update sent to it compact is sent again,
-// never passed over.
+// Within version 3, a node whose pings and acks say `compact_messages: true` also reads
+// compact intents and updates, whose body is an array (WriteCompactIntent,
+// WriteCompactUpdate); a link sends any other node the same message as a map (VerboseFrame). A
+// node that does not read them refuses the frame before applying anything (its body is not a
+// map), so a message sent to it compact is sent again, never passed over.
 inline constexpr uint64_t kPeerProtocolVersion = 3;
 inline constexpr uint64_t kOldestPeerProtocolVersion = 1;
 
@@ -57,12 +57,12 @@ inline constexpr size_t kMaxPeerBatchBytes = 1 << 20;
 
 // What a node reads beyond the messages of its version, as its pings and acks say.
 struct PeerFeatures {
-  bool batches = false;          // several messages to a frame (a msgpack array of them)
-  bool compact_updates = false;  // updates whose body is an array (WriteCompactUpdate)
+  bool batches = false;           // several messages to a frame (a msgpack array of them)
+  bool compact_messages = false;  // intents and updates whose body is an array
 };
 
 // Everything this node reads.
-inline constexpr PeerFeatures kOurPeerFeatures{/*batches=*/true, /*compact_updates=*/true};
+inline constexpr PeerFeatures kOurPeerFeatures{/*batches=*/true, /*compact_messages=*/true};
 
 struct PeerMessage {
   Decoded handle;
@@ -72,7 +72,7 @@ struct PeerMessage {
   uint64_t acked = 0;     // ack
   uint64_t boot = 0;      // ping, ack
   PeerFeatures features;  // ping, ack: what the sender reads
-  // Data messages: a map, or for an update an array (the compact form).
+  // Data messages: a map, or for an intent or update an array (the compact form).
   const msgpack::object* body = nullptr;
 };
 
@@ -123,15 +123,27 @@ struct RemoteUpdate {
 // The update as a map's fields, the form every node reads.
 void WriteRemoteUpdate(MsgWriter& w, const RemoteUpdate& u);
 // The update as the elements of an array body (PeerMessageBuilder::Body::kArray), for a node
-// that says `compact_updates`: no field names, the id as its 16 bytes, statuses as their
+// that says `compact_messages`: no field names, the id as its 16 bytes, statuses as their
 // numbers, each event an array without the intent id and node (the update's, and its
 // sender's), a checkpoint or result as its encoding in a bin. docs/protocol.md has the layout.
 void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u);
 // Reads either form; `from` is the node that sent it, where each event was recorded.
 Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body, std::string_view from);
 
-// For a node that does not read compact updates: `frame` (one message) rewritten with its
-// update as a map, or nullopt when it holds no compact update (send it as it is).
+// A forwarded intent as the elements of an array body, for a node that says
+// `compact_messages`: the fields a destination takes from it (AcceptRemoteIntent) at their
+// places, the id as its 16 bytes, the payload and checkpoint embedded. docs/protocol.md has
+// the layout.
+void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
+                        std::string_view checkpoint);
+// Reads an intent message's body, either form: the record's fields, and its payload and
+// checkpoint (nullptr: none) as values within `body`, unchecked. `r->id` is set as soon as it
+// is read, so that a message refused for another field can still be answered.
+Status ReadForwardedIntent(const msgpack::object& body, IntentRecord* r,
+                           const msgpack::object** payload, const msgpack::object** checkpoint);
+
+// For a node that does not read compact messages: `frame` (one message) rewritten with its
+// intent or update as a map, or nullopt when it holds no compact one (send it as it is).
 Result<std::optional<std::string>> VerboseFrame(std::string_view frame);
 
 }  // namespace handoff::wire

@@ -103,11 +103,17 @@ PEER = [
                        pack({"step": 1}), pack({"ok": True}),
                        [[1, "intent.received", 1, 1700000000050, "system", {"from_node": "a"}],
                         [2, "intent.completed", 6, 1700000000100, TO, None]]], "node-b"),
+    # A compact intent: [id, intent_type, from_agent, to_agent, correlation_id, parent_id,
+    # replay_of, origin_node, target_node, lease_ms, deadline, max_attempts, retry_initial_ms,
+    # retry_multiplier, retry_max_ms, created_at, approval, payload, checkpoint].
+    peer("intent", 7, [bytes.fromhex(ID.replace("-", "")), "intent.a.v1", FROM, TO, "c-1", "",
+                       "", "node-a", "node-b", 30000, 0, 5, 1000, 2.0, 60000, 1700000000000,
+                       None, {"n": 1}, None]),
     peer("control", 4, {"intent_id": ID, "action": "cancel", "actor": "ops", "reason": "r"}),
     peer("control", 5, {"intent_id": ID, "action": "approve", "outcome": "yes"}),
     {"v": 3, "kind": "ack", "from": "node-b", "boot": 7, "acked": 4},
     {"v": 3, "kind": "ack", "from": "node-b", "boot": 7, "acked": 4, "batches": True,
-     "compact_updates": True},
+     "compact_messages": True},
     {"v": 3, "kind": "ping", "from": "node-a", "boot": 7},
 ]
 

@@ -1,6 +1,6 @@
 // libFuzzer target: one frame from a peer, through the decoders the daemon runs before a
 // message reaches the engine: a batch split into its messages, the envelope, an intent's
-// fields, an update (either form, and a compact one rewritten as a map), a control.
+// fields and an update (either form, and a compact one rewritten as a map), a control.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,31 +26,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!blob.empty() && !Unpack(blob).ok()) __builtin_trap();
     }
   }
-  // A compact update this node reads, rewritten for an older node, reads as the same update.
+  IntentRecord intent;
+  const msgpack::object *payload = nullptr, *checkpoint = nullptr;
+  const bool intent_read =
+      wire::ReadForwardedIntent(*msg->body, &intent, &payload, &checkpoint).ok();
+  for (const msgpack::object* o : {payload, checkpoint}) {
+    if (o != nullptr && CheckJsonValue("payload", *o).ok()) (void)Pack(*o);
+  }
+  // A compact message this node reads, rewritten for an older node, reads as the same one.
   auto verbose = wire::VerboseFrame(frame);
   if (verbose.ok() && verbose->has_value()) {
-    if (!update.ok()) __builtin_trap();
     auto again = wire::DecodePeerMessage(**verbose);
-    if (!again.ok()) __builtin_trap();
-    auto reread = wire::ReadRemoteUpdate(*again->body, again->from);
-    if (!reread.ok() || reread->id != update->id || reread->result != update->result ||
-        reread->checkpoint != update->checkpoint ||
-        reread->events.size() != update->events.size()) {
-      __builtin_trap();
+    if (!again.ok() || again->kind != msg->kind) __builtin_trap();
+    if (msg->kind == wire::peer_kind::kUpdate) {
+      auto reread = wire::ReadRemoteUpdate(*again->body, again->from);
+      if (!update.ok() || !reread.ok() || reread->id != update->id ||
+          reread->result != update->result || reread->checkpoint != update->checkpoint ||
+          reread->events.size() != update->events.size()) {
+        __builtin_trap();
+      }
+    } else {
+      IntentRecord reread;
+      const msgpack::object *p = nullptr, *c = nullptr;
+      if (!intent_read || !wire::ReadForwardedIntent(*again->body, &reread, &p, &c).ok() ||
+          reread.id != intent.id || reread.to_agent != intent.to_agent || p == nullptr ||
+          Pack(*p) != Pack(*payload)) {
+        __builtin_trap();
+      }
     }
   }
   auto body = MapReader::From(*msg->body, "body");
   if (!body.ok()) return 0;
-  std::optional<MapReader> intent;
-  if (body->OptMap("intent", &intent).ok() && intent) {
-    IntentRecord r;
-    (void)ReadIntentFields(*intent, &r);
-    for (std::string_view key : {"payload", "checkpoint"}) {
-      if (const msgpack::object* o = intent->Find(key)) {
-        if (CheckJsonValue(key, *o).ok()) (void)Pack(*o);
-      }
-    }
-  }
   std::string text;
   (void)body->OptString("action", &text);
   (void)body->OptString("intent_id", &text);

@@ -1,7 +1,7 @@
 // Peer links carry several messages per frame to a peer that says it reads batches, and one
-// per frame to a peer that does not (a node from before batches); likewise updates go compact
-// only to a peer that says it reads them. The peer here is the test: a ROUTER where the
-// node's [[peers]] entry for node-c points.
+// per frame to a peer that does not (a node from before batches); likewise intents and updates
+// go compact only to a peer that says it reads them. The peer here is the test: a ROUTER where
+// the node's [[peers]] entry for node-c points.
 
 #include <doctest/doctest.h>
 
@@ -27,7 +27,7 @@ constexpr auto kWait = std::chrono::seconds(20);
 // are stored in one turn and reach the link together), then reads them all at the raw node-c,
 // in order and each once. Returns how many it read.
 size_t SendAndRead(zmq::context_t& context, const Daemon& a, RawPeerServer& server, int first,
-                   int count) {
+                   int count, size_t* compact) {
   zmq::socket_t agent(context, zmq::socket_type::dealer);
   agent.set(zmq::sockopt::linger, 0);
   agent.connect(a.endpoint());
@@ -51,25 +51,39 @@ size_t SendAndRead(zmq::context_t& context, const Daemon& a, RawPeerServer& serv
     CHECK(msg->kind == "intent");
     CHECK(msg->from == "node-a");
     seqs.insert(msg->seq);
+    // Whichever form it came in, it reads as the intent sent, its payload whole.
+    if (msg->body->type == msgpack::type::ARRAY) ++*compact;
+    IntentRecord r;
+    const msgpack::object *payload = nullptr, *checkpoint = nullptr;
+    REQUIRE(wire::ReadForwardedIntent(*msg->body, &r, &payload, &checkpoint).ok());
+    CHECK(r.to_agent == kThere);
+    CHECK(r.origin_node == "node-a");
+    REQUIRE(payload != nullptr);
+    auto m = MapReader::From(*payload, "payload");
+    REQUIRE(m.ok());
+    int64_t n = -1;
+    CHECK(m->OptInt("n", &n).ok());
+    CHECK(n == first + i);  // in order, each once
   }
   return seqs.size();
 }
 
-void RunAgainst(bool peer_reads_batches) {
+void RunAgainst(bool peer_reads_batches, bool peer_reads_compact = false) {
   TempDir dir;
   Cluster cluster(dir, {{"node-a", {}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}});
   Daemon& a = cluster["node-a"];
   a.Start();
   zmq::context_t context;
   RawPeerServer c(context, cluster.peer_endpoint("node-c"), &cluster.key("node-c"),
-                  peer_reads_batches);
+                  peer_reads_batches, peer_reads_compact);
+  size_t compact = 0;
   // The first message tells node-a (by its ack) whether node-c reads batches.
-  CHECK(SendAndRead(context, a, c, 0, 1) == 1);
+  CHECK(SendAndRead(context, a, c, 0, 1, &compact) == 1);
   // Then bursts, each sent within one turn: a node batches them for a peer that reads batches.
   // A burst can race the first ack, so a few are allowed before one must have been batched.
   size_t read = 0;
   for (int round = 0; round < 5; ++round) {
-    read += SendAndRead(context, a, c, 1 + 200 * round, 200);
+    read += SendAndRead(context, a, c, 1 + 200 * round, 200, &compact);
     if (peer_reads_batches && c.batches() > 0) break;
   }
   CHECK(read >= 200);
@@ -79,11 +93,19 @@ void RunAgainst(bool peer_reads_batches) {
   } else {
     CHECK(c.batches() == 0);  // an old node never gets a batch it cannot read
   }
+  if (peer_reads_compact) {
+    CHECK(compact > 0);  // once its first ack said so
+  } else {
+    CHECK(c.compact_frames() == 0);  // nor a compact intent
+    CHECK(compact == 0);
+  }
 }
 
 TEST_CASE("ALinkBatchesForAPeerThatReadsBatches") { RunAgainst(true); }
 
 TEST_CASE("ALinkSendsOneMessagePerFrameToAPeerFromBeforeBatches") { RunAgainst(false); }
+
+TEST_CASE("ALinkSendsCompactIntentsToAPeerThatReadsThem") { RunAgainst(true, true); }
 
 Json PeerStatus(const Daemon& d, const std::string& name) {
   auto status = d.Connect()->NodeStatus();
@@ -149,12 +171,12 @@ void UpdatesTo(bool peer_reads_compact) {
   const Json link = PeerStatus(b, "node-c");
   if (peer_reads_compact) {
     CHECK(compact_bodies > 0);  // once its acks said so
-    CHECK(link.value("compact_updates", false));
+    CHECK(link.value("compact_messages", false));
   } else {
     // Never one it cannot read: each rewritten as a map on its way out.
     CHECK(c.compact_frames() == 0);
     CHECK(compact_bodies == 0);
-    CHECK_FALSE(link.value("compact_updates", true));
+    CHECK_FALSE(link.value("compact_messages", true));
     CHECK(link.value("rewritten", uint64_t{0}) >= map_bodies);
   }
   CHECK(map_bodies + compact_bodies >= 6);  // at least two updates an intent

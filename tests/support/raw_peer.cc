@@ -76,10 +76,10 @@ bool RawPeer::Handshook(std::chrono::milliseconds timeout) {
 }
 
 RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoint,
-                             const NodeKey* key, bool batches, bool compact_updates)
+                             const NodeKey* key, bool batches, bool compact_messages)
     : socket_(context, zmq::socket_type::router),
       batches_(batches),
-      compact_updates_(compact_updates) {
+      compact_messages_(compact_messages) {
   socket_.set(zmq::sockopt::linger, 0);
   if (key != nullptr) {
     socket_.set(zmq::sockopt::curve_server, 1);
@@ -91,7 +91,7 @@ RawPeerServer::RawPeerServer(zmq::context_t& context, const std::string& endpoin
 void RawPeerServer::Ack(const std::string& self, uint64_t upto) {
   REQUIRE(route_.size() > 0);  // nothing came in yet: no connection to answer on
   const std::string ack = wire::EncodePeerAck(self, 1, std::min(upto, applied_),
-                                              wire::PeerFeatures{batches_, compact_updates_});
+                                              wire::PeerFeatures{batches_, compact_messages_});
   zmq::message_t route;
   route.copy(route_);
   socket_.send(route, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -121,7 +121,7 @@ std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self
     }
     if (compact) {
       ++compact_frames_;
-      if (!compact_updates_) continue;  // a node before compact updates refuses the frame
+      if (!compact_messages_) continue;  // a node before compact updates refuses the frame
     }
     for (wire::PeerMessage& msg : *msgs) {
       if (!wire::IsDataKind(msg.kind)) continue;

@@ -45,10 +45,10 @@ class RawPeerServer {
  public:
   // Binds a ROUTER at `endpoint` (tcp), with CURVE as `key` when given. With `batches`, its
   // acks say it reads batches, as a node's do; without, it is a node from before batches.
-  // Likewise `compact_updates`: without, it is a node from before compact updates, which
+  // Likewise `compact_messages`: without, it is a node from before compact updates, which
   // refuses a frame holding one (unacknowledged).
   RawPeerServer(zmq::context_t& context, const std::string& endpoint, const NodeKey* key = nullptr,
-                bool batches = false, bool compact_updates = false);
+                bool batches = false, bool compact_messages = false);
   // The next data message the node sends within `timeout` (pings skipped), decoded; every
   // message is acknowledged so the node does not resend it.
   std::optional<wire::PeerMessage> NextData(const std::string& self,
@@ -68,7 +68,7 @@ class RawPeerServer {
  private:
   zmq::socket_t socket_;
   const bool batches_;
-  const bool compact_updates_;
+  const bool compact_messages_;
   size_t compact_frames_ = 0;
   uint64_t applied_ = 0;
   std::deque<wire::PeerMessage> received_;  // of a batch, not yet returned

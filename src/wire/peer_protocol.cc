@@ -218,8 +218,11 @@ class ElementReader {
 
   Status Uint(uint32_t i, std::string_view name, uint64_t max, uint64_t* out) const {
     const msgpack::object& o = at(i);
-    if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > max) {
-      return WrongType(name, "an unsigned integer in range", o);
+    if (o.type != msgpack::type::POSITIVE_INTEGER) return WrongType(name, "an unsigned integer", o);
+    if (o.via.u64 > max) {
+      return Status::InvalidArgument("field '" + std::string(name) + "' is " +
+                                     std::to_string(o.via.u64) + ", over the most it can be, " +
+                                     std::to_string(max));
     }
     *out = o.via.u64;
     return Status::OK();

@@ -25,23 +25,8 @@ Status Field(std::string_view field, const Status& s) {
 
 // The intent a data message is about, for log lines ("?" if it names none readably).
 std::string IntentIdOf(const wire::PeerMessage& msg) {
-  if (msg.body->type == msgpack::type::ARRAY) {  // compact: the id's bytes come first
-    const msgpack::object_array& a = msg.body->via.array;
-    if (a.size == 0 || a.ptr[0].type != msgpack::type::BIN) return "?";
-    auto id = IntentId::FromBytes(std::string_view(a.ptr[0].via.bin.ptr, a.ptr[0].via.bin.size));
-    return id.ok() ? id->ToString() : "?";
-  }
-  auto body = MapReader::From(*msg.body, "body");
-  if (!body.ok()) return "?";
-  std::string id;
-  std::optional<MapReader> intent;
-  if (body->OptMap("intent", &intent).ok() && intent) {
-    (void)intent->OptString("intent_id", &id);
-  } else {
-    (void)body->OptString("intent_id", &id);
-  }
-  auto parsed = IntentId::Parse(id);
-  return parsed.ok() ? parsed->ToString() : "?";
+  const std::optional<IntentId> id = wire::IntentOf(msg);
+  return id ? id->ToString() : "?";
 }
 
 }  // namespace

@@ -497,6 +497,28 @@ void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u) {
   w.EndArray();
 }
 
+std::optional<IntentId> IntentOf(const PeerMessage& msg) {
+  if (msg.body == nullptr) return std::nullopt;
+  IntentId id;
+  if (msg.body->type == msgpack::type::ARRAY) {  // compact: the id comes first
+    const msgpack::object_array& a = msg.body->via.array;
+    if (a.size == 0 || !ReadId(a.ptr[0], &id).ok()) return std::nullopt;
+    return id;
+  }
+  auto body = MapReader::From(*msg.body, "body");
+  if (!body.ok()) return std::nullopt;
+  std::string text;
+  std::optional<MapReader> intent;
+  if (body->OptMap("intent", &intent).ok() && intent) {
+    (void)intent->OptString("intent_id", &text);
+  } else {
+    (void)body->OptString("intent_id", &text);
+  }
+  auto parsed = IntentId::Parse(text);
+  if (!parsed.ok()) return std::nullopt;
+  return *parsed;
+}
+
 Result<std::optional<std::string>> VerboseFrame(std::string_view frame) {
   HANDOFF_ASSIGN_OR_RETURN(PeerMessage msg, DecodePeerMessage(frame));
   if (msg.body == nullptr || msg.body->type != msgpack::type::ARRAY) {

@@ -142,6 +142,9 @@ void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view pa
 Status ReadForwardedIntent(const msgpack::object& body, IntentRecord* r,
                            const msgpack::object** payload, const msgpack::object** checkpoint);
 
+// The intent a data message is about, in either form (for logs); nullopt if it names none.
+std::optional<IntentId> IntentOf(const PeerMessage& msg);
+
 // For a node that does not read compact messages: `frame` (one message) rewritten with its
 // intent or update as a map, or nullopt when it holds no compact one (send it as it is).
 Result<std::optional<std::string>> VerboseFrame(std::string_view frame);

@@ -120,25 +120,15 @@ Json PeerStatus(const Daemon& d, const std::string& name) {
 // node-b hosts the agent; the test is node-c, the origin: it forwards intents to node-b and
 // reads node-b's updates as a node that reads compact updates, or as one from before them.
 void UpdatesTo(bool peer_reads_compact) {
-  TempDir dir;
-  constexpr const char* kRemote = "agent://acme/remote/worker";
-  Cluster cluster(
-      dir, {{"node-b", {"agent://acme/remote/*"}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}});
-  Daemon& b = cluster["node-b"];
-  b.Start();
-  AgentPool agents(b, kRemote, 1);
-  zmq::context_t context;
-  const NodeKey& c_key = cluster.key("node-c");
-  RawPeerServer c(context, cluster.peer_endpoint("node-c"), &c_key, /*batches=*/true,
-                  peer_reads_compact);
-  RawPeer to_b(context, cluster.peer_endpoint("node-b"), &c_key, cluster.key("node-b").public_key);
+  PlayedNodeC played(/*batches=*/true, peer_reads_compact);
+  RawPeerServer& c = played.c;
 
   // One intent at a time, each read to its end: the first goes out before node-c has acked
   // anything (node-b does not know yet what node-c reads), the rest after.
   size_t compact_bodies = 0, map_bodies = 0;
   for (uint64_t seq = 1; seq <= 3; ++seq) {
-    const IntentRecord intent = ForwardableIntent(kRemote, "node-c");
-    to_b.Send(IntentFrame("node-c", seq, intent));
+    const IntentRecord intent = ForwardableIntent(PlayedNodeC::kRemote, "node-c");
+    played.to_b.Send(IntentFrame("node-c", seq, intent));
     uint32_t events_read = 0;
     bool completed = false;
     while (!completed) {
@@ -168,7 +158,7 @@ void UpdatesTo(bool peer_reads_compact) {
       }
     }
   }
-  const Json link = PeerStatus(b, "node-c");
+  const Json link = PeerStatus(played.b(), "node-c");
   if (peer_reads_compact) {
     CHECK(compact_bodies > 0);  // once its acks said so
     CHECK(link.value("compact_messages", false));

@@ -327,17 +327,11 @@ TEST_CASE("APeerMayTouchOnlyWhatIsItsOwn") {
 }
 
 TEST_CASE("ForwardedIntentsOutOfBoundsAreRefusedBackToTheirOriginAndLocalSendsGoOn") {
-  TempDir dir;
-  Cluster cluster(
-      dir, {{"node-b", {"agent://acme/remote/*"}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}});
-  Daemon& b = cluster["node-b"];
-  b.Start();
-  AgentPool agents(b, kRemote, 1);
   // The test is node-c: it listens where node-b sends node-c's messages, and forwards to b.
-  zmq::context_t context;
-  const NodeKey& c_key = cluster.key("node-c");
-  RawPeerServer c_server(context, cluster.peer_endpoint("node-c"), &c_key);
-  RawPeer to_b(context, cluster.peer_endpoint("node-b"), &c_key, cluster.key("node-b").public_key);
+  PlayedNodeC played;
+  Daemon& b = played.b();
+  RawPeerServer& c_server = played.c;
+  RawPeer& to_b = played.to_b;
 
   IntentRecord long_origin = ForwardableIntent(kRemote, std::string(600, 'x'));
   IntentRecord long_lease = ForwardableIntent(kRemote, "node-c");

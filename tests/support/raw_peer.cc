@@ -139,4 +139,22 @@ std::optional<wire::PeerMessage> RawPeerServer::NextData(const std::string& self
   return next;
 }
 
+namespace {
+
+Daemon& Started(Daemon& d) {
+  d.Start();
+  return d;
+}
+
+}  // namespace
+
+PlayedNodeC::PlayedNodeC(bool batches, bool compact_messages)
+    : cluster(dir,
+              {{"node-b", {"agent://acme/remote/*"}, ""}, {"node-c", {"agent://acme/cee/*"}, ""}}),
+      agents(Started(cluster["node-b"]), kRemote, 1),
+      c(context, cluster.peer_endpoint("node-c"), &cluster.key("node-c"), batches,
+        compact_messages),
+      to_b(context, cluster.peer_endpoint("node-b"), &cluster.key("node-c"),
+           cluster.key("node-b").public_key) {}
+
 }  // namespace handoff::testing

@@ -14,6 +14,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "support/agent_pool.h"
 #include "support/cluster.h"
 #include "wire/peer_protocol.h"
 
@@ -75,6 +76,22 @@ class RawPeerServer {
   size_t frames_ = 0, batch_frames_ = 0, duplicates_ = 0;
   bool hold_acks_ = false;
   zmq::message_t route_;  // the node's connection, as the last frame came in
+};
+
+// node-b, a real daemon hosting agent://acme/remote/* (one AgentPool agent answering), and
+// node-c played by the test: node-b's messages for node-c arrive at `c`, and `to_b` speaks to
+// node-b as node-c, with node-c's key. `batches`, `compact_messages`: what `c` says it reads.
+struct PlayedNodeC {
+  static constexpr const char* kRemote = "agent://acme/remote/worker";  // hosted by node-b
+  explicit PlayedNodeC(bool batches = false, bool compact_messages = false);
+  Daemon& b() { return cluster["node-b"]; }
+
+  TempDir dir;
+  Cluster cluster;
+  AgentPool agents;
+  zmq::context_t context;
+  RawPeerServer c;
+  RawPeer to_b;
 };
 
 }  // namespace handoff::testing

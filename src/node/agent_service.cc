@@ -373,8 +373,8 @@ AgentService::Reply AgentService::OnCancel(Txn& txn, Batch& batch, const std::st
     return Status::InvalidArgument("field 'actor' is longer than 255 bytes");
   }
   if (reason.size() > 1024) return Status::InvalidArgument("field 'reason' is longer than 1 KiB");
-  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Cancel(txn, batch, id, actor, reason));
-  return BriefReply(req.rid, r);
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r, engine_.Cancel(txn, batch, id, actor, reason));
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnReceive(Txn&, Batch&, const std::string& conn,
@@ -408,8 +408,8 @@ AgentService::Reply AgentService::OnAck(Txn& txn, Batch& batch, const std::strin
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   bool start = false;
   HANDOFF_RETURN_IF_ERROR(m.OptBool("start", &start));
-  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Ack(txn, batch, id, attempt, start));
-  return BriefReply(req.rid, r);
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r, engine_.Ack(txn, batch, id, attempt, start));
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnHeartbeat(Txn& txn, Batch& batch, const std::string&,
@@ -420,10 +420,10 @@ AgentService::Reply AgentService::OnHeartbeat(Txn& txn, Batch& batch, const std:
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   HANDOFF_ASSIGN_OR_RETURN(HeartbeatResult hb, engine_.Heartbeat(txn, batch, id, attempt));
   ReplyBuilder b(req.rid);
-  b.w().Field("intent_id", hb.record.id.ToText().view());
-  b.w().Field("status", IntentStatusName(hb.record.status));
-  b.w().Field("delivery_attempt", hb.record.delivery_attempt);
-  b.w().Field("lease_ms", hb.record.lease_ms);
+  b.w().Field("intent_id", hb.record->id.ToText().view());
+  b.w().Field("status", IntentStatusName(hb.record->status));
+  b.w().Field("delivery_attempt", hb.record->delivery_attempt);
+  b.w().Field("lease_ms", hb.record->lease_ms);
   b.w().Field("lease_expires_at", hb.lease_expires_at_ms);
   return std::optional<std::string>(b.Finish());
 }
@@ -437,9 +437,9 @@ AgentService::Reply AgentService::OnCheckpoint(Txn& txn, Batch& batch, const std
   const msgpack::object* state = nullptr;
   HANDOFF_RETURN_IF_ERROR(m.Object("state", &state));
   HANDOFF_RETURN_IF_ERROR(CheckJsonValue("state", *state));
-  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r,
                            engine_.Checkpoint(txn, batch, id, attempt, Pack(*state)));
-  return BriefReply(req.rid, r);
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::string&,
@@ -467,8 +467,8 @@ AgentService::Reply AgentService::OnFail(Txn& txn, Batch& batch, const std::stri
   ErrorInfo info;
   if (error) HANDOFF_RETURN_IF_ERROR(ReadErrorInfo(*error, &info));
   HANDOFF_RETURN_IF_ERROR(CheckErrorInfo("error", info));
-  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r, engine_.Fail(txn, batch, id, attempt, info));
-  return BriefReply(req.rid, r);
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r, engine_.Fail(txn, batch, id, attempt, info));
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnDecide(Txn& txn, Batch& batch, const std::string&,
@@ -481,9 +481,9 @@ AgentService::Reply AgentService::OnDecide(Txn& txn, Batch& batch, const std::st
   HANDOFF_RETURN_IF_ERROR(m.OptString("actor", &actor));
   if (actor.size() > kMaxAddressLength) return Status::InvalidArgument("actor is too long");
   HANDOFF_ASSIGN_OR_RETURN(
-      IntentRecord r,
+      const IntentRecord* r,
       engine_.Decide(txn, batch, id, req.op == wire::op::kApprove, outcome, comment, actor));
-  return BriefReply(req.rid, r);
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnRequestApproval(Txn& txn, Batch& batch, const std::string&,
@@ -494,9 +494,9 @@ AgentService::Reply AgentService::OnRequestApproval(Txn& txn, Batch& batch, cons
   Approval question;
   HANDOFF_RETURN_IF_ERROR(ReadApproval(m, &question));
   if (question.question.empty()) return Status::InvalidArgument("missing field 'question'");
-  HANDOFF_ASSIGN_OR_RETURN(IntentRecord r,
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r,
                            engine_.RequestApproval(txn, batch, id, attempt, question));
-  return BriefReply(req.rid, r);
+  return BriefReply(req.rid, *r);
 }
 
 AgentService::Reply AgentService::OnAudit(Txn& txn, Batch&, const std::string&,

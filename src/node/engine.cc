@@ -273,13 +273,23 @@ void Engine::LogEvent(const IntentRecord& r, std::string_view event_type, bool d
   redelivery_logged_ms_ = now;
 }
 
-Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
-                      std::string_view actor, std::string details) {
+Status Engine::CheckEventRoom(const IntentRecord& r) {
   if (r.seq == UINT32_MAX) {
     // Events are numbered per intent in 32 bits: a wrap would overwrite the first ones.
     return Status::Conflict("intent " + r.id.ToString() + " has recorded " + std::to_string(r.seq) +
                             " events, the most an intent can");
   }
+  return Status::OK();
+}
+
+Status Engine::CheckChange(const IntentRecord& r, IntentStatus to) {
+  HANDOFF_RETURN_IF_ERROR(CheckTransition(r.status, to));
+  return CheckEventRoom(r);
+}
+
+Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
+                      std::string_view actor, std::string details) {
+  HANDOFF_RETURN_IF_ERROR(CheckEventRoom(r));
   const int64_t now = clock_.NowMs();
   r.updated_at_ms = now;
   ++r.seq;
@@ -325,7 +335,7 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
 Status Engine::Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
                           std::string_view event_type, std::string_view actor,
                           std::string details) {
-  HANDOFF_RETURN_IF_ERROR(CheckTransition(r.status, to));
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, to));  // before the record changes: it may be staged
   const IntentStatus from = r.status;
   r.status = to;
   if (to != IntentStatus::kWaiting) r.waiting_reason.clear();
@@ -491,14 +501,15 @@ Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::stri
   return Status::OK();
 }
 
-Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
-                                    std::string_view actor, std::string_view reason) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+Result<const IntentRecord*> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
+                                           std::string_view actor, std::string_view reason) {
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;
   if (IsTerminal(r.status)) {
     return Status::Conflict("intent " + id.ToString() + " has already ended as " +
                             std::string(IntentStatusName(r.status)) + "; it cannot be canceled");
   }
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, IntentStatus::kCanceled));
   if (r.status == IntentStatus::kSubmitted)
     HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, id));
   MsgWriter details;
@@ -518,7 +529,7 @@ Result<IntentRecord> Engine::Cancel(Txn& txn, Batch& batch, const IntentId& id,
           w.Field("reason", reason);
         }));
   }
-  return r;
+  return staged;
 }
 
 Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {

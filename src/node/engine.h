@@ -134,7 +134,7 @@ struct ListFilter {
 };
 
 struct HeartbeatResult {
-  IntentRecord record;
+  const IntentRecord* record = nullptr;  // staged by the turn: valid until it commits or fails
   int64_t lease_expires_at_ms = 0;
 };
 
@@ -195,38 +195,40 @@ class Engine {
   // --- Writes: each inside `txn`, effects into `batch`. ---
 
   Result<SendResult> Send(Txn& txn, Batch& batch, const SendParams& params);
-  Result<IntentRecord> Cancel(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor,
-                              std::string_view reason);
+  //
+  // The writes below that return a record return the one this turn staged and changed in place
+  // (Engine::Stage): valid until the turn commits or fails (Commit, Rollback).
+  Result<const IntentRecord*> Cancel(Txn& txn, Batch& batch, const IntentId& id,
+                                     std::string_view actor, std::string_view reason);
   // An agent working on the intent asks a human (WAITING, HUMAN). Its lease ends; its
   // checkpoint stays; the decision sends the intent back to an agent, decision attached.
-  Result<IntentRecord> RequestApproval(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                       const Approval& question);
+  Result<const IntentRecord*> RequestApproval(Txn& txn, Batch& batch, const IntentId& id,
+                                              uint32_t attempt, const Approval& question);
   // A human decides an intent WAITING for approval. Before delivery: approve delivers it,
   // reject cancels it. Mid-work: either decision delivers it again with the decision. For an
   // intent another node delivers, the decision is recorded here and sent there. `outcome`
   // must name one of the offered outcomes when there are any. A second decision is refused.
-  Result<IntentRecord> Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
-                              std::string_view outcome, std::string_view comment,
-                              std::string_view actor);
+  Result<const IntentRecord*> Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
+                                     std::string_view outcome, std::string_view comment,
+                                     std::string_view actor);
   // Sends a new intent with an ended one's type, addresses, payload, correlation id and retry
   // policy, linked both ways (replay_of on the new one, intent.replayed on the old one).
   Result<SendResult> Replay(Txn& txn, Batch& batch, const IntentId& id, std::string_view actor);
   // DELIVERED -> ACKNOWLEDGED, and on to IN_PROGRESS if `start`.
-  Result<IntentRecord> Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                           bool start);
+  Result<const IntentRecord*> Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                  bool start);
   // Extends the lease; the first heartbeat moves the intent to IN_PROGRESS. Cancelled if the
   // intent was cancelled, Conflict if the lease was lost.
   Result<HeartbeatResult> Heartbeat(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt);
   // Stores `state` (encoded msgpack) as the latest checkpoint and extends the lease.
-  Result<IntentRecord> Checkpoint(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                  std::string_view state);
+  Result<const IntentRecord*> Checkpoint(Txn& txn, Batch& batch, const IntentId& id,
+                                         uint32_t attempt, std::string_view state);
   // Stores the result (encoded msgpack, may be empty for none) and completes the intent.
-  // Repeating a successful complete for the same attempt is a no-op. The record is the one
-  // this turn staged: valid until the turn commits or fails (Commit, Rollback).
+  // Repeating a successful complete for the same attempt is a no-op.
   Result<const IntentRecord*> Complete(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
                                        std::string_view result);
-  Result<IntentRecord> Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                            const ErrorInfo& error);
+  Result<const IntentRecord*> Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
+                                   const ErrorInfo& error);
 
   // Takes the oldest intent queued for `address` and marks it DELIVERED under a new lease.
   // nullopt when the queue is empty.
@@ -381,17 +383,24 @@ class Engine {
     auto it = staged_.find(id);
     return it != staged_.end() && it->second.written;
   }
-  // Appends an event for the record's current status and stages the record. On the
-  // destination of a forwarded intent, also adds the event to the intent's update for the
-  // origin (sent at Flush).
   // Counts an event this turn recorded, for the metrics (Counted); true for a dead letter.
   bool Count(std::string_view event_type, IntentStatus after);
   // Logs what an operator should hear of: a dead letter (each), lease expiries and other
   // redeliveries (a line per kRedeliveryLogPeriodMs with the counts).
   void LogEvent(const IntentRecord& r, std::string_view event_type, bool dead_letter);
   static constexpr int64_t kRedeliveryLogPeriodMs = 10'000;
+  // Appends an event for the record's current status and stages the record. On the
+  // destination of a forwarded intent, also adds the event to the intent's update for the
+  // origin (sent at Flush). Conflict, before it changes anything, if the intent has no room
+  // for another event (CheckEventRoom).
   Status Record(Txn& txn, IntentRecord& r, std::string_view event_type, std::string_view actor,
                 std::string details);
+  // Whether the intent may record another event (they are numbered in 32 bits).
+  static Status CheckEventRoom(const IntentRecord& r);
+  // What Transition checks before it changes anything: the lifecycle allows `to`, and there is
+  // room for the event. A request that changes the record before its Transition calls this
+  // first, as the record it changes is the turn's staged one (check, then change: Stage).
+  static Status CheckChange(const IntentRecord& r, IntentStatus to);
   // Appends an event of the node itself (not of an intent) to the audit trail.
   Status RecordNodeEvent(Txn& txn, std::string_view event_type, std::string_view actor,
                          std::string details);
@@ -425,7 +434,8 @@ class Engine {
   bool IsRemote(const IntentRecord& r) const;
   // This node delivers an intent whose origin is another node.
   bool IsReplica(const IntentRecord& r) const;
-  // Moves the record to `to`, records the event, and notes the effects.
+  // Moves the record to `to`, records the event, and notes the effects; checks first
+  // (CheckChange), so that a refused transition leaves the record as it was.
   Status Transition(Txn& txn, Batch& batch, IntentRecord& r, IntentStatus to,
                     std::string_view event_type, std::string_view actor, std::string details);
   // Checks that the intent a complete/fail names (loaded into `r`) may end as `ending` now.
@@ -435,6 +445,7 @@ class Engine {
                         bool* repeated);
   Status ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentRecord& r, int64_t at);
   // Ends a live intent as TIMED_OUT (its deadline passed); tells its destination if remote.
+  // Checks before it changes anything, as every change below that takes a record to change.
   Status TimeOut(Txn& txn, Batch& batch, IntentRecord& r);
   // After attempt `r.delivery_attempt` failed with `error` (or its lease ran out): waits and
   // tries again, or fails the intent for good when it is not retryable or out of attempts.
@@ -451,10 +462,9 @@ class Engine {
   Status Enqueue(Txn& txn, const std::string& address, const IntentId& id);
   // Checks that `attempt` names the live delivery of a leased intent.
   Status CheckLease(const IntentRecord& r, uint32_t* attempt) const;
-  // Loads a leased intent an agent reports on (heartbeat, checkpoint), checks the lease and
+  // Stages a leased intent an agent reports on (heartbeat, checkpoint), checks the lease and
   // moves it to IN_PROGRESS if it is not there yet.
-  Status LoadForWork(Txn& txn, Batch& batch, const IntentId& id, uint32_t* attempt,
-                     IntentRecord* r);
+  Result<IntentRecord*> StageForWork(Txn& txn, Batch& batch, const IntentId& id, uint32_t* attempt);
   void ArmLease(const IntentRecord& r);
 
   storage::Store& store_;

@@ -16,12 +16,13 @@ bool WaitingForHuman(const IntentRecord& r) {
 
 }  // namespace
 
-Result<IntentRecord> Engine::RequestApproval(Txn& txn, Batch& batch, const IntentId& id,
-                                             uint32_t attempt, const Approval& question) {
+Result<const IntentRecord*> Engine::RequestApproval(Txn& txn, Batch& batch, const IntentId& id,
+                                                    uint32_t attempt, const Approval& question) {
   HANDOFF_RETURN_IF_ERROR(CheckApproval(question));
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;
   HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, IntentStatus::kWaiting));  // before the question is set
   r.approval = Approval{
       question.question, question.outcomes, r.to_agent, clock_.NowMs(), true, {}, {}, {}, 0};
   r.waiting_reason = "HUMAN";
@@ -32,17 +33,17 @@ Result<IntentRecord> Engine::RequestApproval(Txn& txn, Batch& batch, const Inten
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kWaiting,
                                      "intent.approval_requested", r.to_agent, details.Release()));
-  return r;
+  return staged;
 }
 
-Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
-                                    std::string_view outcome, std::string_view comment,
-                                    std::string_view actor) {
+Result<const IntentRecord*> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, bool approve,
+                                           std::string_view outcome, std::string_view comment,
+                                           std::string_view actor) {
   if (comment.size() > kMaxQuestionBytes) {
     return Status::InvalidArgument("the comment is over 4 KiB");
   }
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;
   if (r.approval && r.approval->decided()) {
     return Status::Conflict(
         "intent " + id.ToString() + " was already decided: " + r.approval->decision + " by " +
@@ -68,6 +69,12 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   } else if (!outcome.empty() && outcome != decision) {
     return Status::InvalidArgument("intent " + id.ToString() + " offers no outcomes to choose");
   }
+  // Refused before delivery (canceled) or sent out again, checked before the decision is set;
+  // a remote intent mid-work only notes it here (its destination records the event).
+  if (!IsRemote(r) || !a.mid_work) {
+    HANDOFF_RETURN_IF_ERROR(CheckChange(
+        r, !approve && !a.mid_work ? IntentStatus::kCanceled : IntentStatus::kSubmitted));
+  }
   a.decision = decision;
   a.comment = std::string(comment);
   a.decided_by = actor.empty() ? "operator" : std::string(actor);
@@ -85,7 +92,7 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
           w.Field("actor", a.decided_by);
           w.Field("reason", a.comment);
         }));
-    return r;
+    return staged;
   }
 
   MsgWriter details;
@@ -99,7 +106,7 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
     // Refused before delivery: it never goes out.
     HANDOFF_RETURN_IF_ERROR(
         Transition(txn, batch, r, IntentStatus::kCanceled, event, a.decided_by, details.Release()));
-    return r;
+    return staged;
   }
   // Approved, or a mid-work question answered either way: out it goes, decision attached.
   HANDOFF_RETURN_IF_ERROR(
@@ -107,12 +114,12 @@ Result<IntentRecord> Engine::Decide(Txn& txn, Batch& batch, const IntentId& id, 
   if (a.mid_work) {
     HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
     ready_.insert(r.to_agent);
-    return r;
+    return staged;
   }
   std::string payload;
   HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, r.id, BlobKind::kPayload, &payload));
   HANDOFF_RETURN_IF_ERROR(Dispatch(txn, batch, r, payload));
-  return r;
+  return staged;
 }
 
 }  // namespace handoff::node

@@ -45,10 +45,10 @@ void Engine::ArmLease(const IntentRecord& r) {
   leases_.Arm(r.id, r.delivery_attempt, clock_.NowMs() + r.lease_ms);
 }
 
-Result<IntentRecord> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                 bool start) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+Result<const IntentRecord*> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id,
+                                        uint32_t attempt, bool start) {
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;
   HANDOFF_RETURN_IF_ERROR(CheckLease(r, &attempt));
   if (r.status == IntentStatus::kDelivered) {
     HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, r, IntentStatus::kAcknowledged,
@@ -59,31 +59,32 @@ Result<IntentRecord> Engine::Ack(Txn& txn, Batch& batch, const IntentId& id, uin
                                        "intent.in_progress", r.to_agent, AttemptDetails(attempt)));
   }
   ArmLease(r);
-  return r;
+  return staged;
 }
 
-Status Engine::LoadForWork(Txn& txn, Batch& batch, const IntentId& id, uint32_t* attempt,
-                           IntentRecord* r) {
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, r));
+Result<IntentRecord*> Engine::StageForWork(Txn& txn, Batch& batch, const IntentId& id,
+                                           uint32_t* attempt) {
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * r, Stage(txn, id));
   HANDOFF_RETURN_IF_ERROR(CheckLease(*r, attempt));
-  if (r->status == IntentStatus::kInProgress) return Status::OK();
-  return Transition(txn, batch, *r, IntentStatus::kInProgress, "intent.in_progress", r->to_agent,
-                    AttemptDetails(*attempt));
+  if (r->status == IntentStatus::kInProgress) return r;
+  HANDOFF_RETURN_IF_ERROR(Transition(txn, batch, *r, IntentStatus::kInProgress,
+                                     "intent.in_progress", r->to_agent, AttemptDetails(*attempt)));
+  return r;
 }
 
 Result<HeartbeatResult> Engine::Heartbeat(Txn& txn, Batch& batch, const IntentId& id,
                                           uint32_t attempt) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(LoadForWork(txn, batch, id, &attempt, &r));
-  ArmLease(r);
-  return HeartbeatResult{r, clock_.NowMs() + r.lease_ms};
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * r, StageForWork(txn, batch, id, &attempt));
+  ArmLease(*r);
+  return HeartbeatResult{r, clock_.NowMs() + r->lease_ms};
 }
 
-Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& id,
-                                        uint32_t attempt, std::string_view state) {
+Result<const IntentRecord*> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& id,
+                                               uint32_t attempt, std::string_view state) {
   HANDOFF_RETURN_IF_ERROR(CheckSize("checkpoint", state.size()));
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(LoadForWork(txn, batch, id, &attempt, &r));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, StageForWork(txn, batch, id, &attempt));
+  IntentRecord& r = *staged;
+  HANDOFF_RETURN_IF_ERROR(CheckEventRoom(r));  // before the checkpoint is stored or noted
   HANDOFF_RETURN_IF_ERROR(store_.PutBlob(txn, id, BlobKind::kCheckpoint, state));
   r.has_checkpoint = true;
   MsgWriter details;
@@ -93,7 +94,7 @@ Result<IntentRecord> Engine::Checkpoint(Txn& txn, Batch& batch, const IntentId& 
   details.EndMap();
   HANDOFF_RETURN_IF_ERROR(Record(txn, r, "intent.checkpointed", r.to_agent, details.Release()));
   ArmLease(r);
-  return r;
+  return staged;
 }
 
 Status Engine::PrepareOutcome(Txn& txn, uint32_t attempt, IntentStatus ending,
@@ -130,17 +131,17 @@ Result<const IntentRecord*> Engine::Complete(Txn& txn, Batch& batch, const Inten
   return staged;
 }
 
-Result<IntentRecord> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt,
-                                  const ErrorInfo& error) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+Result<const IntentRecord*> Engine::Fail(Txn& txn, Batch& batch, const IntentId& id,
+                                         uint32_t attempt, const ErrorInfo& error) {
+  // Changed in place, checked first as Complete (AfterFailedAttempt checks before it changes).
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
   bool repeated = false;
-  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, attempt, IntentStatus::kFailed, r, &repeated));
-  if (repeated) return r;
+  HANDOFF_RETURN_IF_ERROR(PrepareOutcome(txn, attempt, IntentStatus::kFailed, *staged, &repeated));
+  if (repeated) return staged;
   ErrorInfo e = error;
   if (e.code.empty()) e.code = "agent_error";
-  HANDOFF_RETURN_IF_ERROR(AfterFailedAttempt(txn, batch, r, e));
-  return r;
+  HANDOFF_RETURN_IF_ERROR(AfterFailedAttempt(txn, batch, *staged, e));
+  return staged;
 }
 
 Result<std::optional<DeliveredView>> Engine::DeliverNext(Txn& txn, Batch& batch,
@@ -193,11 +194,12 @@ Result<std::optional<DeliveredView>> Engine::DeliverNext(Txn& txn, Batch& batch,
 }
 
 Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uint32_t attempt) {
-  IntentRecord r;
-  Status s = Load(txn, id, &r);
-  if (s.IsNotFound()) return Status::OK();
-  HANDOFF_RETURN_IF_ERROR(s);
+  Result<IntentRecord*> staged = Stage(txn, id);
+  if (staged.status().IsNotFound()) return Status::OK();
+  HANDOFF_RETURN_IF_ERROR(staged.status());
+  IntentRecord& r = **staged;
   if (r.status != IntentStatus::kDelivered || r.delivery_attempt != attempt) return Status::OK();
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, IntentStatus::kSubmitted));
   --r.delivery_attempt;
   MsgWriter details;
   details.BeginMap();
@@ -214,10 +216,10 @@ Status Engine::ReturnUndelivered(Txn& txn, Batch& batch, const IntentId& id, uin
 Result<size_t> Engine::ExpireLeases(Txn& txn, Batch& batch, size_t max) {
   size_t expired = 0;
   for (const LeaseTable::Expired& lease : leases_.TakeExpired(clock_.NowMs(), max)) {
-    IntentRecord r;
-    Status s = Load(txn, lease.id, &r);
-    if (s.IsNotFound()) continue;
-    HANDOFF_RETURN_IF_ERROR(s);
+    Result<IntentRecord*> staged = Stage(txn, lease.id);
+    if (staged.status().IsNotFound()) continue;
+    HANDOFF_RETURN_IF_ERROR(staged.status());
+    IntentRecord& r = **staged;
     if (!IsLeased(r.status) || r.delivery_attempt != lease.attempt) continue;  // stale entry
     if (r.max_attempts != 0 && r.delivery_attempt >= r.max_attempts) {
       HANDOFF_RETURN_IF_ERROR(

@@ -57,8 +57,8 @@ Status Engine::OnEnded(Txn& txn, Batch& batch, IntentRecord& r) {
 
 Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
                                   std::string_view actor) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_ASSIGN_OR_RETURN(IntentRecord * staged, Stage(txn, id));
+  IntentRecord& r = *staged;  // stays put while Send stages the new intent (a node-based map)
   if (!IsTerminal(r.status)) {
     return Status::Conflict("intent " + id.ToString() + " is still " +
                             std::string(IntentStatusName(r.status)) +
@@ -82,6 +82,7 @@ Result<SendResult> Engine::Replay(Txn& txn, Batch& batch, const IntentId& id,
   p.retry_multiplier = r.retry_multiplier;
   p.retry_max_ms = r.retry_max_ms;
   p.replay_of = id.ToString();
+  HANDOFF_RETURN_IF_ERROR(CheckEventRoom(r));  // before the replay is sent
   HANDOFF_ASSIGN_OR_RETURN(SendResult replay, Send(txn, batch, p));
   MsgWriter details;
   details.BeginMap();

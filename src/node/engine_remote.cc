@@ -255,15 +255,15 @@ Status Engine::ApplyRemoteControl(Txn& txn, Batch& batch, const std::string& pee
                                   const IntentId& id, std::string_view action,
                                   std::string_view actor, std::string_view reason,
                                   std::string_view outcome) {
-  IntentRecord r;
-  Status s = Load(txn, id, &r);
-  if (s.IsNotFound()) {
+  Result<IntentRecord*> staged = Stage(txn, id);
+  if (staged.status().IsNotFound()) {
     // Never forwarded here, or refused before it was stored (rejected_by_node): nothing to
     // stop either way; reported, so a peer's controls for intents it never sent are counted.
     return Status::NotFound("'" + std::string(action) + "' for intent " + id.ToString() +
                             ", which this node does not have");
   }
-  HANDOFF_RETURN_IF_ERROR(s);
+  HANDOFF_RETURN_IF_ERROR(staged.status());
+  IntentRecord& r = **staged;
   if (r.origin_node != peer || r.target_node != options_.node_name) {
     return Status::InvalidArgument("'" + std::string(action) + "' for intent " + id.ToString() +
                                    ", which node " + peer + " did not forward here");

@@ -36,8 +36,8 @@ Status Engine::Erase(Txn& txn, Batch& batch, const IntentRecord& r) {
 }
 
 Status Engine::Purge(Txn& txn, Batch& batch, const IntentId& id) {
-  IntentRecord r;
-  HANDOFF_RETURN_IF_ERROR(Load(txn, id, &r));
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* staged, Stage(txn, id));
+  const IntentRecord& r = *staged;
   if (!IsTerminal(r.status)) {
     return Status::Conflict("intent " + id.ToString() + " is " +
                             std::string(IntentStatusName(r.status)) +

@@ -11,6 +11,9 @@
 namespace handoff::node {
 Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error) {
   const uint32_t attempt = r.delivery_attempt;
+  const bool exhausted = r.max_attempts != 0 && attempt >= r.max_attempts;
+  const bool retry = error.retryable && !exhausted;
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, retry ? IntentStatus::kWaiting : IntentStatus::kFailed));
   r.last_error = error;
   MsgWriter details;
   details.BeginMap();
@@ -18,8 +21,7 @@ Status Engine::AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const
   details.Field("code", error.code);
   details.Field("message", error.message);
   details.Field("retryable", error.retryable);
-  const bool exhausted = r.max_attempts != 0 && attempt >= r.max_attempts;
-  if (error.retryable && !exhausted) {
+  if (retry) {
     // Back off: initial * multiplier^(attempt - 1), capped.
     double delay = static_cast<double>(r.retry_initial_ms);
     for (uint32_t i = 1; i < attempt && delay < static_cast<double>(r.retry_max_ms); ++i) {
@@ -59,6 +61,7 @@ Status Engine::ScheduleTimer(Txn& txn, storage::TimerKind kind, const IntentReco
 }
 
 Status Engine::TimeOut(Txn& txn, Batch& batch, IntentRecord& r) {
+  HANDOFF_RETURN_IF_ERROR(CheckChange(r, IntentStatus::kTimedOut));
   if (r.status == IntentStatus::kSubmitted)
     HANDOFF_RETURN_IF_ERROR(store_.Dequeue(txn, r.to_agent, r.id));
   r.error = ErrorInfo{"deadline_exceeded",
@@ -96,10 +99,10 @@ Result<size_t> Engine::FireTimers(Txn& txn, Batch& batch, size_t max) {
     HANDOFF_RETURN_IF_ERROR(store_.DeleteTimer(txn, *t));
     timer_floor_ = *t;
     ++fired;
-    IntentRecord r;
-    Status s = Load(txn, t->id, &r);
-    if (s.IsNotFound()) continue;
-    HANDOFF_RETURN_IF_ERROR(s);
+    Result<IntentRecord*> staged = Stage(txn, t->id);
+    if (staged.status().IsNotFound()) continue;
+    HANDOFF_RETURN_IF_ERROR(staged.status());
+    IntentRecord& r = **staged;
     if (t->kind == storage::TimerKind::kIdemExpiry) {
       IntentId owner;
       std::string hash;

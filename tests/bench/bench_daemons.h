@@ -22,6 +22,9 @@ struct Options {
   // A waits with a `wait` request after each send's reply, rather than with the send's own
   // wait_rid (docs/protocol.md): the workload as measured before sends could wait.
   bool wait_request = false;
+  // B acknowledges each delivery (`ack` with start) before it completes it, as the C++ and
+  // Python Agents do, rather than completing it at once.
+  bool ack = false;
   bool json = false;
   // The agent protocol version the bench's agents speak: 2 batches requests and reads batches.
   int protocol = 2;

@@ -2,7 +2,7 @@
 # and the issue name, that they agree with the conditions asked for, and that every result came back.
 # It checks no speed. Run by ctest:
 #   cmake -DBENCH=<handoff-bench> -DNODES=1 -DWINDOW=16 -DCOUNT=300 -DPAYLOAD=256 -DFSYNC=true
-#         [-DEXTRA="--wait-request"] [-DPEER_SECURITY=curve] -P bench_json_check.cmake
+#         [-DEXTRA="--wait-request"|"--ack"] [-DPEER_SECURITY=curve] -P bench_json_check.cmake
 set(args --json --nodes ${NODES} --window ${WINDOW} --count ${COUNT} --payload ${PAYLOAD})
 if(NOT FSYNC)
   list(APPEND args --no-fsync)
@@ -44,6 +44,11 @@ else()
 endif()
 if(DEFINED PEER_SECURITY)
   expect(peer_security ${PEER_SECURITY})
+endif()
+if("${EXTRA}" MATCHES "--ack")  # B's acks are counted in errors below when one is refused
+  expect(ack ON)
+else()
+  expect(ack OFF)
 endif()
 # The daemons run with the systemd unit's GLIBC_TUNABLES unless the environment sets its own.
 if(DEFINED ENV{GLIBC_TUNABLES})

@@ -10,10 +10,11 @@
 // checked; a lost or wrong one makes the run fail.
 //
 //   handoff-bench [--nodes 1|2] [--window 256] [--count 20000] [--payload 1024] [--no-fsync]
-//                 [--wait-request] [--json]
+//                 [--wait-request] [--ack] [--json]
 //
 // A waits for each result with the send itself (its wait_rid), or with --wait-request with a
-// `wait` request sent once the send's reply came back.
+// `wait` request sent once the send's reply came back. With --ack, B acknowledges each delivery
+// (and starts it) before it completes it, as the C++ and Python Agents do.
 //
 // With HANDOFF_BENCH_KEEP set in the environment, the temporary directory (each daemon's log
 // and data directory) is kept and named on stderr.
@@ -124,8 +125,9 @@ void ForEachReply(const zmq::message_t& msg, uint64_t& errors, Fn fn) {
   for (handoff::wire::Reply& reply : *replies) fn(reply);
 }
 
-// Agent B: completes every delivery at once with a small result naming the payload's n.
-void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int protocol,
+// Agent B: completes every delivery at once with a small result naming the payload's n; with
+// `ack`, acknowledges and starts it first, in the same batch.
+void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int protocol, bool ack,
               std::atomic<bool>& stop, std::atomic<uint64_t>& errors) {
   ::pthread_setname_np(::pthread_self(), "agent-b");  // for the CPU breakdown by thread
   zmq::socket_t s = Dealer(ctx, endpoint);
@@ -165,6 +167,13 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int 
         if (const msgpack::object* p = m->Find("payload")) {
           auto pm = handoff::MapReader::From(*p, "payload");
           if (pm.ok()) (void)pm->OptInt("n", &n);
+        }
+        if (ack) {
+          completes.Add(Request(protocol, "ack", rid++, [&](MsgWriter& w) {
+            w.Field("intent_id", id);
+            w.Field("attempt", attempt);
+            w.Field("start", true);
+          }));
         }
         completes.Add(Request(protocol, "complete", rid++, [&](MsgWriter& w) {
           w.Field("intent_id", id);
@@ -338,6 +347,9 @@ int main(int argc, char** argv) {
   app.add_flag("--wait-request", o.wait_request,
                "wait with a separate wait request after each send's reply, instead of the "
                "send's wait_rid");
+  app.add_flag("--ack", o.ack,
+               "B acknowledges and starts each delivery before it completes it, as the C++ and "
+               "Python Agents do");
   app.add_option("--peer-security", o.peer_security,
                  "curve (default: encrypted, authenticated links) or none (plaintext)")
       ->check(CLI::IsMember({"curve", "none"}));
@@ -394,7 +406,7 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> agent_errors{0};
   const std::string b_endpoint = daemons.back().endpoint;
   std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, o.protocol,
-                    std::ref(stop), std::ref(agent_errors));
+                    o.ack, std::ref(stop), std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
   std::vector<int64_t> commits_before;
   std::vector<double> cpu_before;
@@ -476,6 +488,7 @@ int main(int argc, char** argv) {
                              {"fsync", o.fsync},
                              {"peer_security", o.peer_security},
                              {"wait", o.wait_request ? "request" : "wait_rid"},
+                             {"ack", o.ack},
                              {"protocol", o.protocol},
                              {"daemon_glibc_tunables", DaemonGlibcTunables()},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
@@ -498,11 +511,11 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s, peer_security %s, protocol %d, %s, daemons' GLIBC_TUNABLES %s\n",
+        "payload, fsync %s, peer_security %s, protocol %d, %s%s, daemons' GLIBC_TUNABLES %s\n",
         o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off", o.peer_security.c_str(),
         o.protocol,
         o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)",
-        DaemonGlibcTunables().c_str());
+        o.ack ? ", B acks before it completes" : "", DaemonGlibcTunables().c_str());
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);

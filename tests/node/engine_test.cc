@@ -270,6 +270,75 @@ TEST_CASE("ARefusedRequestLeavesTheRecordAsItWasForTheRestOfTheTurnAndAfter") {
   CHECK(f.Events(id).back().event_type == "intent.completed");
 }
 
+TEST_CASE("AgentReportsThatAreRefusedLeaveTheStagedRecordAsItWas") {
+  // Ack, heartbeat, checkpoint, fail, approval and cancel change the turn's staged record in
+  // place too. Each checks everything that can refuse it first, the room for one more event
+  // included (32-bit numbers): refused, it has changed nothing the rest of the turn or the
+  // store would see.
+  EngineFixture f;
+  IntentId id = f.Send();
+  REQUIRE(f.Deliver().has_value());
+  IntentRecord near_end = f.Get(id).record;
+  near_end.seq = UINT32_MAX - 2;
+  REQUIRE(f.Write([&](Txn& txn, Batch&) { return f.store().PutIntent(txn, near_end); }).ok());
+  REQUIRE(f.engine().Rollback().ok());  // drop the cached copy
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             auto acked = f.engine().Ack(txn, batch, id, 1, /*start=*/true);  // two events
+             HANDOFF_RETURN_IF_ERROR(acked.status());
+             CHECK((*acked)->status == IntentStatus::kInProgress);
+             CHECK((*acked)->seq == UINT32_MAX);
+             return Status::OK();
+           }).ok());
+
+  auto unchanged = [&](Txn& txn) {
+    IntentView now;
+    REQUIRE(f.engine().Get(txn, id, &now).ok());
+    CHECK(now.record.status == IntentStatus::kInProgress);
+    CHECK(now.record.seq == UINT32_MAX);
+    CHECK(now.record.delivery_attempt == 1);
+    CHECK_FALSE(now.record.has_checkpoint);
+    CHECK(now.checkpoint.empty());
+    CHECK_FALSE(now.record.last_error.has_value());
+    CHECK_FALSE(now.record.error.has_value());
+    CHECK_FALSE(now.record.approval.has_value());
+    CHECK(now.record.waiting_reason.empty());
+  };
+  REQUIRE(f.Write([&](Txn& txn, Batch& batch) {
+             CHECK(f.engine().Checkpoint(txn, batch, id, 1, Map("step", 1)).status().IsConflict());
+             unchanged(txn);
+             CHECK(f.engine()
+                       .Fail(txn, batch, id, 1, {"flaky", "again", /*retryable=*/true})
+                       .status()
+                       .IsConflict());
+             unchanged(txn);
+             CHECK(f.engine()
+                       .Fail(txn, batch, id, 1, {"bad", "input", /*retryable=*/false})
+                       .status()
+                       .IsConflict());
+             unchanged(txn);
+             Approval question;
+             question.question = "ship it?";
+             CHECK(f.engine().RequestApproval(txn, batch, id, 1, question).status().IsConflict());
+             unchanged(txn);
+             CHECK(f.engine().Cancel(txn, batch, id, "operator", "").status().IsConflict());
+             unchanged(txn);
+             // A report that records nothing still goes through.
+             auto beat = f.engine().Heartbeat(txn, batch, id, 1);
+             HANDOFF_RETURN_IF_ERROR(beat.status());
+             CHECK(beat->record->status == IntentStatus::kInProgress);
+             unchanged(txn);
+             return Status::OK();
+           }).ok());
+  auto txn = f.store().BeginRead();
+  REQUIRE(txn.ok());
+  unchanged(*txn);
+  // (Numbered near the end by hand: only the events after that are listed.)
+  std::vector<EventRecord> last;
+  REQUIRE(f.engine().Events(*txn, id, UINT32_MAX - 1, 10, &last).ok());
+  REQUIRE(last.size() == 1);
+  CHECK(last[0].event_type == "intent.in_progress");
+}
+
 TEST_CASE("ALateResultBeforeRedeliveryIsAccepted") {
   EngineFixture f;
   IntentId id = f.Send("agent://acme/prod/worker", 1000);

@@ -230,6 +230,13 @@ Status CheckJsonValue(std::string_view field, const msgpack::object& object);
 // OK when `text` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
+// True when `encoded` is exactly one value that CheckJsonValue accepts, encoded as Pack encodes
+// it (the smallest header for every number, length and count; no whole-number floats, which a
+// packer may write as integers), so that Pack(Unpack(encoded)) == encoded: read from the bytes,
+// with no tree. False says nothing more: the caller takes the long way (Unpack,
+// CheckJsonValue), which says what is wrong if anything is. At most 64 deep.
+bool IsPackedJson(std::string_view encoded);
+
 class MapReader {
  public:
   // InvalidArgument unless `object` is a map; `what` names it in messages ("request").

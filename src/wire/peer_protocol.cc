@@ -284,6 +284,10 @@ class ElementReader {
     if (o.type == msgpack::type::NIL) return Status::OK();
     if (o.type != msgpack::type::BIN) return WrongType(name, "a bin", o);
     const std::string_view bytes(o.via.bin.ptr, o.via.bin.size);
+    if (IsPackedJson(bytes)) {  // as a node writes it: checked without a tree
+      out->assign(bytes);
+      return Status::OK();
+    }
     auto value = Unpack(bytes);
     if (!value.ok()) {
       return Status::InvalidArgument(std::string(name) + ": " + value.status().message());

@@ -1,6 +1,7 @@
 // libFuzzer target: one frame from an agent connection, as the daemon reads it (the envelope,
 // then every field reader a handler uses; a batch split into its messages), and as a client
-// reads a reply or a batch of them; and our decoder against msgpack-c's. Whatever the bytes,
+// reads a reply or a batch of them; our decoder against msgpack-c's; and what IsPackedJson
+// takes against the long way (Unpack, CheckJsonValue, Pack). Whatever the bytes,
 // decoding returns a Status: no crash, no leak, no undefined behaviour, no unbounded memory.
 
 #include <cstddef>
@@ -18,6 +19,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace handoff;
   const std::string_view frame(reinterpret_cast<const char*>(data), size);
   (void)PeekTopLevelUint(frame, "rid");
+  // What IsPackedJson takes is kept as it came: the long way must take it and give back the
+  // same bytes.
+  if (IsPackedJson(frame)) {
+    auto value = Unpack(frame);
+    if (!value.ok() || !CheckJsonValue("v", value->get()).ok() || Pack(value->get()) != frame) {
+      __builtin_trap();
+    }
+  }
 
   uint64_t rid = 0;
   auto request = wire::DecodeRequest(frame, &rid);

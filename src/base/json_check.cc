@@ -406,4 +406,11 @@ bool IsPackedJson(std::string_view encoded) {
   return PackedJson(w, 0) && w.ok() && w.left() == 0;
 }
 
+Result<std::string> StoredJson(std::string_view field, const msgpack::object& value,
+                               std::optional<std::string_view> encoded) {
+  if (encoded && IsPackedJson(*encoded)) return std::string(*encoded);
+  HANDOFF_RETURN_IF_ERROR(CheckJsonValue(field, value));
+  return Pack(value);
+}
+
 }  // namespace handoff

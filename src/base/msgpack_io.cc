@@ -96,15 +96,31 @@ class DecodedArena {
             data, std::clamp<size_t>(data.size() / 2, 1024, MSGPACK_ZONE_CHUNK_SIZE * 8))) {}
 
   // Decodes the value at `*offset` and moves `*offset` past it.
-  Result<Decoded> UnpackAt(size_t* offset, const UnpackLimits& limits) {
+  Result<Decoded> UnpackAt(size_t* offset, const UnpackLimits& limits, KeepSpans keep) {
     msgpack::object object;
-    HANDOFF_RETURN_IF_ERROR(DecodeTree(arena_->bytes, offset, arena_->zone, limits, &object));
-    return Decoded(object, arena_);
+    const ValueSpan* spans = nullptr;
+    HANDOFF_RETURN_IF_ERROR(DecodeTree(arena_->bytes, offset, arena_->zone, limits, &object,
+                                       keep == KeepSpans::kYes ? &spans : nullptr));
+    return Decoded(object, arena_, spans);
   }
 
  private:
   std::shared_ptr<Decoded::Arena> arena_;
 };
+
+std::optional<std::string_view> Decoded::FieldBytes(std::string_view key) const {
+  if (spans_ == nullptr || object_.type != msgpack::type::MAP) return std::nullopt;
+  const msgpack::object_map& m = object_.via.map;
+  for (uint32_t i = 0; i < m.size; ++i) {
+    const msgpack::object& k = m.ptr[i].key;
+    if (k.type == msgpack::type::STR && k.via.str.size == key.size() &&
+        std::memcmp(k.via.str.ptr, key.data(), key.size()) == 0) {
+      return std::string_view(arena_->bytes)
+          .substr(spans_[i].begin, spans_[i].end - spans_[i].begin);
+    }
+  }
+  return std::nullopt;
+}
 
 namespace {
 
@@ -128,10 +144,10 @@ std::optional<std::pair<size_t, size_t>> ArrayHeader(std::string_view data) {
 
 }  // namespace
 
-Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits) {
+Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits, KeepSpans spans) {
   if (data.empty()) return Status::InvalidArgument("empty message: expected one msgpack value");
   size_t offset = 0;
-  HANDOFF_ASSIGN_OR_RETURN(Decoded handle, DecodedArena(data).UnpackAt(&offset, limits));
+  HANDOFF_ASSIGN_OR_RETURN(Decoded handle, DecodedArena(data).UnpackAt(&offset, limits, spans));
   if (offset != data.size()) {
     return Status::InvalidArgument("malformed msgpack: " + std::to_string(data.size() - offset) +
                                    " trailing bytes after the first value");
@@ -146,7 +162,7 @@ std::optional<size_t> ArrayLength(std::string_view data) {
 }
 
 Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t max_items,
-                                                   const UnpackLimits& limits) {
+                                                   const UnpackLimits& limits, KeepSpans spans) {
   auto header = ArrayHeader(data);
   if (!header) return Status::InvalidArgument("expected a msgpack array");
   const auto [header_bytes, n] = *header;
@@ -165,7 +181,7 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
                                      " values");
     }
     const size_t start = offset;
-    auto handle = arena.UnpackAt(&offset, limits);
+    auto handle = arena.UnpackAt(&offset, limits, spans);
     if (!handle.ok()) {
       return Status::InvalidArgument("value " + std::to_string(i) +
                                      " of the array: " + handle.status().message());
@@ -179,8 +195,9 @@ Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t
   return items;
 }
 
-Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items) {
-  auto items = UnpackArrayItems(data, max_items);
+Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items,
+                                              KeepSpans spans) {
+  auto items = UnpackArrayItems(data, max_items, {}, spans);
   if (!items.ok()) return Status::InvalidArgument("a batch: " + items.status().message());
   if (items->empty()) return Status::InvalidArgument("an empty batch");
   return items;

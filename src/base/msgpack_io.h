@@ -161,24 +161,39 @@ struct UnpackLimits {
 // zone: a batch of a thousand messages makes two allocations, not a zone and a copy of every
 // string each. A Decoded never depends on the bytes it was decoded from; whoever holds one
 // message of a batch holds the batch's frame.
+// Where a value lies in the bytes it was decoded from: [begin, end).
+struct ValueSpan {
+  size_t begin, end;
+};
+// Whether decoding notes where a top-level map's values lie, for Decoded::FieldBytes (a request
+// whose values may be stored as they came); a few instructions a field, so only where wanted.
+enum class KeepSpans : bool { kNo, kYes };
+
 class Decoded {
  public:
   Decoded() = default;
   const msgpack::object& get() const { return object_; }
+  // When the value is a map decoded with KeepSpans::kYes: the bytes of the value under `key`
+  // as they came (the entry MapReader::Find takes: the first with that key; a nil one too),
+  // noted while decoding, so that a value already encoded as it is to be stored is stored
+  // without encoding it again (StoredJson). nullopt when there is no such entry.
+  std::optional<std::string_view> FieldBytes(std::string_view key) const;
 
  private:
   struct Arena;
   friend class DecodedArena;
-  Decoded(const msgpack::object& object, std::shared_ptr<const Arena> arena)
-      : object_(object), arena_(std::move(arena)) {}
+  Decoded(const msgpack::object& object, std::shared_ptr<const Arena> arena, const ValueSpan* spans)
+      : object_(object), arena_(std::move(arena)), spans_(spans) {}
 
   msgpack::object object_;
   std::shared_ptr<const Arena> arena_;
+  const ValueSpan* spans_ = nullptr;  // the map's values, in its arena's zone
 };
 
 // Decodes exactly one msgpack value occupying all of `data`. The result does not depend on
 // `data` afterwards.
-Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits = {});
+Result<Decoded> Unpack(std::string_view data, const UnpackLimits& limits = {},
+                       KeepSpans spans = KeepSpans::kNo);
 
 // One value of a msgpack array, decoded on its own, and the bytes of `data` it was decoded
 // from.
@@ -195,11 +210,13 @@ std::optional<size_t> ArrayLength(std::string_view data);
 // a thousand small decodes rather than one tree. InvalidArgument when `data` is not an array,
 // holds more than `max_items` values, or a value is malformed (naming which).
 Result<std::vector<UnpackedItem>> UnpackArrayItems(std::string_view data, size_t max_items,
-                                                   const UnpackLimits& limits = {});
+                                                   const UnpackLimits& limits = {},
+                                                   KeepSpans spans = KeepSpans::kNo);
 
 // A batch of messages: an array of 1 to `max_items` values, each decoded on its own
 // (UnpackArrayItems), its errors said of "a batch".
-Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items);
+Result<std::vector<UnpackedItem>> UnpackBatch(std::string_view data, size_t max_items,
+                                              KeepSpans spans = KeepSpans::kNo);
 
 // Appends a msgpack array header for `n` values to `out`.
 void AppendArrayHeader(size_t n, std::string* out);
@@ -236,6 +253,11 @@ bool IsValidUtf8(std::string_view text);
 // with no tree. False says nothing more: the caller takes the long way (Unpack,
 // CheckJsonValue), which says what is wrong if anything is. At most 64 deep.
 bool IsPackedJson(std::string_view encoded);
+// The JSON value `value` (the field `field`) as it is stored: `encoded`, its bytes as they came
+// when the caller has them, if IsPackedJson; else checked (CheckJsonValue names what is wrong)
+// and packed. The same bytes either way.
+Result<std::string> StoredJson(std::string_view field, const msgpack::object& value,
+                               std::optional<std::string_view> encoded);
 
 class MapReader {
  public:

@@ -10,7 +10,15 @@ namespace {
 class TreeDecoder {
  public:
   TreeDecoder(std::string_view data, size_t offset, msgpack::zone& zone, const UnpackLimits& limits)
-      : p_(data.data() + offset), end_(data.data() + data.size()), zone_(zone), limits_(limits) {}
+      : begin_(data.data()),
+        p_(data.data() + offset),
+        end_(data.data() + data.size()),
+        zone_(zone),
+        limits_(limits) {}
+
+  // Records where the top-level map's values lie (DecodeTree's top_spans).
+  void RecordTopSpans() { record_top_ = true; }
+  const ValueSpan* top_spans() const { return top_spans_; }
 
   // `depth`: the containers enclosing this value.
   Status Value(msgpack::object* o, size_t depth) {
@@ -233,13 +241,24 @@ class TreeDecoder {
     auto* entries = static_cast<msgpack::object_kv*>(
         zone_.allocate_align(n * sizeof(msgpack::object_kv), alignof(msgpack::object_kv)));
     o->via.map.ptr = entries;
+    ValueSpan* spans = nullptr;
+    if (depth == 0 && record_top_) {
+      spans =
+          static_cast<ValueSpan*>(zone_.allocate_align(n * sizeof(ValueSpan), alignof(ValueSpan)));
+      top_spans_ = spans;
+    }
     for (size_t i = 0; i < n; ++i) {
       HANDOFF_RETURN_IF_ERROR(Value(&entries[i].key, depth + 1));
+      const size_t begin = static_cast<size_t>(p_ - begin_);
       HANDOFF_RETURN_IF_ERROR(Value(&entries[i].val, depth + 1));
+      if (spans != nullptr) spans[i] = {begin, static_cast<size_t>(p_ - begin_)};
     }
     return Status::OK();
   }
 
+  const char* const begin_;
+  bool record_top_ = false;
+  const ValueSpan* top_spans_ = nullptr;
   const char* p_;
   const char* const end_;
   msgpack::zone& zone_;
@@ -249,10 +268,15 @@ class TreeDecoder {
 }  // namespace
 
 Status DecodeTree(std::string_view data, size_t* offset, msgpack::zone& zone,
-                  const UnpackLimits& limits, msgpack::object* out) {
+                  const UnpackLimits& limits, msgpack::object* out, const ValueSpan** top_spans) {
   if (*offset > data.size()) return Status::InvalidArgument("offset past the end of the data");
   TreeDecoder decoder(data, *offset, zone, limits);
+  if (top_spans != nullptr) {
+    *top_spans = nullptr;
+    decoder.RecordTopSpans();
+  }
   HANDOFF_RETURN_IF_ERROR(decoder.Value(out, 0));
+  if (top_spans != nullptr) *top_spans = decoder.top_spans();
   *offset = static_cast<size_t>(decoder.position() - data.data());
   return Status::OK();
 }

@@ -24,8 +24,12 @@ namespace handoff {
 // containers are allocated in `zone`; its strings point into `data`, which must outlive it.
 // InvalidArgument when the value is cut short, malformed, nested deeper than
 // `limits.max_depth` containers or over a size limit.
+// With `top_spans`, when the value is a map: where each of its values lies in `data` (the
+// bytes of entry i's value are data.substr(spans[i].begin, spans[i].end - spans[i].begin)), an
+// array in `zone` set in *top_spans; else *top_spans is null.
 Status DecodeTree(std::string_view data, size_t* offset, msgpack::zone& zone,
-                  const UnpackLimits& limits, msgpack::object* out);
+                  const UnpackLimits& limits, msgpack::object* out,
+                  const ValueSpan** top_spans = nullptr);
 
 }  // namespace handoff
 

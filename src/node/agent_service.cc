@@ -37,6 +37,14 @@ Result<uint64_t> ReadLimit(const MapReader& m, uint64_t fallback) {
   return limit;
 }
 
+// The JSON value `value`, the request's field `key`, as it is stored (StoredJson): the bytes the
+// request carried when they are what Pack would write, as our clients and msgpack libraries
+// send them (the decoder noted where they lie); else checked and packed.
+Result<std::string> StoredField(const wire::Request& req, std::string_view key,
+                                const msgpack::object& value) {
+  return StoredJson(key, value, req.handle.FieldBytes(key));
+}
+
 // A status reply: the intent's id, status and attempt, without the blobs.
 std::optional<std::string> BriefReply(uint64_t rid, const IntentRecord& r) {
   ReplyBuilder b(rid);
@@ -249,8 +257,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
     if (payload->type != msgpack::type::MAP) {
       return WrongType("payload", "a map (JSON object)", *payload);
     }
-    HANDOFF_RETURN_IF_ERROR(CheckJsonValue("payload", *payload));
-    p.payload = Pack(*payload);
+    HANDOFF_ASSIGN_OR_RETURN(p.payload, StoredField(req, "payload", *payload));
   } else {
     p.payload = std::string(1, static_cast<char>(0x80));  // {}
   }
@@ -436,9 +443,9 @@ AgentService::Reply AgentService::OnCheckpoint(Txn& txn, Batch& batch, const std
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
   const msgpack::object* state = nullptr;
   HANDOFF_RETURN_IF_ERROR(m.Object("state", &state));
-  HANDOFF_RETURN_IF_ERROR(CheckJsonValue("state", *state));
+  HANDOFF_ASSIGN_OR_RETURN(std::string stored, StoredField(req, "state", *state));
   HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r,
-                           engine_.Checkpoint(txn, batch, id, attempt, Pack(*state)));
+                           engine_.Checkpoint(txn, batch, id, attempt, stored));
   return BriefReply(req.rid, *r);
 }
 
@@ -448,11 +455,12 @@ AgentService::Reply AgentService::OnComplete(Txn& txn, Batch& batch, const std::
   HANDOFF_ASSIGN_OR_RETURN(IntentId id, ReadId(m));
   receivers_.HeardAbout(id, engine_.clock().NowMs());
   HANDOFF_ASSIGN_OR_RETURN(uint32_t attempt, ReadAttempt(m));
-  const msgpack::object* result = m.Find("result");
-  if (result != nullptr) HANDOFF_RETURN_IF_ERROR(CheckJsonValue("result", *result));
-  HANDOFF_ASSIGN_OR_RETURN(
-      const IntentRecord* r,
-      engine_.Complete(txn, batch, id, attempt, result ? Pack(*result) : std::string()));
+  std::string stored;
+  if (const msgpack::object* result = m.Find("result")) {
+    HANDOFF_ASSIGN_OR_RETURN(stored, StoredField(req, "result", *result));
+  }
+  HANDOFF_ASSIGN_OR_RETURN(const IntentRecord* r,
+                           engine_.Complete(txn, batch, id, attempt, stored));
   return BriefReply(req.rid, *r);
 }
 

@@ -53,7 +53,9 @@ Result<Reply> ReadReply(Decoded handle) {
 
 Result<Request> DecodeRequest(std::string_view frame, uint64_t* rid) {
   *rid = 0;
-  auto unpacked = Unpack(frame);
+  // Where its fields lie is noted: a payload, result or checkpoint is kept as it came
+  // (Decoded::FieldBytes).
+  auto unpacked = Unpack(frame, {}, KeepSpans::kYes);
   if (!unpacked.ok()) {
     // Too deep, too large or broken further on: its rid may still be readable, so that its
     // sender hears of the error now rather than waiting out its timeout.
@@ -75,7 +77,8 @@ Result<std::vector<FrameRequest>> DecodeRequests(std::string_view frame) {
     out.push_back({frame, std::move(request), rid});
     return out;
   }
-  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items, UnpackBatch(frame, kMaxBatchItems));
+  HANDOFF_ASSIGN_OR_RETURN(std::vector<UnpackedItem> items,
+                           UnpackBatch(frame, kMaxBatchItems, KeepSpans::kYes));
   out.reserve(items.size());
   for (UnpackedItem& item : items) {
     uint64_t rid = 0;

@@ -245,5 +245,65 @@ TEST_CASE("IsPackedJsonRefusesEachWiderFormAndEveryValueJsonCannotShow") {
   CHECK_FALSE(IsPackedJson(std::string(1, static_cast<char>(0x91)) + deep));
 }
 
+TEST_CASE("StoredJsonKeepsPackedBytesAndPacksTheRest") {
+  const std::string packed("\x82\xa1n\x05\xa1s\xa2ok", 9);  // {"n": 5, "s": "ok"}
+  const std::string wide("\xde\x00\x02\xa1n\xcc\x05\xa1s\xd9\x02ok", 13);
+  for (const std::string& sent : {packed, wide}) {
+    auto value = Unpack(sent);
+    REQUIRE(value.ok());
+    for (std::optional<std::string_view> encoded :
+         {std::optional<std::string_view>(sent), std::optional<std::string_view>()}) {
+      auto stored = StoredJson("payload", value->get(), encoded);
+      REQUIRE(stored.ok());
+      CHECK(*stored == packed);
+    }
+  }
+  // Refused as the long way refuses it, with its message, bytes or not.
+  const std::string binary("\x81\xa1k\xc4\x01x", 6);
+  auto value = Unpack(binary);
+  REQUIRE(value.ok());
+  auto refused = StoredJson("payload", value->get(), std::string_view(binary));
+  CHECK(refused.status().IsInvalidArgument());
+  CHECK(refused.status().message() == CheckJsonValue("payload", value->get()).message());
+}
+
+TEST_CASE("FieldBytesAreWhereEachTopLevelValueCame") {
+  const std::string wide_value("\xde\x00\x01\xa1k\xcc\x05", 7);  // {"k": 5}, wide headers
+  MsgWriter w;
+  w.BeginMap();
+  w.Field("n", int64_t{-7});
+  w.FieldRaw("wide", wide_value);
+  w.Key("gone");
+  w.Nil();
+  w.Field("text", std::string(300, 't'));
+  w.Field("n", int64_t{9});  // a second "n": the first is the one
+  w.EndMap();
+  const std::string map = w.Release();
+  auto decoded = Unpack(map, {}, KeepSpans::kYes);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->FieldBytes("n") == std::string_view("\xf9", 1));  // -7
+  CHECK(decoded->FieldBytes("wide") == wide_value);                // as it came
+  CHECK(decoded->FieldBytes("gone") == std::string_view("\xc0", 1));
+  auto text = decoded->FieldBytes("text");
+  REQUIRE(text.has_value());
+  CHECK(text->size() == 303);
+  CHECK_FALSE(decoded->FieldBytes("missing").has_value());
+  CHECK_FALSE(decoded->FieldBytes("").has_value());
+  // Each message of a batch has its own.
+  const std::string batch = JoinArray({map, std::string("\x81\xa1n\x01", 4)});
+  auto items = UnpackArrayItems(batch, 10, {}, KeepSpans::kYes);
+  REQUIRE(items.ok());
+  REQUIRE(items->size() == 2);
+  CHECK((*items)[0].handle.FieldBytes("wide") == wide_value);
+  CHECK((*items)[1].handle.FieldBytes("n") == std::string_view("\x01", 1));
+  // Only a map has fields; without KeepSpans, none are noted.
+  auto array = Unpack(std::string("\x91\x01", 2), {}, KeepSpans::kYes);
+  REQUIRE(array.ok());
+  CHECK_FALSE(array->FieldBytes("n").has_value());
+  auto plain = Unpack(map);
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->FieldBytes("n").has_value());
+}
+
 }  // namespace
 }  // namespace handoff

@@ -78,6 +78,18 @@ std::string Request(int protocol, std::string_view op, uint64_t rid,
   return b.Finish();
 }
 
+// A JSON value as the clients encode it (the C++ client through nlohmann::json, the Python
+// client through msgpack): every header its smallest, as msgpack's packer writes them. The
+// daemon keeps such a value as it came; our own MsgWriter writes map32 headers, which it would
+// encode again.
+template <typename Fill>
+std::string ClientEncoded(Fill fill) {
+  msgpack::sbuffer out;
+  msgpack::packer<msgpack::sbuffer> pk(out);
+  fill(pk);
+  return std::string(out.data(), out.size());
+}
+
 // Requests to send: with protocol 2 everything queued goes as batches (at most kMaxBatchItems
 // messages and kMaxBatchBytes each: the daemon drops a connection that sends a frame over its
 // limit), with 1 one message each.
@@ -178,12 +190,15 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int 
         completes.Add(Request(protocol, "complete", rid++, [&](MsgWriter& w) {
           w.Field("intent_id", id);
           w.Field("attempt", attempt);
-          w.Key("result");
-          w.BeginMap();
-          w.Field("n", n);
-          w.Field("ok", true);
-          w.Field("note", "processed by the bench agent");
-          w.EndMap();
+          w.FieldRaw("result", ClientEncoded([&](auto& pk) {
+                       pk.pack_map(3);
+                       pk.pack(std::string_view("n"));
+                       pk.pack(n);
+                       pk.pack(std::string_view("ok"));
+                       pk.pack(true);
+                       pk.pack(std::string_view("note"));
+                       pk.pack(std::string_view("processed by the bench agent"));
+                     }));
         }));
       });
       completes.Flush();  // what this message asked for goes back before the next is read
@@ -231,11 +246,13 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
         w.Field("intent_type", "intent.bench.roundtrip.v1");
         w.Field("from_agent", "agent://bench/a/sender");
         w.Field("to_agent", kReceiver);
-        w.Key("payload");
-        w.BeginMap();
-        w.Field("n", static_cast<int64_t>(f.n));
-        w.Field("data", data);
-        w.EndMap();
+        w.FieldRaw("payload", ClientEncoded([&](auto& pk) {
+                     pk.pack_map(2);
+                     pk.pack(std::string_view("n"));
+                     pk.pack(static_cast<int64_t>(f.n));
+                     pk.pack(std::string_view("data"));
+                     pk.pack(data);
+                   }));
       });
       outbox.Add(std::move(frame));
       if (o.wait_request) {

@@ -32,6 +32,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto request = wire::DecodeRequest(frame, &rid);
   if (request.ok()) {
     MapReader m = request->body();
+    // The bytes the decoder noted for a field are the value MapReader finds there, and what
+    // StoredJson keeps of them is what the long way stores.
+    for (std::string_view key : {"payload", "result", "state", "rid", "op"}) {
+      const auto bytes = request->handle.FieldBytes(key);
+      const msgpack::object* found = m.Find(key);
+      if (found != nullptr) {
+        if (!bytes) __builtin_trap();
+        auto again = Unpack(*bytes);
+        if (!again.ok() || Pack(again->get()) != Pack(*found)) __builtin_trap();
+        auto kept = StoredJson(key, *found, bytes);
+        auto long_way = StoredJson(key, *found, std::nullopt);
+        if (kept.ok() != long_way.ok() || (kept.ok() && *kept != *long_way)) __builtin_trap();
+      }
+    }
     // The readers the handlers use, on whatever fields are there.
     std::string text;
     uint64_t u = 0;

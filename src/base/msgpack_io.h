@@ -155,12 +155,6 @@ struct UnpackLimits {
   size_t max_string = 64 << 20;    // bytes of one str/bin/ext
 };
 
-// A decoded msgpack value and what keeps it alive. Decoding copies the frame once and points
-// the value's strings into that copy (rather than copying each string into the tree's zone),
-// and every value decoded from one frame (each message of a batch) shares the copy and one
-// zone: a batch of a thousand messages makes two allocations, not a zone and a copy of every
-// string each. A Decoded never depends on the bytes it was decoded from; whoever holds one
-// message of a batch holds the batch's frame.
 // Where a value lies in the bytes it was decoded from: [begin, end).
 struct ValueSpan {
   size_t begin, end;
@@ -169,6 +163,12 @@ struct ValueSpan {
 // whose values may be stored as they came); a few instructions a field, so only where wanted.
 enum class KeepSpans : bool { kNo, kYes };
 
+// A decoded msgpack value and what keeps it alive. Decoding copies the frame once and points
+// the value's strings into that copy (rather than copying each string into the tree's zone),
+// and every value decoded from one frame (each message of a batch) shares the copy and one
+// zone: a batch of a thousand messages makes two allocations, not a zone and a copy of every
+// string each. A Decoded never depends on the bytes it was decoded from; whoever holds one
+// message of a batch holds the batch's frame.
 class Decoded {
  public:
   Decoded() = default;

@@ -253,6 +253,14 @@ class TaskFields:
         return self.intent.get("approval")
 
 
+def wait_fields(intent_id: str, timeout_ms: int, payload: bool) -> Dict[str, Any]:
+    """A wait request's fields; without the payload when ``payload`` is False."""
+    fields: Dict[str, Any] = {"intent_id": intent_id, "timeout_ms": timeout_ms}
+    if not payload:
+        fields["payload"] = False
+    return fields
+
+
 def wait_chunk(remaining: Optional[float], chunk: float) -> Tuple[float, int]:
     """How long the next parked wait lasts: (seconds, its timeout_ms)."""
     seconds = chunk if remaining is None else max(0.0, min(chunk, remaining))

@@ -280,7 +280,9 @@ class Client:
         fields = {"intent_id": check_intent_id(intent_id), "since": since}
         return _ops.list_of(await self._conn.call("events", fields), "events")
 
-    async def wait_for(self, intent_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+    async def wait_for(
+        self, intent_id: str, timeout: Optional[float] = None, payload: bool = True
+    ) -> Dict[str, Any]:
         check_intent_id(intent_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         last: Optional[Dict[str, Any]] = None
@@ -292,7 +294,7 @@ class Client:
             try:
                 reply = await self._conn.call(
                     "wait",
-                    {"intent_id": intent_id, "timeout_ms": timeout_ms},
+                    _ops.wait_fields(intent_id, timeout_ms, payload),
                     timeout=seconds + WAIT_GRACE,
                     resend=False,
                 )

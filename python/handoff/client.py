@@ -212,12 +212,15 @@ class Client:
         reply = self._call("events", {"intent_id": check_intent_id(intent_id), "since": since})
         return _ops.list_of(reply, "events")
 
-    def wait_for(self, intent_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+    def wait_for(
+        self, intent_id: str, timeout: Optional[float] = None, payload: bool = True
+    ) -> Dict[str, Any]:
         """Waits until the intent ends and returns it (``status``, ``result``, ``error``, ...).
 
         Raises TimedOut (with the live intent as ``.intent``) when ``timeout`` seconds pass
         first; None waits for ever. Rides out daemon restarts: a wait the daemon lost is sent
-        again.
+        again. With ``payload=False`` the intent comes without its payload (``payload`` is
+        None), for a sender that has it: less to read back for large payloads.
         """
         check_intent_id(intent_id)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -230,7 +233,7 @@ class Client:
             try:
                 reply = self._call(
                     "wait",
-                    {"intent_id": intent_id, "timeout_ms": timeout_ms},
+                    _ops.wait_fields(intent_id, timeout_ms, payload),
                     timeout=seconds + WAIT_GRACE,
                     resend=False,
                 )

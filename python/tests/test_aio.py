@@ -58,6 +58,8 @@ def test_an_async_sender_and_an_async_agent(daemon: Daemon) -> None:
                 assert outcome["result"] == {"double": 2 * n}
                 assert outcome["checkpoint"] == {"seen": True}
             assert sorted(seen) == sorted(ids)
+            lean = await client.wait_for(ids[1], timeout=60, payload=False)
+            assert lean["result"] == {"double": 2} and lean["payload"] is None
             got = await client.get(ids[0])
             assert [e["event_type"] for e in await client.events(ids[0])][-1] == "intent.completed"
             assert got["status"] == "COMPLETED"

@@ -138,6 +138,11 @@ def test_wait_for_returns_the_outcome(daemon: Daemon) -> None:
         agent.join(30)
         assert outcome["status"] == "COMPLETED"
         assert outcome["result"] == {"ok": 1}
+        assert outcome["payload"] == work()["payload"]
+        lean = client.wait_for(intent_id, timeout=30, payload=False)
+        assert lean["status"] == "COMPLETED"
+        assert lean["result"] == {"ok": 1}
+        assert lean["payload"] is None
         with pytest.raises(handoff.TimedOut) as timed_out:
             client.wait_for(client.send_intent(work()), timeout=0.5)
         assert timed_out.value.intent["status"] == "SUBMITTED"

@@ -23,6 +23,10 @@
 
 namespace handoff {
 
+// Which of an intent's blobs (payload, checkpoint, result: kept apart from its record) a read
+// takes: all three, all but the payload (for the agent that sent it, which has it), or none.
+enum class Blobs : uint8_t { kAll, kAllButPayload, kNone };
+
 struct IntentRecord {
   IntentId id;
   std::string intent_type;

@@ -95,6 +95,7 @@ Result<SendReceipt> Client::SendWithWait(const SendRequest& request, uint64_t wa
     if (wait_rid != 0) {
       w.Field("wait_rid", wait_rid);
       w.Field("wait_timeout_ms", static_cast<uint64_t>(wait_timeout.count()));
+      w.Field("wait_payload", false);  // SendAndWait has it: the request's
     }
     w.FieldRaw("payload", payload);
   }));
@@ -120,7 +121,13 @@ Result<Intent> Client::SendAndWait(const SendRequest& request, milliseconds time
   auto answer = connection_->AwaitReply(wait_rid, chunk + kWaitGrace);
   if (answer.ok() && answer->has_value()) {
     HANDOFF_ASSIGN_OR_RETURN(Intent intent, IntentFromReply(**answer));
-    if (IsTerminal(intent.status)) return intent;
+    if (IsTerminal(intent.status)) {
+      // Answered without the payload (wait_payload: false), which is the one sent: the daemon
+      // stores a send's payload as it came, and refuses a resend whose payload differs.
+      // A daemon from before wait_payload sends it anyway.
+      if (intent.payload.is_null()) intent.payload = request.payload;
+      return intent;
+    }
   }
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
   return Wait(receipt.intent_id, std::max(left, milliseconds(0)));

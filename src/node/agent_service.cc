@@ -172,9 +172,8 @@ std::string AgentService::EncodeWaitReply(uint64_t rid, const IntentRecord& reco
 std::string AgentService::WaitReply(const Txn& txn, const Waiter& waiter) {
   // Encoded straight from the record and blobs where they are kept: a wait's answer is the
   // one read of an intent on every round trip.
-  auto peeked = engine_.Peek(txn, waiter.id);
+  auto peeked = engine_.Peek(txn, waiter.id, waiter.blobs);
   if (!peeked.ok()) return wire::EncodeErrorReply(waiter.rid, peeked.status());
-  if (waiter.brief) return EncodeWaitReply(waiter.rid, peeked->record(), {}, {}, {});
   return EncodeWaitReply(waiter.rid, peeked->record(), peeked->payload, peeked->checkpoint,
                          peeked->result);
 }
@@ -217,6 +216,8 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
   uint64_t wait_timeout_ms = 30'000;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("wait_rid", &wait_rid));
   HANDOFF_RETURN_IF_ERROR(m.OptUint("wait_timeout_ms", &wait_timeout_ms));
+  bool wait_payload = true;  // false: the sender has the payload; answer without it
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("wait_payload", &wait_payload));
   if (wait_rid != 0 && wait_rid == req.rid) {
     return Status::InvalidArgument(
         "wait_rid must differ from the send's rid: the wait's answer is a reply of its own");
@@ -273,7 +274,7 @@ AgentService::Reply AgentService::OnSend(Txn& txn, Batch& batch, const std::stri
              IsTerminal(sent.record->status) || wait_timeout_ms == 0
                  ? now
                  : now + static_cast<int64_t>(wait_timeout_ms),
-             false,
+             wait_payload ? Blobs::kAll : Blobs::kAllButPayload,
              req.version >= 2};
     waiters_.Add(w);
     send_waits_.push_back(std::move(w));
@@ -322,16 +323,19 @@ AgentService::Reply AgentService::OnWait(Txn& txn, Batch&, const std::string& co
   uint64_t timeout_ms = 30'000;
   HANDOFF_RETURN_IF_ERROR(m.OptUint("timeout_ms", &timeout_ms));
   if (timeout_ms > static_cast<uint64_t>(kMaxWaitMs)) timeout_ms = kMaxWaitMs;
-  bool brief = false;  // the record only (agents watching for a cancel)
+  bool brief = false;   // the record only (agents watching for a cancel)
+  bool payload = true;  // false: all but the payload
   HANDOFF_RETURN_IF_ERROR(m.OptBool("brief", &brief));
+  HANDOFF_RETURN_IF_ERROR(m.OptBool("payload", &payload));
+  const Blobs blobs = brief ? Blobs::kNone : payload ? Blobs::kAll : Blobs::kAllButPayload;
   IntentView view;
   HANDOFF_RETURN_IF_ERROR(engine_.GetRecord(txn, id, &view.record));
   if (IsTerminal(view.record.status) || timeout_ms == 0) {
-    if (!brief) HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view));
+    HANDOFF_RETURN_IF_ERROR(engine_.ReadBlobs(txn, &view, blobs));
     return std::optional<std::string>(EncodeWaitReply(req.rid, view));
   }
   waiters_.Add({id, conn, req.rid, engine_.clock().NowMs() + static_cast<int64_t>(timeout_ms),
-                brief, req.version >= 2});
+                blobs, req.version >= 2});
   return std::optional<std::string>();
 }
 

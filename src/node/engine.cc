@@ -537,7 +537,7 @@ Status Engine::Get(const Txn& txn, const IntentId& id, IntentView* out) const {
   return ReadBlobs(txn, out);
 }
 
-Result<Engine::Peeked> Engine::Peek(const Txn& txn, const IntentId& id) const {
+Result<Engine::Peeked> Engine::Peek(const Txn& txn, const IntentId& id, Blobs blobs) const {
   Peeked out;
   HANDOFF_ASSIGN_OR_RETURN(out.borrowed, Kept(id));
   if (out.borrowed == nullptr) {
@@ -545,22 +545,27 @@ Result<Engine::Peeked> Engine::Peek(const Txn& txn, const IntentId& id) const {
     HANDOFF_RETURN_IF_ERROR(store_.GetIntent(txn, id, &*out.owned));
     cache_.Put(*out.owned);  // committed state (nothing this turn wrote is staged), as Load
   }
-  HANDOFF_RETURN_IF_ERROR(BlobViews(txn, out.record(), &out.payload, &out.checkpoint, &out.result));
+  HANDOFF_RETURN_IF_ERROR(
+      BlobViews(txn, out.record(), blobs, &out.payload, &out.checkpoint, &out.result));
   return out;
 }
 
-Status Engine::ReadBlobs(const Txn& txn, IntentView* out) const {
+Status Engine::ReadBlobs(const Txn& txn, IntentView* out, Blobs blobs) const {
   std::string_view payload, checkpoint, result;
-  HANDOFF_RETURN_IF_ERROR(BlobViews(txn, out->record, &payload, &checkpoint, &result));
+  HANDOFF_RETURN_IF_ERROR(BlobViews(txn, out->record, blobs, &payload, &checkpoint, &result));
   out->payload.assign(payload);
   out->checkpoint.assign(checkpoint);
   out->result.assign(result);
   return Status::OK();
 }
 
-Status Engine::BlobViews(const Txn& txn, const IntentRecord& r, std::string_view* payload,
-                         std::string_view* checkpoint, std::string_view* result) const {
-  HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, r.id, BlobKind::kPayload, payload));
+Status Engine::BlobViews(const Txn& txn, const IntentRecord& r, Blobs blobs,
+                         std::string_view* payload, std::string_view* checkpoint,
+                         std::string_view* result) const {
+  if (blobs == Blobs::kNone) return Status::OK();
+  if (blobs == Blobs::kAll) {
+    HANDOFF_RETURN_IF_ERROR(store_.GetBlobView(txn, r.id, BlobKind::kPayload, payload));
+  }
   // Only a checkpointed intent has a checkpoint, and only an ended one a result.
   if (r.has_checkpoint) {
     Status s = store_.GetBlobView(txn, r.id, BlobKind::kCheckpoint, checkpoint);

@@ -313,9 +313,9 @@ class Engine {
     std::optional<IntentRecord> owned;  // read from the store: neither kept it
     std::string_view payload, checkpoint, result;
   };
-  Result<Peeked> Peek(const Txn& txn, const IntentId& id) const;
-  // The blobs of `out->record` (loaded by GetRecord) into `out`.
-  Status ReadBlobs(const Txn& txn, IntentView* out) const;
+  Result<Peeked> Peek(const Txn& txn, const IntentId& id, Blobs blobs = Blobs::kAll) const;
+  // The blobs of `out->record` (loaded by GetRecord) into `out`; those not wanted stay empty.
+  Status ReadBlobs(const Txn& txn, IntentView* out, Blobs blobs = Blobs::kAll) const;
   // The record alone, without reading its blobs.
   Status GetRecord(const Txn& txn, const IntentId& id, IntentRecord* out) const {
     return Load(txn, id, out);
@@ -361,8 +361,9 @@ class Engine {
   // The record as this turn staged it or the cache keeps it; null when neither holds it (the
   // store may), NotFound when this turn deleted it.
   Result<const IntentRecord*> Kept(const IntentId& id) const;
-  // Views of r's blobs in `txn`; the checkpoint and result stay empty when r has none.
-  Status BlobViews(const Txn& txn, const IntentRecord& r, std::string_view* payload,
+  // Views of r's blobs in `txn`, those `blobs` names; the checkpoint and result stay empty
+  // when r has none.
+  Status BlobViews(const Txn& txn, const IntentRecord& r, Blobs blobs, std::string_view* payload,
                    std::string_view* checkpoint, std::string_view* result) const;
   // Stages the record: Load sees it at once, Flush stores it, Commit caches it. A record
   // Stage handed out is staged in place (no copy).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/intent_id.h"
+#include "base/records.h"
 
 namespace handoff::node {
 
@@ -23,8 +24,8 @@ struct Waiter {
   std::string routing_id;
   uint64_t rid = 0;
   int64_t deadline_ms = 0;
-  bool brief = false;  // answer with the record only: no payload, checkpoint or result
-  bool batch = false;  // the connection reads batches (its request said version 2)
+  Blobs blobs = Blobs::kAll;  // what the answer carries besides the record
+  bool batch = false;         // the connection reads batches (its request said version 2)
 };
 
 class WaiterSet {

@@ -13,8 +13,10 @@
 //                 [--wait-request] [--ack] [--json]
 //
 // A waits for each result with the send itself (its wait_rid), or with --wait-request with a
-// `wait` request sent once the send's reply came back. With --ack, B acknowledges each delivery
-// (and starts it) before it completes it, as the C++ and Python Agents do.
+// `wait` request sent once the send's reply came back; either asks for the result without the
+// payload A sent (wait_payload / payload: false), as Client::SendAndWait does. With --ack, B
+// acknowledges each delivery (and starts it) before it completes it, as the C++ and Python Agents
+// do.
 //
 // With HANDOFF_BENCH_KEEP set in the environment, the temporary directory (each daemon's log
 // and data directory) is kept and named on stderr.
@@ -241,6 +243,7 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
         if (!o.wait_request) {  // the result comes back as the answer to a wait with this rid
           w.Field("wait_rid", rid);
           w.Field("wait_timeout_ms", uint64_t{120'000});
+          w.Field("wait_payload", false);  // A has it, as Client::SendAndWait does
         }
         w.Field("intent_id", f.id);
         w.Field("intent_type", "intent.bench.roundtrip.v1");
@@ -287,6 +290,7 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
           outbox.Add(Request(o.protocol, "wait", rid, [&](MsgWriter& w) {
             w.Field("intent_id", f.id);
             w.Field("timeout_ms", uint64_t{120'000});
+            w.Field("payload", false);
           }));
           waits.emplace(rid++, std::move(f));
         } else if (auto wt = waits.find(reply->rid); wt != waits.end()) {

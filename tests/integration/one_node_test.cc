@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -248,13 +249,14 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
   socket.connect(daemon.endpoint());
   const std::string id = NewIntentId(SystemClock::Instance().NowMs()).ToString();
   auto send = [&](uint64_t rid, uint64_t wait_rid, const std::string& to_agent,
-                  uint64_t wait_timeout_ms) {
+                  uint64_t wait_timeout_ms, bool wait_payload = true) {
     wire::RequestBuilder b("send", rid);
     b.w().Field("intent_id", id);
     b.w().Field("intent_type", "intent.test.double.v1");
     b.w().Field("to_agent", to_agent);
     b.w().Field("wait_rid", wait_rid);
     if (wait_timeout_ms != 0) b.w().Field("wait_timeout_ms", wait_timeout_ms);
+    if (!wait_payload) b.w().Field("wait_payload", false);
     b.w().Key("payload");
     b.w().BeginMap();
     b.w().Field("n", int64_t{7});
@@ -289,6 +291,19 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
     }
     return terminal;
   };
+  // The answer's payload's n; nullopt when it came without its payload (nil, which Find
+  // reads as absent).
+  auto payload_n = [](const wire::Reply& r) -> std::optional<int64_t> {
+    auto intent = MapReader::From(*r.body().Find("intent"), "intent");
+    REQUIRE(intent.ok());
+    const msgpack::object* payload = intent->Find("payload");
+    if (payload == nullptr) return std::nullopt;
+    auto m = MapReader::From(*payload, "payload");
+    REQUIRE(m.ok());
+    int64_t n = -1;
+    REQUIRE(m->OptInt("n", &n).ok());
+    return n;
+  };
 
   // The wait needs a rid of its own.
   send(1, 1, kWorker, 0);
@@ -317,6 +332,7 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
     CHECK(outcome(done, &status, &doubled));
     CHECK(status == "COMPLETED");
     CHECK(doubled == 14);
+    CHECK(payload_n(done) == 7);  // with its payload unless asked otherwise
   }
   // Sent again (the same id and body): the intent has ended, so the wait is answered at once.
   send(30, 31, kWorker, 0);
@@ -329,6 +345,31 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
   int64_t doubled = 0;
   CHECK(outcome(at_once, &status, &doubled));
   CHECK(doubled == 14);
+  CHECK(payload_n(at_once) == 7);
+  // The sender has the payload: with wait_payload false the answer comes without it (nil),
+  // its result and status as before; a `wait` with payload false likewise, and without it
+  // with the payload.
+  send(32, 33, kWorker, 0, /*wait_payload=*/false);
+  CHECK(next().rid == 32);
+  wire::Reply lean = next();
+  CHECK(lean.rid == 33);
+  doubled = 0;
+  CHECK(outcome(lean, &status, &doubled));
+  CHECK(status == "COMPLETED");
+  CHECK(doubled == 14);
+  CHECK(payload_n(lean) == std::nullopt);
+  for (bool with_payload : {false, true}) {
+    wire::RequestBuilder b("wait", with_payload ? 35 : 34);
+    b.w().Field("intent_id", id);
+    if (!with_payload) b.w().Field("payload", false);
+    std::string frame = b.Finish();
+    socket.send(zmq::buffer(frame), zmq::send_flags::none);
+    wire::Reply waited = next();
+    doubled = 0;
+    CHECK(outcome(waited, &status, &doubled));
+    CHECK(doubled == 14);
+    CHECK(payload_n(waited) == (with_payload ? std::optional<int64_t>(7) : std::nullopt));
+  }
 
   // Nobody serves this address: the wait runs out after wait_timeout_ms, not terminal.
   const std::string other = NewIntentId(SystemClock::Instance().NowMs()).ToString();
@@ -348,7 +389,7 @@ TEST_CASE("ASendWithAWaitRidIsAnsweredWithItsOutcomeAfterItsOwnReply") {
   status.clear();
   CHECK_FALSE(outcome(ran_out, &status, &doubled));
   CHECK(status == "SUBMITTED");
-  CHECK(seen == std::vector<uint64_t>{1, 10, 20, 21, 30, 31, 40, 41});
+  CHECK(seen == std::vector<uint64_t>{1, 10, 20, 21, 30, 31, 32, 33, 34, 35, 40, 41});
 }
 
 TEST_CASE("SendAndWaitReturnsTheOutcomeInOneRequestAndOutlivesADaemonRestart") {
@@ -364,6 +405,8 @@ TEST_CASE("SendAndWaitReturnsTheOutcomeInOneRequestAndOutlivesADaemonRestart") {
     REQUIRE(done.ok());
     CHECK(done->status == IntentStatus::kCompleted);
     CHECK(done->result["double"] == 42);
+    // Answered without the payload (wait_payload: false); the client fills in the one it sent.
+    CHECK(done->payload == Work(21).payload);
     REQUIRE(stored.size() == 1);
     CHECK(stored[0] == done->intent_id);
   }
@@ -400,6 +443,7 @@ TEST_CASE("SendAndWaitReturnsTheOutcomeInOneRequestAndOutlivesADaemonRestart") {
   REQUIRE(outcome.ok());
   CHECK(outcome->status == IntentStatus::kCompleted);
   CHECK(outcome->result["double"] == 10);
+  CHECK(outcome->payload == Work(5).payload);  // here from the `wait` after the restart
 }
 
 TEST_CASE("OneConnectionReceivesForSixteenAddressesEachWithItsOwnCredit") {

@@ -116,6 +116,8 @@ void Node::RebuildState() {
   auto view = BeginView();
   Status rebuilt = view.ok() ? engine_->Rollback(*view) : view.status();
   if (!rebuilt.ok()) spdlog::error("rebuilding state after a failure: {}", rebuilt.ToString());
+  // Outbox entries the failed writes deleted are still there.
+  for (const auto& link : links_) link->TrimFailed();
 }
 
 void Node::OnCommitted(const Status& s) {

@@ -251,9 +251,11 @@ Status Node::ApplyPeers(Txn& txn, Batch& batch, const Inbound& in,
   }
   for (const auto& link : links_) {
     if (!link->NeedsTrim()) continue;
-    HANDOFF_RETURN_IF_ERROR(store_->TrimOutbox(txn, link->name(), link->acked()).status());
+    HANDOFF_RETURN_IF_ERROR(
+        store_->TrimOutbox(txn, link->name(), link->trimmed(), link->acked()).status());
     // Noted now, so the next turns do not trim the same entries again. Should this turn's
-    // commit fail, the entries stay until the next trim, which starts at the link's first.
+    // commit fail, the entries stay until the next trim, which then starts at the link's
+    // first (OnCommitted: TrimFailed).
     link->Trimmed(link->acked());
   }
   return Status::OK();

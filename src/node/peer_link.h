@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
@@ -87,7 +88,17 @@ class PeerLink {
            (acked_ - trimmed_ >= kTrimBatch || now - trim_pending_since_ms_ >= kTrimDelayMs);
   }
   uint64_t acked() const { return acked_; }
-  void Trimmed(uint64_t upto) { trimmed_ = upto; }
+  // The last seq whose outbox entry is deleted, or nullopt when some before it may not be
+  // (a commit that deleted them failed): the next trim starts from the first entry held.
+  std::optional<uint64_t> trimmed() const {
+    return trim_from_first_ ? std::nullopt : std::optional<uint64_t>(trimmed_);
+  }
+  void Trimmed(uint64_t upto) {
+    trimmed_ = upto;
+    trim_from_first_ = false;
+  }
+  // A commit failed: what it deleted is still there.
+  void TrimFailed() { trim_from_first_ = true; }
 
   bool connected(int64_t now) const;
   // A handshake failed since the last one that succeeded: the link is down for a reason only
@@ -153,6 +164,7 @@ class PeerLink {
   uint64_t assigned_ = 0;              // last seq in the outbox
   uint64_t acked_ = 0;                 // last seq the peer applied
   uint64_t trimmed_ = 0;               // outbox entries up to here are deleted
+  bool trim_from_first_ = false;       // unless a failed commit left some (trimmed())
   int64_t trim_pending_since_ms_ = 0;  // when acked_ first passed trimmed_
   uint64_t next_send_ = 1;             // next seq to put on the wire
   int64_t rto_ms_;

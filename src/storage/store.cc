@@ -377,7 +377,21 @@ Status Store::PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t q
   return txn.Put(outbox_, OutboxKey(peer, seq), value);
 }
 
-Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, uint64_t upto) {
+Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, std::optional<uint64_t> after,
+                                   uint64_t upto) {
+  if (after) {
+    // By key: a search per entry (a seek through every layer of the transaction) cost more
+    // than the delete itself, and a link trims after every few acknowledgements.
+    std::string key = OutboxKey(peer, 0);
+    const size_t at = key.size() - 8;
+    uint64_t removed = 0;
+    for (uint64_t seq = *after + 1; seq <= upto; ++seq, ++removed) {
+      key.resize(at);
+      AppendU64(&key, seq);
+      HANDOFF_RETURN_IF_ERROR(txn.Delete(outbox_, key));
+    }
+    return removed;
+  }
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
   const std::string prefix = QueuePrefix(peer);
   uint64_t removed = 0;

@@ -146,8 +146,12 @@ class Store {
   Status SetLinkCounter(Txn& txn, std::string_view key, uint64_t value);
   Status PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
                    std::string_view frame);
-  // Deletes the peer's entries with seq <= `upto`; returns how many.
-  Result<uint64_t> TrimOutbox(Txn& txn, std::string_view peer, uint64_t upto);
+  // Deletes the peer's entries with seq <= `upto`. `after`: the last seq already deleted,
+  // when the caller knows it, so that those after it are deleted by their keys, without a
+  // search (every seq up to the link's counter was one entry, and a key deleted twice is
+  // harmless); nullopt: from the first entry held. Returns how many keys it deleted.
+  Result<uint64_t> TrimOutbox(Txn& txn, std::string_view peer, std::optional<uint64_t> after,
+                              uint64_t upto);
   // Up to `limit` of the peer's entries with seq >= `from`, in seq order, stopping once
   // they hold `max_bytes` (at least one is read).
   Status ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,

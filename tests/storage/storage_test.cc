@@ -2,9 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
+#include <string_view>
+#include <vector>
+
 #include "storage/dir_lock.h"
 #include "storage/lmdb.h"
 #include "storage/store.h"
+#include "storage/write_set.h"
 #include "support/temp_dir.h"
 
 namespace handoff::storage {
@@ -118,6 +123,59 @@ TEST_CASE("QueuesAreFifoPerAddress") {
   }
   IntentRecord r;
   CHECK(s.GetIntent(*txn, a, &r).IsNotFound());
+}
+
+// The seqs of `peer`'s outbox entries, in order.
+std::vector<uint64_t> OutboxSeqs(Store& s, const Txn& txn, std::string_view peer) {
+  std::vector<OutboxEntry> entries;
+  REQUIRE(s.ReadOutbox(txn, peer, 0, 1000, &entries).ok());
+  std::vector<uint64_t> seqs;
+  for (const OutboxEntry& e : entries) seqs.push_back(e.seq);
+  return seqs;
+}
+
+TEST_CASE("AnOutboxIsTrimmedByKeyAfterItsLastTrimOrFromItsFirstEntry") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  {
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    for (uint64_t seq = 1; seq <= 10; ++seq) REQUIRE(s.PutOutbox(*txn, "node-b", seq, 0, "m").ok());
+    // A peer whose name starts with the other's: never touched by its trims.
+    for (uint64_t seq = 1; seq <= 3; ++seq) REQUIRE(s.PutOutbox(*txn, "node-bb", seq, 0, "m").ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  // In a layered transaction, as the loop trims: by key after the last trim, then from the
+  // first entry held (after a failed commit), then by key again over keys already deleted.
+  WriteSet top;
+  {
+    auto txn = Txn::BeginLayered(s.env(), &top, {});
+    REQUIRE(txn.ok());
+    CHECK(*s.TrimOutbox(*txn, "node-b", uint64_t{0}, 4) == 4);
+    CHECK(OutboxSeqs(s, *txn, "node-b") == std::vector<uint64_t>{5, 6, 7, 8, 9, 10});
+    CHECK(*s.TrimOutbox(*txn, "node-b", uint64_t{4}, 4) == 0);
+    CHECK(*s.TrimOutbox(*txn, "node-b", std::nullopt, 7) == 3);
+    CHECK(OutboxSeqs(s, *txn, "node-b") == std::vector<uint64_t>{8, 9, 10});
+    REQUIRE(s.TrimOutbox(*txn, "node-b", uint64_t{2}, 8).ok());
+    CHECK(OutboxSeqs(s, *txn, "node-b") == std::vector<uint64_t>{9, 10});
+    CHECK(OutboxSeqs(s, *txn, "node-bb") == std::vector<uint64_t>{1, 2, 3});
+  }
+  // Applied to LMDB (keys deleted twice, or never there, included), and in a plain one.
+  {
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    REQUIRE(top.ApplyTo(*txn).ok());
+    CHECK(OutboxSeqs(s, *txn, "node-b") == std::vector<uint64_t>{9, 10});
+    CHECK(*s.TrimOutbox(*txn, "node-b", uint64_t{8}, 12) == 4);
+    CHECK(OutboxSeqs(s, *txn, "node-b").empty());
+    REQUIRE(txn->Commit().ok());
+  }
+  auto txn = s.BeginRead();
+  REQUIRE(txn.ok());
+  CHECK(OutboxSeqs(s, *txn, "node-b").empty());
+  CHECK(OutboxSeqs(s, *txn, "node-bb") == std::vector<uint64_t>{1, 2, 3});
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -404,6 +405,31 @@ bool PackedJson(Walker& w, size_t depth) {
 bool IsPackedJson(std::string_view encoded) {
   Walker w(encoded);
   return PackedJson(w, 0) && w.ok() && w.left() == 0;
+}
+
+std::optional<std::string_view> PackedJsonMap(std::string_view decoded_from,
+                                              const msgpack::object& map) {
+  if (map.type != msgpack::type::MAP || map.via.map.size == 0) return std::nullopt;
+  const msgpack::object& key = map.via.map.ptr[0].key;
+  if (key.type != msgpack::type::STR) return std::nullopt;
+  // Where the map begins if its headers are the smallest: right before its first key's.
+  const size_t headers = ContainerHeaderBytes(map.via.map.size) + StrHeaderBytes(key.via.str.size);
+  const auto from = reinterpret_cast<uintptr_t>(decoded_from.data());
+  const auto key_at = reinterpret_cast<uintptr_t>(key.via.str.ptr);
+  if (key_at < from + headers || key_at > from + decoded_from.size()) return std::nullopt;
+  const std::string_view rest = decoded_from.substr(key_at - headers - from);
+  // The map's count and its first key's length and place as the tree has them; PackedJson
+  // then checks that those headers are the smallest, and everything after them.
+  Walker probe(rest);
+  Walker::Header h;
+  if (!probe.ReadHeader(&h) || h.kind != Walker::Kind::kMap || h.n != map.via.map.size ||
+      !probe.ReadHeader(&h) || h.kind != Walker::Kind::kStr || h.n != key.via.str.size ||
+      probe.position() != key.via.str.ptr) {
+    return std::nullopt;
+  }
+  Walker w(rest);
+  if (!PackedJson(w, 0) || !w.ok()) return std::nullopt;
+  return rest.substr(0, static_cast<size_t>(w.position() - rest.data()));
 }
 
 Result<std::string> StoredJson(std::string_view field, const msgpack::object& value,

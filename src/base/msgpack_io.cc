@@ -108,6 +108,10 @@ class DecodedArena {
   std::shared_ptr<Decoded::Arena> arena_;
 };
 
+std::string_view Decoded::bytes() const {
+  return arena_ ? std::string_view(arena_->bytes) : std::string_view();
+}
+
 std::optional<std::string_view> Decoded::FieldBytes(std::string_view key) const {
   if (spans_ == nullptr || object_.type != msgpack::type::MAP) return std::nullopt;
   const msgpack::object_map& m = object_.via.map;

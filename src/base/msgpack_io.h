@@ -178,6 +178,9 @@ class Decoded {
   // noted while decoding, so that a value already encoded as it is to be stored is stored
   // without encoding it again (StoredJson). nullopt when there is no such entry.
   std::optional<std::string_view> FieldBytes(std::string_view key) const;
+  // The bytes the value and everything in it were decoded from (PackedJsonMap); empty for a
+  // Decoded that holds nothing.
+  std::string_view bytes() const;
 
  private:
   struct Arena;
@@ -253,6 +256,15 @@ bool IsValidUtf8(std::string_view text);
 // with no tree. False says nothing more: the caller takes the long way (Unpack,
 // CheckJsonValue), which says what is wrong if anything is. At most 64 deep.
 bool IsPackedJson(std::string_view encoded);
+// The bytes of `map`, a map decoded from `decoded_from` (Decoded::bytes: its strings point into
+// those bytes), when they are as IsPackedJson takes them: found from where its first key lies,
+// with no note made while decoding and no second walk of what comes before it. What it returns
+// is always Pack(map): the map's count and first key read there are the tree's, every header
+// it reads is the smallest, and the rest are the bytes the tree was decoded from. nullopt when
+// the map is not so encoded, is empty, its first key is not a string, or it does not lie in
+// `decoded_from`: then check and pack it.
+std::optional<std::string_view> PackedJsonMap(std::string_view decoded_from,
+                                              const msgpack::object& map);
 // The JSON value `value` (the field `field`) as it is stored: `encoded`, its bytes as they came
 // when the caller has them, if IsPackedJson; else checked (CheckJsonValue names what is wrong)
 // and packed. The same bytes either way.

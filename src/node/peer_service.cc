@@ -29,6 +29,19 @@ std::string IntentIdOf(const wire::PeerMessage& msg) {
   return id ? id->ToString() : "?";
 }
 
+// A JSON value a peer sent (the field `field` of `msg`) as it is stored: its bytes as they came
+// when they are already as Pack writes them (PackedJsonMap), else checked and packed.
+Status StoredValue(const wire::PeerMessage& msg, std::string_view field,
+                   const msgpack::object& value, std::string* out) {
+  if (std::optional<std::string_view> packed = PackedJsonMap(msg.handle.bytes(), value)) {
+    out->assign(*packed);
+    return Status::OK();
+  }
+  HANDOFF_RETURN_IF_ERROR(CheckJsonValue(field, value));
+  *out = Pack(value);
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<uint64_t> PeerService::Applied(const Txn& txn, const std::string& peer) const {
@@ -186,13 +199,13 @@ Status PeerService::Dispatch(Txn& txn, Batch& batch, const wire::PeerMessage& ms
     if (read.ok() && (payload == nullptr || payload->type != msgpack::type::MAP)) {
       read = Status::InvalidArgument("payload: not a map");
     }
-    if (read.ok()) read = CheckJsonValue("payload", *payload);
-    if (read.ok() && checkpoint != nullptr) read = CheckJsonValue("checkpoint", *checkpoint);
-    const std::string payload_bytes = read.ok() ? Pack(*payload) : std::string();
-    const std::string checkpoint_bytes =
-        read.ok() && checkpoint != nullptr && checkpoint->type != msgpack::type::NIL
-            ? Pack(*checkpoint)
-            : std::string();
+    // Taken as they came when the origin encoded them as they are stored (it does), else
+    // checked and packed.
+    std::string payload_bytes, checkpoint_bytes;
+    if (read.ok()) read = StoredValue(msg, "payload", *payload, &payload_bytes);
+    if (read.ok() && checkpoint != nullptr && checkpoint->type != msgpack::type::NIL) {
+      read = StoredValue(msg, "checkpoint", *checkpoint, &checkpoint_bytes);
+    }
     Status checked =
         read.ok() ? CheckIntent(msg.from, incoming, payload_bytes, checkpoint_bytes) : read;
     if (checked.ok()) {

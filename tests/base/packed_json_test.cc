@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "base/msgpack_io.h"
 
@@ -303,6 +304,85 @@ TEST_CASE("FieldBytesAreWhereEachTopLevelValueCame") {
   auto plain = Unpack(map);
   REQUIRE(plain.ok());
   CHECK_FALSE(plain->FieldBytes("n").has_value());
+}
+
+// Every map in `o`, depth first.
+void Maps(const msgpack::object& o, std::vector<const msgpack::object*>* out) {
+  if (o.type == msgpack::type::ARRAY) {
+    for (const msgpack::object& v : o.via.array) Maps(v, out);
+  } else if (o.type == msgpack::type::MAP) {
+    out->push_back(&o);
+    for (const msgpack::object_kv& kv : o.via.map) {
+      Maps(kv.key, out);
+      Maps(kv.val, out);
+    }
+  }
+}
+
+TEST_CASE("PackedJsonMapFindsAMapsBytesFromItsFirstKeyOnlyWhenTheyArePacksOwn") {
+  RandomJson gen(20261207);
+  std::mt19937_64 rng(7);
+  size_t found = 0, not_found = 0;
+  for (int i = 0; i < 20000; ++i) {
+    CAPTURE(i);
+    // Inside an array, after a string of any length: maps lie anywhere in the frame, after
+    // any bytes.
+    std::string frame = Bytes({0x92, 0xd9});
+    const size_t filler = rng() % 200;
+    frame.push_back(static_cast<char>(filler));
+    frame.append(filler, static_cast<char>(0x80 + rng() % 0x60));  // header-like bytes
+    const std::string value = gen.Value(static_cast<int>(1 + i % 4));
+    frame += value;
+    auto decoded = Unpack(frame);
+    REQUIRE(decoded.ok());
+    std::vector<const msgpack::object*> maps;
+    Maps(decoded->get(), &maps);
+    const bool all_packed = IsPackedJson(value);
+    for (const msgpack::object* m : maps) {
+      const std::optional<std::string_view> bytes = PackedJsonMap(decoded->bytes(), *m);
+      if (bytes) {
+        // Sound: exactly what the long way stores.
+        CHECK(CheckJsonValue("v", *m).ok());
+        CHECK(*bytes == Pack(*m));
+        ++found;
+      } else {
+        ++not_found;
+        // Complete where the whole value is Pack's: every map in it, empty ones aside.
+        if (m->via.map.size > 0) CHECK_FALSE(all_packed);
+      }
+    }
+  }
+  CHECK(found > 3000);
+  CHECK(not_found > 3000);
+}
+
+TEST_CASE("PackedJsonMapRefusesWiderHeadersOtherKeysAndMapsFromElsewhere") {
+  const std::string packed("\x82\xa1n\x05\xa1s\xa2ok", 9);  // {"n": 5, "s": "ok"}
+  auto decoded = Unpack(packed);
+  REQUIRE(decoded.ok());
+  CHECK(PackedJsonMap(decoded->bytes(), decoded->get()) == std::string_view(packed));
+  // Not in the bytes given: another decode's, or none.
+  auto other = Unpack(packed);
+  REQUIRE(other.ok());
+  CHECK_FALSE(PackedJsonMap(decoded->bytes(), other->get()).has_value());
+  CHECK_FALSE(PackedJsonMap({}, decoded->get()).has_value());
+  CHECK_FALSE(PackedJsonMap(Decoded().bytes(), decoded->get()).has_value());
+  for (const std::string& sent : {
+           std::string("\xde\x00\x02\xa1n\x05\xa1s\xa2ok", 11),  // map16 of two
+           std::string("\xdf\x00\x00\x00\x01\xa1n\x05", 8),      // map32 of one
+           std::string("\x81\xd9\x01n\x05", 5),                  // a key in a str8
+           std::string("\xde\x00\x01\xd9\x01n\x05", 7),          // both wider
+           std::string("\x82\xa1n\xcc\x05\xa1s\xa2ok", 10),      // 5 in a uint8
+           std::string("\x81\xa1k\xc4\x01x", 6),                 // a binary value
+           std::string("\x81\x01\xc0", 3),                       // an integer key
+           std::string("\x80", 1),                               // empty
+       }) {
+    CAPTURE(sent);
+    auto d = Unpack(sent);
+    REQUIRE(d.ok());
+    CHECK_FALSE(PackedJsonMap(d->bytes(), d->get()).has_value());
+  }
+  CHECK_FALSE(PackedJsonMap(decoded->bytes(), msgpack::object()).has_value());  // not a map
 }
 
 }  // namespace

@@ -10,6 +10,26 @@
 #include "base/records.h"
 #include "wire/peer_protocol.h"
 
+namespace {
+
+// Every map PackedJsonMap takes from `decoded_from` is what the long way stores.
+void CheckPackedMaps(std::string_view decoded_from, const msgpack::object& o) {
+  using namespace handoff;
+  if (o.type == msgpack::type::ARRAY) {
+    for (const msgpack::object& v : o.via.array) CheckPackedMaps(decoded_from, v);
+  } else if (o.type == msgpack::type::MAP) {
+    if (auto bytes = PackedJsonMap(decoded_from, o)) {
+      if (!CheckJsonValue("v", o).ok() || *bytes != Pack(o)) __builtin_trap();
+    }
+    for (const msgpack::object_kv& kv : o.via.map) {
+      CheckPackedMaps(decoded_from, kv.key);
+      CheckPackedMaps(decoded_from, kv.val);
+    }
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace handoff;
   const std::string_view frame(reinterpret_cast<const char*>(data), size);
@@ -19,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto msg = wire::DecodePeerMessage(frame);
   if (!msg.ok() || msg->body == nullptr) return 0;
+  CheckPackedMaps(msg->handle.bytes(), msg->handle.get());
   auto update = wire::ReadRemoteUpdate(*msg->body, msg->from);
   if (update.ok()) {
     // What a decoded update holds must decode again (it is stored as it is).

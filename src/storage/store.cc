@@ -381,7 +381,8 @@ Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, std::optiona
                                    uint64_t upto) {
   if (after) {
     // By key: a search per entry (a seek through every layer of the transaction) cost more
-    // than the delete itself, and a link trims after every few acknowledgements.
+    // than the delete itself, and a link trims after every few acknowledgements. As many
+    // keys as the entries held: a link takes no ack past the last seq it wrote (PeerLink).
     std::string key = OutboxKey(peer, 0);
     const size_t at = key.size() - 8;
     uint64_t removed = 0;

@@ -5,7 +5,9 @@
 // refuses and true once it takes writes again; an agent whose result the disk refused keeps
 // its lease and reports it again until it is stored, so the work is not redone.
 //
-// Mounting needs root (CAP_SYS_ADMIN); without it the test says so and skips.
+// Mounting needs root (CAP_SYS_ADMIN); without it the test says so and skips. The other tests
+// make chosen flushes fail (support/fault_inject.c): a batch withdrawn, a daemon that stops
+// rather than guess, and a link whose failed commit lost the deletes of its outbox trim.
 
 #include <doctest/doctest.h>
 #include <sys/mount.h>
@@ -23,6 +25,8 @@
 
 #include "handoff/agent.h"
 #include "handoff/client.h"
+#include "support/agent_pool.h"
+#include "support/cluster.h"
 #include "support/daemon.h"
 
 namespace handoff::testing {
@@ -313,6 +317,50 @@ TEST_CASE("ABatchCommittedWhoseFlushFailedIsReportedStoredAndWritesWaitForAFlush
   auto got = client->Get(ChosenId(1));
   REQUIRE(got.ok());
   CHECK(got->payload["blob"].get<std::string>().size() == (20u << 20));
+}
+
+TEST_CASE("OutboxEntriesWhoseTrimFailedWithItsCommitAreTrimmedByTheNextOne") {
+  // node-a forwards to node-b and deletes each forwarded message from its outbox once node-b
+  // acknowledges it, with the next turn it writes. When that turn's commit fails, the deletes
+  // fail with it: the next trim must find them again, or they stay until a restart sends them
+  // a second time.
+  TempDir dir;
+  const std::string control = dir.Sub("faults");
+  const std::string remote = "agent://acme/remote/worker";
+  Cluster cluster(dir, {{"node-a", {}, ""}, {"node-b", {"agent://acme/remote/*"}, ""}});
+  Daemon& origin = cluster["node-a"];
+  origin.InjectFaults(control);
+  cluster.StartAll();
+  cluster.WaitConnected();
+  AgentPool agents(cluster["node-b"], remote, 1);
+  auto client = origin.Connect();
+  auto round_trip = [&](int64_t n) {
+    auto done = client->SendAndWait(DoubleWork(n, remote, seconds(5)), seconds(60));
+    REQUIRE(done.ok());
+    CHECK(done->result["double"] == 2 * n);
+  };
+  round_trip(1);
+  // The send's commit goes through; the next one, which applies node-b's first update about it
+  // and trims the message node-b has acknowledged by then, fails. node-b sends the update again.
+  std::ofstream(control) << "/wal 1 1\n";
+  round_trip(2);
+  CHECK(WaitFor(
+      [&] {
+        return origin.Log().find("a turn failed") != std::string::npos ||
+               origin.Log().find("a commit failed") != std::string::npos;
+      },
+      seconds(10)));
+  std::filesystem::remove(control);
+  round_trip(3);  // its trim takes the one that failed too
+  // Everything node-b acknowledged is gone from the outbox: a restart finds nothing to resend.
+  client.reset();
+  origin.Kill();
+  origin.InjectFaults("");
+  origin.Start();
+  cluster.WaitConnected();
+  CHECK(origin.Log().find("from an earlier run await acknowledgement") == std::string::npos);
+  client = origin.Connect();
+  round_trip(4);
 }
 
 }  // namespace

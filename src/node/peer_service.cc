@@ -37,8 +37,7 @@ Status StoredValue(const wire::PeerMessage& msg, std::string_view field,
     out->assign(*packed);
     return Status::OK();
   }
-  HANDOFF_RETURN_IF_ERROR(CheckJsonValue(field, value));
-  *out = Pack(value);
+  HANDOFF_ASSIGN_OR_RETURN(*out, StoredJson(field, value, std::nullopt));  // the long way
   return Status::OK();
 }
 

@@ -250,6 +250,10 @@ const std::vector<Directive>& Directives() {
          return DurationBetween(n, &t.config.node.retention_ms, 0, 3650LL * 86'400'000,
                                 "between 0 (forever) and 3650d");
        }},
+      {"node", "update_delay", "a duration like \"50ms\" (\"0s\": every change at once)", false,
+       [](const toml::node& n, Target& t) {
+         return DurationBetween(n, &t.config.node.update_delay_ms, 0, 60'000, "between 0 and 1m");
+       }},
       {"node", "peer_heartbeat", "a duration like \"1s\"", false,
        [](const toml::node& n, Target& t) {
          return DurationBetween(n, &t.config.node.peer_heartbeat_ms, 50, 60'000,

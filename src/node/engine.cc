@@ -50,21 +50,51 @@ Status Engine::Recover(const Txn& txn) {
   HANDOFF_ASSIGN_OR_RETURN(newest_id_, store_.LastIntentId(txn));
   HANDOFF_RETURN_IF_ERROR(store_.LastNodeEvent(txn, &node_event_seq_, &node_last_audit_seq_));
   HANDOFF_RETURN_IF_ERROR(LoadPaused(txn));
+  held_.clear();
+  held_order_.clear();
   const int64_t now = clock_.NowMs();
-  return store_.ScanIntents(txn, [&](const IntentRecord& r) {
+  std::vector<IntentRecord> unreported;
+  HANDOFF_RETURN_IF_ERROR(store_.ScanIntents(txn, [&](const IntentRecord& r) {
     ++counts_[static_cast<size_t>(r.status)];
     if (IsRemote(r)) return true;  // its destination keeps its lease and queue
     if (IsLeased(r.status)) leases_.Arm(r.id, r.delivery_attempt, now + r.lease_ms);
     if (r.status == IntentStatus::kSubmitted) ready_.insert(r.to_agent);
+    // A replica whose origin was not sent its last events had them held (EmitUpdates): they
+    // go at the next turn. Only a held status can be left so (any other went at once).
+    if (IsReplica(r) && IsLeased(r.status) && r.remote_seq < r.seq) unreported.push_back(r);
     return true;
-  });
+  }));
+  for (const IntentRecord& r : unreported) HANDOFF_RETURN_IF_ERROR(HoldFromStore(txn, r, now));
+  if (!unreported.empty()) {
+    spdlog::info(
+        "{} update(s) for the origins of replicas were held when this node stopped; "
+        "they are sent now",
+        unreported.size());
+  }
+  return Status::OK();
+}
+
+std::optional<int64_t> Engine::NextTimer() const {
+  std::optional<int64_t> next = next_timer_;
+  if (!held_order_.empty()) {
+    const int64_t due = held_order_.begin()->first;
+    if (!next || due < *next) next = due;
+  }
+  return next;
+}
+
+bool Engine::TimerDue() const {
+  const std::optional<int64_t> next = NextTimer();
+  return next && *next <= clock_.NowMs();
 }
 
 Status Engine::Flush(Txn& txn, Batch& batch) {
   for (size_t i = 0; i < turn_events_.size(); ++i) batch.events[i] += turn_events_[i];
   turn_events_ = {};
-  HANDOFF_RETURN_IF_ERROR(FlushRecords(txn));
-  return EmitUpdates(txn, batch);
+  ReleaseHeld();
+  // Updates first: writing one notes it on its record (remote_seq), which FlushRecords stores.
+  HANDOFF_RETURN_IF_ERROR(EmitUpdates(txn, batch));
+  return FlushRecords(txn);
 }
 
 Status Engine::FlushRecords(Txn& txn) {
@@ -313,20 +343,21 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
   // state the last one leaves and any checkpoint or result stored (EmitUpdates).
   auto [at, added] = update_of_.try_emplace(r.id, updates_.size());
   if (added) {
-    updates_.emplace_back();
-    updates_.back().peer = r.origin_node;
+    auto held = held_.find(r.id);
+    if (held != held_.end()) {
+      // Its held events go first, in this turn's update.
+      held_order_.erase({held->second.due_ms, r.id});
+      updates_.push_back(std::move(held->second.pending));
+      updates_.back().held_due_ms = held->second.due_ms;
+      held_.erase(held);
+    } else {
+      updates_.emplace_back();
+      updates_.back().peer = r.origin_node;
+    }
   }
   PendingUpdate& pending = updates_[at->second];
   wire::RemoteUpdate& u = pending.update;
-  u.id = r.id;
-  u.remote_seq = r.seq;
-  u.status = r.status;
-  u.delivery_attempt = r.delivery_attempt;
-  u.waiting_reason = r.waiting_reason;
-  u.error = r.error;
-  u.last_error = r.last_error;
-  u.approval = r.approval;
-  u.has_checkpoint = r.has_checkpoint;
+  SetUpdateState(r, &u);
   if (event_type == "intent.checkpointed") pending.checkpointed = true;
   u.events.push_back(e);
   return Status::OK();

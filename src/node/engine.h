@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -68,6 +69,10 @@ struct EngineOptions {
   // A dead letter (FAILED, where it was sent) is kept until it is replayed, then this long.
   // Default: 7 days.
   int64_t retention_ms = 7LL * 24 * 3600 * 1000;
+  // How long a replica's update that only says it was delivered or started waits for the
+  // next change of the intent, to go with it (NodeOptions::update_delay_ms, whose default is
+  // kDefaultUpdateDelayMs). Default: 0, every update at the end of its turn.
+  int64_t update_delay_ms = 0;
 };
 
 // Decoded intent records kept in memory (about 1 KiB each).
@@ -337,8 +342,11 @@ class Engine {
 
   std::optional<int64_t> NextLeaseExpiry() const { return leases_.NextExpiry(); }
   bool LeaseExpiryDue() const;
-  std::optional<int64_t> NextTimer() const { return next_timer_; }
-  bool TimerDue() const { return next_timer_ && *next_timer_ <= clock_.NowMs(); }
+  // The earliest stored timer or held update (a hint), and whether one is due.
+  std::optional<int64_t> NextTimer() const;
+  bool TimerDue() const;
+  // Updates held for a later change (update_delay), not yet in the outbox.
+  size_t held_updates() const { return held_.size(); }
   // Events recorded since start, by kind, as committed batches counted them.
   const EventCounts& event_totals() const { return event_totals_; }
   // Addresses that may have queued intents (a hint: DeliverNext clears a false one).
@@ -429,8 +437,18 @@ class Engine {
       Txn& txn, Batch& batch, const std::string& peer, uint64_t seq, std::string_view kind,
       const std::function<void(MsgWriter&)>& body,
       wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
-  // Writes the gathered updates to the outbox, in the order their intents first recorded.
+  // Writes the gathered updates to the outbox, in the order their intents first recorded,
+  // but holds those that only say a replica was delivered or started (held_), and notes on
+  // each replica the last event its origin is sent (remote_seq).
   Status EmitUpdates(Txn& txn, Batch& batch);
+  // The state an update for `r`'s origin leaves it in: its status, attempt, errors, approval,
+  // and the seq of its last event (remote_seq).
+  static void SetUpdateState(const IntentRecord& r, wire::RemoteUpdate* u);
+  // Moves the held updates that are due into this turn's, to be written by EmitUpdates.
+  void ReleaseHeld();
+  // A held update for `r`, from its record and the events since the last one its origin was
+  // sent (after a restart or a failed commit).
+  Status HoldFromStore(const Txn& txn, const IntentRecord& r, int64_t due_ms);
   // Another node delivers this intent; this one only mirrors its state.
   bool IsRemote(const IntentRecord& r) const;
   // This node delivers an intent whose origin is another node.
@@ -510,9 +528,22 @@ class Engine {
     std::string peer;
     wire::RemoteUpdate update;
     bool checkpointed = false;  // one of the events saved a checkpoint: the update carries it
+    int64_t held_due_ms = 0;    // when it was held before: due then, however often held again
+    bool released = false;      // due: written now, not held again
   };
   std::vector<PendingUpdate> updates_;
   std::unordered_map<IntentId, size_t, IntentIdHash> update_of_;  // index in updates_
+  // Updates that only said a replica was delivered or started, held past their turn for up
+  // to update_delay_ms: the intent's next change takes them into its own update (Record),
+  // or they go out when due (EmitHeld). Not in the store: a replica whose record's
+  // remote_seq (the last event its origin was sent) is below its seq has one, which is how
+  // Recover finds them again after a restart or a failed commit.
+  struct HeldUpdate {
+    PendingUpdate pending;
+    int64_t due_ms = 0;
+  };
+  std::unordered_map<IntentId, HeldUpdate, IntentIdHash> held_;
+  std::set<std::pair<int64_t, IntentId>> held_order_;  // (due, id) of each in held_
 };
 
 }  // namespace handoff::node

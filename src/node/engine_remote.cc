@@ -30,10 +30,25 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
   std::vector<PendingUpdate> updates = std::move(updates_);
   updates_.clear();
   update_of_.clear();
+  const int64_t now = clock_.NowMs();
   // Each peer's link counter is read once and written once for the lot, not per update.
   std::map<std::string, uint64_t> last_seq;
   for (PendingUpdate& pending : updates) {
     wire::RemoteUpdate& u = pending.update;
+    if (!pending.released && options_.update_delay_ms > 0 && IsLeased(u.status)) {
+      // Only news that an agent holds the intent (delivered, acknowledged, started, a
+      // heartbeat or checkpoint): it waits for the intent's next change, which an agent
+      // that acks or finishes soon makes, to cross the link, be stored and be applied with
+      // it as one update. Due after update_delay_ms from when it was first held.
+      const int64_t due =
+          pending.held_due_ms != 0 ? pending.held_due_ms : now + options_.update_delay_ms;
+      if (due > now) {
+        held_order_.emplace(due, u.id);
+        const IntentId id = u.id;
+        held_[id] = HeldUpdate{std::move(pending), due};
+        continue;
+      }
+    }
     if (pending.checkpointed) {
       HANDOFF_RETURN_IF_ERROR(store_.GetBlob(txn, u.id, BlobKind::kCheckpoint, &u.checkpoint));
     }
@@ -54,10 +69,66 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
         txn, batch, pending.peer, seq, wire::peer_kind::kUpdate,
         [&](MsgWriter& w) { wire::WriteCompactUpdate(w, u); },
         wire::PeerMessageBuilder::Body::kArray));
+    // Noted on the replica, so that a restart knows whether its origin heard of its last
+    // events (Recover); the record is this turn's already unless the update was held.
+    Result<IntentRecord*> staged = Stage(txn, u.id);
+    if (staged.ok() && (*staged)->remote_seq != u.remote_seq) {
+      (*staged)->remote_seq = u.remote_seq;
+      Put(**staged);
+    } else if (!staged.ok() && !staged.status().IsNotFound()) {
+      return staged.status();  // purged this turn (NotFound) needs no note
+    }
   }
   for (const auto& [peer, seq] : last_seq) {
     HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, storage::Store::OutLinkCounter(peer), seq));
   }
+  return Status::OK();
+}
+
+void Engine::SetUpdateState(const IntentRecord& r, wire::RemoteUpdate* u) {
+  u->id = r.id;
+  u->remote_seq = r.seq;
+  u->status = r.status;
+  u->delivery_attempt = r.delivery_attempt;
+  u->waiting_reason = r.waiting_reason;
+  u->error = r.error;
+  u->last_error = r.last_error;
+  u->approval = r.approval;
+  u->has_checkpoint = r.has_checkpoint;
+}
+
+void Engine::ReleaseHeld() {
+  // Bounded per turn, as timers are: after a restart every held update is due at once.
+  constexpr size_t kMaxReleasedPerTurn = 1024;
+  const int64_t now = clock_.NowMs();
+  size_t released = 0;
+  while (!held_order_.empty() && released < kMaxReleasedPerTurn) {
+    const auto [due, id] = *held_order_.begin();
+    if (due > now) break;
+    held_order_.erase(held_order_.begin());
+    auto held = held_.find(id);
+    if (held == held_.end()) continue;
+    // The intent recorded nothing this turn (Record would have taken it): its own update.
+    update_of_.emplace(id, updates_.size());
+    updates_.push_back(std::move(held->second.pending));
+    updates_.back().released = true;
+    held_.erase(held);
+    ++released;
+  }
+}
+
+Status Engine::HoldFromStore(const Txn& txn, const IntentRecord& r, int64_t due_ms) {
+  PendingUpdate pending;
+  pending.peer = r.origin_node;
+  wire::RemoteUpdate& u = pending.update;
+  SetUpdateState(r, &u);
+  HANDOFF_RETURN_IF_ERROR(store_.ListEvents(txn, r, static_cast<uint32_t>(r.remote_seq),
+                                            r.seq - r.remote_seq, &u.events));
+  for (const EventRecord& e : u.events) {
+    if (e.event_type == "intent.checkpointed") pending.checkpointed = true;
+  }
+  held_order_.emplace(due_ms, r.id);
+  held_[r.id] = HeldUpdate{std::move(pending), due_ms};
   return Status::OK();
 }
 

@@ -119,6 +119,7 @@ Status Node::Init() {
   engine.retry_max_ms = options_.retry_max_ms;
   engine.idempotency_ttl_ms = options_.idempotency_ttl_ms;
   engine.retention_ms = options_.retention_ms;
+  engine.update_delay_ms = options_.update_delay_ms;
   engine_ = std::make_unique<Engine>(*store_, *options_.clock, engine);
   HANDOFF_RETURN_IF_ERROR(engine_->Recover());
   peer_service_ = std::make_unique<PeerService>(*engine_, *store_);

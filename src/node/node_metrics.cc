@@ -89,6 +89,11 @@ std::string Node::RenderMetrics() const {
            "Requests dropped because their connection left too much unread.");
   m.Sample("handoff_backlog_dropped_requests_total", static_cast<double>(stats_.backlog_dropped));
 
+  m.Family("handoff_updates_held", "gauge",
+           "Updates for the origins of forwarded intents held for each intent's next change "
+           "(update_delay).");
+  m.Sample("handoff_updates_held", static_cast<double>(engine_->held_updates()));
+
   // Per peer.
   auto txn = BeginView();
   struct PeerRow {

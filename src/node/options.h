@@ -37,6 +37,9 @@ struct RouteOptions {
   std::string node;   // a peer's name, or this node's own name for "local"
 };
 
+// The default of [node] update_delay (NodeOptions::update_delay_ms).
+inline constexpr int64_t kDefaultUpdateDelayMs = 50;
+
 struct NodeOptions {
   // [node] name: this node's name, recorded in every event and kept in the data directory.
   // Default: the host name (base/defaults.h).
@@ -118,6 +121,11 @@ struct NodeOptions {
   // [node] retention: how long ended intents and their events are kept; 0: forever. Dead
   // letters (FAILED here) are kept until replayed or purged. Default: 7 days.
   int64_t retention_ms = 7LL * 24 * 3600 * 1000;
+  // [node] update_delay: how long the destination of a forwarded intent holds the news of a
+  // delivery or a start for the origin, so that it goes with the next change of that intent
+  // in one update (an agent that acks, or finishes, within it); 0: every change at once.
+  // Default: 50 ms.
+  int64_t update_delay_ms = kDefaultUpdateDelayMs;
 
   // Source of time; must outlive the node. Default: the system clock.
   const Clock* clock = &SystemClock::Instance();

@@ -152,6 +152,9 @@ retention = "2d"
   CHECK(Parse("", "empty.toml")->node.busy_poll_us == 300);
   CHECK(Parse("[node]\nbusy_poll_us = 0\n", "off.toml")->node.busy_poll_us == 0);
   CHECK(Parse("[node]\nbusy_poll_us = 10000\n", "most.toml")->node.busy_poll_us == 10000);
+  CHECK(Parse("", "empty.toml")->node.update_delay_ms == 50);
+  CHECK(Parse("[node]\nupdate_delay = \"0s\"\n", "off.toml")->node.update_delay_ms == 0);
+  CHECK(Parse("[node]\nupdate_delay = \"1m\"\n", "most.toml")->node.update_delay_ms == 60'000);
 }
 
 void CheckError(const char* text, const char* where, const char* what) {
@@ -177,6 +180,8 @@ TEST_CASE("BadConfigNamesTheFileLineAndKey") {
   CheckError("[node]\nmax_batch = 0\n", "n.toml:2", "max_batch");
   CheckError("[node]\nbusy_poll_us = 10001\n", "n.toml:2", "busy_poll_us");
   CheckError("[node]\nbusy_poll_us = -1\n", "n.toml:2", "busy_poll_us");
+  CheckError("[node]\nupdate_delay = \"61s\"\n", "n.toml:2", "update_delay");
+  CheckError("[node]\nupdate_delay = \"soon\"\n", "n.toml:2", "update_delay");
   CheckError("[node]\nbusy_poll_us = \"300us\"\n", "n.toml:2", "busy_poll_us");
   CheckError("[node]\nretention = \"-1d\"\n", "n.toml:2", "retention");
   CheckError("[node]\nretention = \"9999d\"\n", "n.toml:2", "3650d");

@@ -169,7 +169,9 @@ void UpdatesTo(bool peer_reads_compact) {
     CHECK_FALSE(link.value("compact_messages", true));
     CHECK(link.value("rewritten", uint64_t{0}) >= map_bodies);
   }
-  CHECK(map_bodies + compact_bodies >= 6);  // at least two updates an intent
+  // At least one update an intent: its agent acks and completes within node-b's update_delay,
+  // so the news of its delivery and start goes with the completion.
+  CHECK(map_bodies + compact_bodies >= 3);
 }
 
 TEST_CASE("ALinkSendsCompactUpdatesToAPeerThatReadsThem") { UpdatesTo(true); }

@@ -26,15 +26,22 @@ inline constexpr const char* kRemoteAgent = "agent://acme/prod/worker";
 // One node of the pair: a real store, an Engine, a PeerService.
 struct TestNode {
   TestNode(const std::string& name, const Clock& clock, std::vector<RouteOptions> routes,
-           uint64_t max_payload_bytes = 1 << 20) {
+           uint64_t max_payload_bytes = 1 << 20, int64_t update_delay_ms = 0)
+      : clock_(clock) {
     auto opened = Store::Open(dir.Sub(name), {}, name);
     REQUIRE(opened.ok());
     store = std::move(opened.value());
-    EngineOptions options;
-    options.node_name = name;
-    options.routes = std::move(routes);
-    options.max_payload_bytes = max_payload_bytes;
-    engine = std::make_unique<Engine>(*store, clock, options);
+    options_.node_name = name;
+    options_.routes = std::move(routes);
+    options_.max_payload_bytes = max_payload_bytes;
+    options_.update_delay_ms = update_delay_ms;
+    Restart();
+  }
+
+  // A new Engine over the same store, as handoffd has after a restart.
+  void Restart() {
+    peers.reset();
+    engine = std::make_unique<Engine>(*store, clock_, options_);
     REQUIRE(engine->Recover().ok());
     peers = std::make_unique<PeerService>(*engine, *store);
   }
@@ -100,6 +107,8 @@ struct TestNode {
     return events;
   }
 
+  const Clock& clock_;
+  EngineOptions options_;
   testing::TempDir dir;
   std::unique_ptr<Store> store;
   std::unique_ptr<Engine> engine;

@@ -61,7 +61,8 @@ struct IntentRecord {
   std::optional<Approval> approval;     // the latest human checkpoint, asked or decided
 
   // On the origin of a forwarded intent: the destination's seq of the last update applied, so
-  // a retransmitted update is recognised and skipped.
+  // a retransmitted update is recognised and skipped. On its destination: the seq of the last
+  // event sent to the origin, below `seq` while news of it is held (Engine::EmitUpdates).
   uint64_t remote_seq = 0;
 
   // The audit seq of its latest event (0: none yet), where its history's chain starts

@@ -19,7 +19,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -535,7 +534,7 @@ class Engine {
   std::unordered_map<IntentId, size_t, IntentIdHash> update_of_;  // index in updates_
   // Updates that only said a replica was delivered or started, held past their turn for up
   // to update_delay_ms: the intent's next change takes them into its own update (Record),
-  // or they go out when due (EmitHeld). Not in the store: a replica whose record's
+  // or they go out when due (ReleaseHeld). Not in the store: a replica whose record's
   // remote_seq (the last event its origin was sent) is below its seq has one, which is how
   // Recover finds them again after a restart or a failed commit.
   struct HeldUpdate {

@@ -341,9 +341,8 @@ Status Engine::Record(Txn& txn, IntentRecord& r, std::string_view event_type,
     auto held = held_.find(r.id);
     if (held != held_.end()) {
       // Its held events go first, in this turn's update.
-      held_order_.erase({held->second.due_ms, r.id});
-      updates_.push_back(std::move(held->second.pending));
-      updates_.back().held_due_ms = held->second.due_ms;
+      held_order_.erase({*held->second.held_due_ms, r.id});
+      updates_.push_back(std::move(held->second));
       held_.erase(held);
     } else {
       updates_.emplace_back();

@@ -527,8 +527,8 @@ class Engine {
     std::string peer;
     wire::RemoteUpdate update;
     bool checkpointed = false;  // one of the events saved a checkpoint: the update carries it
-    int64_t held_due_ms = 0;    // when it was held before: due then, however often held again
-    bool released = false;      // due: written now, not held again
+    // Once held: when it is due (kept however often it is held again).
+    std::optional<int64_t> held_due_ms;
   };
   std::vector<PendingUpdate> updates_;
   std::unordered_map<IntentId, size_t, IntentIdHash> update_of_;  // index in updates_
@@ -537,12 +537,8 @@ class Engine {
   // or they go out when due (ReleaseHeld). Not in the store: a replica whose record's
   // remote_seq (the last event its origin was sent) is below its seq has one, which is how
   // Recover finds them again after a restart or a failed commit.
-  struct HeldUpdate {
-    PendingUpdate pending;
-    int64_t due_ms = 0;
-  };
-  std::unordered_map<IntentId, HeldUpdate, IntentIdHash> held_;
-  std::set<std::pair<int64_t, IntentId>> held_order_;  // (due, id) of each in held_
+  std::unordered_map<IntentId, PendingUpdate, IntentIdHash> held_;
+  std::set<std::pair<int64_t, IntentId>> held_order_;  // (held_due_ms, id) of each in held_
 };
 
 }  // namespace handoff::node

@@ -35,17 +35,17 @@ Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
   std::map<std::string, uint64_t> last_seq;
   for (PendingUpdate& pending : updates) {
     wire::RemoteUpdate& u = pending.update;
-    if (!pending.released && options_.update_delay_ms > 0 && IsLeased(u.status)) {
+    if (options_.update_delay_ms > 0 && IsLeased(u.status)) {
       // Only news that an agent holds the intent (delivered, acknowledged, started, a
       // heartbeat or checkpoint): it waits for the intent's next change, which an agent
       // that acks or finishes soon makes, to cross the link, be stored and be applied with
-      // it as one update. Due after update_delay_ms from when it was first held.
-      const int64_t due =
-          pending.held_due_ms != 0 ? pending.held_due_ms : now + options_.update_delay_ms;
-      if (due > now) {
-        held_order_.emplace(due, u.id);
+      // it as one update. Due update_delay_ms after it was first held (one released by
+      // ReleaseHeld is due, and goes now).
+      if (!pending.held_due_ms) pending.held_due_ms = now + options_.update_delay_ms;
+      if (*pending.held_due_ms > now) {
         const IntentId id = u.id;
-        held_[id] = HeldUpdate{std::move(pending), due};
+        held_order_.emplace(*pending.held_due_ms, id);
+        held_[id] = std::move(pending);
         continue;
       }
     }
@@ -101,19 +101,15 @@ void Engine::ReleaseHeld() {
   // Bounded per turn, as timers are: after a restart every held update is due at once.
   constexpr size_t kMaxReleasedPerTurn = 1024;
   const int64_t now = clock_.NowMs();
-  size_t released = 0;
-  while (!held_order_.empty() && released < kMaxReleasedPerTurn) {
+  for (size_t n = 0; n < kMaxReleasedPerTurn && !held_order_.empty(); ++n) {
     const auto [due, id] = *held_order_.begin();
     if (due > now) break;
     held_order_.erase(held_order_.begin());
-    auto held = held_.find(id);
-    if (held == held_.end()) continue;
     // The intent recorded nothing this turn (Record would have taken it): its own update.
+    auto held = held_.find(id);
     update_of_.emplace(id, updates_.size());
-    updates_.push_back(std::move(held->second.pending));
-    updates_.back().released = true;
+    updates_.push_back(std::move(held->second));
     held_.erase(held);
-    ++released;
   }
 }
 
@@ -127,8 +123,9 @@ Status Engine::HoldFromStore(const Txn& txn, const IntentRecord& r, int64_t due_
   for (const EventRecord& e : u.events) {
     if (e.event_type == "intent.checkpointed") pending.checkpointed = true;
   }
+  pending.held_due_ms = due_ms;
   held_order_.emplace(due_ms, r.id);
-  held_[r.id] = HeldUpdate{std::move(pending), due_ms};
+  held_[r.id] = std::move(pending);
   return Status::OK();
 }
 

@@ -45,25 +45,28 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
 //
 // Version 2 (schema 2) added IntentRecord::last_audit_seq and EventRecord::prev_audit_seq at
 // the end of each; version 1 records read with them 0, and Store's migration fills them in.
+// Version 3 (schema 3) added IntentRecord::forward_seq at the end; events are still written
+// as version 2, and intent records of version 1 or 2 read with it 0.
 //
 // The order is written once, in the Fields functions below, and both directions follow it:
 // BinWriter and BinReader each take every field type through operator(), one writing it and
 // the other reading into it.
 constexpr char kStoredV1 = 0x01;
 constexpr char kStoredV2 = 0x02;
+constexpr char kStoredV3 = 0x03;
 
 bool IsStoredForm(std::string_view bytes) {
-  return !bytes.empty() && (bytes[0] == kStoredV1 || bytes[0] == kStoredV2);
+  return !bytes.empty() && bytes[0] >= kStoredV1 && bytes[0] <= kStoredV3;
 }
 
 class BinWriter {
  public:
-  explicit BinWriter(size_t reserve) {
+  BinWriter(size_t reserve, char version) : version_(version) {
     out_.reserve(reserve);
-    out_.push_back(kStoredV2);
+    out_.push_back(version);
   }
   std::string Release() { return std::move(out_); }
-  static int version() { return kStoredV2; }
+  int version() const { return version_; }
 
   void operator()(bool v) { out_.push_back(v ? 1 : 0); }
   void operator()(IntentStatus v) { out_.push_back(static_cast<char>(v)); }
@@ -98,6 +101,7 @@ class BinWriter {
     out_.append(buf, sizeof(T));
   }
   std::string out_;
+  int version_;
 };
 
 // Reads what BinWriter wrote (after the version byte); every read checks the bounds, and the
@@ -217,6 +221,7 @@ void Fields(Io& io, R& r) requires std::is_same_v<std::remove_const_t<R>, Intent
   io(r.approval);
   io(r.remote_seq);
   if (io.version() >= kStoredV2) io(r.last_audit_seq);
+  if (io.version() >= kStoredV3) io(r.forward_seq);
 }
 
 template <typename Io, typename E>
@@ -234,8 +239,8 @@ void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventR
 }
 
 template <typename R>
-std::string EncodeStored(const R& record, size_t reserve) {
-  BinWriter w(reserve);
+std::string EncodeStored(const R& record, size_t reserve, char version) {
+  BinWriter w(reserve, version);
   Fields(w, record);
   return w.Release();
 }
@@ -358,14 +363,15 @@ void WriteEventFields(MsgWriter& w, const EventRecord& e) {
 }
 
 std::string EncodeIntent(const IntentRecord& r) {
-  return EncodeStored(r, 256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size());
+  return EncodeStored(r, 256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size(),
+                      kStoredV3);
 }
 
 std::string EncodeEvent(const EventRecord& e) {
   // 62 bytes of fixed fields and length prefixes, then the strings: reserved whole, so that
   // encoding allocates once.
-  return EncodeStored(e,
-                      64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size());
+  return EncodeStored(
+      e, 64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size(), kStoredV2);
 }
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {

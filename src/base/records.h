@@ -68,6 +68,11 @@ struct IntentRecord {
   // The audit seq of its latest event (0: none yet), where its history's chain starts
   // (EventRecord::prev_audit_seq); stored, not sent.
   uint64_t last_audit_seq = 0;
+
+  // On the origin of a forwarded intent: the link seq of the outbox message that forwards it,
+  // stored without its payload (storage::OutboxPayload), so that a purge while it waits can
+  // put the payload back into it; 0: none. Stored, not sent.
+  uint64_t forward_seq = 0;
 };
 
 struct EventRecord {

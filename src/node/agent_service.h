@@ -43,6 +43,7 @@ struct NodeStats {
   uint64_t deliveries = 0;      // intents pushed to agents
   uint64_t rejected = 0;        // requests refused before reaching the engine
   uint64_t lmdb_commits = 0;    // LMDB transactions those batches were applied in
+  uint64_t log_bytes = 0;       // of those batches' write-ahead log records
   uint64_t failed_commits = 0;  // turns whose commit failed (disk full, I/O error)
   // Requests dropped unread because their connection left too much unread (Backlog), and
   // the bytes waiting for agent connections now.

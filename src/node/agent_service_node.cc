@@ -43,6 +43,7 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("deliveries", stats_.deliveries);
   w.Field("rejected", stats_.rejected);
   w.Field("lmdb_commits", stats_.lmdb_commits);
+  w.Field("log_bytes", stats_.log_bytes);
   w.Field("failed_commits", stats_.failed_commits);
   w.Field("commit_us_avg", stats_.commits > 0 ? stats_.commit_us_total / stats_.commits : 0);
   w.Field("commit_us_max", stats_.commit_us_max);

@@ -423,19 +423,23 @@ class Engine {
   // Writes one data message for `peer` to the outbox, numbered on that link. The updates
   // gathered so far go first, so every peer receives messages in the order of the changes
   // they carry.
-  // `form`: the body a map, or an array (a compact intent or update).
+  // `form`: the body a map, or an array (a compact intent or update). `payload`: the message
+  // is stored without the intent's payload, whose offset `body` sets (storage::OutboxPayload).
   Status Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
               const std::function<void(MsgWriter&)>& body,
-              wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
+              wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap,
+              const storage::OutboxPayload* payload = nullptr);
   Status EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                  const std::function<void(MsgWriter&)>& body,
-                 wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
+                 wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap,
+                 const storage::OutboxPayload* payload = nullptr);
   // The message numbered `seq` on the link to `peer`, into its outbox (the caller keeps the
   // link's counter).
   Status PutOutboxMessage(
       Txn& txn, Batch& batch, const std::string& peer, uint64_t seq, std::string_view kind,
       const std::function<void(MsgWriter&)>& body,
-      wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap);
+      wire::PeerMessageBuilder::Body form = wire::PeerMessageBuilder::Body::kMap,
+      const storage::OutboxPayload* payload = nullptr);
   // Writes the gathered updates to the outbox, in the order their intents first recorded,
   // but holds those that only say a replica was delivered or started (held_), and notes on
   // each replica the last event its origin is sent (remote_seq).
@@ -469,7 +473,7 @@ class Engine {
   // tries again, or fails the intent for good when it is not retryable or out of attempts.
   Status AfterFailedAttempt(Txn& txn, Batch& batch, IntentRecord& r, const ErrorInfo& error);
   // Queues a SUBMITTED intent for its local agent, or forwards it to the node that hosts it.
-  Status Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload);
+  Status Dispatch(Txn& txn, Batch& batch, IntentRecord& r, std::string_view payload);
   // Schedules the purge of an ended intent after the retention, unless it is a dead letter.
   Status ScheduleRetention(Txn& txn, const IntentRecord& r);
   // Deletes an ended intent and everything stored with it.

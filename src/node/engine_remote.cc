@@ -20,9 +20,9 @@ bool Engine::IsReplica(const IntentRecord& r) const {
 
 Status Engine::Emit(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                     const std::function<void(MsgWriter&)>& body,
-                    wire::PeerMessageBuilder::Body form) {
+                    wire::PeerMessageBuilder::Body form, const storage::OutboxPayload* payload) {
   HANDOFF_RETURN_IF_ERROR(EmitUpdates(txn, batch));
-  return EmitNow(txn, batch, peer, kind, body, form);
+  return EmitNow(txn, batch, peer, kind, body, form, payload);
 }
 
 Status Engine::EmitUpdates(Txn& txn, Batch& batch) {
@@ -131,20 +131,22 @@ Status Engine::HoldFromStore(const Txn& txn, const IntentRecord& r, int64_t due_
 
 Status Engine::EmitNow(Txn& txn, Batch& batch, const std::string& peer, std::string_view kind,
                        const std::function<void(MsgWriter&)>& body,
-                       wire::PeerMessageBuilder::Body form) {
+                       wire::PeerMessageBuilder::Body form, const storage::OutboxPayload* payload) {
   const std::string counter = storage::Store::OutLinkCounter(peer);
   HANDOFF_ASSIGN_OR_RETURN(uint64_t last, store_.GetLinkCounter(txn, counter));
   const uint64_t seq = last + 1;
   HANDOFF_RETURN_IF_ERROR(store_.SetLinkCounter(txn, counter, seq));
-  return PutOutboxMessage(txn, batch, peer, seq, kind, body, form);
+  return PutOutboxMessage(txn, batch, peer, seq, kind, body, form, payload);
 }
 
 Status Engine::PutOutboxMessage(Txn& txn, Batch& batch, const std::string& peer, uint64_t seq,
                                 std::string_view kind, const std::function<void(MsgWriter&)>& body,
-                                wire::PeerMessageBuilder::Body form) {
+                                wire::PeerMessageBuilder::Body form,
+                                const storage::OutboxPayload* payload) {
   wire::PeerMessageBuilder message(kind, options_.node_name, seq, form);
   body(message.w());
-  HANDOFF_RETURN_IF_ERROR(store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish()));
+  HANDOFF_RETURN_IF_ERROR(
+      store_.PutOutbox(txn, peer, seq, clock_.NowMs(), message.Finish(), payload));
   batch.emitted[peer] = seq;
   return Status::OK();
 }

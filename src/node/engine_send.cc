@@ -142,14 +142,23 @@ Result<SendResult> Engine::Send(Txn& txn, Batch& batch, const SendParams& p) {
   return SendResult{&r, true};
 }
 
-Status Engine::Dispatch(Txn& txn, Batch& batch, const IntentRecord& r, std::string_view payload) {
+Status Engine::Dispatch(Txn& txn, Batch& batch, IntentRecord& r, std::string_view payload) {
   if (IsRemote(r)) {
     // Stored here first (the send is durable now), then forwarded through the outbox,
-    // compact (a link sends it as a map to a peer that does not read that).
-    return Emit(
+    // compact (a link sends it as a map to a peer that does not read that). The payload is
+    // stored once, as the intent's blob: the message holds a nil in its place, and the link
+    // reads it in when it sends the message (storage::OutboxPayload).
+    storage::OutboxPayload without{r.id, 0};
+    HANDOFF_RETURN_IF_ERROR(Emit(
         txn, batch, r.target_node, wire::peer_kind::kIntent,
-        [&](MsgWriter& w) { wire::WriteCompactIntent(w, r, payload, {}); },
-        wire::PeerMessageBuilder::Body::kArray);
+        [&](MsgWriter& w) { without.offset = wire::WriteCompactIntent(w, r, {}, {}); },
+        wire::PeerMessageBuilder::Body::kArray, payload.empty() ? nullptr : &without));
+    if (!payload.empty()) {
+      // The record names the message, for a purge while it waits (Store::PurgeIntent).
+      r.forward_seq = batch.emitted.at(r.target_node);
+      Put(r);
+    }
+    return Status::OK();
   }
   HANDOFF_RETURN_IF_ERROR(Enqueue(txn, r.to_agent, r.id));
   ready_.insert(r.to_agent);

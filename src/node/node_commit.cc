@@ -152,6 +152,7 @@ void Node::OnCommitted(const Status& s) {
   fsync_seconds_.Observe(static_cast<double>(committer_->last_commit_us()) / 1e6);
   batch_size_.Observe(static_cast<double>(done->write_requests));
   stats_.writes += done->write_requests;
+  stats_.log_bytes += committer_->last_log_bytes();
   stats_.deliveries += done->pushes.size();
   stats_.purged += done->batch.purged;
   for (const IntentId& id : done->batch.released) receivers_.Release(id);

@@ -70,6 +70,10 @@ std::string Node::RenderMetrics() const {
   m.WriteHistogram("handoff_batch_size", "Write requests per durable batch.", batch_size_);
   m.Family("handoff_commits_total", "counter", "Batches made durable.");
   m.Sample("handoff_commits_total", static_cast<double>(stats_.commits));
+  m.Family("handoff_log_bytes_total", "counter",
+           "Bytes of the batches' write-ahead log records (what each flush writes, headers "
+           "aside).");
+  m.Sample("handoff_log_bytes_total", static_cast<double>(stats_.log_bytes));
   m.Family("handoff_failed_commits_total", "counter",
            "Batches or turns that could not be stored (disk full, I/O error).");
   m.Sample("handoff_failed_commits_total", static_cast<double>(stats_.failed_commits));

@@ -56,6 +56,7 @@ bool Committer::TakeIfCommitted() {
   busy_ = false;
   last_apply_us_ = apply_us_;
   last_commit_us_ = commit_us_;
+  last_log_bytes_ = log_bytes_;
   return true;
 }
 
@@ -88,6 +89,7 @@ Committer::Report Committer::TakeLocked() {
     busy_ = false;
     last_apply_us_ = apply_us_;
     last_commit_us_ = commit_us_;
+    last_log_bytes_ = log_bytes_;
   }
   report.applied = applied_;
   applied_ = 0;
@@ -127,6 +129,7 @@ void Committer::Loop() {
       const WriteSet* job = job_;
       lock.unlock();
       apply_us_now_ = log_us_now_ = 0;
+      log_bytes_now_ = 0;
       Status s = Process(job);
       // A full map fails the batch, not the store: smaller writes (and purges) still go in.
       batch_error_ = s.IsResourceExhausted() ? Status::OK() : s;
@@ -135,6 +138,7 @@ void Committer::Loop() {
       result_ = std::move(s);
       apply_us_ = apply_us_now_;
       commit_us_ = log_us_now_;
+      log_bytes_ = log_bytes_now_;
       publish();
       continue;
     }
@@ -242,6 +246,7 @@ Status Committer::Process(const WriteSet* writes) {
     return s;
   }
   ++next_seq_;
+  log_bytes_now_ = record_.size();
   held_.push_back(writes);
   held_bytes_ += writes->bytes();
   held_since_ = Clock::now();

@@ -94,6 +94,9 @@ class Committer {
   // LMDB transaction, and appending it to the log with the flush.
   int64_t last_apply_us() const { return last_apply_us_; }
   int64_t last_commit_us() const { return last_commit_us_; }
+  // For the same batch: the bytes of its write-ahead log record (0 when it was committed to
+  // LMDB directly, without the log).
+  uint64_t last_log_bytes() const { return last_log_bytes_; }
   // LMDB transactions committed (each holding one or more batches).
   uint64_t lmdb_commits() const;
 
@@ -120,6 +123,7 @@ class Committer {
   bool busy_ = false;          // owner's view
   int64_t last_apply_us_ = 0;  // owner's copies
   int64_t last_commit_us_ = 0;
+  uint64_t last_log_bytes_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -130,6 +134,7 @@ class Committer {
   bool stop_ = false;              // guarded by mu_
   int64_t apply_us_ = 0;           // guarded by mu_: of the batch whose outcome is in result_
   int64_t commit_us_ = 0;          // guarded by mu_
+  uint64_t log_bytes_ = 0;         // guarded by mu_
   uint64_t lmdb_commits_ = 0;      // guarded by mu_
   Status fault_;                   // guarded by mu_: the thread's Fault() when it published
 
@@ -146,6 +151,7 @@ class Committer {
   size_t applied_now_ = 0;    // counted by the thread, moved to applied_
   int64_t apply_us_now_ = 0;  // of the batch Process ran last
   int64_t log_us_now_ = 0;
+  uint64_t log_bytes_now_ = 0;
   uint64_t commits_now_ = 0;
   std::string record_;  // the log record being written
   std::thread thread_;

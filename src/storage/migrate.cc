@@ -128,3 +128,19 @@ Status Store::MigrateFromSchema1() {
 }
 
 }  // namespace handoff::storage
+
+namespace handoff::storage {
+
+Status Store::MigrateFromSchema2() {
+  // Schema 3 only added a form of outbox entry and a kind of blob: a schema 2 directory is a
+  // schema 3 one as it is.
+  HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(*env_));
+  HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaSchemaVersion, std::to_string(kSchemaVersion)));
+  HANDOFF_RETURN_IF_ERROR(txn.Commit());
+  HANDOFF_RETURN_IF_ERROR(env_->Sync());
+  opened_schema_ = kSchemaVersion;
+  spdlog::info("{}: schema 2 is now schema {}", env_->dir(), kSchemaVersion);
+  return Status::OK();
+}
+
+}  // namespace handoff::storage

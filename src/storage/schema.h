@@ -16,7 +16,12 @@
 //   queue    to_agent address + 0x00 + intent id  empty: SUBMITTED intents awaiting delivery,
 //                                                  in creation order per address
 //   outbox   peer name + 0x00 + link seq (u64 BE)  queued_at (i64 BE, ms) + one encoded peer
-//                                                  message, kept until the peer acknowledges it
+//                                                  message, kept until the peer acknowledges it;
+//                                                  or queued_at + 'S' + offset (u32 BE) +
+//                                                  intent id (16) + a forwarded intent's message
+//                                                  with a nil at offset where its payload blob
+//                                                  goes (store.h, OutboxPayload; the intent
+//                                                  record's forward_seq names the entry)
 //   links    "out/" + peer                         u64 BE: last link seq assigned towards peer
 //            "in/" + peer                          u64 BE: last link seq applied from peer
 //   audit    node-wide seq (u64 BE)                EventRecord (records.h): every event, in
@@ -39,6 +44,10 @@
 // seq) and a second record per event in "audit" naming it: two records per event. Store::Open
 // migrates a schema 1 directory in place, once, in one transaction (storage/migrate.cc).
 //
+// Schema 2 stored every outbox message whole, and intent records of stored form 2 at most
+// (records.cc; form 3 added forward_seq): its directories are schema 3 as they are,
+// relabelled at open.
+//
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
 // DELIVERED/ACKNOWLEDGED/IN_PROGRESS, and its lease is re-armed in memory on start-up.
@@ -50,7 +59,7 @@
 
 namespace handoff::storage {
 
-inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kSchemaVersion = 3;
 
 // Every how many events of an intent the events table indexes one: a listing walks at most
 // this many events more than it returns.

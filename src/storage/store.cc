@@ -17,6 +17,12 @@
 namespace handoff::storage {
 namespace {
 
+// An outbox message stored without its payload (OutboxPayload): queued_at, then this mark
+// (a message itself starts with a map header), the payload's offset (u32 BE) and the intent id.
+constexpr char kSplicedMark = 'S';
+constexpr size_t kSplicedHeaderBytes = 1 + 4 + IntentId::kSize;
+constexpr char kNil = static_cast<char>(0xc0);
+
 FixedKey<IntentId::kSize + 1> BlobKey(const IntentId& id, BlobKind kind) {
   FixedKey<IntentId::kSize + 1> key;
   key.Append(id.bytes());
@@ -134,6 +140,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOpti
   // The log first: records an earlier release wrote are in its layout.
   if (options.log_bytes > 0) HANDOFF_RETURN_IF_ERROR(store->Replay(options));
   if (store->opened_schema_ == 1) HANDOFF_RETURN_IF_ERROR(store->MigrateFromSchema1());
+  if (store->opened_schema_ == 2) HANDOFF_RETURN_IF_ERROR(store->MigrateFromSchema2());
   return store;
 }
 
@@ -216,8 +223,8 @@ Status Store::OpenTables(std::string_view node_name) {
     HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaNodeName, node_name));
   } else {
     HANDOFF_RETURN_IF_ERROR(s);
-    if (version == "1") {
-      opened_schema_ = 1;  // Open migrates it, once the log is replayed
+    if (version == "1" || version == "2") {
+      opened_schema_ = version[0] - '0';  // Open migrates it, once the log is replayed
     } else if (version != std::to_string(kSchemaVersion)) {
       return Status::Corruption("data directory " + env_->dir() + " has schema version " +
                                 std::string(version) + "; this handoffd reads version " +
@@ -251,6 +258,7 @@ Status Store::PutIntent(Txn& txn, const IntentRecord& record) {
 
 Status Store::PurgeIntent(Txn& txn, const IntentRecord& record) {
   const IntentId& id = record.id;
+  if (record.forward_seq != 0) HANDOFF_RETURN_IF_ERROR(KeepForwardedPayload(txn, record));
   HANDOFF_RETURN_IF_ERROR(txn.Delete(intents_, id.bytes()));
   for (BlobKind kind : {BlobKind::kPayload, BlobKind::kCheckpoint, BlobKind::kResult}) {
     HANDOFF_RETURN_IF_ERROR(txn.Delete(blobs_, BlobKey(id, kind)));
@@ -369,12 +377,71 @@ Status Store::SetLinkCounter(Txn& txn, std::string_view key, uint64_t value) {
 }
 
 Status Store::PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
-                        std::string_view frame) {
+                        std::string_view frame, const OutboxPayload* payload) {
   std::string value;
-  value.reserve(8 + frame.size());
+  value.reserve(8 + kSplicedHeaderBytes + frame.size());
   AppendU64(&value, static_cast<uint64_t>(queued_at_ms));
+  if (payload != nullptr) {
+    if (payload->offset >= frame.size() || frame[payload->offset] != kNil) {
+      return Status::InvalidArgument(
+          "an outbox message stored without its payload has no nil at its offset");
+    }
+    value.push_back(kSplicedMark);
+    for (int shift = 24; shift >= 0; shift -= 8)
+      value.push_back(static_cast<char>(payload->offset >> shift));
+    value.append(payload->id.bytes());
+  }
   value.append(frame);
   return txn.Put(outbox_, OutboxKey(peer, seq), value);
+}
+
+Result<std::string_view> Store::OutboxFrame(const Txn& txn, std::string_view stored,
+                                            std::string* spliced) const {
+  if (stored.empty() || stored[0] != kSplicedMark) return stored;
+  if (stored.size() < kSplicedHeaderBytes) {
+    return Status::Corruption("an outbox message without its payload is cut short");
+  }
+  const size_t offset = ReadU32(stored.substr(1, 4));
+  auto id = IntentId::FromBytes(stored.substr(5, IntentId::kSize));
+  std::string_view frame = stored.substr(kSplicedHeaderBytes);
+  if (!id.ok() || offset >= frame.size() || frame[offset] != kNil) {
+    return Status::Corruption("an outbox message without its payload has a malformed header");
+  }
+  std::string_view payload;
+  Status s = GetBlobView(txn, *id, BlobKind::kPayload, &payload);
+  if (s.IsNotFound()) {
+    return Status::Corruption("the outbox message forwarding intent " + id->ToString() +
+                              " lacks its payload, which is gone");
+  }
+  HANDOFF_RETURN_IF_ERROR(s);
+  spliced->clear();
+  spliced->reserve(frame.size() - 1 + payload.size());
+  spliced->append(frame.substr(0, offset));
+  spliced->append(payload);
+  spliced->append(frame.substr(offset + 1));
+  return std::string_view(*spliced);
+}
+
+Status Store::KeepForwardedPayload(Txn& txn, const IntentRecord& record) {
+  const std::string key = OutboxKey(record.target_node, record.forward_seq);
+  std::string_view value;
+  Status s = txn.Get(outbox_, key, &value);
+  if (s.IsNotFound()) return Status::OK();  // acknowledged: the peer has it
+  HANDOFF_RETURN_IF_ERROR(s);
+  if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
+  std::string_view stored = value.substr(8);
+  if (stored.empty() || stored[0] != kSplicedMark) return Status::OK();  // stored whole
+  if (stored.size() >= kSplicedHeaderBytes &&
+      stored.substr(5, IntentId::kSize) != record.id.bytes()) {
+    return Status::OK();  // another intent's: this one's was acknowledged and trimmed
+  }
+  std::string spliced;
+  HANDOFF_ASSIGN_OR_RETURN(std::string_view frame, OutboxFrame(txn, stored, &spliced));
+  std::string whole;
+  whole.reserve(8 + frame.size());
+  whole.append(value.substr(0, 8));
+  whole.append(frame);
+  return txn.Put(outbox_, key, whole);
 }
 
 Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, std::optional<uint64_t> after,
@@ -423,9 +490,15 @@ Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, s
     if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) break;
     std::string_view value = cursor.value();
     if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
-    out->push_back({ReadU64(key.substr(prefix.size())), static_cast<int64_t>(ReadU64(value)),
-                    value.substr(8)});
-    bytes += value.size();
+    OutboxEntry& e = out->emplace_back();
+    e.seq = ReadU64(key.substr(prefix.size()));
+    e.queued_at_ms = static_cast<int64_t>(ReadU64(value));
+    HANDOFF_ASSIGN_OR_RETURN(e.frame, OutboxFrame(txn, value.substr(8), &e.spliced));
+    bytes += 8 + e.frame.size();
+  }
+  // Views into `spliced` again: moving the entries as the vector grew may have moved it.
+  for (OutboxEntry& e : *out) {
+    if (!e.spliced.empty()) e.frame = e.spliced;
   }
   return cursor.status();
 }

@@ -28,8 +28,20 @@ struct OutboxEntry {
   uint64_t seq = 0;
   int64_t queued_at_ms = 0;
   // Points into the transaction it was read in (the map, or a write set above it): valid while
-  // that transaction lasts. A link sends up to its byte window from here without a copy.
+  // that transaction lasts. A link sends up to its byte window from here without a copy. A
+  // message stored without its payload (OutboxPayload) is put together in `spliced`, which
+  // the view points into then.
   std::string_view frame;
+  std::string spliced;
+};
+
+// A forwarded intent's message is stored without its payload, which the intent's payload
+// blob already holds: a nil stands at `offset` in the frame, and reading the entry puts the
+// payload there. The intent's record names the entry (forward_seq): purging the intent first
+// writes the payload into its message if that still waits.
+struct OutboxPayload {
+  IntentId id;
+  size_t offset = 0;
 };
 
 struct TimerEntry {
@@ -144,8 +156,9 @@ class Store {
   static std::string OutLinkCounter(std::string_view peer) { return "out/" + std::string(peer); }
   static std::string InLinkCounter(std::string_view peer) { return "in/" + std::string(peer); }
   Status SetLinkCounter(Txn& txn, std::string_view key, uint64_t value);
+  // With `payload`, the frame holds a nil where the intent's payload goes (OutboxPayload).
   Status PutOutbox(Txn& txn, std::string_view peer, uint64_t seq, int64_t queued_at_ms,
-                   std::string_view frame);
+                   std::string_view frame, const OutboxPayload* payload = nullptr);
   // Deletes the peer's entries with seq <= `upto`. `after`: the last seq already deleted,
   // when the caller knows it, so that those after it are deleted by their keys, without a
   // search (every seq up to the link's counter was one entry, and a key deleted twice is
@@ -168,8 +181,17 @@ class Store {
   Status Replay(const EnvOptions& options);
   // Deletes an intent's events and their index entries (store_history.cc).
   Status PurgeHistory(Txn& txn, const IntentRecord& record);
+  // The message an outbox value holds (after its queued_at), with the payload put back into
+  // one stored without it (into `*spliced`, which the result then points into).
+  Result<std::string_view> OutboxFrame(const Txn& txn, std::string_view stored,
+                                       std::string* spliced) const;
+  // Before a forwarded intent's payload goes: its message (record.forward_seq), if still
+  // waiting, with the payload put back in.
+  Status KeepForwardedPayload(Txn& txn, const IntentRecord& record);
   // Rewrites a schema 1 data directory as schema 2, in one transaction (schema.h).
   Status MigrateFromSchema1();
+  // Relabels a schema 2 data directory as schema 3, which reads it as it is (schema.h).
+  Status MigrateFromSchema2();
   // During the migration: whether `audit_seq` already holds an event in schema 2's form.
   bool TakenInSchema2(const Txn& txn, uint64_t audit_seq) const;
 

@@ -258,8 +258,8 @@ Status ReadCompactIntentBody(const msgpack::object& body, IntentRecord* r,
   return Status::OK();
 }
 
-void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
-                        std::string_view checkpoint) {
+size_t WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
+                          std::string_view checkpoint) {
   w.Reserve(512 + payload.size() + checkpoint.size());
   // In CompactIntent's order.
   w.Bin(r.id.bytes());
@@ -283,8 +283,10 @@ void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view pa
   } else {
     w.Nil();
   }
+  const size_t payload_at = w.size();
   w.Raw(payload);
   w.Raw(checkpoint);  // nil when there is none
+  return payload_at;
 }
 
 void WriteCompactUpdate(MsgWriter& w, const RemoteUpdate& u) {

@@ -133,9 +133,10 @@ Result<RemoteUpdate> ReadRemoteUpdate(const msgpack::object& body, std::string_v
 // A forwarded intent as the elements of an array body, for a node that says
 // `compact_messages`: the fields a destination takes from it (AcceptRemoteIntent) at their
 // places, the id as its 16 bytes, the payload and checkpoint embedded. docs/protocol.md has
-// the layout.
-void WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
-                        std::string_view checkpoint);
+// the layout. Returns where in `w` the payload begins (a nil when `payload` is empty, which
+// an outbox entry stored without its payload fills in: storage::OutboxPayload).
+size_t WriteCompactIntent(MsgWriter& w, const IntentRecord& r, std::string_view payload,
+                          std::string_view checkpoint);
 // Reads an intent message's body, either form: the record's fields, and its payload and
 // checkpoint (nullptr: none) as values within `body`, unchecked. `r->id` is set as soon as it
 // is read, so that a message refused for another field can still be answered.

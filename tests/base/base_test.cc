@@ -326,6 +326,7 @@ TEST_CASE("StoredRecordsKeepEveryField") {
       Approval{"ship it?", {"yes", "no"}, "agent://a/b/c", 5, true, "yes", "fine", "operator", 6};
   r.remote_seq = uint64_t{1} << 40;
   r.last_audit_seq = (uint64_t{1} << 33) + 5;
+  r.forward_seq = (uint64_t{1} << 35) + 9;
   const std::string stored = EncodeIntent(r);
   auto back = DecodeIntent(stored);
   REQUIRE(back.ok());
@@ -367,16 +368,25 @@ TEST_CASE("StoredRecordsKeepEveryField") {
   CHECK(back->approval->decided_at_ms == 6);
   CHECK(back->remote_seq == r.remote_seq);
   CHECK(back->last_audit_seq == r.last_audit_seq);
+  CHECK(back->forward_seq == r.forward_seq);
 
+  // Version 2 (schema 2) ended before forward_seq: read with it 0, the rest the same.
+  CHECK(stored[0] == 0x03);
+  std::string v2 = stored.substr(0, stored.size() - 8);
+  v2[0] = 0x02;
+  auto older = DecodeIntent(v2);
+  REQUIRE(older.ok());
+  CHECK(older->last_audit_seq == r.last_audit_seq);
+  CHECK(older->forward_seq == 0);
   // Version 1 (schema 1) ended before last_audit_seq: read with it 0, the rest the same.
-  std::string v1 = stored.substr(0, stored.size() - 8);
+  std::string v1 = stored.substr(0, stored.size() - 16);
   v1[0] = 0x01;
   auto old = DecodeIntent(v1);
   REQUIRE(old.ok());
   CHECK(old->remote_seq == r.remote_seq);
   CHECK(old->approval->decided_at_ms == 6);
   CHECK(old->last_audit_seq == 0);
-  v1[0] = 0x03;  // a version this build does not know
+  v1[0] = 0x04;  // a version this build does not know
   CHECK(DecodeIntent(v1).status().IsCorruption());
 
   // Every cut of the stored bytes, and a byte too many, is corruption, never a crash.

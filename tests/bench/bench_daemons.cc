@@ -126,6 +126,11 @@ int64_t Commits(const Daemon& d) {
   return s ? s->value("commits", int64_t{-1}) : -1;
 }
 
+int64_t LogBytes(const Daemon& d) {
+  auto s = Status(d);
+  return s ? s->value("log_bytes", int64_t{-1}) : -1;
+}
+
 Footprint Measure(const Daemon& d, const std::string& dir) {
   Footprint f;
   std::ifstream status("/proc/" + std::to_string(d.pid) + "/status");

@@ -65,6 +65,8 @@ bool WaitReady(const Daemon& d);
 
 // The daemon's commit count (each one fsync'd when fsync is on); -1 if it does not answer.
 int64_t Commits(const Daemon& d);
+// The bytes of the write-ahead log records it wrote (status `log_bytes`); -1 likewise.
+int64_t LogBytes(const Daemon& d);
 
 // What a daemon holds at the end of a run: its resident memory (now and at its peak), its
 // data file (apparent size and blocks on disk), and how many ended intents it purged.

@@ -429,11 +429,12 @@ int main(int argc, char** argv) {
   std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, o.protocol,
                     o.ack, std::ref(stop), std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
-  std::vector<int64_t> commits_before;
+  std::vector<int64_t> commits_before, log_bytes_before;
   std::vector<double> cpu_before;
   std::vector<std::map<pid_t, ThreadCpu>> threads_before;
   for (const Daemon& d : daemons) {
     commits_before.push_back(Commits(d));
+    log_bytes_before.push_back(LogBytes(d));
     cpu_before.push_back(CpuSeconds(d.pid));
     threads_before.push_back(ThreadsCpu(d.pid, "loop"));
   }
@@ -453,6 +454,15 @@ int main(int argc, char** argv) {
   }
   int64_t commits = 0;
   for (size_t i = 0; i < daemons.size(); ++i) commits += Commits(daemons[i]) - commits_before[i];
+  // Bytes of write-ahead log per round trip, each daemon (-1 when it does not say).
+  std::vector<double> log_bytes_per_rt;
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    const int64_t after = LogBytes(daemons[i]);
+    log_bytes_per_rt.push_back(after < 0 || log_bytes_before[i] < 0 || out.latency_us.empty()
+                                   ? -1.0
+                                   : static_cast<double>(after - log_bytes_before[i]) /
+                                         static_cast<double>(out.latency_us.size()));
+  }
   std::vector<Footprint> footprints;
   for (const Daemon& d : daemons) footprints.push_back(Measure(d, dir));
   for (auto& d : daemons) StopDaemon(d);
@@ -520,6 +530,7 @@ int main(int argc, char** argv) {
       j["daemons"][daemons[i].name] = {{"cpu_us_per_round_trip", per_rt(daemon_cpu[i])},
                                        {"cpu_us_by_thread", per_rt_by_role(daemon_by_role[i])},
                                        {"commit_us_avg", f.commit_us_avg},
+                                       {"log_bytes_per_round_trip", log_bytes_per_rt[i]},
                                        {"rss_kb", f.rss_kb},
                                        {"peak_rss_kb", f.peak_rss_kb},
                                        {"data_file_bytes", f.file_bytes},
@@ -548,9 +559,11 @@ int main(int argc, char** argv) {
                 "bench CPU", per_rt(bench_cpu));
     print_by_role(bench_by_role);
     for (size_t i = 0; i < daemons.size(); ++i) {
-      std::printf("  %-18s %12.1f us per round trip; commits take %.2f ms on average; by thread:\n",
-                  (daemons[i].name + " CPU").c_str(), per_rt(daemon_cpu[i]),
-                  footprints[i].commit_us_avg / 1000.0);
+      std::printf(
+          "  %-18s %12.1f us per round trip; commits take %.2f ms on average; %.0f bytes of "
+          "log per round trip; by thread:\n",
+          (daemons[i].name + " CPU").c_str(), per_rt(daemon_cpu[i]),
+          footprints[i].commit_us_avg / 1000.0, log_bytes_per_rt[i]);
       print_by_role(daemon_by_role[i]);
     }
     for (size_t i = 0; i < daemons.size(); ++i) {

@@ -92,6 +92,8 @@ TEST_CASE("MetricsCountWhatHappened") {
   CHECK(m["handoff_commit_seconds_bucket{le=\"+Inf\"}"] == m["handoff_commit_seconds_count"]);
   CHECK(m["handoff_fsync_seconds_count"] == m["handoff_commit_seconds_count"]);
   CHECK(m["handoff_batch_size_sum"] >= 5);
+  // Five intents, each a record of ~200 bytes written at least twice, with its events.
+  CHECK(m["handoff_log_bytes_total"] > 2000);
   CHECK(m["handoff_accepting_sends"] == 1);
   CHECK(m["handoff_map_size_bytes"] == 1 << 30);
   CHECK(m["handoff_data_bytes"] > 0);

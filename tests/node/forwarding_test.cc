@@ -289,6 +289,32 @@ TEST_CASE("CancelAtTheOriginReachesTheDestinationAndRefusesALateResult") {
   CHECK(n.a.Get(id).result.empty());
 }
 
+TEST_CASE("AForwardStillWaitingWhenTheOriginPurgesItsIntentArrivesWithItsPayload") {
+  // The origin stores a forward's payload once, as the intent's blob, and its message without
+  // it; a purge while the message waits (the peer away longer than the retention) must not
+  // leave the message without its payload.
+  Pair n;
+  IntentId id = n.Send();
+  IntentId other = n.Send();
+  REQUIRE(n.a.Write([&](Txn& txn, Batch& batch) {
+               return n.a.engine->Cancel(txn, batch, id, "operator", "stop").status();
+             })
+              .ok());
+  REQUIRE(
+      n.a.Write([&](Txn& txn, Batch& batch) { return n.a.engine->Purge(txn, batch, id); }).ok());
+  auto txn = n.a.store->BeginRead();
+  REQUIRE(txn.ok());
+  std::string_view gone;
+  CHECK(n.a.store->GetBlobView(*txn, id, storage::BlobKind::kPayload, &gone).IsNotFound());
+  txn->Abort();
+
+  CHECK(Pump(n.a, n.b, "node-b") == 3);  // both forwards and the cancel
+  IntentView at_b = n.b.Get(id);
+  CHECK(at_b.record.status == IntentStatus::kCanceled);
+  CHECK(Canonical(at_b.payload) == Canonical(Payload()));
+  CHECK(Canonical(n.b.Get(other).payload) == Canonical(Payload()));
+}
+
 TEST_CASE("AnIntentTheDestinationRefusesFailsAtTheOrigin") {
   ManualClock clock;
   TestNode a("node-a", clock, {{"agent://acme/prod/*", "node-b"}});

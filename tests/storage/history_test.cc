@@ -177,10 +177,13 @@ TEST_CASE_FIXTURE(TwoIntents, "ABrokenHistoryIsReportedAsCorruptionNotFollowed")
 }
 
 // Schema 1's form of a stored record: version byte 1, without the field version 2 appended.
-std::string Schema1Form(std::string stored) {
-  stored.resize(stored.size() - 8);
-  stored[0] = 0x01;
-  return stored;
+// A record in schema 1's stored form (version 1): without the fields later versions appended
+// (an event's prev_audit_seq; an intent's last_audit_seq and forward_seq).
+std::string Schema1Form(const std::string& stored) {
+  const size_t appended = stored[0] == 0x03 ? 16 : 8;
+  std::string v1 = stored.substr(0, stored.size() - appended);
+  v1[0] = 0x01;
+  return v1;
 }
 
 std::string U64Be(uint64_t v) {
@@ -267,7 +270,7 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     ws.Encode(&bytes);
     REQUIRE((*log)->Append(1, bytes).ok());
   }
-  for (int open = 0; open < 2; ++open) {  // migrated the first time; the second finds schema 2
+  for (int open = 0; open < 2; ++open) {  // migrated the first time; the second finds schema 3
     auto store = Store::Open(dir.path(), {}, "node-a");
     REQUIRE(store.ok());
     Store& s = **store;
@@ -313,12 +316,38 @@ TEST_CASE("ADataDirectoryOfAnUnknownSchemaIsRefused") {
     REQUIRE(store.ok());
     auto txn = Txn::BeginWrite((*store)->env());
     REQUIRE(txn.ok());
-    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "3").ok());
+    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "4").ok());
     REQUIRE(txn->Commit().ok());
   }
   auto store = Store::Open(dir.path(), {}, "node-a");
   REQUIRE(!store.ok());
-  CHECK(store.status().message().find("schema version 3") != std::string::npos);
+  CHECK(store.status().message().find("schema version 4") != std::string::npos);
+}
+
+TEST_CASE("ASchema2DataDirectoryOpensAsSchema3AsItIs") {
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.path(), {}, "node-a");
+    REQUIRE(store.ok());
+    auto txn = Txn::BeginWrite((*store)->env());
+    REQUIRE(txn.ok());
+    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "2").ok());
+    REQUIRE((*store)->PutOutbox(*txn, "node-b", 1, 5, "a whole message").ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto store = Store::Open(dir.path(), {}, "node-a");
+    REQUIRE(store.ok());
+    auto txn = Txn::BeginRead((*store)->env());
+    REQUIRE(txn.ok());
+    std::string_view version;
+    REQUIRE(txn->Get(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, &version).ok());
+    CHECK(version == "3");
+    std::vector<OutboxEntry> entries;
+    REQUIRE((*store)->ReadOutbox(*txn, "node-b", 0, 10, &entries).ok());
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].frame == "a whole message");
+  }
 }
 
 }  // namespace

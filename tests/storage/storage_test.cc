@@ -134,6 +134,112 @@ std::vector<uint64_t> OutboxSeqs(Store& s, const Txn& txn, std::string_view peer
   return seqs;
 }
 
+// A forwarded intent's message as the engine stores it: its frame with a nil where the
+// payload goes, and the payload as the intent's blob.
+struct Forward {
+  std::string without;  // the frame, a nil at `offset`
+  std::string whole;    // the frame with the payload in place
+  size_t offset;
+};
+Forward MakeForward(std::string_view payload) {
+  Forward f;
+  f.without = std::string(
+                  "\xdf\x00\x00\x00\x01\xa4"
+                  "body",
+                  10) +
+              '\xc0' + std::string("\xc0");
+  f.offset = f.without.size() - 2;
+  f.whole = f.without.substr(0, f.offset) + std::string(payload) + f.without.substr(f.offset + 1);
+  return f;
+}
+
+TEST_CASE("AForwardStoredWithoutItsPayloadIsReadWholeAndKeptWholeWhenItsIntentIsPurged") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  const std::string payload = "\xa5hello";
+  const Forward f = MakeForward(payload);
+  IntentRecord waiting, acked;
+  waiting.id = NewIntentId(1000);
+  acked.id = NewIntentId(2000);
+  for (IntentRecord* r : {&waiting, &acked}) {
+    r->target_node = "node-b";
+    r->status = IntentStatus::kCanceled;
+  }
+  {
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    uint64_t seq = 0;
+    for (IntentRecord* r : {&waiting, &acked}) {
+      r->forward_seq = ++seq;  // as the engine notes it
+      REQUIRE(s.PutIntent(*txn, *r).ok());
+      REQUIRE(s.PutBlob(*txn, r->id, BlobKind::kPayload, payload).ok());
+      const OutboxPayload ref{r->id, f.offset};
+      REQUIRE(s.PutOutbox(*txn, "node-b", seq, 7, f.without, &ref).ok());
+    }
+    REQUIRE(s.PutOutbox(*txn, "node-b", 3, 8, "whole").ok());  // stored whole: read as it is
+    // A frame with no nil where the payload would go is refused.
+    const OutboxPayload wrong{waiting.id, 0};
+    CHECK(s.PutOutbox(*txn, "node-b", 4, 9, f.without, &wrong).IsInvalidArgument());
+    REQUIRE(txn->Commit().ok());
+  }
+  auto frames = [&](const Txn& txn) {
+    std::vector<OutboxEntry> entries;
+    REQUIRE(s.ReadOutbox(txn, "node-b", 0, 1000, &entries).ok());
+    std::vector<std::string> out;
+    for (const OutboxEntry& e : entries) out.emplace_back(e.frame);
+    return out;
+  };
+  {
+    auto txn = s.BeginRead();
+    REQUIRE(txn.ok());
+    CHECK(frames(*txn) == std::vector<std::string>{f.whole, f.whole, "whole"});
+    // The byte limit counts a message with its payload.
+    std::vector<OutboxEntry> first;
+    REQUIRE(s.ReadOutbox(*txn, "node-b", 0, 1000, &first, 8 + f.whole.size()).ok());
+    CHECK(first.size() == 1);
+  }
+  {
+    // The second was acknowledged (trimmed); both intents are purged: the first's message,
+    // still waiting, keeps its payload, and nothing of either intent is left in the blobs.
+    // Their records, read back, name their messages.
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    IntentRecord stored;
+    REQUIRE(s.GetIntent(*txn, waiting.id, &stored).ok());
+    CHECK(stored.forward_seq == 1);
+    REQUIRE(*s.TrimOutbox(*txn, "node-b", uint64_t{1}, 2) == 1);
+    REQUIRE(s.PurgeIntent(*txn, waiting).ok());
+    REQUIRE(s.PurgeIntent(*txn, acked).ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  auto txn = s.BeginRead();
+  REQUIRE(txn.ok());
+  CHECK(frames(*txn) == std::vector<std::string>{f.whole, "whole"});
+  for (const IntentRecord* r : {&waiting, &acked}) {
+    std::string_view v;
+    CHECK(s.GetBlobView(*txn, r->id, BlobKind::kPayload, &v).IsNotFound());
+  }
+}
+
+TEST_CASE("AForwardWhosePayloadIsGoneIsReportedAsCorruptionNotSentWithout") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  const Forward f = MakeForward("\xa1x");
+  const IntentId id = NewIntentId(1000);
+  auto txn = s.BeginWrite();
+  REQUIRE(txn.ok());
+  const OutboxPayload ref{id, f.offset};
+  REQUIRE(s.PutOutbox(*txn, "node-b", 1, 7, f.without, &ref).ok());
+  std::vector<OutboxEntry> entries;
+  Status read = s.ReadOutbox(*txn, "node-b", 0, 1000, &entries);
+  CHECK(read.IsCorruption());
+  CHECK(read.message().find(id.ToString()) != std::string::npos);
+}
+
 TEST_CASE("AnOutboxIsTrimmedByKeyAfterItsLastTrimOrFromItsFirstEntry") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-a");

@@ -281,12 +281,9 @@ void Node::AfterPeers(const Batch& batch, const std::map<std::string, uint64_t>&
 std::optional<int64_t> Node::OldestPendingAgeMs(const Result<Txn>& view, const PeerLink& link,
                                                 int64_t now) const {
   if (!view.ok() || link.pending() == 0) return std::nullopt;
-  std::vector<storage::OutboxEntry> oldest;
-  if (!store_->ReadOutbox(*view, link.name(), link.acked() + 1, 1, &oldest).ok() ||
-      oldest.empty()) {
-    return std::nullopt;
-  }
-  return now - oldest.front().queued_at_ms;
+  auto oldest = store_->FirstOutbox(*view, link.name(), link.acked() + 1);
+  if (!oldest.ok() || !*oldest) return std::nullopt;
+  return now - (*oldest)->queued_at_ms;
 }
 
 void Node::WritePeerStatus(MsgWriter& w) const {

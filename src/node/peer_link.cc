@@ -11,6 +11,8 @@ namespace handoff::node {
 namespace {
 
 constexpr int64_t kBlockedRetryMs = 100;
+// After the outbox could not be read (a damaged entry): tried again, and logged, this often.
+constexpr int64_t kReadRetryMs = 1000;
 constexpr size_t kReadChunk = 256;
 // A handshake the peer closes within this long of the TCP connect was refused, not timed out
 // (ZeroMQ gives a handshake 30 s).
@@ -56,10 +58,9 @@ Status PeerLink::Open(zmq::context_t& context, storage::Store& store) {
   HANDOFF_ASSIGN_OR_RETURN(storage::Txn txn, store.BeginRead());
   HANDOFF_ASSIGN_OR_RETURN(assigned_,
                            store.GetLinkCounter(txn, storage::Store::OutLinkCounter(peer_.name)));
-  std::vector<storage::OutboxEntry> first;
-  HANDOFF_RETURN_IF_ERROR(store.ReadOutbox(txn, peer_.name, 0, 1, &first));
+  HANDOFF_ASSIGN_OR_RETURN(auto first, store.FirstOutbox(txn, peer_.name, 0));
   // Everything before the oldest entry still held was acknowledged in an earlier run.
-  acked_ = first.empty() ? assigned_ : first.front().seq - 1;
+  acked_ = first ? first->seq - 1 : assigned_;
   trimmed_ = acked_;
   next_send_ = acked_ + 1;
   if (assigned_ > acked_) {
@@ -295,7 +296,11 @@ void PeerLink::SendFrom(storage::Store& store, const BeginView& view, int64_t no
         kWindowBytes > in_flight_bytes_ ? kWindowBytes - in_flight_bytes_ : 1, kBurstBytes - burst);
     Status s = store.ReadOutbox(*txn, peer_.name, next_send_, want, &entries, room);
     if (!s.ok() || entries.empty() || entries.front().seq != next_send_) {
-      if (!s.ok()) spdlog::error("link to {}: reading the outbox: {}", peer_.name, s.ToString());
+      if (!s.ok()) {
+        spdlog::error("link to {}: reading the outbox at message {}: {}; trying again in {} ms",
+                      peer_.name, next_send_, s.ToString(), kReadRetryMs);
+        blocked_until_ms_ = now + kReadRetryMs;
+      }
       return;
     }
     // Intents and updates are stored compact; a peer that has not said it reads them gets

@@ -479,6 +479,24 @@ Result<uint64_t> Store::TrimOutbox(Txn& txn, std::string_view peer, std::optiona
   return removed;
 }
 
+Result<std::optional<Store::OutboxHead>> Store::FirstOutbox(const Txn& txn, std::string_view peer,
+                                                            uint64_t from) const {
+  HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
+  const std::string prefix = QueuePrefix(peer);
+  if (!cursor.Seek(OutboxKey(peer, from))) {
+    HANDOFF_RETURN_IF_ERROR(cursor.status());
+    return std::optional<OutboxHead>();
+  }
+  std::string_view key = cursor.key();
+  if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) {
+    return std::optional<OutboxHead>();
+  }
+  std::string_view value = cursor.value();
+  if (value.size() < 8) return Status::Corruption("outbox entry shorter than its header");
+  return std::optional<OutboxHead>(
+      OutboxHead{ReadU64(key.substr(prefix.size())), static_cast<int64_t>(ReadU64(value))});
+}
+
 Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
                          std::vector<OutboxEntry>* out, uint64_t max_bytes) const {
   HANDOFF_ASSIGN_OR_RETURN(Cursor cursor, Cursor::Open(txn, outbox_));
@@ -493,7 +511,13 @@ Status Store::ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, s
     OutboxEntry& e = out->emplace_back();
     e.seq = ReadU64(key.substr(prefix.size()));
     e.queued_at_ms = static_cast<int64_t>(ReadU64(value));
-    HANDOFF_ASSIGN_OR_RETURN(e.frame, OutboxFrame(txn, value.substr(8), &e.spliced));
+    auto frame = OutboxFrame(txn, value.substr(8), &e.spliced);
+    if (!frame.ok()) {
+      out->pop_back();
+      if (out->empty()) return frame.status();
+      break;  // those before it go; the next read starts at it and reports it
+    }
+    e.frame = *frame;
     bytes += 8 + e.frame.size();
   }
   // Views into `spliced` again: moving the entries as the vector grew may have moved it.

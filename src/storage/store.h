@@ -165,8 +165,17 @@ class Store {
   // harmless); nullopt: from the first entry held. Returns how many keys it deleted.
   Result<uint64_t> TrimOutbox(Txn& txn, std::string_view peer, std::optional<uint64_t> after,
                               uint64_t upto);
+  // The seq and queued_at of the peer's first entry with seq >= `from` (nullopt: none), its
+  // message not read.
+  struct OutboxHead {
+    uint64_t seq = 0;
+    int64_t queued_at_ms = 0;
+  };
+  Result<std::optional<OutboxHead>> FirstOutbox(const Txn& txn, std::string_view peer,
+                                                uint64_t from) const;
   // Up to `limit` of the peer's entries with seq >= `from`, in seq order, stopping once
-  // they hold `max_bytes` (at least one is read).
+  // they hold `max_bytes` (at least one is read), or before one that cannot be read (an
+  // error only when it is the first).
   Status ReadOutbox(const Txn& txn, std::string_view peer, uint64_t from, size_t limit,
                     std::vector<OutboxEntry>* out, uint64_t max_bytes = UINT64_MAX) const;
 

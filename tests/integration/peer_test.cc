@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "handoff/client.h"
+#include "storage/store.h"
 #include "support/agent_pool.h"
 #include "support/cluster.h"
 #include "support/raw_peer.h"
@@ -257,6 +258,99 @@ TEST_CASE("APeerDownDuringEverySendGetsEverythingWhenItStarts") {
   cluster["node-b"].Start();
   AgentPool agents(cluster["node-b"], kRemote, 2);
   CheckAllCompleted(cluster["node-a"], cluster["node-b"], agents, acked);
+}
+
+TEST_CASE("AnIntentCanceledAndPurgedWhileItsPeerIsAwayStillReachesItWhole") {
+  // The origin stores a forwarded payload once, as the intent's blob, and the message that
+  // forwards it without; purging the intent while that message waits must not leave the
+  // message without its payload.
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster["node-a"].Start();
+  auto origin = cluster["node-a"].Connect();
+  SendRequest big = Work(8);
+  big.payload["text"] = std::string(3000, 'p');
+  auto kept = origin->Send(Work(7));
+  auto gone = origin->Send(big);
+  REQUIRE(kept.ok());
+  REQUIRE(gone.ok());
+  REQUIRE(origin->Cancel(gone->intent_id, "changed my mind").ok());
+  REQUIRE(origin->Purge(gone->intent_id).ok());
+  CHECK(origin->Get(gone->intent_id).status().IsNotFound());
+  // Restarted with the message rewritten in its store, then the peer comes.
+  cluster["node-a"].Kill();
+  cluster["node-a"].Start();
+  cluster["node-b"].Start();
+  auto remote = cluster["node-b"].Connect();
+  REQUIRE(WaitFor(
+      [&] {
+        auto at_b = remote->Get(gone->intent_id);
+        return at_b.ok() && at_b->status == IntentStatus::kCanceled;
+      },
+      std::chrono::seconds(30)));
+  auto at_b = remote->Get(gone->intent_id);
+  REQUIRE(at_b.ok());
+  CHECK(at_b->payload == big.payload);
+  AgentPool agents(cluster["node-b"], kRemote, 1);
+  origin = cluster["node-a"].Connect();
+  auto done = origin->Wait(kept->intent_id, std::chrono::seconds(30));
+  REQUIRE(done.ok());
+  CHECK(done->result == Doubled(7));
+  CHECK(cluster["node-a"].Log().find("reading the outbox") == std::string::npos);
+}
+
+TEST_CASE("AForwardWhosePayloadTheDiskLostHoldsItsLinkAndIsReportedNotSentWithout") {
+  // A damaged store: the payload blob of a forwarded intent is gone while its message waits.
+  // The origin still starts; the link sends what lies before it, and reports the damage about
+  // once a second rather than spinning on it.
+  TempDir dir;
+  Cluster cluster(dir, TwoNodes());
+  cluster["node-a"].Start();
+  auto origin = cluster["node-a"].Connect();
+  auto first = origin->Send(Work(1));
+  auto damaged = origin->Send(Work(2));
+  REQUIRE(first.ok());
+  REQUIRE(damaged.ok());
+  REQUIRE(cluster["node-a"].Stop() == 0);
+  {
+    auto store = storage::Store::Open(cluster["node-a"].data_dir(), {}, "node-a");
+    REQUIRE(store.ok());
+    auto txn = (*store)->BeginWrite();
+    REQUIRE(txn.ok());
+    auto id = IntentId::Parse(damaged->intent_id);
+    REQUIRE(id.ok());
+    auto blobs = txn->OpenTable(storage::kBlobsTable);
+    REQUIRE(blobs.ok());
+    std::string key(id->bytes());
+    key.push_back(static_cast<char>(storage::BlobKind::kPayload));
+    REQUIRE(txn->Delete(*blobs, key).ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  cluster["node-a"].Start();
+  cluster["node-b"].Start();
+  AgentPool agents(cluster["node-b"], kRemote, 1);
+  origin = cluster["node-a"].Connect();
+  auto done = origin->Wait(first->intent_id, std::chrono::seconds(30));
+  REQUIRE(done.ok());
+  CHECK(done->result == Doubled(1));
+  const std::string marker = "reading the outbox at message 2";
+  REQUIRE(WaitFor([&] { return cluster["node-a"].Log().find(marker) != std::string::npos; },
+                  std::chrono::seconds(30)));
+  const auto since = std::chrono::steady_clock::now();
+  auto count = [&] {
+    const std::string log = cluster["node-a"].Log();
+    size_t n = 0;
+    for (size_t at = log.find(marker); at != std::string::npos; at = log.find(marker, at + 1)) ++n;
+    return n;
+  };
+  const size_t before = count();
+  REQUIRE(WaitFor([&] { return count() >= before + 2; }, std::chrono::seconds(30)));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  CHECK(seconds >= 1.0);  // two more reports took at least one retry period
+  CHECK(cluster["node-a"].Log().find(damaged->intent_id) != std::string::npos);
+  auto remote = cluster["node-b"].Connect();
+  CHECK(remote->Get(damaged->intent_id).status().IsNotFound());
 }
 
 TEST_CASE("AChainAToBToCCarriesParentAndCorrelationAndTheResultFlowsBack") {

@@ -233,11 +233,27 @@ TEST_CASE("AForwardWhosePayloadIsGoneIsReportedAsCorruptionNotSentWithout") {
   auto txn = s.BeginWrite();
   REQUIRE(txn.ok());
   const OutboxPayload ref{id, f.offset};
-  REQUIRE(s.PutOutbox(*txn, "node-b", 1, 7, f.without, &ref).ok());
+  REQUIRE(s.PutOutbox(*txn, "node-b", 1, 6, "before").ok());
+  REQUIRE(s.PutOutbox(*txn, "node-b", 2, 7, f.without, &ref).ok());  // no payload blob
+  REQUIRE(s.PutOutbox(*txn, "node-b", 3, 8, "after").ok());
+  // What lies before the damaged entry is read; a read that starts at it fails, naming it.
   std::vector<OutboxEntry> entries;
-  Status read = s.ReadOutbox(*txn, "node-b", 0, 1000, &entries);
+  REQUIRE(s.ReadOutbox(*txn, "node-b", 0, 1000, &entries).ok());
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].frame == "before");
+  entries.clear();
+  Status read = s.ReadOutbox(*txn, "node-b", 2, 1000, &entries);
   CHECK(read.IsCorruption());
   CHECK(read.message().find(id.ToString()) != std::string::npos);
+  // Where the link starts, and how old its oldest message is, are still read (a daemon with
+  // such an entry starts, and its link reports the error as it tries to send).
+  auto head = s.FirstOutbox(*txn, "node-b", 2);
+  REQUIRE(head.ok());
+  REQUIRE(head->has_value());
+  CHECK((*head)->seq == 2);
+  CHECK((*head)->queued_at_ms == 7);
+  CHECK_FALSE(s.FirstOutbox(*txn, "node-b", 4)->has_value());
+  CHECK_FALSE(s.FirstOutbox(*txn, "node-a", 0)->has_value());
 }
 
 TEST_CASE("AnOutboxIsTrimmedByKeyAfterItsLastTrimOrFromItsFirstEntry") {
@@ -267,6 +283,7 @@ TEST_CASE("AnOutboxIsTrimmedByKeyAfterItsLastTrimOrFromItsFirstEntry") {
     REQUIRE(s.TrimOutbox(*txn, "node-b", uint64_t{2}, 8).ok());
     CHECK(OutboxSeqs(s, *txn, "node-b") == std::vector<uint64_t>{9, 10});
     CHECK(OutboxSeqs(s, *txn, "node-bb") == std::vector<uint64_t>{1, 2, 3});
+    CHECK((*s.FirstOutbox(*txn, "node-b", 0))->seq == 9);
   }
   // Applied to LMDB (keys deleted twice, or never there, included), and in a plain one.
   {

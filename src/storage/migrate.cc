@@ -1,4 +1,5 @@
-// Store::MigrateFromSchema1: a schema 1 data directory rewritten as schema 2 (schema.h).
+// Store::MigrateFromSchema1: a schema 1 data directory rewritten as schema 2, which is schema 3
+// as it is (schema.h); Store::MigrateFromSchema2: a schema 2 directory relabelled schema 3.
 //
 // Schema 1 kept each event in "events" under (intent id, seq) and, in "audit", an entry per
 // event naming it. Schema 2 keeps the event itself in "audit" under its audit seq, chained to
@@ -132,8 +133,9 @@ Status Store::MigrateFromSchema1() {
 namespace handoff::storage {
 
 Status Store::MigrateFromSchema2() {
-  // Schema 3 only added a form of outbox entry and a kind of blob: a schema 2 directory is a
-  // schema 3 one as it is.
+  // Schema 3 only added a form of outbox entry and forward_seq at the end of the intent
+  // record's stored form (version 3, which reads a version 2 record with it 0): a schema 2
+  // directory is a schema 3 one as it is.
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(*env_));
   HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaSchemaVersion, std::to_string(kSchemaVersion)));
   HANDOFF_RETURN_IF_ERROR(txn.Commit());

@@ -20,7 +20,9 @@ namespace {
 // An outbox message stored without its payload (OutboxPayload): queued_at, then this mark
 // (a message itself starts with a map header), the payload's offset (u32 BE) and the intent id.
 constexpr char kSplicedMark = 'S';
-constexpr size_t kSplicedHeaderBytes = 1 + 4 + IntentId::kSize;
+constexpr size_t kSplicedOffsetAt = 1;
+constexpr size_t kSplicedIdAt = kSplicedOffsetAt + 4;
+constexpr size_t kSplicedHeaderBytes = kSplicedIdAt + IntentId::kSize;
 constexpr char kNil = static_cast<char>(0xc0);
 
 FixedKey<IntentId::kSize + 1> BlobKey(const IntentId& id, BlobKind kind) {
@@ -401,8 +403,8 @@ Result<std::string_view> Store::OutboxFrame(const Txn& txn, std::string_view sto
   if (stored.size() < kSplicedHeaderBytes) {
     return Status::Corruption("an outbox message without its payload is cut short");
   }
-  const size_t offset = ReadU32(stored.substr(1, 4));
-  auto id = IntentId::FromBytes(stored.substr(5, IntentId::kSize));
+  const size_t offset = ReadU32(stored.substr(kSplicedOffsetAt, 4));
+  auto id = IntentId::FromBytes(stored.substr(kSplicedIdAt, IntentId::kSize));
   std::string_view frame = stored.substr(kSplicedHeaderBytes);
   if (!id.ok() || offset >= frame.size() || frame[offset] != kNil) {
     return Status::Corruption("an outbox message without its payload has a malformed header");
@@ -432,7 +434,7 @@ Status Store::KeepForwardedPayload(Txn& txn, const IntentRecord& record) {
   std::string_view stored = value.substr(8);
   if (stored.empty() || stored[0] != kSplicedMark) return Status::OK();  // stored whole
   if (stored.size() >= kSplicedHeaderBytes &&
-      stored.substr(5, IntentId::kSize) != record.id.bytes()) {
+      stored.substr(kSplicedIdAt, IntentId::kSize) != record.id.bytes()) {
     return Status::OK();  // another intent's: this one's was acknowledged and trimmed
   }
   std::string spliced;

@@ -256,6 +256,48 @@ TEST_CASE("AForwardWhosePayloadIsGoneIsReportedAsCorruptionNotSentWithout") {
   CHECK_FALSE(s.FirstOutbox(*txn, "node-a", 0)->has_value());
 }
 
+TEST_CASE("AnOutboxEntryWhoseHeaderTheDiskDamagedIsCorruptionNeverACrash") {
+  // The header of an entry stored without its payload comes from the disk: cut short, an
+  // offset past its message (the largest a u32 holds), no nil at the offset, an intent with no
+  // payload.
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  const Forward f = MakeForward("\xa1x");
+  const IntentId id = NewIntentId(1000);
+  auto header = [&](uint32_t offset, std::string_view id_bytes) {
+    std::string h(8, '\0');  // queued_at
+    h.push_back('S');
+    for (int shift = 24; shift >= 0; shift -= 8) h.push_back(static_cast<char>(offset >> shift));
+    h.append(id_bytes);
+    return h;
+  };
+  const std::string valid_id(id.bytes());
+  const std::vector<std::string> damaged = {
+      std::string(8, '\0') + "S\x00\x00",        // cut short
+      header(UINT32_MAX, valid_id) + f.without,  // offset past the end
+      header(0, valid_id) + f.without,           // no nil at the offset
+      header(static_cast<uint32_t>(f.offset), std::string(16, '\0')) +
+          f.without,  // names no payload
+  };
+  auto txn = s.BeginWrite();
+  REQUIRE(txn.ok());
+  REQUIRE(s.PutBlob(*txn, id, BlobKind::kPayload, "\xa1x").ok());
+  auto outbox = txn->OpenTable(kOutboxTable);
+  REQUIRE(outbox.ok());
+  for (const std::string& value : damaged) {
+    std::string key = "node-b";
+    key.push_back('\0');
+    key.append(7, '\0');
+    key.push_back('\x01');
+    REQUIRE(txn->Put(*outbox, key, value).ok());
+    std::vector<OutboxEntry> entries;
+    CHECK(s.ReadOutbox(*txn, "node-b", 0, 10, &entries).IsCorruption());
+    CHECK(entries.empty());
+  }
+}
+
 TEST_CASE("AnOutboxIsTrimmedByKeyAfterItsLastTrimOrFromItsFirstEntry") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-a");

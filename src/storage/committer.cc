@@ -16,12 +16,13 @@ constexpr std::chrono::seconds kRetryAfter(1);
 }  // namespace
 
 Committer::Committer(Store& store, std::function<void()> on_event,
-                     std::chrono::microseconds busy_poll)
+                     std::chrono::microseconds busy_poll, std::chrono::milliseconds idle_commit)
     : store_(store),
       env_(store.env()),
       log_(store.log()),
       on_event_(std::move(on_event)),
       busy_poll_(busy_poll),
+      idle_commit_(idle_commit),
       next_seq_(store.next_log_seq()),
       thread_([this] { Loop(); }) {}
 
@@ -115,14 +116,13 @@ void Committer::Loop() {
       lock.lock();
     }
   };
-  auto next_due = [&] {
-    return commit_error_.ok() ? held_since_ + std::chrono::milliseconds(kIdleCommitMs) : retry_at_;
-  };
+  auto next_due = [&] { return commit_error_.ok() ? held_since_ + idle_commit_ : retry_at_; };
   auto due = [&](Clock::time_point now) {
     if (held_.empty()) return false;
     if (draining_ || stop_) return true;
     if (!commit_error_.ok()) return now >= retry_at_;
-    return held_.size() >= kMaxHeld || held_bytes_ >= kMaxHeldBytes || now >= next_due();
+    return held_.size() >= kMaxHeld || held_bytes_ >= kMaxHeldBytes ||
+           (held_.size() >= kFewHeld && held_bytes_ >= kEnoughHeldBytes) || now >= next_due();
   };
   while (true) {
     if (job_ != nullptr) {

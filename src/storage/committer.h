@@ -5,7 +5,7 @@
 // anything is promised), appends the set to the write-ahead log and flushes the log: the
 // batch is durable, and the loop may send what it held. The transaction goes on collecting
 // later batches and is committed (its data pages flushed, its meta page written without a
-// flush of its own) once it holds kMaxHeld batches, or kMaxHeldBytes, or when no batch came
+// flush of its own) once it holds enough batches or bytes (below), or when no batch came
 // for kIdleCommitMs, or the log needs restarting; it records the last log seq it carries in
 // meta, so that opening the store replays only what LMDB lacks (store.h). Until a batch is in
 // LMDB its write set is one of the loop's layers (Txn::BeginLayered), so the loop and every
@@ -48,9 +48,18 @@ namespace handoff::storage {
 
 class Committer {
  public:
-  // Batches a transaction holds before it is committed, and the bytes that commit it sooner.
-  static constexpr size_t kMaxHeld = 12;
+  // When the transaction is committed: once it holds kFewHeld batches that carry
+  // kEnoughHeldBytes between them, or kMaxHeld batches whatever they carry, or kMaxHeldBytes
+  // whatever their number. A commit costs a flush of the data file, which takes about as long
+  // for a few pages as for 128 KiB; while it runs no batch can be made durable. Small batches
+  // (a node at a few round trips in flight) are therefore held longer, so that fewer of them
+  // wait behind a commit. Every held batch is a layer the loop's reads look through, which
+  // is what bounds kMaxHeld.
+  static constexpr size_t kFewHeld = 12;
+  static constexpr uint64_t kEnoughHeldBytes = uint64_t{128} << 10;
+  static constexpr size_t kMaxHeld = 48;
   static constexpr uint64_t kMaxHeldBytes = uint64_t{1} << 20;
+  static_assert(kMaxHeld + 1 <= Txn::kMaxBelow, "the loop reads every held batch and one more");
   // With no new batch for this long, the held ones are committed. Long enough that a node
   // working at one round trip in flight does not flush LMDB between every two batches (its
   // flushes would queue with the log's, its own and a neighbour's on the same disk).
@@ -69,8 +78,10 @@ class Committer {
   // outcome and each commit (handoffd's loop wakes up on it). With nothing to do, the thread
   // looks for a new batch for up to `busy_poll` (yielding the core between looks) before it
   // sleeps: at a steady rate the next batch comes sooner than a sleeping thread wakes.
+  // `idle_commit` replaces kIdleCommitMs (tests).
   Committer(Store& store, std::function<void()> on_event,
-            std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
+            std::chrono::microseconds busy_poll = std::chrono::microseconds(0),
+            std::chrono::milliseconds idle_commit = std::chrono::milliseconds(kIdleCommitMs));
   // Finishes the running batch, commits what is held, then stops the thread.
   ~Committer();
   Committer(const Committer&) = delete;
@@ -120,6 +131,7 @@ class Committer {
   Log* log_;
   std::function<void()> on_event_;
   const std::chrono::microseconds busy_poll_;
+  const std::chrono::milliseconds idle_commit_;
   bool busy_ = false;          // owner's view
   int64_t last_apply_us_ = 0;  // owner's copies
   int64_t last_commit_us_ = 0;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <span>
 #include <system_error>
+#include <vector>
 
 #include "base/units.h"
 #include "storage/write_set.h"
@@ -146,6 +147,7 @@ Txn& Txn::operator=(Txn&& other) noexcept {
     layered_ = other.layered_;
     top_ = other.top_;
     below_ = other.below_;
+    below_count_ = other.below_count_;
     other.txn_ = nullptr;
   }
   return *this;
@@ -175,6 +177,7 @@ Result<Txn> Txn::BeginLayered(Env& env, WriteSet* top, std::span<const WriteSet*
   txn.layered_ = true;
   txn.top_ = top;
   std::copy(below.begin(), below.end(), txn.below_.begin());
+  txn.below_count_ = below.size();
   return txn;
 }
 
@@ -206,7 +209,7 @@ Status Txn::Get(Table table, std::string_view key, std::string_view* value) cons
   if (layered_) {
     const uint64_t hash = WriteSet::KeyHash(table, key);  // once for every layer
     const WriteSet::Entry* entry = top_ != nullptr ? top_->Find(table, key, hash) : nullptr;
-    for (size_t i = 0; entry == nullptr && i < below_.size(); ++i) {
+    for (size_t i = 0; entry == nullptr && i < below_count_; ++i) {
       if (below_[i] != nullptr) entry = below_[i]->Find(table, key, hash);
     }
     if (entry != nullptr) {
@@ -299,13 +302,26 @@ struct Cursor::Merge {
   };
   WriteSet* top = nullptr;
   Table table = 0;
-  // Newest first: the top and the layers below it that touch the table (held inline: a
-  // cursor is opened several times per request).
-  static constexpr size_t kMaxLayers = 1 + Txn::kMaxBelow;
-  std::array<Layer, kMaxLayers> slots;
+  // Newest first: the top and the layers below it that touch the table. Held inline up to
+  // kInlineLayers (a cursor is opened several times per request, and a loop that keeps up
+  // has a few batches on their way into LMDB); more go to `spilled`.
+  static constexpr size_t kInlineLayers = 14;
+  std::array<Layer, kInlineLayers> inline_slots;
+  std::vector<Layer> spilled;
   size_t count = 0;
-  std::span<Layer> layers() { return {slots.data(), count}; }
-  void Add(const WriteSet::Map* map) { slots[count++] = Layer{map, {}, false}; }
+  std::span<Layer> layers() {
+    return {spilled.empty() ? inline_slots.data() : spilled.data(), count};
+  }
+  void Add(const WriteSet::Map* map) {
+    const Layer layer{map, {}, false};
+    if (count < kInlineLayers) {
+      inline_slots[count] = layer;
+    } else {
+      if (spilled.empty()) spilled.assign(inline_slots.begin(), inline_slots.end());
+      spilled.push_back(layer);
+    }
+    ++count;
+  }
   // LMDB, the oldest source.
   bool base_valid = false;
   std::string_view base_key, base_value;
@@ -353,9 +369,8 @@ Result<Cursor> Cursor::Open(const Txn& txn, Table table) {
     c.merge_->top = txn.top_;
     c.merge_->table = table;
     // The top layer always takes part: DeleteCurrent writes its tombstones there.
-    static_assert(1 + std::tuple_size_v<decltype(txn.below_)> <= Merge::kMaxLayers);
     if (txn.top_ != nullptr) c.merge_->Add(&txn.top_->table(table));
-    for (const WriteSet* below : txn.below_) {
+    for (const WriteSet* below : std::span(txn.below_.data(), txn.below_count_)) {
       if (below != nullptr && !below->table(table).empty()) {
         c.merge_->Add(&below->table(table));
       }

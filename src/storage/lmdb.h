@@ -95,8 +95,9 @@ class Txn {
   // null) under `top`, and writes into `top`; with no `top` it only reads (a view of what is
   // stored, and what is on its way into LMDB). Commit is refused: the caller hands the write
   // sets to a Committer. The write sets must outlive the Txn and its cursors, and `below` must
-  // not change meanwhile.
-  static constexpr size_t kMaxBelow = 13;
+  // not change meanwhile. At most the batches a Committer holds out of LMDB (kMaxHeld) and the
+  // one it is logging.
+  static constexpr size_t kMaxBelow = 49;
   static Result<Txn> BeginLayered(Env& env, WriteSet* top, std::span<const WriteSet* const> below);
   static Result<Txn> BeginLayered(Env& env, WriteSet* top,
                                   std::initializer_list<const WriteSet*> below) {
@@ -108,7 +109,8 @@ class Txn {
         write_(other.write_),
         layered_(other.layered_),
         top_(other.top_),
-        below_(other.below_) {
+        below_(other.below_),
+        below_count_(other.below_count_) {
     other.txn_ = nullptr;
   }
   Txn& operator=(Txn&& other) noexcept;
@@ -150,6 +152,7 @@ class Txn {
   bool layered_ = false;
   WriteSet* top_ = nullptr;  // layered: where writes go (null in a read-only view)
   std::array<const WriteSet*, kMaxBelow> below_ = {};  // layered: older writes, newest first
+  size_t below_count_ = 0;                             // of below_ in use
 };
 
 // Iterates one table inside one transaction. Positioning calls return false at the end of the

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -50,6 +51,20 @@ std::vector<std::pair<std::string, std::string>> Backward(const Txn& txn, Table 
 
 std::vector<std::pair<std::string, std::string>> Items(const Model& m) {
   return {m.begin(), m.end()};
+}
+
+// Opens table "t" and commits "base<i>" at every `step`th key below `end`, mirrored in `model`.
+Table BaseTable(Env& env, int end, int step, Model* model) {
+  auto txn = Txn::BeginWrite(env);
+  REQUIRE(txn.ok());
+  auto table = txn->OpenTable("t");
+  REQUIRE(table.ok());
+  for (int i = 0; i < end; i += step) {
+    (*model)[Key(i)] = "base" + std::to_string(i);
+    REQUIRE(txn->Put(*table, Key(i), (*model)[Key(i)]).ok());
+  }
+  REQUIRE(txn->Commit().ok());
+  return *table;
 }
 
 TEST_CASE("AWriteSetFindsEveryKeyItTouchesAndNoOtherWhateverItsSize") {
@@ -238,22 +253,10 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   auto store = Store::Open(dir.path(), {}, "node-test");
   REQUIRE(store.ok());
   Env* env = &(*store)->env();
-  Table t = 0;
   Model model;
+  const Table t = BaseTable(*env, 200, 2, &model);
   std::mt19937 rng(7);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
-  {
-    auto txn = Txn::BeginWrite(*env);
-    REQUIRE(txn.ok());
-    auto table = txn->OpenTable("t");
-    REQUIRE(table.ok());
-    t = *table;
-    for (int i = 0; i < 200; i += 2) {
-      model[Key(i)] = "base" + std::to_string(i);
-      REQUIRE(txn->Put(t, Key(i), model[Key(i)]).ok());
-    }
-    REQUIRE(txn->Commit().ok());
-  }
 
   // Three layers of random puts and deletes, newest on top, each mirrored in the model.
   WriteSet older, newer, top;
@@ -371,6 +374,61 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   auto read = Txn::BeginRead(*env);
   REQUIRE(read.ok());
   CHECK(Forward(*read, t) == Items(model));
+}
+
+// As many layers as a transaction reads (more than a cursor holds inline): reads, seeks and
+// both directions still give the merge; one layer more is refused.
+TEST_CASE("AsManyLayersAsATransactionReadsMergeLikeTheirModel") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
+  Model model;
+  const Table t = BaseTable(*env, 300, 3, &model);
+  std::mt19937 rng(11);
+  std::vector<std::unique_ptr<WriteSet>> layers;  // oldest first
+  for (size_t n = 0; n <= Txn::kMaxBelow; ++n) {
+    std::vector<const WriteSet*> below;  // newest first
+    for (auto it = layers.rbegin(); it != layers.rend(); ++it) below.push_back(it->get());
+    layers.push_back(std::make_unique<WriteSet>());
+    auto txn = Txn::BeginLayered(*env, layers.back().get(), below);
+    REQUIRE(txn.ok());
+    for (int op = 0; op < 8; ++op) {
+      const std::string k = Key(static_cast<int>(rng() % 320));
+      if (rng() % 3 == 0) {
+        REQUIRE(txn->Delete(t, k).ok());
+        model.erase(k);
+      } else {
+        const std::string v = "layer" + std::to_string(n) + "." + std::to_string(op);
+        REQUIRE(txn->Put(t, k, v).ok());
+        model[k] = v;
+      }
+    }
+  }
+  std::vector<const WriteSet*> below;
+  for (size_t i = layers.size() - 1; i-- > 0;) below.push_back(layers[i].get());
+  REQUIRE(below.size() == Txn::kMaxBelow);
+  auto txn = Txn::BeginLayered(*env, layers.back().get(), below);
+  REQUIRE(txn.ok());
+  CHECK(Forward(*txn, t) == Items(model));
+  auto reversed = Items(model);
+  std::reverse(reversed.begin(), reversed.end());
+  CHECK(Backward(*txn, t) == reversed);
+  for (int i = 0; i < 330; i += 7) {
+    const std::string k = Key(i);
+    std::string_view v;
+    Status s = txn->Get(t, k, &v);
+    auto it = model.find(k);
+    CHECK((it == model.end() ? s.IsNotFound() : s.ok() && v == it->second));
+    auto c = Cursor::Open(*txn, t);
+    REQUIRE(c.ok());
+    auto ge = model.lower_bound(k);
+    CHECK(c->Seek(k) == (ge != model.end()));
+    if (ge != model.end()) CHECK(c->key() == ge->first);
+  }
+  below.push_back(layers.back().get());
+  auto too_many = Txn::BeginLayered(*env, nullptr, below);
+  CHECK(too_many.status().IsInvalidArgument());
 }
 
 TEST_CASE("AppendsReachLmdbInOrderAndAFailedCommitReportsItsError") {

@@ -397,6 +397,75 @@ TEST_CASE("ABatchTooBigForTheLogIsCommittedToLmdbAndSyncedOnItsOwn") {
   CheckHolds(**store, 3, 10, 1000);
 }
 
+// Batches of one write each, `value_bytes` long, numbered from `first`.
+std::vector<std::unique_ptr<WriteSet>> OneWriteBatches(Store& store, int first, int count,
+                                                       int value_bytes) {
+  std::vector<std::unique_ptr<WriteSet>> sets;
+  for (int b = first; b < first + count; ++b) {
+    auto ws = std::make_unique<WriteSet>();
+    auto txn = Txn::BeginLayered(store.env(), ws.get(), {});
+    REQUIRE(txn.ok());
+    REQUIRE(store.PutIdempotencyKey(*txn, "agent", KeyOf(b), kId, ValueOf(b, value_bytes)).ok());
+    sets.push_back(std::move(ws));
+  }
+  return sets;
+}
+
+// Makes `batches` durable one at a time with a Committer that never commits for idleness;
+// returns how many of them it reported in LMDB before the last was durable, and waits
+// (bounded) until every one of them is: the last one makes the transaction due.
+size_t AppliedBeforeTheLast(Committer& committer,
+                            const std::vector<std::unique_ptr<WriteSet>>& batches) {
+  size_t applied = 0, before_last = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (i + 1 == batches.size()) before_last = applied;
+    committer.Start(batches[i].get());
+    Committer::Report r = committer.Wait();
+    REQUIRE(r.durable.has_value());
+    REQUIRE(r.durable->ok());
+    applied += r.applied;
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (applied < batches.size() && std::chrono::steady_clock::now() < until) {
+    applied += committer.Take().applied;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(applied == batches.size());
+  return before_last;
+}
+
+// LMDB's transaction is committed once it holds kFewHeld batches carrying kEnoughHeldBytes,
+// and small batches (a node at a few round trips in flight) are held up to kMaxHeld, so that
+// fewer of them wait behind a commit's flush.
+TEST_CASE("SmallBatchesAreHeldOutOfLmdbLongerThanLargeOnes") {
+  static_assert(Committer::kFewHeld < Committer::kMaxHeld);
+  TempDir dir;
+  auto store = Store::Open(dir.path(), EnvOptions(), "node-test");
+  REQUIRE(store.ok());
+  const int small_bytes = 100;
+  const int large_bytes = static_cast<int>(Committer::kEnoughHeldBytes / Committer::kFewHeld) + 100;
+  static_assert(Committer::kMaxHeld * 200 < Committer::kEnoughHeldBytes);
+  auto small = OneWriteBatches(**store, 0, Committer::kMaxHeld, small_bytes);
+  auto large = OneWriteBatches(**store, 1000, Committer::kFewHeld, large_bytes);
+  // Idle commits put off for an hour: every commit here is due to what is held.
+  Committer committer(**store, nullptr, std::chrono::microseconds(0), std::chrono::hours(1));
+  // A commit due earlier than the last batch is reported by a later batch's Wait, or counted.
+  CHECK(AppliedBeforeTheLast(committer, small) == 0);
+  const uint64_t commits = committer.lmdb_commits();
+  CHECK(commits == 1);
+  CHECK(AppliedBeforeTheLast(committer, large) == 0);
+  CHECK(committer.lmdb_commits() == commits + 1);
+  auto txn = (*store)->BeginRead();
+  REQUIRE(txn.ok());
+  for (int b : {0, static_cast<int>(Committer::kMaxHeld) - 1, 1000,
+                1000 + static_cast<int>(Committer::kFewHeld) - 1}) {
+    IntentId id;
+    std::string value;
+    REQUIRE((*store)->GetIdempotencyKey(*txn, "agent", KeyOf(b), &id, &value).ok());
+    CHECK(value == ValueOf(b, b < 1000 ? small_bytes : large_bytes));
+  }
+}
+
 // A Committer that busy-polls (handoffd's default) takes a batch that comes while it is still
 // looking and one that comes after it went to sleep, and stops while it is looking.
 TEST_CASE("ABusyPollingCommitterTakesBatchesWhileLookingAndAfterSleeping") {

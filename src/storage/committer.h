@@ -50,11 +50,11 @@ class Committer {
  public:
   // When the transaction is committed: once it holds kFewHeld batches that carry
   // kEnoughHeldBytes between them, or kMaxHeld batches whatever they carry, or kMaxHeldBytes
-  // whatever their number. A commit costs a flush of the data file, which takes about as long
-  // for a few pages as for 128 KiB; while it runs no batch can be made durable. Small batches
-  // (a node at a few round trips in flight) are therefore held longer, so that fewer of them
-  // wait behind a commit. Every held batch is a layer the loop's reads look through, which
-  // is what bounds kMaxHeld.
+  // whatever their number. A commit flushes the data file, and while it runs no batch can be
+  // made durable; below about 128 KiB its cost is mostly the flush's fixed part
+  // (handoff-flush-bench). Small batches (a node at a few round trips in flight) are therefore
+  // held longer, so that fewer of them wait behind a commit. Every held batch is a layer the loop's
+  // reads look through, which is what bounds kMaxHeld.
   static constexpr size_t kFewHeld = 12;
   static constexpr uint64_t kEnoughHeldBytes = uint64_t{128} << 10;
   static constexpr size_t kMaxHeld = 48;

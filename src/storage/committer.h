@@ -53,12 +53,14 @@ class Committer {
   // whatever their number. A commit flushes the data file, and while it runs no batch can be
   // made durable; below about 128 KiB its cost is mostly the flush's fixed part
   // (handoff-flush-bench). Small batches (a node at a few round trips in flight) are therefore
-  // held longer, so that fewer of them wait behind a commit. Every held batch is a layer the loop's
-  // reads look through, which is what bounds kMaxHeld.
+  // held longer, so that fewer of them wait behind a commit. A busy node's commits rewrite the
+  // same pages (the queue's, the newest intents'): holding up to 4 MiB (some 30 batches at 256
+  // in flight) writes them a quarter as often as 1 MiB did (docs/performance.md). Every held batch
+  // is a layer the loop's reads look through, which is what bounds kMaxHeld.
   static constexpr size_t kFewHeld = 12;
   static constexpr uint64_t kEnoughHeldBytes = uint64_t{128} << 10;
   static constexpr size_t kMaxHeld = 48;
-  static constexpr uint64_t kMaxHeldBytes = uint64_t{1} << 20;
+  static constexpr uint64_t kMaxHeldBytes = uint64_t{4} << 20;
   static_assert(kMaxHeld + 1 <= Txn::kMaxBelow, "the loop reads every held batch and one more");
   // With no new batch for this long, the held ones are committed. Long enough that a node
   // working at one round trip in flight does not flush LMDB between every two batches (its

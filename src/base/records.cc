@@ -36,17 +36,24 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
   return Status::OK();
 }
 
-// The stored form of records: a version byte, then every field in a fixed order, integers
-// little-endian and fixed-width, strings length-prefixed, optional parts behind a presence
-// byte. Records are encoded and decoded on every turn, and a msgpack map spent most of that on
-// its ~30 field names; the stored form is private to a data directory (wire messages stay
-// msgpack maps). Records written by earlier versions, as msgpack maps, are still read: a map
-// never starts with a version byte.
+// The stored form of records: a version byte, then every field in a fixed order, strings
+// length-prefixed, optional parts behind a presence byte. Records are encoded and decoded on
+// every turn, and a msgpack map spent most of that on its ~30 field names; the stored form is
+// private to a data directory (wire messages stay msgpack maps). Records written by earlier
+// versions, as msgpack maps, are still read: a map never starts with a version byte.
 //
-// Version 2 (schema 2) added IntentRecord::last_audit_seq and EventRecord::prev_audit_seq at
-// the end of each; version 1 records read with them 0, and Store's migration fills them in.
-// Version 3 (schema 3) added IntentRecord::forward_seq at the end; events are still written
-// as version 2, and intent records of version 1 or 2 read with it 0.
+// Versions 1 to 3 wrote integers and lengths fixed-width, little-endian. Version 2 (schema 2)
+// added IntentRecord::last_audit_seq and EventRecord::prev_audit_seq at the end of each;
+// version 1 records read with them 0, and Store's migration fills them in. Version 3 (schema
+// 3) added IntentRecord::forward_seq at the end; events were still written as version 2, and
+// intent records of version 1 or 2 read with it 0.
+//
+// Version 4 (schema 4), written for both records, has the fields of version 3 (intents) and
+// 2 (events) in the same order, but integers and lengths as LEB128 varints (signed integers
+// zigzag-encoded first): most are 0 or small, and an intent record's fixed-width integers and
+// lengths were some 170 of its ~230 bytes in a typical record, logged and stored on every
+// change. An event's prev_audit_seq stays 8 bytes, little-endian, last, so that a history
+// walk reads its link without decoding the event (StoredEventLink).
 //
 // The order is written once, in the Fields functions below, and both directions follow it:
 // BinWriter and BinReader each take every field type through operator(), one writing it and
@@ -54,10 +61,22 @@ Status ReadUint32(const MapReader& m, std::string_view key, T* out) {
 constexpr char kStoredV1 = 0x01;
 constexpr char kStoredV2 = 0x02;
 constexpr char kStoredV3 = 0x03;
+constexpr char kStoredV4 = 0x04;
 
 bool IsStoredForm(std::string_view bytes) {
-  return !bytes.empty() && bytes[0] >= kStoredV1 && bytes[0] <= kStoredV3;
+  return !bytes.empty() && bytes[0] >= kStoredV1 && bytes[0] <= kStoredV4;
 }
+
+// A field kept 8 bytes wide, little-endian, in every version (an event's prev_audit_seq).
+template <typename T>
+struct Fixed64 {
+  T& v;
+};
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 class BinWriter {
  public:
@@ -70,21 +89,28 @@ class BinWriter {
 
   void operator()(bool v) { out_.push_back(v ? 1 : 0); }
   void operator()(IntentStatus v) { out_.push_back(static_cast<char>(v)); }
-  void operator()(uint32_t v) { Fixed(v); }
-  void operator()(uint64_t v) { Fixed(v); }
-  void operator()(int64_t v) { Fixed(static_cast<uint64_t>(v)); }
+  void operator()(uint32_t v) { Integer(v); }
+  void operator()(uint64_t v) { Integer(v); }
+  void operator()(int64_t v) {
+    if (version_ >= kStoredV4) {
+      Varint(ZigZag(v));
+    } else {
+      Fixed(static_cast<uint64_t>(v));
+    }
+  }
   void operator()(double v) {
     uint64_t bits;
     std::memcpy(&bits, &v, sizeof(bits));
     Fixed(bits);
   }
+  void operator()(Fixed64<const uint64_t> f) { Fixed(f.v); }
   void operator()(const IntentId& v) { out_.append(v.bytes()); }
   void operator()(const std::string& v) {
-    Fixed(static_cast<uint32_t>(v.size()));
+    Integer(static_cast<uint32_t>(v.size()));
     out_.append(v);
   }
   void operator()(const std::vector<std::string>& v) {
-    Fixed(static_cast<uint32_t>(v.size()));
+    Integer(static_cast<uint32_t>(v.size()));
     for (const std::string& s : v) (*this)(s);
   }
   template <typename T>
@@ -95,10 +121,25 @@ class BinWriter {
 
  private:
   template <typename T>
+  void Integer(T v) {
+    if (version_ >= kStoredV4) {
+      Varint(v);
+    } else {
+      Fixed(v);
+    }
+  }
+  template <typename T>
   void Fixed(T v) {
     char buf[sizeof(T)];
     for (size_t i = 0; i < sizeof(T); ++i) buf[i] = static_cast<char>(v >> (8 * i));
     out_.append(buf, sizeof(T));
+  }
+  void Varint(uint64_t v) {
+    char buf[10];
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) buf[n++] = static_cast<char>(v | 0x80);
+    buf[n++] = static_cast<char>(v);
+    out_.append(buf, n);
   }
   std::string out_;
   int version_;
@@ -120,13 +161,16 @@ class BinReader {
     if (n >= kIntentStatusCount) ok_ = false;
     v = static_cast<IntentStatus>(ok_ ? n : 0);
   }
-  void operator()(uint32_t& v) { v = static_cast<uint32_t>(Fixed(4)); }
-  void operator()(uint64_t& v) { v = Fixed(8); }
-  void operator()(int64_t& v) { v = static_cast<int64_t>(Fixed(8)); }
+  void operator()(uint32_t& v) { v = static_cast<uint32_t>(Integer(4)); }
+  void operator()(uint64_t& v) { v = Integer(8); }
+  void operator()(int64_t& v) {
+    v = version_ >= kStoredV4 ? UnZigZag(Varint(8)) : static_cast<int64_t>(Fixed(8));
+  }
   void operator()(double& v) {
     const uint64_t bits = Fixed(8);
     std::memcpy(&v, &bits, sizeof(v));
   }
+  void operator()(Fixed64<uint64_t> f) { f.v = Fixed(8); }
   void operator()(IntentId& v) {
     if (!Take(IntentId::kSize)) return;
     auto id = IntentId::FromBytes(last_);
@@ -134,11 +178,11 @@ class BinReader {
     ok_ = ok_ && id.ok();
   }
   void operator()(std::string& v) {
-    const auto n = static_cast<size_t>(Fixed(4));
+    const auto n = static_cast<size_t>(Integer(4));
     if (Take(n)) v.assign(last_);
   }
   void operator()(std::vector<std::string>& v) {
-    const uint64_t n = Fixed(4);
+    const uint64_t n = Integer(4);
     for (uint64_t i = 0; i < n && ok_; ++i) (*this)(v.emplace_back());
   }
   template <typename T>
@@ -158,11 +202,32 @@ class BinReader {
     in_.remove_prefix(n);
     return true;
   }
+  // An integer `width` bytes wide in versions 1 to 3, a varint that must fit it in 4.
+  uint64_t Integer(size_t width) { return version_ >= kStoredV4 ? Varint(width) : Fixed(width); }
   uint64_t Fixed(size_t n) {
     if (!Take(n)) return 0;
     uint64_t v = 0;
     for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(last_[i])} << (8 * i);
     return v;
+  }
+  // A LEB128 varint of at most `width` bytes' worth: one cut short, longer than 10 bytes or
+  // over the width fails the read.
+  uint64_t Varint(size_t width) {
+    uint64_t v = 0;
+    for (int shift = 0; ok_ && shift < 64; shift += 7) {
+      if (in_.empty()) break;
+      const auto byte = static_cast<uint8_t>(in_[0]);
+      in_.remove_prefix(1);
+      const uint64_t bits = byte & 0x7f;
+      if (shift == 63 && bits > 1) break;  // past 64 bits
+      v |= bits << shift;
+      if ((byte & 0x80) == 0) {
+        if (width < 8 && v >> (8 * width) != 0) break;
+        return v;
+      }
+    }
+    ok_ = false;
+    return 0;
   }
   std::string_view in_, last_;
   int version_;
@@ -221,7 +286,7 @@ void Fields(Io& io, R& r) requires std::is_same_v<std::remove_const_t<R>, Intent
   io(r.approval);
   io(r.remote_seq);
   if (io.version() >= kStoredV2) io(r.last_audit_seq);
-  if (io.version() >= kStoredV3) io(r.forward_seq);
+  if (io.version() >= kStoredV3) io(r.forward_seq);  // version 4: the same fields
 }
 
 template <typename Io, typename E>
@@ -235,7 +300,11 @@ void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventR
   io(e.actor);
   io(e.details);
   io(e.audit_seq);
-  if (io.version() >= kStoredV2) io(e.prev_audit_seq);
+  if (io.version() >= kStoredV4) {
+    io(Fixed64<std::remove_reference_t<decltype((e.prev_audit_seq))>>{e.prev_audit_seq});
+  } else if (io.version() >= kStoredV2) {
+    io(e.prev_audit_seq);
+  }
 }
 
 template <typename R>
@@ -362,16 +431,26 @@ void WriteEventFields(MsgWriter& w, const EventRecord& e) {
   if (!e.details.empty()) w.FieldRaw("details", e.details);
 }
 
-std::string EncodeIntent(const IntentRecord& r) {
-  return EncodeStored(r, 256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size(),
-                      kStoredV3);
+std::string EncodeIntent(const IntentRecord& r) { return EncodeStoredIntent(r, kStoredV4); }
+
+std::string EncodeEvent(const EventRecord& e) { return EncodeStoredEvent(e, kStoredV4); }
+
+std::string EncodeStoredIntent(const IntentRecord& r, int version) {
+  // At most ~190 bytes of fixed fields and length prefixes (version 3), then the strings
+  // (the approval's, rarely there, may grow it once).
+  return EncodeStored(r,
+                      256 + r.intent_type.size() + r.from_agent.size() + r.to_agent.size() +
+                          r.correlation_id.size() + r.parent_id.size() + r.origin_node.size() +
+                          r.target_node.size(),
+                      static_cast<char>(version));
 }
 
-std::string EncodeEvent(const EventRecord& e) {
-  // 62 bytes of fixed fields and length prefixes, then the strings: reserved whole, so that
-  // encoding allocates once.
-  return EncodeStored(
-      e, 64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size(), kStoredV2);
+std::string EncodeStoredEvent(const EventRecord& e, int version) {
+  // At most 62 bytes of fixed fields and length prefixes (version 2), then the strings:
+  // reserved whole, so that encoding allocates once.
+  return EncodeStored(e,
+                      64 + e.event_type.size() + e.node.size() + e.actor.size() + e.details.size(),
+                      static_cast<char>(version));
 }
 
 Status ReadIntentFields(const MapReader& m, IntentRecord* r) {
@@ -454,8 +533,9 @@ Result<IntentRecord> DecodeIntent(std::string_view bytes) {
 }
 
 Status StoredEventLink(std::string_view bytes, IntentId* id, uint64_t* prev_audit_seq) {
-  // Version 2: the version byte, the id, ..., prev_audit_seq (8 bytes, last).
-  if (!bytes.empty() && bytes[0] == kStoredV2 && bytes.size() >= 1 + IntentId::kSize + 8) {
+  // Versions 2 and 4: the version byte, the id, ..., prev_audit_seq (8 bytes, last).
+  if (!bytes.empty() && (bytes[0] == kStoredV2 || bytes[0] == kStoredV4) &&
+      bytes.size() >= 1 + IntentId::kSize + 8) {
     auto parsed = IntentId::FromBytes(bytes.substr(1, IntentId::kSize));
     if (!parsed.ok()) return Status::Corruption("event record: a bad intent id");
     *id = *parsed;

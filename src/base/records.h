@@ -108,6 +108,10 @@ void WriteEventFields(MsgWriter& w, const EventRecord& e);
 // stored.
 std::string EncodeIntent(const IntentRecord& r);
 std::string EncodeEvent(const EventRecord& e);
+// The same in an earlier stored form, version 1 to 4 (records.cc): for tests of reading what
+// earlier releases wrote. A field the version lacks is left out.
+std::string EncodeStoredIntent(const IntentRecord& r, int version);
+std::string EncodeStoredEvent(const EventRecord& e, int version);
 
 // Decodes from a map reader; used for stored bytes and for wire messages alike.
 Status ReadIntentFields(const MapReader& m, IntentRecord* r);

@@ -1,5 +1,5 @@
-// Store::MigrateFromSchema1: a schema 1 data directory rewritten as schema 2, which is schema 3
-// as it is (schema.h); Store::MigrateFromSchema2: a schema 2 directory relabelled schema 3.
+// Store::MigrateFromSchema1: a schema 1 data directory rewritten as schema 2, which is schema 4
+// as it is (schema.h); Store::Relabel: a schema 2 or 3 directory relabelled schema 4.
 //
 // Schema 1 kept each event in "events" under (intent id, seq) and, in "audit", an entry per
 // event naming it. Schema 2 keeps the event itself in "audit" under its audit seq, chained to
@@ -132,16 +132,18 @@ Status Store::MigrateFromSchema1() {
 
 namespace handoff::storage {
 
-Status Store::MigrateFromSchema2() {
-  // Schema 3 only added a form of outbox entry and forward_seq at the end of the intent
-  // record's stored form (version 3, which reads a version 2 record with it 0): a schema 2
-  // directory is a schema 3 one as it is.
+Status Store::Relabel() {
+  // Schema 3 added a form of outbox entry and forward_seq at the end of the intent record's
+  // stored form (version 3, which reads a version 2 record with it 0); schema 4 a stored form
+  // of both records with varint integers (version 4) and log records with varint lengths.
+  // Every earlier form is still read as it is: a schema 2 or 3 directory is a schema 4 one.
+  const int from = opened_schema_;
   HANDOFF_ASSIGN_OR_RETURN(Txn txn, Txn::BeginWrite(*env_));
   HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaSchemaVersion, std::to_string(kSchemaVersion)));
   HANDOFF_RETURN_IF_ERROR(txn.Commit());
   HANDOFF_RETURN_IF_ERROR(env_->Sync());
   opened_schema_ = kSchemaVersion;
-  spdlog::info("{}: schema 2 is now schema {}", env_->dir(), kSchemaVersion);
+  spdlog::info("{}: schema {} is now schema {}", env_->dir(), from, kSchemaVersion);
   return Status::OK();
 }
 

@@ -45,8 +45,11 @@
 // migrates a schema 1 directory in place, once, in one transaction (storage/migrate.cc).
 //
 // Schema 2 stored every outbox message whole, and intent records of stored form 2 at most
-// (records.cc; form 3 added forward_seq): its directories are schema 3 as they are,
-// relabelled at open.
+// (records.cc; form 3 added forward_seq). Schema 3 stored records in forms 2 and 3, whose
+// integers and lengths are fixed-width, and logged write sets with fixed-width lengths;
+// schema 4 writes form 4 (varints) and varint lengths in the log (write_set.h). Every earlier
+// form is still read: schema 2 and 3 directories are schema 4 as they are, relabelled at open
+// (after their log is replayed).
 //
 // Intent ids are UUIDv7, so "intents" iterates in creation order and an intent's events are
 // contiguous and in seq order. Leases are not stored: a leased intent is one whose status is
@@ -59,7 +62,7 @@
 
 namespace handoff::storage {
 
-inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kSchemaVersion = 4;
 
 // Every how many events of an intent the events table indexes one: a listing walks at most
 // this many events more than it returns.

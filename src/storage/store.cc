@@ -142,7 +142,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const EnvOpti
   // The log first: records an earlier release wrote are in its layout.
   if (options.log_bytes > 0) HANDOFF_RETURN_IF_ERROR(store->Replay(options));
   if (store->opened_schema_ == 1) HANDOFF_RETURN_IF_ERROR(store->MigrateFromSchema1());
-  if (store->opened_schema_ == 2) HANDOFF_RETURN_IF_ERROR(store->MigrateFromSchema2());
+  if (store->opened_schema_ == 2 || store->opened_schema_ == 3) {
+    HANDOFF_RETURN_IF_ERROR(store->Relabel());
+  }
   return store;
 }
 
@@ -225,7 +227,7 @@ Status Store::OpenTables(std::string_view node_name) {
     HANDOFF_RETURN_IF_ERROR(txn.Put(meta_, kMetaNodeName, node_name));
   } else {
     HANDOFF_RETURN_IF_ERROR(s);
-    if (version == "1" || version == "2") {
+    if (version == "1" || version == "2" || version == "3") {
       opened_schema_ = version[0] - '0';  // Open migrates it, once the log is replayed
     } else if (version != std::to_string(kSchemaVersion)) {
       return Status::Corruption("data directory " + env_->dir() + " has schema version " +

@@ -199,8 +199,9 @@ class Store {
   Status KeepForwardedPayload(Txn& txn, const IntentRecord& record);
   // Rewrites a schema 1 data directory as schema 2, in one transaction (schema.h).
   Status MigrateFromSchema1();
-  // Relabels a schema 2 data directory as schema 3, which reads it as it is (schema.h).
-  Status MigrateFromSchema2();
+  // Relabels a schema 2 or 3 data directory as schema 4, which reads it as it is: its
+  // version is rewritten, nothing else (schema.h, migrate.cc).
+  Status Relabel();
   // During the migration: whether `audit_seq` already holds an event in schema 2's form.
   bool TakenInSchema2(const Txn& txn, uint64_t audit_seq) const;
 

@@ -89,8 +89,9 @@ const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key, uint64_
 
 namespace {
 
-void AppendU32(std::string* out, size_t v) {
-  for (int i = 0; i < 4; ++i, v >>= 8) out->push_back(static_cast<char>(v));
+void AppendVarint(std::string* out, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
+  out->push_back(static_cast<char>(v));
 }
 
 bool ReadU32(std::string_view* in, uint32_t* v) {
@@ -101,9 +102,26 @@ bool ReadU32(std::string_view* in, uint32_t* v) {
   return true;
 }
 
-bool ReadBytes(std::string_view* in, std::string_view* bytes) {
+// A length as a LEB128 varint of at most 5 bytes that fits 32 bits.
+bool ReadVarint32(std::string_view* in, uint32_t* v) {
+  uint64_t n = 0;
+  for (int i = 0; i < 5 && i < static_cast<int>(in->size()); ++i) {
+    const auto byte = static_cast<uint8_t>((*in)[i]);
+    n |= uint64_t{byte & 0x7fu} << (7 * i);
+    if ((byte & 0x80) == 0) {
+      if (n > UINT32_MAX) return false;
+      *v = static_cast<uint32_t>(n);
+      in->remove_prefix(i + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+// A length (fixed u32 in the form 'P'/'E' records, a varint in 'p'/'e'), then that many bytes.
+bool ReadBytes(std::string_view* in, bool varint, std::string_view* bytes) {
   uint32_t n = 0;
-  if (!ReadU32(in, &n) || in->size() < n) return false;
+  if (!(varint ? ReadVarint32(in, &n) : ReadU32(in, &n)) || in->size() < n) return false;
   *bytes = in->substr(0, n);
   in->remove_prefix(n);
   return true;
@@ -112,15 +130,15 @@ bool ReadBytes(std::string_view* in, std::string_view* bytes) {
 }  // namespace
 
 void WriteSet::Encode(std::string* out) const {
-  out->reserve(out->size() + bytes_ + 10 * writes_);
+  out->reserve(out->size() + bytes_ + 8 * writes_);
   for (size_t t = 0; t < kMaxTables; ++t) {
     for (const auto& [key, entry] : tables_[t]) {
-      out->push_back(entry.erased ? 'E' : 'P');
+      out->push_back(entry.erased ? 'e' : 'p');
       out->push_back(static_cast<char>(t));
-      AppendU32(out, key.size());
+      AppendVarint(out, key.size());
       out->append(key);
       if (!entry.erased) {
-        AppendU32(out, entry.value.size());
+        AppendVarint(out, entry.value.size());
         out->append(entry.value);
       }
     }
@@ -133,12 +151,14 @@ Status WriteSet::Decode(std::string_view bytes, WriteSet* out) {
     const char op = bytes[0];
     const auto table = static_cast<uint8_t>(bytes[1]);
     bytes.remove_prefix(2);
+    const bool put = op == 'p' || op == 'P';
+    const bool varint = op == 'p' || op == 'e';
     std::string_view key, value;
-    if ((op != 'P' && op != 'E') || table >= kMaxTables || !ReadBytes(&bytes, &key) ||
-        (op == 'P' && !ReadBytes(&bytes, &value))) {
+    if ((!put && op != 'E' && op != 'e') || table >= kMaxTables ||
+        !ReadBytes(&bytes, varint, &key) || (put && !ReadBytes(&bytes, varint, &value))) {
       return Status::Corruption("malformed write set record");
     }
-    if (op == 'P') {
+    if (put) {
       out->Put(table, key, value);
     } else {
       out->Erase(table, key);

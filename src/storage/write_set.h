@@ -59,10 +59,12 @@ class WriteSet {
   Status ApplyTo(Txn& txn) const;
 
   // The set as bytes (the write-ahead log's record payload): each entry in table and key
-  // order, as op (1 byte: 'P' put, 'E' erase), table (1 byte), key length (u32 little-endian),
-  // key, and for a put the value's length (u32 little-endian) and the value. Appends to `out`.
+  // order, as op (1 byte: 'p' put, 'e' erase), table (1 byte), key length (LEB128 varint),
+  // key, and for a put the value's length (varint) and the value. Appends to `out`.
   void Encode(std::string* out) const;
-  // Reads Encode's bytes into an empty set. Corruption when they do not parse.
+  // Reads Encode's bytes into an empty set; also the form of earlier releases, whose ops are
+  // 'P' and 'E' with lengths as u32 little-endian (a log written before an upgrade is replayed
+  // after it). Corruption when they do not parse.
   static Status Decode(std::string_view bytes, WriteSet* out);
 
   // True when nothing was written (no Put or Erase since construction or Clear).

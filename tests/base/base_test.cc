@@ -370,35 +370,73 @@ TEST_CASE("StoredRecordsKeepEveryField") {
   CHECK(back->last_audit_seq == r.last_audit_seq);
   CHECK(back->forward_seq == r.forward_seq);
 
+  // Version 4 (schema 4) writes integers and lengths as varints: a typical record is much
+  // smaller than in version 3, with the same fields.
+  CHECK(stored[0] == 0x04);
+  const std::string v3 = EncodeStoredIntent(r, 3);
+  CHECK(v3[0] == 0x03);
+  CHECK(stored.size() + 100 < v3.size());
+  auto third = DecodeIntent(v3);
+  REQUIRE(third.ok());
+  CHECK(EncodeIntent(*third) == stored);  // every field read back from version 3 as well
   // Version 2 (schema 2) ended before forward_seq: read with it 0, the rest the same.
-  CHECK(stored[0] == 0x03);
-  std::string v2 = stored.substr(0, stored.size() - 8);
+  std::string v2 = v3.substr(0, v3.size() - 8);
   v2[0] = 0x02;
+  CHECK(v2 == EncodeStoredIntent(r, 2));
   auto older = DecodeIntent(v2);
   REQUIRE(older.ok());
   CHECK(older->last_audit_seq == r.last_audit_seq);
   CHECK(older->forward_seq == 0);
   // Version 1 (schema 1) ended before last_audit_seq: read with it 0, the rest the same.
-  std::string v1 = stored.substr(0, stored.size() - 16);
+  std::string v1 = v3.substr(0, v3.size() - 16);
   v1[0] = 0x01;
+  CHECK(v1 == EncodeStoredIntent(r, 1));
   auto old = DecodeIntent(v1);
   REQUIRE(old.ok());
   CHECK(old->remote_seq == r.remote_seq);
   CHECK(old->approval->decided_at_ms == 6);
   CHECK(old->last_audit_seq == 0);
-  v1[0] = 0x04;  // a version this build does not know
+  v1[0] = 0x05;  // a version this build does not know
   CHECK(DecodeIntent(v1).status().IsCorruption());
 
   // Every cut of the stored bytes, and a byte too many, is corruption, never a crash.
-  for (size_t n = 0; n < stored.size(); ++n) {
-    CHECK(DecodeIntent(stored.substr(0, n)).status().IsCorruption());
+  for (const std::string& form : {stored, v3}) {
+    for (size_t n = 0; n < form.size(); ++n) {
+      CHECK(DecodeIntent(form.substr(0, n)).status().IsCorruption());
+    }
+    CHECK(DecodeIntent(form + "x").status().IsCorruption());
   }
-  CHECK(DecodeIntent(stored + "x").status().IsCorruption());
+  // The status byte: after the id, seven strings (one length byte each in version 4, 4 bytes
+  // in version 3) and lease_ms (zigzag -5: one byte; 8 in version 3).
+  const size_t strings = r.intent_type.size() + r.from_agent.size() + r.to_agent.size() +
+                         r.correlation_id.size() + r.parent_id.size() + r.origin_node.size() +
+                         r.target_node.size();
   std::string bad_status = stored;
-  bad_status[1 + IntentId::kSize + 7 * 4 + r.intent_type.size() + r.from_agent.size() +
-             r.to_agent.size() + r.correlation_id.size() + r.parent_id.size() +
-             r.origin_node.size() + r.target_node.size() + 8] = 42;
+  const size_t status_at = 1 + IntentId::kSize + 7 + strings + 1;
+  REQUIRE(bad_status[status_at] == static_cast<char>(IntentStatus::kTimedOut));
+  bad_status[status_at] = 42;
   CHECK(DecodeIntent(bad_status).status().IsCorruption());
+  std::string bad_v3 = v3;
+  bad_v3[1 + IntentId::kSize + 7 * 4 + strings + 8] = 42;
+  CHECK(DecodeIntent(bad_v3).status().IsCorruption());
+  // A varint that runs past 10 bytes, or past 32 bits where the field is 32 bits wide (the
+  // first string's length), is corruption.
+  const std::string head = stored.substr(0, 1 + IntentId::kSize);
+  const std::string rest = stored.substr(1 + IntentId::kSize + 1);
+  CHECK(DecodeIntent(head + std::string(11, '\xff') + rest).status().IsCorruption());
+  CHECK(DecodeIntent(head + "\x80\x80\x80\x80\x10" + rest).status().IsCorruption());
+  // Integers at their limits survive: the most negative and positive, and 64-bit unsigned.
+  IntentRecord limits = r;
+  limits.lease_ms = INT64_MIN;
+  limits.deadline_ms = INT64_MAX;
+  limits.remote_seq = UINT64_MAX;
+  limits.delivery_attempt = UINT32_MAX;
+  auto back_limits = DecodeIntent(EncodeIntent(limits));
+  REQUIRE(back_limits.ok());
+  CHECK(back_limits->lease_ms == INT64_MIN);
+  CHECK(back_limits->deadline_ms == INT64_MAX);
+  CHECK(back_limits->remote_seq == UINT64_MAX);
+  CHECK(back_limits->delivery_attempt == UINT32_MAX);
 
   EventRecord e;
   e.id = r.id;
@@ -424,25 +462,41 @@ TEST_CASE("StoredRecordsKeepEveryField") {
   CHECK(eb->details == e.details);
   CHECK(eb->audit_seq == 31);
   CHECK(eb->prev_audit_seq == 29);
-  std::string v1_event = stored_event.substr(0, stored_event.size() - 8);
+  CHECK(stored_event[0] == 0x04);
+  const std::string v2_event = EncodeStoredEvent(e, 2);
+  CHECK(stored_event.size() + 20 < v2_event.size());
+  auto second_event = DecodeEvent(v2_event);
+  REQUIRE(second_event.ok());
+  CHECK(EncodeEvent(*second_event) == stored_event);
+  std::string v1_event = v2_event.substr(0, v2_event.size() - 8);
   v1_event[0] = 0x01;
+  CHECK(v1_event == EncodeStoredEvent(e, 1));
   auto old_event = DecodeEvent(v1_event);
   REQUIRE(old_event.ok());
   CHECK(old_event->audit_seq == 31);
   CHECK(old_event->prev_audit_seq == 0);
-  // The chain's link, read without decoding (a purge walks a history by it), in both forms.
+  // The chain's link, read without decoding (a purge walks a history by it), in every form.
+  for (const std::string& form : {stored_event, v2_event}) {
+    IntentId owner;
+    uint64_t prev = 1;
+    REQUIRE(StoredEventLink(form, &owner, &prev).ok());
+    CHECK(owner == e.id);
+    CHECK(prev == 29);
+    CHECK(StoredEventLink(form.substr(0, 10), &owner, &prev).IsCorruption());
+    for (size_t n = 0; n < form.size(); ++n) {
+      CHECK(DecodeEvent(form.substr(0, n)).status().IsCorruption());
+    }
+  }
   IntentId owner;
   uint64_t prev = 1;
-  REQUIRE(StoredEventLink(stored_event, &owner, &prev).ok());
-  CHECK(owner == e.id);
-  CHECK(prev == 29);
   REQUIRE(StoredEventLink(v1_event, &owner, &prev).ok());
   CHECK(owner == e.id);
   CHECK(prev == 0);
-  CHECK(StoredEventLink(stored_event.substr(0, 10), &owner, &prev).IsCorruption());
-  for (size_t n = 0; n < stored_event.size(); ++n) {
-    CHECK(DecodeEvent(stored_event.substr(0, n)).status().IsCorruption());
-  }
+  // prev_audit_seq stays 8 bytes wide and last in version 4, where StoredEventLink reads it.
+  EventRecord far = e;
+  far.prev_audit_seq = (uint64_t{1} << 56) + 3;
+  REQUIRE(StoredEventLink(EncodeEvent(far), &owner, &prev).ok());
+  CHECK(prev == far.prev_audit_seq);
 }
 
 // Data directories written before the binary stored form hold msgpack maps: still read.

@@ -164,6 +164,11 @@ def main() -> None:
     write("wal_replay", b"\x01HOwl\x02\x00\x00\x00" + b"\x01" + b"\x00" * 23 + b"abc")
     write("wal_replay", b"\x00" + struct.pack("<H", 8) + b"\x00" * 8)
     write("wal_replay", b"\x00" + struct.pack("<H", 3) + b"abc" + struct.pack("<H", 0))
+    # A write set in the current framing (op 'p'/'e', varint lengths) and in schema 3's ('P',
+    # u32 lengths), each a put and an erase.
+    for ws in (b"p\x03\x02k1\x02v1e\x05\x04gone",
+               b"P\x03\x02\x00\x00\x00k1\x02\x00\x00\x00v1E\x05\x04\x00\x00\x00gone"):
+        write("wal_replay", b"\x00" + struct.pack("<H", len(ws)) + ws)
     # Whole turns: send, deliver, ack, checkpoint, complete, time passing, a rollback.
     ref = b"\xa3@@\x00"  # the first intent sent
 

@@ -176,16 +176,6 @@ TEST_CASE_FIXTURE(TwoIntents, "ABrokenHistoryIsReportedAsCorruptionNotFollowed")
   CHECK(events.size() == 5);
 }
 
-// Schema 1's form of a stored record: version byte 1, without the field version 2 appended.
-// A record in schema 1's stored form (version 1): without the fields later versions appended
-// (an event's prev_audit_seq; an intent's last_audit_seq and forward_seq).
-std::string Schema1Form(const std::string& stored) {
-  const size_t appended = stored[0] == 0x03 ? 16 : 8;
-  std::string v1 = stored.substr(0, stored.size() - appended);
-  v1[0] = 0x01;
-  return v1;
-}
-
 std::string U64Be(uint64_t v) {
   std::string out;
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -227,7 +217,7 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
         e.audit_seq = ++audit_seq;
         REQUIRE(txn->Put(audit, U64Be(e.audit_seq), EventKey(e.id, e.seq)).ok());
       }
-      REQUIRE(txn->Put(events, EventKey(e.id, e.seq), Schema1Form(EncodeEvent(e))).ok());
+      REQUIRE(txn->Put(events, EventKey(e.id, e.seq), EncodeStoredEvent(e, 1)).ok());
     };
     for (int i = 0; i < 70; ++i) {  // past the first indexed seq
       put_event(a, true);
@@ -239,7 +229,7 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     node_event.event_type = "node.paused";
     node_event.audit_seq = ++audit_seq;
     REQUIRE(txn->Put(audit, U64Be(node_event.audit_seq), EventKey(IntentId(), 1)).ok());
-    REQUIRE(txn->Put(events, EventKey(IntentId(), 1), Schema1Form(EncodeEvent(node_event))).ok());
+    REQUIRE(txn->Put(events, EventKey(IntentId(), 1), EncodeStoredEvent(node_event, 1)).ok());
     REQUIRE(txn->Put(audit, U64Be(++audit_seq), EventKey(gone, 1)).ok());
     {
       EventRecord clash;
@@ -247,10 +237,10 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
       clash.seq = ++c.seq;
       clash.event_type = "intent.clash";
       clash.audit_seq = 2;
-      REQUIRE(txn->Put(events, EventKey(c.id, 1), Schema1Form(EncodeEvent(clash))).ok());
+      REQUIRE(txn->Put(events, EventKey(c.id, 1), EncodeStoredEvent(clash, 1)).ok());
     }
-    REQUIRE(txn->Put(intents, b.id.bytes(), Schema1Form(EncodeIntent(b))).ok());
-    REQUIRE(txn->Put(intents, c.id.bytes(), Schema1Form(EncodeIntent(c))).ok());
+    REQUIRE(txn->Put(intents, b.id.bytes(), EncodeStoredIntent(b, 1)).ok());
+    REQUIRE(txn->Put(intents, c.id.bytes(), EncodeStoredIntent(c, 1)).ok());
     // a's last event, and its record, are only in the write-ahead log: durable, not yet in
     // LMDB when that release stopped. The log is replayed (in schema 1's layout) first.
     WriteSet ws;
@@ -260,8 +250,8 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     e.event_type = "intent.e" + std::to_string(e.seq);
     e.audit_seq = 75;
     ws.Put(audit, U64Be(e.audit_seq), EventKey(e.id, e.seq));
-    ws.Put(events, EventKey(e.id, e.seq), Schema1Form(EncodeEvent(e)));
-    ws.Put(intents, a.id.bytes(), Schema1Form(EncodeIntent(a)));
+    ws.Put(events, EventKey(e.id, e.seq), EncodeStoredEvent(e, 1));
+    ws.Put(intents, a.id.bytes(), EncodeStoredIntent(a, 1));
     REQUIRE(txn->Commit().ok());
     store->reset();
     auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
@@ -270,7 +260,7 @@ TEST_CASE("ASchema1DataDirectoryIsMigratedOnceToOneRecordPerEvent") {
     ws.Encode(&bytes);
     REQUIRE((*log)->Append(1, bytes).ok());
   }
-  for (int open = 0; open < 2; ++open) {  // migrated the first time; the second finds schema 3
+  for (int open = 0; open < 2; ++open) {  // migrated the first time; the second finds schema 4
     auto store = Store::Open(dir.path(), {}, "node-a");
     REQUIRE(store.ok());
     Store& s = **store;
@@ -316,15 +306,112 @@ TEST_CASE("ADataDirectoryOfAnUnknownSchemaIsRefused") {
     REQUIRE(store.ok());
     auto txn = Txn::BeginWrite((*store)->env());
     REQUIRE(txn.ok());
-    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "4").ok());
+    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "5").ok());
     REQUIRE(txn->Commit().ok());
   }
   auto store = Store::Open(dir.path(), {}, "node-a");
   REQUIRE(!store.ok());
-  CHECK(store.status().message().find("schema version 4") != std::string::npos);
+  CHECK(store.status().message().find("schema version 5") != std::string::npos);
 }
 
-TEST_CASE("ASchema2DataDirectoryOpensAsSchema3AsItIs") {
+// A write set in the log framing of schema 3 and before: op 'P', table, u32 LE key length, key,
+// u32 LE value length, value.
+std::string OldLogPut(Table table, std::string_view key, std::string_view value) {
+  std::string out = {'P', static_cast<char>(table)};
+  for (std::string_view part : {key, value}) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(part.size() >> (8 * i)));
+    out.append(part);
+  }
+  return out;
+}
+
+// What a schema 3 release left: records in stored forms 3 (intents) and 2 (events) in LMDB,
+// and in its log a record with fixed-width lengths holding more of them. The first open by
+// schema 4 replays the log, relabels the directory, and reads every record; what it writes
+// from then on is in form 4.
+TEST_CASE("ASchema3DataDirectoryAndItsLogOpenAsSchema4") {
+  TempDir dir;
+  IntentRecord a, b;
+  a.id = NewIntentId(1000);
+  a.intent_type = "intent.kept.v1";
+  a.to_agent = "agent://x/y/a";
+  a.seq = 1;
+  a.last_audit_seq = 1;
+  a.forward_seq = 7;
+  a.deadline_ms = -3;
+  b = a;
+  b.id = NewIntentId(2000);
+  b.to_agent = "agent://x/y/b";
+  b.last_audit_seq = 2;
+  auto event_of = [](const IntentRecord& r, uint64_t audit_seq) {
+    EventRecord e;
+    e.id = r.id;
+    e.seq = 1;
+    e.event_type = "intent.sent";
+    e.audit_seq = audit_seq;
+    return e;
+  };
+  {
+    auto store = Store::Open(dir.path(), {}, "node-a");
+    REQUIRE(store.ok());
+    auto txn = Txn::BeginWrite((*store)->env());
+    REQUIRE(txn.ok());
+    const Table intents = *txn->OpenTable(kIntentsTable);
+    const Table audit = *txn->OpenTable(kAuditTable);
+    REQUIRE(txn->Put(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, "3").ok());
+    REQUIRE(txn->Put(intents, a.id.bytes(), EncodeStoredIntent(a, 3)).ok());
+    REQUIRE(txn->Put(audit, U64Be(1), EncodeStoredEvent(event_of(a, 1), 2)).ok());
+    REQUIRE(txn->Commit().ok());
+    store->reset();
+    // b is only in the log, as schema 3 logged it.
+    auto log = Log::Open(dir.path() + "/wal", EnvOptions().log_bytes, false);
+    REQUIRE(log.ok());
+    const std::string record = OldLogPut(intents, b.id.bytes(), EncodeStoredIntent(b, 3)) +
+                               OldLogPut(audit, U64Be(2), EncodeStoredEvent(event_of(b, 2), 2));
+    REQUIRE((*log)->Append(1, record).ok());
+  }
+  for (int open = 0; open < 2; ++open) {  // relabelled the first time; the second finds 4
+    auto store = Store::Open(dir.path(), {}, "node-a");
+    REQUIRE(store.ok());
+    Store& s = **store;
+    auto txn = Txn::BeginWrite(s.env());
+    REQUIRE(txn.ok());
+    std::string_view version;
+    REQUIRE(txn->Get(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, &version).ok());
+    CHECK(version == "4");
+    for (const IntentRecord* want : {&a, &b}) {
+      IntentRecord got;
+      REQUIRE(s.GetIntent(*txn, want->id, &got).ok());
+      CHECK(got.to_agent == want->to_agent);
+      CHECK(got.forward_seq == 7);
+      CHECK(got.deadline_ms == -3);
+      std::vector<EventRecord> events;
+      REQUIRE(s.ListEvents(*txn, got, 0, 10, &events).ok());
+      REQUIRE(events.size() == 1);
+      CHECK(events[0].event_type == "intent.sent");
+      CHECK(events[0].audit_seq == want->last_audit_seq);
+    }
+    // Written now, in form 4, and read back beside the older forms.
+    IntentRecord c = a;
+    c.id = NewIntentId(3000 + open);
+    c.last_audit_seq = 3 + open;
+    REQUIRE(s.PutIntent(*txn, c).ok());
+    REQUIRE(s.PutEvent(*txn, event_of(c, c.last_audit_seq)).ok());
+    std::string_view raw;
+    REQUIRE(txn->Get(*txn->OpenTable(kIntentsTable), c.id.bytes(), &raw).ok());
+    CHECK(raw[0] == 0x04);
+    IntentRecord got;
+    REQUIRE(s.GetIntent(*txn, c.id, &got).ok());
+    CHECK(got.deadline_ms == -3);
+    std::vector<EventRecord> events;
+    REQUIRE(s.ListEvents(*txn, got, 0, 10, &events).ok());
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].audit_seq == c.last_audit_seq);
+    REQUIRE(txn->Commit().ok());
+  }
+}
+
+TEST_CASE("ASchema2DataDirectoryOpensAsSchema4AsItIs") {
   TempDir dir;
   {
     auto store = Store::Open(dir.path(), {}, "node-a");
@@ -342,7 +429,7 @@ TEST_CASE("ASchema2DataDirectoryOpensAsSchema3AsItIs") {
     REQUIRE(txn.ok());
     std::string_view version;
     REQUIRE(txn->Get(*txn->OpenTable(kMetaTable), kMetaSchemaVersion, &version).ok());
-    CHECK(version == "3");
+    CHECK(version == "4");
     std::vector<OutboxEntry> entries;
     REQUIRE((*store)->ReadOutbox(*txn, "node-b", 0, 10, &entries).ok());
     REQUIRE(entries.size() == 1);

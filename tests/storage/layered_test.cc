@@ -141,8 +141,8 @@ TEST_CASE("AWriteSetKeepsKeyOrderWhetherKeysComePastItsLastOneOrNot") {
   std::string bytes;
   ws.Encode(&bytes);
   size_t expected = 0;  // op, table, key length, key, then value length and value if a put
-  for (const auto& [key, value] : model)
-    expected += 6 + key.size() + (value ? 4 + value->size() : 0);
+  for (const auto& [key, value] : model)  // lengths under 128: one varint byte each
+    expected += 3 + key.size() + (value ? 1 + value->size() : 0);
   CHECK(bytes.size() == expected);
   std::string prefixed = "prefix";
   ws.Encode(&prefixed);  // appends to what the string holds

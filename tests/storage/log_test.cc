@@ -211,6 +211,34 @@ TEST_CASE("WriteSetsEncodeAndDecodeToTheSameWritesAndMalformedBytesAreRefused") 
   CHECK(WriteSet::Decode(bytes.substr(0, bytes.size() - 1), &junk).IsCorruption());
   CHECK(WriteSet::Decode(std::string("Q\x03\0\0\0\0", 6), &junk).IsCorruption());
   CHECK(WriteSet::Decode(std::string("P\x7f\0\0\0\0\0\0\0\0", 10), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("p\x7f\0\0", 4), &junk).IsCorruption());
+  // A length that runs past five bytes or 32 bits, or past the end of the bytes.
+  CHECK(WriteSet::Decode(std::string("p\x03\x80\x80\x80\x80\x80\x01", 8), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("p\x03\x80\x80\x80\x80\x10", 7), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("p\x03\x05key", 6), &junk).IsCorruption());
+  CHECK(WriteSet::Decode(std::string("e\x03\x03ke", 5), &junk).IsCorruption());
+
+  // Lengths of 128 and more take more than one varint byte.
+  WriteSet big;
+  big.Put(3, std::string(200, 'k'), std::string(70000, 'v'));
+  std::string big_bytes;
+  big.Encode(&big_bytes);
+  CHECK(big_bytes.size() == 2 + 2 + 200 + 3 + 70000);
+  WriteSet big_back;
+  REQUIRE(WriteSet::Decode(big_bytes, &big_back).ok());
+  REQUIRE(big_back.Find(3, std::string(200, 'k')) != nullptr);
+  CHECK(big_back.Find(3, std::string(200, 'k'))->value.size() == 70000);
+
+  // The log's records of schema 3 and before (ops 'P' and 'E', lengths u32 little-endian) are
+  // still read: a log written before an upgrade is replayed after it.
+  const std::string old_form =
+      std::string("P\x03\x02\0\0\0k1\x02\0\0\0v1", 14) + std::string("E\x05\x04\0\0\0gone", 10);
+  WriteSet old_back;
+  REQUIRE(WriteSet::Decode(old_form, &old_back).ok());
+  REQUIRE(old_back.Find(3, "k1") != nullptr);
+  CHECK(old_back.Find(3, "k1")->value == "v1");
+  REQUIRE(old_back.Find(5, "gone") != nullptr);
+  CHECK(old_back.Find(5, "gone")->erased);
 }
 
 // Batch b stores idempotency keys b*100 .. b*100+99 (through the Store, into a write set, as

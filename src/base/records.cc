@@ -1,5 +1,6 @@
 #include "base/records.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -78,17 +79,23 @@ uint64_t ZigZag(int64_t v) {
 }
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
+// Writes into a buffer sized up front (`reserve`, grown when a record outruns it), with a
+// cursor: a record is some 30 small fields, and appending each to a std::string cost more
+// than the encoding itself.
 class BinWriter {
  public:
   BinWriter(size_t reserve, char version) : version_(version) {
-    out_.reserve(reserve);
-    out_.push_back(version);
+    out_.resize(std::max<size_t>(reserve, 16));
+    out_[used_++] = version;
   }
-  std::string Release() { return std::move(out_); }
+  std::string Release() {
+    out_.resize(used_);
+    return std::move(out_);
+  }
   int version() const { return version_; }
 
-  void operator()(bool v) { out_.push_back(v ? 1 : 0); }
-  void operator()(IntentStatus v) { out_.push_back(static_cast<char>(v)); }
+  void operator()(bool v) { Byte(v ? 1 : 0); }
+  void operator()(IntentStatus v) { Byte(static_cast<char>(v)); }
   void operator()(uint32_t v) { Integer(v); }
   void operator()(uint64_t v) { Integer(v); }
   void operator()(int64_t v) {
@@ -104,10 +111,10 @@ class BinWriter {
     Fixed(bits);
   }
   void operator()(Fixed64<const uint64_t> f) { Fixed(f.v); }
-  void operator()(const IntentId& v) { out_.append(v.bytes()); }
+  void operator()(const IntentId& v) { Bytes(v.bytes()); }
   void operator()(const std::string& v) {
     Integer(static_cast<uint32_t>(v.size()));
-    out_.append(v);
+    Bytes(v);
   }
   void operator()(const std::vector<std::string>& v) {
     Integer(static_cast<uint32_t>(v.size()));
@@ -120,6 +127,20 @@ class BinWriter {
   }
 
  private:
+  // Where the next `n` bytes go.
+  char* Room(size_t n) {
+    if (out_.size() - used_ < n) out_.resize(std::max(2 * out_.size(), used_ + n));
+    return out_.data() + used_;
+  }
+  void Byte(char c) {
+    *Room(1) = c;
+    ++used_;
+  }
+  void Bytes(std::string_view b) {
+    if (b.empty()) return;
+    std::memcpy(Room(b.size()), b.data(), b.size());
+    used_ += b.size();
+  }
   template <typename T>
   void Integer(T v) {
     if (version_ >= kStoredV4) {
@@ -130,18 +151,19 @@ class BinWriter {
   }
   template <typename T>
   void Fixed(T v) {
-    char buf[sizeof(T)];
-    for (size_t i = 0; i < sizeof(T); ++i) buf[i] = static_cast<char>(v >> (8 * i));
-    out_.append(buf, sizeof(T));
+    char* p = Room(sizeof(T));
+    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<char>(v >> (8 * i));
+    used_ += sizeof(T);
   }
   void Varint(uint64_t v) {
-    char buf[10];
+    char* p = Room(10);
     size_t n = 0;
-    for (; v >= 0x80; v >>= 7) buf[n++] = static_cast<char>(v | 0x80);
-    buf[n++] = static_cast<char>(v);
-    out_.append(buf, n);
+    for (; v >= 0x80; v >>= 7) p[n++] = static_cast<char>(v | 0x80);
+    p[n++] = static_cast<char>(v);
+    used_ += n;
   }
   std::string out_;
+  size_t used_ = 0;
   int version_;
 };
 

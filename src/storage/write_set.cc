@@ -89,11 +89,6 @@ const WriteSet::Entry* WriteSet::Find(Table table, std::string_view key, uint64_
 
 namespace {
 
-void AppendVarint(std::string* out, uint64_t v) {
-  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
-  out->push_back(static_cast<char>(v));
-}
-
 bool ReadU32(std::string_view* in, uint32_t* v) {
   if (in->size() < 4) return false;
   *v = 0;
@@ -130,15 +125,23 @@ bool ReadBytes(std::string_view* in, bool varint, std::string_view* bytes) {
 }  // namespace
 
 void WriteSet::Encode(std::string* out) const {
-  out->reserve(out->size() + bytes_ + 8 * writes_);
+  // Reserved for the most it can take (5 varint bytes per length); each entry's op, table and
+  // key length go in one append, its value's length in another.
+  out->reserve(out->size() + bytes_ + 12 * writes_);
+  char head[12];
+  auto varint = [&head](size_t at, uint64_t v) {
+    for (; v >= 0x80; v >>= 7) head[at++] = static_cast<char>(v | 0x80);
+    head[at++] = static_cast<char>(v);
+    return at;
+  };
   for (size_t t = 0; t < kMaxTables; ++t) {
     for (const auto& [key, entry] : tables_[t]) {
-      out->push_back(entry.erased ? 'e' : 'p');
-      out->push_back(static_cast<char>(t));
-      AppendVarint(out, key.size());
+      head[0] = entry.erased ? 'e' : 'p';
+      head[1] = static_cast<char>(t);
+      out->append(head, varint(2, key.size()));
       out->append(key);
       if (!entry.erased) {
-        AppendVarint(out, entry.value.size());
+        out->append(head, varint(0, entry.value.size()));
         out->append(entry.value);
       }
     }

@@ -128,6 +128,7 @@ void Committer::Loop() {
     if (job_ != nullptr) {
       const WriteSet* job = job_;
       lock.unlock();
+      last_batch_bytes_ = job->bytes();
       apply_us_now_ = log_us_now_ = 0;
       log_bytes_now_ = 0;
       Status s = Process(job);
@@ -164,8 +165,11 @@ void Committer::Loop() {
     if (stop_) return;
     auto woken = [&] { return stop_ || job_ != nullptr || draining_; };
     if (busy_poll_.count() > 0) {
-      // Look for the next batch a while before sleeping (the constructor says why).
-      const Clock::time_point until = Clock::now() + busy_poll_;
+      // Look for the next batch a while before sleeping (the constructor and kBusyBatchBytes
+      // say why).
+      const auto spin =
+          last_batch_bytes_ >= kBusyBatchBytes ? kBusySpinFactor * busy_poll_ : busy_poll_;
+      const Clock::time_point until = Clock::now() + spin;
       do {
         lock.unlock();
         ::sched_yield();

@@ -8,6 +8,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/varint.h"
+
 namespace handoff {
 namespace {
 
@@ -73,6 +75,10 @@ template <typename T>
 struct Fixed64 {
   T& v;
 };
+template <typename T>
+Fixed64<T> AsFixed64(T& v) {
+  return {v};
+}
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -155,13 +161,7 @@ class BinWriter {
     for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<char>(v >> (8 * i));
     used_ += sizeof(T);
   }
-  void Varint(uint64_t v) {
-    char* p = Room(10);
-    size_t n = 0;
-    for (; v >= 0x80; v >>= 7) p[n++] = static_cast<char>(v | 0x80);
-    p[n++] = static_cast<char>(v);
-    used_ += n;
-  }
+  void Varint(uint64_t v) { used_ += PutVarint(Room(kMaxVarintBytes), v); }
   std::string out_;
   size_t used_ = 0;
   int version_;
@@ -232,22 +232,11 @@ class BinReader {
     for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(last_[i])} << (8 * i);
     return v;
   }
-  // A LEB128 varint of at most `width` bytes' worth: one cut short, longer than 10 bytes or
-  // over the width fails the read.
+  // A varint of at most `width` bytes' worth: one cut short, longer than 10 bytes or over the
+  // width fails the read.
   uint64_t Varint(size_t width) {
     uint64_t v = 0;
-    for (int shift = 0; ok_ && shift < 64; shift += 7) {
-      if (in_.empty()) break;
-      const auto byte = static_cast<uint8_t>(in_[0]);
-      in_.remove_prefix(1);
-      const uint64_t bits = byte & 0x7f;
-      if (shift == 63 && bits > 1) break;  // past 64 bits
-      v |= bits << shift;
-      if ((byte & 0x80) == 0) {
-        if (width < 8 && v >> (8 * width) != 0) break;
-        return v;
-      }
-    }
+    if (ok_ && GetVarint(&in_, &v) && (width >= 8 || v >> (8 * width) == 0)) return v;
     ok_ = false;
     return 0;
   }
@@ -323,7 +312,7 @@ void Fields(Io& io, E& e) requires std::is_same_v<std::remove_const_t<E>, EventR
   io(e.details);
   io(e.audit_seq);
   if (io.version() >= kStoredV4) {
-    io(Fixed64<std::remove_reference_t<decltype((e.prev_audit_seq))>>{e.prev_audit_seq});
+    io(AsFixed64(e.prev_audit_seq));
   } else if (io.version() >= kStoredV2) {
     io(e.prev_audit_seq);
   }

@@ -7,6 +7,8 @@
 #include <new>
 #include <type_traits>
 
+#include "base/varint.h"
+
 namespace handoff::storage {
 
 // The maps are never destroyed (write_set.h): nothing in them may need a destructor.
@@ -97,20 +99,12 @@ bool ReadU32(std::string_view* in, uint32_t* v) {
   return true;
 }
 
-// A length as a LEB128 varint of at most 5 bytes that fits 32 bits.
+// A length as a varint of at most 5 bytes that fits 32 bits.
 bool ReadVarint32(std::string_view* in, uint32_t* v) {
   uint64_t n = 0;
-  for (int i = 0; i < 5 && i < static_cast<int>(in->size()); ++i) {
-    const auto byte = static_cast<uint8_t>((*in)[i]);
-    n |= uint64_t{byte & 0x7fu} << (7 * i);
-    if ((byte & 0x80) == 0) {
-      if (n > UINT32_MAX) return false;
-      *v = static_cast<uint32_t>(n);
-      in->remove_prefix(i + 1);
-      return true;
-    }
-  }
-  return false;
+  if (!GetVarint(in, &n, 5) || n > UINT32_MAX) return false;
+  *v = static_cast<uint32_t>(n);
+  return true;
 }
 
 // A length (fixed u32 in the form 'P'/'E' records, a varint in 'p'/'e'), then that many bytes.
@@ -128,20 +122,15 @@ void WriteSet::Encode(std::string* out) const {
   // Reserved for the most it can take (5 varint bytes per length); each entry's op, table and
   // key length go in one append, its value's length in another.
   out->reserve(out->size() + bytes_ + 12 * writes_);
-  char head[12];
-  auto varint = [&head](size_t at, uint64_t v) {
-    for (; v >= 0x80; v >>= 7) head[at++] = static_cast<char>(v | 0x80);
-    head[at++] = static_cast<char>(v);
-    return at;
-  };
+  char head[2 + kMaxVarintBytes];
   for (size_t t = 0; t < kMaxTables; ++t) {
     for (const auto& [key, entry] : tables_[t]) {
       head[0] = entry.erased ? 'e' : 'p';
       head[1] = static_cast<char>(t);
-      out->append(head, varint(2, key.size()));
+      out->append(head, 2 + PutVarint(head + 2, key.size()));
       out->append(key);
       if (!entry.erased) {
-        out->append(head, varint(0, entry.value.size()));
+        out->append(head, PutVarint(head, entry.value.size()));
         out->append(entry.value);
       }
     }

@@ -238,6 +238,13 @@ Status Txn::Put(Table table, std::string_view key, std::string_view value) {
   return MdbStatus(mdb_put(txn_, table, &k, &v, 0), "put");
 }
 
+Status Txn::PutNew(Table table, std::string_view key, std::string_view value) {
+  if (!layered_) return Put(table, key, value);
+  if (top_ == nullptr) return ReadOnly();
+  top_->PutNew(table, key, value);
+  return Status::OK();
+}
+
 Status Txn::Append(Table table, std::string_view key, std::string_view value) {
   if (layered_) {
     if (top_ == nullptr) return ReadOnly();

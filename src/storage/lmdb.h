@@ -133,6 +133,10 @@ class Txn {
   // NotFound if the key is absent.
   Status Get(Table table, std::string_view key, std::string_view* value) const;
   Status Put(Table table, std::string_view key, std::string_view value);
+  // Put of a key the caller knows is absent from the store as this transaction reads it
+  // (WriteSet::PutNew): in a layered transaction, a Delete of it in the same top set leaves
+  // no tombstone. A Put in a plain one.
+  Status PutNew(Table table, std::string_view key, std::string_view value);
   // Put for a key greater than every key in the table (a sequence number): skips the search.
   // Fails (InvalidArgument) if the key is not the greatest.
   Status Append(Table table, std::string_view key, std::string_view value);

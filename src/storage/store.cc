@@ -325,7 +325,7 @@ Status Store::ScanPaused(
 }
 
 Status Store::Enqueue(Txn& txn, std::string_view address, const IntentId& id) {
-  return txn.Put(queue_, QueueKey(address, &id).key(), {});
+  return txn.PutNew(queue_, QueueKey(address, &id).key(), {});
 }
 
 Status Store::Dequeue(Txn& txn, std::string_view address, const IntentId& id) {

@@ -105,7 +105,10 @@ class Store {
   Status ListEvents(const Txn& txn, const IntentRecord& record, uint32_t since, size_t limit,
                     std::vector<EventRecord>* out) const;
 
-  // The delivery queue of each agent address.
+  // The delivery queue of each agent address. Enqueue is for an intent entering SUBMITTED,
+  // which is never queued already (every transition out of SUBMITTED dequeues; DeliverNext
+  // drops an entry that breaks this): its entry is put as new (Txn::PutNew), so that an intent
+  // sent and delivered before its batch is logged leaves no queue entry and no tombstone.
   Status Enqueue(Txn& txn, std::string_view address, const IntentId& id);
   Status Dequeue(Txn& txn, std::string_view address, const IntentId& id);
   // How many intents are queued for `address`, counting at most `cap`.

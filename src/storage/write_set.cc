@@ -63,11 +63,22 @@ WriteSet::Map::iterator WriteSet::Slot(Map& map, std::string_view key) {
 }
 
 void WriteSet::Put(Table table, std::string_view key, std::string_view value) {
+  Set(table, key, value, false);
+}
+
+void WriteSet::PutNew(Table table, std::string_view key, std::string_view value) {
+  Set(table, key, value, true);
+}
+
+void WriteSet::Set(Table table, std::string_view key, std::string_view value, bool absent_below) {
   Map& map = tables_[Check(table)];
+  const size_t entries = map.size();
   Mark(KeyHash(table, key));
   auto it = Slot(map, key);
   it->second.value = Keep(value);
   it->second.erased = false;
+  // Only a new entry: an existing one (a tombstone, say) may stand for a key below.
+  if (absent_below && map.size() > entries) it->second.fresh = true;
   ++writes_;
   bytes_ += key.size() + value.size();
 }
@@ -76,9 +87,15 @@ void WriteSet::Erase(Table table, std::string_view key) {
   Map& map = tables_[Check(table)];
   Mark(KeyHash(table, key));
   auto it = Slot(map, key);
+  ++writes_;
+  if (it->second.fresh) {
+    // Nothing below holds the key: without this set's entry it is simply absent. (The filter
+    // keeps its bits; a lookup it lets through finds nothing.)
+    map.erase(it);
+    return;
+  }
   it->second.value = {};
   it->second.erased = true;
-  ++writes_;
   bytes_ += key.size();
 }
 

@@ -31,6 +31,7 @@ class WriteSet {
   struct Entry {
     std::string_view value;
     bool erased = false;  // a tombstone: the key is deleted
+    bool fresh = false;   // put by PutNew where this set had no entry: absent below
   };
   // The maps' nodes come from the arena too.
   using Map = std::pmr::map<std::string_view, Entry>;
@@ -43,6 +44,14 @@ class WriteSet {
   WriteSet& operator=(const WriteSet&) = delete;
 
   void Put(Table table, std::string_view key, std::string_view value);
+  // Put of a key the caller knows is absent from what lies below this set (LMDB with the sets
+  // under it, as a layered transaction reads them): a queue entry for an intent entering
+  // SUBMITTED. Erased again in this set, it goes without a trace, where a Put's key would
+  // leave a tombstone for the log and LMDB to carry and for merged cursors to step over.
+  // Where this set already has an entry for the key (a tombstone, say), a Put.
+  void PutNew(Table table, std::string_view key, std::string_view value);
+  // Removes the key: a tombstone, or, for a key PutNew put in this set, its entry, which
+  // invalidates iterators to it (a layered Cursor's DeleteCurrent leaves it unpositioned).
   void Erase(Table table, std::string_view key);
   // The entry for `key` (a tombstone when deleted), or null when this set does not touch it.
   const Entry* Find(Table table, std::string_view key) const {
@@ -67,7 +76,7 @@ class WriteSet {
   // after it). Corruption when they do not parse.
   static Status Decode(std::string_view bytes, WriteSet* out);
 
-  // True when nothing was written (no Put or Erase since construction or Clear).
+  // True when nothing was written (no Put, PutNew or Erase since construction).
   bool empty() const { return writes_ == 0; }
   // Bytes of the keys and values written, counting a key again each time it is rewritten: at
   // least what applying the set adds to the store's data.
@@ -77,6 +86,9 @@ class WriteSet {
   static constexpr size_t kMaxTables = 64;
 
  private:
+  // Put and PutNew: the entry for `key` set to `value`, marked fresh when `absent_below` and
+  // this set had none.
+  void Set(Table table, std::string_view key, std::string_view value, bool absent_below);
   // Copies `bytes` into the arena.
   std::string_view Keep(std::string_view bytes);
   // The entry for `key` in `map`, added (empty) when missing.

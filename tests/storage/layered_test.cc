@@ -158,6 +158,101 @@ TEST_CASE("AWriteSetKeepsKeyOrderWhetherKeysComePastItsLastOneOrNot") {
   CHECK(decoded.table(4).size() == model.size());
 }
 
+TEST_CASE("AKeyPutAsNewAndErasedInTheSameSetLeavesNoTrace") {
+  WriteSet ws;
+  std::string bytes;
+
+  ws.PutNew(4, "fresh", "1");
+  REQUIRE(ws.Find(4, "fresh") != nullptr);
+  ws.Put(4, "fresh", "2");  // still absent below: still fresh
+  ws.Erase(4, "fresh");
+  CHECK(ws.Find(4, "fresh") == nullptr);
+  CHECK(ws.table(4).empty());
+  ws.Encode(&bytes);
+  CHECK(bytes.empty());  // nothing for the log, nothing for LMDB
+
+  // A key put by Put may be held below: its erase is a tombstone, whatever came after.
+  ws.Put(4, "held", "1");
+  ws.PutNew(4, "held", "2");
+  ws.Erase(4, "held");
+  const WriteSet::Entry* e = ws.Find(4, "held");
+  REQUIRE(e != nullptr);
+  CHECK(e->erased);
+
+  // So is a key this set erased first: its tombstone may hide a key below.
+  ws.Erase(4, "hidden");
+  ws.PutNew(4, "hidden", "1");
+  ws.Erase(4, "hidden");
+  e = ws.Find(4, "hidden");
+  REQUIRE(e != nullptr);
+  CHECK(e->erased);
+
+  // Put as new again after it went: new again.
+  ws.PutNew(4, "fresh", "3");
+  e = ws.Find(4, "fresh");
+  REQUIRE(e != nullptr);
+  CHECK(e->value == "3");
+  ws.Erase(4, "fresh");
+  CHECK(ws.Find(4, "fresh") == nullptr);
+
+  bytes.clear();
+  ws.Encode(&bytes);
+  WriteSet decoded;
+  REQUIRE(WriteSet::Decode(bytes, &decoded).ok());
+  CHECK(decoded.table(4).size() == 2);  // the two tombstones
+  CHECK(decoded.Find(4, "fresh") == nullptr);
+}
+
+TEST_CASE("AKeyPutAsNewInALayeredTransactionAndDeletedLeavesLmdbAsItWas") {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-test");
+  REQUIRE(store.ok());
+  Env* env = &(*store)->env();
+  Model model;
+  const Table t = BaseTable(*env, 10, 2, &model);  // k0000, k0002, ... k0008
+
+  WriteSet ws;
+  {
+    auto txn = Txn::BeginLayered(*env, &ws, {});
+    REQUIRE(txn.ok());
+    REQUIRE(txn->PutNew(t, Key(1), "new").ok());
+    REQUIRE(txn->PutNew(t, Key(3), "new").ok());
+    std::string_view v;
+    REQUIRE(txn->Get(t, Key(1), &v).ok());
+    CHECK(v == "new");
+    // Deleted through a cursor sitting on it, and by key.
+    auto c = Cursor::Open(*txn, t);
+    REQUIRE(c.ok());
+    REQUIRE(c->Seek(Key(1)));
+    REQUIRE(c->key() == Key(1));
+    REQUIRE(c->DeleteCurrent().ok());
+    CHECK_FALSE(c->Next());  // unpositioned
+    REQUIRE(c->Seek(Key(1)));
+    CHECK(c->key() == Key(2));
+    REQUIRE(txn->Delete(t, Key(3)).ok());
+    REQUIRE(txn->Delete(t, Key(4)).ok());  // held in LMDB: a tombstone
+    model.erase(Key(4));
+    CHECK(txn->Get(t, Key(1), &v).IsNotFound());
+    CHECK(Forward(*txn, t) == Items(model));
+  }
+  CHECK(ws.table(t).size() == 1);  // only k0004's tombstone
+  auto write = Txn::BeginWrite(*env);
+  REQUIRE(write.ok());
+  REQUIRE(ws.ApplyTo(*write).ok());
+  REQUIRE(write->Commit().ok());
+  auto read = Txn::BeginRead(*env);
+  REQUIRE(read.ok());
+  CHECK(Forward(*read, t) == Items(model));
+
+  // In a plain write transaction PutNew is a Put.
+  auto plain = Txn::BeginWrite(*env);
+  REQUIRE(plain.ok());
+  REQUIRE(plain->PutNew(t, Key(0), "again").ok());
+  std::string_view v;
+  REQUIRE(plain->Get(t, Key(0), &v).ok());
+  CHECK(v == "again");
+}
+
 TEST_CASE("ApplyingAWriteSetAppendsRunsPastTheLastKeyThroughOneCursorAcrossPageSplits") {
   TempDir dir;
   auto store = Store::Open(dir.path(), {}, "node-test");
@@ -269,7 +364,13 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
       } else {
         std::string v = std::to_string(rng());
         v.insert(0, 1, 'v');
-        REQUIRE(txn.Put(t, k, v).ok());
+        // A key the layers below and this one's writes leave absent may be put as new
+        // (PutNew's contract): a later delete of it in this layer then leaves no tombstone.
+        if (model.count(k) == 0 && pick(2) == 0) {
+          REQUIRE(txn.PutNew(t, k, v).ok());
+        } else {
+          REQUIRE(txn.Put(t, k, v).ok());
+        }
         model[k] = v;
       }
     }

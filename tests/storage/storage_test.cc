@@ -125,6 +125,36 @@ TEST_CASE("QueuesAreFifoPerAddress") {
   CHECK(s.GetIntent(*txn, a, &r).IsNotFound());
 }
 
+TEST_CASE("AnIntentQueuedAndTakenBeforeItsBatchIsLoggedLeavesNoQueueWrite") {
+  // The loop's turns write into one set until the Committer takes it: an intent sent and
+  // delivered within them must cost the log nothing for its queue entry.
+  TempDir dir;
+  auto store = Store::Open(dir.path(), {}, "node-a");
+  REQUIRE(store.ok());
+  Store& s = **store;
+  const IntentId held = NewIntentId(1000), quick = NewIntentId(2000);
+  {
+    auto txn = s.BeginWrite();
+    REQUIRE(txn.ok());
+    REQUIRE(s.Enqueue(*txn, "agent://x/y/z", held).ok());
+    REQUIRE(txn->Commit().ok());
+  }
+  storage::WriteSet ws;
+  auto txn = Txn::BeginLayered(s.env(), &ws, {});
+  REQUIRE(txn.ok());
+  REQUIRE(s.Enqueue(*txn, "agent://x/y/z", quick).ok());
+  REQUIRE(s.Dequeue(*txn, "agent://x/y/z", quick).ok());
+  std::string bytes;
+  ws.Encode(&bytes);
+  CHECK(bytes.empty());
+  // One already in LMDB leaves the tombstone its removal needs.
+  CHECK(*s.FirstQueued(*txn, "agent://x/y/z") == std::optional<IntentId>(held));
+  REQUIRE(s.Dequeue(*txn, "agent://x/y/z", held).ok());
+  CHECK_FALSE(s.FirstQueued(*txn, "agent://x/y/z")->has_value());
+  ws.Encode(&bytes);
+  CHECK_FALSE(bytes.empty());
+}
+
 // The seqs of `peer`'s outbox entries, in order.
 std::vector<uint64_t> OutboxSeqs(Store& s, const Txn& txn, std::string_view peer) {
   std::vector<OutboxEntry> entries;

@@ -1,213 +1,31 @@
-// storage/: write sets layered over LMDB (Txn::BeginLayered, merged cursors) and the
-// Committer, checked against a plain std::map model of what the layers mean.
+// storage/: write sets layered over LMDB (Txn::BeginLayered, merged cursors), checked against
+// a plain std::map model of what the layers mean, and committed to LMDB through the Committer.
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <map>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/committer.h"
 #include "storage/lmdb.h"
-#include "storage/store.h"
+#include "storage/table_model.h"
 #include "storage/write_set.h"
-#include "support/temp_dir.h"
 
 namespace handoff::storage {
 namespace {
 
-using testing::TempDir;
-using Model = std::map<std::string, std::string>;
-
-std::string Key(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "k%04d", i);
-  return buf;
-}
-
-// Everything a cursor sees from First to the end, and from Last back to the start.
-std::vector<std::pair<std::string, std::string>> Forward(const Txn& txn, Table t) {
-  auto c = Cursor::Open(txn, t);
-  REQUIRE(c.ok());
-  std::vector<std::pair<std::string, std::string>> out;
-  for (bool more = c->First(); more; more = c->Next()) out.emplace_back(c->key(), c->value());
-  REQUIRE(c->status().ok());
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> Backward(const Txn& txn, Table t) {
-  auto c = Cursor::Open(txn, t);
-  REQUIRE(c.ok());
-  std::vector<std::pair<std::string, std::string>> out;
-  for (bool more = c->Last(); more; more = c->Prev()) out.emplace_back(c->key(), c->value());
-  REQUIRE(c->status().ok());
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> Items(const Model& m) {
-  return {m.begin(), m.end()};
-}
-
-// Opens table "t" and commits "base<i>" at every `step`th key below `end`, mirrored in `model`.
-Table BaseTable(Env& env, int end, int step, Model* model) {
-  auto txn = Txn::BeginWrite(env);
-  REQUIRE(txn.ok());
-  auto table = txn->OpenTable("t");
-  REQUIRE(table.ok());
-  for (int i = 0; i < end; i += step) {
-    (*model)[Key(i)] = "base" + std::to_string(i);
-    REQUIRE(txn->Put(*table, Key(i), (*model)[Key(i)]).ok());
-  }
-  REQUIRE(txn->Commit().ok());
-  return *table;
-}
-
-TEST_CASE("AWriteSetFindsEveryKeyItTouchesAndNoOtherWhateverItsSize") {
-  // Past the filter's design load (it saturates and every lookup searches the map) as well as
-  // below it: no key written is ever missed, and no key is found in the wrong table.
-  WriteSet ws;
-  constexpr int kKeys = 100000;
-  for (int i = 0; i < kKeys; ++i) {
-    const std::string key = "key" + std::to_string(i);
-    if (i % 7 == 0) {
-      ws.Erase(2, key);
-    } else {
-      ws.Put(2, key, std::to_string(i));
-    }
-    if (i == 1000 || i == kKeys - 1) {  // light and saturated
-      int missed = 0, wrong = 0, phantom = 0;
-      for (int j = 0; j <= i; ++j) {
-        const std::string k = "key" + std::to_string(j);
-        const WriteSet::Entry* e = ws.Find(2, k);
-        if (e == nullptr) {
-          ++missed;
-        } else if (e->erased != (j % 7 == 0) || (!e->erased && e->value != std::to_string(j))) {
-          ++wrong;
-        }
-        if (ws.Find(3, k) != nullptr) ++phantom;
-        if (ws.Find(2, "other" + std::to_string(j)) != nullptr) ++phantom;
-      }
-      CHECK(missed == 0);
-      CHECK(wrong == 0);
-      CHECK(phantom == 0);
-    }
-  }
-  // A caller's hash is the set's own.
-  CHECK(ws.Find(2, "key5", WriteSet::KeyHash(2, "key5")) == ws.Find(2, "key5"));
-}
-
-TEST_CASE("AWriteSetKeepsKeyOrderWhetherKeysComePastItsLastOneOrNot") {
-  // Put and Erase take a key past the table's last one with one comparison, any other by a
-  // search: both must leave the same ordered table, with rewrites in place.
-  WriteSet ws;
-  std::map<std::string, std::optional<std::string>> model;  // nullopt: a tombstone
-  auto put = [&](int i, const std::string& v) {
-    ws.Put(4, Key(i), v);
-    model[Key(i)] = v;
-  };
-  auto erase = [&](int i) {
-    ws.Erase(4, Key(i));
-    model[Key(i)] = std::nullopt;
-  };
-  for (int i = 10; i <= 20; ++i) put(i, std::to_string(i * 7));  // each past the last
-  put(5, "before all");
-  put(15, "rewritten in the middle");
-  put(20, "rewritten at the end");
-  erase(25);  // a tombstone past the end
-  put(25, "back");
-  put(22, "between");
-  erase(11);
-  put(30, "last");
-  put(30, "last again");
-
-  std::vector<std::string> keys;
-  for (const auto& [key, entry] : ws.table(4)) {
-    keys.emplace_back(key);
-    auto want = model.find(std::string(key));
-    REQUIRE(want != model.end());
-    CHECK(entry.erased == !want->second.has_value());
-    if (want->second) CHECK(entry.value == *want->second);
-  }
-  std::vector<std::string> want_keys;
-  for (const auto& [key, value] : model) want_keys.push_back(key);
-  CHECK(keys == want_keys);  // in order, each once
-
-  // The log's encoding carries the same table.
-  std::string bytes;
-  ws.Encode(&bytes);
-  size_t expected = 0;  // op, table, key length, key, then value length and value if a put
-  for (const auto& [key, value] : model)  // lengths under 128: one varint byte each
-    expected += 3 + key.size() + (value ? 1 + value->size() : 0);
-  CHECK(bytes.size() == expected);
-  std::string prefixed = "prefix";
-  ws.Encode(&prefixed);  // appends to what the string holds
-  CHECK(prefixed == "prefix" + bytes);
-  WriteSet decoded;
-  REQUIRE(WriteSet::Decode(bytes, &decoded).ok());
-  for (const auto& [key, value] : model) {
-    const WriteSet::Entry* e = decoded.Find(4, key);
-    REQUIRE(e != nullptr);
-    CHECK(e->erased == !value.has_value());
-    if (value) CHECK(e->value == *value);
-  }
-  CHECK(decoded.table(4).size() == model.size());
-}
-
-TEST_CASE("AKeyPutAsNewAndErasedInTheSameSetLeavesNoTrace") {
-  WriteSet ws;
-  std::string bytes;
-
-  ws.PutNew(4, "fresh", "1");
-  REQUIRE(ws.Find(4, "fresh") != nullptr);
-  ws.Put(4, "fresh", "2");  // still absent below: still fresh
-  ws.Erase(4, "fresh");
-  CHECK(ws.Find(4, "fresh") == nullptr);
-  CHECK(ws.table(4).empty());
-  ws.Encode(&bytes);
-  CHECK(bytes.empty());  // nothing for the log, nothing for LMDB
-
-  // A key put by Put may be held below: its erase is a tombstone, whatever came after.
-  ws.Put(4, "held", "1");
-  ws.PutNew(4, "held", "2");
-  ws.Erase(4, "held");
-  const WriteSet::Entry* e = ws.Find(4, "held");
-  REQUIRE(e != nullptr);
-  CHECK(e->erased);
-
-  // So is a key this set erased first: its tombstone may hide a key below.
-  ws.Erase(4, "hidden");
-  ws.PutNew(4, "hidden", "1");
-  ws.Erase(4, "hidden");
-  e = ws.Find(4, "hidden");
-  REQUIRE(e != nullptr);
-  CHECK(e->erased);
-
-  // Put as new again after it went: new again.
-  ws.PutNew(4, "fresh", "3");
-  e = ws.Find(4, "fresh");
-  REQUIRE(e != nullptr);
-  CHECK(e->value == "3");
-  ws.Erase(4, "fresh");
-  CHECK(ws.Find(4, "fresh") == nullptr);
-
-  bytes.clear();
-  ws.Encode(&bytes);
-  WriteSet decoded;
-  REQUIRE(WriteSet::Decode(bytes, &decoded).ok());
-  CHECK(decoded.table(4).size() == 2);  // the two tombstones
-  CHECK(decoded.Find(4, "fresh") == nullptr);
-}
+using namespace testing;  // table_model.h
 
 TEST_CASE("AKeyPutAsNewInALayeredTransactionAndDeletedLeavesLmdbAsItWas") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
+  ScratchStore scratch;
+  Env* env = &scratch.env();
   Model model;
   const Table t = BaseTable(*env, 10, 2, &model);  // k0000, k0002, ... k0008
 
@@ -233,16 +51,14 @@ TEST_CASE("AKeyPutAsNewInALayeredTransactionAndDeletedLeavesLmdbAsItWas") {
     REQUIRE(txn->Delete(t, Key(4)).ok());  // held in LMDB: a tombstone
     model.erase(Key(4));
     CHECK(txn->Get(t, Key(1), &v).IsNotFound());
-    CHECK(Forward(*txn, t) == Items(model));
+    CHECK(Forward(*txn, t) == ItemsOf(model));
   }
   CHECK(ws.table(t).size() == 1);  // only k0004's tombstone
   auto write = Txn::BeginWrite(*env);
   REQUIRE(write.ok());
   REQUIRE(ws.ApplyTo(*write).ok());
   REQUIRE(write->Commit().ok());
-  auto read = Txn::BeginRead(*env);
-  REQUIRE(read.ok());
-  CHECK(Forward(*read, t) == Items(model));
+  CHECK(Committed(*env, t) == ItemsOf(model));
 
   // In a plain write transaction PutNew is a Put.
   auto plain = Txn::BeginWrite(*env);
@@ -253,101 +69,9 @@ TEST_CASE("AKeyPutAsNewInALayeredTransactionAndDeletedLeavesLmdbAsItWas") {
   CHECK(v == "again");
 }
 
-TEST_CASE("ApplyingAWriteSetAppendsRunsPastTheLastKeyThroughOneCursorAcrossPageSplits") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
-  Table t = 0;
-  Model model;
-  {
-    auto txn = Txn::BeginWrite(*env);
-    REQUIRE(txn.ok());
-    t = *txn->OpenTable("t");
-    for (int i = 0; i < 200; i += 10) {
-      REQUIRE(txn->Put(t, Key(i), "old").ok());
-      model[Key(i)] = "old";
-    }
-    REQUIRE(txn->Commit().ok());
-  }
-  // Two batches, each with changes in the middle of the table and a long run past its end:
-  // values of 1 KiB fill a page every few entries, so the run splits pages as it goes.
-  int next = 200;
-  for (int batch = 0; batch < 2; ++batch) {
-    WriteSet ws;
-    ws.Put(t, Key(10), "rewritten " + std::to_string(batch));
-    model[Key(10)] = "rewritten " + std::to_string(batch);
-    ws.Put(t, Key(15 + batch), "between");
-    model[Key(15 + batch)] = "between";
-    ws.Erase(t, Key(20 + batch * 10));
-    model.erase(Key(20 + batch * 10));
-    for (int i = 0; i < 300; ++i, ++next) {
-      const std::string value(1024, static_cast<char>('a' + next % 26));
-      ws.Put(t, Key(next), value);
-      model[Key(next)] = value;
-    }
-    ws.Erase(t, Key(next + 5));  // a tombstone past the end: nothing to delete
-    auto txn = Txn::BeginWrite(*env);
-    REQUIRE(txn.ok());
-    REQUIRE(ws.ApplyTo(*txn).ok());
-    REQUIRE(txn->Commit().ok());
-  }
-  auto read = Txn::BeginRead(*env);
-  REQUIRE(read.ok());
-  CHECK(Forward(*read, t) == Items(model));
-  auto backward = Backward(*read, t);
-  std::reverse(backward.begin(), backward.end());
-  CHECK(backward == Items(model));
-}
-
-TEST_CASE("ACursorWritesAppendsOnlyPastTheLastKeyAndOnlyInAPlainWriteTransaction") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
-  auto txn = Txn::BeginWrite(*env);
-  REQUIRE(txn.ok());
-  const Table t = *txn->OpenTable("t");
-  {
-    auto c = Cursor::Open(*txn, t);
-    REQUIRE(c.ok());
-    REQUIRE(c->Append(Key(1), "one").ok());
-    REQUIRE(c->Append(Key(2), "two").ok());
-    // At or before the last key: refused, and the table keeps what it had.
-    Status s = c->Append(Key(2), "again");
-    CHECK_FALSE(s.ok());
-    CHECK_FALSE(c->Append(Key(0), "zero").ok());
-    REQUIRE(c->Append(Key(3), "three").ok());
-    // Puts and erases anywhere, in any order; erasing a missing key is no error.
-    REQUIRE(c->Put(Key(0), "zero").ok());
-    REQUIRE(c->Put(Key(2), "TWO").ok());
-    REQUIRE(c->Erase(Key(1)).ok());
-    REQUIRE(c->Erase(Key(7)).ok());
-    REQUIRE(c->Put(Key(5), "five").ok());
-    REQUIRE(c->Append(Key(6), "six").ok());
-  }
-  CHECK(
-      Forward(*txn, t) ==
-      std::vector<std::pair<std::string, std::string>>{
-          {Key(0), "zero"}, {Key(2), "TWO"}, {Key(3), "three"}, {Key(5), "five"}, {Key(6), "six"}});
-  REQUIRE(txn->Commit().ok());
-
-  WriteSet ws;
-  auto layered = Txn::BeginLayered(*env, &ws, {});
-  REQUIRE(layered.ok());
-  auto c = Cursor::Open(*layered, t);
-  REQUIRE(c.ok());
-  CHECK(c->Append(Key(9), "nine").IsInvalidArgument());
-  CHECK(c->Put(Key(0), "nought").IsInvalidArgument());
-  CHECK(c->Erase(Key(0)).IsInvalidArgument());
-  CHECK(ws.table(t).empty());
-}
-
 TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
+  ScratchStore scratch;
+  Env* env = &scratch.env();
   Model model;
   const Table t = BaseTable(*env, 200, 2, &model);
   std::mt19937 rng(7);
@@ -385,8 +109,8 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
 
   auto txn = Txn::BeginLayered(*env, &top, {&newer, &older});
   REQUIRE(txn.ok());
-  CHECK(Forward(*txn, t) == Items(model));
-  auto reversed = Items(model);
+  CHECK(Forward(*txn, t) == ItemsOf(model));
+  auto reversed = ItemsOf(model);
   std::reverse(reversed.begin(), reversed.end());
   CHECK(Backward(*txn, t) == reversed);
   CHECK(txn->Commit().IsInvalidArgument());
@@ -440,13 +164,13 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
     }
     CHECK(deleted == 10);
   }
-  CHECK(Forward(*txn, t) == Items(model));
+  CHECK(Forward(*txn, t) == ItemsOf(model));
   txn->Abort();
 
   // The Committer makes the layers durable oldest first and applies them to LMDB in order;
   // LMDB then holds exactly the model.
   std::atomic<int> events{0};
-  Committer committer(**store, [&] { ++events; });
+  Committer committer(*scratch.store, [&] { ++events; });
   CHECK(!committer.busy());
   CHECK(!newer.empty());
   size_t applied = 0;
@@ -472,18 +196,14 @@ TEST_CASE("LayeredWriteSetsReadLikeTheirMergeAndCommitToIt") {
   CHECK(events.load() >= 3);
   applied += committer.Drain().applied;
   CHECK(applied == 3);
-  auto read = Txn::BeginRead(*env);
-  REQUIRE(read.ok());
-  CHECK(Forward(*read, t) == Items(model));
+  CHECK(Committed(*env, t) == ItemsOf(model));
 }
 
 // As many layers as a transaction reads (more than a cursor holds inline): reads, seeks and
 // both directions still give the merge; one layer more is refused.
 TEST_CASE("AsManyLayersAsATransactionReadsMergeLikeTheirModel") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {}, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
+  ScratchStore scratch;
+  Env* env = &scratch.env();
   Model model;
   const Table t = BaseTable(*env, 300, 3, &model);
   std::mt19937 rng(11);
@@ -511,8 +231,8 @@ TEST_CASE("AsManyLayersAsATransactionReadsMergeLikeTheirModel") {
   REQUIRE(below.size() == Txn::kMaxBelow);
   auto txn = Txn::BeginLayered(*env, layers.back().get(), below);
   REQUIRE(txn.ok());
-  CHECK(Forward(*txn, t) == Items(model));
-  auto reversed = Items(model);
+  CHECK(Forward(*txn, t) == ItemsOf(model));
+  auto reversed = ItemsOf(model);
   std::reverse(reversed.begin(), reversed.end());
   CHECK(Backward(*txn, t) == reversed);
   for (int i = 0; i < 330; i += 7) {
@@ -530,73 +250,6 @@ TEST_CASE("AsManyLayersAsATransactionReadsMergeLikeTheirModel") {
   below.push_back(layers.back().get());
   auto too_many = Txn::BeginLayered(*env, nullptr, below);
   CHECK(too_many.status().IsInvalidArgument());
-}
-
-TEST_CASE("AppendsReachLmdbInOrderAndAFailedCommitReportsItsError") {
-  TempDir dir;
-  EnvOptions options;
-  options.map_size = 1 << 20;
-  auto store = Store::Open(dir.path(), options, "node-test");
-  REQUIRE(store.ok());
-  Env* env = &(*store)->env();
-  Table t = 0;
-  {
-    auto txn = Txn::BeginWrite(*env);
-    REQUIRE(txn.ok());
-    t = *txn->OpenTable("seq");
-    REQUIRE(txn->Commit().ok());
-  }
-  Committer committer(**store, nullptr);
-  WriteSet ws;
-  {
-    auto txn = Txn::BeginLayered(*env, &ws, {});
-    REQUIRE(txn.ok());
-    for (int i = 0; i < 100; ++i) REQUIRE(txn->Append(t, Key(i), "x").ok());
-    REQUIRE(txn->Delete(t, Key(5)).ok());
-  }
-  // A durable batch is taken without its LMDB accounting (handoffd's loop does so in the
-  // middle of a turn): once taken, Take reports no outcome again, and the drain still
-  // reports the batch applied.
-  committer.Start(&ws);
-  bool committed = false;
-  for (int i = 0; i < 5000 && !committed; ++i) {
-    committed = committer.TakeIfCommitted();
-    if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  REQUIRE(committed);
-  CHECK_FALSE(committer.busy());
-  CHECK_FALSE(committer.TakeIfCommitted());
-  Committer::Report r = committer.Take();
-  CHECK_FALSE(r.durable.has_value());
-  const size_t applied_before_drain = r.applied;
-  r = committer.Drain();
-  CHECK(applied_before_drain + r.applied == 1);
-  {
-    auto read = Txn::BeginRead(*env);
-    REQUIRE(read.ok());
-    auto items = Forward(*read, t);
-    CHECK(items.size() == 99);
-    CHECK(items.front().first == Key(0));
-    CHECK(items.back().first == Key(99));
-  }
-  // More than the map holds: the batch fails as a whole, before it is logged, and LMDB
-  // keeps what it had.
-  WriteSet big;
-  for (int i = 0; i < 40; ++i) big.Put(t, "big" + std::to_string(i), std::string(64 << 10, 'b'));
-  committer.Start(&big);
-  // A failure is never taken as committed: it stays for Wait (or Take).
-  for (int i = 0; i < 50; ++i) {
-    REQUIRE_FALSE(committer.TakeIfCommitted());
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  CHECK(committer.busy());
-  r = committer.Wait();
-  REQUIRE(r.durable.has_value());
-  CHECK(r.durable->IsResourceExhausted());
-  CHECK(committer.Drain().applied == 0);
-  auto read = Txn::BeginRead(*env);
-  REQUIRE(read.ok());
-  CHECK(Forward(*read, t).size() == 99);
 }
 
 }  // namespace

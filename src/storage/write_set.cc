@@ -50,15 +50,15 @@ bool WriteSet::MayHold(uint64_t hash) const {
          (filter_[(hash >> 38) % kFilterWords] >> ((hash >> 32) & 63) & 1) != 0;
 }
 
-WriteSet::Map::iterator WriteSet::Slot(Map& map, std::string_view key) {
+WriteSet::Map::iterator WriteSet::Slot(Map& map, std::string_view key, Entry added) {
   // Most keys a turn writes are past the table's last one (new intents' ids are time-ordered,
   // audit and event sequence numbers grow): one comparison puts those in, not a search of a
   // dozen.
   if (map.empty() || std::prev(map.end())->first < key) {
-    return map.emplace_hint(map.end(), Keep(key), Entry{});
+    return map.emplace_hint(map.end(), Keep(key), added);
   }
   auto it = map.lower_bound(key);
-  if (it->first != key) it = map.emplace_hint(it, Keep(key), Entry{});
+  if (it->first != key) it = map.emplace_hint(it, Keep(key), added);
   return it;
 }
 
@@ -72,13 +72,12 @@ void WriteSet::PutNew(Table table, std::string_view key, std::string_view value)
 
 void WriteSet::Set(Table table, std::string_view key, std::string_view value, bool absent_below) {
   Map& map = tables_[Check(table)];
-  const size_t entries = map.size();
   Mark(KeyHash(table, key));
-  auto it = Slot(map, key);
+  // Fresh only as a new entry: an existing one (a tombstone, say) may stand for a key below,
+  // and one that is fresh stays so.
+  auto it = Slot(map, key, Entry{{}, false, absent_below});
   it->second.value = Keep(value);
   it->second.erased = false;
-  // Only a new entry: an existing one (a tombstone, say) may stand for a key below.
-  if (absent_below && map.size() > entries) it->second.fresh = true;
   ++writes_;
   bytes_ += key.size() + value.size();
 }
@@ -86,7 +85,7 @@ void WriteSet::Set(Table table, std::string_view key, std::string_view value, bo
 void WriteSet::Erase(Table table, std::string_view key) {
   Map& map = tables_[Check(table)];
   Mark(KeyHash(table, key));
-  auto it = Slot(map, key);
+  auto it = Slot(map, key, Entry{});
   ++writes_;
   if (it->second.fresh) {
     // Nothing below holds the key: without this set's entry it is simply absent. (The filter

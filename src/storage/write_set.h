@@ -91,8 +91,8 @@ class WriteSet {
   void Set(Table table, std::string_view key, std::string_view value, bool absent_below);
   // Copies `bytes` into the arena.
   std::string_view Keep(std::string_view bytes);
-  // The entry for `key` in `map`, added (empty) when missing.
-  Map::iterator Slot(Map& map, std::string_view key);
+  // The entry for `key` in `map`, added as `added` when missing.
+  Map::iterator Slot(Map& map, std::string_view key, Entry added);
   // A Bloom filter over the keys written, two bits per key: most lookups through a stack of
   // layers are for keys that all but one layer (or all of them) do not touch, and the filter
   // answers those without a search of the map (a dozen key comparisons).

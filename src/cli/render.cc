@@ -220,9 +220,9 @@ std::string DeadLettersText(const std::vector<Intent>& intents, int64_t now_ms) 
 
 std::string StatusText(const Json& s) {
   std::vector<std::vector<std::string>> rows;
-  for (const char* key : {"node", "version", "pid", "agent_endpoint", "peer_endpoint", "data_dir",
-                          "fsync", "data_bytes", "map_size", "uptime_ms", "leases", "waiters",
-                          "peer_security", "public_key"}) {
+  for (const char* key : {"node", "version", "pid", "agent_endpoint", "agent_stream",
+                          "peer_endpoint", "data_dir", "fsync", "data_bytes", "map_size",
+                          "uptime_ms", "leases", "waiters", "peer_security", "public_key"}) {
     if (!s.contains(key)) continue;
     const Json& v = s[key];
     rows.push_back({std::string(key) + ":", v.is_string() ? v.get<std::string>() : CompactJson(v)});

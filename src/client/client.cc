@@ -51,6 +51,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 
 const std::string& Client::endpoint() const { return connection_->options().endpoint; }
 
+std::string_view Client::transport() const { return connection_->transport(); }
+
 Result<SendReceipt> Client::Send(const SendRequest& request) {
   return SendWithWait(request, 0, milliseconds(0));
 }

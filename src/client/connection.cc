@@ -17,6 +17,9 @@ using std::chrono::milliseconds;
 // The largest request a client sends; the daemon's own limits are smaller and reported as
 // errors, this one only guards the socket.
 constexpr size_t kMaxRequestBytes = size_t{64} << 20;
+// The largest frame taken from the daemon on the stream socket (its replies are bounded by its
+// own limits, far below this; ZeroMQ's side takes any size).
+constexpr size_t kMaxReplyBytes = size_t{1} << 31;
 
 // How long Open waits for a daemon that is starting to bind its ipc socket, looking this often.
 constexpr milliseconds kStartGrace{1'000};
@@ -33,6 +36,14 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given)
   ClientOptions options = given;
   if (options.endpoint.empty()) options.endpoint = DefaultAgentEndpoint();
   HANDOFF_RETURN_IF_ERROR(net::ValidateEndpoint(options.endpoint));
+  const std::string stream_path = options.stream ? net::StreamPathFor(options.endpoint) : "";
+  auto open_stream = [&]() -> std::unique_ptr<Connection> {
+    if (stream_path.empty()) return nullptr;
+    auto stream = net::StreamClient::Connect(stream_path, kMaxReplyBytes);
+    if (!stream.ok()) return nullptr;  // none there (an older daemon, or agent_stream off)
+    return std::unique_ptr<Connection>(new Connection(std::move(options), std::move(*stream)));
+  };
+  if (auto c = open_stream()) return c;
   // A daemon started a moment ago (`handoffd &` then a client at once) binds its socket
   // within moments: give it that long before saying that nothing listens.
   const auto grace = SteadyClock::now() + std::min(kStartGrace, options.request_timeout);
@@ -49,6 +60,8 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given)
                                " (start handoffd, or point --socket / HANDOFF_SOCKET at its "
                                "agent_endpoint)");
   }
+  // A daemon that was starting binds its stream socket before the agent socket.
+  if (auto c = open_stream()) return c;
   auto context = std::make_unique<zmq::context_t>(1);
   // A routing id unique to this connection, so the daemon can tell its clients apart.
   std::string routing_id = "c-" + NewIntentId(SystemClock::Instance().NowMs()).ToString();
@@ -60,15 +73,35 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ClientOptions& given)
       new Connection(std::move(options), std::move(context), std::move(dealer)));
 }
 
-Result<std::optional<ReceivedReply>> Connection::ReceiveOne(milliseconds timeout) {
-  if (inbox_.empty()) {
-    HANDOFF_ASSIGN_OR_RETURN(std::optional<zmq::message_t> frame, dealer_->Receive(timeout));
-    if (!frame) return std::optional<ReceivedReply>();
-    auto replies = wire::DecodeReplies(frame->to_string_view());
+Status Connection::SendFrame(std::string_view frame) {
+  return stream_ ? stream_->Send(frame) : dealer_->Send(frame);
+}
+
+Result<bool> Connection::ReceiveFrame(milliseconds timeout) {
+  auto decode = [this](std::string_view frame) -> Status {
+    auto replies = wire::DecodeReplies(frame);
     if (!replies.ok()) {
       return Status::Corruption("undecodable message from handoffd: " + replies.status().message());
     }
     for (wire::Reply& r : *replies) inbox_.push_back(std::move(r));
+    return Status::OK();
+  };
+  if (stream_) {
+    HANDOFF_ASSIGN_OR_RETURN(std::optional<std::string> frame, stream_->Receive(timeout));
+    if (!frame) return false;
+    HANDOFF_RETURN_IF_ERROR(decode(*frame));
+    return true;
+  }
+  HANDOFF_ASSIGN_OR_RETURN(std::optional<zmq::message_t> frame, dealer_->Receive(timeout));
+  if (!frame) return false;
+  HANDOFF_RETURN_IF_ERROR(decode(frame->to_string_view()));
+  return true;
+}
+
+Result<std::optional<ReceivedReply>> Connection::ReceiveOne(milliseconds timeout) {
+  if (inbox_.empty()) {
+    HANDOFF_ASSIGN_OR_RETURN(bool got, ReceiveFrame(timeout));
+    if (!got || inbox_.empty()) return std::optional<ReceivedReply>();
   }
   ReceivedReply next{std::move(inbox_.front())};
   inbox_.pop_front();
@@ -121,7 +154,7 @@ Result<ReceivedReply> Connection::Exchange(std::string_view op,
 
   const auto deadline = SteadyClock::now() + timeout;
   while (true) {
-    HANDOFF_RETURN_IF_ERROR(dealer_->Send(request));
+    HANDOFF_RETURN_IF_ERROR(SendFrame(request));
     const auto resend_at = resend == Resend::kYes
                                ? std::min(deadline, SteadyClock::now() + options_.resend_interval)
                                : deadline;

@@ -1,4 +1,6 @@
-// Connection: one DEALER socket to the local handoffd, with request/reply matching.
+// Connection: one connection to the local handoffd, with request/reply matching: over the
+// daemon's stream socket when it has one (net/stream.h; ClientOptions::stream), else over a
+// ZeroMQ DEALER socket. Both carry the same messages.
 //
 // Call() sends a request and waits for the reply with the same rid, resending the request
 // after `resend_interval` of silence (a daemon that restarted lost it) until `timeout`. Pushes
@@ -26,6 +28,7 @@
 #include "base/msgpack_io.h"
 #include "handoff/client.h"
 #include "net/sockets.h"
+#include "net/stream.h"
 #include "wire/agent_protocol.h"
 
 namespace handoff {
@@ -58,11 +61,18 @@ class Connection {
   const ClientOptions& options() const { return options_; }
   // The agent protocol version this connection speaks: 0 until its first call, then 2 or 1.
   uint64_t protocol() const { return version_; }
+  // "stream" or "zeromq".
+  std::string_view transport() const { return stream_ ? "stream" : "zeromq"; }
 
  private:
+  Connection(ClientOptions options, std::unique_ptr<net::StreamClient> stream)
+      : options_(std::move(options)), stream_(std::move(stream)) {}
   Connection(ClientOptions options, std::unique_ptr<zmq::context_t> context,
              std::unique_ptr<net::Dealer> dealer)
       : options_(std::move(options)), context_(std::move(context)), dealer_(std::move(dealer)) {}
+  Status SendFrame(std::string_view frame);
+  // One frame's replies, decoded into inbox_; false on timeout.
+  Result<bool> ReceiveFrame(std::chrono::milliseconds timeout);
   // The next message: the rest of a batch already received, else one frame received (waiting
   // at most `timeout`) and decoded.
   Result<std::optional<ReceivedReply>> ReceiveOne(std::chrono::milliseconds timeout);
@@ -74,7 +84,8 @@ class Connection {
 
   ClientOptions options_;
   std::unique_ptr<zmq::context_t> context_;
-  std::unique_ptr<net::Dealer> dealer_;  // declared after the context: destroyed first
+  std::unique_ptr<net::StreamClient> stream_;  // one of stream_ and dealer_
+  std::unique_ptr<net::Dealer> dealer_;        // declared after the context: destroyed first
   std::deque<ReceivedReply> pushes_;
   std::deque<wire::Reply> inbox_;  // the rest of the latest batch
   uint64_t next_rid_ = 1;

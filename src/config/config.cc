@@ -198,6 +198,13 @@ const std::vector<Directive>& Directives() {
          t.config.node.agent_socket_group = *v;
          return Status::OK();
        }},
+      {"node", "agent_stream", "true or false", false,
+       [](const toml::node& n, Target& t) {
+         auto v = n.value_exact<bool>();
+         if (!v) return Status::InvalidArgument("");
+         t.config.node.agent_stream = *v;
+         return Status::OK();
+       }},
       {"node", "max_batch", "an integer from 1 to 65536", false,
        [](const toml::node& n, Target& t) {
          return IntegerBetween(n, &t.config.node.max_batch, 1, 65536);

@@ -27,6 +27,7 @@ namespace handoff::node {
 struct NodeInfo {
   std::string name;
   std::string agent_endpoint;
+  std::string agent_stream;  // the stream socket's path; empty without one
   std::string peer_endpoint;
   std::string data_dir;
   bool fsync = true;

@@ -25,6 +25,7 @@ AgentService::Reply AgentService::OnStatus(Txn&, Batch&, const std::string&,
   w.Field("started_at", info_.started_at_ms);
   w.Field("uptime_ms", now - info_.started_at_ms);
   w.Field("agent_endpoint", info_.agent_endpoint);
+  if (!info_.agent_stream.empty()) w.Field("agent_stream", info_.agent_stream);
   if (!info_.peer_endpoint.empty()) w.Field("peer_endpoint", info_.peer_endpoint);
   w.Field("data_dir", info_.data_dir);
   w.Field("fsync", info_.fsync);

@@ -90,6 +90,11 @@ Node::~Node() {
     agents_.reset();
     net::RemoveIpcSocket(options_.agent_endpoint);
   }
+  if (streams_) {
+    const std::string path = streams_->path();
+    streams_.reset();
+    net::RemoveIpcSocket("ipc://" + path);
+  }
   if (wake_read_fd_ >= 0) ::close(wake_read_fd_);
   if (wake_write_fd_ >= 0) ::close(wake_write_fd_);
 }
@@ -165,6 +170,8 @@ Status Node::Init() {
   // stay in the client, which is slowed).
   socket.send_hwm = kAgentSendHwm;
   socket.receive_hwm = kAgentReceiveHwm;
+  // The stream socket first: a client that finds the agent socket finds it too.
+  HANDOFF_RETURN_IF_ERROR(OpenStreams(socket_group, static_cast<size_t>(socket.max_message_bytes)));
   HANDOFF_ASSIGN_OR_RETURN(agents_, net::Router::Bind(context_, options_.agent_endpoint, socket));
   HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(options_.agent_endpoint, socket_group));
   HANDOFF_RETURN_IF_ERROR(OpenPeers());
@@ -194,6 +201,46 @@ Status Node::Init() {
   return Status::OK();
 }
 
+Status Node::OpenStreams(std::optional<gid_t> socket_group, size_t max_frame_bytes) {
+  if (!options_.agent_stream || !net::IsIpc(options_.agent_endpoint)) return Status::OK();
+  const std::string path = net::StreamPathFor(options_.agent_endpoint);
+  if (path.empty()) {
+    spdlog::warn(
+        "no stream socket beside {}: its path with \"{}\" appended would be longer than {} "
+        "bytes; agents use the ZeroMQ socket only (choose a shorter agent_endpoint, or set "
+        "[node] agent_stream = false to silence this)",
+        options_.agent_endpoint, net::kStreamSuffix, net::kMaxIpcPathLength);
+    return Status::OK();
+  }
+  const std::string endpoint = "ipc://" + path;
+  HANDOFF_RETURN_IF_ERROR(net::PrepareIpcBind(endpoint, socket_group));
+  net::StreamServerOptions stream;
+  stream.max_frame_bytes = max_frame_bytes;
+  HANDOFF_ASSIGN_OR_RETURN(streams_, net::StreamServer::Listen(path, stream));
+  HANDOFF_RETURN_IF_ERROR(net::RestrictIpcSocket(endpoint, socket_group));
+  info_.agent_stream = path;
+  return Status::OK();
+}
+
+void Node::ForgetClosedStreams() {
+  size_t forgotten = 0, returned = 0;
+  for (const std::string& id : streams_->TakeClosed()) {
+    if (receivers_.LastHeard(id) == 0) continue;  // it received nothing
+    // Nobody can complete on a closed connection what it held (a client that reconnects
+    // comes back as another connection): it goes back to the queue now.
+    ++forgotten;
+    for (const IntentId& held : receivers_.Remove(id)) {
+      engine_->ExpireLeaseNow(held);
+      ++returned;
+    }
+  }
+  if (forgotten == 0) return;
+  spdlog::info(
+      "forgot {} receiving agent connection(s) that closed; the {} intent(s) they held go back "
+      "to the queue now",
+      forgotten, returned);
+}
+
 void Node::Stop() {
   stop_.store(true);
   char byte = 1;
@@ -204,6 +251,7 @@ void Node::Stop() {
 Status Node::Run() {
   std::vector<zmq::pollitem_t> items = {{nullptr, wake_read_fd_, ZMQ_POLLIN, 0},
                                         {agents_->socket().handle(), 0, ZMQ_POLLIN, 0}};
+  if (streams_) items.push_back({nullptr, streams_->fd(), ZMQ_POLLIN, 0});
   if (peers_in_) items.push_back({peers_in_->socket().handle(), 0, ZMQ_POLLIN, 0});
   for (const auto& link : links_)
     items.push_back({link->dealer().socket().handle(), 0, ZMQ_POLLIN, 0});
@@ -227,6 +275,10 @@ Status Node::Run() {
       }
     }
     if (stop_.load()) break;
+    if (streams_) {
+      if (streams_->pending()) ++ready;  // frames read in an earlier pass wait to be taken
+      ForgetClosedStreams();
+    }
     if (!backlog_.empty()) {
       backlog_.Flush([this](const Outgoing& m) { return SendToAgent(m); });
       stats_.backlog_bytes = backlog_.total_bytes();
@@ -286,6 +338,7 @@ void Node::DropSilentReceivers() {
 
 long Node::NextTimeoutMs() const {
   if (HasDeliverableWork() || !undelivered_.empty() || !reread_.empty()) return 0;
+  if (streams_ && streams_->pending()) return 0;
   const int64_t now = options_.clock->NowMs();
   int64_t next = now + kMaxPollMs;
   // ZeroMQ does not say when a connection's queue has room again: look soon.
@@ -310,23 +363,51 @@ bool Node::HasDeliverableWork() const {
 void Node::Drain(Inbound* in) {
   // Bounded in bytes too: a turn decodes every request it takes before it handles them, and a
   // frame decodes to at most ~16 bytes of objects per byte (one-byte values), plus its strings.
+  // The two agent sockets take turns, so that neither starves the other.
   uint64_t bytes = 0, messages = 0;
-  while (messages < options_.max_batch && bytes < kMaxTurnFrameBytes) {
-    auto m = agents_->TryReceive();
-    if (!m.ok()) {
-      spdlog::error("reading the agent socket: {}", m.status().ToString());
-      break;
+  bool zmq_quiet = false, streams_quiet = streams_ == nullptr;
+  auto take = [&](std::string routing_id, zmq::message_t frame) {
+    bytes += frame.size();
+    messages += wire::MessagesIn(frame.to_string_view());
+    in->agents.push_back({std::move(routing_id), std::move(frame)});
+  };
+  while (messages < options_.max_batch && bytes < kMaxTurnFrameBytes &&
+         !(zmq_quiet && streams_quiet)) {
+    if (!zmq_quiet) {
+      auto m = agents_->TryReceive();
+      if (!m.ok()) {
+        spdlog::error("reading the agent socket: {}", m.status().ToString());
+        zmq_quiet = true;
+      } else if (!m->has_value()) {
+        zmq_quiet = true;
+      } else if (net::StreamServer::Owns((*m)->routing_id)) {
+        // A ZeroMQ client that took a routing id of the kind stream connections get: its
+        // replies would go to one of them. Refused, and not answered.
+        ++rejected_;
+        ++stats_.rejected;
+        spdlog::warn(
+            "dropped a request from a ZeroMQ agent connection whose routing id {} is reserved "
+            "for stream connections (ids must not start with a zero byte)",
+            HexId((*m)->routing_id));
+      } else if ((*m)->frames.size() != 1) {
+        Reject((*m)->routing_id, 0,
+               Status::InvalidArgument("expected exactly one frame per message, got " +
+                                       std::to_string((*m)->frames.size())));
+      } else {
+        take(std::move((*m)->routing_id), std::move((*m)->frames[0]));
+      }
     }
-    if (!m->has_value()) break;
-    if ((*m)->frames.size() != 1) {
-      Reject((*m)->routing_id, 0,
-             Status::InvalidArgument("expected exactly one frame per message, got " +
-                                     std::to_string((*m)->frames.size())));
-      continue;
+    if (!streams_quiet) {
+      auto m = streams_->TryReceive();
+      if (!m.ok()) {
+        spdlog::error("reading the agent stream socket: {}", m.status().ToString());
+        streams_quiet = true;
+      } else if (!m->has_value()) {
+        streams_quiet = true;
+      } else {
+        take(std::move((*m)->connection), std::move((*m)->frame));
+      }
     }
-    bytes += (*m)->frames[0].size();
-    messages += wire::MessagesIn((*m)->frames[0].to_string_view());
-    in->agents.push_back({std::move((*m)->routing_id), std::move((*m)->frames[0])});
   }
   DrainPeers(in);
 }

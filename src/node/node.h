@@ -38,6 +38,7 @@
 #include "handoff/status.h"
 #include "net/curve_keys.h"
 #include "net/sockets.h"
+#include "net/stream.h"
 #include "net/zap.h"
 #include "node/agent_service.h"
 #include "node/backlog.h"
@@ -203,6 +204,10 @@ class Node {
   bool Backlogged(const std::string& routing_id);
   // Forgets receiving connections silent for longer than receiver_timeout (once a second).
   void DropSilentReceivers();
+  // Binds the stream socket beside the agent socket, when [node] agent_stream asks for one.
+  Status OpenStreams(std::optional<gid_t> socket_group, size_t max_frame_bytes);
+  // Forgets the stream connections that closed: what their receivers held goes back now.
+  void ForgetClosedStreams();
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;
   // How long the oldest message for `link` has waited unacknowledged; nullopt when none does
@@ -237,7 +242,10 @@ class Node {
   std::unique_ptr<PeerService> peer_service_;
   zmq::context_t context_;
   std::unique_ptr<net::Router> agents_;
-  Backlog backlog_;                        // for agents_
+  // Beside agents_, the same protocol on a stream socket the loop serves itself ([node]
+  // agent_stream); null without one.
+  std::unique_ptr<net::StreamServer> streams_;
+  Backlog backlog_;                        // for agents_ and streams_
   std::optional<net::CurveKeyPair> keys_;  // this node's, when peer_security is curve
   std::unique_ptr<net::ZapHandler> zap_;   // admits the peers' keys; before peers_in_ binds
   std::unique_ptr<net::Router> peers_in_;  // null without peer_endpoint

@@ -89,6 +89,11 @@ std::string Node::RenderMetrics() const {
   m.Family("handoff_client_backlog_bytes", "gauge",
            "Replies and deliveries agent connections have not read yet.");
   m.Sample("handoff_client_backlog_bytes", static_cast<double>(stats_.backlog_bytes));
+  if (streams_) {
+    m.Family("handoff_agent_stream_connections", "gauge",
+             "Agent connections open on the stream socket (agent_stream).");
+    m.Sample("handoff_agent_stream_connections", static_cast<double>(streams_->connections()));
+  }
   m.Family("handoff_backlog_dropped_requests_total", "counter",
            "Requests dropped because their connection left too much unread.");
   m.Sample("handoff_backlog_dropped_requests_total", static_cast<double>(stats_.backlog_dropped));

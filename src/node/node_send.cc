@@ -97,7 +97,9 @@ void Node::Unhold(const std::vector<Outgoing>& replies) {
 }
 
 Backlog::Sent Node::SendToAgent(const Outgoing& m) {
-  Status s = agents_->Send(m.routing_id, m.frame);
+  Status s = !net::StreamServer::Owns(m.routing_id) ? agents_->Send(m.routing_id, m.frame)
+             : streams_                             ? streams_->Send(m.routing_id, m.frame)
+                                                    : Status::Unavailable("no stream socket");
   if (s.ok()) return Backlog::Sent::kTaken;
   if (s.IsResourceExhausted()) return Backlog::Sent::kFull;
   if (s.IsUnavailable()) {

@@ -28,6 +28,9 @@ struct Options {
   bool json = false;
   // The agent protocol version the bench's agents speak: 2 batches requests and reads batches.
   int protocol = 2;
+  // How the bench's agents reach their daemon: "stream" (the daemon's stream socket, as the
+  // clients do by default) or "zeromq" (its ZeroMQ agent socket).
+  std::string transport = "stream";
   // "curve" (each daemon with a key of its own, listed in the other's [[peers]]) or "none".
   std::string peer_security = "curve";
   std::string handoffd = HANDOFF_BENCH_HANDOFFD;

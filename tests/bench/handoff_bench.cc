@@ -53,6 +53,7 @@
 #include "bench/bench_daemons.h"
 #include "bench/proc_cpu.h"
 #include "handoff/client.h"
+#include "net/stream.h"
 #include "support/free_port.h"
 #include "wire/agent_protocol.h"
 
@@ -64,14 +65,57 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr const char* kReceiver = "agent://bench/b/worker";
 
-zmq::socket_t Dealer(zmq::context_t& ctx, const std::string& endpoint) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::sndhwm, 0);
-  s.set(zmq::sockopt::rcvhwm, 0);
-  s.connect(endpoint);
-  return s;
-}
+// One agent's connection to its daemon: the daemon's stream socket or its ZeroMQ socket
+// (--transport), the same messages on either.
+class Wire {
+ public:
+  Wire(zmq::context_t& ctx, const std::string& endpoint, const std::string& transport)
+      : socket_(ctx, zmq::socket_type::dealer) {
+    if (transport == "stream") {
+      auto stream = handoff::net::StreamClient::Connect(handoff::net::StreamPathFor(endpoint),
+                                                        size_t{1} << 31);
+      if (!stream.ok()) {
+        std::fprintf(stderr, "handoff-bench: %s\n", stream.status().ToString().c_str());
+        std::exit(1);
+      }
+      stream_ = std::move(*stream);
+      return;
+    }
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::sndhwm, 0);
+    socket_.set(zmq::sockopt::rcvhwm, 0);
+    socket_.connect(endpoint);
+  }
+  void Send(std::string_view frame) {
+    if (stream_) {
+      (void)stream_->Send(frame);
+    } else {
+      socket_.send(zmq::buffer(frame), zmq::send_flags::none);
+    }
+  }
+  // The next message, waiting up to `timeout` for it; nullopt when none came. The view lasts
+  // until the next call.
+  std::optional<std::string_view> Receive(std::chrono::milliseconds timeout) {
+    if (stream_) {
+      auto frame = stream_->Receive(timeout);
+      if (!frame.ok() || !*frame) return std::nullopt;
+      frame_ = std::move(**frame);
+      return std::string_view(frame_);
+    }
+    if (timeout.count() > 0) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, timeout);
+    }
+    if (!socket_.recv(message_, zmq::recv_flags::dontwait)) return std::nullopt;
+    return message_.to_string_view();
+  }
+
+ private:
+  zmq::socket_t socket_;
+  std::unique_ptr<handoff::net::StreamClient> stream_;
+  zmq::message_t message_;
+  std::string frame_;
+};
 
 std::string Request(int protocol, std::string_view op, uint64_t rid,
                     const std::function<void(MsgWriter&)>& fill) {
@@ -97,10 +141,10 @@ std::string ClientEncoded(Fill fill) {
 // limit), with 1 one message each.
 class Outbox {
  public:
-  Outbox(zmq::socket_t& s, int protocol) : s_(s), protocol_(protocol) {}
+  Outbox(Wire& s, int protocol) : s_(s), protocol_(protocol) {}
   void Add(std::string frame) {
     if (protocol_ < 2) {
-      s_.send(zmq::buffer(frame), zmq::send_flags::none);
+      s_.Send(frame);
       return;
     }
     if (!frames_.empty() && bytes_ + frame.size() > handoff::wire::kMaxBatchBytes) Flush();
@@ -111,18 +155,17 @@ class Outbox {
   void Flush() {
     if (frames_.empty()) return;
     if (frames_.size() == 1) {
-      s_.send(zmq::buffer(frames_[0]), zmq::send_flags::none);
+      s_.Send(frames_[0]);
     } else {
       std::vector<std::string_view> views(frames_.begin(), frames_.end());
-      const std::string batch = handoff::wire::EncodeBatch(views);
-      s_.send(zmq::buffer(batch), zmq::send_flags::none);
+      s_.Send(handoff::wire::EncodeBatch(views));
     }
     frames_.clear();
     bytes_ = 0;
   }
 
  private:
-  zmq::socket_t& s_;
+  Wire& s_;
   const int protocol_;
   std::vector<std::string> frames_;
   size_t bytes_ = 0;
@@ -130,8 +173,8 @@ class Outbox {
 
 // Calls `fn(reply)` for each reply or push of a message; counts one that does not decode.
 template <typename Fn>
-void ForEachReply(const zmq::message_t& msg, uint64_t& errors, Fn fn) {
-  auto replies = handoff::wire::DecodeReplies(msg.to_string_view());
+void ForEachReply(std::string_view msg, uint64_t& errors, Fn fn) {
+  auto replies = handoff::wire::DecodeReplies(msg);
   if (!replies.ok()) {
     ++errors;
     return;
@@ -141,12 +184,13 @@ void ForEachReply(const zmq::message_t& msg, uint64_t& errors, Fn fn) {
 
 // Agent B: completes every delivery at once with a small result naming the payload's n; with
 // `ack`, acknowledges and starts it first, in the same batch.
-void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int protocol, bool ack,
-              std::atomic<bool>& stop, std::atomic<uint64_t>& errors) {
+void RunAgent(zmq::context_t& ctx, const std::string& endpoint, const std::string& transport,
+              int credit, int protocol, bool ack, std::atomic<bool>& stop,
+              std::atomic<uint64_t>& errors) {
   ::pthread_setname_np(::pthread_self(), "agent-b");  // for the CPU breakdown by thread
-  zmq::socket_t s = Dealer(ctx, endpoint);
+  Wire s(ctx, endpoint, transport);
   uint64_t rid = 1;
-  auto send = [&](const std::string& frame) { s.send(zmq::buffer(frame), zmq::send_flags::none); };
+  auto send = [&](const std::string& frame) { s.Send(frame); };
   Outbox completes(s, protocol);
   uint64_t decode_errors = 0;
   send(Request(protocol, "receive", rid++, [&](MsgWriter& w) {
@@ -154,9 +198,9 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int 
     w.Field("credit", static_cast<uint64_t>(credit));
   }));
   auto last_register = SteadyClock::now();
+  std::chrono::milliseconds patience(100);  // for the first message of each look
   while (!stop.load()) {
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    std::optional<std::string_view> msg = s.Receive(patience);
     if (SteadyClock::now() - last_register > std::chrono::seconds(1)) {
       send(Request(protocol, "receive", rid++, [&](MsgWriter& w) {
         w.Field("address", kReceiver);
@@ -164,9 +208,8 @@ void RunAgent(zmq::context_t& ctx, const std::string& endpoint, int credit, int 
       }));
       last_register = SteadyClock::now();
     }
-    zmq::message_t msg;
-    while (s.recv(msg, zmq::recv_flags::dontwait)) {
-      ForEachReply(msg, decode_errors, [&](handoff::wire::Reply& reply) {
+    for (; msg; msg = s.Receive(std::chrono::milliseconds(0))) {
+      ForEachReply(*msg, decode_errors, [&](handoff::wire::Reply& reply) {
         if (reply.push.empty()) {
           if (!reply.status.ok()) ++errors;
           return;
@@ -217,7 +260,7 @@ struct Outcome {
 
 // Agent A: keeps `window` round trips in flight until `count` are done.
 Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endpoint) {
-  zmq::socket_t s = Dealer(ctx, endpoint);
+  Wire s(ctx, endpoint, o.transport);
   Outbox outbox(s, o.protocol);
   struct Flight {
     int n;
@@ -270,11 +313,9 @@ Outcome RunSender(zmq::context_t& ctx, const Options& o, const std::string& endp
   };
   while (done + static_cast<int>(out.lost) < o.count) {
     top_up();
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(1000));
-    zmq::message_t msg;
-    while (s.recv(msg, zmq::recv_flags::dontwait)) {
-      ForEachReply(msg, out.errors, [&](handoff::wire::Reply& r) {
+    for (auto msg = s.Receive(std::chrono::milliseconds(1000)); msg;
+         msg = s.Receive(std::chrono::milliseconds(0))) {
+      ForEachReply(*msg, out.errors, [&](handoff::wire::Reply& r) {
         handoff::wire::Reply* reply = &r;
         if (auto it = sends.find(reply->rid); it != sends.end()) {
           Flight f = std::move(it->second);
@@ -375,6 +416,10 @@ int main(int argc, char** argv) {
                  "curve (default: encrypted, authenticated links) or none (plaintext)")
       ->check(CLI::IsMember({"curve", "none"}));
   app.add_option("--handoffd", o.handoffd, "the handoffd binary to start");
+  app.add_option("--transport", o.transport,
+                 "how the agents reach their daemon: stream (default: its stream socket, as the "
+                 "clients do) or zeromq (its ZeroMQ agent socket)")
+      ->check(CLI::IsMember({"stream", "zeromq"}));
   app.add_option("--protocol", o.protocol,
                  "agent protocol version the agents speak: 2 (default) sends and takes batches, "
                  "1 one message per request, reply and push")
@@ -426,8 +471,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> agent_errors{0};
   const std::string b_endpoint = daemons.back().endpoint;
-  std::thread agent(RunAgent, std::ref(ctx), b_endpoint, std::max(o.window, 1) * 2, o.protocol,
-                    o.ack, std::ref(stop), std::ref(agent_errors));
+  std::thread agent(RunAgent, std::ref(ctx), b_endpoint, o.transport, std::max(o.window, 1) * 2,
+                    o.protocol, o.ack, std::ref(stop), std::ref(agent_errors));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let B register first
   std::vector<int64_t> commits_before, log_bytes_before;
   std::vector<double> cpu_before;
@@ -521,6 +566,7 @@ int main(int argc, char** argv) {
                              {"wait", o.wait_request ? "request" : "wait_rid"},
                              {"ack", o.ack},
                              {"protocol", o.protocol},
+                             {"transport", o.transport},
                              {"daemon_glibc_tunables", DaemonGlibcTunables()},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"bench_cpu_us_by_thread", per_rt_by_role(bench_by_role)},
@@ -543,9 +589,10 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable handoff round trip: %d node(s), window %d, %d round trips, %d-byte "
-        "payload, fsync %s, peer_security %s, protocol %d, %s%s, daemons' GLIBC_TUNABLES %s\n",
+        "payload, fsync %s, peer_security %s, protocol %d over %s, %s%s, daemons' "
+        "GLIBC_TUNABLES %s\n",
         o.nodes, o.window, o.count, o.payload, o.fsync ? "on" : "off", o.peer_security.c_str(),
-        o.protocol,
+        o.protocol, o.transport.c_str(),
         o.wait_request ? "a wait request after each send" : "each send waits (wait_rid)",
         o.ack ? ", B acks before it completes" : "", DaemonGlibcTunables().c_str());
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);

@@ -379,6 +379,10 @@ TEST_CASE("AgentSocketGroupLetsThatGroupInAndTellsOthersWhichGroupToJoin") {
       std::chrono::seconds(10)));
   CHECK((st.st_mode & 0777) == 0660);
   CHECK(st.st_gid == gid);
+  // The stream socket beside it, made before it, the same.
+  REQUIRE(::stat((socket_file + ".stream").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+  CHECK(st.st_gid == gid);
 
   // handoffctl, where user nobody can run it.
   const std::string ctl = dir.Sub("handoffctl");

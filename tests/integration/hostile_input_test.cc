@@ -1,5 +1,6 @@
-// Hostile input to a running handoffd over a raw ZeroMQ socket: every kind of bad frame gets an
-// error reply, changes nothing stored, and a normal send afterwards works.
+// Hostile input to a running handoffd over a raw ZeroMQ socket and over its stream socket: every
+// kind of bad frame gets an error reply, changes nothing stored, and a normal send afterwards
+// works.
 
 #include <doctest/doctest.h>
 
@@ -9,21 +10,37 @@
 #include "base/msgpack_io.h"
 #include "handoff/agent.h"
 #include "handoff/client.h"
+#include "net/stream.h"
 #include "support/daemon.h"
 #include "wire/agent_protocol.h"
 
 namespace handoff::testing {
 namespace {
 
+// One connection that sends whatever it is given: a ZeroMQ DEALER, or the daemon's stream
+// socket (where a message is one frame, so there are no multi-frame messages to send).
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& endpoint)
+  RawConnection(const std::string& endpoint, bool stream)
       : socket_(context_, zmq::socket_type::dealer) {
+    if (stream) {
+      auto client = net::StreamClient::Connect(net::StreamPathFor(endpoint), 64 << 20);
+      REQUIRE(client.ok());
+      stream_ = std::move(*client);
+      return;
+    }
     socket_.set(zmq::sockopt::linger, 0);
     socket_.connect(endpoint);
   }
 
+  bool stream() const { return stream_ != nullptr; }
+
   void SendFrames(const std::vector<std::string>& frames) {
+    if (stream_) {
+      REQUIRE(frames.size() == 1);
+      REQUIRE(stream_->Send(frames[0]).ok());
+      return;
+    }
     for (size_t i = 0; i < frames.size(); ++i) {
       auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
       socket_.send(zmq::buffer(frames[i]), flags);
@@ -32,11 +49,20 @@ class RawConnection {
 
   // The next reply (bounded wait); fails the test if none comes.
   wire::Reply Receive() {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
-    zmq::message_t message;
-    REQUIRE(socket_.recv(message, zmq::recv_flags::none));
-    auto reply = wire::DecodeReply(message.to_string_view());
+    std::string bytes;
+    if (stream_) {
+      auto frame = stream_->Receive(std::chrono::seconds(10));
+      REQUIRE(frame.ok());
+      REQUIRE(frame->has_value());
+      bytes = std::move(**frame);
+    } else {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
+      zmq::message_t message;
+      REQUIRE(socket_.recv(message, zmq::recv_flags::none));
+      bytes = message.to_string();
+    }
+    auto reply = wire::DecodeReply(bytes);
     REQUIRE(reply.ok());
     return std::move(reply).value();
   }
@@ -44,6 +70,7 @@ class RawConnection {
  private:
   zmq::context_t context_;
   zmq::socket_t socket_;
+  std::unique_ptr<net::StreamClient> stream_;
 };
 
 // A request map with the envelope and whatever `fill` adds.
@@ -69,11 +96,15 @@ size_t IntentCount(Client& client) {
 }
 
 TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
+  bool stream = false;
+  SUBCASE("zeromq") {}
+  SUBCASE("stream") { stream = true; }
+  CAPTURE(stream);
   TempDir dir;
   Daemon daemon(dir, "node-a", "max_payload_bytes = \"4KiB\"");
   daemon.Start();
   auto client = daemon.Connect();
-  RawConnection raw(daemon.endpoint());
+  RawConnection raw(daemon.endpoint(), stream);
 
   const std::string valid_payload = Packed([](MsgWriter& w) {
     w.BeginMap();
@@ -276,6 +307,7 @@ TEST_CASE("HostileFramesGetErrorRepliesChangeNothingAndTheDaemonKeepsServing") {
   uint64_t next_rid = 1000;
   for (const Case& c : cases) {
     CAPTURE(c.name);
+    if (raw.stream() && c.frames.size() > 1) continue;  // a stream frame is one message
     raw.SendFrames(c.frames);
     wire::Reply reply = raw.Receive();
     CHECK(reply.rid == c.rid);
@@ -341,10 +373,14 @@ TEST_CASE("CheckpointsAndResultsMustBeShowableAsJson") {
 }
 
 TEST_CASE("AFloodOfGarbageDoesNotStopTheDaemon") {
+  bool stream = false;
+  SUBCASE("zeromq") {}
+  SUBCASE("stream") { stream = true; }
+  CAPTURE(stream);
   TempDir dir;
   Daemon daemon(dir);
   daemon.Start();
-  RawConnection raw(daemon.endpoint());
+  RawConnection raw(daemon.endpoint(), stream);
   for (int i = 0; i < 2000; ++i) raw.SendFrames({std::string(static_cast<size_t>(i % 50), '\xc1')});
   for (int i = 0; i < 2000; ++i) (void)raw.Receive();
   auto client = daemon.Connect();

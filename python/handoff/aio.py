@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequ
 import zmq
 import zmq.asyncio
 
-from . import _ops
+from . import _ops, _stream
 from ._wire import (
     BATCH_PROTOCOL_VERSION,
     MAX_BATCH,
@@ -67,7 +67,8 @@ log = logging.getLogger("handoff")
 
 
 class Connection:
-    """One DEALER to handoffd; concurrent calls, replies matched by rid, pushes queued.
+    """One connection to handoffd (its stream socket when it has one and ``stream`` is true,
+    else a ZeroMQ DEALER); concurrent calls, replies matched by rid, pushes queued.
 
     It speaks agent protocol version 2 to a daemon that does (asked once, with `hello`): the
     requests that coroutines make in one turn of the event loop go out as one batch, and the
@@ -81,15 +82,22 @@ class Connection:
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
         batches: bool = True,
+        stream: bool = True,
     ) -> None:
         self.endpoint = endpoint or default_endpoint()
         self.batches = batches
         self.timeout = timeout
         self.resend_interval = resend_interval
-        probe(self.endpoint, grace=0.0)  # never blocks the event loop
-        self._context = zmq.asyncio.Context()
-        self._socket = self._context.socket(zmq.DEALER)
-        connect_dealer(self._socket, self.endpoint)
+        path = _stream.path_for(self.endpoint) if stream else None
+        # A Unix socket's connect does not wait: neither blocks the event loop.
+        self._stream = _stream.AsyncStream.connect(path) if path is not None else None
+        self._context: Any = None
+        self._socket: Any = None
+        if self._stream is None:
+            probe(self.endpoint, grace=0.0)
+            self._context = zmq.asyncio.Context()
+            self._socket = self._context.socket(zmq.DEALER)
+            connect_dealer(self._socket, self.endpoint)
         self._rid = 0
         self._waiting: Dict[int, asyncio.Future] = {}
         self._pushes: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
@@ -104,6 +112,11 @@ class Connection:
         """The agent protocol version this connection speaks (0 before the first call)."""
         return self._version
 
+    @property
+    def transport(self) -> str:
+        """"stream" (the daemon's stream socket) or "zeromq"."""
+        return "stream" if self._stream is not None else "zeromq"
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
@@ -111,6 +124,9 @@ class Connection:
                 await self._reader
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._stream is not None:
+            self._stream.close()
+            return
         self._socket.close(linger=0)
         self._context.term()
 
@@ -119,22 +135,31 @@ class Connection:
             self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
+        if self._stream is not None:
+            await self._stream.run(self._dispatch)
+            return
         while True:
-            frame = await self._socket.recv()
-            try:
-                messages = decode_all(frame)
-            except HandoffError as e:
-                log.warning("dropped a frame from handoffd: %s", e)
+            self._dispatch(await self._socket.recv())
+
+    def _dispatch(self, frame: bytes) -> None:
+        """Hands each reply in `frame` to the call waiting for it, and queues each push."""
+        try:
+            messages = decode_all(frame)
+        except HandoffError as e:
+            log.warning("dropped a frame from handoffd: %s", e)
+            return
+        for message in messages:
+            if "push" in message:
+                self._pushes.put_nowait(message)
                 continue
-            for message in messages:
-                if "push" in message:
-                    self._pushes.put_nowait(message)
-                    continue
-                waiter = self._waiting.get(message.get("rid", 0))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
+            waiter = self._waiting.get(message.get("rid", 0))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
 
     async def _send(self, frame: bytes) -> None:
+        if self._stream is not None:
+            self._stream.send(frame)
+            return
         try:
             await self._socket.send(frame, zmq.DONTWAIT)
         except zmq.Again:
@@ -249,13 +274,20 @@ class Client:
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
         batches: bool = True,
+        stream: bool = True,
     ) -> None:
-        """`batches=False` speaks agent protocol version 1: one message per request."""
-        self._conn = Connection(endpoint, timeout, resend_interval, batches)
+        """`batches=False` speaks agent protocol version 1: one message per request;
+        `stream=False` talks over ZeroMQ even where the daemon has a stream socket."""
+        self._conn = Connection(endpoint, timeout, resend_interval, batches, stream)
 
     @property
     def endpoint(self) -> str:
         return self._conn.endpoint
+
+    @property
+    def transport(self) -> str:
+        """How this client reaches its daemon: "stream" or "zeromq"."""
+        return self._conn.transport
 
     async def close(self) -> None:
         await self._conn.close()

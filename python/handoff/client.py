@@ -22,7 +22,7 @@ from typing import Any, Deque, Dict, List, Mapping, Optional
 
 import zmq
 
-from . import _ops
+from . import _ops, _stream
 from ._wire import (
     RESEND_INTERVAL,
     REQUEST_TIMEOUT,
@@ -41,7 +41,8 @@ from .errors import TimedOut, Unavailable
 
 
 class Connection:
-    """One DEALER socket to handoffd with request/reply matching (docs/protocol.md).
+    """One connection to handoffd with request/reply matching (docs/protocol.md): over its
+    stream socket when it has one and ``stream`` is true, else a ZeroMQ DEALER socket.
 
     ``call`` sends a request and waits for the reply with its rid, sending the request again
     after ``resend_interval`` of silence (a daemon that restarted lost it) until ``timeout``.
@@ -55,30 +56,56 @@ class Connection:
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
         context: Optional[zmq.Context] = None,
+        stream: bool = True,
     ) -> None:
         self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
         self.resend_interval = resend_interval
-        probe(self.endpoint, grace=min(START_GRACE, timeout))
-        self._own_context = context is None
-        self._context = context or zmq.Context()
-        self._socket = self._context.socket(zmq.DEALER)
-        connect_dealer(self._socket, self.endpoint)
+        self._stream: Optional[_stream.StreamSocket] = None
+        self._socket: Any = None
+        self._context: Optional[zmq.Context] = None
+        self._own_context = False
+        path = _stream.path_for(self.endpoint) if stream else None
+        if path is not None:
+            self._stream = _stream.StreamSocket.connect(path)
+        if self._stream is None:
+            probe(self.endpoint, grace=min(START_GRACE, timeout))
+            if path is not None:  # a daemon that was starting makes its stream socket first
+                self._stream = _stream.StreamSocket.connect(path)
+        if self._stream is None:
+            self._own_context = context is None
+            self._context = context or zmq.Context()
+            self._socket = self._context.socket(zmq.DEALER)
+            connect_dealer(self._socket, self.endpoint)
         self._rid = 0
         self._pushes: Deque[Dict[str, Any]] = collections.deque()
 
+    @property
+    def transport(self) -> str:
+        """"stream" (the daemon's stream socket) or "zeromq"."""
+        return "stream" if self._stream is not None else "zeromq"
+
     def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            return
         self._socket.close(linger=0)
-        if self._own_context:
+        if self._own_context and self._context is not None:
             self._context.term()
 
     def _send(self, frame: bytes) -> None:
+        if self._stream is not None:
+            self._stream.send(frame)
+            return
         try:
             self._socket.send(frame, zmq.DONTWAIT)
         except zmq.Again:
             pass  # the queue to a vanished daemon is full: the resend or the timeout decides
 
     def _receive(self, timeout: float) -> Optional[Dict[str, Any]]:
+        if self._stream is not None:
+            frame = self._stream.receive(timeout)
+            return decode(frame) if frame is not None else None
         if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
             return None
         try:
@@ -153,7 +180,9 @@ class Client:
 
     Raises :class:`~handoff.Unavailable` at once if no daemon listens on an ipc:// endpoint.
     Every call returns or raises within ``timeout`` seconds (``wait_for`` within its own), and
-    resends its request if the daemon restarts meanwhile.
+    resends its request if the daemon restarts meanwhile. With ``stream`` (the default) it talks
+    over the daemon's stream socket when it has one (docs/protocol.md, "Stream transport"),
+    else over ZeroMQ; ``stream=False``: ZeroMQ always.
     """
 
     def __init__(
@@ -161,13 +190,19 @@ class Client:
         endpoint: Optional[str] = None,
         timeout: float = REQUEST_TIMEOUT,
         resend_interval: float = RESEND_INTERVAL,
+        stream: bool = True,
     ) -> None:
-        self._conn = Connection(endpoint, timeout, resend_interval)
+        self._conn = Connection(endpoint, timeout, resend_interval, stream=stream)
         self._lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
         return self._conn.endpoint
+
+    @property
+    def transport(self) -> str:
+        """How this client reaches its daemon: "stream" or "zeromq"."""
+        return self._conn.transport
 
     def close(self) -> None:
         """Closes the connection; the Client cannot be used after."""

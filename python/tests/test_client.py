@@ -299,8 +299,10 @@ def test_a_missing_or_stalled_daemon_is_unavailable_within_the_timeout(daemon: D
         assert client.status()["node"] == "node-py"
 
 
-def test_wait_for_survives_a_daemon_sigkill_and_restart(daemon: Daemon) -> None:
-    with daemon.client() as client:
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "zeromq"])
+def test_wait_for_survives_a_daemon_sigkill_and_restart(daemon: Daemon, stream: bool) -> None:
+    with daemon.client(stream=stream) as client:
+        assert client.transport == ("stream" if stream else "zeromq")
         intent_id = client.send_intent(work())
         outcome = {}
         waiter = threading.Thread(

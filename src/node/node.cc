@@ -223,22 +223,20 @@ Status Node::OpenStreams(std::optional<gid_t> socket_group, size_t max_frame_byt
 }
 
 void Node::ForgetClosedStreams() {
-  size_t forgotten = 0, returned = 0;
+  size_t forgotten = 0;
   for (const std::string& id : streams_->TakeClosed()) {
     if (receivers_.LastHeard(id) == 0) continue;  // it received nothing
-    // Nobody can complete on a closed connection what it held (a client that reconnects
-    // comes back as another connection): it goes back to the queue now.
+    // Nothing more is pushed to it. What it held keeps its lease, as with a receiver that went
+    // silent (DropSilentReceivers): the agent may finish it on another connection (its worker
+    // threads' own, or after reconnecting), and if it died, the lease runs out.
+    receivers_.Remove(id);
     ++forgotten;
-    for (const IntentId& held : receivers_.Remove(id)) {
-      engine_->ExpireLeaseNow(held);
-      ++returned;
-    }
   }
   if (forgotten == 0) return;
   spdlog::info(
-      "forgot {} receiving agent connection(s) that closed; the {} intent(s) they held go back "
-      "to the queue now",
-      forgotten, returned);
+      "forgot {} receiving agent connection(s) that closed; what they held goes back when its "
+      "lease runs out",
+      forgotten);
 }
 
 void Node::Stop() {

@@ -206,7 +206,7 @@ class Node {
   void DropSilentReceivers();
   // Binds the stream socket beside the agent socket, when [node] agent_stream asks for one.
   Status OpenStreams(std::optional<gid_t> socket_group, size_t max_frame_bytes);
-  // Forgets the stream connections that closed: what their receivers held goes back now.
+  // Forgets the receivers of stream connections that closed (what they held keeps its lease).
   void ForgetClosedStreams();
   void Reject(const std::string& routing_id, uint64_t rid, const Status& status);
   void WritePeerStatus(MsgWriter& w) const;

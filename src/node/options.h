@@ -56,7 +56,7 @@ struct NodeOptions {
   std::string agent_socket_group;
   // [node] agent_stream: also serve agents on a Unix stream socket beside an ipc://
   // agent_endpoint, at its path with ".stream" appended (net/stream.h; same permissions). The
-  // C++ client uses it when it is there: a round trip crosses half as many threads
+  // C++ and Python clients use it when it is there: a round trip crosses half as many threads
   // as over ZeroMQ. Default: true.
   bool agent_stream = true;
 

@@ -37,6 +37,8 @@ def runs_of(one_node_rates):
         "handoff_1node_w1": [handoff_run(900, 900)] * 3,
         "redis_always_w1": [redis_run(1000, 1000)] * 3,
         "handoff_2nodes_w1": [handoff_run(400, 2500, nodes=("node-a", "node-b"))] * 3,
+        "redis_always_unix": [redis_run(24000, 5000)] * 3,
+        "redis_always_unix_w1": [redis_run(1200, 800)] * 3,
     }
 
 
@@ -114,3 +116,18 @@ def test_a_report_without_the_runs_without_fsync_gives_no_ceilings():
     text, result = compare_redis.report(runs, 3, 1024, 40000, 3000, 2)
     assert result["ceilings"] == {}
     assert "ceiling" not in text
+
+
+def test_redis_over_a_unix_socket_is_a_reference_beside_the_targets_not_one_of_them():
+    text, result = compare_redis.report(runs_of([30000, 40000, 36000]), 3, 1024, 40000, 3000, 2)
+    assert len(result["targets"]) == len(compare_redis.TARGETS)
+    refs = {r["reference"]: r for r in result["references"]}
+    one = refs["one node, 256 in flight, fsync: round trips/s vs Redis always over a Unix socket"]
+    assert one["value"] == 1.5 and not one["would_meet"]  # 36,000 / 24,000 against 1.8
+    latency = refs["one node, 1 in flight: p50 vs Redis always over a Unix socket"]
+    assert latency["value"] == 1.125 and not latency["would_meet"]  # 900 / 800
+    assert "short by 17%" in text and "References, not targets" in text
+    runs = runs_of([30000, 30000, 30000])
+    del runs["redis_always_unix"], runs["redis_always_unix_w1"]
+    _, without = compare_redis.report(runs, 3, 1024, 40000, 3000, 2)
+    assert without["references"] == []

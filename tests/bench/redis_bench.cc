@@ -13,10 +13,12 @@
 // Each agent has its own connection (A two: one to add, one to read results, since a blocking
 // read holds its connection) and every connection pipelines: A adds up to a window of requests
 // before reading their replies, B reads up to a window of requests at once and writes all their
-// results before reading the replies. Redis runs on 127.0.0.1 TCP, one I/O thread (its default).
+// results before reading the replies. Redis runs on 127.0.0.1 TCP, one I/O thread (its default),
+// or with --unix-socket on a Unix socket (as handoff's agents use by default).
 //
 //   handoff-redis-bench [--window 256] [--count 20000] [--payload 1024]
-//                       [--appendfsync always|everysec|no] [--redis-server PATH] [--json]
+//                       [--appendfsync always|everysec|no] [--unix-socket]
+//                       [--redis-server PATH] [--json]
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -57,6 +59,13 @@ struct Options {
   std::string appendfsync = "always";
   std::string redis_server = "redis-server";
   bool json = false;
+  bool unix_socket = false;
+};
+
+// Where the clients reach redis-server: 127.0.0.1:port, or a Unix socket when `path` is set.
+struct Where {
+  int port = 0;
+  std::string path;
 };
 
 struct ReplyFree {
@@ -69,8 +78,9 @@ struct ContextFree {
 };
 using Context = std::unique_ptr<redisContext, ContextFree>;
 
-Context Connect(int port) {
-  Context c(redisConnect("127.0.0.1", port));
+Context Connect(const Where& where) {
+  Context c(where.path.empty() ? redisConnect("127.0.0.1", where.port)
+                               : redisConnectUnix(where.path.c_str()));
   if (c == nullptr || c->err != 0) return nullptr;
   return c;
 }
@@ -155,8 +165,8 @@ struct Shared {
 };
 
 // Agent A's adding side: keeps `window` requests in flight.
-void RunSender(int port, const Options& o, Shared& sh) {
-  Context c = Connect(port);
+void RunSender(const Where& where, const Options& o, Shared& sh) {
+  Context c = Connect(where);
   if (!c) {
     ++sh.errors;
     return;
@@ -193,8 +203,8 @@ void RunSender(int port, const Options& o, Shared& sh) {
 }
 
 // Agent A's reading side: takes results as they come and times each round trip.
-void RunResultReader(int port, const Options& o, Shared& sh) {
-  Context c = Connect(port);
+void RunResultReader(const Where& where, const Options& o, Shared& sh) {
+  Context c = Connect(where);
   if (!c) {
     ++sh.errors;
     return;
@@ -249,9 +259,9 @@ void RunResultReader(int port, const Options& o, Shared& sh) {
 }
 
 // Agent B: reads requests through the consumer group, answers each with a result and an ack.
-void RunWorker(int port, const Options& o, Shared& sh) {
+void RunWorker(const Where& where, const Options& o, Shared& sh) {
   ::pthread_setname_np(::pthread_self(), "agent_b");
-  Context c = Connect(port);
+  Context c = Connect(where);
   if (!c) {
     ++sh.errors;
     return;
@@ -282,30 +292,52 @@ void RunWorker(int port, const Options& o, Shared& sh) {
   }
 }
 
-// Starts redis-server on `port` with its AOF in `dir`; its pid, or -1.
-pid_t StartRedis(const Options& o, const std::string& dir, int port) {
+// Starts redis-server on `where` with its AOF in `dir`; its pid, or -1.
+pid_t StartRedis(const Options& o, const std::string& dir, const Where& where) {
   pid_t pid = ::fork();
   if (pid == 0) {
     const std::string log = dir + "/redis.log";
     std::freopen(log.c_str(), "a", stdout);
     std::freopen(log.c_str(), "a", stderr);
-    const std::string port_text = std::to_string(port);
-    ::execlp(o.redis_server.c_str(), o.redis_server.c_str(), "--port", port_text.c_str(), "--bind",
-             "127.0.0.1", "--dir", dir.c_str(), "--appendonly", "yes", "--appendfsync",
-             o.appendfsync.c_str(), "--save", "", "--daemonize", "no", "--protected-mode", "no",
-             "--logfile", "", static_cast<char*>(nullptr));
+    const std::string port_text = std::to_string(where.port);
+    std::vector<const char*> args = {o.redis_server.c_str(),
+                                     "--port",
+                                     port_text.c_str(),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--dir",
+                                     dir.c_str(),
+                                     "--appendonly",
+                                     "yes",
+                                     "--appendfsync",
+                                     o.appendfsync.c_str(),
+                                     "--save",
+                                     "",
+                                     "--daemonize",
+                                     "no",
+                                     "--protected-mode",
+                                     "no",
+                                     "--logfile",
+                                     ""};
+    if (!where.path.empty()) {
+      for (const char* a : {"--unixsocket", where.path.c_str(), "--unixsocketperm", "700"}) {
+        args.push_back(a);
+      }
+    }
+    args.push_back(nullptr);
+    ::execvp(o.redis_server.c_str(), const_cast<char* const*>(args.data()));
     std::fprintf(stderr, "cannot run %s: %s\n", o.redis_server.c_str(), std::strerror(errno));
     ::_exit(127);
   }
   return pid;
 }
 
-bool WaitRedis(int port, pid_t pid) {
+bool WaitRedis(const Where& where, pid_t pid) {
   const auto until = SteadyClock::now() + std::chrono::seconds(10);
   while (SteadyClock::now() < until) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) return false;
-    if (Context c = Connect(port)) {
+    if (Context c = Connect(where)) {
       Reply r = Command(c.get(), {"PING"});
       if (r && r->type == REDIS_REPLY_STATUS) return true;
     }
@@ -336,26 +368,30 @@ int main(int argc, char** argv) {
                  "always (fsync before every reply, the default), everysec or no")
       ->check(CLI::IsMember({"always", "everysec", "no"}));
   app.add_option("--redis-server", o.redis_server, "the redis-server binary to start");
+  app.add_flag("--unix-socket", o.unix_socket,
+               "clients reach Redis on a Unix socket instead of 127.0.0.1 TCP");
   app.add_flag("--json", o.json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/handoff-redis-bench.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl;
-  const int port = handoff::testing::ClaimTcpPort();
-  if (port == 0) {
+  Where where;
+  where.port = handoff::testing::ClaimTcpPort();
+  if (o.unix_socket) where.path = dir + "/redis.sock";
+  if (where.port == 0) {
     std::fprintf(stderr, "handoff-redis-bench: no free TCP port below the ephemeral range\n");
     return 1;
   }
-  pid_t redis = StartRedis(o, dir, port);
-  if (redis < 0 || !WaitRedis(port, redis)) {
+  pid_t redis = StartRedis(o, dir, where);
+  if (redis < 0 || !WaitRedis(where, redis)) {
     std::fprintf(stderr, "handoff-redis-bench: %s did not start (log in %s)\n",
                  o.redis_server.c_str(), dir.c_str());
     StopRedis(redis);
     return 1;
   }
   {
-    Context c = Connect(port);
+    Context c = Connect(where);
     Reply r =
         c ? Command(c.get(), {"XGROUP", "CREATE", kRequests, kGroup, "0", "MKSTREAM"}) : nullptr;
     if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -369,10 +405,10 @@ int main(int argc, char** argv) {
   sh.latency_us.reserve(static_cast<size_t>(o.count));
   const double redis_cpu_before = handoff::bench::CpuSeconds(redis);
   const double self_cpu_before = handoff::bench::SelfCpuSeconds();
-  std::thread worker(RunWorker, port, std::cref(o), std::ref(sh));
-  std::thread reader(RunResultReader, port, std::cref(o), std::ref(sh));
+  std::thread worker(RunWorker, std::cref(where), std::cref(o), std::ref(sh));
+  std::thread reader(RunResultReader, std::cref(where), std::cref(o), std::ref(sh));
   const auto start = SteadyClock::now();
-  RunSender(port, o, sh);
+  RunSender(where, o, sh);
   reader.join();
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   sh.stop.store(true);
@@ -407,6 +443,7 @@ int main(int argc, char** argv) {
                              {"count", o.count},
                              {"payload", o.payload},
                              {"appendfsync", o.appendfsync},
+                             {"transport", o.unix_socket ? "unix" : "tcp"},
                              {"redis_cpu_us_per_round_trip", per_rt(redis_cpu)},
                              {"bench_cpu_us_per_round_trip", per_rt(bench_cpu)},
                              {"ok", ok}};
@@ -414,8 +451,9 @@ int main(int argc, char** argv) {
   } else {
     std::printf(
         "durable round trip with Redis Streams: window %d, %d round trips, %d-byte payload, "
-        "appendfsync %s\n",
-        o.window, o.count, o.payload, o.appendfsync.c_str());
+        "appendfsync %s, over %s\n",
+        o.window, o.count, o.payload, o.appendfsync.c_str(),
+        o.unix_socket ? "a Unix socket" : "127.0.0.1 TCP");
     std::printf("  %-18s %12.0f\n", "round trips/s", rps);
     std::printf("  %-18s %12.3f ms\n", "p50 latency", p50 / 1000.0);
     std::printf("  %-18s %12.3f ms\n", "p99 latency", p99 / 1000.0);

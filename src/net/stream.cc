@@ -32,6 +32,9 @@ constexpr int kMaxAcceptsPerLook = 64;
 constexpr int kListenBacklog = 512;
 // A refused connection (over max_connections) is logged at most this often.
 constexpr auto kRefusalLogPeriod = std::chrono::seconds(5);
+// With no descriptor left to accept a connection, the listening socket is left alone this
+// long (or until a connection closes).
+constexpr auto kAcceptPause = std::chrono::seconds(1);
 
 // Connection ids: a zero byte, 's', and a counter in 8 big-endian bytes. ZeroMQ makes the ids
 // it picks 5 bytes long (a zero byte and a 32-bit counter), and handoff's clients pick ids
@@ -170,6 +173,7 @@ Result<std::optional<StreamMessage>> StreamServer::TryReceive() {
 }
 
 void StreamServer::Events() {
+  if (accept_paused_ && SteadyClock::now() >= resume_accept_at_) PauseAccepting(false);
   epoll_event events[kMaxEvents];
   const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, 0);
   for (int i = 0; i < n; ++i) {
@@ -192,7 +196,15 @@ void StreamServer::Accept() {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: stop looking at the listening socket (it would stay
+        // readable, and the loop spin) until a connection closes or a while has passed.
+        spdlog::warn(
+            "cannot accept agent connections on {} now: {} ({} open); trying again when one "
+            "closes",
+            path_, std::strerror(errno), by_id_.size());
+        PauseAccepting(true);
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         spdlog::warn("accepting an agent connection on {}: {}", path_, std::strerror(errno));
       }
       return;
@@ -368,7 +380,18 @@ void StreamServer::Close(Conn& c, std::string_view why) {
   c.out_pos = 0;
 }
 
+void StreamServer::PauseAccepting(bool pause) {
+  if (pause == accept_paused_) return;
+  accept_paused_ = pause;
+  resume_accept_at_ = SteadyClock::now() + kAcceptPause;
+  epoll_event ev{};
+  ev.events = pause ? 0u : static_cast<uint32_t>(EPOLLIN);
+  ev.data.fd = listen_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+}
+
 void StreamServer::Forget(std::string id) {
+  PauseAccepting(false);  // a descriptor is free again
   by_id_.erase(id);
   closed_.push_back(std::move(id));
 }

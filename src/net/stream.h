@@ -121,6 +121,9 @@ class StreamServer {
   void Close(Conn& c, std::string_view why);
   // Forgets a closed connection with nothing left to take, and reports it (TakeClosed).
   void Forget(std::string id);
+  // Stops (or resumes) watching the listening socket: while no descriptor is left to accept
+  // with, it would stay readable and the loop would spin.
+  void PauseAccepting(bool pause);
 
   int listen_fd_;
   int epoll_fd_;
@@ -133,6 +136,8 @@ class StreamServer {
   std::vector<std::string> closed_;
   std::unique_ptr<char[]> scratch_;  // what a read lands in
   uint64_t refused_ = 0;             // connections over max_connections, since the last log line
+  bool accept_paused_ = false;       // PauseAccepting
+  std::chrono::steady_clock::time_point resume_accept_at_{};
   std::chrono::steady_clock::time_point next_refusal_log_{};
 };
 

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -303,6 +304,41 @@ TEST_CASE("ConnectionsBeyondTheLimitAreClosed") {
   const int d = ConnectUnixStream(path);
   REQUIRE(ServeUntil(**server, [&] { return (*server)->connections() == 2; }));
   for (int fd : {b, c, d}) ::close(fd);
+}
+
+TEST_CASE("OutOfDescriptorsTheServerLeavesNewConnectionsWaitingUntilOneCloses") {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("a.stream");
+  auto server = StreamServer::Listen(path, {});
+  REQUIRE(server.ok());
+  const int a = ConnectUnixStream(path);
+  const int b = ConnectUnixStream(path);
+  const std::string hello = Framed("from b");
+  REQUIRE(::write(b, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+  // Room for exactly one more descriptor: a is accepted, b cannot be.
+  const int lowest_free = ::dup(0);
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free + 1);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  const bool one = ServeUntil(**server, [&] { return (*server)->connections() == 1; });
+  for (int i = 0; i < 3; ++i) REQUIRE((*server)->TryReceive().ok());  // b's accept fails
+  // The listening socket is left alone: nothing to do, so nothing for the loop to spin on.
+  pollfd p{(*server)->fd(), POLLIN, 0};
+  const int ready = ::poll(&p, 1, 0);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  REQUIRE(one);
+  CHECK(ready == 0);
+  // a closes: a descriptor is free, b is accepted and heard.
+  ::close(a);
+  auto got = ReceiveFrames(**server, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(Text(got[0].frame) == "from b");
+  CHECK((*server)->connections() == 1);
+  ::close(b);
 }
 
 TEST_CASE("AClientReconnectsToADaemonThatCameBack") {

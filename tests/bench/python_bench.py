@@ -7,9 +7,12 @@ completes them; prints round trips per second and the latency of each round trip
 outcome received), with the conditions. Every result is checked.
 
     /usr/bin/python3 tests/bench/python_bench.py [--window 1] [--count 2000] [--api sync|aio]
+        [--transport stream|zeromq]
 
 --api sync: the blocking Client and Agent (threads; window 1 only). --api aio: handoff.aio,
-`window` round trips in flight on one event loop. Debian's /usr/bin/python3 (it sees
+`window` round trips in flight on one event loop. --transport zeromq starts the daemon with
+agent_stream = false, so that the clients and agents talk ZeroMQ (default: its stream socket).
+Debian's /usr/bin/python3 (it sees
 python3-zmq and python3-msgpack).
 """
 
@@ -37,12 +40,13 @@ from handoff import aio  # noqa: E402
 ADDRESS = "agent://bench/b/worker"
 
 
-def start_daemon(handoffd: str, root: Path, fsync: bool) -> subprocess.Popen:
+def start_daemon(handoffd: str, root: Path, fsync: bool, stream: bool) -> subprocess.Popen:
     endpoint = f"ipc://{root}/bench.sock"
     (root / "bench.toml").write_text(
         "[node]\nname = \"bench\"\n"
         f'data_dir = "{root}/data"\nagent_endpoint = "{endpoint}"\n'
         f"fsync = {'true' if fsync else 'false'}\n"
+        f"agent_stream = {'true' if stream else 'false'}\n"
     )
     proc = subprocess.Popen([handoffd, "--config", str(root / "bench.toml")],
                             stderr=open(root / "handoffd.log", "wb"))
@@ -121,6 +125,8 @@ def main() -> None:
     parser.add_argument("--no-fsync", action="store_true")
     parser.add_argument("--protocol", type=int, choices=[1, 2], default=2,
                         help="aio only: 2 (default) batches requests and replies, 1 does not")
+    parser.add_argument("--transport", choices=["stream", "zeromq"], default="stream",
+                        help="zeromq: the daemon serves no stream socket, so everyone uses ZeroMQ")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--handoffd", default=os.environ.get(
         "HANDOFFD", str(ROOT / "build" / "daemons" / "handoffd")))
@@ -129,7 +135,7 @@ def main() -> None:
     if api == "sync" and args.window != 1:
         raise SystemExit("--api sync runs one round trip at a time: use --window 1")
     root = Path(tempfile.mkdtemp(prefix="hpyb-"))
-    daemon = start_daemon(args.handoffd, root, not args.no_fsync)
+    daemon = start_daemon(args.handoffd, root, not args.no_fsync, args.transport == "stream")
     endpoint = f"ipc://{root}/bench.sock"
     try:
         started = time.perf_counter()
@@ -156,6 +162,7 @@ def main() -> None:
         "payload": args.payload,
         "fsync": not args.no_fsync,
         "api": api,
+        "transport": args.transport,
         "protocol": args.protocol if api == "aio" else 1,
         "wait": "request",
     }
@@ -164,7 +171,8 @@ def main() -> None:
         return
     print(f"durable handoff round trip, Python client ({api}): window {args.window}, "
           f"{args.count} round trips, {args.payload}-byte payload, "
-          f"fsync {'on' if not args.no_fsync else 'off'}, a wait request after each send")
+          f"fsync {'on' if not args.no_fsync else 'off'}, over {args.transport}, a wait request "
+          "after each send")
     print(f"  {'round trips/s':<18} {report['round_trips_per_s']:>12}")
     print(f"  {'p50 latency':<18} {report['p50_us'] / 1000:>12.3f} ms")
     print(f"  {'p99 latency':<18} {report['p99_us'] / 1000:>12.3f} ms")

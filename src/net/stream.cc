@@ -152,6 +152,7 @@ Result<std::optional<StreamMessage>> StreamServer::TryReceive() {
       StreamMessage m{c.id, zmq::message_t(c.in.data() + c.in_pos + kStreamHeaderBytes, size)};
       c.in_pos += kStreamHeaderBytes + size;
       if (c.in_pos == c.in.size()) {
+        held_ -= c.in.size();
         c.in.clear();
         c.in_pos = 0;
       }
@@ -189,6 +190,28 @@ void StreamServer::Events() {
     if (c.fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) Read(c);
     if (c.fd < 0 && !c.queued) Forget(c.id);
   }
+  while (held_ > options_.max_buffered_bytes && ShedLargest()) {
+  }
+}
+
+bool StreamServer::ShedLargest() {
+  Conn* largest = nullptr;
+  for (auto& [id, c] : by_id_) {
+    if (c->fd >= 0 && (largest == nullptr || c->in.size() > largest->in.size())) {
+      largest = c.get();
+    }
+  }
+  if (largest == nullptr || largest->in.empty()) return false;
+  Close(*largest, "agent connections hold " + std::to_string(held_) +
+                      " bytes of frames not yet served, more than the " +
+                      std::to_string(options_.max_buffered_bytes) +
+                      " allowed: closed the one holding the most (" +
+                      std::to_string(largest->in.size()) + ")");
+  held_ -= largest->in.size();
+  largest->in.clear();
+  largest->in_pos = 0;
+  if (!largest->queued) Forget(largest->id);
+  return true;
 }
 
 void StreamServer::Accept() {
@@ -250,10 +273,12 @@ void StreamServer::Read(Conn& c) {
     const ssize_t n = ::read(c.fd, scratch_.get(), kReadChunk);
     if (n > 0) {
       if (c.in_pos > 0 && (c.in_pos == c.in.size() || c.in_pos >= kMaxBufferedBytes)) {
+        held_ -= c.in_pos;
         c.in.erase(0, c.in_pos);
         c.in_pos = 0;
       }
       c.in.append(scratch_.get(), static_cast<size_t>(n));
+      held_ += static_cast<size_t>(n);
       if (static_cast<size_t>(n) < kReadChunk) break;  // the socket is empty now
       continue;
     }
@@ -354,6 +379,7 @@ bool StreamServer::HasFrame(Conn& c) {
       Close(c, "it sent a frame of " + std::to_string(size) + " bytes; the most allowed is " +
                    std::to_string(options_.max_frame_bytes));
     }
+    held_ -= c.in.size();
     c.in.clear();
     c.in_pos = 0;
     return false;
@@ -392,6 +418,7 @@ void StreamServer::PauseAccepting(bool pause) {
 
 void StreamServer::Forget(std::string id) {
   PauseAccepting(false);  // a descriptor is free again
+  if (auto it = by_id_.find(id); it != by_id_.end()) held_ -= it->second->in.size();
   by_id_.erase(id);
   closed_.push_back(std::move(id));
 }

@@ -11,7 +11,8 @@
 // (an epoll set). Each accepted connection gets a connection id that no ZeroMQ routing id of a
 // well-behaved client equals (Owns). Memory is bounded per connection: what is read but not
 // yet taken (256 KiB, or one frame of at most max_frame_bytes), and what is not yet written
-// (max_unsent_bytes, past which Send reports ResourceExhausted, as a full ZeroMQ queue does).
+// (max_unsent_bytes, past which Send reports ResourceExhausted, as a full ZeroMQ queue does);
+// what all connections hold read and not yet served, by max_buffered_bytes.
 // A connection is reported closed (TakeClosed) once its last frame read has been taken.
 //
 // StreamClient is a client's end: it queues what it sends while the daemon is away and
@@ -59,6 +60,10 @@ struct StreamServerOptions {
   size_t max_unsent_bytes = size_t{1} << 20;
   // Connections beyond this many are accepted and closed at once (and logged).
   size_t max_connections = 4096;
+  // Bytes read from all connections and not yet served (frames waiting, and frames still
+  // arriving). Past it, the connection holding the most is closed (and logged): many clients
+  // each sending a large frame slowly cannot make the daemon hold more than this.
+  size_t max_buffered_bytes = size_t{256} << 20;
 };
 
 // One frame received, and the connection it came on.
@@ -119,6 +124,9 @@ class StreamServer {
   // Closes c's socket (logging `why` unless it is empty: a client that hung up). Its frames
   // already read are still taken; then it is forgotten.
   void Close(Conn& c, std::string_view why);
+  // Closes the open connection that holds the most bytes read and not yet served (what it
+  // held goes); false when none holds any.
+  bool ShedLargest();
   // Forgets a closed connection with nothing left to take, and reports it (TakeClosed).
   void Forget(std::string id);
   // Stops (or resumes) watching the listening socket: while no descriptor is left to accept
@@ -130,6 +138,7 @@ class StreamServer {
   std::string path_;
   StreamServerOptions options_;
   uint64_t next_id_ = 1;
+  size_t held_ = 0;  // bytes of every connection's `in`
   std::unordered_map<std::string, std::unique_ptr<Conn>> by_id_;
   std::unordered_map<int, Conn*> by_fd_;
   std::deque<std::string> ready_;  // connections with a whole frame read, in turn

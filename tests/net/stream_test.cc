@@ -224,6 +224,58 @@ TEST_CASE("AFrameTooLargeClosesItsConnectionOnly") {
   CHECK(**r == "still here");
 }
 
+TEST_CASE("UnfinishedFramesPastTheTotalLimitCostTheConnectionHoldingTheMost") {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("a.stream");
+  StreamServerOptions options;
+  options.max_buffered_bytes = 1 << 20;
+  auto server = StreamServer::Listen(path, options);
+  REQUIRE(server.ok());
+  // Two clients each start a 900 KB frame and stop partway: 600 KB and 500 KB.
+  const uint32_t size = 900'000;
+  char header[kStreamHeaderBytes];
+  EncodeStreamHeader(size, header);
+  // Writes all of `bytes` to `fd`, letting the server read meanwhile (the socket holds less
+  // than this); no frame is whole before the last byte, so none is taken here.
+  auto send_all = [&](int fd, const std::string& bytes) {
+    size_t done = 0;
+    const auto until = Clock::now() + kPatience;
+    while (done < bytes.size() && Clock::now() < until) {
+      const ssize_t n =
+          ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) done += static_cast<size_t>(n);
+      if (done < bytes.size()) {
+        auto m = (*server)->TryReceive();
+        REQUIRE(m.ok());
+        REQUIRE_FALSE(m->has_value());
+      }
+    }
+    REQUIRE(done == bytes.size());
+  };
+  auto start_frame = [&](size_t sent) {
+    const int fd = ConnectUnixStream(path);
+    std::string bytes(header, kStreamHeaderBytes);
+    bytes.append(sent, 'p');
+    send_all(fd, bytes);
+    return fd;
+  };
+  const int big = start_frame(600'000);
+  REQUIRE(ServeUntil(**server, [&] { return (*server)->connections() == 1; }));
+  const int small = start_frame(500'000);
+  // Together past 1 MiB: the one holding the most is closed, the other kept.
+  REQUIRE(ServeUntil(**server, [&] { return !(*server)->TakeClosed().empty(); }));
+  CHECK(testing::HangsUp(big));
+  CHECK((*server)->connections() == 1);
+  // The other finishes its frame and is served.
+  const std::string rest(size - 500'000, 'p');
+  send_all(small, rest);
+  auto got = ReceiveFrames(**server, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].frame.size() == size);
+  ::close(big);
+  ::close(small);
+}
+
 TEST_CASE("AClientThatHangsUpIsReportedAfterItsLastFrame") {
   testing::TempDir dir;
   const std::string path = dir.Sub("a.stream");

@@ -4,16 +4,17 @@
 // agent_stream). The messages are the same (one msgpack value each, a map or a batch); on the
 // stream each is one frame: a 4-byte big-endian length, then that many bytes. A ZeroMQ message
 // crosses four threads (the sender's, its I/O thread, the receiver's I/O thread, the
-// receiver's); a frame on the stream crosses two, which at one request in flight is most of a
-// local round trip's time (docs/performance.md).
+// receiver's); a frame on the stream crosses two, which takes about a third off a local round
+// trip at one request in flight (docs/performance.md, "The agent stream socket").
 //
 // StreamServer is the daemon's end: non-blocking, polled by the loop through one descriptor
 // (an epoll set). Each accepted connection gets a connection id that no ZeroMQ routing id of a
 // well-behaved client equals (Owns). Memory is bounded per connection: what is read but not
 // yet taken (256 KiB, or one frame of at most max_frame_bytes), and what is not yet written
 // (max_unsent_bytes, past which Send reports ResourceExhausted, as a full ZeroMQ queue does);
-// what all connections hold read and not yet served, by max_buffered_bytes.
-// A connection is reported closed (TakeClosed) once its last frame read has been taken.
+// and for all of them: what they hold read and not yet served (max_buffered_bytes), and how
+// many are open (max_connections). A connection is reported closed (TakeClosed) once its last
+// frame read has been taken.
 //
 // StreamClient is a client's end: it queues what it sends while the daemon is away and
 // reconnects when the connection drops, as a ZeroMQ DEALER does; what was queued when a

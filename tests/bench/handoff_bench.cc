@@ -50,6 +50,7 @@
 
 #include "base/clock.h"
 #include "base/intent_id.h"
+#include "bench/agent_wire.h"
 #include "bench/bench_daemons.h"
 #include "bench/proc_cpu.h"
 #include "handoff/client.h"
@@ -64,58 +65,6 @@ using namespace handoff::bench;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr const char* kReceiver = "agent://bench/b/worker";
-
-// One agent's connection to its daemon: the daemon's stream socket or its ZeroMQ socket
-// (--transport), the same messages on either.
-class Wire {
- public:
-  Wire(zmq::context_t& ctx, const std::string& endpoint, const std::string& transport)
-      : socket_(ctx, zmq::socket_type::dealer) {
-    if (transport == "stream") {
-      auto stream = handoff::net::StreamClient::Connect(handoff::net::StreamPathFor(endpoint),
-                                                        size_t{1} << 31);
-      if (!stream.ok()) {
-        std::fprintf(stderr, "handoff-bench: %s\n", stream.status().ToString().c_str());
-        std::exit(1);
-      }
-      stream_ = std::move(*stream);
-      return;
-    }
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.set(zmq::sockopt::sndhwm, 0);
-    socket_.set(zmq::sockopt::rcvhwm, 0);
-    socket_.connect(endpoint);
-  }
-  void Send(std::string_view frame) {
-    if (stream_) {
-      (void)stream_->Send(frame);
-    } else {
-      socket_.send(zmq::buffer(frame), zmq::send_flags::none);
-    }
-  }
-  // The next message, waiting up to `timeout` for it; nullopt when none came. The view lasts
-  // until the next call.
-  std::optional<std::string_view> Receive(std::chrono::milliseconds timeout) {
-    if (stream_) {
-      auto frame = stream_->Receive(timeout);
-      if (!frame.ok() || !*frame) return std::nullopt;
-      frame_ = std::move(**frame);
-      return std::string_view(frame_);
-    }
-    if (timeout.count() > 0) {
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, timeout);
-    }
-    if (!socket_.recv(message_, zmq::recv_flags::dontwait)) return std::nullopt;
-    return message_.to_string_view();
-  }
-
- private:
-  zmq::socket_t socket_;
-  std::unique_ptr<handoff::net::StreamClient> stream_;
-  zmq::message_t message_;
-  std::string frame_;
-};
 
 std::string Request(int protocol, std::string_view op, uint64_t rid,
                     const std::function<void(MsgWriter&)>& fill) {
@@ -135,41 +84,6 @@ std::string ClientEncoded(Fill fill) {
   fill(pk);
   return std::string(out.data(), out.size());
 }
-
-// Requests to send: with protocol 2 everything queued goes as batches (at most kMaxBatchItems
-// messages and kMaxBatchBytes each: the daemon drops a connection that sends a frame over its
-// limit), with 1 one message each.
-class Outbox {
- public:
-  Outbox(Wire& s, int protocol) : s_(s), protocol_(protocol) {}
-  void Add(std::string frame) {
-    if (protocol_ < 2) {
-      s_.Send(frame);
-      return;
-    }
-    if (!frames_.empty() && bytes_ + frame.size() > handoff::wire::kMaxBatchBytes) Flush();
-    bytes_ += frame.size();
-    frames_.push_back(std::move(frame));
-    if (frames_.size() == handoff::wire::kMaxBatchItems) Flush();
-  }
-  void Flush() {
-    if (frames_.empty()) return;
-    if (frames_.size() == 1) {
-      s_.Send(frames_[0]);
-    } else {
-      std::vector<std::string_view> views(frames_.begin(), frames_.end());
-      s_.Send(handoff::wire::EncodeBatch(views));
-    }
-    frames_.clear();
-    bytes_ = 0;
-  }
-
- private:
-  Wire& s_;
-  const int protocol_;
-  std::vector<std::string> frames_;
-  size_t bytes_ = 0;
-};
 
 // Calls `fn(reply)` for each reply or push of a message; counts one that does not decode.
 template <typename Fn>
